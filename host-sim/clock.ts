@@ -1,0 +1,152 @@
+/*
+ * Virtual time for the simulator: a 30 s diagnostic window or a 10 min backoff costs
+ * milliseconds, while real sockets on loopback still carry real bytes.
+ *
+ * VirtualClock is the ClockPort binding. TimeDriver runs real I/O and virtual timers
+ * together: it jumps to the next virtual timer only when nothing real is going on, that is
+ * when no I/O is held open, or when held I/O has shown no activity for `quietMs` of real
+ * time (a server that drips bytes on virtual timers, for instance).
+ */
+import type { ClockPort, TimerId } from "../modules/ports";
+
+interface Timer {
+  id: number;
+  at: number;
+  seq: number;
+  callback: () => void;
+}
+
+export const DEFAULT_EPOCH = Date.UTC(2026, 0, 1);
+
+export class VirtualClock implements ClockPort {
+  private t = 0;
+  private seq = 0;
+  private nextId = 1;
+  private timers: Timer[] = [];
+  private holds = 0;
+  private lastActivity = 0;
+  /** Wall-clock epoch at virtual time 0. */
+  epoch: number;
+
+  constructor(options: { epoch?: number } = {}) {
+    this.epoch = options.epoch ?? DEFAULT_EPOCH;
+  }
+
+  now(): number {
+    return this.t;
+  }
+
+  wallTime(): number {
+    return this.epoch + this.t;
+  }
+
+  setTimeout(callback: () => void, ms: number): TimerId {
+    const id = this.nextId++;
+    const delay = Number.isFinite(ms) && ms > 0 ? ms : 0;
+    this.timers.push({ id, at: this.t + delay, seq: this.seq++, callback });
+    this.timers.sort((a, b) => a.at - b.at || a.seq - b.seq);
+    return id;
+  }
+
+  clearTimeout(id: TimerId): void {
+    const i = this.timers.findIndex((t) => t.id === id);
+    if (i >= 0) this.timers.splice(i, 1);
+  }
+
+  /** Number of pending timers. */
+  pending(): number {
+    return this.timers.length;
+  }
+
+  /** Virtual time of the next timer, or undefined. */
+  nextAt(): number | undefined {
+    return this.timers[0]?.at;
+  }
+
+  /** Jump to the next timer and fire it (and any others due at that instant). False if none. */
+  step(): boolean {
+    const first = this.timers[0];
+    if (!first) return false;
+    this.t = Math.max(this.t, first.at);
+    while (this.timers.length && this.timers[0]!.at <= this.t) {
+      const timer = this.timers.shift()!;
+      timer.callback();
+    }
+    return true;
+  }
+
+  /** Advance by `ms`, firing every timer due on the way, in order. */
+  advance(ms: number): void {
+    const end = this.t + ms;
+    while (this.timers.length && this.timers[0]!.at <= end) this.step();
+    this.t = end;
+  }
+
+  /** Real I/O is in flight: do not jump time while it is active. Returns the release function. */
+  hold(): () => void {
+    this.holds++;
+    this.lastActivity = performance.now();
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.holds--;
+      this.lastActivity = performance.now();
+    };
+  }
+
+  /** Held I/O made progress (bytes arrived). */
+  activity(): void {
+    this.lastActivity = performance.now();
+  }
+
+  /** True when the driver may jump virtual time now. */
+  quiet(quietMs: number): boolean {
+    return this.holds === 0 || performance.now() - this.lastActivity >= quietMs;
+  }
+}
+
+export interface DriveOptions {
+  /** Give up after this much virtual time (ms). Default: 24 h. */
+  maxVirtualMs?: number;
+  /** Real ms of silence on held I/O before time may jump. Default 20. */
+  quietMs?: number;
+  /** Give up after this much real time (ms). Default 60 000. */
+  maxRealMs?: number;
+}
+
+const realTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Run the event loop until `done()` is true, jumping virtual time whenever the simulation
+ * is quiet. Throws if virtual or real time runs out first, naming which.
+ */
+export async function driveUntil(clock: VirtualClock, done: () => boolean, options: DriveOptions = {}): Promise<void> {
+  const maxVirtual = clock.now() + (options.maxVirtualMs ?? 24 * 3600_000);
+  const quietMs = options.quietMs ?? 20;
+  const realDeadline = performance.now() + (options.maxRealMs ?? 60_000);
+  for (;;) {
+    // Let promise jobs and already-arrived I/O run first.
+    await realTurn();
+    await realTurn();
+    if (done()) return;
+    if (performance.now() > realDeadline) throw new Error(`driveUntil: real-time limit reached at virtual t=${clock.now()} ms`);
+    if (!clock.quiet(quietMs)) {
+      await realSleep(1);
+      continue;
+    }
+    const next = clock.nextAt();
+    if (next === undefined) {
+      // Nothing scheduled and nothing held: either done() will never be true, or I/O we don't track is pending.
+      await realSleep(2);
+      if (clock.nextAt() === undefined && clock.quiet(quietMs) && !done()) {
+        await realSleep(quietMs);
+        if (clock.nextAt() === undefined && !done()) throw new Error(`driveUntil: stalled at virtual t=${clock.now()} ms (no timers, no I/O)`);
+      }
+      continue;
+    }
+    if (next > maxVirtual) throw new Error(`driveUntil: virtual-time limit reached (next timer at ${next} ms)`);
+    clock.step();
+  }
+}

@@ -1,0 +1,123 @@
+/*
+ * otadata as ESP-IDF writes it (components/app_update, bootloader_support):
+ * two 4 KB sectors, each starting with esp_ota_select_entry_t, little-endian, 32 bytes:
+ *   u32 ota_seq @0, u8 seq_label[20] @4, u32 ota_state @24, u32 crc @28
+ * crc = esp_rom_crc32_le(UINT32_MAX, &ota_seq, 4) == binascii.crc32(seq_le, 0xFFFFFFFF).
+ *
+ * Pure functions over bytes: the agent uses them to switch and confirm, the simulator's
+ * bootloader to select. One implementation, so both sides agree by construction; the tests
+ * pin it to hand-computed bytes.
+ */
+
+export const OTA_SECTOR = 4096;
+export const ENTRY_SIZE = 32;
+
+export const OtaState = {
+  NEW: 0,
+  PENDING_VERIFY: 1,
+  VALID: 2,
+  INVALID: 3,
+  ABORTED: 4,
+  UNDEFINED: 0xffffffff,
+} as const;
+export type OtaStateName = keyof typeof OtaState;
+
+export interface OtaEntry {
+  seq: number;
+  label: Uint8Array; // 20 bytes, unused by ESP-IDF (0xFF when erased)
+  state: number;
+  crc: number;
+}
+
+let crcTable: Uint32Array | undefined;
+function table(): Uint32Array {
+  if (crcTable) return crcTable;
+  crcTable = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    crcTable[n] = c >>> 0;
+  }
+  return crcTable;
+}
+
+/** zlib CRC-32 (binascii.crc32(data, init)); init 0 is the usual zlib crc32. */
+export function crc32(data: Uint8Array, init = 0): number {
+  const t = table();
+  let c = (init ^ 0xffffffff) >>> 0;
+  for (let i = 0; i < data.length; i++) c = t[(c ^ data[i]!) & 0xff]! ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+/** The otadata CRC of a sequence number, exactly as ESP-IDF computes it. */
+export function seqCrc(seq: number): number {
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setUint32(0, seq >>> 0, true);
+  return crc32(b, 0xffffffff);
+}
+
+export function stateName(state: number): string {
+  for (const [name, value] of Object.entries(OtaState)) if (value === state >>> 0) return name;
+  return `0x${(state >>> 0).toString(16)}`;
+}
+
+export function decodeEntry(bytes: Uint8Array): OtaEntry {
+  if (bytes.byteLength < ENTRY_SIZE) throw new RangeError("otadata entry needs 32 bytes");
+  const v = new DataView(bytes.buffer, bytes.byteOffset, ENTRY_SIZE);
+  return {
+    seq: v.getUint32(0, true),
+    label: bytes.slice(4, 24),
+    state: v.getUint32(24, true),
+    crc: v.getUint32(28, true),
+  };
+}
+
+/** The 32 bytes of an entry; the label stays 0xFF as ESP-IDF leaves it. */
+export function encodeEntry(seq: number, state: number, out: Uint8Array = new Uint8Array(ENTRY_SIZE)): Uint8Array {
+  out.fill(0xff, 0, ENTRY_SIZE);
+  const v = new DataView(out.buffer, out.byteOffset, ENTRY_SIZE);
+  v.setUint32(0, seq >>> 0, true);
+  v.setUint32(24, state >>> 0, true);
+  v.setUint32(28, seqCrc(seq), true);
+  return out;
+}
+
+/** bootloader_common_ota_select_valid: seq set, CRC right, state not INVALID/ABORTED. */
+export function entryValid(e: OtaEntry): boolean {
+  return e.seq !== 0xffffffff && e.crc === seqCrc(e.seq) && e.state !== OtaState.INVALID && e.state !== OtaState.ABORTED;
+}
+
+/** Which of the two entries is active (bootloader_common_get_active_otadata): the higher valid seq; a tie goes to entry 0. -1 when neither is valid. */
+export function activeEntry(entries: readonly [OtaEntry, OtaEntry]): 0 | 1 | -1 {
+  const v0 = entryValid(entries[0]);
+  const v1 = entryValid(entries[1]);
+  if (v0 && v1) return entries[1].seq > entries[0].seq ? 1 : 0;
+  if (v0) return 0;
+  if (v1) return 1;
+  return -1;
+}
+
+/** The slot an entry selects: ota_[(seq - 1) % slotCount]. */
+export function slotOfSeq(seq: number, slotCount: number): number {
+  return (seq - 1) % slotCount;
+}
+
+/**
+ * esp_ota_set_boot_partition's choice of the next seq for `slot`: the smallest
+ * (slot + 1) % n + i * n that is >= the current active seq (0 when none is active).
+ * ESP-IDF's loop: i = 0; while (seq > (slot+1)%n + i*n) i++.
+ */
+export function nextSeq(activeSeq: number, slot: number, slotCount: number): number {
+  const base = (slot + 1) % slotCount;
+  let i = 0;
+  while (activeSeq > base + i * slotCount) i++;
+  let seq = base + i * slotCount;
+  // ESP-IDF: with n == 1 ... base is 0; an entry with seq 0 would select slot -1. Guard as IDF does for n >= 2 only.
+  if (seq === 0) seq = slotCount;
+  return seq;
+}
+
+/** The sector the next write goes to: the other one than the active entry (sector 0 when none). */
+export function sectorForWrite(active: 0 | 1 | -1): 0 | 1 {
+  return active === 0 ? 1 : 0;
+}

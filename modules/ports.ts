@@ -1,0 +1,188 @@
+/*
+ * The ports: the only doors out of modules/.
+ *
+ * Each interface has one binding in src/ (Moddable on the ESP32) and one in host-sim/
+ * (the simulated ESP32, under Node or bridged into the XS engine). Shapes follow the
+ * Moddable / ECMA-419 APIs they wrap, so the device binding stays thin.
+ *
+ * Rules for everything in modules/: no Node API, no Buffer, no DOM, no process; bytes are
+ * Uint8Array/ArrayBuffer; time comes only from ClockPort.
+ */
+
+/** One flash partition, opened by label. NOR semantics: erase a 4 KB block to 0xFF, writes only clear bits. */
+export interface FlashPartition {
+  /** Partition size in bytes. */
+  readonly byteLength: number;
+  /** Erase block size in bytes (4096 on ESP32). */
+  readonly blockSize: number;
+  /** Copy `target.byteLength` bytes from `offset` into the caller-owned `target`. */
+  read(offset: number, target: Uint8Array): void;
+  /** Program `data` at `offset`. The block must have been erased; out of bounds throws. */
+  write(offset: number, data: Uint8Array): void;
+  /** Erase one block (index, not byte offset) to 0xFF. */
+  eraseBlock(block: number): void;
+}
+
+/** What the agent needs to know about the app slots; the bootloader's truth, not otadata's guess. */
+export interface SlotInfo {
+  /** Number of OTA app slots (ota_0..ota_{n-1}). */
+  readonly count: number;
+  /** Index of the slot the bootloader actually booted (esp_ota_get_running_partition). */
+  readonly running: number;
+  /** Index of the slot an update is written to (esp_ota_get_next_update_partition). */
+  readonly next: number;
+}
+
+export interface FlashPort {
+  /**
+   * Open a partition by label: "running", "nextota" (app slots), "otadata", "nvs", or any
+   * data partition label. Throws OtaError FLASH_NO_PARTITION for an unknown label.
+   */
+  open(label: string): FlashPartition;
+  slots(): SlotInfo;
+}
+
+/** Preference / NVS. Domain and key <= 15 chars, value <= 4000 bytes, integers not floats. */
+export type StoreValue = string | number | boolean | ArrayBuffer;
+export interface StorePort {
+  get(domain: string, key: string): StoreValue | undefined;
+  /** Each set commits (atomic per key, like an NVS commit). */
+  set(domain: string, key: string, value: StoreValue): void;
+  delete(domain: string, key: string): void;
+  keys(domain: string): string[];
+}
+
+/** Streaming HTTPS GET. Only https: URLs; TLS trusts only the pinned CA/server certificate. */
+export interface HttpRequestOptions {
+  url: string;
+  method?: "GET" | "HEAD";
+  /** Request headers as [name, value] pairs, e.g. [["range", "bytes=4096-"], ["if-range", "\"etag\""]]. */
+  headers?: ReadonlyArray<readonly [string, string]>;
+}
+
+export interface HttpHandler {
+  /** Status line received. */
+  onStatus(status: number): void;
+  /** One header, name lower-cased (Moddable message 2). */
+  onHeader(name: string, value: string): void;
+  /** All headers received (Moddable message 3). */
+  onHeadersComplete(): void;
+  /**
+   * Body bytes are available (Moddable message 4): call `read(target)` to copy up to
+   * target.byteLength of them into the caller-owned buffer; it returns the count copied.
+   * Whatever is not read now is offered again with the next call.
+   */
+  onData(available: number, read: (target: Uint8Array) => number): void;
+  /** Body complete (Moddable message 5). */
+  onComplete(): void;
+  /** Transport or TLS failure (Moddable message -2); `code` is an OtaError code. */
+  onError(code: string, detail: string): void;
+}
+
+export interface HttpRequest {
+  /** Abort; safe to call twice and after completion. */
+  close(): void;
+}
+
+export interface HttpPort {
+  request(options: HttpRequestOptions, handler: HttpHandler): HttpRequest;
+}
+
+export interface Sha256 {
+  write(data: Uint8Array): void;
+  /** Returns the 32-byte digest and leaves the object reset. */
+  close(): Uint8Array;
+  reset(): void;
+}
+
+export interface CryptoPort {
+  sha256(): Sha256;
+  /**
+   * ECDSA P-256 over a precomputed SHA-256 digest. `publicKey` is an uncompressed point
+   * (65 bytes, 0x04||X||Y); `signature` is raw r||s (64 bytes) or DER.
+   */
+  verifyEcdsaP256(publicKey: Uint8Array, digest: Uint8Array, signature: Uint8Array): boolean;
+  /**
+   * RSA PKCS#1 v1.5 with SHA-256 over a precomputed digest. `modulus` big-endian,
+   * `exponent` big-endian (usually 0x010001). Moddable's crypt has no PSS.
+   */
+  verifyRsaPkcs1Sha256(modulus: Uint8Array, exponent: Uint8Array, digest: Uint8Array, signature: Uint8Array): boolean;
+}
+
+export interface MqttWill {
+  topic: string;
+  payload: string;
+  qos?: 0 | 1;
+  retain?: boolean;
+}
+
+export interface MqttConnectOptions {
+  host: string;
+  port: number;
+  id: string;
+  user?: string;
+  password?: string;
+  will?: MqttWill;
+  /** Keep-alive in ms. */
+  keepalive?: number;
+  secure?: boolean;
+}
+
+export interface MqttHandler {
+  onReady(): void;
+  onMessage(topic: string, payload: Uint8Array): void;
+  /** The connection is gone (error or close); the client is dead after this. */
+  onClose(reason: string): void;
+  /** PUBACK for a QoS 1 publish (by the id `publish` returned). Optional on the device. */
+  onPublished?(id: number): void;
+}
+
+export interface MqttClient {
+  /** Returns the packet id for QoS 1, 0 for QoS 0. */
+  publish(topic: string, payload: string | Uint8Array, options?: { qos?: 0 | 1; retain?: boolean }): number;
+  subscribe(topic: string): void;
+  close(): void;
+}
+
+export interface MqttPort {
+  connect(options: MqttConnectOptions, handler: MqttHandler): MqttClient;
+}
+
+export type TimerId = number;
+export interface ClockPort {
+  /** Monotonic milliseconds since boot. */
+  now(): number;
+  /** Wall-clock milliseconds since the epoch (for expiry and windows); may be unset (0) before SNTP. */
+  wallTime(): number;
+  setTimeout(callback: () => void, ms: number): TimerId;
+  clearTimeout(id: TimerId): void;
+}
+
+export type ResetReason = "power-on" | "software" | "panic" | "watchdog" | "brownout" | "unknown";
+
+export interface SystemPort {
+  /** Restart the chip. Never returns on the device; in the simulator it ends this boot. */
+  restart(reason: string): void;
+  resetReason(): ResetReason;
+  /** Stable device id (MAC, lower-case hex without separators). */
+  deviceId(): string;
+  /** Hardware revision string, e.g. "esp32-rev3". */
+  hardwareRevision(): string;
+  /** Chip id as in esp_image_header_t (ESP32 = 0). */
+  chipId(): number;
+  /** Free heap in bytes. */
+  freeHeap(): number;
+  /** Log a line (trace on the device, the simulator's console or capture in tests). */
+  log(line: string): void;
+}
+
+/** Everything the agent gets from its host, bundled. */
+export interface Ports {
+  flash: FlashPort;
+  store: StorePort;
+  http: HttpPort;
+  crypto: CryptoPort;
+  mqtt?: MqttPort;
+  clock: ClockPort;
+  system: SystemPort;
+}
