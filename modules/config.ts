@@ -1,0 +1,222 @@
+/*
+ * The application configuration (JSON): where releases come from, which keys are trusted,
+ * how the device targets itself, and the agent's limits. `parseConfig` validates it and fills
+ * defaults, so the rest of the agent reads plain numbers.
+ *
+ * The running version, project and secure_version are NOT configuration: they come from the
+ * running image's esp_app_desc_t (flash label "running"), so they cannot drift from the bytes.
+ */
+import { OtaError } from "./errors";
+
+/** A trusted public key as configured: SIGN's keyFromConfig input (modules/keys.ts). */
+export interface KeyConfig {
+  id?: string;
+  type: "ecdsa-p256" | "rsa-2048";
+  /** base64 DER SubjectPublicKeyInfo */
+  spki: string;
+  revoked?: boolean;
+}
+
+export interface RetryConfig {
+  /** First backoff delay (ms). */
+  baseMs: number;
+  /** Backoff ceiling (ms). */
+  maxMs: number;
+  /** Failed download attempts per release before POLICY_RETRY_CAP (persisted across reboots). */
+  maxAttempts: number;
+}
+
+export interface DiagnosticsConfig {
+  /** The whole self-test window after an update (ms of device time). */
+  windowMs: number;
+  /** Free heap below this fails the built-in heap check (bytes). */
+  heapFloor: number;
+  /** Per-check timeout (ms). */
+  checkTimeoutMs: number;
+}
+
+export interface DownloadConfig {
+  /** No body bytes for this long aborts the attempt (HTTP_TIMEOUT) and resumes (ms). */
+  stallMs: number;
+  /** Average below this many bytes/s over `rateWindowMs` aborts the attempt (HTTP_TIMEOUT). */
+  minBytesPerSec: number;
+  rateWindowMs: number;
+  /** Journal the byte count every this many bytes (bounded NVS writes); a multiple of 4096. */
+  journalEveryBytes: number;
+}
+
+export interface MaintenanceWindow {
+  /** Minutes after 00:00 UTC; a window may wrap past midnight (start > end). */
+  startMinute: number;
+  endMinute: number;
+}
+
+export interface MqttConfig {
+  host: string;
+  port: number;
+  secure?: boolean;
+  keepaliveMs?: number;
+}
+
+export interface AppConfig {
+  product: string;
+  channel: string;
+  /** https: URL of the signed manifest envelope. */
+  manifestUrl: string;
+  trustedKeys: KeyConfig[];
+  /** Keys for the image's appended espsecure signature (default: trustedKeys). */
+  imageKeys?: KeyConfig[];
+  requireImageSignature: boolean;
+  revokedVersions?: string[];
+  hardware?: string;
+  region?: string;
+  groups?: string[];
+  /** Period of the update check loop (ms); 0 disables the loop (checks only on command). */
+  checkIntervalMs: number;
+  retry: RetryConfig;
+  diagnostics: DiagnosticsConfig;
+  download: DownloadConfig;
+  maintenanceWindow?: MaintenanceWindow;
+  mqtt?: MqttConfig;
+  /** Outbox capacity in events. */
+  outboxCapacity: number;
+}
+
+export const DEFAULTS = {
+  channel: "stable",
+  checkIntervalMs: 3600_000,
+  retry: { baseMs: 2_000, maxMs: 600_000, maxAttempts: 8 },
+  diagnostics: { windowMs: 30_000, heapFloor: 16 * 1024, checkTimeoutMs: 10_000 },
+  download: { stallMs: 30_000, minBytesPerSec: 256, rateWindowMs: 60_000, journalEveryBytes: 64 * 1024 },
+  outboxCapacity: 64,
+} as const;
+
+type Json = Record<string, unknown>;
+
+function fail(path: string, what: string): never {
+  throw new OtaError("CONFIG_INVALID", `${path}: ${what}`);
+}
+
+function obj(v: unknown, path: string): Json {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) fail(path, "expected an object");
+  return v as Json;
+}
+
+function str(v: unknown, path: string, fallback?: string): string {
+  if (v === undefined && fallback !== undefined) return fallback;
+  if (typeof v !== "string" || v === "") fail(path, "expected a non-empty string");
+  return v;
+}
+
+function optStr(v: unknown, path: string): string | undefined {
+  return v === undefined ? undefined : str(v, path);
+}
+
+function num(v: unknown, path: string, fallback: number | undefined, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+  if (v === undefined && fallback !== undefined) return fallback;
+  if (typeof v !== "number" || !Number.isFinite(v) || Math.floor(v) !== v) fail(path, "expected an integer");
+  if (v < min || v > max) fail(path, `expected ${min}..${max}`);
+  return v;
+}
+
+function bool(v: unknown, path: string, fallback: boolean): boolean {
+  if (v === undefined) return fallback;
+  if (typeof v !== "boolean") fail(path, "expected true or false");
+  return v;
+}
+
+function strList(v: unknown, path: string): string[] | undefined {
+  if (v === undefined) return undefined;
+  if (!Array.isArray(v)) fail(path, "expected an array of strings");
+  return v.map((s, i) => str(s, `${path}[${i}]`));
+}
+
+function keys(v: unknown, path: string): KeyConfig[] {
+  if (!Array.isArray(v)) fail(path, "expected an array of keys");
+  return v.map((k, i) => {
+    const o = obj(k, `${path}[${i}]`);
+    const type = o.type;
+    if (type !== "ecdsa-p256" && type !== "rsa-2048") fail(`${path}[${i}].type`, "expected ecdsa-p256 or rsa-2048");
+    const spki = str(o.spki, `${path}[${i}].spki`);
+    if (!/^[A-Za-z0-9+/]+={0,2}$/.test(spki)) fail(`${path}[${i}].spki`, "expected base64 DER");
+    const key: KeyConfig = { type, spki };
+    const id = optStr(o.id, `${path}[${i}].id`);
+    if (id !== undefined) key.id = id;
+    if (o.revoked !== undefined) key.revoked = bool(o.revoked, `${path}[${i}].revoked`, false);
+    return key;
+  });
+}
+
+/**
+ * Validate a configuration (JSON text or parsed data) and fill defaults.
+ * Throws CONFIG_INVALID naming the first bad field.
+ */
+export function parseConfig(json: unknown): AppConfig {
+  let data = json;
+  if (typeof json === "string") {
+    try {
+      data = JSON.parse(json);
+    } catch (e) {
+      fail("config", `not JSON (${(e as Error).message})`);
+    }
+  }
+  const o = obj(data, "config");
+  const manifestUrl = str(o.manifestUrl, "manifestUrl");
+  if (!/^https?:\/\//i.test(manifestUrl)) fail("manifestUrl", "expected an https: URL");
+  const trustedKeys = keys(o.trustedKeys, "trustedKeys");
+  if (trustedKeys.length === 0) fail("trustedKeys", "at least one key is required");
+  const r = o.retry === undefined ? {} : obj(o.retry, "retry");
+  const d = o.diagnostics === undefined ? {} : obj(o.diagnostics, "diagnostics");
+  const dl = o.download === undefined ? {} : obj(o.download, "download");
+  const config: AppConfig = {
+    product: str(o.product, "product"),
+    channel: str(o.channel, "channel", DEFAULTS.channel),
+    manifestUrl,
+    trustedKeys,
+    requireImageSignature: bool(o.requireImageSignature, "requireImageSignature", false),
+    checkIntervalMs: num(o.checkIntervalMs, "checkIntervalMs", DEFAULTS.checkIntervalMs),
+    retry: {
+      baseMs: num(r.baseMs, "retry.baseMs", DEFAULTS.retry.baseMs, 1),
+      maxMs: num(r.maxMs, "retry.maxMs", DEFAULTS.retry.maxMs, 1),
+      maxAttempts: num(r.maxAttempts, "retry.maxAttempts", DEFAULTS.retry.maxAttempts, 1, 1000),
+    },
+    diagnostics: {
+      windowMs: num(d.windowMs, "diagnostics.windowMs", DEFAULTS.diagnostics.windowMs, 1),
+      heapFloor: num(d.heapFloor, "diagnostics.heapFloor", DEFAULTS.diagnostics.heapFloor),
+      checkTimeoutMs: num(d.checkTimeoutMs, "diagnostics.checkTimeoutMs", DEFAULTS.diagnostics.checkTimeoutMs, 1),
+    },
+    download: {
+      stallMs: num(dl.stallMs, "download.stallMs", DEFAULTS.download.stallMs, 1),
+      minBytesPerSec: num(dl.minBytesPerSec, "download.minBytesPerSec", DEFAULTS.download.minBytesPerSec),
+      rateWindowMs: num(dl.rateWindowMs, "download.rateWindowMs", DEFAULTS.download.rateWindowMs, 1),
+      journalEveryBytes: num(dl.journalEveryBytes, "download.journalEveryBytes", DEFAULTS.download.journalEveryBytes, 4096),
+    },
+    outboxCapacity: num(o.outboxCapacity, "outboxCapacity", DEFAULTS.outboxCapacity, 4, 1000),
+  };
+  if (config.retry.maxMs < config.retry.baseMs) fail("retry.maxMs", "must be >= retry.baseMs");
+  if (config.download.journalEveryBytes % 4096) fail("download.journalEveryBytes", "must be a multiple of 4096");
+  if (o.imageKeys !== undefined) config.imageKeys = keys(o.imageKeys, "imageKeys");
+  const revoked = strList(o.revokedVersions, "revokedVersions");
+  if (revoked) config.revokedVersions = revoked;
+  const hardware = optStr(o.hardware, "hardware");
+  if (hardware !== undefined) config.hardware = hardware;
+  const region = optStr(o.region, "region");
+  if (region !== undefined) config.region = region;
+  const groups = strList(o.groups, "groups");
+  if (groups) config.groups = groups;
+  if (o.maintenanceWindow !== undefined) {
+    const w = obj(o.maintenanceWindow, "maintenanceWindow");
+    config.maintenanceWindow = {
+      startMinute: num(w.startMinute, "maintenanceWindow.startMinute", undefined, 0, 1439),
+      endMinute: num(w.endMinute, "maintenanceWindow.endMinute", undefined, 0, 1440),
+    };
+  }
+  if (o.mqtt !== undefined) {
+    const m = obj(o.mqtt, "mqtt");
+    const mqtt: MqttConfig = { host: str(m.host, "mqtt.host"), port: num(m.port, "mqtt.port", undefined, 1, 65535) };
+    if (m.secure !== undefined) mqtt.secure = bool(m.secure, "mqtt.secure", false);
+    if (m.keepaliveMs !== undefined) mqtt.keepaliveMs = num(m.keepaliveMs, "mqtt.keepaliveMs", undefined, 1000);
+    config.mqtt = mqtt;
+  }
+  return config;
+}
