@@ -1,0 +1,230 @@
+/*
+ * A real MQTT broker on loopback: embedded aedes (default) or a mosquitto process.
+ *
+ * Both keep sessions and queued QoS 1 messages across stop()/start() the way a broker with
+ * persistence does (aedes: the same in-memory persistence object is handed to the new
+ * instance; mosquitto: `persistence true` in a temp dir, written on SIGTERM). That is what lets
+ * the controller's persistent session (clean=false) receive events devices publish while it
+ * is still reconnecting after a broker restart.
+ *
+ * mosquitto runs with a generated config in a fresh temp dir (config, persistence db, log),
+ * listening on 127.0.0.1 only; the dir is removed by close().
+ */
+import { createServer, connect as netConnect, type Server, type Socket } from "node:net";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdtempSync, writeFileSync, rmSync, existsSync, readFileSync } from "node:fs";
+import { tmpdir, userInfo } from "node:os";
+import { join } from "node:path";
+import { Aedes } from "aedes";
+import { OtaError } from "../../modules/errors";
+
+export type BrokerKind = "aedes" | "mosquitto";
+
+export interface BrokerOptions {
+  kind?: BrokerKind;
+  /** 0 or absent: a free port. */
+  port?: number;
+  /** Path of the mosquitto binary (default: found on PATH or /usr/sbin/mosquitto). */
+  mosquittoPath?: string;
+}
+
+export interface Broker {
+  readonly kind: BrokerKind;
+  readonly host: string;
+  readonly port: number;
+  /** mqtt://127.0.0.1:PORT */
+  readonly url: string;
+  readonly running: boolean;
+  /** Stop accepting and drop every connection (sessions survive for the next start()). */
+  stop(): Promise<void>;
+  /** Start again on the same port. */
+  start(): Promise<void>;
+  /** Stop for good and remove temp files. Safe twice. */
+  close(): Promise<void>;
+}
+
+const HOST = "127.0.0.1";
+
+/** The mosquitto binary, or undefined when it is not installed. */
+export function findMosquitto(): string | undefined {
+  for (const p of ["/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto", "/usr/bin/mosquitto"]) if (existsSync(p)) return p;
+  const r = spawnSync("sh", ["-c", "command -v mosquitto"], { encoding: "utf8" });
+  const p = r.stdout.trim();
+  return r.status === 0 && p ? p : undefined;
+}
+
+/** Ask the OS for a free loopback port. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.on("error", reject);
+    s.listen(0, HOST, () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Start a broker. Throws PORT_BUSY, MQTT_CONNECT (mosquitto missing or not starting). */
+export async function startBroker(options: BrokerOptions = {}): Promise<Broker> {
+  const kind = options.kind ?? "aedes";
+  const port = options.port || (await freePort());
+  const b = kind === "aedes" ? new AedesBroker(port) : new MosquittoBroker(port, options.mosquittoPath);
+  await b.start();
+  return b;
+}
+
+class AedesBroker implements Broker {
+  readonly kind = "aedes" as const;
+  readonly host = HOST;
+  running = false;
+  private aedes: Aedes | undefined;
+  private server: Server | undefined;
+  private sockets = new Set<Socket>();
+  private persistence: unknown;
+
+  constructor(readonly port: number) {}
+
+  get url(): string {
+    return `mqtt://${HOST}:${this.port}`;
+  }
+
+  async start(): Promise<void> {
+    if (this.running) return;
+    const opts: Record<string, unknown> = { heartbeatInterval: 3600_000, concurrency: 1000, queueLimit: 1000, drainTimeout: 30_000 };
+    if (this.persistence) opts.persistence = this.persistence;
+    const aedes = await Aedes.createBroker(opts);
+    this.persistence = (aedes as unknown as { persistence: unknown }).persistence;
+    const server = createServer((socket) => {
+      socket.setNoDelay(true);
+      this.sockets.add(socket);
+      socket.on("close", () => this.sockets.delete(socket));
+      aedes.handle(socket);
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", (e: NodeJS.ErrnoException) =>
+        reject(e.code === "EADDRINUSE" ? new OtaError("PORT_BUSY", `${HOST}:${this.port}`) : e),
+      );
+      server.listen(this.port, HOST, () => resolve());
+    });
+    this.aedes = aedes;
+    this.server = server;
+    this.running = true;
+  }
+
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    const server = this.server!;
+    const aedes = this.aedes!;
+    const closed = new Promise<void>((r) => server.close(() => r()));
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((r) => aedes.close(() => r()));
+    await closed;
+  }
+
+  async close(): Promise<void> {
+    await this.stop();
+  }
+}
+
+class MosquittoBroker implements Broker {
+  readonly kind = "mosquitto" as const;
+  readonly host = HOST;
+  running = false;
+  private dir: string | undefined;
+  private child: ChildProcess | undefined;
+  private readonly bin: string;
+
+  constructor(readonly port: number, bin?: string) {
+    const found = bin ?? findMosquitto();
+    if (!found) throw new OtaError("MQTT_CONNECT", "mosquitto is not installed (apt-get install -y mosquitto)");
+    this.bin = found;
+  }
+
+  get url(): string {
+    return `mqtt://${HOST}:${this.port}`;
+  }
+
+  private config(dir: string): string {
+    return [
+      `listener ${this.port} ${HOST}`,
+      // Started as root, mosquitto drops to user "mosquitto", which cannot write our temp dir.
+      `user ${userInfo().username}`,
+      "allow_anonymous true",
+      "persistence true",
+      `persistence_location ${dir}/`,
+      "persistence_file broker.db",
+      "autosave_interval 1800",
+      "max_queued_messages 200000",
+      "max_inflight_messages 0",
+      "set_tcp_nodelay true",
+      "max_keepalive 65535",
+      `log_dest file ${dir}/mosquitto.log`,
+      "log_type error",
+      "log_type warning",
+      "",
+    ].join("\n");
+  }
+
+  async start(): Promise<void> {
+    if (this.running) return;
+    if (!this.dir) this.dir = mkdtempSync(join(tmpdir(), "xsota-mosquitto-"));
+    const conf = join(this.dir, "mosquitto.conf");
+    writeFileSync(conf, this.config(this.dir));
+    const child = spawn(this.bin, ["-c", conf], { stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+    let exited = false;
+    child.on("exit", () => (exited = true));
+    this.child = child;
+    const deadline = performance.now() + 10_000;
+    for (;;) {
+      if (exited) {
+        const log = existsSync(join(this.dir, "mosquitto.log")) ? readFileSync(join(this.dir, "mosquitto.log"), "utf8") : "";
+        const text = `${stderr}${log}`.trim().split("\n").slice(-3).join(" | ");
+        if (/address already in use/i.test(text)) throw new OtaError("PORT_BUSY", `${HOST}:${this.port}`);
+        throw new OtaError("MQTT_CONNECT", `mosquitto exited: ${text}`);
+      }
+      if (await canConnect(this.port)) break;
+      if (performance.now() > deadline) {
+        child.kill("SIGKILL");
+        throw new OtaError("MQTT_CONNECT", "mosquitto did not start listening within 10 s");
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    this.running = true;
+  }
+
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null) {
+      this.running = false;
+      return;
+    }
+    this.running = false;
+    const gone = new Promise<void>((r) => child.once("exit", () => r()));
+    child.kill("SIGTERM");
+    const t = setTimeout(() => child.kill("SIGKILL"), 5000);
+    await gone;
+    clearTimeout(t);
+    this.child = undefined;
+  }
+
+  async close(): Promise<void> {
+    await this.stop();
+    if (this.dir) rmSync(this.dir, { recursive: true, force: true });
+    this.dir = undefined;
+  }
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = netConnect({ host: HOST, port });
+    s.once("connect", () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once("error", () => resolve(false));
+  });
+}

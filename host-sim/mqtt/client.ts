@@ -1,0 +1,246 @@
+/*
+ * The simulator's MqttPort binding: MQTT 3.1.1 over real TCP, packets encoded and parsed by
+ * mqtt-packet. Shaped like Moddable's classic "mqtt" Client: connect with a will, publish
+ * QoS 0/1 (+retain), subscribe, message callback, onClose once. Like Moddable's client it
+ * does not retransmit QoS 1 publishes: PUBACKs are reported through onPublished and the
+ * caller (modules/reporter.ts) resends after a reconnect.
+ *
+ * Virtual time: while a CONNECT, SUBSCRIBE or QoS 1 PUBLISH awaits its ack the VirtualClock
+ * is held, so a simulation never jumps hours ahead while a broker round trip is in flight.
+ * Keep-alive pings run on real time (the broker measures real time), unref'd.
+ *
+ * onClose reasons start with an OtaError code: "MQTT_CONNECT: ...", "MQTT_CLOSED: ...",
+ * "MQTT_PROTOCOL: ...".
+ */
+import { createConnection, type Socket } from "node:net";
+import * as mqtt from "mqtt-packet";
+import type { MqttClient, MqttConnectOptions, MqttHandler, MqttPort } from "../../modules/ports";
+import type { VirtualClock } from "../clock";
+
+export interface HostMqttConnectOptions extends MqttConnectOptions {
+  /** Clean session (default true, as Moddable's client). The controller uses false. */
+  clean?: boolean;
+  /** QoS of subscriptions (default 0, as Moddable's client). */
+  subscribeQos?: 0 | 1;
+}
+
+export interface TcpMqttPortOptions {
+  /** Held while acks are outstanding. */
+  clock?: VirtualClock;
+  /** Real ms to wait for CONNACK (default 10 000). */
+  connectTimeoutMs?: number;
+}
+
+const enc = (s: string | Uint8Array) => (typeof s === "string" ? Buffer.from(s, "utf8") : Buffer.from(s.buffer, s.byteOffset, s.byteLength));
+
+export class TcpMqttClient implements MqttClient {
+  private socket: Socket;
+  private parser = mqtt.parser({ protocolVersion: 4 });
+  private ready = false;
+  private dead = false;
+  private nextId = 1;
+  /** packet id -> release of the clock hold */
+  private inflight = new Map<number, () => void>();
+  private connectHold: (() => void) | undefined;
+  private pingTimer: ReturnType<typeof setInterval> | undefined;
+  private connectTimer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(
+    private readonly port: TcpMqttPort,
+    private readonly options: HostMqttConnectOptions,
+    private readonly handler: MqttHandler,
+  ) {
+    const clock = port.options.clock;
+    this.connectHold = clock?.hold();
+    this.socket = createConnection({ host: options.host, port: options.port });
+    this.socket.setNoDelay(true);
+    this.socket.on("connect", () => this.sendConnect());
+    this.socket.on("data", (chunk: Buffer) => {
+      clock?.activity();
+      try {
+        this.parser.parse(chunk);
+      } catch (e) {
+        this.fail(`MQTT_PROTOCOL: ${(e as Error).message}`);
+      }
+    });
+    this.parser.on("packet", (p) => this.onPacket(p));
+    this.parser.on("error", (e: Error) => this.fail(`MQTT_PROTOCOL: ${e.message}`));
+    this.socket.on("error", (e: NodeJS.ErrnoException) => this.fail(`${this.ready ? "MQTT_CLOSED" : "MQTT_CONNECT"}: ${e.code ?? e.message}`));
+    this.socket.on("close", () => this.fail(this.ready ? "MQTT_CLOSED: connection closed by the broker" : "MQTT_CONNECT: connection closed before CONNACK"));
+    this.connectTimer = setTimeout(() => this.fail("MQTT_CONNECT: no CONNACK in time"), port.options.connectTimeoutMs ?? 10_000);
+    this.connectTimer.unref();
+  }
+
+  private sendConnect(): void {
+    const o = this.options;
+    const packet: mqtt.IConnectPacket = {
+      cmd: "connect",
+      protocolId: "MQTT",
+      protocolVersion: 4,
+      clientId: o.id,
+      clean: o.clean ?? true,
+      keepalive: Math.max(1, Math.round((o.keepalive ?? 60_000) / 1000)),
+    };
+    if (o.user !== undefined) packet.username = o.user;
+    if (o.password !== undefined) packet.password = Buffer.from(o.password, "utf8");
+    if (o.will) packet.will = { topic: o.will.topic, payload: enc(o.will.payload), qos: o.will.qos ?? 0, retain: o.will.retain ?? false };
+    this.write(packet);
+  }
+
+  private write(packet: mqtt.Packet): void {
+    if (this.dead) return;
+    this.socket.write(mqtt.generate(packet));
+  }
+
+  private onPacket(p: mqtt.Packet): void {
+    if (this.dead) return;
+    switch (p.cmd) {
+      case "connack": {
+        clearTimeout(this.connectTimer);
+        this.connectHold?.();
+        this.connectHold = undefined;
+        if (p.returnCode !== 0) {
+          this.fail(`MQTT_CONNECT: broker refused (return code ${p.returnCode})`);
+          return;
+        }
+        this.ready = true;
+        const keepaliveMs = this.options.keepalive ?? 60_000;
+        this.pingTimer = setInterval(() => this.write({ cmd: "pingreq" }), Math.max(500, keepaliveMs / 2));
+        this.pingTimer.unref();
+        this.handler.onReady();
+        return;
+      }
+      case "publish": {
+        const payload = typeof p.payload === "string" ? Buffer.from(p.payload) : p.payload;
+        if (p.qos === 1 && p.messageId !== undefined) this.write({ cmd: "puback", messageId: p.messageId });
+        this.handler.onMessage(p.topic, new Uint8Array(payload));
+        return;
+      }
+      case "puback":
+        if (p.messageId !== undefined && this.release(p.messageId)) this.handler.onPublished?.(p.messageId);
+        return;
+      case "suback":
+        if (p.messageId !== undefined) this.release(p.messageId);
+        return;
+      case "pingresp":
+        return;
+      default:
+        this.fail(`MQTT_PROTOCOL: unexpected ${p.cmd}`);
+    }
+  }
+
+  private release(id: number): boolean {
+    const r = this.inflight.get(id);
+    if (!r) return false;
+    this.inflight.delete(id);
+    r();
+    return true;
+  }
+
+  private allocId(): number {
+    for (let i = 0; i < 65535; i++) {
+      const id = this.nextId;
+      this.nextId = this.nextId === 65535 ? 1 : this.nextId + 1;
+      if (!this.inflight.has(id)) return id;
+    }
+    throw new RangeError("65535 MQTT packets in flight");
+  }
+
+  private track(): number {
+    const id = this.allocId();
+    this.inflight.set(id, this.port.options.clock?.hold() ?? (() => {}));
+    return id;
+  }
+
+  /** True between CONNACK and close. */
+  get connected(): boolean {
+    return this.ready && !this.dead;
+  }
+
+  publish(topic: string, payload: string | Uint8Array, options: { qos?: 0 | 1; retain?: boolean } = {}): number {
+    if (!this.connected) throw new Error("MQTT client is not connected");
+    const qos = options.qos ?? 0;
+    const id = qos === 1 ? this.track() : 0;
+    const packet: mqtt.IPublishPacket = { cmd: "publish", topic, payload: enc(payload), qos, dup: false, retain: options.retain ?? false };
+    if (qos === 1) packet.messageId = id;
+    this.write(packet);
+    return id;
+  }
+
+  subscribe(topic: string): void {
+    if (!this.connected) throw new Error("MQTT client is not connected");
+    this.write({ cmd: "subscribe", messageId: this.track(), subscriptions: [{ topic, qos: this.options.subscribeQos ?? 0 }] });
+  }
+
+  /** Orderly close: DISCONNECT (so the broker does not publish the will). No onClose. Safe twice. */
+  close(): void {
+    if (this.dead) return;
+    if (this.ready) this.write({ cmd: "disconnect" });
+    this.teardown();
+    this.socket.end();
+  }
+
+  /** Abrupt loss (power cut, link drop): no DISCONNECT, so the will fires. `notify` calls onClose. */
+  drop(notify: boolean, reason = "MQTT_CLOSED: link dropped"): void {
+    if (this.dead) return;
+    if (notify) this.fail(reason);
+    else {
+      this.teardown();
+      this.socket.destroy();
+    }
+  }
+
+  private fail(reason: string): void {
+    if (this.dead) return;
+    this.teardown();
+    this.socket.destroy();
+    this.handler.onClose(reason);
+  }
+
+  private teardown(): void {
+    this.dead = true;
+    this.ready = false;
+    clearTimeout(this.connectTimer);
+    clearInterval(this.pingTimer);
+    this.connectHold?.();
+    this.connectHold = undefined;
+    for (const r of this.inflight.values()) r();
+    this.inflight.clear();
+    this.port.forget(this);
+  }
+}
+
+/** One device's (or the controller's) MQTT stack. */
+export class TcpMqttPort implements MqttPort {
+  private live = new Set<TcpMqttClient>();
+  /** Number of connect() calls (for tests and the fleet report). */
+  connects = 0;
+
+  constructor(readonly options: TcpMqttPortOptions = {}) {}
+
+  connect(options: HostMqttConnectOptions, handler: MqttHandler): TcpMqttClient {
+    this.connects++;
+    const c = new TcpMqttClient(this, options, handler);
+    this.live.add(c);
+    return c;
+  }
+
+  /** @internal */
+  forget(c: TcpMqttClient): void {
+    this.live.delete(c);
+  }
+
+  /** Power cut: every socket dies without DISCONNECT and without callbacks (the firmware is gone). */
+  powerOff(): void {
+    for (const c of [...this.live]) c.drop(false);
+  }
+
+  /** Flaky link: every socket dies without DISCONNECT; the firmware sees onClose and reconnects. */
+  dropLinks(reason?: string): void {
+    for (const c of [...this.live]) c.drop(true, reason);
+  }
+
+  get openClients(): number {
+    return this.live.size;
+  }
+}

@@ -1,0 +1,130 @@
+import { describe, it, expect, afterEach } from "vitest";
+import { startBroker, findMosquitto, type Broker, type BrokerKind } from "../../host-sim/mqtt/broker";
+import { TcpMqttPort, type TcpMqttClient, type HostMqttConnectOptions } from "../../host-sim/mqtt/client";
+import { VirtualClock } from "../../host-sim/clock";
+
+const hasMosquitto = findMosquitto() !== undefined;
+const kinds: BrokerKind[] = ["aedes", "mosquitto"];
+
+interface Conn {
+  client: TcpMqttClient;
+  messages: { topic: string; payload: string }[];
+  acks: number[];
+  closed: string[];
+  ready: Promise<void>;
+}
+
+function connect(port: TcpMqttPort, broker: Broker, o: Partial<HostMqttConnectOptions> & { id: string }): Conn {
+  let resolveReady!: () => void;
+  let rejectReady!: (e: Error) => void;
+  const ready = new Promise<void>((res, rej) => ((resolveReady = res), (rejectReady = rej)));
+  const c: Conn = { client: undefined as unknown as TcpMqttClient, messages: [], acks: [], closed: [], ready };
+  c.client = port.connect({ host: broker.host, port: broker.port, ...o }, {
+    onReady: () => resolveReady(),
+    onMessage: (topic, payload) => c.messages.push({ topic, payload: new TextDecoder().decode(payload) }),
+    onClose: (reason) => {
+      c.closed.push(reason);
+      rejectReady(new Error(reason));
+    },
+    onPublished: (id) => c.acks.push(id),
+  });
+  return c;
+}
+
+async function until(cond: () => boolean, ms = 5000): Promise<void> {
+  const end = performance.now() + ms;
+  while (!cond()) {
+    if (performance.now() > end) throw new Error("condition not reached");
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+describe.each(kinds)("MQTT binding over real TCP (%s)", (kind) => {
+  let broker: Broker | undefined;
+  afterEach(async () => {
+    await broker?.close();
+    broker = undefined;
+  });
+
+  it.skipIf(kind === "mosquitto" && !hasMosquitto)("publishes QoS 1 with PUBACK, retains, subscribes, fires the will on an abrupt drop (install: apt-get install -y mosquitto)", async () => {
+    broker = await startBroker({ kind });
+    const clock = new VirtualClock();
+    const devPort = new TcpMqttPort({ clock });
+    const ctlPort = new TcpMqttPort();
+    const dev = connect(devPort, broker, { id: "dev1", will: { topic: "devices/dev1/online", payload: "0", retain: true, qos: 1 } });
+    await dev.ready;
+    dev.client.publish("devices/dev1/online", "1", { qos: 1, retain: true });
+    dev.client.publish("devices/dev1/version", "1.0.0", { retain: true });
+    const id = dev.client.publish("devices/dev1/events", JSON.stringify({ seq: 1 }), { qos: 1 });
+    expect(id).toBeGreaterThan(0);
+    expect(clock.quiet(1_000_000)).toBe(false); // held until PUBACK
+    await until(() => dev.acks.length === 2);
+    expect(clock.quiet(1_000_000)).toBe(true);
+
+    const ctl = connect(ctlPort, broker, { id: "ctl", subscribeQos: 1 });
+    await ctl.ready;
+    ctl.client.subscribe("devices/+/version");
+    ctl.client.subscribe("devices/+/online");
+    await until(() => ctl.messages.length === 2);
+    expect(ctl.messages).toContainEqual({ topic: "devices/dev1/version", payload: "1.0.0" });
+    expect(ctl.messages).toContainEqual({ topic: "devices/dev1/online", payload: "1" });
+
+    dev.client.subscribe("devices/dev1/cmd");
+    await new Promise((r) => setTimeout(r, 50));
+    ctl.client.publish("devices/dev1/cmd", JSON.stringify({ cmd: "check" }), { qos: 1 });
+    await until(() => dev.messages.length === 1);
+    expect(JSON.parse(dev.messages[0]!.payload)).toEqual({ cmd: "check" });
+
+    devPort.powerOff();
+    await until(() => ctl.messages.some((m) => m.topic === "devices/dev1/online" && m.payload === "0"));
+    expect(dev.closed).toEqual([]); // a power cut calls nobody back
+    ctl.client.close();
+    ctl.client.close();
+  });
+
+  it.skipIf(kind === "mosquitto" && !hasMosquitto)("reports a refused connection and a broker stop as onClose with a code; clean close sends no will", async () => {
+    broker = await startBroker({ kind });
+    const port = new TcpMqttPort();
+    const ctl = connect(port, broker, { id: "ctl2", subscribeQos: 1 });
+    await ctl.ready;
+    ctl.client.subscribe("devices/+/online");
+    const dev = connect(port, broker, { id: "dev2", will: { topic: "devices/dev2/online", payload: "0", retain: true } });
+    await dev.ready;
+    dev.client.close();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(ctl.messages.filter((m) => m.payload === "0")).toEqual([]);
+
+    await broker.stop();
+    await until(() => ctl.closed.length === 1);
+    expect(ctl.closed[0]).toMatch(/^MQTT_CLOSED/);
+    const refused = connect(port, broker, { id: "dev3" });
+    await expect(refused.ready).rejects.toThrow(/^MQTT_CONNECT/);
+    await broker.start();
+    const again = connect(port, broker, { id: "dev3" });
+    await again.ready;
+    again.client.close();
+    expect(() => again.client.publish("x", "y")).toThrow();
+  });
+
+  it.skipIf(kind === "mosquitto" && !hasMosquitto)("keeps a persistent session's queued QoS 1 messages across a broker restart", async () => {
+    broker = await startBroker({ kind });
+    const port = new TcpMqttPort();
+    let ctl = connect(port, broker, { id: "ctl3", clean: false, subscribeQos: 1 });
+    await ctl.ready;
+    ctl.client.subscribe("devices/+/events");
+    await new Promise((r) => setTimeout(r, 50));
+    ctl.client.drop(false);
+    await broker.stop();
+    await broker.start();
+    const dev = connect(port, broker, { id: "dev4" });
+    await dev.ready;
+    for (let i = 1; i <= 5; i++) dev.client.publish("devices/dev4/events", String(i), { qos: 1 });
+    await until(() => dev.acks.length === 5);
+    ctl = connect(port, broker, { id: "ctl3", clean: false, subscribeQos: 1 });
+    await ctl.ready;
+    await until(() => ctl.messages.length === 5);
+    expect(ctl.messages.map((m) => m.payload)).toEqual(["1", "2", "3", "4", "5"]);
+    dev.client.close();
+    ctl.client.close();
+  });
+});
