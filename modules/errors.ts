@@ -73,6 +73,7 @@ export const ERROR_TABLE = {
   POLICY_REVOKED_VERSION: [0x709, "release version is revoked", "publish a fixed version"],
   POLICY_RETRY_CAP: [0x70a, "too many failed attempts at this release", "publish a new release or force a retry"],
   POLICY_MIN_VERSION: [0x70b, "running version is below the release's minimum", "update through an intermediate release"],
+  POLICY_ROLLED_BACK: [0x70c, "this release was rolled back on this device", "publish a fixed version"],
 
   // HTTP and download (0x800)
   HTTP_INSECURE_URL: [0x801, "only https: URLs are allowed", "serve the update host over HTTPS"],
