@@ -1,0 +1,110 @@
+/*
+ * The CryptoPort binding on Node: SHA-256 from node:crypto, ECDSA P-256 over a precomputed
+ * digest from @noble/curves (prehash off, high-S accepted as OpenSSL and espsecure produce
+ * it), RSA PKCS#1 v1.5 SHA-256 by the textbook check s^e mod n == EM with BigInt (exactly
+ * what the device's pkcs1_5 module checks: no PSS).
+ */
+import { createHash, type Hash } from "node:crypto";
+import { p256 } from "@noble/curves/nist.js";
+import type { CryptoPort, Sha256 } from "../modules/ports";
+import { ecdsaDerToRaw } from "../modules/der";
+
+class NodeSha256 implements Sha256 {
+  private h: Hash = createHash("sha256");
+  write(data: Uint8Array): void {
+    this.h.update(data);
+  }
+  close(): Uint8Array {
+    const d = new Uint8Array(this.h.digest());
+    this.h = createHash("sha256");
+    return d;
+  }
+  reset(): void {
+    this.h = createHash("sha256");
+  }
+}
+
+/** DigestInfo prefix for SHA-256 (RFC 8017, section 9.2, note 1). */
+export const SHA256_DIGEST_INFO = Uint8Array.from([0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20]);
+
+export function bytesToBigInt(b: Uint8Array): bigint {
+  let n = 0n;
+  for (const x of b) n = (n << 8n) | BigInt(x);
+  return n;
+}
+
+export function bigIntToBytes(n: bigint, length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  for (let i = length - 1; i >= 0; i--) {
+    out[i] = Number(n & 0xffn);
+    n >>= 8n;
+  }
+  return out;
+}
+
+export function modPow(base: bigint, exp: bigint, mod: bigint): bigint {
+  let result = 1n;
+  base %= mod;
+  while (exp > 0n) {
+    if (exp & 1n) result = (result * base) % mod;
+    base = (base * base) % mod;
+    exp >>= 1n;
+  }
+  return result;
+}
+
+/** EMSA-PKCS1-v1_5 encoding of a SHA-256 digest for a modulus of `k` bytes. */
+export function pkcs1Sha256Encode(digest: Uint8Array, k: number): Uint8Array {
+  const t = SHA256_DIGEST_INFO.length + digest.length;
+  if (k < t + 11) throw new RangeError("modulus too short");
+  const em = new Uint8Array(k).fill(0xff);
+  em[0] = 0;
+  em[1] = 1;
+  em[k - t - 1] = 0;
+  em.set(SHA256_DIGEST_INFO, k - t);
+  em.set(digest, k - digest.length);
+  return em;
+}
+
+function verifyEcdsaP256(publicKey: Uint8Array, digest: Uint8Array, signature: Uint8Array): boolean {
+  if (digest.length !== 32 || publicKey.length !== 65 || publicKey[0] !== 4) return false;
+  let raw: Uint8Array;
+  if (signature.length === 64) raw = signature;
+  else {
+    try {
+      raw = ecdsaDerToRaw(signature);
+    } catch {
+      return false;
+    }
+  }
+  try {
+    return p256.verify(raw, digest, publicKey, { prehash: false, lowS: false, format: "compact" });
+  } catch {
+    return false;
+  }
+}
+
+function verifyRsaPkcs1Sha256(modulus: Uint8Array, exponent: Uint8Array, digest: Uint8Array, signature: Uint8Array): boolean {
+  let m = modulus;
+  while (m.length > 1 && m[0] === 0) m = m.subarray(1);
+  if (digest.length !== 32 || signature.length !== m.length || m.length < 64) return false;
+  const n = bytesToBigInt(m);
+  const s = bytesToBigInt(signature);
+  if (s >= n) return false;
+  const em = bigIntToBytes(modPow(s, bytesToBigInt(exponent), n), m.length);
+  const expected = pkcs1Sha256Encode(digest, m.length);
+  let diff = 0;
+  for (let i = 0; i < em.length; i++) diff |= em[i]! ^ expected[i]!;
+  return diff === 0;
+}
+
+export const nodeCrypto: CryptoPort = {
+  sha256: () => new NodeSha256(),
+  verifyEcdsaP256,
+  verifyRsaPkcs1Sha256,
+};
+
+/** One-shot SHA-256 (host side convenience). */
+export function sha256(data: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash("sha256").update(data).digest());
+}

@@ -1,0 +1,74 @@
+/*
+ * Writing signed manifests (the build-server side of modules/manifest.ts). The payload is
+ * checked with the device's own field validator before it is signed, so the tool refuses
+ * what a device would refuse; the envelope is checked with the device's size limit.
+ */
+import { OtaError } from "../../modules/errors";
+import { toBase64, toHex, utf8Encode, utf8Decode } from "../../modules/bytes";
+import { manifestFromJson, parseEnvelope, MANIFEST_LIMITS, type Manifest, type SignatureAlg } from "../../modules/manifest";
+import { sha256 } from "../crypto";
+import { signMessage, type SigningKey } from "./keys";
+
+export type ManifestInput = Omit<Manifest, "schema" | "size" | "sha256"> & {
+  /** The image as published (signed bytes): size and sha256 are computed from it. */
+  image?: Uint8Array;
+  size?: number;
+  sha256?: string;
+};
+
+/** Fill size/sha256 from the image and validate. Throws MANIFEST_FIELD naming the bad field. */
+export function buildManifest(input: ManifestInput): Manifest {
+  const { image, ...rest } = input;
+  const candidate: Record<string, unknown> = { schema: 1, ...rest };
+  if (image) {
+    candidate.size = image.length;
+    candidate.sha256 = toHex(sha256(image));
+  }
+  for (const k of Object.keys(candidate)) if (candidate[k] === undefined) delete candidate[k];
+  return manifestFromJson(candidate);
+}
+
+const algOf = (k: SigningKey): SignatureAlg => (k.type === "ecdsa-p256" ? "ES256" : "RS256");
+
+/** Sign payload bytes with each key -> envelope bytes. Throws MANIFEST_TOO_LARGE, MANIFEST_UNSIGNED. */
+export function signPayload(payload: Uint8Array, keys: readonly SigningKey[], keyIds?: readonly (string | undefined)[]): Uint8Array {
+  if (!keys.length) throw new OtaError("MANIFEST_UNSIGNED", "no signing key given");
+  if (payload.length > MANIFEST_LIMITS.payloadBytes) throw new OtaError("MANIFEST_TOO_LARGE", `payload ${payload.length} bytes > ${MANIFEST_LIMITS.payloadBytes}`);
+  const signatures = keys.map((k, i) => ({ keyId: keyIds?.[i] ?? k.id, alg: algOf(k), sig: toBase64(signMessage(k, payload)) }));
+  const envelope = utf8Encode(JSON.stringify({ payload: toBase64(payload), signatures }, null, 1) + "\n");
+  if (envelope.length > MANIFEST_LIMITS.envelopeBytes) throw new OtaError("MANIFEST_TOO_LARGE", `envelope ${envelope.length} bytes > ${MANIFEST_LIMITS.envelopeBytes}`);
+  return envelope;
+}
+
+/** The exact payload bytes of a manifest (compact JSON, fields in a fixed order). */
+export function manifestPayload(m: Manifest): Uint8Array {
+  return utf8Encode(JSON.stringify(m));
+}
+
+/** Manifest fields + image + keys -> signed envelope bytes. */
+export function createManifest(input: ManifestInput & { keys: readonly SigningKey[]; keyIds?: readonly (string | undefined)[] }): Uint8Array {
+  const { keys, keyIds, ...fields } = input;
+  return signPayload(manifestPayload(buildManifest(fields)), keys, keyIds);
+}
+
+/** Add a signature to an existing envelope (key rotation: countersign with the new key). */
+export function addSignature(envelope: Uint8Array, key: SigningKey, id?: string): Uint8Array {
+  const env = parseEnvelope(envelope);
+  const signatures = env.signatures.map((s) => ({ keyId: s.keyId, alg: s.alg, sig: toBase64(s.sig) }));
+  signatures.push({ keyId: id ?? key.id, alg: algOf(key), sig: toBase64(signMessage(key, env.payload)) });
+  const out = utf8Encode(JSON.stringify({ payload: toBase64(env.payload), signatures }, null, 1) + "\n");
+  if (out.length > MANIFEST_LIMITS.envelopeBytes) throw new OtaError("MANIFEST_TOO_LARGE", `envelope ${out.length} bytes > ${MANIFEST_LIMITS.envelopeBytes}`);
+  return out;
+}
+
+/** Read an envelope WITHOUT verifying it (for display): payload JSON and signer ids. */
+export function inspectEnvelope(envelope: Uint8Array): { manifest: unknown; signatures: { keyId: string; alg: SignatureAlg }[] } {
+  const env = parseEnvelope(envelope);
+  let manifest: unknown;
+  try {
+    manifest = JSON.parse(utf8Decode(env.payload));
+  } catch (e) {
+    throw new OtaError("MANIFEST_SYNTAX", `payload: ${(e as Error).message}`);
+  }
+  return { manifest, signatures: env.signatures.map((s) => ({ keyId: s.keyId, alg: s.alg })) };
+}

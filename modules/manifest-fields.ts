@@ -1,0 +1,116 @@
+/*
+ * The update manifest's fields, checked strictly: each known field has one type and a bound,
+ * unknown fields are ignored (dropped from the result, so later code never sees them).
+ */
+import { OtaError } from "./errors";
+import { isPlainObject, own } from "./json";
+import { isSemver } from "./semver";
+
+export interface Manifest {
+  schema: 1;
+  product: string;
+  version: string;
+  secureVersion: number;
+  url: string;
+  size: number;
+  /** lower-case hex */
+  sha256: string;
+  chip?: number;
+  hardware?: string[];
+  groups?: string[];
+  regions?: string[];
+  rollout?: { id: string; percent: number };
+  force?: boolean;
+  minVersion?: string;
+  notBefore?: number;
+  /** ms since the epoch */
+  expires?: number;
+  channel?: string;
+  signedImage?: boolean;
+  notes?: string;
+}
+
+/** Bounds, shared by the tool that writes manifests (so it refuses what devices would). */
+export const MANIFEST_LIMITS = {
+  envelopeBytes: 8192,
+  payloadBytes: 6000,
+  name: 64,
+  url: 1024,
+  notes: 2048,
+  listItems: 32,
+  maxImageSize: 16 * 1024 * 1024,
+} as const;
+
+const NAME = /^[A-Za-z0-9._-]+$/;
+
+function fail(field: string, why: string): never {
+  throw new OtaError("MANIFEST_FIELD", `${field}: ${why}`);
+}
+
+function name(v: unknown, field: string): string {
+  if (typeof v !== "string" || v.length < 1 || v.length > MANIFEST_LIMITS.name || !NAME.test(v)) fail(field, `expected 1..${MANIFEST_LIMITS.name} characters of [A-Za-z0-9._-]`);
+  return v;
+}
+
+function int(v: unknown, field: string, min: number, max: number): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) fail(field, `expected an integer in ${min}..${max}`);
+  return v;
+}
+
+function list(v: unknown, field: string): string[] {
+  if (!Array.isArray(v) || v.length > MANIFEST_LIMITS.listItems) fail(field, `expected an array of at most ${MANIFEST_LIMITS.listItems} names`);
+  return v.map((x, i) => name(x, `${field}[${i}]`));
+}
+
+function semver(v: unknown, field: string): string {
+  if (!isSemver(v)) fail(field, "expected a semantic version (MAJOR.MINOR.PATCH)");
+  return v;
+}
+
+function bool(v: unknown, field: string): boolean {
+  if (typeof v !== "boolean") fail(field, "expected true or false");
+  return v;
+}
+
+/** Verified payload JSON -> Manifest. Throws MANIFEST_FIELD naming the first bad field. */
+export function manifestFromJson(v: unknown): Manifest {
+  if (!isPlainObject(v)) fail("(payload)", "expected a JSON object");
+  if (own(v, "schema") !== 1) fail("schema", "expected 1");
+  const url = own(v, "url");
+  if (typeof url !== "string" || url.length < 1 || url.length > MANIFEST_LIMITS.url || /[\u0000-\u0020\u007f]/.test(url)) fail("url", `expected 1..${MANIFEST_LIMITS.url} characters without spaces or control characters`);
+  const sha = own(v, "sha256");
+  if (typeof sha !== "string" || !/^[0-9a-f]{64}$/.test(sha)) fail("sha256", "expected 64 lower-case hex digits");
+  const m: Manifest = {
+    schema: 1,
+    product: name(own(v, "product"), "product"),
+    version: semver(own(v, "version"), "version"),
+    secureVersion: int(own(v, "secureVersion"), "secureVersion", 0, 0xffffffff),
+    url,
+    size: int(own(v, "size"), "size", 1, MANIFEST_LIMITS.maxImageSize),
+    sha256: sha,
+  };
+  const opt = (key: string) => own(v, key);
+  if (opt("chip") !== undefined) m.chip = int(opt("chip"), "chip", 0, 0xffff);
+  if (opt("hardware") !== undefined) m.hardware = list(opt("hardware"), "hardware");
+  if (opt("groups") !== undefined) m.groups = list(opt("groups"), "groups");
+  if (opt("regions") !== undefined) m.regions = list(opt("regions"), "regions");
+  const r = opt("rollout");
+  if (r !== undefined) {
+    if (!isPlainObject(r)) fail("rollout", "expected {id, percent}");
+    const percent = own(r, "percent");
+    if (typeof percent !== "number" || !Number.isFinite(percent) || percent < 0 || percent > 100) fail("rollout.percent", "expected a number in 0..100");
+    m.rollout = { id: name(own(r, "id"), "rollout.id"), percent };
+  }
+  if (opt("force") !== undefined) m.force = bool(opt("force"), "force");
+  if (opt("minVersion") !== undefined) m.minVersion = semver(opt("minVersion"), "minVersion");
+  if (opt("notBefore") !== undefined) m.notBefore = int(opt("notBefore"), "notBefore", 0, Number.MAX_SAFE_INTEGER);
+  if (opt("expires") !== undefined) m.expires = int(opt("expires"), "expires", 0, Number.MAX_SAFE_INTEGER);
+  if (opt("channel") !== undefined) m.channel = name(opt("channel"), "channel");
+  if (opt("signedImage") !== undefined) m.signedImage = bool(opt("signedImage"), "signedImage");
+  const notes = opt("notes");
+  if (notes !== undefined) {
+    if (typeof notes !== "string" || notes.length > MANIFEST_LIMITS.notes) fail("notes", `expected a string of at most ${MANIFEST_LIMITS.notes} characters`);
+    m.notes = notes;
+  }
+  return m;
+}
