@@ -29,6 +29,11 @@ export interface TcpMqttPortOptions {
   clock?: VirtualClock;
   /** Real ms to wait for CONNACK (default 10 000). */
   connectTimeoutMs?: number;
+  /**
+   * A handler callback threw (in the simulator: a power cut inside the firmware). The
+   * connection is torn down without onClose. Default: remembered in `handlerErrors`.
+   */
+  onHandlerError?: (e: unknown) => void;
 }
 
 const enc = (s: string | Uint8Array) => (typeof s === "string" ? Buffer.from(s, "utf8") : Buffer.from(s.buffer, s.byteOffset, s.byteLength));
@@ -60,7 +65,8 @@ export class TcpMqttClient implements MqttClient {
       try {
         this.parser.parse(chunk);
       } catch (e) {
-        this.fail(`MQTT_PROTOCOL: ${(e as Error).message}`);
+        if (e instanceof HandlerError) this.handlerFailed(e.cause);
+        else this.fail(`MQTT_PROTOCOL: ${(e as Error).message}`);
       }
     });
     this.parser.on("packet", (p) => this.onPacket(p));
@@ -94,6 +100,21 @@ export class TcpMqttClient implements MqttClient {
 
   private onPacket(p: mqtt.Packet): void {
     if (this.dead) return;
+    try {
+      this.dispatch(p);
+    } catch (e) {
+      throw e instanceof HandlerError ? e : new HandlerError(e);
+    }
+  }
+
+  private handlerFailed(e: unknown): void {
+    if (this.dead) return;
+    this.teardown();
+    this.socket.destroy();
+    this.port.handlerError(e);
+  }
+
+  private dispatch(p: mqtt.Packet): void {
     switch (p.cmd) {
       case "connack": {
         clearTimeout(this.connectTimer);
@@ -194,7 +215,11 @@ export class TcpMqttClient implements MqttClient {
     if (this.dead) return;
     this.teardown();
     this.socket.destroy();
-    this.handler.onClose(reason);
+    try {
+      this.handler.onClose(reason);
+    } catch (e) {
+      this.port.handlerError(e);
+    }
   }
 
   private teardown(): void {
@@ -207,6 +232,12 @@ export class TcpMqttClient implements MqttClient {
     for (const r of this.inflight.values()) r();
     this.inflight.clear();
     this.port.forget(this);
+  }
+}
+
+class HandlerError extends Error {
+  constructor(readonly cause: unknown) {
+    super("MQTT handler threw");
   }
 }
 
@@ -223,6 +254,15 @@ export class TcpMqttPort implements MqttPort {
     const c = new TcpMqttClient(this, options, handler);
     this.live.add(c);
     return c;
+  }
+
+  /** Errors thrown by handler callbacks (when no onHandlerError is given). */
+  readonly handlerErrors: unknown[] = [];
+
+  /** @internal */
+  handlerError(e: unknown): void {
+    if (this.options.onHandlerError) this.options.onHandlerError(e);
+    else this.handlerErrors.push(e);
   }
 
   /** @internal */

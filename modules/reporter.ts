@@ -1,0 +1,355 @@
+/*
+ * The device's MQTT side (topics in README "## Fleet"):
+ *
+ *   devices/<id>/online   "1" on connect, "0" by the will (retained, QoS 1)
+ *   devices/<id>/version  running version, plain semver (retained)            -- as in the seed
+ *   devices/<id>/state    JSON DeviceState (retained), on connect and after each result
+ *   devices/<id>/events   one AuditEvent per message, QoS 1, from the outbox
+ *   releases/<product>/<channel>  subscribed: a signed manifest envelope, or {"url": "https://..."}
+ *   devices/<id>/cmd      subscribed: {"cmd": "check" | "force", "manifest"?: base64 envelope}
+ *
+ * Delivery: the outbox (modules/outbox.ts) holds every event in NVS; the reporter publishes
+ * pending events with QoS 1 and acks them in the outbox only on PUBACK. Moddable's client does
+ * not retransmit, so whatever was unacknowledged when the link died is published again after
+ * the reconnect; the receiver drops duplicates by (device, seq). Reconnects back off
+ * exponentially with per-device jitter.
+ *
+ * Announcements: the signature is checked here (verifyManifest) so a forged or unsigned one is
+ * ignored and reported (ANNOUNCE_INVALID); a valid one goes to agent.check(), whose policy does
+ * every version, anti-rollback and eligibility check. An announcement identical to the last one
+ * handled (a retained message redelivered on reconnect) is skipped. A "force" command relaxes
+ * only the maintenance window and the rollout percentage, in the agent's policy; broker ACLs
+ * must keep devices/+/cmd writable by the controller alone.
+ */
+import type { MqttClient, Ports } from "./ports";
+import type { AppConfig } from "./config";
+import type { AgentState, AuditEvent } from "./events";
+import type { Outbox } from "./outbox";
+import { OtaError, codeOf, type ErrorCode } from "./errors";
+import { utf8Decode, utf8Encode, fromBase64, toHex } from "./bytes";
+import { verifyManifest } from "./manifest";
+import { keyFromConfig, type TrustedKey } from "./keys";
+import { backoffDelay, seededRandom, seedOf } from "./backoff";
+import { fetchSmall } from "./fleet-fetch";
+
+/** What the reporter needs of modules/agent.ts's Agent. */
+export interface ReporterAgent {
+  readonly running: { version: string; secureVersion: number; slot: number; project?: string };
+  check(options?: { force?: boolean; manifest?: Uint8Array }): Promise<unknown>;
+}
+
+export interface LastResult {
+  state: AgentState;
+  to?: string;
+  code?: ErrorCode;
+  time: number;
+}
+
+/** The retained JSON on devices/<id>/state. */
+export interface DeviceState {
+  version: string;
+  slot: number;
+  secure_version: number;
+  project?: string;
+  hardware: string;
+  region?: string;
+  groups: string[];
+  last: LastResult | null;
+  online: true;
+}
+
+export interface Reporter {
+  /** The agent stored a new event in the outbox: send it. */
+  onEvent(event: AuditEvent): void;
+  readonly connected: boolean;
+  /** Orderly shutdown (DISCONNECT: the will does not fire). Safe twice. */
+  close(): void;
+}
+
+export interface ReporterOptions {
+  /** QoS 1 events in flight at once (default 8). */
+  maxInflight?: number;
+  /** Reconnect backoff (default 1 s .. 60 s). */
+  reconnect?: { baseMs: number; maxMs: number };
+}
+
+const DOMAIN = "reporter";
+const RESULT_STATES: readonly AgentState[] = ["committed", "rolled-back", "failed", "refused"];
+const MAX_ANNOUNCE = 8 * 1024;
+
+export const topics = {
+  online: (id: string) => `devices/${id}/online`,
+  version: (id: string) => `devices/${id}/version`,
+  state: (id: string) => `devices/${id}/state`,
+  events: (id: string) => `devices/${id}/events`,
+  cmd: (id: string) => `devices/${id}/cmd`,
+  releases: (product: string, channel: string) => `releases/${product}/${channel}`,
+};
+
+/**
+ * Connect to config.mqtt and start reporting. Throws TypeError when ports.mqtt or config.mqtt
+ * is missing; connection failures are retried, never thrown. Handlers may raise STORE_* codes
+ * from the outbox's store (a power cut in the simulator).
+ */
+export function startReporter(ports: Ports, config: AppConfig, agent: ReporterAgent, outbox: Outbox, options: ReporterOptions = {}): Reporter {
+  const mqtt = ports.mqtt;
+  const broker = config.mqtt;
+  if (!mqtt || !broker) throw new TypeError("startReporter needs ports.mqtt and config.mqtt");
+  const { clock, store, system, crypto } = ports;
+  const id = system.deviceId();
+  const maxInflight = options.maxInflight ?? 8;
+  const backoff = { baseMs: options.reconnect?.baseMs ?? 1000, maxMs: options.reconnect?.maxMs ?? 60_000, maxAttempts: 1 };
+  const random = seededRandom(seedOf(`mqtt:${id}`));
+  const keys: TrustedKey[] = [];
+  for (const k of config.trustedKeys) {
+    try {
+      keys.push(keyFromConfig(k, crypto));
+    } catch (e) {
+      system.log(`reporter: trusted key skipped: ${(e as Error).message}`);
+    }
+  }
+
+  let client: MqttClient | undefined;
+  let ready = false;
+  let closed = false;
+  let attempt = 0;
+  let timer = 0;
+  /** packet id -> event seq */
+  const inflight = new Map<number, number>();
+  const sentSeqs = new Set<number>();
+  let last = loadLast();
+  let checking = false;
+  let queued: { force: boolean; manifest?: Uint8Array } | undefined;
+
+  function loadLast(): LastResult | null {
+    const raw = store.get(DOMAIN, "last");
+    if (typeof raw !== "string") return null;
+    try {
+      return JSON.parse(raw) as LastResult;
+    } catch {
+      return null;
+    }
+  }
+
+  function state(): DeviceState {
+    const r = agent.running;
+    const s: DeviceState = {
+      version: r.version,
+      slot: r.slot,
+      secure_version: r.secureVersion,
+      hardware: config.hardware ?? system.hardwareRevision(),
+      groups: config.groups ?? [],
+      last,
+      online: true,
+    };
+    if (r.project !== undefined) s.project = r.project;
+    if (config.region !== undefined) s.region = config.region;
+    return s;
+  }
+
+  function publishState(): void {
+    if (ready && client) client.publish(topics.state(id), JSON.stringify(state()), { qos: 1, retain: true });
+  }
+
+  function connect(): void {
+    timer = 0;
+    if (closed) return;
+    ready = false;
+    const will = { topic: topics.online(id), payload: "0", qos: 1 as const, retain: true };
+    const opts = { host: broker!.host, port: broker!.port, id, will, keepalive: broker!.keepaliveMs ?? 60_000, secure: broker!.secure ?? false };
+    client = mqtt!.connect(opts, {
+      onReady() {
+        if (closed) return;
+        ready = true;
+        attempt = 0;
+        const c = client!;
+        c.publish(topics.online(id), "1", { qos: 1, retain: true });
+        c.publish(topics.version(id), agent.running.version, { qos: 1, retain: true });
+        publishState();
+        c.subscribe(topics.releases(config.product, config.channel));
+        c.subscribe(topics.cmd(id));
+        flush();
+      },
+      onMessage(topic, payload) {
+        if (closed) return;
+        if (topic === topics.cmd(id)) onCommand(payload);
+        else if (topic === topics.releases(config.product, config.channel)) onAnnouncement(payload);
+      },
+      onPublished(packetId) {
+        const seq = inflight.get(packetId);
+        if (seq === undefined) return;
+        inflight.delete(packetId);
+        sentSeqs.delete(seq);
+        outbox.ack(seq);
+        flush();
+      },
+      onClose(reason) {
+        ready = false;
+        client = undefined;
+        inflight.clear();
+        sentSeqs.clear();
+        if (closed) return;
+        attempt++;
+        const delay = backoffDelay(attempt, backoff, random);
+        system.log(`reporter: ${reason}; reconnecting in ${delay} ms`);
+        timer = clock.setTimeout(connect, delay);
+      },
+    });
+  }
+
+  function flush(): void {
+    if (!ready || !client) return;
+    for (const e of outbox.pending()) {
+      if (inflight.size >= maxInflight) return;
+      if (sentSeqs.has(e.seq)) continue;
+      const packetId = client.publish(topics.events(id), JSON.stringify(e), { qos: 1 });
+      inflight.set(packetId, e.seq);
+      sentSeqs.add(e.seq);
+    }
+  }
+
+  function record(event: AuditEvent): void {
+    if (RESULT_STATES.indexOf(event.state) < 0) return;
+    last = { state: event.state, time: event.time };
+    if (event.to !== undefined) last.to = event.to;
+    if (event.code !== undefined) last.code = event.code;
+    store.set(DOMAIN, "last", JSON.stringify(last));
+    publishState();
+  }
+
+  function invalid(detail: string): void {
+    const e = outbox.append({ time: clock.wallTime(), uptime: clock.now(), state: "refused", from: agent.running.version, code: "ANNOUNCE_INVALID", detail });
+    record(e);
+    flush();
+  }
+
+  function runCheck(force: boolean, manifest?: Uint8Array): void {
+    if (checking) {
+      queued = manifest ? { force, manifest } : { force };
+      return;
+    }
+    checking = true;
+    const opts: { force?: boolean; manifest?: Uint8Array } = {};
+    if (force) opts.force = true;
+    if (manifest) opts.manifest = manifest;
+    agent.check(opts).then(
+      () => next(),
+      (e: unknown) => {
+        system.log(`reporter: check failed: ${codeOf(e)}`);
+        next();
+      },
+    );
+  }
+
+  function next(): void {
+    checking = false;
+    const q = queued;
+    queued = undefined;
+    if (q && !closed) runCheck(q.force, q.manifest);
+  }
+
+  /** Returns the envelope when it verifies, else reports ANNOUNCE_INVALID and returns undefined. */
+  function verified(envelope: Uint8Array, what: string): Uint8Array | undefined {
+    try {
+      verifyManifest(envelope, keys, crypto);
+      return envelope;
+    } catch (e) {
+      const code = codeOf(e);
+      invalid(`${what}: ${code}${e instanceof OtaError && e.detail ? ` (${e.detail})` : ""}`);
+      return undefined;
+    }
+  }
+
+  function digest(bytes: Uint8Array): string {
+    const h = crypto.sha256();
+    h.write(bytes);
+    return toHex(h.close().subarray(0, 8));
+  }
+
+  function onAnnouncement(payload: Uint8Array): void {
+    if (payload.length === 0) return; // a cleared retained message
+    const seen = digest(payload);
+    if (store.get(DOMAIN, "ann") === seen) return;
+    store.set(DOMAIN, "ann", seen);
+    if (payload.length > MAX_ANNOUNCE) {
+      invalid(`announcement: ${payload.length} bytes`);
+      return;
+    }
+    let doc: unknown;
+    try {
+      doc = JSON.parse(utf8Decode(payload));
+    } catch {
+      invalid("announcement: not JSON");
+      return;
+    }
+    const url = typeof doc === "object" && doc !== null && !("payload" in doc) ? (doc as { url?: unknown }).url : undefined;
+    if (url === undefined) {
+      const env = verified(payload, "announcement");
+      if (env) runCheck(false, env);
+      return;
+    }
+    if (typeof url !== "string" || !/^https:\/\//i.test(url)) {
+      invalid("announcement: url must be https:");
+      return;
+    }
+    fetchSmall(ports.http, clock, url, MAX_ANNOUNCE, config.download.stallMs).then(
+      (bytes) => {
+        if (closed) return;
+        const env = verified(bytes, url);
+        if (env) runCheck(false, env);
+      },
+      (e: unknown) => system.log(`reporter: announcement fetch failed: ${codeOf(e)}`),
+    );
+  }
+
+  function onCommand(payload: Uint8Array): void {
+    let cmd: { cmd?: unknown; manifest?: unknown };
+    try {
+      cmd = JSON.parse(utf8Decode(payload)) as typeof cmd;
+    } catch {
+      invalid("cmd: not JSON");
+      return;
+    }
+    const force = cmd.cmd === "force";
+    if (!force && cmd.cmd !== "check") {
+      invalid(`cmd: unknown command`);
+      return;
+    }
+    if (cmd.manifest === undefined) {
+      runCheck(force);
+      return;
+    }
+    let env: Uint8Array;
+    try {
+      env = typeof cmd.manifest === "string" ? fromBase64(cmd.manifest) : utf8Encode(JSON.stringify(cmd.manifest));
+    } catch {
+      invalid("cmd: manifest is not base64");
+      return;
+    }
+    const ok = verified(env, "cmd");
+    if (ok) runCheck(force, ok);
+  }
+
+  connect();
+
+  return {
+    onEvent(event: AuditEvent) {
+      if (closed) return;
+      record(event);
+      flush();
+    },
+    get connected() {
+      return ready;
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      if (timer) clock.clearTimeout(timer);
+      timer = 0;
+      const c = client;
+      client = undefined;
+      ready = false;
+      c?.close();
+    },
+  };
+}

@@ -1,0 +1,80 @@
+/* Shared pieces for fleet tests: an in-memory NVS-like store, a subscriber, ports for one device. */
+import type { Ports, StorePort, StoreValue, SystemPort } from "../../modules/ports";
+import { TcpMqttPort, type TcpMqttClient } from "../../host-sim/mqtt/client";
+import type { Broker } from "../../host-sim/mqtt/broker";
+import type { VirtualClock } from "../../host-sim/clock";
+import { nodeCrypto } from "../../host-sim/crypto";
+
+/** Map-backed StorePort with Moddable's limits (the fleet tests cut power at the network, not in flash). */
+export class MemStore implements StorePort {
+  data = new Map<string, StoreValue>();
+  get(d: string, k: string) {
+    return this.data.get(`${d}/${k}`);
+  }
+  set(d: string, k: string, v: StoreValue) {
+    if (d.length > 15 || k.length > 15) throw new Error("STORE_KEY");
+    if (typeof v === "string" && v.length > 4000) throw new Error("STORE_VALUE");
+    this.data.set(`${d}/${k}`, v);
+  }
+  delete(d: string, k: string) {
+    this.data.delete(`${d}/${k}`);
+  }
+  keys(d: string) {
+    return [...this.data.keys()].filter((k) => k.startsWith(`${d}/`)).map((k) => k.slice(d.length + 1));
+  }
+}
+
+export function simSystem(id: string, hardware = "esp32-rev3", logs: string[] = []): SystemPort {
+  return {
+    restart() {},
+    resetReason: () => "power-on",
+    deviceId: () => id,
+    hardwareRevision: () => hardware,
+    chipId: () => 0,
+    freeHeap: () => 100_000,
+    log: (line) => void logs.push(line),
+  };
+}
+
+export function devicePorts(id: string, clock: VirtualClock, store: StorePort, mqtt: TcpMqttPort): Ports {
+  return {
+    flash: undefined as never,
+    http: { request: () => { throw new Error("no http in this test"); } },
+    store,
+    crypto: nodeCrypto,
+    clock,
+    system: simSystem(id),
+    mqtt,
+  };
+}
+
+export interface Subscriber {
+  client: TcpMqttClient;
+  messages: { topic: string; payload: string }[];
+  ready: Promise<void>;
+}
+
+export function subscribe(broker: Broker, id: string, filters: string[], clean = true): Subscriber {
+  const port = new TcpMqttPort();
+  let ok!: () => void;
+  let ko!: (e: Error) => void;
+  const ready = new Promise<void>((a, b) => ((ok = a), (ko = b)));
+  const s: Subscriber = { client: undefined as never, messages: [], ready };
+  s.client = port.connect({ host: broker.host, port: broker.port, id, clean, subscribeQos: 1 }, {
+    onReady() {
+      for (const f of filters) s.client.subscribe(f);
+      setTimeout(ok, 30);
+    },
+    onMessage: (topic, p) => void s.messages.push({ topic, payload: Buffer.from(p).toString("utf8") }),
+    onClose: (r) => ko(new Error(r)),
+  });
+  return s;
+}
+
+export async function realWait(cond: () => boolean, ms = 5000): Promise<void> {
+  const end = performance.now() + ms;
+  while (!cond()) {
+    if (performance.now() > end) throw new Error("condition not reached in time");
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}

@@ -1,0 +1,180 @@
+import { describe, it, expect, afterEach } from "vitest";
+import { startBroker, findMosquitto, type Broker, type BrokerKind } from "../../host-sim/mqtt/broker";
+import { TcpMqttPort } from "../../host-sim/mqtt/client";
+import { VirtualClock, driveUntil } from "../../host-sim/clock";
+import { startReporter, type ReporterAgent, type Reporter } from "../../modules/reporter";
+import { Outbox } from "../../modules/outbox";
+import { parseConfig, type AppConfig } from "../../modules/config";
+import type { AuditEvent } from "../../modules/events";
+import { generateKey } from "../../host-sim/release/keys";
+import { keyConfigOf } from "../../host-sim/release/keys";
+import { createManifest } from "../../host-sim/release/manifest-tool";
+import { toBase64 } from "../../modules/bytes";
+import { MemStore, devicePorts, subscribe, realWait } from "./helpers";
+
+const hasMosquitto = findMosquitto() !== undefined;
+const kinds: BrokerKind[] = ["aedes", "mosquitto"];
+const key = generateKey("ecdsa-p256");
+const rogue = generateKey("ecdsa-p256");
+
+function config(broker: Broker): AppConfig {
+  return parseConfig({
+    product: "thermo",
+    channel: "stable",
+    manifestUrl: "https://127.0.0.1:1/thermo/stable/manifest.json",
+    trustedKeys: [keyConfigOf(key)],
+    hardware: "esp32-rev3",
+    region: "eu",
+    groups: ["lab"],
+    checkIntervalMs: 0,
+    mqtt: { host: broker.host, port: broker.port, keepaliveMs: 30_000 },
+  });
+}
+
+class FakeAgent implements ReporterAgent {
+  running = { version: "1.0.0", secureVersion: 1, slot: 0, project: "thermo" };
+  checks: { force?: boolean; manifest?: Uint8Array }[] = [];
+  async check(o: { force?: boolean; manifest?: Uint8Array } = {}) {
+    this.checks.push(o);
+    return {};
+  }
+}
+
+function event(outbox: Outbox, clock: VirtualClock, i: number): AuditEvent {
+  return outbox.append({ time: clock.wallTime(), uptime: clock.now(), state: "downloading", from: "1.0.0", to: "1.1.0", progress: i });
+}
+
+const manifest = (over: object = {}, k = key) =>
+  createManifest({ product: "thermo", version: "1.1.0", secureVersion: 1, url: "https://127.0.0.1:1/x.bin", size: 4096, sha256: "00".repeat(32), keys: [k], ...over });
+
+const seqsOf = (msgs: { topic: string; payload: string }[], id: string) =>
+  msgs.filter((m) => m.topic === `devices/${id}/events`).map((m) => (JSON.parse(m.payload) as AuditEvent).seq);
+
+describe.each(kinds)("reporter on the device (%s)", (kind) => {
+  let broker: Broker | undefined;
+  const reporters: Reporter[] = [];
+  afterEach(async () => {
+    for (const r of reporters.splice(0)) r.close();
+    await broker?.close();
+    broker = undefined;
+  });
+  const skip = kind === "mosquitto" && !hasMosquitto;
+
+  it.skipIf(skip)("publishes version, state and online on boot; the will marks it offline after a power cut", async () => {
+    broker = await startBroker({ kind });
+    const watch = subscribe(broker, "watch", ["devices/#"]);
+    await watch.ready;
+    const clock = new VirtualClock();
+    const mqtt = new TcpMqttPort({ clock });
+    const store = new MemStore();
+    const outbox = new Outbox(store, { capacity: 16 });
+    const r = startReporter(devicePorts("aa01", clock, store, mqtt), config(broker), new FakeAgent(), outbox);
+    reporters.push(r);
+    await driveUntil(clock, () => r.connected, { maxRealMs: 5000 });
+    await realWait(() => watch.messages.some((m) => m.topic === "devices/aa01/state"));
+    expect(watch.messages).toContainEqual({ topic: "devices/aa01/version", payload: "1.0.0" });
+    expect(watch.messages).toContainEqual({ topic: "devices/aa01/online", payload: "1" });
+    const state = JSON.parse(watch.messages.find((m) => m.topic === "devices/aa01/state")!.payload);
+    expect(state).toMatchObject({ version: "1.0.0", slot: 0, secure_version: 1, hardware: "esp32-rev3", region: "eu", groups: ["lab"], last: null });
+    mqtt.powerOff();
+    await realWait(() => watch.messages.some((m) => m.topic === "devices/aa01/online" && m.payload === "0"));
+    watch.client.close();
+  });
+
+  it.skipIf(skip)("delivers every outbox event exactly once across a power cut and a broker restart", async () => {
+    broker = await startBroker({ kind });
+    const log = subscribe(broker, "recorder", ["devices/+/events"], false);
+    await log.ready;
+    const clock = new VirtualClock();
+    const store = new MemStore();
+    let mqtt = new TcpMqttPort({ clock });
+    let outbox = new Outbox(store, { capacity: 64 });
+    let r = startReporter(devicePorts("bb02", clock, store, mqtt), config(broker), new FakeAgent(), outbox, { reconnect: { baseMs: 500, maxMs: 4000 } });
+    reporters.push(r);
+    await driveUntil(clock, () => r.connected, { maxRealMs: 5000 });
+    for (let i = 1; i <= 5; i++) r.onEvent(event(outbox, clock, i));
+    // Power cut right after publishing: some PUBACKs never reach the device, so it resends those.
+    mqtt.powerOff();
+    r.close();
+    const left = outbox.pending().length;
+    mqtt = new TcpMqttPort({ clock });
+    outbox = new Outbox(store, { capacity: 64 });
+    expect(outbox.pending().length).toBe(left);
+    r = startReporter(devicePorts("bb02", clock, store, mqtt), config(broker), new FakeAgent(), outbox, { reconnect: { baseMs: 500, maxMs: 4000 } });
+    reporters.push(r);
+    await driveUntil(clock, () => r.connected && outbox.pending().length === 0, { maxRealMs: 5000 });
+
+    // Broker outage: the device keeps producing events, they wait in the outbox.
+    await broker.stop();
+    await driveUntil(clock, () => !r.connected, { maxRealMs: 5000 });
+    for (let i = 6; i <= 12; i++) {
+      r.onEvent(event(outbox, clock, i));
+      clock.advance(700); // reconnect attempts fail meanwhile
+    }
+    await new Promise((res) => setTimeout(res, 50));
+    expect(outbox.pending().length).toBe(7);
+    await broker.start();
+    await driveUntil(clock, () => r.connected && outbox.pending().length === 0, { maxRealMs: 10_000 });
+    // The recorder reconnects with its persistent session and receives what was queued for it.
+    const log2 = subscribe(broker, "recorder", [], false);
+    await log2.ready;
+    const all = () => [...log.messages, ...log2.messages];
+    await realWait(() => new Set(seqsOf(all(), "bb02")).size === 12, 10_000);
+    const seqs = seqsOf(all(), "bb02");
+    log2.client.close();
+    expect([...new Set(seqs)].sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    log.client.close();
+  });
+
+  it.skipIf(skip)("hands signed announcements to the agent, ignores and reports forged ones, obeys cmd", async () => {
+    broker = await startBroker({ kind });
+    const watch = subscribe(broker, "watch2", ["devices/+/events", "devices/+/state"]);
+    await watch.ready;
+    const ctl = subscribe(broker, "ctl", []);
+    await ctl.ready;
+    const clock = new VirtualClock();
+    const store = new MemStore();
+    const outbox = new Outbox(store, { capacity: 16 });
+    const agent = new FakeAgent();
+    const r = startReporter(devicePorts("cc03", clock, store, new TcpMqttPort({ clock })), config(broker), agent, outbox);
+    reporters.push(r);
+    await driveUntil(clock, () => r.connected, { maxRealMs: 5000 });
+    await new Promise((res) => setTimeout(res, 50));
+
+    const good = manifest();
+    ctl.client.publish("releases/thermo/stable", good, { qos: 1, retain: true });
+    await realWait(() => agent.checks.length === 1);
+    expect(Buffer.from(agent.checks[0]!.manifest!).equals(Buffer.from(good))).toBe(true);
+    expect(agent.checks[0]!.force).toBeUndefined();
+    ctl.client.publish("releases/thermo/stable", good, { qos: 1, retain: true }); // same bytes again: skipped
+    ctl.client.publish("releases/thermo/stable", manifest({}, rogue), { qos: 1, retain: true });
+    ctl.client.publish("releases/thermo/stable", '{"payload":"e30=","signatures":[]}', { qos: 1, retain: true });
+    ctl.client.publish("releases/thermo/stable", "\xff garbage", { qos: 1 });
+    ctl.client.publish("releases/thermo/stable", JSON.stringify({ url: "http://insecure/x.json" }), { qos: 1 });
+    await realWait(() => seqsOf(watch.messages, "cc03").length === 4);
+    const invalid = watch.messages.filter((m) => m.topic === "devices/cc03/events").map((m) => JSON.parse(m.payload) as AuditEvent);
+    for (const e of invalid) expect(e).toMatchObject({ state: "refused", code: "ANNOUNCE_INVALID" });
+    expect(invalid.map((e) => e.detail)).toEqual([
+      expect.stringContaining("SIG_UNKNOWN_KEY"),
+      expect.stringContaining("MANIFEST_UNSIGNED"),
+      "announcement: not JSON",
+      "announcement: url must be https:",
+    ]);
+    expect(agent.checks.length).toBe(1);
+    await realWait(() => watch.messages.some((m) => m.topic === "devices/cc03/state" && JSON.parse(m.payload).last?.code === "ANNOUNCE_INVALID"));
+
+    ctl.client.publish("devices/cc03/cmd", JSON.stringify({ cmd: "check" }), { qos: 1 });
+    await realWait(() => agent.checks.length === 2);
+    expect(agent.checks[1]).toEqual({});
+    const forced = manifest({ force: true, groups: ["lab"] });
+    ctl.client.publish("devices/cc03/cmd", JSON.stringify({ cmd: "force", manifest: toBase64(forced) }), { qos: 1 });
+    await realWait(() => agent.checks.length === 3);
+    expect(agent.checks[2]!.force).toBe(true);
+    ctl.client.publish("devices/cc03/cmd", JSON.stringify({ cmd: "force", manifest: toBase64(manifest({ force: true }, rogue)) }), { qos: 1 });
+    ctl.client.publish("devices/cc03/cmd", JSON.stringify({ cmd: "reboot" }), { qos: 1 });
+    await realWait(() => seqsOf(watch.messages, "cc03").length === 6);
+    expect(agent.checks.length).toBe(3);
+    watch.client.close();
+    ctl.client.close();
+  });
+});
