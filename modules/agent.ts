@@ -1,0 +1,282 @@
+/*
+ * The update agent: idle -> checking -> downloading -> verifying -> installing -> rebooting
+ * -> confirming -> committed, with failed / rolled-back / refused exits. Every transition is
+ * journaled (modules/journal.ts) before the next side effect and appended to the outbox.
+ * The running firmware is never touched by a failed update: only "nextota" and, after full
+ * verification, otadata are written.
+ *
+ * "from" in events is the version the update started from (the running one before the
+ * reboot), "to" the release's version.
+ */
+import type { Ports } from "./ports";
+import type { AgentObserver, AgentState, AuditEvent } from "./events";
+import { parseConfig, type AppConfig } from "./config";
+import { Outbox } from "./outbox";
+import { JournalStore, type Journal } from "./journal";
+import { BootControl } from "./bootctl";
+import { OtaState } from "./otadata";
+import { parseImageStart, APP_DESC_OFFSET, APP_DESC_SIZE } from "./image";
+import { keyFromConfig, type TrustedKey } from "./keys";
+import { verifyManifest, MANIFEST_LIMITS, type Manifest } from "./manifest";
+import { OtaError, codeOf, type ErrorCode } from "./errors";
+import { decide } from "./policy";
+import { UpdateSlot } from "./install";
+import { Downloader, BLOCK } from "./download";
+import { checkImageStart, verifySlot } from "./verify";
+import { onBoot, releaseFields, type BootOutcome } from "./confirm";
+import { seedOf, seededRandom } from "./backoff";
+import { fetchSmall, resolveUrl } from "./fetch";
+import { toHex } from "./bytes";
+import type { DiagnosticCheck } from "./diagnostics";
+import type { AgentContext, RunningInfo } from "./context";
+
+export type { BootOutcome } from "./confirm";
+export type { RunningInfo } from "./context";
+
+export interface CheckOptions {
+  /** A critical patch: overrides the maintenance window, the rollout percentage and the attempt cap. */
+  force?: boolean;
+  /** Envelope bytes already in hand (an MQTT announcement), instead of fetching manifestUrl. */
+  manifest?: Uint8Array;
+}
+
+export interface CheckOutcome {
+  state: AgentState;
+  code?: ErrorCode;
+  version?: string;
+}
+
+const MILESTONES = [25, 50, 75, 100];
+
+/** Read the running image's esp_app_desc_t. Throws IMAGE_* codes, FLASH_NO_PARTITION. */
+export function readRunning(ports: Ports): RunningInfo {
+  const part = ports.flash.open("running");
+  const first = new Uint8Array(APP_DESC_OFFSET + APP_DESC_SIZE + 8);
+  part.read(0, first);
+  const { appDesc } = parseImageStart(first);
+  return { version: appDesc.version, secureVersion: appDesc.secureVersion, project: appDesc.projectName, slot: ports.flash.slots().running };
+}
+
+export class Agent {
+  readonly outbox: Outbox;
+  readonly running: RunningInfo;
+  readonly config: AppConfig;
+  private readonly ctx: AgentContext;
+  private readonly keys: TrustedKey[];
+  private readonly imageKeys: TrustedKey[];
+  private readonly random: () => number;
+  private current: AgentState = "idle";
+  private busy = false;
+  private closed = false;
+
+  /**
+   * Throws CONFIG_INVALID, KEY_FORMAT/KEY_TYPE (trusted keys), IMAGE_* (the running image has
+   * no readable app descriptor), FLASH_NO_PARTITION.
+   */
+  constructor(private readonly ports: Ports, config: AppConfig | unknown, private readonly observer: AgentObserver = {}, options: { checks?: readonly DiagnosticCheck[]; outbox?: Outbox } = {}) {
+    this.config = parseConfig(config);
+    const crypto = ports.crypto;
+    this.keys = this.config.trustedKeys.map((k) => keyFromConfig(k, crypto));
+    this.imageKeys = (this.config.imageKeys ?? this.config.trustedKeys).map((k) => keyFromConfig(k, crypto));
+    this.outbox = options.outbox ?? new Outbox(ports.store, { capacity: this.config.outboxCapacity });
+    this.running = readRunning(ports);
+    this.random = seededRandom(seedOf(ports.system.deviceId()));
+    this.ctx = {
+      ports,
+      config: this.config,
+      journal: new JournalStore(ports.store),
+      boot: new BootControl(ports.flash),
+      running: this.running,
+      checks: options.checks ?? [],
+      scratch: new Uint8Array(BLOCK),
+      emit: (state, fields) => this.emit(state, fields),
+    };
+  }
+
+  get state(): AgentState {
+    return this.current;
+  }
+
+  /** The anti-rollback floor in force. */
+  get floor(): number {
+    return this.ctx.journal.floor();
+  }
+
+  /** Confirm or roll back after a reboot, report what happened. Throws FLASH_* / STORE_* only. */
+  async boot(): Promise<BootOutcome> {
+    const out = await onBoot(this.ctx);
+    this.current = out.state === "committed" || out.state === "rolled-back" || out.state === "failed" ? out.state : "idle";
+    return out;
+  }
+
+  /**
+   * Fetch (or take) a manifest, decide, and update. Resolves with the final state; a state of
+   * "rebooting" means system.restart() was called. Raises nothing for update failures (they
+   * are in the outcome and the outbox); FLASH_* / STORE_* when the hardware fails.
+   */
+  async check(options: CheckOptions = {}): Promise<CheckOutcome> {
+    if (this.closed) return { state: this.current, code: "OTADATA_STATE" };
+    if (this.busy) return { state: this.current, code: "POLICY_BUSY" };
+    this.busy = true;
+    try {
+      return await this.doCheck(options);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+  }
+
+  private emit(state: AgentState, fields: Partial<AuditEvent> = {}): AuditEvent {
+    this.current = state;
+    const clock = this.ports.clock;
+    const e: Omit<AuditEvent, "seq"> = { time: clock.wallTime(), uptime: clock.now(), state, from: this.running.version, ...fields };
+    const stored = this.outbox.append(e);
+    this.ports.system.log(`ota ${state}${e.to ? ` ${e.from} -> ${e.to}` : ""}${e.progress !== undefined ? ` ${e.progress}%` : ""}${e.code ? ` ${e.code}` : ""}${e.detail ? `: ${e.detail}` : ""}`);
+    if (this.observer.onEvent) this.observer.onEvent(stored);
+    return stored;
+  }
+
+  /** Report a refusal or failure once per (release, code); the state is set either way. */
+  private report(state: AgentState, key: string, code: ErrorCode, fields: Partial<AuditEvent>): CheckOutcome {
+    if (this.ctx.journal.alreadySaid(key, code)) this.current = state;
+    else this.emit(state, { ...fields, code });
+    const out: CheckOutcome = { state, code };
+    if (fields.to !== undefined) out.version = fields.to;
+    return out;
+  }
+
+  private async doCheck(options: CheckOptions): Promise<CheckOutcome> {
+    this.current = "checking";
+    let envelope: Uint8Array;
+    let manifest: Manifest;
+    try {
+      envelope = options.manifest ?? (await fetchSmall(this.ports, this.config.manifestUrl, MANIFEST_LIMITS.envelopeBytes, this.config.download.stallMs));
+    } catch (e) {
+      return this.report("failed", "manifest", codeOf(e), { detail: e instanceof OtaError ? e.detail : String(e) });
+    }
+    try {
+      manifest = verifyManifest(envelope, this.keys, this.ports.crypto).manifest;
+    } catch (e) {
+      const h = this.ports.crypto.sha256();
+      h.write(envelope);
+      return this.report("refused", toHex(h.close()), codeOf(e), { detail: e instanceof OtaError ? e.detail : String(e) });
+    }
+    const url = resolveUrl(this.config.manifestUrl, manifest.url);
+    const release = { to: manifest.version, ...(manifest.rollout ? { rollout: manifest.rollout.id } : {}) };
+    const journal = this.ctx.journal;
+    const slots = this.ports.flash.slots();
+    const slotSize = this.ports.flash.open("nextota").byteLength;
+    const code = /^https:\/\//i.test(url)
+      ? decide({
+          manifest, config: this.config, running: this.running, pendingVerify: this.ctx.boot.runningState() === OtaState.PENDING_VERIFY,
+          floor: journal.floor(), chipId: this.ports.system.chipId(), deviceId: this.ports.system.deviceId(), slotSize,
+          wallNow: this.ports.clock.wallTime(), tries: journal.tries(manifest.sha256), rolledBack: journal.isBad(manifest.sha256),
+          force: options.force === true, crypto: this.ports.crypto,
+        })
+      : "HTTP_INSECURE_URL";
+    if (code) return this.report("refused", manifest.sha256, code, { ...release, detail: `${this.running.version} -> ${manifest.version}` });
+    if (options.force && journal.tries(manifest.sha256) >= this.config.retry.maxAttempts) journal.setTries(manifest.sha256, 0);
+
+    const old = journal.load().journal;
+    const same = old && old.sha256 === manifest.sha256 && old.targetSlot === slots.next && (old.phase === "downloading" || old.phase === "verifying" || old.phase === "installing");
+    const j: Journal = {
+      phase: "downloading", from: this.running.version, fromSlot: slots.running, to: manifest.version, secureVersion: manifest.secureVersion,
+      sha256: manifest.sha256, size: manifest.size, url, targetSlot: slots.next, written: same ? old!.written : 0,
+    };
+    if (manifest.rollout) j.rollout = manifest.rollout.id;
+    if (same && old!.etag !== undefined) j.etag = old!.etag;
+    this.emit("checking", releaseFields(j, same ? { detail: `resume at byte ${j.written}` } : {}));
+    journal.save(j);
+    this.emit("downloading", releaseFields(j, { progress: Math.floor((j.written * 100) / j.size) }));
+    return this.update(j);
+  }
+
+  private async update(j: Journal): Promise<CheckOutcome> {
+    const { ports, ctx } = this;
+    const journal = ctx.journal;
+    const slot = new UpdateSlot(ports.flash);
+    let nextMilestone = MILESTONES.findIndex((m) => m > Math.floor((j.written * 100) / j.size));
+    const downloader = new Downloader({
+      http: ports.http, clock: ports.clock, crypto: ports.crypto, slot, buffer: ctx.scratch,
+      download: this.config.download, retry: this.config.retry, random: this.random,
+      checkStart: (first) => {
+        checkImageStart(first, this.running.project, ports.system.chipId());
+      },
+      checkpoint: (written, etag) => {
+        j.written = written;
+        if (etag === undefined) delete j.etag;
+        else j.etag = etag;
+        journal.save(j);
+      },
+      progress: (written, total) => {
+        if (this.observer.onProgress) this.observer.onProgress(written, total);
+        const pct = Math.floor((written * 100) / total);
+        while (nextMilestone >= 0 && nextMilestone < MILESTONES.length && pct >= MILESTONES[nextMilestone]!) {
+          this.emit("downloading", releaseFields(j, { progress: MILESTONES[nextMilestone]! }));
+          nextMilestone++;
+        }
+      },
+      failedAttempt: (code, detail) => {
+        const n = journal.tries(j.sha256) + 1;
+        journal.setTries(j.sha256, n);
+        ports.system.log(`download attempt ${n} failed: ${code} ${detail}`);
+        return n;
+      },
+      log: (line) => ports.system.log(line),
+    });
+    try {
+      const r = await downloader.run({ url: j.url, size: j.size, sha256: j.sha256, written: j.written, ...(j.etag !== undefined ? { etag: j.etag } : {}) });
+      if (r.etag !== undefined) j.etag = r.etag;
+    } catch (e) {
+      slot.abort();
+      return this.fail(j, e);
+    }
+    j.written = j.size;
+    j.phase = "verifying";
+    journal.save(j);
+    this.emit("verifying", releaseFields(j));
+    try {
+      verifySlot((o, t) => slot.read(o, t), {
+        size: j.size, sha256: j.sha256, version: j.to, secureVersion: j.secureVersion, project: this.running.project,
+        chipId: ports.system.chipId(), requireSignature: this.config.requireImageSignature, imageKeys: this.imageKeys,
+      }, ports.crypto, ctx.scratch);
+      slot.markVerified();
+    } catch (e) {
+      slot.abort();
+      j.written = 0;
+      return this.fail(j, e);
+    }
+    j.phase = "installing";
+    journal.save(j);
+    this.emit("installing", releaseFields(j));
+    try {
+      slot.finish(ctx.boot);
+    } catch (e) {
+      slot.abort();
+      return this.fail(j, e);
+    }
+    j.phase = "rebooting";
+    journal.save(j);
+    this.emit("rebooting", releaseFields(j));
+    this.current = "rebooting";
+    ports.system.restart(`update to ${j.to}`);
+    return { state: "rebooting", version: j.to };
+  }
+
+  /** A failed release: permanent failures use up the attempt cap so the release is not fetched again in a loop. */
+  private fail(j: Journal, e: unknown): CheckOutcome {
+    const code = codeOf(e);
+    if (code === "FLASH_POWER_CUT") throw e;
+    const detail = e instanceof OtaError ? e.detail : String(e);
+    const journal = this.ctx.journal;
+    // Transient codes reach here only once the attempt cap is used up; permanent ones use it up now.
+    journal.setTries(j.sha256, Math.max(journal.tries(j.sha256), this.config.retry.maxAttempts));
+    const failed: Journal = { ...j, phase: "failed", code, detail };
+    journal.save(failed);
+    this.emit("failed", releaseFields(failed, { code, detail }));
+    return { state: "failed", code, version: j.to };
+  }
+}

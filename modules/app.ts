@@ -1,0 +1,72 @@
+/*
+ * The device application's core, shared by the ESP32 (src/main.ts) and the simulator
+ * (host-sim/firmware.ts): boot (confirm or roll back, report), then the update loop: a check
+ * right after boot and then every checkIntervalMs, plus checks on command.
+ */
+import type { Ports } from "./ports";
+import type { AgentObserver } from "./events";
+import type { AppConfig } from "./config";
+import { Agent, type BootOutcome, type CheckOptions, type CheckOutcome } from "./agent";
+import type { DiagnosticCheck } from "./diagnostics";
+
+export interface AppExtra {
+  /** Application self-tests added to the built-in diagnostics. */
+  checks?: DiagnosticCheck[];
+  observer?: AgentObserver;
+  /** Delay of the first check after boot (ms, default 0). */
+  firstCheckMs?: number;
+}
+
+export interface App {
+  readonly agent: Agent;
+  /** Settles once the boot action (self-test, report) is done. */
+  readonly booted: Promise<BootOutcome>;
+  /** Check now (also what an MQTT "check"/"force" command calls). */
+  check(options?: CheckOptions): Promise<CheckOutcome>;
+  /** Stop the loop; safe to call twice. */
+  close(): void;
+}
+
+/** Start the agent on `ports`. Throws what the Agent constructor throws (CONFIG_INVALID, KEY_*, IMAGE_*). */
+export function start(ports: Ports, config: AppConfig | unknown, extra: AppExtra = {}): App {
+  const agent = new Agent(ports, config, extra.observer ?? {}, extra.checks ? { checks: extra.checks } : {});
+  const clock = ports.clock;
+  let timer = 0;
+  let closed = false;
+  const schedule = (ms: number) => {
+    if (closed) return;
+    clock.clearTimeout(timer);
+    timer = clock.setTimeout(() => {
+      void loop();
+    }, ms);
+  };
+  const loop = async () => {
+    const out = await run({});
+    if (out.state === "rebooting") return;
+    if (agent.config.checkIntervalMs > 0) schedule(agent.config.checkIntervalMs);
+  };
+  const run = async (options: CheckOptions): Promise<CheckOutcome> => {
+    try {
+      return await agent.check(options);
+    } catch (e) {
+      ports.system.log(`check failed: ${e instanceof Error ? e.message : String(e)}`);
+      return { state: "failed", code: "INTERNAL" };
+    }
+  };
+  const booted = agent.boot().then((out) => {
+    // A failed self-test has already asked for a restart: nothing more this boot.
+    if (!(out.action === "self-test" && out.state === "rolled-back")) schedule(extra.firstCheckMs ?? 0);
+    return out;
+  });
+  return {
+    agent,
+    booted,
+    check: (options = {}) => run(options),
+    close() {
+      if (closed) return;
+      closed = true;
+      clock.clearTimeout(timer);
+      agent.close();
+    },
+  };
+}

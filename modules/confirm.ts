@@ -1,0 +1,159 @@
+/*
+ * What to do at boot, decided from stored facts with a table (as MCUboot's boot_swap_tables):
+ * the running slot's otadata state, the journal's last phase, and whether we run the journal's
+ * target. Then the self-test of a PENDING_VERIFY image: pass -> mark VALID, raise the
+ * anti-rollback floor, report committed; fail -> mark INVALID (only when the other slot
+ * validates) and restart, so the bootloader brings the previous image back, whose agent
+ * reports the rollback from the journal.
+ */
+import type { AgentState, AuditEvent } from "./events";
+import type { Journal } from "./journal";
+import type { AgentContext } from "./context";
+import { OtaState } from "./otadata";
+import { validateImage } from "./image";
+import { runDiagnostics, builtinChecks } from "./diagnostics";
+import { codeOf, type ErrorCode } from "./errors";
+
+export type RunningFact = "pending" | "settled";
+export type JournalFact = "none" | "in-download" | "switching" | "awaiting" | "done";
+export type TargetFact = "target" | "other";
+export type BootAction = "self-test" | "report-committed" | "report-rollback" | "resume" | "idle";
+
+interface BootRow {
+  readonly running: RunningFact | "*";
+  readonly journal: JournalFact | "*";
+  readonly target: TargetFact | "*";
+  readonly action: BootAction;
+}
+
+/** First matching row wins. */
+export const BOOT_TABLE: readonly BootRow[] = [
+  // The bootloader gave this image its one unconfirmed boot.
+  { running: "pending", journal: "*", target: "*", action: "self-test" },
+  // We were told to reboot into the target (or were self-testing it) and run it, confirmed:
+  // a power cut fell between mark-valid and the report.
+  { running: "settled", journal: "awaiting", target: "target", action: "report-committed" },
+  { running: "settled", journal: "switching", target: "target", action: "report-committed" },
+  // We expected the target but run the other image: it crashed, hung, failed its self-test,
+  // or lost power before confirming, and the bootloader rolled back.
+  { running: "settled", journal: "awaiting", target: "other", action: "report-rollback" },
+  // otadata may not have been switched (power cut while installing): verify and switch again.
+  { running: "settled", journal: "switching", target: "other", action: "resume" },
+  { running: "settled", journal: "in-download", target: "*", action: "resume" },
+  { running: "settled", journal: "none", target: "*", action: "idle" },
+  { running: "settled", journal: "done", target: "*", action: "idle" },
+];
+
+const JOURNAL_FACT: Readonly<Record<AgentState, JournalFact>> = {
+  idle: "done", checking: "in-download", downloading: "in-download", verifying: "in-download",
+  installing: "switching", rebooting: "awaiting", confirming: "awaiting",
+  committed: "done", failed: "done", "rolled-back": "done", refused: "done",
+};
+
+export function bootAction(running: RunningFact, journal: JournalFact, target: TargetFact): BootAction {
+  for (const row of BOOT_TABLE) {
+    if ((row.running === "*" || row.running === running) && (row.journal === "*" || row.journal === journal) && (row.target === "*" || row.target === target)) return row.action;
+  }
+  return "idle";
+}
+
+export interface BootOutcome {
+  action: BootAction;
+  state: AgentState;
+  code?: ErrorCode;
+}
+
+function facts(ctx: AgentContext, j: Journal | undefined): [RunningFact, JournalFact, TargetFact] {
+  const state = ctx.boot.runningState();
+  const running: RunningFact = state === OtaState.PENDING_VERIFY ? "pending" : "settled";
+  const journal: JournalFact = j ? JOURNAL_FACT[j.phase] : "none";
+  const target: TargetFact = j && j.targetSlot === ctx.running.slot && j.to === ctx.running.version ? "target" : "other";
+  return [running, journal, target];
+}
+
+/** The other slot holds an image the bootloader would boot (so rolling back is possible). */
+function otherSlotBootable(ctx: AgentContext): boolean {
+  try {
+    const part = ctx.ports.flash.open("nextota");
+    const info = validateImage((o, t) => part.read(o, t), part.byteLength, ctx.ports.crypto, ctx.scratch);
+    return info.header.chipId === ctx.ports.system.chipId();
+  } catch {
+    return false;
+  }
+}
+
+/** Decide and carry out the boot action. Throws FLASH_* / STORE_* from the ports only. */
+export async function onBoot(ctx: AgentContext): Promise<BootOutcome> {
+  const loaded = ctx.journal.load();
+  if (loaded.corrupt) ctx.emit("idle", { code: "JOURNAL_CORRUPT" });
+  const j = loaded.journal;
+  const action = bootAction(...facts(ctx, j));
+  switch (action) {
+    case "self-test":
+      return selfTest(ctx, j);
+    case "report-committed":
+      return commit(ctx, j!, action);
+    case "report-rollback": {
+      const code: ErrorCode = j!.code ?? "ROLLBACK_BOOT";
+      ctx.journal.markBad(j!.sha256);
+      const done: Journal = { ...j!, phase: "rolled-back", code };
+      ctx.journal.save(done);
+      ctx.emit("rolled-back", releaseFields(done, { code, detail: j!.detail ?? `running ${ctx.running.version} in slot ${ctx.running.slot}` }));
+      return { action, state: "rolled-back", code };
+    }
+    case "resume":
+      return { action, state: "idle" };
+    case "idle":
+      return { action, state: "idle" };
+  }
+}
+
+export function releaseFields(j: Journal, extra: Partial<AuditEvent> = {}): Partial<AuditEvent> {
+  const f: Partial<AuditEvent> = { from: j.from, to: j.to, ...extra };
+  if (j.rollout !== undefined) f.rollout = j.rollout;
+  return f;
+}
+
+async function selfTest(ctx: AgentContext, found: Journal | undefined): Promise<BootOutcome> {
+  const r = ctx.running;
+  const j: Journal = found && found.to === r.version && found.targetSlot === r.slot
+    ? { ...found, phase: "confirming" }
+    : { phase: "confirming", from: "unknown", fromSlot: -1, to: r.version, secureVersion: r.secureVersion, sha256: "", size: 0, url: "", targetSlot: r.slot, written: 0 };
+  delete j.code;
+  delete j.detail;
+  ctx.journal.save(j);
+  ctx.emit("confirming", releaseFields(j));
+  const checks = [...builtinChecks(ctx.ports, ctx.config), ...ctx.checks];
+  const d = ctx.config.diagnostics;
+  const result = await runDiagnostics(checks, ctx.ports.clock, d.windowMs, d.checkTimeoutMs);
+  if (result.ok) return commit(ctx, j);
+  if (!otherSlotBootable(ctx)) {
+    // Nothing to go back to: keep running this image (IDF's esp_ota_mark_app_invalid_rollback fails the same way),
+    // confirmed, so the next boot does not abort it into an unbootable slot.
+    ctx.boot.setRunningState(OtaState.VALID);
+    const failed: Journal = { ...j, phase: "failed", code: "CONFIRM_NO_ROLLBACK", detail: result.detail };
+    ctx.journal.save(failed);
+    ctx.emit("failed", releaseFields(failed, { code: "CONFIRM_NO_ROLLBACK", detail: `${result.code}: ${result.detail}` }));
+    return { action: "self-test", state: "failed", code: "CONFIRM_NO_ROLLBACK" };
+  }
+  // Journal first: the previous image's agent reports this code after the bootloader takes it back.
+  ctx.journal.save({ ...j, code: result.code, detail: result.detail });
+  ctx.ports.system.log(`self-test failed: ${result.code} ${result.detail}; rolling back`);
+  ctx.boot.setRunningState(OtaState.INVALID);
+  ctx.ports.system.restart(`self-test failed: ${result.code}`);
+  return { action: "self-test", state: "rolled-back", code: result.code };
+}
+
+function commit(ctx: AgentContext, j: Journal, action: BootAction = "self-test"): BootOutcome {
+  try {
+    ctx.boot.setRunningState(OtaState.VALID);
+  } catch (e) {
+    if (codeOf(e) !== "OTADATA_STATE") throw e;
+  }
+  // On the chip: esp_efuse_update_secure_version. Only ever raised, after the image is VALID.
+  ctx.journal.raiseFloor(ctx.running.secureVersion);
+  const done: Journal = { ...j, phase: "committed" };
+  ctx.journal.save(done);
+  ctx.emit("committed", releaseFields(done));
+  return { action, state: "committed" };
+}

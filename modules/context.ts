@@ -1,0 +1,30 @@
+/*
+ * What the agent's parts share for one boot: the ports, the configuration, the stores, the
+ * running image's identity, and the one way to record a transition.
+ */
+import type { Ports } from "./ports";
+import type { AppConfig } from "./config";
+import type { AgentState, AuditEvent } from "./events";
+import type { JournalStore } from "./journal";
+import type { BootControl } from "./bootctl";
+import type { DiagnosticCheck } from "./diagnostics";
+
+export interface RunningInfo {
+  version: string;
+  secureVersion: number;
+  project: string;
+  slot: number;
+}
+
+export interface AgentContext {
+  ports: Ports;
+  config: AppConfig;
+  journal: JournalStore;
+  boot: BootControl;
+  running: RunningInfo;
+  checks: readonly DiagnosticCheck[];
+  /** The one 4 KB buffer of the update path (download, verification, validation). */
+  scratch: Uint8Array;
+  /** Record a transition: outbox first (persistent), then observers. Returns the stored event. */
+  emit(state: AgentState, fields?: Partial<AuditEvent>): AuditEvent;
+}

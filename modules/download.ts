@@ -1,0 +1,281 @@
+/*
+ * Streaming the image into the update slot, with resume and retries.
+ *
+ * - One caller-owned 4 KB buffer: body bytes fill it, a full block is written (its flash block
+ *   erased just before, by UpdateSlot) and hashed, so every write and every resume point is
+ *   block aligned.
+ * - The first block is checked (magic, chip id, project, size <= slot) before the first write.
+ * - Resume: `Range: bytes=N-` + `If-Range: <etag>`. Only a 206 with `Content-Range: bytes
+ *   N-(size-1)/size` and the same ETag is appended; anything else restarts from 0 cleanly (a 200
+ *   body is never appended), 416 restarts too.
+ * - Stalls: no body bytes for `stallMs`, or fewer than `minBytesPerSec` over `rateWindowMs`,
+ *   end the attempt with HTTP_TIMEOUT (then resume), so a host that drips bytes cannot park it.
+ * - Retries: 404 and other 4xx (not 408/429) are permanent; 408/429/5xx/transport errors back
+ *   off with jitter (Retry-After honoured); attempts are counted per release by the caller,
+ *   who persists them, so a reboot does not reset the cap.
+ */
+import type { ClockPort, CryptoPort, HttpPort, Sha256 } from "./ports";
+import type { DownloadConfig, RetryConfig } from "./config";
+import { OtaError, codeOf, type ErrorCode } from "./errors";
+import { backoffDelay, parseRetryAfter } from "./backoff";
+import type { UpdateSlot } from "./install";
+import { toHex } from "./bytes";
+
+export const BLOCK = 4096;
+
+export interface DownloadJob {
+  url: string;
+  size: number;
+  sha256: string;
+  /** Bytes already in the slot (journaled) and the ETag they came with. */
+  written: number;
+  etag?: string;
+}
+
+export interface DownloadDeps {
+  http: HttpPort;
+  clock: ClockPort;
+  crypto: CryptoPort;
+  slot: UpdateSlot;
+  buffer: Uint8Array;
+  download: DownloadConfig;
+  retry: RetryConfig;
+  random: () => number;
+  /** Check the first block before anything is written; throws IMAGE_* codes. */
+  checkStart(first: Uint8Array): void;
+  /** Persist progress (journal): called every `journalEveryBytes` and on every restart from 0. */
+  checkpoint(written: number, etag: string | undefined): void;
+  progress(written: number, total: number): void;
+  /** A failed attempt: persist and return the attempt count for this release. */
+  failedAttempt(code: ErrorCode, detail: string): number;
+  log(line: string): void;
+}
+
+type Attempt =
+  | { ok: true }
+  | { ok: false; code: ErrorCode; detail: string; permanent: boolean; restart: boolean; retryAfterMs?: number };
+
+const RESTART_CODES: readonly ErrorCode[] = ["HTTP_RANGE", "HTTP_RANGE_NOT_SATISFIABLE", "DOWNLOAD_ETAG_CHANGED"];
+const PERMANENT_CODES: readonly ErrorCode[] = ["HTTP_NOT_FOUND", "HTTP_CLIENT_ERROR", "HTTP_STATUS", "HTTP_TLS", "HTTP_INSECURE_URL", "DOWNLOAD_SIZE", "DOWNLOAD_HASH", "IMAGE_TOO_LARGE", "IMAGE_MAGIC", "IMAGE_CHIP", "IMAGE_PROJECT", "IMAGE_SEGMENTS", "IMAGE_APP_DESC", "IMAGE_TRUNCATED", "IMAGE_VERSION"];
+
+/** Status -> (code, permanent). 408/429/5xx are retried; other 4xx never are. */
+function statusCode(status: number): { code: ErrorCode; permanent: boolean } {
+  if (status === 404) return { code: "HTTP_NOT_FOUND", permanent: true };
+  if (status === 408 || status === 429) return { code: "HTTP_CLIENT_ERROR", permanent: false };
+  if (status >= 400 && status < 500) return { code: "HTTP_CLIENT_ERROR", permanent: true };
+  if (status >= 500) return { code: "HTTP_SERVER_ERROR", permanent: false };
+  return { code: "HTTP_STATUS", permanent: true };
+}
+
+export class Downloader {
+  private sha: Sha256;
+  private hashedTo = 0;
+
+  constructor(private readonly d: DownloadDeps) {
+    if (d.buffer.byteLength < BLOCK) throw new RangeError("download buffer must hold one 4 KB block");
+    this.sha = d.crypto.sha256();
+  }
+
+  /**
+   * Download `job` into the slot (already begun by the caller or begun here). Resolves when every
+   * byte is written and the streamed SHA-256 matches. Throws the attempt's code when it is
+   * permanent or the attempt cap is reached; DOWNLOAD_HASH; FLASH_* from the slot.
+   */
+  async run(job: DownloadJob): Promise<{ etag?: string }> {
+    let written = job.written - (job.written % BLOCK);
+    let etag = job.etag;
+    if (written >= job.size) {
+      written = job.size;
+      this.d.slot.adopt(job.size);
+    }
+    for (;;) {
+      if (written < job.size) {
+        const r = await this.attempt(job, written, etag);
+        if (r.ok) {
+          written = job.size;
+          etag = this.lastEtag;
+        } else {
+          written = this.d.slot.written - (this.d.slot.written % BLOCK);
+          if (this.d.slot.written === job.size) written = job.size;
+          if (r.restart) {
+            written = 0;
+            etag = undefined;
+            this.d.checkpoint(0, undefined);
+          } else if (this.lastEtag !== undefined) {
+            etag = this.lastEtag;
+          }
+          this.d.log(`download: ${r.code} ${r.detail}${r.restart ? " (restart from 0)" : ""}`);
+          if (r.permanent) throw new OtaError(r.code, r.detail);
+          const attempts = this.d.failedAttempt(r.code, r.detail);
+          if (attempts >= this.d.retry.maxAttempts) throw new OtaError(r.code, `${r.detail}; gave up after ${attempts} attempts`);
+          this.d.checkpoint(written, etag);
+          const delay = r.retryAfterMs ?? backoffDelay(attempts, this.d.retry, this.d.random);
+          await this.sleep(delay);
+          continue;
+        }
+      }
+      if (this.hashedTo !== job.size) this.rehash(job.size);
+      const digest = toHex(this.sha.close());
+      this.hashedTo = 0;
+      if (digest !== job.sha256.toLowerCase()) {
+        this.d.checkpoint(0, undefined);
+        throw new OtaError("DOWNLOAD_HASH", `got ${digest.slice(0, 16)}...`);
+      }
+      return etag === undefined ? {} : { etag };
+    }
+  }
+
+  private lastEtag: string | undefined;
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => this.d.clock.setTimeout(resolve, ms));
+  }
+
+  /** Hash what is already in flash up to `to` (after a reboot the streamed state is gone). */
+  private rehash(to: number): void {
+    this.sha.reset();
+    const buf = this.d.buffer;
+    for (let off = 0; off < to; off += BLOCK) {
+      const n = Math.min(BLOCK, to - off);
+      const view = buf.subarray(0, n);
+      this.d.slot.read(off, view);
+      this.sha.write(view);
+    }
+    this.hashedTo = to;
+  }
+
+  private attempt(job: DownloadJob, from: number, etag: string | undefined): Promise<Attempt> {
+    const d = this.d;
+    const { clock } = d;
+    if (!/^https:\/\//i.test(job.url)) return Promise.resolve({ ok: false, code: "HTTP_INSECURE_URL", detail: job.url, permanent: true, restart: false });
+    if (this.hashedTo !== from) this.rehash(from);
+    d.slot.begin(job.size, from);
+    const headers: [string, string][] = [];
+    if (from > 0) {
+      headers.push(["range", `bytes=${from}-`]);
+      if (etag !== undefined) headers.push(["if-range", etag]);
+    }
+    this.lastEtag = etag;
+    const buf = d.buffer.subarray(0, BLOCK);
+    return new Promise<Attempt>((resolve) => {
+      let settled = false;
+      let status = 0;
+      let contentRange: string | undefined;
+      let retryAfter: string | undefined;
+      let newEtag: string | undefined;
+      let contentLength: number | undefined;
+      let fill = 0;
+      let offset = from;
+      let lastCheckpoint = from;
+      let windowBytes = 0;
+      let stallTimer = 0;
+      let rateTimer = 0;
+      let req: { close(): void } | undefined;
+      const finish = (r: Attempt) => {
+        if (settled) return;
+        settled = true;
+        clock.clearTimeout(stallTimer);
+        clock.clearTimeout(rateTimer);
+        if (req) req.close();
+        resolve(r);
+      };
+      const fail = (code: ErrorCode, detail: string, extra: { permanent?: boolean; restart?: boolean; retryAfterMs?: number } = {}) => {
+        const r: Attempt = { ok: false, code, detail, permanent: extra.permanent ?? PERMANENT_CODES.indexOf(code) >= 0, restart: extra.restart ?? RESTART_CODES.indexOf(code) >= 0 };
+        if (extra.retryAfterMs !== undefined) r.retryAfterMs = extra.retryAfterMs;
+        finish(r);
+      };
+      const armStall = () => {
+        clock.clearTimeout(stallTimer);
+        stallTimer = clock.setTimeout(() => fail("HTTP_TIMEOUT", `no data for ${d.download.stallMs} ms at byte ${offset + fill}`), d.download.stallMs);
+      };
+      const armRate = () => {
+        rateTimer = clock.setTimeout(() => {
+          const rate = (windowBytes * 1000) / d.download.rateWindowMs;
+          if (rate < d.download.minBytesPerSec) return fail("HTTP_TIMEOUT", `${Math.floor(rate)} B/s < ${d.download.minBytesPerSec} B/s at byte ${offset + fill}`);
+          windowBytes = 0;
+          armRate();
+        }, d.download.rateWindowMs);
+      };
+      const flush = () => {
+        const block = buf.subarray(0, fill);
+        if (offset === 0) d.checkStart(block);
+        d.slot.write(block);
+        this.sha.write(block);
+        offset += fill;
+        this.hashedTo = offset;
+        fill = 0;
+        d.progress(offset, job.size);
+        if (offset - lastCheckpoint >= d.download.journalEveryBytes && offset < job.size) {
+          d.checkpoint(offset, this.lastEtag);
+          lastCheckpoint = offset;
+        }
+      };
+      const guard = (fn: () => void) => {
+        if (settled) return;
+        try {
+          fn();
+        } catch (e) {
+          const code = codeOf(e);
+          fail(code, e instanceof OtaError ? e.detail : String(e), code === "INTERNAL" || code.startsWith("FLASH_") ? { permanent: true } : {});
+        }
+      };
+      req = d.http.request({ url: job.url, headers }, {
+        onStatus: (s) => guard(() => { status = s; }),
+        onHeader: (name, value) => guard(() => {
+          if (name === "content-range") contentRange = value;
+          else if (name === "etag") newEtag = value;
+          else if (name === "retry-after") retryAfter = value;
+          else if (name === "content-length") contentLength = /^\d+$/.test(value) ? Number(value) : undefined;
+        }),
+        onHeadersComplete: () => guard(() => {
+          armStall();
+          if (status === 416) return fail("HTTP_RANGE_NOT_SATISFIABLE", `at byte ${from}`);
+          if (status >= 300 || status < 200) {
+            const { code, permanent } = statusCode(status);
+            const ra = status === 429 || status === 503 ? parseRetryAfter(retryAfter, clock.wallTime()) : undefined;
+            return fail(code, `status ${status}`, ra === undefined ? { permanent } : { permanent, retryAfterMs: ra });
+          }
+          if (from > 0) {
+            if (etag !== undefined && newEtag !== undefined && newEtag !== etag) return fail("DOWNLOAD_ETAG_CHANGED", `${etag} -> ${newEtag}`);
+            if (status !== 206) return fail("HTTP_RANGE", `status ${status} to a Range request`);
+            const want = `bytes ${from}-${job.size - 1}/${job.size}`;
+            if ((contentRange ?? "").replace(/\s+/g, " ").trim() !== want) return fail("HTTP_RANGE", `Content-Range '${contentRange ?? ""}', wanted '${want}'`);
+          } else {
+            if (status !== 200) return fail("HTTP_STATUS", `status ${status} to a plain GET`);
+          }
+          if (contentLength !== undefined && contentLength !== job.size - from) {
+            return fail("DOWNLOAD_SIZE", `Content-Length ${contentLength}, expected ${job.size - from}`);
+          }
+          this.lastEtag = newEtag;
+          if (from === 0) d.checkpoint(0, newEtag);
+          armRate();
+        }),
+        onData: (available, read) => guard(() => {
+          if (available <= 0) return;
+          armStall();
+          for (;;) {
+            const n = read(buf.subarray(fill));
+            if (n <= 0) break;
+            windowBytes += n;
+            if (offset + fill + n > job.size) return fail("HTTP_TOO_LONG", `more than ${job.size} bytes`, { permanent: false, restart: false });
+            fill += n;
+            if (fill === BLOCK || offset + fill === job.size) flush();
+            if (settled) return;
+          }
+        }),
+        onComplete: () => guard(() => {
+          if (fill > 0 && offset + fill === job.size) flush();
+          if (offset !== job.size) return fail("HTTP_CLOSED", `body ended at byte ${offset + fill} of ${job.size}`);
+          d.slot.complete();
+          finish({ ok: true });
+        }),
+        onError: (code, detail) => guard(() => {
+          const c = (code === "HTTP_TLS" || code === "HTTP_INSECURE_URL" || code === "HTTP_CONNECT" || code === "HTTP_CLOSED" || code === "HTTP_TIMEOUT" || code === "HTTP_TOO_LONG") ? code : "HTTP_CLOSED";
+          fail(c, detail);
+        }),
+      });
+      if (settled) req.close();
+      else armStall();
+    });
+  }
+}

@@ -1,0 +1,130 @@
+/*
+ * The update journal: what the agent has done to the update slot and otadata, stored in NVS
+ * before each next side effect, so a power cut or a reboot at any point resumes or recovers.
+ *
+ * Store layout (domain "ota", each key one atomic NVS set):
+ *   "journal"  JSON Journal (the release in progress and its last phase)
+ *   "floor"    anti-rollback floor (integer). On the chip this is the secure-version eFuse
+ *              (a thermometer code that can only grow); the simulator keeps it in NVS.
+ *   "tries"    "<sha256>:<count>" failed download attempts for one release (survives reboots)
+ *   "said"     "<sha256>:<code>" the last refusal/failure reported, so it is reported once
+ *   "bad"      JSON string[] of sha256 prefixes of releases rolled back on this device
+ */
+import type { StorePort } from "./ports";
+import type { AgentState } from "./events";
+import { isErrorCode, type ErrorCode } from "./errors";
+
+const DOMAIN = "ota";
+const MAX_BAD = 8;
+
+export interface Journal {
+  /** Last journaled state of this release. */
+  phase: AgentState;
+  from: string;
+  fromSlot: number;
+  to: string;
+  secureVersion: number;
+  sha256: string;
+  size: number;
+  url: string;
+  targetSlot: number;
+  rollout?: string;
+  /** ETag of the image on the host, for If-Range. */
+  etag?: string;
+  /** Bytes known to be in the slot (block aligned, or == size when complete). */
+  written: number;
+  code?: ErrorCode;
+  detail?: string;
+}
+
+const PHASES: readonly AgentState[] = ["idle", "checking", "downloading", "verifying", "installing", "rebooting", "confirming", "committed", "failed", "rolled-back", "refused"];
+
+function valid(j: Journal): boolean {
+  return (
+    typeof j === "object" && j !== null && PHASES.indexOf(j.phase) >= 0 &&
+    typeof j.from === "string" && typeof j.to === "string" && typeof j.sha256 === "string" &&
+    Number.isInteger(j.size) && Number.isInteger(j.written) && j.written >= 0 && j.written <= j.size &&
+    Number.isInteger(j.targetSlot) && Number.isInteger(j.fromSlot) && typeof j.url === "string" &&
+    Number.isInteger(j.secureVersion) && (j.code === undefined || isErrorCode(j.code))
+  );
+}
+
+export class JournalStore {
+  constructor(private readonly store: StorePort) {}
+
+  /** The stored journal; undefined when none. A corrupt one is deleted (JOURNAL_CORRUPT is the caller's to report) and `corrupt` is set. */
+  load(): { journal?: Journal; corrupt: boolean } {
+    const raw = this.store.get(DOMAIN, "journal");
+    if (raw === undefined) return { corrupt: false };
+    try {
+      const j = typeof raw === "string" ? (JSON.parse(raw) as Journal) : undefined;
+      if (j && valid(j)) return { journal: j, corrupt: false };
+    } catch {
+      // fall through
+    }
+    this.store.delete(DOMAIN, "journal");
+    return { corrupt: true };
+  }
+
+  /** One NVS set. Throws STORE_* from the store. */
+  save(j: Journal): void {
+    this.store.set(DOMAIN, "journal", JSON.stringify(j));
+  }
+
+  clear(): void {
+    this.store.delete(DOMAIN, "journal");
+  }
+
+  floor(): number {
+    const f = this.store.get(DOMAIN, "floor");
+    return typeof f === "number" ? f : 0;
+  }
+
+  /** Raise (never lower) the anti-rollback floor. */
+  raiseFloor(secureVersion: number): void {
+    if (secureVersion > this.floor()) this.store.set(DOMAIN, "floor", secureVersion);
+  }
+
+  tries(sha256: string): number {
+    const t = this.store.get(DOMAIN, "tries");
+    if (typeof t !== "string") return 0;
+    const i = t.lastIndexOf(":");
+    return t.slice(0, i) === sha256 ? Number(t.slice(i + 1)) || 0 : 0;
+  }
+
+  setTries(sha256: string, count: number): void {
+    this.store.set(DOMAIN, "tries", `${sha256}:${count}`);
+  }
+
+  /** True when this (release, code) was already reported; records it otherwise. */
+  alreadySaid(sha256: string, code: ErrorCode): boolean {
+    const key = `${sha256.slice(0, 32)}:${code}`;
+    if (this.store.get(DOMAIN, "said") === key) return true;
+    this.store.set(DOMAIN, "said", key);
+    return false;
+  }
+
+  isBad(sha256: string): boolean {
+    return this.bad().indexOf(sha256.slice(0, 32)) >= 0;
+  }
+
+  markBad(sha256: string): void {
+    const list = this.bad();
+    const id = sha256.slice(0, 32);
+    if (list.indexOf(id) >= 0) return;
+    list.push(id);
+    while (list.length > MAX_BAD) list.shift();
+    this.store.set(DOMAIN, "bad", JSON.stringify(list));
+  }
+
+  private bad(): string[] {
+    const raw = this.store.get(DOMAIN, "bad");
+    if (typeof raw !== "string") return [];
+    try {
+      const list = JSON.parse(raw) as unknown;
+      return Array.isArray(list) ? list.filter((s): s is string => typeof s === "string") : [];
+    } catch {
+      return [];
+    }
+  }
+}

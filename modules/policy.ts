@@ -1,0 +1,64 @@
+/*
+ * Whether to take a verified release: a readonly table of rules, each a stored or reported
+ * fact -> refusal code, checked in order (busy first, then the lasting reasons, then the
+ * transient ones). `force` overrides only the maintenance window and the rollout percentage
+ * (FLEET's checkEligibility) and the per-release attempt cap; never a version, signature or
+ * anti-rollback rule.
+ */
+import type { ErrorCode } from "./errors";
+import type { Manifest } from "./manifest";
+import type { AppConfig } from "./config";
+import type { CryptoPort } from "./ports";
+import { compareSemver } from "./semver";
+import { checkEligibility } from "./eligibility";
+
+export interface PolicyFacts {
+  manifest: Manifest;
+  config: AppConfig;
+  running: { version: string; secureVersion: number; project: string };
+  /** Running image still PENDING_VERIFY. */
+  pendingVerify: boolean;
+  /** Anti-rollback floor (stored; the eFuse on the chip). */
+  floor: number;
+  chipId: number;
+  deviceId: string;
+  slotSize: number;
+  /** Wall clock ms (0 when not set: time rules are skipped). */
+  wallNow: number;
+  /** Failed download attempts at this release so far. */
+  tries: number;
+  /** This release was rolled back on this device before. */
+  rolledBack: boolean;
+  force: boolean;
+  crypto: CryptoPort;
+}
+
+interface Rule {
+  readonly code: ErrorCode;
+  readonly refuse: (f: PolicyFacts) => boolean;
+}
+
+const after = (a: string, b: string) => compareSemver(a, b) > 0;
+
+export const POLICY_RULES: readonly Rule[] = [
+  { code: "POLICY_BUSY", refuse: (f) => f.pendingVerify },
+  { code: "POLICY_PRODUCT", refuse: (f) => f.manifest.product !== f.config.product },
+  { code: "POLICY_REVOKED_VERSION", refuse: (f) => (f.config.revokedVersions ?? []).indexOf(f.manifest.version) >= 0 },
+  { code: "POLICY_ROLLED_BACK", refuse: (f) => f.rolledBack },
+  { code: "POLICY_NOT_NEWER", refuse: (f) => !after(f.manifest.version, f.running.version) },
+  { code: "POLICY_DOWNGRADE", refuse: (f) => f.manifest.secureVersion < Math.max(f.floor, f.running.secureVersion) },
+  { code: "POLICY_MIN_VERSION", refuse: (f) => f.manifest.minVersion !== undefined && after(f.manifest.minVersion, f.running.version) },
+  { code: "IMAGE_CHIP", refuse: (f) => f.manifest.chip !== undefined && f.manifest.chip !== f.chipId },
+  { code: "IMAGE_TOO_LARGE", refuse: (f) => f.manifest.size > f.slotSize },
+  { code: "MANIFEST_EXPIRED", refuse: (f) => f.wallNow > 0 && f.manifest.expires !== undefined && f.wallNow >= f.manifest.expires },
+  { code: "MANIFEST_NOT_YET", refuse: (f) => f.wallNow > 0 && f.manifest.notBefore !== undefined && f.wallNow < f.manifest.notBefore },
+  { code: "POLICY_RETRY_CAP", refuse: (f) => !f.force && f.tries >= f.config.retry.maxAttempts },
+];
+
+/** null when the release may be installed now, else the first refusal code (ErrorCode). Raises nothing. */
+export function decide(f: PolicyFacts): ErrorCode | null {
+  for (const rule of POLICY_RULES) if (rule.refuse(f)) return rule.code;
+  const device = { id: f.deviceId, hardware: f.config.hardware, region: f.config.region, groups: f.config.groups };
+  const m = f.force ? { ...f.manifest, force: true } : f.manifest;
+  return checkEligibility(m, device, f.wallNow, f.config.maintenanceWindow, f.crypto);
+}
