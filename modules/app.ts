@@ -8,6 +8,7 @@ import type { AgentObserver } from "./events";
 import type { AppConfig } from "./config";
 import { Agent, type BootOutcome, type CheckOptions, type CheckOutcome } from "./agent";
 import type { DiagnosticCheck } from "./diagnostics";
+import { startReporter, type Reporter } from "./reporter";
 
 export interface AppExtra {
   /** Application self-tests added to the built-in diagnostics. */
@@ -29,7 +30,20 @@ export interface App {
 
 /** Start the agent on `ports`. Throws what the Agent constructor throws (CONFIG_INVALID, KEY_*, IMAGE_*). */
 export function start(ports: Ports, config: AppConfig | unknown, extra: AppExtra = {}): App {
-  const agent = new Agent(ports, config, extra.observer ?? {}, extra.checks ? { checks: extra.checks } : {});
+  let reporter: Reporter | undefined;
+  const outer = extra.observer ?? {};
+  const observer: AgentObserver = {
+    onEvent: (e) => {
+      if (outer.onEvent) outer.onEvent(e);
+      if (reporter) reporter.onEvent(e);
+    },
+    onProgress: (w, t) => {
+      if (outer.onProgress) outer.onProgress(w, t);
+    },
+  };
+  const agent = new Agent(ports, config, observer, extra.checks ? { checks: extra.checks } : {});
+  // FLEET's reporter: version and state on boot, the outbox over QoS 1, announcements and commands.
+  if (agent.config.mqtt && ports.mqtt) reporter = startReporter(ports, agent.config, agent, agent.outbox);
   const clock = ports.clock;
   let timer = 0;
   let closed = false;
@@ -67,6 +81,7 @@ export function start(ports: Ports, config: AppConfig | unknown, extra: AppExtra
       closed = true;
       clock.clearTimeout(timer);
       agent.close();
+      if (reporter) reporter.close();
     },
   };
 }

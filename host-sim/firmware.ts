@@ -1,0 +1,50 @@
+/*
+ * The simulated firmware's main: what a test image "is" when the simulated bootloader boots
+ * it. XS-safe (bundled into the XS engine too): imports only modules/ and types.
+ *
+ * Behaviours (embedded in the image by xsota image build, carried by FirmwareBoot):
+ * - "healthy": the application (modules/app.ts) with its built-in diagnostics.
+ * - "fail-diagnostics": the same plus an application check that fails, so the self-test rolls back.
+ * - "crash-on-boot", "hang": handled by SimDevice on the Node side, identically for every
+ *   engine: a crash resets the chip (panic) before the app can confirm; a hang never runs the
+ *   app and the simulated task watchdog resets it. If called anyway, this firmware does nothing.
+ *
+ * Sim-only needs go through the SystemPort's log, which every engine bridges: lines starting
+ * with "@event " carry an AuditEvent as JSON, "@progress <written> <total>" the download
+ * progress. SimDevice turns them into its event list and progress callbacks.
+ */
+import type { Ports } from "../modules/ports";
+import type { FirmwareBoot } from "./engine";
+import { start, type App } from "../modules/app";
+import type { DiagnosticCheck } from "../modules/diagnostics";
+
+export const EVENT_PREFIX = "@event ";
+export const PROGRESS_PREFIX = "@progress ";
+
+export interface FirmwareHandle {
+  app?: App;
+  close(): void;
+}
+
+export function bootFirmware(ports: Ports, boot: FirmwareBoot): FirmwareHandle {
+  if (boot.behavior === "crash-on-boot" || boot.behavior === "hang") return { close() {} };
+  const checks: DiagnosticCheck[] = [];
+  if (boot.behavior === "fail-diagnostics") {
+    checks.push({ name: "app-selftest", run: () => false });
+  }
+  let lastPct = -1;
+  const app = start(ports, boot.config, {
+    checks,
+    observer: {
+      onEvent: (e) => ports.system.log(EVENT_PREFIX + JSON.stringify(e)),
+      onProgress: (written, total) => {
+        const pct = Math.floor((written * 100) / total);
+        if (pct === lastPct) return;
+        lastPct = pct;
+        ports.system.log(`${PROGRESS_PREFIX}${written} ${total}`);
+      },
+    },
+  });
+  app.booted.catch((e: unknown) => ports.system.log(`boot failed: ${e instanceof Error ? e.message : String(e)}`));
+  return { app, close: () => app.close() };
+}

@@ -1,0 +1,149 @@
+/*
+ * HttpPort over node:https for the simulated device: https: only (an http: URL is refused
+ * before any socket opens), TLS trusting ONLY the pinned CA (`ca`, no system roots,
+ * rejectUnauthorized), Connection: close like Moddable's http. While a request is in flight it
+ * holds the VirtualClock (time does not jump under real I/O) and marks activity per chunk.
+ */
+import { request as httpsRequest, type RequestOptions } from "node:https";
+import type { ClientRequest, IncomingMessage } from "node:http";
+import type { HttpHandler, HttpPort, HttpRequest, HttpRequestOptions } from "../../modules/ports";
+import type { ErrorCode } from "../../modules/errors";
+import type { VirtualClock } from "../clock";
+
+export interface NodeHttpOptions {
+  /** PEM of the pinned CA (or the server certificate itself). Required: there is no default trust. */
+  ca: string | string[];
+  clock?: VirtualClock;
+}
+
+const TLS_ERRORS = /CERT|SSL|TLS|EPROTO|SELF_SIGNED|UNABLE_TO|ALTNAME|HOSTNAME|ERR_OSSL/i;
+
+function errorCode(err: NodeJS.ErrnoException): ErrorCode {
+  const c = err.code ?? "";
+  if (TLS_ERRORS.test(c) || TLS_ERRORS.test(err.message)) return "HTTP_TLS";
+  if (c === "ECONNREFUSED" || c === "ENOTFOUND" || c === "EHOSTUNREACH" || c === "ENETUNREACH" || c === "EAI_AGAIN") return "HTTP_CONNECT";
+  return "HTTP_CLOSED";
+}
+
+export class NodeHttp implements HttpPort {
+  readonly stats = { requests: 0, connections: 0, refused: 0, bytes: 0 };
+  private readonly live = new Set<{ close(): void }>();
+
+  constructor(private readonly options: NodeHttpOptions) {
+    if (!options.ca || (Array.isArray(options.ca) && options.ca.length === 0)) throw new TypeError("NodeHttp needs a pinned CA");
+  }
+
+  /** Abort every request in flight (the device lost power). */
+  closeAll(): void {
+    for (const r of [...this.live]) r.close();
+  }
+
+  request(options: HttpRequestOptions, handler: HttpHandler): HttpRequest {
+    this.stats.requests++;
+    let url: URL | undefined;
+    try {
+      url = new URL(options.url);
+    } catch {
+      url = undefined;
+    }
+    let closed = false;
+    const later = (fn: () => void) => setImmediate(() => { if (!closed) fn(); });
+    if (!url || url.protocol !== "https:") {
+      this.stats.refused++;
+      later(() => { closed = true; handler.onError(url ? "HTTP_INSECURE_URL" : "HTTP_CONNECT", `refused ${options.url}: https: only`); });
+      return { close() { closed = true; } };
+    }
+    const clock = this.options.clock;
+    const release = clock ? clock.hold() : () => {};
+    const headers: Record<string, string> = { connection: "close" };
+    for (const [n, v] of options.headers ?? []) headers[n.toLowerCase()] = v;
+    const ro: RequestOptions = {
+      host: url.hostname.replace(/^\[|\]$/g, ""),
+      port: url.port ? Number(url.port) : 443,
+      path: url.pathname + url.search,
+      method: options.method ?? "GET",
+      headers,
+      ca: this.options.ca,
+      rejectUnauthorized: true,
+      agent: false,
+    };
+    let req: ClientRequest | undefined;
+    let res: IncomingMessage | undefined;
+    const queue: Uint8Array[] = [];
+    let queued = 0;
+    let ended = false;
+    const entry = {
+      close: () => {
+        if (closed) return;
+        closed = true;
+        this.live.delete(entry);
+        release();
+        if (res) res.destroy();
+        if (req) req.destroy();
+      },
+    };
+    this.live.add(entry);
+    const fail = (code: ErrorCode, detail: string) => {
+      if (closed) return;
+      entry.close();
+      handler.onError(code, detail);
+    };
+    const read = (target: Uint8Array): number => {
+      let n = 0;
+      while (n < target.byteLength && queue.length) {
+        const head = queue[0]!;
+        const take = Math.min(head.byteLength, target.byteLength - n);
+        target.set(head.subarray(0, take), n);
+        n += take;
+        if (take === head.byteLength) queue.shift();
+        else queue[0] = head.subarray(take);
+      }
+      queued -= n;
+      return n;
+    };
+    const deliver = () => {
+      if (closed) return;
+      if (queued > 0) handler.onData(queued, read);
+      if (closed) return;
+      if (ended && queued === 0) {
+        entry.close();
+        handler.onComplete();
+      }
+    };
+    try {
+      req = httpsRequest(ro, (r) => {
+        res = r;
+        if (closed) return;
+        handler.onStatus(r.statusCode ?? 0);
+        for (let i = 0; i + 1 < r.rawHeaders.length; i += 2) {
+          if (closed) return;
+          handler.onHeader(r.rawHeaders[i]!.toLowerCase(), r.rawHeaders[i + 1]!);
+        }
+        if (closed) return;
+        handler.onHeadersComplete();
+        r.on("data", (chunk: Buffer) => {
+          if (closed) return;
+          clock?.activity();
+          this.stats.bytes += chunk.byteLength;
+          queue.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+          queued += chunk.byteLength;
+          deliver();
+        });
+        r.on("end", () => {
+          ended = true;
+          deliver();
+        });
+        r.on("aborted", () => fail("HTTP_CLOSED", "connection closed mid-body"));
+        r.on("error", (e) => fail("HTTP_CLOSED", e.message));
+        r.on("close", () => { if (!ended) fail("HTTP_CLOSED", "connection closed before the body was complete"); });
+      });
+    } catch (e) {
+      later(() => fail("HTTP_CONNECT", (e as Error).message));
+      return entry;
+    }
+    req.on("socket", () => { this.stats.connections++; });
+    req.on("error", (e: NodeJS.ErrnoException) => fail(errorCode(e), `${e.code ?? ""} ${e.message}`.trim()));
+    req.end();
+    return entry;
+  }
+}
