@@ -28,6 +28,7 @@ describe("espsecure-made signatures verify with our device code", () => {
   it("v1 (Secure Boot v1, 68-byte trailer)", () => {
     const r = verifySignedImage(vec("image.v1.key-a.bin"), [keyB, keyA]);
     expect(r).toEqual({ scheme: "v1", imageLength: 3000, keyId: keyA.id });
+    expect(Buffer.from(vec("image.v1.key-a.bin").subarray(0, 3000)).equals(Buffer.from(image))).toBe(true);
     expect(code(() => verifySignedImage(vec("image.v1.key-a.bin"), [keyB]))).toBe("SIG_INVALID");
   });
 
