@@ -1,0 +1,101 @@
+/*
+ * HttpPort on the classic "http" client over "securesocket" (modules/network/http/http.js,
+ * modules/crypt/securesocket/securesocket.js). The only trust anchor is the pinned CA given here:
+ * securesocket's "certificate" option registers it, and no ca*.der resource is built in.
+ * Messages (http.js): 1 status, 2 header, 3 headersComplete, 4 responseFragment(count),
+ * 5 responseComplete, -2 error. Always "Connection: close"; no redirects; TLS 1.2 at most.
+ */
+import { Request } from "http";
+import SecureSocket from "securesocket";
+import Timer from "timer";
+import type { HttpHandler, HttpPort, HttpRequest, HttpRequestOptions } from "../modules/ports";
+import { codeOf } from "../modules/errors";
+import { parseHttpsUrl } from "./url";
+
+export interface EspHttpOptions {
+  /** DER of the CA (or server certificate) to trust; nothing else is trusted. */
+  ca: ArrayBuffer;
+}
+
+const STATUS = 1, HEADER = 2, HEADERS_COMPLETE = 3, FRAGMENT = 4, COMPLETE = 5, ERROR = -2;
+
+export class EspHttp implements HttpPort {
+  readonly #ca: ArrayBuffer;
+  constructor(options: EspHttpOptions) {
+    this.#ca = options.ca;
+  }
+
+  /** Throws OtaError HTTP_INSECURE_URL for a non-https URL, before any socket is opened. */
+  request(options: HttpRequestOptions, handler: HttpHandler): HttpRequest {
+    const target = parseHttpsUrl(options.url);
+    const method = options.method ?? "GET";
+    const headers: string[] = [];
+    for (const [name, value] of options.headers ?? []) headers.push(name, value);
+    let closed = false, status = 0, headersDone = false;
+    let req: Request | undefined;
+    const fail = (code: string, detail: string) => {
+      if (closed) return;
+      closed = true;
+      req?.close();
+      handler.onError(code, detail);
+    };
+    const dictionary = {
+      host: target.host, port: target.port, path: target.path, method, headers,
+      Socket: SecureSocket,
+      secure: { certificate: this.#ca, protocolVersion: 0x303, serverName: target.host },
+    };
+    try {
+      req = new Request(dictionary);
+    } catch (e) {
+      Timer.set(() => fail("HTTP_CONNECT", String(e))); // deliver asynchronously, as a socket error would be
+      return { close: () => void (closed = true) };
+    }
+    req.callback = (message: number, value1?: unknown, value2?: unknown) => {
+      if (closed) return;
+      try {
+        switch (message) {
+          case STATUS: status = Number(value1); handler.onStatus(status); break;
+          case HEADER: handler.onHeader(String(value1), String(value2)); break;
+          case HEADERS_COMPLETE: headersDone = true; handler.onHeadersComplete(); break;
+          case FRAGMENT: drain(req!, Number(value1), handler, () => closed); break;
+          case COMPLETE: closed = true; handler.onComplete(); break;
+          case ERROR:
+            // http.js waits for a HEAD body that never comes; the server's close ends it.
+            if (method === "HEAD" && headersDone) { closed = true; handler.onComplete(); }
+            else fail(status ? "HTTP_CLOSED" : "HTTP_CONNECT", status ? "connection closed mid-body" : "connect or TLS handshake failed");
+            break;
+        }
+      } catch (e) {
+        fail(codeOf(e), String(e));
+      }
+    };
+    return {
+      close() {
+        if (closed) return;
+        closed = true;
+        req?.close();
+      },
+    };
+  }
+}
+
+/**
+ * Offer one fragment until the handler stops reading. http.js skips what a chunked-body callback
+ * leaves unread, so the fragment is drained here; each read allocates one ArrayBuffer (http.js
+ * has no read-into-buffer) that is copied into the caller's buffer.
+ */
+function drain(req: Request, count: number, handler: HttpHandler, isClosed: () => boolean): void {
+  let remaining = count;
+  const read = (target: Uint8Array): number => {
+    const n = Math.min(target.byteLength, remaining);
+    if (n <= 0) return 0;
+    target.set(new Uint8Array(req.read(ArrayBuffer, n)));
+    remaining -= n;
+    return n;
+  };
+  while (remaining > 0 && !isClosed()) {
+    const before = remaining;
+    handler.onData(remaining, read);
+    if (remaining === before) break;
+  }
+}

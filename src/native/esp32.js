@@ -1,0 +1,13 @@
+/*
+ * Host functions implemented in xsota_esp32.c (classic Moddable "@" host-function syntax;
+ * this file is compiled by xsc, not tsc: its types are in esp32.d.ts).
+ */
+function runningSlot() @ "xs_xsota_running_slot";
+function nextSlot() @ "xs_xsota_next_slot";
+function slotCount() @ "xs_xsota_slot_count";
+function restart() @ "xs_xsota_restart";
+function freeHeap() @ "xs_xsota_free_heap";
+function chipRevision() @ "xs_xsota_chip_revision";
+function chipId() @ "xs_xsota_chip_id";
+
+export { runningSlot, nextSlot, slotCount, restart, freeHeap, chipRevision, chipId };

@@ -1,0 +1,70 @@
+/*
+ * Native glue for the xsota agent on ESP32 (module "src/native/esp32", see esp32.js).
+ *
+ * Moddable exposes the running and next OTA partitions only as opaque Flash objects
+ * (modules/files/flash/esp32/flash.c, modules/io/flash/esp32/flash-esp32.c), never their
+ * index, and has no restart/heap/chip call outside the full ECMA-419 IO host. These are
+ * the few ESP-IDF calls the agent needs; each is one line.
+ *
+ * Slot indexes are ota_N numbers (subtype - ESP_PARTITION_SUBTYPE_APP_OTA_MIN); -1 means
+ * "not an OTA slot" (factory app) or "none".
+ */
+
+#include "xsmc.h"
+#include "xsHost.h"
+#include "sdkconfig.h"
+
+#include "esp_system.h"
+#include "esp_chip_info.h"
+#include "esp_partition.h"
+#include "app_update/include/esp_ota_ops.h"
+
+static int slotOf(const esp_partition_t *partition)
+{
+	if (!partition || (ESP_PARTITION_TYPE_APP != partition->type))
+		return -1;
+	if ((partition->subtype < ESP_PARTITION_SUBTYPE_APP_OTA_MIN) || (partition->subtype > ESP_PARTITION_SUBTYPE_APP_OTA_MAX))
+		return -1;
+	return partition->subtype - ESP_PARTITION_SUBTYPE_APP_OTA_MIN;
+}
+
+/* esp_ota_get_running_partition: the slot the bootloader really booted, not otadata's choice */
+void xs_xsota_running_slot(xsMachine *the)
+{
+	xsmcSetInteger(xsResult, slotOf(esp_ota_get_running_partition()));
+}
+
+/* esp_ota_get_next_update_partition(NULL): the slot after the running one, as Flash("nextota") opens */
+void xs_xsota_next_slot(xsMachine *the)
+{
+	xsmcSetInteger(xsResult, slotOf(esp_ota_get_next_update_partition(NULL)));
+}
+
+void xs_xsota_slot_count(xsMachine *the)
+{
+	xsmcSetInteger(xsResult, esp_ota_get_app_partition_count());
+}
+
+void xs_xsota_restart(xsMachine *the)
+{
+	esp_restart();
+}
+
+void xs_xsota_free_heap(xsMachine *the)
+{
+	xsmcSetInteger(xsResult, (xsIntegerValue)esp_get_free_heap_size());
+}
+
+/* chip revision as ESP-IDF 5 reports it: major * 100 + minor */
+void xs_xsota_chip_revision(xsMachine *the)
+{
+	esp_chip_info_t info;
+	esp_chip_info(&info);
+	xsmcSetInteger(xsResult, info.revision);
+}
+
+/* the chip id esp_image_header_t carries for images built for this target (ESP32 = 0) */
+void xs_xsota_chip_id(xsMachine *the)
+{
+	xsmcSetInteger(xsResult, CONFIG_IDF_FIRMWARE_CHIP_ID);
+}
