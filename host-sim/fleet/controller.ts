@@ -1,0 +1,360 @@
+/*
+ * The fleet controller: publishes a release through a staged rollout plan, watches the audit
+ * events, halts and flags the release when failures or rollbacks pass a threshold, resumes on
+ * command, and issues forced updates to a group.
+ *
+ * Signing: the controller holds the release signing key. Each stage re-signs the manifest with
+ * the stage's percentage under one constant rollout id (so device buckets are stable and each
+ * stage only adds devices); a halt re-signs it at 0 %. Every stage's envelope is published as
+ * the retained announcement on releases/<product>/<channel> and handed to `publishManifest`
+ * (the static host's copy at the devices' manifestUrl).
+ *
+ * State lives in the audit log (SQLite): a restarted controller picks up a running release
+ * at its current stage.
+ */
+import type { ClockPort, TimerId } from "../../modules/ports";
+import type { AuditEvent } from "../../modules/events";
+import type { DeviceState } from "../../modules/reporter";
+import { topics } from "../../modules/reporter";
+import { OtaError } from "../../modules/errors";
+import { toBase64 } from "../../modules/bytes";
+import type { Manifest } from "../../modules/manifest";
+import { createManifest } from "../release/manifest-tool";
+import type { SigningKey } from "../release/keys";
+import { TcpMqttPort, type TcpMqttClient } from "../mqtt/client";
+import type { VirtualClock } from "../clock";
+import { AuditLog, type ReleaseRow } from "./audit-log";
+
+export interface Stage {
+  percent: number;
+  /** How long to watch before widening (ms of the controller's clock). */
+  watchMs: number;
+}
+
+export interface Thresholds {
+  /** Halt when failed devices / devices that started exceed this (default 0.2). */
+  maxFailureRate: number;
+  /** ...and at least this many devices failed (default 3). */
+  minFailures: number;
+}
+
+export interface ControllerOptions {
+  broker: { host: string; port: number };
+  log: AuditLog;
+  clock: ClockPort;
+  /** Held while broker round trips are in flight (simulation). */
+  virtualClock?: VirtualClock;
+  signingKey: SigningKey;
+  /** Copy each stage's envelope to the static update host (the devices' manifestUrl). */
+  publishManifest?: (envelope: Uint8Array, release: ReleaseRow) => Promise<void> | void;
+  thresholds?: Partial<Thresholds>;
+  /** Chart sample period (ms of the controller's clock, default 60 000). */
+  sampleEveryMs?: number;
+  clientId?: string;
+}
+
+/** The fields a release is made of; rollout and force are the controller's. */
+export type ReleaseFields = Omit<Manifest, "schema" | "rollout" | "force">;
+
+/** "5:10m,25:10m,100" -> stages. Throws USAGE. */
+export function parsePlan(text: string): Stage[] {
+  const stages = text.split(",").map((part) => {
+    const m = /^\s*(\d+(?:\.\d+)?)%?(?::(\d+(?:\.\d+)?)(ms|s|m|h)?)?\s*$/.exec(part);
+    if (!m) throw new OtaError("USAGE", `bad plan stage '${part}' (expected PERCENT[:WATCH], e.g. 5:10m)`);
+    const percent = Number(m[1]);
+    const unit = m[3] ?? "m";
+    const watchMs = m[2] === undefined ? 0 : Number(m[2]) * (unit === "ms" ? 1 : unit === "s" ? 1000 : unit === "m" ? 60_000 : 3600_000);
+    if (percent <= 0 || percent > 100) throw new OtaError("USAGE", `stage percentage must be in (0, 100]: ${part}`);
+    return { percent, watchMs };
+  });
+  for (let i = 1; i < stages.length; i++) {
+    if (stages[i]!.percent < stages[i - 1]!.percent) throw new OtaError("USAGE", "plan percentages must not decrease");
+  }
+  return stages;
+}
+
+export class FleetController {
+  readonly log: AuditLog;
+  private readonly clock: ClockPort;
+  private readonly thresholds: Thresholds;
+  private client: TcpMqttClient | undefined;
+  private readonly port: TcpMqttPort;
+  private connected = false;
+  private closed = false;
+  private stageTimer: TimerId | 0 = 0;
+  private sampleTimer: TimerId | 0 = 0;
+  private reconnectTimer: TimerId | 0 = 0;
+  private baseline = { failures: 0, attempts: 0 };
+  private listeners = new Set<() => void>();
+  private pending: { topic: string; payload: Uint8Array; retain: boolean }[] = [];
+  private dirty = true;
+  /** Duplicate deliveries dropped by (device, seq). */
+  duplicates = 0;
+  received = 0;
+
+  private constructor(private readonly options: ControllerOptions) {
+    this.log = options.log;
+    this.clock = options.clock;
+    this.thresholds = { maxFailureRate: options.thresholds?.maxFailureRate ?? 0.2, minFailures: options.thresholds?.minFailures ?? 3 };
+    this.port = new TcpMqttPort(options.virtualClock ? { clock: options.virtualClock } : {});
+  }
+
+  /** Connect (waits for the broker) and pick up a running release. Throws MQTT_CONNECT. */
+  static async start(options: ControllerOptions): Promise<FleetController> {
+    const c = new FleetController(options);
+    await c.connect(true);
+    const running = c.current();
+    if (running && running.status === "running") c.enterStage(running, running.stage);
+    c.scheduleSample();
+    return c;
+  }
+
+  private connect(first: boolean): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const id = this.options.clientId ?? "xsota-controller";
+      const opts = { host: this.options.broker.host, port: this.options.broker.port, id, clean: false, subscribeQos: 1 as const, keepalive: 60_000 };
+      const client = this.port.connect(opts, {
+        onReady: () => {
+          this.connected = true;
+          for (const t of ["devices/+/events", "devices/+/state", "devices/+/version", "devices/+/online"]) client.subscribe(t);
+          for (const p of this.pending.splice(0)) client.publish(p.topic, p.payload, { qos: 1, retain: p.retain });
+          resolve();
+        },
+        onMessage: (topic, payload) => this.onMessage(topic, payload),
+        onClose: (reason) => {
+          this.connected = false;
+          this.client = undefined;
+          if (first && !this.closed) {
+            first = false;
+            reject(new OtaError("MQTT_CONNECT", reason));
+            return;
+          }
+          if (!this.closed) this.reconnectTimer = this.clock.setTimeout(() => void this.connect(false).catch(() => {}), 1000);
+        },
+      });
+      this.client = client;
+    });
+  }
+
+  private publish(topic: string, payload: Uint8Array | string, retain: boolean): void {
+    const bytes = typeof payload === "string" ? new TextEncoder().encode(payload) : payload;
+    if (this.client && this.connected) this.client.publish(topic, bytes, { qos: 1, retain });
+    else this.pending.push({ topic, payload: bytes, retain });
+  }
+
+  private onMessage(topic: string, payload: Uint8Array): void {
+    const parts = topic.split("/");
+    if (parts.length !== 3 || parts[0] !== "devices") return;
+    const device = parts[1]!;
+    const now = this.clock.wallTime();
+    const text = Buffer.from(payload).toString("utf8");
+    try {
+      switch (parts[2]) {
+        case "events": {
+          const e = JSON.parse(text) as AuditEvent;
+          if (typeof e.seq !== "number" || typeof e.state !== "string") return;
+          this.received++;
+          if (!this.log.addEvent(device, e, now)) {
+            this.duplicates++;
+            return;
+          }
+          if (e.state === "rolled-back" || e.state === "failed") this.evaluate();
+          break;
+        }
+        case "state":
+          if (text) this.log.setState(device, JSON.parse(text) as DeviceState, now);
+          break;
+        case "version":
+          if (text) this.log.setVersion(device, text, now);
+          break;
+        case "online":
+          this.log.setOnline(device, text === "1", now);
+          break;
+        default:
+          return;
+      }
+    } catch {
+      return; // a malformed message from a device is not the controller's failure
+    }
+    this.changed();
+  }
+
+  private changed(): void {
+    this.dirty = true;
+    for (const l of this.listeners) l();
+  }
+
+  /** Called whenever the log changes (the fleet view's live updates). Returns the unsubscribe. */
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** The newest release. */
+  current(): ReleaseRow | undefined {
+    const all = this.log.releases();
+    return all[all.length - 1];
+  }
+
+  /** Start a release through `plan`. Throws USAGE when a release is still running. */
+  startRelease(fields: ReleaseFields, plan: Stage[], rolloutId?: string): ReleaseRow {
+    const cur = this.current();
+    if (cur && cur.status === "running") throw new OtaError("USAGE", `release ${cur.id} is still running; halt it first`);
+    if (!plan.length) throw new OtaError("USAGE", "empty rollout plan");
+    const now = this.clock.wallTime();
+    const r: ReleaseRow = {
+      id: rolloutId ?? `${fields.product}-${fields.version}-${now.toString(36)}`,
+      product: fields.product,
+      channel: fields.channel ?? "stable",
+      version: fields.version,
+      status: "running",
+      stage: 0,
+      plan,
+      flagged: false,
+      reason: null,
+      created: now,
+      updated: now,
+      manifest: { ...fields } as Record<string, unknown>,
+    };
+    this.log.putRelease(r);
+    this.baseline = { failures: 0, attempts: 0 };
+    this.enterStage(r, 0);
+    return r;
+  }
+
+  private sign(r: ReleaseRow, percent: number, extra: { force?: boolean; groups?: string[] } = {}): Uint8Array {
+    const fields = { ...(r.manifest as unknown as ReleaseFields), channel: r.channel, ...extra };
+    const input = extra.force ? fields : { ...fields, rollout: { id: r.id, percent } };
+    return createManifest({ ...input, keys: [this.options.signingKey] });
+  }
+
+  private announce(r: ReleaseRow, percent: number): void {
+    const env = this.sign(r, percent);
+    this.publish(topics.releases(r.product, r.channel), env, true);
+    void this.options.publishManifest?.(env, r);
+  }
+
+  private enterStage(r: ReleaseRow, idx: number): void {
+    const stage = r.plan[idx]!;
+    r.stage = idx;
+    r.updated = this.clock.wallTime();
+    this.log.putRelease(r);
+    this.log.stageStarted(r.id, idx, stage.percent, r.updated);
+    this.announce(r, stage.percent);
+    this.clearStageTimer();
+    this.stageTimer = this.clock.setTimeout(() => this.stageDone(r.id), stage.watchMs);
+    this.changed();
+  }
+
+  private stageDone(id: string): void {
+    this.stageTimer = 0;
+    const r = this.log.release(id);
+    if (!r || r.status !== "running") return;
+    this.log.stageEnded(id, r.stage, this.clock.wallTime());
+    if (this.evaluate()) return;
+    if (r.stage + 1 < r.plan.length) this.enterStage(r, r.stage + 1);
+    else {
+      r.status = "done";
+      r.updated = this.clock.wallTime();
+      this.log.putRelease(r);
+      this.changed();
+    }
+  }
+
+  /** Halt the running release if failures passed the threshold. True when it halted. */
+  private evaluate(): boolean {
+    const r = this.current();
+    if (!r || r.status !== "running") return false;
+    const failures = this.log.failures(r.id, r.version).length - this.baseline.failures;
+    const attempts = Math.max(1, this.log.attempts(r.id, r.version) - this.baseline.attempts);
+    if (failures >= this.thresholds.minFailures && failures / attempts > this.thresholds.maxFailureRate) {
+      this.halt(`${failures} of ${attempts} devices failed or rolled back (threshold ${Math.round(this.thresholds.maxFailureRate * 100)} %)`, true);
+      return true;
+    }
+    return false;
+  }
+
+  /** Stop widening: re-sign at 0 % so no further device takes it. Throws USAGE when nothing runs. */
+  halt(reason = "halted by operator", flag = false): ReleaseRow {
+    const r = this.current();
+    if (!r || r.status !== "running") throw new OtaError("USAGE", "no running release to halt");
+    this.clearStageTimer();
+    r.status = "halted";
+    r.flagged = r.flagged || flag;
+    r.reason = reason;
+    r.updated = this.clock.wallTime();
+    this.log.putRelease(r);
+    this.log.stageEnded(r.id, r.stage, r.updated);
+    this.announce(r, 0);
+    this.changed();
+    return r;
+  }
+
+  /** Resume a halted release at its stage; failures so far are accepted. Throws USAGE. */
+  resume(): ReleaseRow {
+    const r = this.current();
+    if (!r || r.status !== "halted") throw new OtaError("USAGE", "no halted release to resume");
+    this.baseline = { failures: this.log.failures(r.id, r.version).length, attempts: this.log.attempts(r.id, r.version) };
+    r.status = "running";
+    r.reason = null;
+    this.enterStage(r, r.stage);
+    return this.log.release(r.id)!;
+  }
+
+  /**
+   * Force the current release onto every known device of `group`: a manifest signed with
+   * force: true and groups: [group], sent as a cmd to each. The devices still verify the
+   * signature and every version/anti-rollback rule. Returns the device ids. Throws USAGE.
+   */
+  force(group: string): string[] {
+    const r = this.current();
+    if (!r) throw new OtaError("USAGE", "no release to force");
+    const env = this.sign(r, 100, { force: true, groups: [group] });
+    const payload = JSON.stringify({ cmd: "force", manifest: toBase64(env) });
+    const ids = this.log.devices().filter((d) => d.groups.includes(group)).map((d) => d.id);
+    for (const id of ids) this.publish(topics.cmd(id), payload, false);
+    return ids;
+  }
+
+  /** Ask devices (all known, or a group) to check now. */
+  checkNow(group?: string): string[] {
+    const ids = this.log.devices().filter((d) => group === undefined || d.groups.includes(group)).map((d) => d.id);
+    for (const id of ids) this.publish(topics.cmd(id), JSON.stringify({ cmd: "check" }), false);
+    return ids;
+  }
+
+  private scheduleSample(): void {
+    const every = this.options.sampleEveryMs ?? 60_000;
+    this.sampleTimer = this.clock.setTimeout(() => {
+      this.sampleNow();
+      if (!this.closed) this.scheduleSample();
+    }, every);
+  }
+
+  /** Record devices per version per group now (if anything changed). */
+  sampleNow(): void {
+    if (!this.dirty) return;
+    this.dirty = false;
+    this.log.sample(this.clock.wallTime());
+  }
+
+  private clearStageTimer(): void {
+    if (this.stageTimer) this.clock.clearTimeout(this.stageTimer);
+    this.stageTimer = 0;
+  }
+
+  get isConnected(): boolean {
+    return this.connected;
+  }
+
+  /** Disconnect (the persistent session keeps queuing events for the next start). Safe twice. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.clearStageTimer();
+    if (this.sampleTimer) this.clock.clearTimeout(this.sampleTimer);
+    if (this.reconnectTimer) this.clock.clearTimeout(this.reconnectTimer);
+    this.client?.close();
+    this.listeners.clear();
+  }
+}

@@ -1,0 +1,125 @@
+/*
+ * The fleet view, served by the controller on loopback: versions per group, rollout progress
+ * over time (inline SVG, no CDN), failures, live through Server-Sent Events. The same server
+ * carries the controller's small command API used by `xsota fleet halt|resume|force`:
+ *
+ *   GET  /              the page          GET  /api/status  JSON snapshot
+ *   GET  /api/stream    SSE "status"      POST /api/halt | /api/resume | /api/force?group=G | /api/check[?group=G]
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { OtaError, codeOf } from "../../modules/errors";
+import type { FleetController } from "./controller";
+import { PAGE } from "./web-page";
+
+export interface FleetStatus {
+  release: {
+    id: string; version: string; status: string; flagged: boolean; reason: string | null; stage: number;
+    plan: { percent: number; watchMs: number }[]; percent: number;
+  } | null;
+  stages: { idx: number; percent: number; started: number; ended: number | null }[];
+  devices: number;
+  online: number;
+  totals: Record<string, number>;
+  byGroup: Record<string, Record<string, number>>;
+  failures: { device: string; state: string; code: string | null }[];
+  samples: { time: number; version: string; count: number }[];
+  received: number;
+  duplicates: number;
+}
+
+/** The snapshot the page and `xsota fleet status --json` show. */
+export function fleetStatus(controller: Pick<FleetController, "log" | "current"> & { received?: number; duplicates?: number }): FleetStatus {
+  const log = controller.log;
+  const r = controller.current();
+  const devices = log.devices();
+  return {
+    release: r
+      ? { id: r.id, version: r.version, status: r.status, flagged: r.flagged, reason: r.reason, stage: r.stage, plan: r.plan,
+          percent: r.status === "halted" ? 0 : r.plan[r.stage]?.percent ?? 0 }
+      : null,
+    stages: r ? log.stages(r.id) : [],
+    devices: devices.length,
+    online: devices.filter((d) => d.online).length,
+    totals: log.versionTotals(),
+    byGroup: log.versionsByGroup(),
+    failures: r ? log.failures(r.id, r.version) : [],
+    samples: log.samples().filter((s) => s.grp === "*").map((s) => ({ time: s.time, version: s.version, count: s.count })),
+    received: controller.received ?? 0,
+    duplicates: controller.duplicates ?? 0,
+  };
+}
+
+export interface FleetView {
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+/** Serve the view on 127.0.0.1. Throws PORT_BUSY. */
+export async function startFleetView(controller: FleetController, options: { port?: number } = {}): Promise<FleetView> {
+  const streams = new Set<ServerResponse>();
+  let pushTimer: ReturnType<typeof setTimeout> | undefined;
+  const push = () => {
+    if (pushTimer || streams.size === 0) return;
+    pushTimer = setTimeout(() => {
+      pushTimer = undefined;
+      const data = `event: status\ndata: ${JSON.stringify(fleetStatus(controller))}\n\n`;
+      for (const s of streams) s.write(data);
+    }, 200);
+    pushTimer.unref();
+  };
+  const off = controller.onChange(push);
+
+  const json = (res: ServerResponse, status: number, body: unknown) => {
+    res.writeHead(status, { "content-type": "application/json", "cache-control": "no-store" });
+    res.end(JSON.stringify(body));
+  };
+
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const url = new URL(req.url ?? "/", "http://127.0.0.1");
+    try {
+      if (req.method === "GET" && url.pathname === "/") {
+        res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" });
+        res.end(PAGE);
+      } else if (req.method === "GET" && url.pathname === "/api/status") {
+        json(res, 200, fleetStatus(controller));
+      } else if (req.method === "GET" && url.pathname === "/api/stream") {
+        res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-store", connection: "keep-alive" });
+        res.write(`event: status\ndata: ${JSON.stringify(fleetStatus(controller))}\n\n`);
+        streams.add(res);
+        req.on("close", () => streams.delete(res));
+      } else if (req.method === "POST" && url.pathname === "/api/halt") {
+        json(res, 200, controller.halt(url.searchParams.get("reason") ?? "halted by operator"));
+      } else if (req.method === "POST" && url.pathname === "/api/resume") {
+        json(res, 200, controller.resume());
+      } else if (req.method === "POST" && url.pathname === "/api/force") {
+        const group = url.searchParams.get("group");
+        if (!group) throw new OtaError("USAGE", "force needs ?group=");
+        json(res, 200, { group, devices: controller.force(group) });
+      } else if (req.method === "POST" && url.pathname === "/api/check") {
+        json(res, 200, { devices: controller.checkNow(url.searchParams.get("group") ?? undefined) });
+      } else {
+        json(res, 404, { error: "not found" });
+      }
+    } catch (e) {
+      json(res, codeOf(e) === "USAGE" ? 409 : 500, { code: codeOf(e), error: (e as Error).message });
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", (e: NodeJS.ErrnoException) => reject(e.code === "EADDRINUSE" ? new OtaError("PORT_BUSY", `127.0.0.1:${options.port}`) : e));
+    server.listen(options.port ?? 0, "127.0.0.1", () => resolve());
+  });
+  const port = (server.address() as { port: number }).port;
+  return {
+    url: `http://127.0.0.1:${port}/`,
+    port,
+    async close() {
+      off();
+      clearTimeout(pushTimer);
+      for (const s of streams) s.end();
+      streams.clear();
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
