@@ -11,6 +11,12 @@ import { startFleetView, type FleetView } from "../../host-sim/fleet/web";
 import { generateKey, keyConfigOf } from "../../host-sim/release/keys";
 import { ScriptedDevice } from "./scripted-device";
 
+// Browser globals inside page callbacks (the project compiles without the DOM lib).
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+declare const document: any;
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+declare const Image: any;
+
 const CHROMIUM = "/usr/bin/chromium";
 const hasChromium = existsSync(CHROMIUM);
 const key = generateKey("ecdsa-p256");
