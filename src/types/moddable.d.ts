@@ -100,14 +100,7 @@ declare module "resetReason" {
   export default function getResetReason(): { reason: number; string: string };
 }
 
-// modules/io/system/system.js (ECMA-419 host): exports nothing, installs globalThis.System.
-// Not used by src/ (it drags in embedded:provider/builtin); restart goes through src/native.
-declare module "system" {
-  global {
-    var System: {
-      restart(): never;
-      deepSleep(): void;
-      resolve(name: string, callback: (name: string, address?: string) => void): void;
-    } | undefined;
-  }
-}
+// modules/io/system/system.js (ECMA-419 host): exports nothing, installs globalThis.System and
+// globalThis.device (typed by the typings' global.d.ts). Not used by src/: it drags in
+// embedded:provider/builtin; restart goes through src/native instead.
+declare module "system" {}
