@@ -1,12 +1,127 @@
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { OtaError } from "../../modules/errors";
-import type { Command } from "./common";
+import { toHex, utf8Decode } from "../../modules/bytes";
+import { parseImageStart } from "../../modules/image";
+import { detectScheme } from "../../modules/sigblock";
+import { parseEnvelope } from "../../modules/manifest";
+import { loadPrivateKey } from "../release/keys";
+import { createManifest, type ManifestInput } from "../release/manifest-tool";
+import { sha256 } from "../crypto";
+import { parse, printJson, requireFile, requireOption, EXIT, type Command } from "./common";
 
-// Placeholder: replaced by the issue that implements 'xsota manifest'.
 export const command: Command = {
   name: "manifest",
-  summary: "not implemented yet",
-  help: "Usage: xsota manifest (not implemented yet)",
-  async run() {
-    throw new OtaError("USAGE", "'xsota manifest' is not implemented yet");
+  summary: "write a signed update manifest for an image",
+  help: `Usage: xsota manifest --image fw.signed.bin --url URL --key key.pem [options] -o release.json
+
+Read version, project name, secure_version and chip id from the image's esp_app_desc_t and
+header, compute its size and SHA-256, and write the signed manifest envelope:
+  {"payload": base64(manifest JSON), "signatures": [{"keyId", "alg": "ES256"|"RS256", "sig"}]}
+Each signature is over the exact payload bytes (ES256: raw r||s; RS256: PKCS#1 v1.5 SHA-256).
+
+Options:
+  --image F            the image as it will be published (usually signed by xsota sign)
+  --url URL            where devices download it; a URL ending in "/" gets images/<sha256>.bin
+                       appended (the name xsota publish gives it)
+  -k, --key F          signing key (ECDSA P-256 or RSA-2048 PEM); repeat to sign with several keys
+  --key-id ID          id for the matching --key (default: first 8 bytes of SHA-256(SPKI), hex)
+  --product P          default: the image's project name
+  --version V          default: the image's version (must be semver)
+  --secure-version N   default: the image's secure_version
+  --channel C          e.g. stable, beta (publish puts latest.json under it; default stable)
+  --hardware a,b       hardware revisions targeted
+  --groups a,b         device groups targeted
+  --regions a,b        regions targeted
+  --rollout-id R       staged rollout id (devices hash their id with it)
+  --percent N          rollout percentage 0..100 (with --rollout-id)
+  --force              critical release: overrides the maintenance window and rollout percentage
+  --min-version X      devices below X must update through an intermediate release first
+  --not-before DATE    ISO date or ms since the epoch
+  --expires DATE       ISO date or ms since the epoch
+  --notes TEXT         release notes (<= 2048 characters)
+  -o, --output F       envelope to write
+  --json               print the manifest and key ids
+
+Examples:
+  xsota manifest --image build/fw.signed.bin --url https://updates.example.com/ \\
+    --key keys/release.pem --hardware esp32-rev3 --rollout-id r-2026-11 --percent 5 -o release.json
+`,
+  async run(argv) {
+    const { values } = parse(argv, {
+      image: { type: "string" },
+      url: { type: "string" },
+      key: { type: "string", short: "k", multiple: true },
+      "key-id": { type: "string", multiple: true },
+      product: { type: "string" },
+      version: { type: "string" },
+      "secure-version": { type: "string" },
+      channel: { type: "string" },
+      hardware: { type: "string" },
+      groups: { type: "string" },
+      regions: { type: "string" },
+      "rollout-id": { type: "string" },
+      percent: { type: "string" },
+      force: { type: "boolean" },
+      "min-version": { type: "string" },
+      "not-before": { type: "string" },
+      expires: { type: "string" },
+      notes: { type: "string" },
+      output: { type: "string", short: "o" },
+      json: { type: "boolean" },
+    }, false);
+    const imagePath = requireFile(values.image, "--image");
+    const output = requireOption(values.output, "output");
+    let url = requireOption(values.url, "url");
+    const keyFiles = values.key ?? [];
+    if (!keyFiles.length) throw new OtaError("USAGE", "missing --key");
+    const ids = values["key-id"] ?? [];
+    if (ids.length > keyFiles.length) throw new OtaError("USAGE", "more --key-id than --key");
+    const keys = keyFiles.map((f) => loadPrivateKey(requireFile(f, "key file")));
+    const image = new Uint8Array(readFileSync(imagePath));
+    let desc: ReturnType<typeof parseImageStart> | undefined;
+    try {
+      desc = parseImageStart(image.subarray(0, 0x20 + 256 + 8));
+    } catch (e) {
+      if (!(values.product && values.version && values["secure-version"] !== undefined)) throw e;
+    }
+    if (url.endsWith("/")) url += `images/${toHex(sha256(image))}.bin`;
+    const list = (s: string | undefined) => (s === undefined ? undefined : s.split(",").map((x) => x.trim()).filter(Boolean));
+    const int = (s: string, name: string) => {
+      if (!/^\d+$/.test(s)) throw new OtaError("USAGE", `--${name} must be a non-negative integer`);
+      return Number(s);
+    };
+    const date = (s: string | undefined, name: string) => {
+      if (s === undefined) return undefined;
+      const ms = /^\d+$/.test(s) ? Number(s) : Date.parse(s);
+      if (!Number.isFinite(ms)) throw new OtaError("USAGE", `--${name}: not a date: ${s}`);
+      return ms;
+    };
+    if ((values["rollout-id"] === undefined) !== (values.percent === undefined)) throw new OtaError("USAGE", "--rollout-id and --percent go together");
+    const input: ManifestInput = {
+      product: values.product ?? desc!.appDesc.projectName,
+      version: values.version ?? desc!.appDesc.version,
+      secureVersion: values["secure-version"] !== undefined ? int(values["secure-version"], "secure-version") : desc!.appDesc.secureVersion,
+      url,
+      image,
+      hardware: list(values.hardware),
+      groups: list(values.groups),
+      regions: list(values.regions),
+      rollout: values["rollout-id"] !== undefined ? { id: values["rollout-id"], percent: Number(values.percent) } : undefined,
+      force: values.force ? true : undefined,
+      minVersion: values["min-version"],
+      notBefore: date(values["not-before"], "not-before"),
+      expires: date(values.expires, "expires"),
+      channel: values.channel,
+      notes: values.notes,
+      chip: desc?.header.chipId,
+      signedImage: detectScheme((o, t) => t.set(image.subarray(o, o + t.length)), image.length) !== null ? true : undefined,
+    } as ManifestInput;
+    if (existsSync(output) && output === imagePath) throw new OtaError("USAGE", "output would overwrite the image");
+    const envelope = createManifest({ ...input, keys, keyIds: ids });
+    writeFileSync(output, envelope);
+    const manifest = JSON.parse(utf8Decode(parseEnvelope(envelope).payload));
+    if (values.json) printJson({ output, bytes: envelope.length, keyIds: keys.map((k, i) => ids[i] ?? k.id), manifest });
+    else process.stdout.write(`manifest ${manifest.product} ${manifest.version} (${image.length} bytes, sha256 ${manifest.sha256.slice(0, 16)}...) signed by ${keys.map((k, i) => ids[i] ?? k.id).join(", ")} -> ${output}\n`);
+    return EXIT.OK;
   },
 };

@@ -1,12 +1,84 @@
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { OtaError } from "../../modules/errors";
-import type { Command } from "./common";
+import { makeCa, makeServerCert, type CaBundle } from "../release/pki";
+import { startUpdateHost } from "../update-host";
+import { parse, printJson, EXIT, color, type Command } from "./common";
 
-// Placeholder: replaced by the issue that implements 'xsota serve'.
 export const command: Command = {
   name: "serve",
-  summary: "not implemented yet",
-  help: "Usage: xsota serve (not implemented yet)",
-  async run() {
-    throw new OtaError("USAGE", "'xsota serve' is not implemented yet");
+  summary: "serve a release tree over HTTPS (Range, ETag)",
+  help: `Usage: xsota serve --dir public/ [--port 8443] [--host 127.0.0.1] [--cert cert.pem --key key.pem | --self-signed-ca out/] [--json]
+
+Serve a published tree over HTTPS: Range requests (206 + Content-Range), strong ETags and
+If-Range (a changed file restarts the download), HEAD, 416 with "bytes */size" past the end.
+It is the local update host of the simulator, the demo and the tests. Runs until Ctrl-C.
+
+Options:
+  --dir D              the tree xsota publish wrote
+  --port N             default 8443 (0 = any free port)
+  --host H             listen address, default 127.0.0.1
+  --cert F --key F     a server certificate and its key (PEM)
+  --self-signed-ca D   make (or reuse) a CA in D (ca.pem, ca.key) and a server certificate for
+                       127.0.0.1 and localhost signed by it; devices pin D/ca.pem. The default,
+                       with D = .xsota-ca
+  --quiet              do not log requests
+  --json               print {url, ca} once listening
+
+Examples:
+  xsota serve --dir public/ --self-signed-ca out/ca
+  xsota serve --dir public/ --port 443 --host 0.0.0.0 --cert tls/cert.pem --key tls/key.pem
+`,
+  async run(argv) {
+    const { values } = parse(argv, {
+      dir: { type: "string" },
+      port: { type: "string", default: "8443" },
+      host: { type: "string", default: "127.0.0.1" },
+      cert: { type: "string" },
+      key: { type: "string" },
+      "self-signed-ca": { type: "string" },
+      quiet: { type: "boolean" },
+      json: { type: "boolean" },
+    }, false);
+    const dir = values.dir;
+    if (!dir) throw new OtaError("USAGE", "missing --dir");
+    if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new OtaError("FILE_NOT_FOUND", `--dir ${dir} is not a directory`);
+    const port = Number(values.port);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new OtaError("USAGE", `--port must be 0..65535`);
+    if (!!values.cert !== !!values.key) throw new OtaError("USAGE", "--cert and --key go together");
+    if (values.cert && values["self-signed-ca"]) throw new OtaError("USAGE", "give --cert/--key or --self-signed-ca, not both");
+    let cert: string;
+    let key: string;
+    let caPath: string | null = null;
+    if (values.cert) {
+      cert = readFileSync(values.cert, "utf8");
+      key = readFileSync(values.key!, "utf8");
+    } else {
+      const caDir = values["self-signed-ca"] ?? ".xsota-ca";
+      let ca: CaBundle;
+      if (existsSync(join(caDir, "ca.pem")) && existsSync(join(caDir, "ca.key"))) ca = { caCertPem: readFileSync(join(caDir, "ca.pem"), "utf8"), caKeyPem: readFileSync(join(caDir, "ca.key"), "utf8") };
+      else ca = await makeCa(caDir, "xsota local update host CA");
+      const hosts = ["127.0.0.1", "localhost", ...(values.host !== "127.0.0.1" && values.host !== "0.0.0.0" ? [values.host!] : [])];
+      ({ certPem: cert, keyPem: key } = await makeServerCert(ca, { hosts }));
+      caPath = join(caDir, "ca.pem");
+    }
+    const host = await startUpdateHost({ dir, cert, key, port, host: values.host! });
+    const url = values.host === "0.0.0.0" ? `https://127.0.0.1:${host.port}` : host.url;
+    if (values.json) printJson({ url, port: host.port, dir, ca: caPath });
+    else process.stderr.write(`${color.green("serving")} ${dir} at ${url}${caPath ? ` (devices pin ${caPath})` : ""}; Ctrl-C stops\n`);
+    let logged = 0;
+    const timer = values.quiet ? undefined : setInterval(() => {
+      for (; logged < host.stats.log.length; logged++) {
+        const e = host.stats.log[logged]!;
+        process.stderr.write(`${e.method} ${e.path}${e.range ? ` [${e.range}]` : ""} -> ${e.status} ${e.bytes} bytes\n`);
+      }
+    }, 250);
+    await new Promise<void>((resolve) => {
+      process.once("SIGINT", resolve);
+      process.once("SIGTERM", resolve);
+    });
+    if (timer) clearInterval(timer);
+    await host.close();
+    return EXIT.OK;
   },
 };
