@@ -59,6 +59,15 @@ describe.skipIf(!cmd)("interop with the real espsecure.py", () => {
       writeFileSync(join(dir, "ours2.bin"), signV2(image, [key]));
       expect(run("verify_signature", "--version", "1", "--keyfile", join(dir, "pub.pem"), join(dir, "ours1.bin"))).toMatch(/Signature is valid/);
       expect(run("verify_signature", "--version", "2", "--keyfile", join(dir, "pub.pem"), join(dir, "ours2.bin"))).toMatch(/verification successful/);
+      // Rotation across tools: espsecure --append_signatures adds a block to our v2 file; the device takes either key.
+      run("generate_signing_key", "--version", "2", "--scheme", "ecdsa256", join(dir, "k2.pem"));
+      run("sign_data", "--version", "2", "--append_signatures", "--keyfile", join(dir, "k2.pem"), "--output", join(dir, "both.bin"), join(dir, "ours2.bin"));
+      const both = new Uint8Array(readFileSync(join(dir, "both.bin")));
+      const k2 = trustedKeyOf(loadPrivateKey(join(dir, "k2.pem")));
+      expect(verifySignedImage(both, [k2]).keyId).toBe(k2.id);
+      expect(verifySignedImage(both, [trusted]).keyId).toBe(trusted.id);
+      // (espsecure v4 checks only block 0 of an ECDSA sector; v5 checks all three.)
+      expect(run("verify_signature", "--version", "2", "--keyfile", join(dir, "pub.pem"), join(dir, "both.bin"))).toMatch(/block 0 verification successful/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
