@@ -177,6 +177,11 @@ export class Agent {
           force: options.force === true, crypto: this.ports.crypto,
         })
       : "HTTP_INSECURE_URL";
+    if (code === "POLICY_NOT_NEWER" && manifest.version === this.running.version) {
+      // The steady state (we run this release): nothing to report.
+      this.current = "idle";
+      return { state: "idle", version: manifest.version };
+    }
     if (code) return this.report("refused", manifest.sha256, code, { ...release, detail: `${this.running.version} -> ${manifest.version}` });
     if (options.force && journal.tries(manifest.sha256) >= this.config.retry.maxAttempts) journal.setTries(manifest.sha256, 0);
 

@@ -96,6 +96,8 @@ export async function onBoot(ctx: AgentContext): Promise<BootOutcome> {
     case "report-rollback": {
       const code: ErrorCode = j!.code ?? "ROLLBACK_BOOT";
       ctx.journal.markBad(j!.sha256);
+      // The rolled-back event says it: the refusal that follows for this release stays silent.
+      ctx.journal.alreadySaid(j!.sha256, "POLICY_ROLLED_BACK");
       const done: Journal = { ...j!, phase: "rolled-back", code };
       ctx.journal.save(done);
       ctx.emit("rolled-back", releaseFields(done, { code, detail: j!.detail ?? `running ${ctx.running.version} in slot ${ctx.running.slot}` }));

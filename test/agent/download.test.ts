@@ -1,0 +1,166 @@
+/*
+ * The download path alone (modules/download.ts + install.ts) over SIM's SimFlash and a real
+ * HTTPS host: what the flash sees, in which order, and how each host answer is treated.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createHash } from "node:crypto";
+import { SimFlash } from "../../host-sim/flash";
+import { VirtualClock, driveUntil } from "../../host-sim/clock";
+import { NodeHttp } from "../../host-sim/ports/http";
+import { startUpdateHost, type UpdateHost, type Fault } from "../../host-sim/update-host";
+import { makeCa, makeServerCert, type CaBundle } from "../../host-sim/release/pki";
+import { nodeCrypto } from "../../host-sim/crypto";
+import { Downloader, type DownloadJob } from "../../modules/download";
+import { UpdateSlot } from "../../modules/install";
+import { seededRandom } from "../../modules/backoff";
+import { OtaError, type ErrorCode } from "../../modules/errors";
+import type { FlashPort } from "../../modules/ports";
+
+const SLOT = 256 * 1024;
+const SIZE = 40_000;
+const image = Uint8Array.from({ length: SIZE }, (_, i) => (i * 31 + (i >> 8)) & 0xff);
+const sha = createHash("sha256").update(image).digest("hex");
+
+let ca: CaBundle;
+let host: UpdateHost;
+const clock = new VirtualClock();
+beforeAll(async () => {
+  ca = await makeCa();
+  const cert = await makeServerCert(ca, { hosts: ["127.0.0.1"] });
+  host = await startUpdateHost({ cert: cert.certPem, key: cert.keyPem, clock, routes: {} });
+});
+afterAll(async () => { await host.close(); });
+
+/** Two app slots on a SimFlash; every erase/write of the update slot is logged. */
+function rig() {
+  const flash = new SimFlash({ size: 2 * SLOT });
+  const ops: string[] = [];
+  const port: FlashPort = {
+    open(label) {
+      const base = label === "nextota" ? SLOT : 0;
+      return {
+        byteLength: SLOT, blockSize: 4096,
+        read: (o, t) => flash.read(base + o, t),
+        write: (o, d) => { ops.push(`w${o / 4096}`); flash.write(base + o, d); },
+        eraseBlock: (b) => { ops.push(`e${b}`); flash.erase(base / 4096 + b); },
+      };
+    },
+    slots: () => ({ count: 2, running: 0, next: 1 }),
+  };
+  return { flash, ops, slot: new UpdateSlot(port) };
+}
+
+let n = 0;
+async function download(faults: Fault | Fault[] | null, options: { checkStart?: (b: Uint8Array) => void; maxAttempts?: number; body?: Uint8Array } = {}) {
+  const path = `/d${++n}.bin`;
+  host.setRoute(path, options.body ?? image);
+  host.setFault(path, faults);
+  const r = rig();
+  const checkpoints: number[] = [];
+  const attempts: { code: ErrorCode; at: number }[] = [];
+  const d = new Downloader({
+    http: new NodeHttp({ ca: ca.caCertPem, clock }), clock, crypto: nodeCrypto, slot: r.slot, buffer: new Uint8Array(4096),
+    download: { stallMs: 10_000, minBytesPerSec: 256, rateWindowMs: 5000, journalEveryBytes: 8192 },
+    retry: { baseMs: 1000, maxMs: 8000, maxAttempts: options.maxAttempts ?? 4 }, random: seededRandom(7),
+    checkStart: options.checkStart ?? (() => {}),
+    checkpoint: (w) => checkpoints.push(w),
+    progress: () => {},
+    failedAttempt: (code) => { attempts.push({ code, at: clock.now() }); return attempts.length; },
+    log: () => {},
+  });
+  const job: DownloadJob = { url: `${host.url}${path}`, size: SIZE, sha256: sha, written: 0 };
+  let error: OtaError | undefined;
+  let done = false;
+  d.run(job).then(() => { done = true; }, (e: OtaError) => { error = e; done = true; });
+  await driveUntil(clock, () => done, { maxRealMs: 20_000 });
+  const written = new Uint8Array(SIZE);
+  r.flash.read(SLOT, written);
+  const requests = host.stats.log.filter((l) => l.path === path);
+  return { ...r, error, checkpoints, attempts, requests, intact: createHash("sha256").update(written).digest("hex") === sha };
+}
+
+describe("download into the update slot", () => {
+  it("erases each block just before writing it, never more than the image", async () => {
+    const r = await download(null);
+    expect(r.error).toBeUndefined();
+    expect(r.intact).toBe(true);
+    const blocks = Math.ceil(SIZE / 4096);
+    expect(r.ops).toEqual(Array.from({ length: blocks }, (_, i) => [`e${i}`, `w${i}`]).flat());
+    expect(r.checkpoints.filter((c) => c > 0)).toEqual([8192, 16384, 24576, 32768]);
+  });
+
+  it("checks the first block before the first write", async () => {
+    const r = await download(null, { checkStart: () => { throw new OtaError("IMAGE_CHIP", "test"); } });
+    expect(r.error?.code).toBe("IMAGE_CHIP");
+    expect(r.ops).toEqual([]);
+    expect(r.requests.length).toBe(1);
+  });
+
+  it("resumes after a cut from the last whole block, with If-Range", async () => {
+    const r = await download({ kind: "cut-at", at: 10_000, times: 1 });
+    expect(r.intact).toBe(true);
+    expect(r.requests[1]!.range).toBe("bytes=8192-");
+    expect(r.requests[1]!.ifRange).toMatch(/^".+"$/);
+    expect(r.ops.filter((o) => o === "e0").length).toBe(1); // not restarted
+  });
+
+  it.each([
+    [403, "HTTP_CLIENT_ERROR", 1],
+    [404, "HTTP_NOT_FOUND", 1],
+    [410, "HTTP_CLIENT_ERROR", 1],
+  ])("status %i is permanent: %s after %i request", async (status, code, requests) => {
+    const r = await download({ kind: "status", statuses: [status, status, status, status, status] });
+    expect(r.error?.code).toBe(code);
+    expect(r.requests.length).toBe(requests);
+    expect(r.ops).toEqual([]);
+  });
+
+  it.each([408, 429, 500, 502, 503])("status %i is retried with backoff", async (status) => {
+    const r = await download({ kind: "status", statuses: [status, status] });
+    expect(r.error).toBeUndefined();
+    expect(r.intact).toBe(true);
+    expect(r.requests.length).toBe(3);
+    // the first retry waits [baseMs / 2, baseMs] (equal jitter)
+    expect(r.attempts[1]!.at - r.attempts[0]!.at).toBeGreaterThanOrEqual(1000 / 2);
+  });
+
+  it("honours Retry-After", async () => {
+    const start = clock.now();
+    const r = await download({ kind: "retry-after", seconds: 42 });
+    expect(r.intact).toBe(true);
+    expect(clock.now() - start).toBeGreaterThanOrEqual(42_000);
+  });
+
+  it("stops at the attempt cap with the last code", async () => {
+    const r = await download({ kind: "status", statuses: [500, 500, 500, 500, 500, 500] }, { maxAttempts: 3 });
+    expect(r.error?.code).toBe("HTTP_SERVER_ERROR");
+    expect(r.requests.length).toBe(3);
+  });
+
+  it("a host that drips one byte per second ends each attempt with HTTP_TIMEOUT, then gives up", async () => {
+    const r = await download({ kind: "drip", afterBytes: 6000 }, { maxAttempts: 3 });
+    expect(r.error?.code).toBe("HTTP_TIMEOUT");
+    expect(r.attempts.map((a) => a.code)).toEqual(["HTTP_TIMEOUT", "HTTP_TIMEOUT", "HTTP_TIMEOUT"]);
+  });
+
+  it.each([["ignore-range", "HTTP_RANGE"], ["wrong-content-range", "HTTP_RANGE"]] as const)("%s after a cut restarts from 0 (%s)", async (kind, code) => {
+    // the host counts a use of the fault on every request, the first (no Range) included
+    const r = await download([{ kind: "cut-at", at: 10_000, times: 1 }, { kind, times: kind === "ignore-range" ? 2 : 1 } as Fault]);
+    expect(r.intact).toBe(true);
+    expect(r.attempts.map((a) => a.code)).toEqual(["HTTP_CLOSED", code]);
+    expect(r.requests[2]!.range).toBeUndefined();
+  });
+
+  it("a host serving other bytes than the manifest says fails the hash", async () => {
+    const other = image.slice();
+    other[20_000] ^= 0xff;
+    const r = await download(null, { body: other });
+    expect(r.error?.code).toBe("DOWNLOAD_HASH");
+  });
+
+  it("a body shorter than announced is DOWNLOAD_SIZE before a byte is written", async () => {
+    const r = await download(null, { body: image.subarray(0, 30_000) });
+    expect(r.error?.code).toBe("DOWNLOAD_SIZE");
+    expect(r.ops).toEqual([]);
+  });
+});
