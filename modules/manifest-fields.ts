@@ -41,14 +41,15 @@ export const MANIFEST_LIMITS = {
   maxImageSize: 16 * 1024 * 1024,
 } as const;
 
-const NAME = /^[A-Za-z0-9._-]+$/;
+// Names become path segments on the update host (products/<product>/<channel>/): no "." or "..".
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 function fail(field: string, why: string): never {
   throw new OtaError("MANIFEST_FIELD", `${field}: ${why}`);
 }
 
 function name(v: unknown, field: string): string {
-  if (typeof v !== "string" || v.length < 1 || v.length > MANIFEST_LIMITS.name || !NAME.test(v)) fail(field, `expected 1..${MANIFEST_LIMITS.name} characters of [A-Za-z0-9._-]`);
+  if (typeof v !== "string" || v.length < 1 || v.length > MANIFEST_LIMITS.name || !NAME.test(v)) fail(field, `expected 1..${MANIFEST_LIMITS.name} characters of [A-Za-z0-9._-], starting with a letter or digit`);
   return v;
 }
 

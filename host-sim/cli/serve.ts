@@ -1,5 +1,5 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve, sep } from "node:path";
 import { OtaError } from "../../modules/errors";
 import { makeCa, makeServerCert, type CaBundle } from "../release/pki";
 import { startUpdateHost } from "../update-host";
@@ -55,6 +55,7 @@ Examples:
       key = readFileSync(values.key!, "utf8");
     } else {
       const caDir = values["self-signed-ca"] ?? ".xsota-ca";
+      if ((resolve(caDir) + sep).startsWith(resolve(dir) + sep)) throw new OtaError("USAGE", `--self-signed-ca ${caDir} is inside --dir ${dir}: the CA key would be served`);
       let ca: CaBundle;
       if (existsSync(join(caDir, "ca.pem")) && existsSync(join(caDir, "ca.key"))) ca = { caCertPem: readFileSync(join(caDir, "ca.pem"), "utf8"), caKeyPem: readFileSync(join(caDir, "ca.key"), "utf8") };
       else ca = await makeCa(caDir, "xsota local update host CA");

@@ -128,6 +128,9 @@ describe("xsota release commands", () => {
     const res = JSON.parse(pub.out);
     expect(res.latest).toBe("products/sensor/stable/latest.json");
     expect((await xsota("publish", "--dir", p("public"), p("release.json"))).code).toBe(2);
+    const leak = await xsota("serve", "--dir", p("public"), "--self-signed-ca", p("public/ca"));
+    expect(leak.code).toBe(2);
+    expect(leak.err).toMatch(/CA key would be served/);
 
     const child = spawn(process.execPath, [join(__dirname, "../../bin/xsota.js"), "serve", "--dir", p("public"), "--port", "0", "--self-signed-ca", p("ca"), "--json", "--quiet"], { stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";

@@ -119,3 +119,13 @@ describe("signed manifest", () => {
     expect(codeOf(() => createManifest({ ...base, keys: [] }))).toBe("MANIFEST_UNSIGNED");
   });
 });
+
+describe("names that become paths on the update host", () => {
+  it("refuses '.', '..' and names starting with a dot or dash", () => {
+    const k = generateKey("ecdsa-p256");
+    for (const bad of [".", "..", ".hidden", "-x"]) {
+      expect(codeOf(() => createManifest({ ...base, product: bad, keys: [k] })), bad).toBe("MANIFEST_FIELD");
+      expect(codeOf(() => createManifest({ ...base, channel: bad, keys: [k] })), bad).toBe("MANIFEST_FIELD");
+    }
+  });
+});
