@@ -151,6 +151,15 @@ describe("download into the update slot", () => {
     expect(r.requests[2]!.range).toBeUndefined();
   });
 
+  it("bytes beyond Content-Length never reach the slot", async () => {
+    const r = await download({ kind: "overlong", extra: 64 });
+    expect(r.error).toBeUndefined();
+    expect(r.intact).toBe(true);
+    const declared = await download({ kind: "overlong", extra: 64, declared: true });
+    expect(declared.error?.code).toBe("DOWNLOAD_SIZE");
+    expect(declared.ops).toEqual([]);
+  });
+
   it("a host serving other bytes than the manifest says fails the hash", async () => {
     const other = image.slice();
     other[20_000] ^= 0xff;
