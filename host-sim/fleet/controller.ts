@@ -115,6 +115,7 @@ export class FleetController {
       const opts = { host: this.options.broker.host, port: this.options.broker.port, id, clean: false, subscribeQos: 1 as const, keepalive: 60_000 };
       const client = this.port.connect(opts, {
         onReady: () => {
+          first = false;
           this.connected = true;
           for (const t of ["devices/+/events", "devices/+/state", "devices/+/version", "devices/+/online"]) client.subscribe(t);
           for (const p of this.pending.splice(0)) client.publish(p.topic, p.payload, { qos: 1, retain: p.retain });
