@@ -12,12 +12,7 @@ import RSA from "rsa";
 import type { CryptoPort, Sha256 } from "../modules/ports";
 import { bytesEqual } from "../modules/bytes";
 import { ecdsaDerToRaw } from "../modules/der";
-
-/** DER DigestInfo prefix for SHA-256 (RFC 8017 9.2 note 1). */
-const SHA256_PREFIX = Uint8Array.of(0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20);
-
-/** Order of the P-256 group (modules/crypt/etc/curve.js secp256r1.n). */
-const P256_N = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
+import { leftPad, p256ScalarsInRange, pkcs1Sha256Block } from "./signature-checks";
 
 /** An exact, unshared ArrayBuffer of these bytes (the crypt modules take whole ArrayBuffers). */
 function buffer(bytes: Uint8Array): ArrayBuffer {
@@ -64,11 +59,8 @@ export class ModdableCrypto implements CryptoPort {
     return this.#ecdsa(publicKey, digest, raw);
   }
 
-  /** ecdsa.js does not check 0 < r, s < n (r = s = 0 would meet the point at infinity): checked here. Keys come from config. */
   #ecdsa(publicKey: Uint8Array, digest: Uint8Array, raw: Uint8Array): boolean {
-    const r = bigint(raw.subarray(0, 32));
-    const s = bigint(raw.subarray(32));
-    if (r <= 0n || r >= P256_N || s <= 0n || s >= P256_N) return false;
+    if (!p256ScalarsInRange(raw)) return false; // r = s = 0 would meet the point at infinity in ecdsa.js
     try {
       this.#p256 ??= new Curve("secp256r1");
       return new ECDSA(ECPoint.fromOctetString(publicKey), this.#p256).verify(buffer(digest), buffer(raw), false);
@@ -81,24 +73,23 @@ export class ModdableCrypto implements CryptoPort {
     let start = 0;
     while (start < modulus.length && modulus[start] === 0) start++;
     const k = modulus.length - start;
-    if (k < SHA256_PREFIX.length + 32 + 11 || signature.length !== k || digest.length !== 32) return false;
-    const n = bigint(modulus.subarray(start));
-    const s = bigint(signature);
-    if (s >= n) return false;
-    let em: Uint8Array;
+    let expected: Uint8Array;
     try {
-      em = new Uint8Array(ArrayBuffer.fromBigInt(new RSA(bigint(exponent), n).process(s) as unknown as BigInt));
+      expected = pkcs1Sha256Block(k, digest);
     } catch {
       return false;
     }
-    // fromBigInt drops leading zero bytes: EM = 00 01 FF..FF 00 DigestInfo H, compared without its leading 00.
-    const expected = new Uint8Array(k - 1);
-    const t = expected.length - SHA256_PREFIX.length - 32;
-    expected[0] = 0x01;
-    expected.fill(0xff, 1, t - 1);
-    expected[t - 1] = 0x00;
-    expected.set(SHA256_PREFIX, t);
-    expected.set(digest, t + SHA256_PREFIX.length);
-    return bytesEqual(em, expected);
+    if (signature.length !== k) return false;
+    const n = bigint(modulus.subarray(start));
+    const s = bigint(signature);
+    if (s >= n) return false;
+    let em: Uint8Array | undefined;
+    try {
+      const m = new RSA(bigint(exponent), n).process(s);
+      em = leftPad(new Uint8Array(ArrayBuffer.fromBigInt(m as unknown as BigInt)), k); // fromBigInt drops leading zeros
+    } catch {
+      return false;
+    }
+    return em !== undefined && bytesEqual(em, expected);
   }
 }

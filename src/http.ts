@@ -11,6 +11,7 @@ import Timer from "timer";
 import type { HttpHandler, HttpPort, HttpRequest, HttpRequestOptions } from "../modules/ports";
 import { codeOf } from "../modules/errors";
 import { parseHttpsUrl } from "./url";
+import { drainFragment } from "./http-drain";
 
 export interface EspHttpOptions {
   /** DER of the CA (or server certificate) to trust; nothing else is trusted. */
@@ -57,7 +58,7 @@ export class EspHttp implements HttpPort {
           case STATUS: status = Number(value1); handler.onStatus(status); break;
           case HEADER: handler.onHeader(String(value1), String(value2)); break;
           case HEADERS_COMPLETE: headersDone = true; handler.onHeadersComplete(); break;
-          case FRAGMENT: drain(req!, Number(value1), handler, () => closed); break;
+          case FRAGMENT: drainFragment(Number(value1), (n) => req!.read(ArrayBuffer, n), handler, () => closed); break;
           case COMPLETE: closed = true; handler.onComplete(); break;
           case ERROR:
             // http.js waits for a HEAD body that never comes; the server's close ends it.
@@ -76,26 +77,5 @@ export class EspHttp implements HttpPort {
         req?.close();
       },
     };
-  }
-}
-
-/**
- * Offer one fragment until the handler stops reading. http.js skips what a chunked-body callback
- * leaves unread, so the fragment is drained here; each read allocates one ArrayBuffer (http.js
- * has no read-into-buffer) that is copied into the caller's buffer.
- */
-function drain(req: Request, count: number, handler: HttpHandler, isClosed: () => boolean): void {
-  let remaining = count;
-  const read = (target: Uint8Array): number => {
-    const n = Math.min(target.byteLength, remaining);
-    if (n <= 0) return 0;
-    target.set(new Uint8Array(req.read(ArrayBuffer, n)));
-    remaining -= n;
-    return n;
-  };
-  while (remaining > 0 && !isClosed()) {
-    const before = remaining;
-    handler.onData(remaining, read);
-    if (remaining === before) break;
   }
 }

@@ -8,6 +8,17 @@ import * as mqtt from "mqtt-packet";
 import { PubackScanner } from "../../src/mqtt-frames";
 import { parseHttpsUrl } from "../../src/url";
 import { OtaError } from "../../modules/errors";
+import { P256_N, leftPad, p256ScalarsInRange, pkcs1Sha256Block } from "../../src/signature-checks";
+import { drainFragment } from "../../src/http-drain";
+import { createHash, generateKeyPairSync, sign } from "node:crypto";
+
+const b64uInt = (s: string) => BigInt("0x" + Buffer.from(s, "base64url").toString("hex"));
+function modPow(b: bigint, e: bigint, m: bigint): bigint {
+  let r = 1n;
+  b %= m;
+  for (; e > 0n; e >>= 1n, b = (b * b) % m) if (e & 1n) r = (r * b) % m;
+  return r;
+}
 
 const gen = (p: mqtt.Packet) => new Uint8Array(mqtt.generate(p));
 
@@ -80,5 +91,58 @@ describe("parseHttpsUrl (src/url.ts)", () => {
   it("rejects malformed URLs with TypeError", () => {
     for (const url of ["updates.example.com/x", "https://", "https://h:0/", "https://h:70000/", "https://u:p@h/", "https://h:x/", "https:///x"])
       expect(() => parseHttpsUrl(url), url).toThrow(TypeError);
+  });
+});
+
+describe("signature checks around Moddable's crypt (src/signature-checks.ts)", () => {
+  it("builds the PKCS#1 v1.5 SHA-256 block a real RSA-2048 signature opens to, and no other", () => {
+    const { publicKey, privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+    const jwk = publicKey.export({ format: "jwk" });
+    const n = b64uInt(jwk.n!), e = b64uInt(jwk.e!);
+    const data = Buffer.from("firmware manifest");
+    const s = BigInt("0x" + sign("sha256", data, privateKey).toString("hex"));
+    const m = modPow(s, e, n);
+    const em = leftPad(Uint8Array.from(Buffer.from(m.toString(16).padStart(2 * Math.ceil(m.toString(16).length / 2), "0"), "hex")), 256)!;
+    const digest = new Uint8Array(createHash("sha256").update(data).digest());
+    expect(Buffer.from(em).equals(Buffer.from(pkcs1Sha256Block(256, digest)))).toBe(true);
+    const other = digest.slice();
+    other[31]! ^= 1;
+    expect(Buffer.from(em).equals(Buffer.from(pkcs1Sha256Block(256, other)))).toBe(false);
+    expect(() => pkcs1Sha256Block(61, digest)).toThrow(RangeError);
+    expect(leftPad(new Uint8Array(257), 256)).toBeUndefined();
+  });
+
+  it("accepts P-256 scalars only in 1..n-1", () => {
+    const raw = (r: bigint, s: bigint) => Uint8Array.from(Buffer.from(r.toString(16).padStart(64, "0") + s.toString(16).padStart(64, "0"), "hex"));
+    expect(p256ScalarsInRange(raw(1n, P256_N - 1n))).toBe(true);
+    expect(p256ScalarsInRange(raw(0n, 0n))).toBe(false);
+    expect(p256ScalarsInRange(raw(P256_N, 5n))).toBe(false);
+    expect(p256ScalarsInRange(raw(5n, P256_N))).toBe(false);
+    expect(p256ScalarsInRange(new Uint8Array(63))).toBe(false);
+  });
+});
+
+describe("drainFragment (src/http-drain.ts)", () => {
+  const source = (bytes: Uint8Array) => {
+    let pos = 0;
+    return { take: (n: number) => { const b = bytes.slice(pos, pos + n); pos += n; return b.buffer as ArrayBuffer; }, get pos() { return pos; } };
+  };
+  const body = Uint8Array.from({ length: 10_000 }, (_, i) => i * 7);
+
+  it("offers a fragment until a 4 KB reader has all of it, bytes in order", () => {
+    const src = source(body);
+    const got: number[] = [];
+    const buf = new Uint8Array(4096);
+    const left = drainFragment(body.length, src.take, { onData: (_, read) => { const n = read(buf); got.push(...buf.subarray(0, n)); } }, () => false);
+    expect(left).toBe(0);
+    expect(Uint8Array.from(got)).toEqual(body);
+  });
+
+  it("stops when the handler reads nothing, or closes the request", () => {
+    const src = source(body);
+    expect(drainFragment(body.length, src.take, { onData: () => {} }, () => false)).toBe(body.length);
+    let closed = false;
+    const left = drainFragment(body.length, source(body).take, { onData: (_, read) => { read(new Uint8Array(1000)); closed = true; } }, () => closed);
+    expect(left).toBe(body.length - 1000);
   });
 });

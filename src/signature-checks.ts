@@ -1,0 +1,47 @@
+/*
+ * The checks the crypto binding adds around Moddable's primitives, kept pure so they are tested
+ * under Node against real signatures (test/device/bindings.test.ts).
+ */
+
+/** Order of the P-256 group (modules/crypt/etc/curve.js, secp256r1.n). */
+export const P256_N = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
+
+/** DER DigestInfo prefix for SHA-256 (RFC 8017 9.2, note 1). */
+const SHA256_PREFIX = Uint8Array.of(0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20);
+
+function toBigInt(bytes: Uint8Array): bigint {
+  let v = 0n;
+  for (const b of bytes) v = (v << 8n) | BigInt(b);
+  return v;
+}
+
+/** 0 < r < n and 0 < s < n for a raw 64-byte P-256 r||s (ecdsa.js checks neither). */
+export function p256ScalarsInRange(raw: Uint8Array): boolean {
+  if (raw.length !== 64) return false;
+  const r = toBigInt(raw.subarray(0, 32));
+  const s = toBigInt(raw.subarray(32));
+  return r > 0n && r < P256_N && s > 0n && s < P256_N;
+}
+
+/**
+ * EMSA-PKCS1-v1_5 with SHA-256 (RFC 8017 9.2): 00 01 FF..FF 00 DigestInfo H, `k` bytes.
+ * RangeError when k is too small for 8 bytes of padding (or the digest is not 32 bytes).
+ */
+export function pkcs1Sha256Block(k: number, digest: Uint8Array): Uint8Array {
+  const tLen = SHA256_PREFIX.length + 32;
+  if (digest.length !== 32 || k < tLen + 11) throw new RangeError("PKCS#1 v1.5 block: k too small or digest not SHA-256");
+  const em = new Uint8Array(k);
+  em[1] = 0x01;
+  em.fill(0xff, 2, k - tLen - 1);
+  em.set(SHA256_PREFIX, k - tLen);
+  em.set(digest, k - 32);
+  return em;
+}
+
+/** Left-pad `bytes` (an integer without its leading zeros) to `k` bytes; undefined if it is longer. */
+export function leftPad(bytes: Uint8Array, k: number): Uint8Array | undefined {
+  if (bytes.length > k) return undefined;
+  const out = new Uint8Array(k);
+  out.set(bytes, k - bytes.length);
+  return out;
+}
