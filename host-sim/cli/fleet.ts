@@ -1,12 +1,234 @@
+/*
+ * xsota fleet: the controller (run), its views of the audit log (status, history), commands to a
+ * running controller (halt, resume, force, check), and the fleet simulator (sim).
+ */
+import { existsSync, readFileSync, writeFileSync, renameSync } from "node:fs";
 import { OtaError } from "../../modules/errors";
-import type { Command } from "./common";
+import type { ClockPort } from "../../modules/ports";
+import { verifyManifest } from "../../modules/manifest";
+import { loadPrivateKey, trustedKeyOf } from "../release/keys";
+import { nodeCrypto } from "../crypto";
+import { AuditLog } from "../fleet/audit-log";
+import { FleetController, parsePlan, type ReleaseFields } from "../fleet/controller";
+import { startFleetView, fleetStatus } from "../fleet/web";
+import { startBroker, type Broker, type BrokerKind } from "../mqtt/broker";
+import { parse, printJson, requireFile, requireOption, color, EXIT, type Command } from "./common";
 
-// Placeholder: replaced by the issue that implements 'xsota fleet'.
+const HELP = `Usage: xsota fleet <run|status|history|halt|resume|force|check|sim> [options]
+
+  run       publish a release through a staged rollout plan and watch it
+  status    which version each device runs, per group (from the audit log)
+  history   every step one device took
+  halt      stop a running rollout (re-signed at 0 %)       (talks to a running controller)
+  resume    resume a halted rollout at its stage              (talks to a running controller)
+  force     force the current release onto a group          (talks to a running controller)
+  check     ask devices (or a group) to check now           (talks to a running controller)
+  sim       run the fleet simulator (N devices, seeded faults) and print its report
+
+Common options:
+  --db F                 the SQLite audit log (default fleet.db)
+  --json                 machine-readable output
+
+run options:
+  --manifest F           a signed release envelope (xsota manifest); its fields are re-signed per stage
+  -k, --key F            the release signing key (PEM): each stage is re-signed with it
+  --plan P               stages PERCENT[:WATCH], watch in ms/s/m/h (default 5:10m,25:10m,100)
+  --rollout-id R         constant across stages (default <product>-<version>-<time>)
+  --broker URL           mqtt://host:port of a running broker, or:
+  --embedded KIND        start a broker here: aedes (default) or mosquitto
+  --mqtt-port N          port for --embedded (default 1883)
+  --publish F            also write each stage's envelope to F (the file devices' manifestUrl serves)
+  --max-failure-rate R   halt when failed/started devices exceed R (default 0.2)
+  --min-failures N       ...and at least N devices failed (default 3)
+  --http-port N          fleet view and command API on 127.0.0.1:N (default 8080; 0 = any)
+  --stay                 keep running after the release is done
+
+force/check options:   --group G
+sim options:           --devices N (1000)  --seed S (1)  --broker-kind aedes|mosquitto  --plan P
+                       --image-kb N (32)  --bad-hardware-share R (0.1)  --flaky-share R (0.05)  --power-cut-share R (0.02)
+
+Examples:
+  xsota fleet run --manifest release.json --key keys/release.pem --embedded aedes --publish www/thermo/stable/release.json
+  xsota fleet status --db fleet.db
+  xsota fleet history 240ac4000001 --json
+  xsota fleet halt --db fleet.db
+  xsota fleet force --group lab --db fleet.db
+  xsota fleet sim --devices 1000 --seed 7 --json
+`;
+
+const realClock: ClockPort = {
+  now: () => performance.now(),
+  wallTime: () => Date.now(),
+  setTimeout: (cb, ms) => setTimeout(cb, ms) as unknown as number,
+  clearTimeout: (id) => clearTimeout(id as unknown as NodeJS.Timeout),
+};
+
+function openLog(path: string, mustExist: boolean): AuditLog {
+  if (mustExist && !existsSync(path)) throw new OtaError("FILE_NOT_FOUND", `audit log ${path} (run 'xsota fleet run' first)`);
+  return new AuditLog(path);
+}
+
+async function api(dbPath: string, path: string): Promise<unknown> {
+  const log = openLog(dbPath, true);
+  const base = log.meta("api");
+  log.close();
+  if (!base) throw new OtaError("HTTP_CONNECT", "no controller has run on this audit log");
+  let res: Response;
+  try {
+    res = await fetch(new URL(path, base), { method: "POST" });
+  } catch (e) {
+    throw new OtaError("HTTP_CONNECT", `controller at ${base} is not running (${(e as Error).message})`);
+  }
+  const body = (await res.json()) as { code?: string; error?: string };
+  if (!res.ok) throw new OtaError(body.code === "USAGE" ? "USAGE" : "INTERNAL", body.error ?? String(res.status));
+  return body;
+}
+
+function table(rows: string[][]): string {
+  const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
+  return rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join("  ")).join("\n");
+}
+
+async function run(values: Record<string, unknown>): Promise<number> {
+  const envelope = readFileSync(requireFile(values.manifest as string | undefined, "--manifest"));
+  const key = loadPrivateKey(requireFile(values.key as string | undefined, "--key"));
+  const { manifest } = verifyManifest(new Uint8Array(envelope), [trustedKeyOf(key)], nodeCrypto);
+  const { schema: _s, rollout: _r, force: _f, ...fields } = manifest;
+  const plan = parsePlan((values.plan as string) ?? "5:10m,25:10m,100");
+  let broker: Broker | undefined;
+  let host: { host: string; port: number };
+  if (values.broker) {
+    const u = new URL(values.broker as string);
+    if (u.protocol !== "mqtt:") throw new OtaError("USAGE", "--broker must be mqtt://host:port");
+    host = { host: u.hostname, port: Number(u.port || 1883) };
+  } else {
+    const kind = ((values.embedded as string) ?? "aedes") as BrokerKind;
+    if (kind !== "aedes" && kind !== "mosquitto") throw new OtaError("USAGE", "--embedded aedes|mosquitto");
+    broker = await startBroker({ kind, port: Number(values["mqtt-port"] ?? 1883) });
+    host = broker;
+    process.stderr.write(`broker ${kind} on ${broker.url}\n`);
+  }
+  const log = openLog((values.db as string) ?? "fleet.db", false);
+  const publishPath = values.publish as string | undefined;
+  const controller = await FleetController.start({
+    broker: host, log, clock: realClock, signingKey: key,
+    thresholds: { maxFailureRate: Number(values["max-failure-rate"] ?? 0.2), minFailures: Number(values["min-failures"] ?? 3) },
+    publishManifest: publishPath ? (env) => { writeFileSync(`${publishPath}.tmp`, env); renameSync(`${publishPath}.tmp`, publishPath); } : undefined,
+  });
+  const view = await startFleetView(controller, { port: Number(values["http-port"] ?? 8080) });
+  log.setMeta("api", view.url);
+  const cur = controller.current();
+  const r = cur && cur.status !== "done" && cur.version === fields.version ? cur : controller.startRelease(fields as ReleaseFields, plan, values["rollout-id"] as string | undefined);
+  process.stderr.write(`release ${r.id}: ${plan.map((s) => `${s.percent}%`).join(" -> ")}; fleet view ${view.url}\n`);
+  let lastLine = "";
+  const report = () => {
+    const s = fleetStatus(controller);
+    const line = `${s.release?.status} stage ${(s.release?.stage ?? 0) + 1}/${plan.length} at ${s.release?.percent}% | ${Object.entries(s.totals).map(([v, n]) => `${v}: ${n}`).join(", ")} | failures ${s.failures.length}`;
+    if (line !== lastLine) process.stderr.write(`${line}\n`);
+    lastLine = line;
+  };
+  controller.onChange(report);
+  await new Promise<void>((resolve) => {
+    const t = setInterval(() => {
+      report();
+      if (controller.current()?.status === "done" && !values.stay) {
+        clearInterval(t);
+        resolve();
+      }
+    }, 1000);
+    process.once("SIGINT", () => {
+      clearInterval(t);
+      resolve();
+    });
+  });
+  const final = fleetStatus(controller);
+  const flagged = controller.current()?.flagged ?? false;
+  controller.close();
+  await view.close();
+  log.close();
+  await broker?.close();
+  if (values.json) printJson(final);
+  return flagged ? EXIT.FAILED : EXIT.OK;
+}
+
+function status(values: Record<string, unknown>): number {
+  const log = openLog((values.db as string) ?? "fleet.db", true);
+  const s = fleetStatus({ log, current: () => log.releases().at(-1) });
+  log.close();
+  if (values.json) {
+    printJson(s);
+    return EXIT.OK;
+  }
+  const r = s.release;
+  process.stdout.write(r ? `release ${r.id} (${r.version}): ${r.status}${r.flagged ? color.red(" FLAGGED") : ""}, stage ${r.stage + 1}/${r.plan.length} at ${r.percent} %${r.reason ? ` (${r.reason})` : ""}\n` : "no release\n");
+  process.stdout.write(`${s.devices} devices, ${s.online} online, ${s.failures.length} failed this release\n\n`);
+  const versions = Object.keys(s.totals).sort();
+  const rows = [["group", ...versions, "total"]];
+  for (const [g, m] of Object.entries(s.byGroup).sort()) rows.push([g, ...versions.map((v) => String(m[v] ?? 0)), String(Object.values(m).reduce((a, b) => a + b, 0))]);
+  rows.push(["(all)", ...versions.map((v) => String(s.totals[v] ?? 0)), String(s.devices)]);
+  process.stdout.write(table(rows) + "\n");
+  return EXIT.OK;
+}
+
+function history(values: Record<string, unknown>, device: string | undefined): number {
+  if (!device) throw new OtaError("USAGE", "history needs a device id");
+  const log = openLog((values.db as string) ?? "fleet.db", true);
+  const events = log.history(device);
+  const d = log.device(device);
+  log.close();
+  if (!d && !events.length) throw new OtaError("USAGE", `no device ${device} in the audit log`);
+  if (values.json) {
+    printJson({ device: d, events });
+    return EXIT.OK;
+  }
+  if (d) process.stdout.write(`${device}: ${d.version ?? "?"} (slot ${d.slot ?? "?"}), ${d.hardware ?? "?"}, groups ${d.groups.join(",") || "-"}, ${d.online ? "online" : "offline"}\n`);
+  const rows = [["seq", "time", "state", "from", "to", "code", "detail"]];
+  for (const e of events) {
+    rows.push([String(e.seq), e.time ? new Date(e.time).toISOString() : "-", e.state + (e.progress !== undefined ? ` ${e.progress}%` : ""), e.from ?? "", e.to ?? "", e.code ?? "", e.detail ?? ""]);
+  }
+  process.stdout.write(table(rows) + "\n");
+  return EXIT.OK;
+}
+
 export const command: Command = {
   name: "fleet",
-  summary: "not implemented yet",
-  help: "Usage: xsota fleet (not implemented yet)",
-  async run() {
-    throw new OtaError("USAGE", "'xsota fleet' is not implemented yet");
+  summary: "fleet controller: rollouts, forced updates, audit log, fleet view",
+  help: HELP,
+  async run(argv) {
+    const { values, positionals } = parse(argv, {
+      db: { type: "string" }, json: { type: "boolean" }, manifest: { type: "string" }, key: { type: "string", short: "k" },
+      plan: { type: "string" }, "rollout-id": { type: "string" }, broker: { type: "string" }, embedded: { type: "string" },
+      "mqtt-port": { type: "string" }, publish: { type: "string" }, "max-failure-rate": { type: "string" }, "min-failures": { type: "string" },
+      "http-port": { type: "string" }, stay: { type: "boolean" }, group: { type: "string" }, devices: { type: "string" }, seed: { type: "string" },
+      "broker-kind": { type: "string" }, "image-kb": { type: "string" }, "bad-hardware-share": { type: "string" }, "flaky-share": { type: "string" },
+      "power-cut-share": { type: "string" },
+    });
+    const [sub, arg] = positionals;
+    const db = (values.db as string) ?? "fleet.db";
+    switch (sub) {
+      case "run":
+        return run(values);
+      case "status":
+        return status(values);
+      case "history":
+        return history(values, arg);
+      case "halt":
+      case "resume": {
+        const r = await api(db, `/api/${sub}`);
+        if (values.json) printJson(r);
+        else process.stdout.write(`${sub === "halt" ? "halted" : "resumed"} ${(r as { id: string }).id}\n`);
+        return EXIT.OK;
+      }
+      case "force":
+      case "check": {
+        const group = sub === "force" ? requireOption(values.group as string | undefined, "group") : (values.group as string | undefined);
+        const r = (await api(db, `/api/${sub}${group ? `?group=${encodeURIComponent(group)}` : ""}`)) as { devices: string[] };
+        if (values.json) printJson(r);
+        else process.stdout.write(`${sub === "force" ? "forced" : "asked"} ${r.devices.length} devices${group ? ` of ${group}` : ""}\n`);
+        return EXIT.OK;
+      }
+      default:
+        throw new OtaError("USAGE", sub ? `unknown subcommand '${sub}'` : "missing subcommand");
+    }
   },
 };
