@@ -46,7 +46,8 @@ export class EspFlashPort implements FlashPort {
   open(label: string): FlashPartition {
     let flash: Flash;
     try {
-      flash = FlashStorage.open({ path: label, mode: "r+" });
+      // The running image is opened read-only: no bug in the agent can write over it.
+      flash = FlashStorage.open({ path: label, mode: label === "running" ? "r" : "r+" });
     } catch (e) {
       throw new OtaError("FLASH_NO_PARTITION", `${label}: ${String(e)}`);
     }

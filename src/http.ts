@@ -48,7 +48,9 @@ export class EspHttp implements HttpPort {
     try {
       req = new Request(dictionary);
     } catch (e) {
-      Timer.set(() => fail("HTTP_CONNECT", String(e))); // deliver asynchronously, as a socket error would be
+      // securesocket's constructor throws for TLS setup (e.g. the pinned certificate is not yet
+      // valid because SNTP has not set the clock); delivered asynchronously, as a socket error is.
+      Timer.set(() => fail("HTTP_TLS", String(e)));
       return { close: () => void (closed = true) };
     }
     req.callback = (message: number, value1?: unknown, value2?: unknown) => {

@@ -12,13 +12,14 @@ import config from "mc/config";
 import { start } from "../modules/app";
 import { parseConfig } from "../modules/config";
 import { fromBase64 } from "../modules/bytes";
-import { codeOf } from "../modules/errors";
+import { OtaError, codeOf } from "../modules/errors";
 import { createDevicePorts } from "./ports";
 
 export default function main(): void {
   try {
     const appConfig = parseConfig(config.ota);
-    const ca = fromBase64(String(config.otaCa ?? "")).slice().buffer as ArrayBuffer;
+    if (typeof config.otaCa !== "string" || config.otaCa === "") throw new OtaError("CONFIG_INVALID", "otaCa: the pinned CA (base64 DER) is required");
+    const ca = fromBase64(config.otaCa).slice().buffer as ArrayBuffer;
     const ports = createDevicePorts({
       ca,
       ...(config.otaMqttCa ? { mqttCa: fromBase64(String(config.otaMqttCa)).slice().buffer as ArrayBuffer } : {}),
