@@ -1,0 +1,75 @@
+/*
+ * Test-side pieces for test/xs: thin Ports over the real SimFlash (partitions "scratch" and
+ * the app slots), an NVS-like store with Moddable's limits, and a Node engine for any
+ * firmware module (the Node engine of host-sim runs host-sim/firmware.ts only).
+ */
+import type { FlashPartition, FlashPort, Ports, StorePort, StoreValue } from "../../modules/ports";
+import type { Engine, FirmwareBoot, RunningFirmware } from "../../host-sim/engine";
+import { OtaError } from "../../modules/errors";
+import { SimFlash } from "../../host-sim/flash";
+import { gatePorts, PANIC_PREFIX } from "../../host-sim/engine-node";
+
+export function flashPort(flash: SimFlash, layout: Record<string, [offset: number, size: number]>): FlashPort {
+  return {
+    open(label: string): FlashPartition {
+      const entry = layout[label];
+      if (!entry) throw new OtaError("FLASH_NO_PARTITION", label);
+      const [base, size] = entry;
+      const check = (o: number, n: number) => {
+        if (o < 0 || o + n > size) throw new OtaError("FLASH_OUT_OF_BOUNDS", `${label} ${o}+${n}`);
+      };
+      return {
+        byteLength: size,
+        blockSize: 4096,
+        read(o, t) { check(o, t.length); flash.read(base + o, t); },
+        write(o, d) { check(o, d.length); flash.write(base + o, d); },
+        eraseBlock(b) { check(b * 4096, 4096); flash.erase((base >> 12) + b); },
+      };
+    },
+    slots: () => ({ count: 2, running: 0, next: 1 }),
+  };
+}
+
+export function memoryStore(): StorePort & { data: Map<string, StoreValue> } {
+  const data = new Map<string, StoreValue>();
+  const name = (d: string, k: string) => {
+    if (d.length > 15 || k.length > 15) throw new OtaError("STORE_KEY", `${d}/${k}`);
+    return `${d}\u0000${k}`;
+  };
+  return {
+    data,
+    get: (d, k) => data.get(name(d, k)),
+    set(d, k, v) {
+      if (typeof v === "number" && !Number.isInteger(v)) throw new OtaError("STORE_VALUE", "integers only");
+      data.set(name(d, k), v instanceof ArrayBuffer ? v.slice(0) : v);
+    },
+    delete(d, k) { data.delete(name(d, k)); },
+    keys: (d) => [...data.keys()].filter((x) => x.startsWith(`${d}\u0000`)).map((x) => x.slice(d.length + 1)),
+  };
+}
+
+type BootFn = (ports: Ports, boot: FirmwareBoot) => { close(): void };
+
+/** The Node engine's semantics (gate, panic) for any firmware module. */
+export function nodeEngineFor(bootFirmware: BootFn): Engine {
+  return {
+    name: "node",
+    async boot(ports, boot): Promise<RunningFirmware> {
+      const panic = (e: unknown) => ports.system.log(PANIC_PREFIX + (e instanceof Error ? e.message : String(e)));
+      const gate = gatePorts(ports, panic);
+      let handle: { close(): void } | undefined;
+      try {
+        handle = bootFirmware(gate.ports, boot);
+      } catch (e) {
+        panic(e);
+      }
+      return {
+        async stop() {
+          gate.kill();
+          handle?.close();
+        },
+      };
+    },
+    async close() {},
+  };
+}
