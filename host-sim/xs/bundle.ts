@@ -77,6 +77,6 @@ export async function bundleFirmware(firmware = DEFAULT_FIRMWARE): Promise<Bundl
     plugins: [safetyPlugin(findings)],
   });
   if (findings.length) throw new XsSafetyError(findings);
-  const inputs = Object.keys(result.metafile.inputs).filter((p) => !p.startsWith("<"));
+  const inputs = Object.keys(result.metafile.inputs).filter((p) => !p.startsWith("<") && p !== "xs-entry.ts");
   return { code: result.outputFiles[0]!.text, inputs, findings };
 }
