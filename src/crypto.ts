@@ -12,7 +12,7 @@ import RSA from "rsa";
 import type { CryptoPort, Sha256 } from "../modules/ports";
 import { bytesEqual } from "../modules/bytes";
 import { ecdsaDerToRaw } from "../modules/der";
-import { leftPad, p256ScalarsInRange, pkcs1Sha256Block } from "./signature-checks";
+import { bigintToBytes, p256ScalarsInRange, pkcs1Sha256Block } from "./signature-checks";
 
 /** An exact, unshared ArrayBuffer of these bytes (the crypt modules take whole ArrayBuffers). */
 function buffer(bytes: Uint8Array): ArrayBuffer {
@@ -26,7 +26,8 @@ function bigint(bytes: Uint8Array): bigint {
 class Sha256Digest implements Sha256 {
   readonly #digest = new Digest("SHA256");
   write(data: Uint8Array): void {
-    this.#digest.write(data);
+    // The SDK's typings say string | ArrayBuffer; the native (modCrypt.c) takes any buffer view, no copy.
+    this.#digest.write(data as unknown as ArrayBuffer);
   }
   close(): Uint8Array {
     const result = new Uint8Array(this.#digest.close());
@@ -85,8 +86,7 @@ export class ModdableCrypto implements CryptoPort {
     if (s >= n) return false;
     let em: Uint8Array | undefined;
     try {
-      const m = new RSA(bigint(exponent), n).process(s);
-      em = leftPad(new Uint8Array(ArrayBuffer.fromBigInt(m as unknown as BigInt)), k); // fromBigInt drops leading zeros
+      em = bigintToBytes(new RSA(bigint(exponent), n).process(s), k);
     } catch {
       return false;
     }

@@ -38,10 +38,10 @@ export function pkcs1Sha256Block(k: number, digest: Uint8Array): Uint8Array {
   return em;
 }
 
-/** Left-pad `bytes` (an integer without its leading zeros) to `k` bytes; undefined if it is longer. */
-export function leftPad(bytes: Uint8Array, k: number): Uint8Array | undefined {
-  if (bytes.length > k) return undefined;
+/** `v` as `k` big-endian bytes; undefined when it does not fit (or is negative). */
+export function bigintToBytes(v: bigint, k: number): Uint8Array | undefined {
+  if (v < 0n) return undefined;
   const out = new Uint8Array(k);
-  out.set(bytes, k - bytes.length);
-  return out;
+  for (let i = k - 1; i >= 0 && v > 0n; i--, v >>= 8n) out[i] = Number(v & 0xffn);
+  return v === 0n ? out : undefined;
 }

@@ -5,20 +5,18 @@
  * NOT listed in manifest.json (mcconfig maps the SDK's own files, and two declarations would clash).
  */
 
-// modules/crypt/digest/crypt.js: close() returns the digest and does NOT reset
+// modules/crypt/digest/crypt.js: close() returns the digest and does NOT reset. Declared as narrowly
+// as the SDK 8.2.3 typings/crypt.d.ts, so code that compiles here compiles there.
 declare module "crypt" {
   export class Digest {
     constructor(type: "MD5" | "SHA1" | "SHA224" | "SHA256" | "SHA384" | "SHA512");
-    write(data: string | ArrayBuffer | ArrayBufferView): void;
-    /** `more` = true keeps the running state (an intermediate digest). */
-    close(more?: boolean): ArrayBuffer;
+    /** As the SDK's typings/crypt.d.ts says (the native also takes views: modCrypt.c xsmcGetBufferReadable). */
+    write(message: string | ArrayBuffer): void;
+    close(): ArrayBuffer;
     reset(): void;
-    process(...data: (string | ArrayBuffer | ArrayBufferView)[]): ArrayBuffer;
     readonly blockSize: number;
     readonly outputSize: number;
   }
-  const Crypt: { Digest: typeof Digest };
-  export default Crypt;
 }
 
 // modules/io/flash/esp32/flash-esp32.{js,c}: paths "running", "nextota", "xs", or a data partition label

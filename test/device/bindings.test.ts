@@ -8,7 +8,7 @@ import * as mqtt from "mqtt-packet";
 import { PubackScanner } from "../../src/mqtt-frames";
 import { parseHttpsUrl } from "../../src/url";
 import { OtaError } from "../../modules/errors";
-import { P256_N, leftPad, p256ScalarsInRange, pkcs1Sha256Block } from "../../src/signature-checks";
+import { P256_N, bigintToBytes, p256ScalarsInRange, pkcs1Sha256Block } from "../../src/signature-checks";
 import { drainFragment } from "../../src/http-drain";
 import { createHash, generateKeyPairSync, sign } from "node:crypto";
 
@@ -102,14 +102,17 @@ describe("signature checks around Moddable's crypt (src/signature-checks.ts)", (
     const data = Buffer.from("firmware manifest");
     const s = BigInt("0x" + sign("sha256", data, privateKey).toString("hex"));
     const m = modPow(s, e, n);
-    const em = leftPad(Uint8Array.from(Buffer.from(m.toString(16).padStart(2 * Math.ceil(m.toString(16).length / 2), "0"), "hex")), 256)!;
+    const em = bigintToBytes(m, 256)!;
+    expect(em[0]).toBe(0); // the block's leading zero is kept at full width
     const digest = new Uint8Array(createHash("sha256").update(data).digest());
     expect(Buffer.from(em).equals(Buffer.from(pkcs1Sha256Block(256, digest)))).toBe(true);
     const other = digest.slice();
     other[31]! ^= 1;
     expect(Buffer.from(em).equals(Buffer.from(pkcs1Sha256Block(256, other)))).toBe(false);
     expect(() => pkcs1Sha256Block(61, digest)).toThrow(RangeError);
-    expect(leftPad(new Uint8Array(257), 256)).toBeUndefined();
+    expect(bigintToBytes(1n << 2048n, 256)).toBeUndefined();
+    expect(bigintToBytes(-1n, 256)).toBeUndefined();
+    expect(bigintToBytes(0x0102n, 3)).toEqual(Uint8Array.of(0, 1, 2));
   });
 
   it("accepts P-256 scalars only in 1..n-1", () => {
