@@ -9,8 +9,8 @@ import { Request } from "http";
 import SecureSocket from "securesocket";
 import Timer from "timer";
 import type { HttpHandler, HttpPort, HttpRequest, HttpRequestOptions } from "../modules/ports";
-import { codeOf } from "../modules/errors";
-import { parseHttpsUrl } from "./url";
+import { OtaError, codeOf } from "../modules/errors";
+import { parseHttpsUrl, type HttpsTarget } from "./url";
 import { drainFragment } from "./http-drain";
 
 export interface EspHttpOptions {
@@ -26,9 +26,23 @@ export class EspHttp implements HttpPort {
     this.#ca = options.ca;
   }
 
-  /** Throws OtaError HTTP_INSECURE_URL for a non-https URL, before any socket is opened. */
+  /**
+   * A non-https URL is refused before any socket exists: onError HTTP_INSECURE_URL (a malformed
+   * one HTTP_CONNECT), delivered asynchronously like every other outcome, as host-sim/ports/http.ts does.
+   */
   request(options: HttpRequestOptions, handler: HttpHandler): HttpRequest {
-    const target = parseHttpsUrl(options.url);
+    let target: HttpsTarget;
+    try {
+      target = parseHttpsUrl(options.url);
+    } catch (e) {
+      let refused = false;
+      Timer.set(() => {
+        if (refused) return;
+        refused = true;
+        handler.onError(e instanceof OtaError ? e.code : "HTTP_CONNECT", `refused ${options.url}: ${String(e)}`);
+      });
+      return { close: () => void (refused = true) };
+    }
     const method = options.method ?? "GET";
     const headers: string[] = [];
     for (const [name, value] of options.headers ?? []) headers.push(name, value);
