@@ -280,8 +280,8 @@ export class Agent {
     // Transient codes reach here only once the attempt cap is used up; permanent ones use it up now.
     journal.setTries(j.sha256, Math.max(journal.tries(j.sha256), this.config.retry.maxAttempts));
     const failed: Journal = { ...j, phase: "failed", code, detail };
-    journal.save(failed);
     this.emit("failed", releaseFields(failed, { code, detail }));
+    journal.save(failed);
     return { state: "failed", code, version: j.to };
   }
 }

@@ -99,8 +99,10 @@ export async function onBoot(ctx: AgentContext): Promise<BootOutcome> {
       // The rolled-back event says it: the refusal that follows for this release stays silent.
       ctx.journal.alreadySaid(j!.sha256, "POLICY_ROLLED_BACK");
       const done: Journal = { ...j!, phase: "rolled-back", code };
-      ctx.journal.save(done);
+      // A result goes to the outbox before the journal closes: a power cut between the two
+      // repeats the report on the next boot (at least once) instead of losing it.
       ctx.emit("rolled-back", releaseFields(done, { code, detail: j!.detail ?? `running ${ctx.running.version} in slot ${ctx.running.slot}` }));
+      ctx.journal.save(done);
       return { action, state: "rolled-back", code };
     }
     case "resume":
@@ -134,8 +136,8 @@ async function selfTest(ctx: AgentContext, found: Journal | undefined): Promise<
     // confirmed, so the next boot does not abort it into an unbootable slot.
     ctx.boot.setRunningState(OtaState.VALID);
     const failed: Journal = { ...j, phase: "failed", code: "CONFIRM_NO_ROLLBACK", detail: result.detail };
-    ctx.journal.save(failed);
     ctx.emit("failed", releaseFields(failed, { code: "CONFIRM_NO_ROLLBACK", detail: `${result.code}: ${result.detail}` }));
+    ctx.journal.save(failed);
     return { action: "self-test", state: "failed", code: "CONFIRM_NO_ROLLBACK" };
   }
   // Journal first: the previous image's agent reports this code after the bootloader takes it back.
@@ -155,7 +157,7 @@ function commit(ctx: AgentContext, j: Journal, action: BootAction = "self-test")
   // On the chip: esp_efuse_update_secure_version. Only ever raised, after the image is VALID.
   ctx.journal.raiseFloor(ctx.running.secureVersion);
   const done: Journal = { ...j, phase: "committed" };
-  ctx.journal.save(done);
   ctx.emit("committed", releaseFields(done));
+  ctx.journal.save(done);
   return { action, state: "committed" };
 }

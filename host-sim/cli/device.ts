@@ -1,12 +1,154 @@
+/*
+ * xsota device: one simulated ESP32 through boot, update and confirmation against any update
+ * host, then the flash image saved back.
+ */
+import { readFileSync } from "node:fs";
 import { OtaError } from "../../modules/errors";
-import type { Command } from "./common";
+import type { AuditEvent } from "../../modules/events";
+import { parseImageStart, APP_DESC_OFFSET, APP_DESC_SIZE } from "../../modules/image";
+import { parse, requireFile, requireOption, printJson, color, Progress, EXIT, type Command } from "./common";
+import { VirtualClock } from "../clock";
+import { NodeHttp } from "../ports/http";
+import { SimDevice } from "../device";
+import { SimChip } from "../chip";
+import { loadPublicKey, keyConfigOf } from "../release/keys";
+import { createNodeEngine } from "../engine-node";
+import type { Engine } from "../engine";
+import { outcomeOf } from "../scenarios";
 
-// Placeholder: replaced by the issue that implements 'xsota device'.
+const HELP = `Usage: xsota device --flash FILE --manifest URL --ca PEM --trust PEM [options]
+
+Boots a simulated ESP32 from a flash image, checks the manifest, downloads, verifies and
+installs the update, reboots, runs the 30 s self-test and commits or rolls back. Every state
+transition is printed; the flash image is saved back (or to --out).
+
+Options:
+  --flash FILE        flash image (xsota flash create makes one)             (required)
+  --manifest URL      https: URL of the signed release manifest              (required)
+  --ca PEM            CA (or server certificate) to pin for TLS              (required)
+  --trust PEM         public key trusted for manifests (repeatable)          (required)
+  --image-key PEM     key for the image's espsecure signature (implies --require-signature)
+  --require-signature refuse images without a valid espsecure signature block
+  --device-id ID      device id / MAC (default 240ac4000001)
+  --hardware REV      hardware revision (default esp32-rev3)
+  --product NAME      product (default: the project name of the image in app0)
+  --config FILE       JSON merged over the generated configuration
+  --engine node|xs    run the firmware in Node (default) or in the XS engine
+  --realtime          let timers run on the wall clock instead of virtual time
+  --out FILE          save the flash here instead of over --flash
+  --json              print the outcome as JSON
+  -h, --help          this help
+
+Exit status: 0 committed or nothing to do, 1 the update failed / was refused / rolled back,
+2 usage, 3 environment (file, host).
+
+Examples:
+  xsota flash create --out flash.bin --version 1.0.0
+  xsota serve --dir release --port 8443 &
+  xsota device --flash flash.bin --manifest https://127.0.0.1:8443/release.json --ca ca.pem --trust pub.pem
+`;
+
+async function loadEngine(name: string): Promise<Engine> {
+  if (name === "node") return createNodeEngine();
+  if (name === "xs") {
+    try {
+      const xs = (await import("../xs/index" as string)) as { createXsEngine?: () => Engine | Promise<Engine> };
+      if (!xs.createXsEngine) throw new Error("host-sim/xs/index.ts has no createXsEngine");
+      return await xs.createXsEngine();
+    } catch (e) {
+      throw new OtaError("USAGE", `the xs engine is not available: ${(e as Error).message}`);
+    }
+  }
+  throw new OtaError("USAGE", `--engine must be node or xs, not '${name}'`);
+}
+
+function projectOf(chip: SimChip): string | undefined {
+  for (const label of ["app0", "app1"]) {
+    try {
+      const first = new Uint8Array(APP_DESC_OFFSET + APP_DESC_SIZE + 8);
+      chip.partition(label).read(0, first);
+      return parseImageStart(first).appDesc.projectName;
+    } catch {
+      // try the next slot
+    }
+  }
+  return undefined;
+}
+
+const MARK: Record<string, (s: string) => string> = { committed: color.green, failed: color.red, "rolled-back": color.red, refused: color.yellow };
+
+function describe(e: AuditEvent): string {
+  const paint = MARK[e.state] ?? ((s: string) => s);
+  const parts = [paint(e.state.padEnd(11)), e.to ? `${e.from} -> ${e.to}` : e.from];
+  if (e.code) parts.push(e.code);
+  if (e.detail) parts.push(color.dim(e.detail));
+  return parts.join("  ");
+}
+
 export const command: Command = {
   name: "device",
-  summary: "not implemented yet",
-  help: "Usage: xsota device (not implemented yet)",
-  async run() {
-    throw new OtaError("USAGE", "'xsota device' is not implemented yet");
+  summary: "run one simulated ESP32 through boot, update and confirmation",
+  help: HELP,
+  async run(argv) {
+    const { values } = parse(argv, {
+      flash: { type: "string" }, manifest: { type: "string" }, ca: { type: "string" }, trust: { type: "string", multiple: true },
+      "image-key": { type: "string", multiple: true }, "require-signature": { type: "boolean" },
+      "device-id": { type: "string" }, hardware: { type: "string" }, product: { type: "string" }, config: { type: "string" },
+      engine: { type: "string" }, realtime: { type: "boolean" }, out: { type: "string" }, json: { type: "boolean" },
+    }, false);
+    const flashPath = requireFile(values.flash, "--flash");
+    const manifestUrl = requireOption(values.manifest, "manifest");
+    if (!/^https:\/\//i.test(manifestUrl)) throw new OtaError("HTTP_INSECURE_URL", `${manifestUrl}: the device fetches over https: only`);
+    const ca = readFileSync(requireFile(values.ca, "--ca"), "utf8");
+    const trust = values.trust ?? [];
+    if (trust.length === 0) throw new OtaError("USAGE", "missing --trust");
+    const trustedKeys = trust.map((p) => keyConfigOf(loadPublicKey(readFileSync(requireFile(p, "--trust"), "utf8"))));
+    const imageKeys = (values["image-key"] ?? []).map((p) => keyConfigOf(loadPublicKey(readFileSync(requireFile(p, "--image-key"), "utf8"))));
+    const chip = SimChip.load(flashPath);
+    const product = values.product ?? projectOf(chip);
+    if (!product) throw new OtaError("IMAGE_APP_DESC", "no app image in app0 or app1: use xsota flash create");
+    const config: Record<string, unknown> = {
+      product, manifestUrl, trustedKeys, checkIntervalMs: 0,
+      requireImageSignature: values["require-signature"] === true || imageKeys.length > 0,
+      ...(imageKeys.length ? { imageKeys } : {}),
+      ...(values.config ? (JSON.parse(readFileSync(requireFile(values.config, "--config"), "utf8")) as Record<string, unknown>) : {}),
+    };
+    const engine = await loadEngine(values.engine ?? "node");
+    const clock = new VirtualClock({ epoch: Date.now() });
+    const json = values.json === true;
+    let progress: Progress | undefined;
+    const say = (line: string) => { if (!json) process.stderr.write(line + "\n"); };
+    const device = new SimDevice({
+      chip, engine, clock, config,
+      http: new NodeHttp({ ca, clock }),
+      deviceId: values["device-id"] ?? "240ac4000001",
+      hardware: values.hardware ?? "esp32-rev3",
+      onBoot: (b) => say(color.dim(`boot #${b.n}: slot ota_${b.slot}, ${b.version} (${b.reason})`)),
+      onEvent: (e) => {
+        if (e.state === "downloading" && e.progress !== undefined && e.progress > 0) return;
+        if (progress) { progress.done(); progress = undefined; }
+        say(describe(e));
+      },
+      onProgress: (w, t) => {
+        if (json) return;
+        progress ??= new Progress("download", t);
+        progress.update(w);
+      },
+    });
+    try {
+      await device.run((d) => d.idle, { maxVirtualMs: 24 * 3600_000, maxRealMs: 30 * 60_000, ...(values.realtime ? { realtime: true } : {}) });
+    } finally {
+      await device.stop();
+      await engine.close();
+    }
+    const out = values.out ?? flashPath;
+    chip.save(out);
+    const outcome = outcomeOf("device", device);
+    if (json) printJson({ ...outcome, flash: out });
+    else say(color.dim(`flash saved to ${out}; running ${outcome.running?.version ?? "nothing (bricked)"}`));
+    if (outcome.bricked) return EXIT.FAILED;
+    if (outcome.final === "committed" || outcome.final === null) return EXIT.OK;
+    if (outcome.final === "refused" && outcome.code === "POLICY_NOT_NEWER") return EXIT.OK;
+    return EXIT.FAILED;
   },
 };

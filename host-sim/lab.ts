@@ -1,0 +1,174 @@
+/*
+ * A lab for end-to-end runs of simulated devices: a test CA and server certificate (made at
+ * run time), one real HTTPS update host on loopback sharing one VirtualClock with the devices
+ * (its "drip" fault ticks on virtual time), a trusted signing key and a rogue one, cached test
+ * images, and helpers to publish a release and make a device.
+ */
+import { createHash } from "node:crypto";
+import type { Engine } from "./engine";
+import type { Fault, UpdateHost } from "./update-host";
+import { startUpdateHost } from "./update-host";
+import { makeCa, makeServerCert, type CaBundle } from "./release/pki";
+import { generateKey, keyConfigOf, type SigningKey } from "./release/keys";
+import { createManifest, type ManifestInput } from "./release/manifest-tool";
+import { signImage } from "./release/espsecure";
+import { VirtualClock } from "./clock";
+import { NodeHttp } from "./ports/http";
+import { SimDevice, type SimDeviceOptions } from "./device";
+import { SimChip } from "./chip";
+import { buildImage } from "./image-builder";
+import type { Behavior } from "./device";
+
+export interface ImageSpec {
+  version: string;
+  secureVersion?: number;
+  project?: string;
+  size?: number;
+  behavior?: Behavior;
+  chipId?: number;
+}
+
+export const PROJECT = "xsota-demo";
+export const FACTORY: ImageSpec = { version: "1.0.0", secureVersion: 1 };
+
+export interface ReleaseSpec {
+  image: ImageSpec;
+  /** Manifest fields to override (version, secureVersion... default from the image). */
+  manifest?: Partial<ManifestInput>;
+  /** Who signs the manifest: the trusted key (default), a rogue key, or nobody valid (a flipped byte). */
+  signer?: "trusted" | "rogue" | "corrupt";
+  /** Append an espsecure v1 signature block to the image (with the trusted key, or a rogue one). */
+  imageSignature?: "trusted" | "rogue";
+  /** Change what the host serves after the manifest was made from the real image. */
+  serve?: (image: Uint8Array) => Uint8Array;
+}
+
+export interface Published {
+  manifestUrl: string;
+  imageUrl: string;
+  image: Uint8Array;
+  envelope: Uint8Array;
+}
+
+export class Lab {
+  readonly clock = new VirtualClock();
+  private images = new Map<string, Uint8Array>();
+  private constructor(
+    readonly ca: CaBundle,
+    readonly host: UpdateHost,
+    readonly key: SigningKey,
+    readonly rogue: SigningKey,
+    /** A second CA the host's certificate is NOT from (wrong-certificate tests). */
+    readonly otherCa: CaBundle,
+  ) {}
+
+  static async create(): Promise<Lab> {
+    const ca = await makeCa();
+    const otherCa = await makeCa(undefined, "some other CA");
+    const cert = await makeServerCert(ca, { hosts: ["127.0.0.1", "localhost"] });
+    const lab = new Lab(ca, undefined as unknown as UpdateHost, generateKey("ecdsa-p256"), generateKey("ecdsa-p256"), otherCa);
+    const host = await startUpdateHost({ cert: cert.certPem, key: cert.keyPem, clock: lab.clock, routes: {} });
+    (lab as { host: UpdateHost }).host = host;
+    return lab;
+  }
+
+  get url(): string {
+    return this.host.url;
+  }
+
+  /** A test image (deterministic bytes for a spec; cached). */
+  image(spec: ImageSpec): Uint8Array {
+    const full = { project: PROJECT, size: 64 * 1024, behavior: "healthy" as Behavior, secureVersion: 1, chipId: 0, ...spec };
+    const k = JSON.stringify(full);
+    const hit = this.images.get(k);
+    if (hit) return hit;
+    const img: Uint8Array = buildImage(full);
+    this.images.set(k, img);
+    return img;
+  }
+
+  /** Publish a release under /<dir>/: the image and its signed manifest. */
+  publish(dir: string, spec: ReleaseSpec): Published {
+    let image = this.image(spec.image);
+    if (spec.imageSignature) {
+      const k = `sig:${spec.imageSignature}:${spec.image.version}:${dir}`;
+      const signed = this.images.get(k) ?? signImage(image, [spec.imageSignature === "trusted" ? this.key : this.rogue], "v1");
+      this.images.set(k, signed);
+      image = signed;
+    }
+    const imagePath = `/${dir}/fw-${spec.image.version}.bin`;
+    const manifestPath = `/${dir}/release.json`;
+    const fields: ManifestInput = {
+      product: PROJECT,
+      version: spec.image.version,
+      secureVersion: spec.image.secureVersion ?? 1,
+      url: `${this.url}${imagePath}`,
+      ...spec.manifest,
+    };
+    // size/sha256 from the image unless the spec lies about them on purpose.
+    if (fields.size === undefined && fields.sha256 === undefined) fields.image = image;
+    else {
+      fields.size ??= image.length;
+      fields.sha256 ??= createHash("sha256").update(image).digest("hex");
+    }
+    let envelope = createManifest({ ...fields, keys: [spec.signer === "rogue" ? this.rogue : this.key] });
+    if (spec.signer === "corrupt") envelope = corruptSignature(envelope);
+    this.host.setRoute(imagePath, spec.serve ? spec.serve(image) : image);
+    this.host.setRoute(manifestPath, envelope);
+    return { manifestUrl: `${this.url}${manifestPath}`, imageUrl: `${this.url}${imagePath}`, image, envelope };
+  }
+
+  setFault(path: string, fault: Fault | Fault[] | null): void {
+    this.host.setFault(path, fault);
+  }
+
+  /** The device configuration for a manifest URL (small limits so faults resolve in little virtual time). */
+  config(manifestUrl: string, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+    return {
+      product: PROJECT,
+      manifestUrl,
+      trustedKeys: [keyConfigOf(this.key)],
+      requireImageSignature: false,
+      checkIntervalMs: 0,
+      retry: { baseMs: 1000, maxMs: 8000, maxAttempts: 4 },
+      download: { stallMs: 10_000, minBytesPerSec: 256, rateWindowMs: 5000, journalEveryBytes: 16 * 1024 },
+      diagnostics: { windowMs: 30_000, heapFloor: 16 * 1024, checkTimeoutMs: 10_000 },
+      ...overrides,
+    };
+  }
+
+  /** A blank chip with `factory` in app0 (otadata erased: the bootloader boots ota_0). */
+  chip(factory: ImageSpec = FACTORY): SimChip {
+    const chip = SimChip.create({});
+    writeImage(chip, "app0", this.image(factory));
+    chip.flash.resetStats();
+    return chip;
+  }
+
+  device(engine: Engine, chip: SimChip, config: unknown, options: Partial<SimDeviceOptions> = {}): SimDevice {
+    const http = options.http ?? new NodeHttp({ ca: this.ca.caCertPem, clock: this.clock });
+    return new SimDevice({ chip, engine, http, config, deviceId: "240ac4000001", hardware: "esp32-rev3", clock: this.clock, ...options });
+  }
+
+  async close(): Promise<void> {
+    await this.host.close();
+  }
+}
+
+/** Write an image into an app partition the way a serial flasher would (erase, program). */
+export function writeImage(chip: SimChip, label: string, image: Uint8Array): void {
+  const part = chip.partition(label);
+  const bs = part.blockSize;
+  for (let b = 0; b * bs < image.length; b++) part.eraseBlock(b);
+  part.write(0, image);
+}
+
+function corruptSignature(envelope: Uint8Array): Uint8Array {
+  const text = new TextDecoder().decode(envelope);
+  const env = JSON.parse(text) as { payload: string; signatures: { sig: string }[] };
+  const sig = env.signatures[0]!;
+  const bytes = Buffer.from(sig.sig, "base64");
+  bytes[10] ^= 0x01;
+  sig.sig = bytes.toString("base64");
+  return new TextEncoder().encode(JSON.stringify(env, null, 1) + "\n");
+}

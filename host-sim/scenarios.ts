@@ -1,0 +1,205 @@
+/*
+ * End-to-end scenarios of one simulated device, as data: what is published, what the host does
+ * wrong, how the device is configured, and what must come out. `runScenario(s, engine, lab)`
+ * returns a comparable Outcome (no timestamps): test/agent runs every scenario with the Node
+ * engine, test/xs the same list in XS, and the two outcomes must be equal.
+ *
+ * Deterministic: images are built from their spec, jitter is seeded by the device id, time is
+ * virtual. (Signatures are not: ECDSA nonces are random, so compare outcomes made in ONE lab.)
+ */
+import type { Engine } from "./engine";
+import type { AgentState } from "../modules/events";
+import type { ErrorCode } from "../modules/errors";
+import type { Fault } from "./update-host";
+import { createHash } from "node:crypto";
+import { Lab, FACTORY, type ReleaseSpec, type ImageSpec } from "./lab";
+import type { SimDevice, SimDeviceOptions } from "./device";
+import type { SimChip } from "./chip";
+import { decodeEntry, OTA_SECTOR, stateName } from "../modules/otadata";
+
+export interface Expect {
+  /** Version running at the end. */
+  version: string;
+  /** The last result event's state (progress and checking events aside). */
+  final: AgentState;
+  /** Its code, when there is one. */
+  code?: ErrorCode;
+  /** The factory slot (app0) must be byte-identical at the end. */
+  app0Untouched?: boolean;
+}
+
+export interface Scenario {
+  name: string;
+  summary: string;
+  factory?: ImageSpec;
+  /** Published in order; each after the previous one settled (the device is power-cycled between). */
+  releases: ReleaseSpec[];
+  config?: Record<string, unknown>;
+  /** Faults on the image path ("image") or the manifest path ("manifest"). */
+  faults?: { image?: Fault | Fault[]; manifest?: Fault | Fault[] };
+  /** Config's manifestUrl as http: instead of https:. */
+  insecureManifestUrl?: boolean;
+  /** The device trusts another CA than the host's. */
+  wrongCa?: boolean;
+  device?: Partial<Pick<SimDeviceOptions, "resetOn" | "watchdogMs" | "crashAfterMs" | "freeHeap">>;
+  expect: Expect;
+}
+
+export type EventTuple = [state: AgentState, code: ErrorCode | null, from: string, to: string | null, progress: number | null];
+
+export interface Outcome {
+  scenario: string;
+  running: { version: string; slot: number } | null;
+  bricked: boolean;
+  boots: number;
+  /** Version booted at each boot, in order. */
+  bootVersions: string[];
+  /** Flash writes + erases during the run (bootloader and NVS included). */
+  flashOps: number;
+  /** A scheduled power cut happened. */
+  cutHappened: boolean;
+  events: EventTuple[];
+  /** The last result state and code. */
+  final: AgentState | null;
+  code: ErrorCode | null;
+  otadata: { seq: number; state: string }[];
+  sha256: { app0: string; app1: string; otadata: string };
+  floor: number;
+}
+
+const RESULTS: readonly AgentState[] = ["committed", "rolled-back", "failed", "refused"];
+const V11: ImageSpec = { version: "1.1.0", secureVersion: 1 };
+const cutAt = (...at: number[]): Fault[] => at.map((n) => ({ kind: "cut-at", at: n, times: 1 }));
+
+export const scenarios: Scenario[] = [
+  { name: "happy", summary: "1.0.0 -> 1.1.0, self-test passes, committed", releases: [{ image: V11 }], expect: { version: "1.1.0", final: "committed" } },
+  {
+    name: "second-update", summary: "1.0.0 -> 1.1.0 -> 1.2.0: slots alternate, seq grows, floor rises",
+    releases: [{ image: V11 }, { image: { version: "1.2.0", secureVersion: 2 } }], expect: { version: "1.2.0", final: "committed" },
+  },
+  { name: "signed-image", summary: "image signature required and present (espsecure v1)", releases: [{ image: V11, imageSignature: "trusted" }], config: { requireImageSignature: true }, expect: { version: "1.1.0", final: "committed" } },
+  // Rollbacks
+  { name: "rollback-fail-diagnostics", summary: "the new image's self-test fails: INVALID, restart, old image reports", releases: [{ image: { ...V11, behavior: "fail-diagnostics" } }], expect: { version: "1.0.0", final: "rolled-back", code: "CONFIRM_DIAGNOSTICS", app0Untouched: true } },
+  { name: "rollback-crash", summary: "the new image panics at boot: the bootloader rolls back", releases: [{ image: { ...V11, behavior: "crash-on-boot" } }], expect: { version: "1.0.0", final: "rolled-back", code: "ROLLBACK_BOOT", app0Untouched: true } },
+  { name: "rollback-hang", summary: "the new image hangs: the task watchdog resets, the bootloader rolls back", releases: [{ image: { ...V11, behavior: "hang" } }], expect: { version: "1.0.0", final: "rolled-back", code: "ROLLBACK_BOOT", app0Untouched: true } },
+  { name: "reboot-loop", summary: "the chip resets during every self-test: ends on the old image, the release is not retried", releases: [{ image: V11 }], device: { resetOn: { state: "confirming", times: 10 } }, expect: { version: "1.0.0", final: "rolled-back", code: "ROLLBACK_BOOT", app0Untouched: true } },
+  // Refusals: the running slot untouched
+  { name: "wrong-signature", summary: "manifest signature does not verify", releases: [{ image: V11, signer: "corrupt" }], expect: { version: "1.0.0", final: "refused", code: "SIG_INVALID", app0Untouched: true } },
+  { name: "unknown-key", summary: "manifest signed by an untrusted key", releases: [{ image: V11, signer: "rogue" }], expect: { version: "1.0.0", final: "refused", code: "SIG_UNKNOWN_KEY", app0Untouched: true } },
+  { name: "tampered-image", summary: "one byte of the served image changed", releases: [{ image: V11, serve: (b) => { const c = b.slice(); c[c.length - 100] ^= 1; return c; } }], expect: { version: "1.0.0", final: "failed", code: "DOWNLOAD_HASH", app0Untouched: true } },
+  { name: "truncated-image", summary: "a release whose image is cut short (signed as such)", releases: [{ image: V11, serve: (b) => b.subarray(0, 40_000), manifest: {} }], expect: { version: "1.0.0", final: "failed", code: "DOWNLOAD_SIZE", app0Untouched: true } },
+  { name: "oversized-image", summary: "the manifest announces more than the slot holds", releases: [{ image: V11, manifest: { size: 2 * 1024 * 1024 } }], expect: { version: "1.0.0", final: "refused", code: "IMAGE_TOO_LARGE", app0Untouched: true } },
+  { name: "wrong-chip", summary: "image built for an ESP32-S3", releases: [{ image: { ...V11, chipId: 9 } }], expect: { version: "1.0.0", final: "failed", code: "IMAGE_CHIP", app0Untouched: true } },
+  { name: "wrong-project", summary: "image of another project", releases: [{ image: { ...V11, project: "other-thing" } }], expect: { version: "1.0.0", final: "failed", code: "IMAGE_PROJECT", app0Untouched: true } },
+  { name: "version-mismatch", summary: "image version differs from the manifest's", releases: [{ image: V11, manifest: { version: "1.2.0" } }], expect: { version: "1.0.0", final: "failed", code: "IMAGE_VERSION", app0Untouched: true } },
+  { name: "version-downgrade", summary: "a release older than the running one", factory: { version: "2.0.0", secureVersion: 1 }, releases: [{ image: V11 }], expect: { version: "2.0.0", final: "refused", code: "POLICY_NOT_NEWER" } },
+  { name: "secure-version-downgrade", summary: "secure_version below the floor", factory: { version: "1.0.0", secureVersion: 3 }, releases: [{ image: { version: "1.1.0", secureVersion: 2 } }], expect: { version: "1.0.0", final: "refused", code: "POLICY_DOWNGRADE" } },
+  { name: "expired", summary: "manifest expired", releases: [{ image: V11, manifest: { expires: Date.UTC(2025, 0, 1) } }], expect: { version: "1.0.0", final: "refused", code: "MANIFEST_EXPIRED", app0Untouched: true } },
+  { name: "http-url", summary: "manifest URL is http:", releases: [{ image: V11 }], insecureManifestUrl: true, expect: { version: "1.0.0", final: "failed", code: "HTTP_INSECURE_URL", app0Untouched: true } },
+  { name: "http-image-url", summary: "image URL in the manifest is http:", releases: [{ image: V11, manifest: { url: "http://127.0.0.1:1/fw.bin" } }], expect: { version: "1.0.0", final: "refused", code: "HTTP_INSECURE_URL", app0Untouched: true } },
+  { name: "wrong-certificate", summary: "the host's certificate is not from the pinned CA", releases: [{ image: V11 }], wrongCa: true, expect: { version: "1.0.0", final: "failed", code: "HTTP_TLS", app0Untouched: true } },
+  { name: "image-signature-missing", summary: "signature required, image unsigned", releases: [{ image: V11 }], config: { requireImageSignature: true }, expect: { version: "1.0.0", final: "failed", code: "SIG_MISSING", app0Untouched: true } },
+  { name: "image-signature-rogue", summary: "image signed by an untrusted key (v1 blocks carry no key id: no trusted key verifies it)", releases: [{ image: V11, imageSignature: "rogue" }], config: { requireImageSignature: true }, expect: { version: "1.0.0", final: "failed", code: "SIG_INVALID", app0Untouched: true } },
+  // A hostile host
+  { name: "ignore-range", summary: "connection cut, then 200 instead of 206: restart from 0, never appended", releases: [{ image: V11 }], faults: { image: [...cutAt(20_000), { kind: "ignore-range", times: 2 /* the first, un-ranged request uses one */ }] }, expect: { version: "1.1.0", final: "committed" } },
+  { name: "wrong-content-range", summary: "206 for another range: restart from 0", releases: [{ image: V11 }], faults: { image: [...cutAt(20_000), { kind: "wrong-content-range", times: 1 }] }, expect: { version: "1.1.0", final: "committed" } },
+  { name: "change-etag", summary: "the image changes on the host mid-download: restart", releases: [{ image: V11 }], faults: { image: [...cutAt(30_000), { kind: "change-etag", afterBytes: 30_000 }] }, expect: { version: "1.1.0", final: "committed" } },
+  { name: "range-416", summary: "416 to a Range request: restart from 0", releases: [{ image: V11 }], faults: { image: [...cutAt(20_000), { kind: "status", statuses: [200, 416] }] }, expect: { version: "1.1.0", final: "committed" } },
+  { name: "cuts", summary: "connection cut at several offsets: resumed each time", releases: [{ image: V11 }], faults: { image: cutAt(5_000, 17_123, 33_333) }, config: { retry: { baseMs: 1000, maxMs: 8000, maxAttempts: 6 } }, expect: { version: "1.1.0", final: "committed" } },
+  { name: "drip", summary: "one byte per second: the rate floor ends each attempt, then the cap", releases: [{ image: V11 }], faults: { image: { kind: "drip", afterBytes: 10_000 } }, config: { retry: { baseMs: 1000, maxMs: 4000, maxAttempts: 3 } }, expect: { version: "1.0.0", final: "failed", code: "HTTP_TIMEOUT", app0Untouched: true } },
+  { name: "endless-404", summary: "the image is always 404: one request, no retry loop", releases: [{ image: V11 }], faults: { image: { kind: "not-found" } }, expect: { version: "1.0.0", final: "failed", code: "HTTP_NOT_FOUND", app0Untouched: true } },
+  { name: "500-then-ok", summary: "500, 503 with Retry-After, then success", releases: [{ image: V11 }], faults: { image: [{ kind: "status", statuses: [500] }, { kind: "retry-after", seconds: 7 }] }, expect: { version: "1.1.0", final: "committed" } },
+  { name: "overlong", summary: "more bytes on the wire than Content-Length", releases: [{ image: V11 }], faults: { image: { kind: "overlong", extra: 64 } }, expect: { version: "1.1.0", final: "committed" } },
+  { name: "overlong-declared", summary: "Content-Length larger than the manifest's size", releases: [{ image: V11 }], faults: { image: { kind: "overlong", extra: 64, declared: true } }, expect: { version: "1.0.0", final: "failed", code: "DOWNLOAD_SIZE", app0Untouched: true } },
+];
+
+function sha(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+function readPartition(chip: SimChip, label: string): Uint8Array {
+  const p = chip.partition(label);
+  const out = new Uint8Array(p.byteLength);
+  p.read(0, out);
+  return out;
+}
+
+/** The comparable outcome of a device run. */
+export function outcomeOf(name: string, dev: SimDevice): Outcome {
+  const chip = dev.chip;
+  const ota = readPartition(chip, "otadata");
+  const entries = [decodeEntry(ota.subarray(0, 32)), decodeEntry(ota.subarray(OTA_SECTOR, OTA_SECTOR + 32))];
+  const events: EventTuple[] = dev.events.map((e) => [e.state, e.code ?? null, e.from, e.to ?? null, e.progress ?? null]);
+  const result = [...dev.events].reverse().find((e) => RESULTS.indexOf(e.state) >= 0);
+  const floor = chip.store().get("ota", "floor");
+  const running = dev.running;
+  return {
+    scenario: name,
+    running: running ? { version: running.version, slot: running.slot } : null,
+    bricked: dev.bricked !== undefined,
+    boots: dev.counters.boots,
+    bootVersions: dev.bootRecords.map((b) => b.version),
+    flashOps: dev.flashOps,
+    cutHappened: dev.counters.powerCuts > 0,
+    events,
+    final: result?.state ?? null,
+    code: result?.code ?? null,
+    otadata: entries.map((e) => ({ seq: e.seq, state: stateName(e.state) })),
+    sha256: { app0: sha(readPartition(chip, "app0")), app1: sha(readPartition(chip, "app1")), otadata: sha(ota) },
+    floor: typeof floor === "number" ? floor : 0,
+  };
+}
+
+/** Mismatches between an outcome and what the scenario expects (empty = pass). */
+export function checkOutcome(s: Scenario, o: Outcome, factoryApp0?: string): string[] {
+  const bad: string[] = [];
+  if (o.bricked) bad.push("device bricked");
+  if (o.running?.version !== s.expect.version) bad.push(`running ${o.running?.version}, expected ${s.expect.version}`);
+  if (o.final !== s.expect.final) bad.push(`final ${o.final}, expected ${s.expect.final}`);
+  if (s.expect.code !== undefined && o.code !== s.expect.code) bad.push(`code ${o.code}, expected ${s.expect.code}`);
+  if (s.expect.app0Untouched && factoryApp0 !== undefined && o.sha256.app0 !== factoryApp0) bad.push("app0 changed");
+  return bad;
+}
+
+export interface RunOptions {
+  /** Cut power at this flash operation (counted from the first boot). */
+  powerCutAt?: number;
+  keep?: number;
+  maxRealMs?: number;
+}
+
+/** Run one scenario on `engine` in `lab` (published under /<name>/). */
+export async function runScenario(s: Scenario, engine: Engine, lab: Lab, options: RunOptions = {}): Promise<Outcome & { factoryApp0: string }> {
+  const dir = options.powerCutAt !== undefined ? `${s.name}-cut` : s.name;
+  const first = lab.publish(dir, s.releases[0]!);
+  const manifestPath = new URL(first.manifestUrl).pathname;
+  const imagePath = new URL(first.imageUrl).pathname;
+  lab.setFault(imagePath, s.faults?.image ?? null);
+  lab.setFault(manifestPath, s.faults?.manifest ?? null);
+  const manifestUrl = s.insecureManifestUrl ? first.manifestUrl.replace(/^https:/, "http:") : first.manifestUrl;
+  const chip = lab.chip(s.factory ?? FACTORY);
+  const factoryApp0 = sha(readPartition(chip, "app0"));
+  const config = lab.config(manifestUrl, s.config);
+  const extra: Partial<SimDeviceOptions> = { ...s.device };
+  if (s.wrongCa) {
+    const { NodeHttp } = await import("./ports/http");
+    extra.http = new NodeHttp({ ca: lab.otherCa.caCertPem, clock: lab.clock });
+  }
+  const dev = lab.device(engine, chip, config, extra);
+  if (options.powerCutAt !== undefined) dev.powerCutAt(options.powerCutAt, options.keep);
+  const drive = { maxVirtualMs: 6 * 3600_000, maxRealMs: options.maxRealMs ?? 30_000 };
+  try {
+    await dev.run((d) => d.idle, drive);
+    for (let i = 1; i < s.releases.length; i++) {
+      const next = lab.publish(dir, s.releases[i]!);
+      if (next.manifestUrl !== first.manifestUrl) throw new Error("releases of one scenario share the manifest path");
+      dev.powerCycle();
+      await dev.run((d) => d.idle, drive);
+    }
+  } finally {
+    await dev.stop();
+  }
+  return { ...outcomeOf(s.name, dev), factoryApp0 };
+}
+
+export { Lab };

@@ -1,0 +1,95 @@
+/*
+ * Every end-to-end scenario of host-sim/scenarios.ts on the Node engine: real HTTPS on
+ * loopback (one update host for the file), SIM's chip and bootloader, virtual time.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { scenarios, runScenario, checkOutcome, Lab, type Outcome } from "../../host-sim/scenarios";
+import { createNodeEngine } from "../../host-sim/engine-node";
+
+let lab: Lab;
+const engine = createNodeEngine();
+const outcomes = new Map<string, Outcome & { factoryApp0: string }>();
+
+beforeAll(async () => { lab = await Lab.create(); });
+afterAll(async () => { await lab.close(); });
+
+async function run(name: string) {
+  const s = scenarios.find((x) => x.name === name);
+  if (!s) throw new Error(`no scenario ${name}`);
+  const o = await runScenario(s, engine, lab);
+  outcomes.set(name, o);
+  return { s, o };
+}
+
+const imageRequests = (name: string) => lab.host.stats.log.filter((r) => r.path.startsWith(`/${name}/fw-`));
+
+describe("scenarios (node engine)", () => {
+  for (const s of scenarios) {
+    it(`${s.name}: ${s.summary}`, async () => {
+      const { o } = await run(s.name);
+      expect(checkOutcome(s, o, o.factoryApp0)).toEqual([]);
+    });
+  }
+});
+
+describe("what the scenarios show beyond the final state", () => {
+  it("happy path: every transition in order, otadata VALID for the new slot", () => {
+    const o = outcomes.get("happy")!;
+    const states = o.events.map((e) => (e[4] !== null && e[0] === "downloading" ? `${e[0]}:${e[4]}` : e[0]));
+    expect(states.slice(0, 11)).toEqual(["checking", "downloading:0", "downloading:25", "downloading:50", "downloading:75", "downloading:100", "verifying", "installing", "rebooting", "confirming", "committed"]);
+    expect(o.running).toEqual({ version: "1.1.0", slot: 1 });
+    expect(o.otadata.find((e) => e.state === "VALID")).toBeDefined();
+    expect(o.boots).toBe(2);
+  });
+
+  it("second update: slots alternate and seq grows; the floor follows secure_version", () => {
+    const o = outcomes.get("second-update")!;
+    expect(o.running).toEqual({ version: "1.2.0", slot: 0 });
+    const seqs = o.otadata.map((e) => e.seq).sort((a, b) => a - b);
+    expect(seqs[1]).toBeGreaterThan(seqs[0]!);
+    expect(o.otadata.find((e) => e.seq === seqs[1])!.state).toBe("VALID");
+    expect(o.floor).toBe(2);
+  });
+
+  it("rollbacks are reported by the old image with from/to", () => {
+    for (const name of ["rollback-fail-diagnostics", "rollback-crash", "rollback-hang", "reboot-loop"]) {
+      const o = outcomes.get(name)!;
+      const rb = o.events.find((e) => e[0] === "rolled-back");
+      expect(rb, name).toBeDefined();
+      expect(rb![2]).toBe("1.0.0");
+      expect(rb![3]).toBe("1.1.0");
+      expect(o.running!.slot).toBe(0);
+    }
+  });
+
+  it("an endless 404 is asked once, not in a loop", () => {
+    expect(imageRequests("endless-404").length).toBe(1);
+  });
+
+  it("a drip host ends each attempt and stops at the cap", () => {
+    expect(imageRequests("drip").length).toBe(3);
+  });
+
+  it("a 200 to a Range request is never appended: the next request starts from 0", () => {
+    const log = imageRequests("ignore-range");
+    const i = log.findIndex((r) => r.range && r.status === 200);
+    expect(i).toBeGreaterThan(0);
+    expect(log[i + 1]!.range).toBeUndefined();
+  });
+
+  it("cuts are resumed with Range + If-Range", () => {
+    const ranged = imageRequests("cuts").filter((r) => r.range);
+    expect(ranged.length).toBe(3);
+    for (const r of ranged) {
+      expect(r.status).toBe(206);
+      expect(r.ifRange).toMatch(/^"/);
+      expect(Number(/bytes=(\d+)-/.exec(r.range!)![1]) % 4096).toBe(0);
+    }
+  });
+
+  it("500 and 503 (with Retry-After) are retried, then the download succeeds", () => {
+    const o = outcomes.get("500-then-ok")!;
+    expect(o.final).toBe("committed");
+    expect(imageRequests("500-then-ok").map((r) => r.status).slice(0, 3)).toEqual([500, 503, 200]);
+  });
+});
