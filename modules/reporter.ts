@@ -76,6 +76,8 @@ export interface ReporterOptions {
 const DOMAIN = "reporter";
 const RESULT_STATES: readonly AgentState[] = ["committed", "rolled-back", "failed", "refused"];
 const MAX_ANNOUNCE = 8 * 1024;
+const BUSY_RETRY_MS = 5000;
+const MAX_BUSY_RETRIES = 60;
 
 export const topics = {
   online: (id: string) => `devices/${id}/online`,
@@ -120,6 +122,8 @@ export function startReporter(ports: Ports, config: AppConfig, agent: ReporterAg
   let last = loadLast();
   let checking = false;
   let queued: { force: boolean; manifest?: Uint8Array } | undefined;
+  let busyRetries = 0;
+  let busyTimer = 0;
 
   function loadLast(): LastResult | null {
     const raw = store.get(DOMAIN, "last");
@@ -233,7 +237,22 @@ export function startReporter(ports: Ports, config: AppConfig, agent: ReporterAg
     if (force) opts.force = true;
     if (manifest) opts.manifest = manifest;
     agent.check(opts).then(
-      () => next(),
+      (out) => {
+        // The agent was busy (its own boot check, a retry in progress): try again shortly, or the
+        // announcement (already marked as seen) would be lost.
+        const code = typeof out === "object" && out !== null ? (out as { code?: unknown }).code : undefined;
+        if (code === "POLICY_BUSY" && busyRetries < MAX_BUSY_RETRIES && !closed) {
+          busyRetries++;
+          if (!queued) queued = manifest ? { force, manifest } : { force };
+          busyTimer = clock.setTimeout(() => {
+            busyTimer = 0;
+            next();
+          }, BUSY_RETRY_MS);
+          return;
+        }
+        busyRetries = 0;
+        next();
+      },
       (e: unknown) => {
         system.log(`reporter: check failed: ${codeOf(e)}`);
         next();
@@ -345,6 +364,7 @@ export function startReporter(ports: Ports, config: AppConfig, agent: ReporterAg
       if (closed) return;
       closed = true;
       if (timer) clock.clearTimeout(timer);
+      if (busyTimer) clock.clearTimeout(busyTimer);
       timer = 0;
       const c = client;
       client = undefined;

@@ -34,9 +34,14 @@ function config(broker: Broker): AppConfig {
 class FakeAgent implements ReporterAgent {
   running = { version: "1.0.0", secureVersion: 1, slot: 0, project: "thermo" };
   checks: { force?: boolean; manifest?: Uint8Array }[] = [];
+  busy = 0;
   async check(o: { force?: boolean; manifest?: Uint8Array } = {}) {
     this.checks.push(o);
-    return {};
+    if (this.busy > 0) {
+      this.busy--;
+      return { state: "downloading", code: "POLICY_BUSY" };
+    }
+    return { state: "idle" };
   }
 }
 
@@ -175,6 +180,25 @@ describe.each(kinds)("reporter on the device (%s)", (kind) => {
     await realWait(() => seqsOf(watch.messages, "cc03").length === 6);
     expect(agent.checks.length).toBe(3);
     watch.client.close();
+    ctl.client.close();
+  });
+
+  it.skipIf(skip)("retries an announcement the agent was too busy to take", async () => {
+    broker = await startBroker({ kind });
+    const ctl = subscribe(broker, "ctl4", []);
+    await ctl.ready;
+    const clock = new VirtualClock();
+    const store = new MemStore();
+    const agent = new FakeAgent();
+    agent.busy = 2;
+    const r = startReporter(devicePorts("dd04", clock, store, new TcpMqttPort({ clock })), config(broker), agent, new Outbox(store, { capacity: 16 }));
+    reporters.push(r);
+    await driveUntil(clock, () => r.connected, { maxRealMs: 5000 });
+    await new Promise((res) => setTimeout(res, 50));
+    const env = manifest({ version: "1.2.0" });
+    ctl.client.publish("releases/thermo/stable", env, { qos: 1 });
+    await driveUntil(clock, () => agent.checks.length === 3, { maxRealMs: 5000 });
+    for (const c of agent.checks) expect(Buffer.from(c.manifest!).equals(Buffer.from(env))).toBe(true);
     ctl.client.close();
   });
 });
