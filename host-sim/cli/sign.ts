@@ -25,7 +25,8 @@ Append an ECDSA P-256 signature in the format Espressif's espsecure.py sign_data
 The device (modules/sigblock.ts) accepts both. The result is verified before it is written.
 
 Options:
-  -k, --key F       ECDSA P-256 private key PEM (xsota keygen or espsecure generate_signing_key)
+  -k, --key F       ECDSA P-256 private key PEM (xsota keygen or espsecure generate_signing_key);
+                    --keyfile F is accepted too, as espsecure spells it
   --scheme S        v1 (default) or v2; --version 1|2 is accepted as in espsecure
   --append          v2 only: keep the valid blocks of an already signed input
   -o, --output F    signed file to write
@@ -33,11 +34,13 @@ Options:
 
 Examples:
   xsota sign --key keys/release.pem build/fw.bin -o build/fw.signed.bin
+  xsota sign --keyfile secure_boot_signing_key.pem --output signed_firmware.bin firmware.bin
   xsota sign --scheme v2 --key keys/a.pem --key keys/b.pem build/fw.bin -o build/fw.v2.bin
 `,
   async run(argv) {
     const { values, positionals } = parse(argv, {
       key: { type: "string", short: "k", multiple: true },
+      keyfile: { type: "string", multiple: true },
       scheme: { type: "string" },
       version: { type: "string" },
       append: { type: "boolean" },
@@ -47,7 +50,7 @@ Examples:
     if (positionals.length !== 1) throw new OtaError("USAGE", "expected exactly one input image");
     const input = requireFile(positionals[0], "input image");
     const output = requireOption(values.output, "output");
-    const keyFiles = values.key ?? [];
+    const keyFiles = [...(values.key ?? []), ...(values.keyfile ?? [])];
     if (!keyFiles.length) throw new OtaError("USAGE", "missing --key");
     const scheme = values.scheme ?? (values.version ? `v${values.version}` : "v1");
     if (scheme !== "v1" && scheme !== "v2") throw new OtaError("USAGE", `--scheme must be v1 or v2, not ${scheme}`);

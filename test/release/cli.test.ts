@@ -83,6 +83,9 @@ describe("xsota release commands", () => {
     expect(v.code).toBe(0);
     expect(JSON.parse(v.out)).toMatchObject({ kind: "image", valid: true, scheme: "v1", keyId: info.id });
 
+    // The seed's espsecure spelling works too, and gives the same bytes (v1 is deterministic).
+    expect((await xsota("sign", "--keyfile", p("key.pem"), "--output", p("fw.seed.bin"), p("fw.bin"))).code).toBe(0);
+    expect(readFileSync(p("fw.seed.bin")).equals(readFileSync(p("fw.signed.bin")))).toBe(true);
     expect((await xsota("sign", "--scheme", "v2", "--key", p("key.pem"), "--key", p("other.pem"), p("fw.bin"), "-o", p("fw.v2.bin"))).code).toBe(0);
     expect((await xsota("verify", "--pub", p("other.pub.pem"), p("fw.v2.bin"))).out).toMatch(/v2/);
 
