@@ -11,7 +11,7 @@
 import type { Engine, FirmwareBoot, RunningFirmware } from "../engine";
 import type { Ports, TimerId } from "../../modules/ports";
 import { gatePorts, PANIC_PREFIX } from "../engine-node";
-import { Bridge, type BridgeStats } from "./bridge";
+import { Bridge, event, type BridgeStats } from "./bridge";
 import { Ev } from "./protocol";
 import { prepare, type Prepared } from "./snapshot";
 import { DEFAULT_FIRMWARE } from "./bundle";
@@ -26,6 +26,12 @@ export interface XsEngineOptions {
   onPrint?: (line: string) => void;
   /** Every crank's meter reading (boot, each event). */
   onMeter?: (m: MeterUsage, what: "boot" | "event") => void;
+  /**
+   * Measuring: at stop(), before the worker goes, run a full GC in it and record the live
+   * slots (MeterTotals.liveSlots), then report the boot's totals. Only for benchmarks: a real
+   * power cut does not wait for a GC.
+   */
+  onStop?: (totals: MeterTotals, bridge: BridgeStats) => void;
 }
 
 export interface MeterTotals {
@@ -36,6 +42,8 @@ export interface MeterTotals {
   allocate: number;
   /** Slots in use at the last reading. */
   currentHeapCount: number;
+  /** Slots still live after a full GC at stop() (only with the onStop option). */
+  liveSlots?: number;
 }
 
 export interface XsRunningFirmware extends RunningFirmware {
@@ -146,17 +154,29 @@ export function createXsEngine(options: XsEngineOptions = {}): XsEngine {
           if (sentinel) ports.clock.clearTimeout(sentinel);
           sentinel = 0;
           gate.kill();
+          if (options.onStop) {
+            if (worker.alive) {
+              try {
+                const r = await worker.command(event(Ev.GC));
+                meter.liveSlots = r.meter.currentHeapCount;
+                meter.allocate = Math.max(meter.allocate, r.meter.allocate);
+              } catch {
+                // the worker is gone: no reading
+              }
+            }
+            options.onStop(meter, bridge.stats);
+          }
           await worker.terminate();
           const w = idleWaiters;
           idleWaiters = [];
           for (const f of w) f();
         },
         async probe() {
-          const r = await worker.command(new Uint8Array(16).fill(0).map((_, i) => (i === 0 ? Ev.PROBE : 0)));
+          const r = await worker.command(event(Ev.PROBE));
           return JSON.parse(Buffer.from(r.reply).toString("utf8"));
         },
         async collect() {
-          const r = await worker.command(Uint8Array.of(Ev.GC, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0));
+          const r = await worker.command(event(Ev.GC));
           return r.meter;
         },
         idle() {
