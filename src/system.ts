@@ -24,7 +24,7 @@ const REASONS: readonly ResetReason[] = [
 ];
 
 export interface EspSystemOptions {
-  /** Board revision to report; default "esp32-rev<major.minor>" from the chip. */
+  /** Board revision to report; default from the chip: "esp32-rev<major>[.<minor>]". */
   hardware?: string;
 }
 
@@ -45,8 +45,8 @@ export class EspSystem implements SystemPort {
   }
   hardwareRevision(): string {
     if (this.#hardware) return this.#hardware;
-    const rev = chipRevision();
-    return `esp32-rev${Math.floor(rev / 100)}.${rev % 100}`;
+    const rev = chipRevision(); // v3.0 -> "esp32-rev3", v3.1 -> "esp32-rev3.1"
+    return `esp32-rev${Math.floor(rev / 100)}${rev % 100 ? `.${rev % 100}` : ""}`;
   }
   chipId(): number {
     return chipId();
