@@ -83,8 +83,28 @@ export function loadPrivateKey(pemOrPath: string): SigningKey {
   return { type: info.type, id: info.id, privateKey, publicKey, spki: info.spki };
 }
 
-/** A public key from PEM text or a file path (a private key PEM gives its public half). Throws KEY_FORMAT, KEY_TYPE, FILE_NOT_FOUND. */
+/**
+ * A public key from PEM text or a file path (a private key PEM gives its public half; a 64-byte
+ * file is the raw X||Y that `espsecure.py extract_public_key --version 1` writes).
+ * Throws KEY_FORMAT, KEY_TYPE, FILE_NOT_FOUND.
+ */
 export function loadPublicKey(pemOrPath: string, id?: string): PublicKeyInfo {
+  if (!pemOrPath.includes("-----BEGIN")) {
+    let raw: Buffer;
+    try {
+      raw = readFileSync(pemOrPath);
+    } catch {
+      throw new OtaError("FILE_NOT_FOUND", pemOrPath);
+    }
+    if (raw.length === 64 && !raw.includes("-----BEGIN")) {
+      try {
+        const jwk = { kty: "EC", crv: "P-256", x: raw.subarray(0, 32).toString("base64url"), y: raw.subarray(32).toString("base64url") };
+        return describe(createPublicKey({ key: jwk, format: "jwk" }), id);
+      } catch (e) {
+        throw new OtaError("KEY_FORMAT", `64-byte raw key is not a P-256 point (${(e as Error).message})`);
+      }
+    }
+  }
   const text = readText(pemOrPath);
   let pub: KeyObject;
   try {

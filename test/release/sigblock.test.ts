@@ -32,6 +32,11 @@ describe("espsecure-made signatures verify with our device code", () => {
     expect(code(() => verifySignedImage(vec("image.v1.key-a.bin"), [keyB]))).toBe("SIG_INVALID");
   });
 
+  it("espsecure's raw 64-byte public key (extract_public_key --version 1) is the same key", () => {
+    expect(pub("key-a.pub.raw")).toEqual(keyA);
+    expect(verifySignedImage(vec("image.v1.key-a.bin"), [pub("key-a.pub.raw")]).keyId).toBe(keyA.id);
+  });
+
   it("v2 (ECDSA P-256 signature sector), one and two blocks", () => {
     expect(verifySignedImage(vec("image.v2.key-b.bin"), [keyB])).toEqual({ scheme: "v2", imageLength: 4096, keyId: keyB.id });
     expect(verifySignedImage(vec("image.v2.key-a+b.bin"), [keyA]).keyId).toBe(keyA.id);
