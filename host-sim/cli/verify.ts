@@ -21,7 +21,8 @@ Exit 0 only when valid; otherwise the error names what failed (SIG_INVALID, SIG_
 SIG_UNKNOWN_KEY, SIG_REVOKED_KEY, SIG_MISSING, SIG_FORMAT, MANIFEST_*, DOWNLOAD_*).
 
 Options:
-  --pub F          trusted public key PEM (a private key PEM works too); repeat for several
+  --pub F          trusted public key: PEM (a private key PEM works too) or the raw 64-byte X||Y
+                   of espsecure.py extract_public_key --version 1; repeat for several
   --revoked IDS    key ids to treat as revoked (comma-separated)
   --image F        with a manifest: the image it describes
   --json           print the result as JSON
