@@ -39,6 +39,8 @@ export interface ReleaseSpec {
   signer?: "trusted" | "rogue" | "corrupt";
   /** Append an espsecure v1 signature block to the image (with the trusted key, or a rogue one). */
   imageSignature?: "trusted" | "rogue";
+  /** Change the image before the manifest is made from it (a bad build, signed as such). */
+  transform?: (image: Uint8Array) => Uint8Array;
   /** Change what the host serves after the manifest was made from the real image. */
   serve?: (image: Uint8Array) => Uint8Array;
 }
@@ -90,6 +92,7 @@ export class Lab {
   /** Publish a release under /<dir>/: the image and its signed manifest. */
   publish(dir: string, spec: ReleaseSpec): Published {
     let image = this.image(spec.image);
+    if (spec.transform) image = spec.transform(image);
     if (spec.imageSignature) {
       const k = `sig:${spec.imageSignature}:${spec.image.version}:${dir}`;
       const signed = this.images.get(k) ?? signImage(image, [spec.imageSignature === "trusted" ? this.key : this.rogue], "v1");

@@ -88,12 +88,14 @@ export const scenarios: Scenario[] = [
   { name: "unknown-key", summary: "manifest signed by an untrusted key", releases: [{ image: V11, signer: "rogue" }], expect: { version: "1.0.0", final: "refused", code: "SIG_UNKNOWN_KEY", app0Untouched: true } },
   { name: "tampered-image", summary: "one byte of the served image changed", releases: [{ image: V11, serve: (b) => { const c = b.slice(); c[c.length - 100] ^= 1; return c; } }], expect: { version: "1.0.0", final: "failed", code: "DOWNLOAD_HASH", app0Untouched: true } },
   { name: "truncated-image", summary: "a release whose image is cut short (signed as such)", releases: [{ image: V11, serve: (b) => b.subarray(0, 40_000), manifest: {} }], expect: { version: "1.0.0", final: "failed", code: "DOWNLOAD_SIZE", app0Untouched: true } },
+  { name: "truncated-build", summary: "an image cut short before it was signed: the manifest matches, the image does not validate", releases: [{ image: V11, transform: (b) => b.slice(0, 40_000) }], expect: { version: "1.0.0", final: "failed", code: "IMAGE_TRUNCATED", app0Untouched: true } },
   { name: "oversized-image", summary: "the manifest announces more than the slot holds", releases: [{ image: V11, manifest: { size: 2 * 1024 * 1024 } }], expect: { version: "1.0.0", final: "refused", code: "IMAGE_TOO_LARGE", app0Untouched: true } },
   { name: "wrong-chip", summary: "image built for an ESP32-S3", releases: [{ image: { ...V11, chipId: 9 } }], expect: { version: "1.0.0", final: "failed", code: "IMAGE_CHIP", app0Untouched: true } },
   { name: "wrong-project", summary: "image of another project", releases: [{ image: { ...V11, project: "other-thing" } }], expect: { version: "1.0.0", final: "failed", code: "IMAGE_PROJECT", app0Untouched: true } },
   { name: "version-mismatch", summary: "image version differs from the manifest's", releases: [{ image: V11, manifest: { version: "1.2.0" } }], expect: { version: "1.0.0", final: "failed", code: "IMAGE_VERSION", app0Untouched: true } },
   { name: "version-downgrade", summary: "a release older than the running one", factory: { version: "2.0.0", secureVersion: 1 }, releases: [{ image: V11 }], expect: { version: "2.0.0", final: "refused", code: "POLICY_NOT_NEWER" } },
   { name: "secure-version-downgrade", summary: "secure_version below the floor", factory: { version: "1.0.0", secureVersion: 3 }, releases: [{ image: { version: "1.1.0", secureVersion: 2 } }], expect: { version: "1.0.0", final: "refused", code: "POLICY_DOWNGRADE" } },
+  { name: "refused-once", summary: "the same refused release seen after a power cycle is not reported again", releases: [{ image: V11, manifest: { notBefore: Date.UTC(2030, 0, 1) } }, { image: V11, manifest: { notBefore: Date.UTC(2030, 0, 1) } }], expect: { version: "1.0.0", final: "refused", code: "MANIFEST_NOT_YET", app0Untouched: true } },
   { name: "expired", summary: "manifest expired", releases: [{ image: V11, manifest: { expires: Date.UTC(2025, 0, 1) } }], expect: { version: "1.0.0", final: "refused", code: "MANIFEST_EXPIRED", app0Untouched: true } },
   { name: "http-url", summary: "manifest URL is http:", releases: [{ image: V11 }], insecureManifestUrl: true, expect: { version: "1.0.0", final: "failed", code: "HTTP_INSECURE_URL", app0Untouched: true } },
   { name: "http-image-url", summary: "image URL in the manifest is http:", releases: [{ image: V11, manifest: { url: "http://127.0.0.1:1/fw.bin" } }], expect: { version: "1.0.0", final: "refused", code: "HTTP_INSECURE_URL", app0Untouched: true } },
@@ -106,7 +108,7 @@ export const scenarios: Scenario[] = [
   { name: "change-etag", summary: "the image changes on the host mid-download: restart", releases: [{ image: V11 }], faults: { image: [...cutAt(30_000), { kind: "change-etag", afterBytes: 30_000 }] }, expect: { version: "1.1.0", final: "committed" } },
   { name: "range-416", summary: "416 to a Range request: restart from 0", releases: [{ image: V11 }], faults: { image: [...cutAt(20_000), { kind: "status", statuses: [200, 416] }] }, expect: { version: "1.1.0", final: "committed" } },
   { name: "cuts", summary: "connection cut at several offsets: resumed each time", releases: [{ image: V11 }], faults: { image: cutAt(5_000, 17_123, 33_333) }, config: { retry: { baseMs: 1000, maxMs: 8000, maxAttempts: 6 } }, expect: { version: "1.1.0", final: "committed" } },
-  { name: "drip", summary: "one byte per second: the rate floor ends each attempt, then the cap", releases: [{ image: V11 }], faults: { image: { kind: "drip", afterBytes: 10_000 } }, config: { retry: { baseMs: 1000, maxMs: 4000, maxAttempts: 3 } }, expect: { version: "1.0.0", final: "failed", code: "HTTP_TIMEOUT", app0Untouched: true } },
+  { name: "drip", summary: "one byte per second: the rate floor ends each attempt, then the cap", releases: [{ image: V11 }], faults: { image: { kind: "drip", afterBytes: 10_000 } }, config: { retry: { baseMs: 1000, maxMs: 4000, maxAttempts: 3 }, download: { stallMs: 10_000, minBytesPerSec: 256, rateWindowMs: 3000, journalEveryBytes: 16 * 1024 } }, expect: { version: "1.0.0", final: "failed", code: "HTTP_TIMEOUT", app0Untouched: true } },
   { name: "endless-404", summary: "the image is always 404: one request, no retry loop", releases: [{ image: V11 }], faults: { image: { kind: "not-found" } }, expect: { version: "1.0.0", final: "failed", code: "HTTP_NOT_FOUND", app0Untouched: true } },
   { name: "500-then-ok", summary: "500, 503 with Retry-After, then success", releases: [{ image: V11 }], faults: { image: [{ kind: "status", statuses: [500] }, { kind: "retry-after", seconds: 7 }] }, expect: { version: "1.1.0", final: "committed" } },
   { name: "overlong", summary: "more bytes on the wire than Content-Length", releases: [{ image: V11 }], faults: { image: { kind: "overlong", extra: 64 } }, expect: { version: "1.1.0", final: "committed" } },
@@ -166,6 +168,8 @@ export interface RunOptions {
   powerCutAt?: number;
   keep?: number;
   maxRealMs?: number;
+  /** Real ms of silence on held I/O before virtual time may jump (default 50; see driveUntil). */
+  quietMs?: number;
 }
 
 /** Run one scenario on `engine` in `lab` (published under /<name>/). */
@@ -187,7 +191,7 @@ export async function runScenario(s: Scenario, engine: Engine, lab: Lab, options
   }
   const dev = lab.device(engine, chip, config, extra);
   if (options.powerCutAt !== undefined) dev.powerCutAt(options.powerCutAt, options.keep);
-  const drive = { maxVirtualMs: 6 * 3600_000, maxRealMs: options.maxRealMs ?? 30_000 };
+  const drive = { maxVirtualMs: 6 * 3600_000, maxRealMs: options.maxRealMs ?? 30_000, quietMs: options.quietMs ?? 50 };
   try {
     await dev.run((d) => d.idle, drive);
     for (let i = 1; i < s.releases.length; i++) {

@@ -14,6 +14,12 @@ export interface NodeHttpOptions {
   /** PEM of the pinned CA (or the server certificate itself). Required: there is no default trust. */
   ca: string | string[];
   clock?: VirtualClock;
+  /**
+   * Until response headers arrive, keep marking activity for up to this many REAL ms (default
+   * 2000): a TLS handshake slowed by a busy machine must not look like a silent server and let
+   * virtual time jump to the stall timer. A host that truly never answers is still timed out.
+   */
+  connectGraceMs?: number;
 }
 
 const TLS_ERRORS = /CERT|SSL|TLS|EPROTO|SELF_SIGNED|UNABLE_TO|ALTNAME|HOSTNAME|ERR_OSSL/i;
@@ -54,7 +60,23 @@ export class NodeHttp implements HttpPort {
       return { close() { closed = true; } };
     }
     const clock = this.options.clock;
-    const release = clock ? clock.hold() : () => {};
+    const hold = clock ? clock.hold() : () => {};
+    let grace: ReturnType<typeof setInterval> | undefined;
+    if (clock) {
+      const until = performance.now() + (this.options.connectGraceMs ?? 2000);
+      grace = setInterval(() => {
+        if (performance.now() > until) stopGrace();
+        else clock.activity();
+      }, 5);
+    }
+    const stopGrace = () => {
+      if (grace !== undefined) clearInterval(grace);
+      grace = undefined;
+    };
+    const release = () => {
+      stopGrace();
+      hold();
+    };
     const headers: Record<string, string> = { connection: "close" };
     for (const [n, v] of options.headers ?? []) headers[n.toLowerCase()] = v;
     const ro: RequestOptions = {
@@ -113,7 +135,9 @@ export class NodeHttp implements HttpPort {
     try {
       req = httpsRequest(ro, (r) => {
         res = r;
+        stopGrace();
         if (closed) return;
+        clock?.activity();
         handler.onStatus(r.statusCode ?? 0);
         for (let i = 0; i + 1 < r.rawHeaders.length; i += 2) {
           if (closed) return;

@@ -1,0 +1,118 @@
+/*
+ * The agent's entry points on SIM's chip: the slot writer's begin/write/finish/abort discipline,
+ * POLICY_BUSY while the running image awaits confirmation, and a resume across a reboot.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createHash } from "node:crypto";
+import { Lab, writeImage } from "../../host-sim/lab";
+import { Agent } from "../../modules/agent";
+import { UpdateSlot } from "../../modules/install";
+import { BootControl } from "../../modules/bootctl";
+import { OtaState, encodeEntry } from "../../modules/otadata";
+import { nodeCrypto } from "../../host-sim/crypto";
+import { NodeHttp } from "../../host-sim/ports/http";
+import { SimSystem } from "../../host-sim/ports/system";
+import { driveUntil } from "../../host-sim/clock";
+import { scenarios, runScenario } from "../../host-sim/scenarios";
+import { createNodeEngine } from "../../host-sim/engine-node";
+import type { Ports } from "../../modules/ports";
+import type { SimChip } from "../../host-sim/chip";
+
+let lab: Lab;
+beforeAll(async () => { lab = await Lab.create(); });
+afterAll(async () => { await lab.close(); });
+
+const digest = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+function snapshot(chip: SimChip, label: string): string {
+  const p = chip.partition(label);
+  const b = new Uint8Array(p.byteLength);
+  p.read(0, b);
+  return digest(b);
+}
+
+function ports(chip: SimChip, running: number): Ports {
+  return {
+    flash: chip.flashPort(running), store: chip.store(), http: new NodeHttp({ ca: lab.ca.caCertPem, clock: lab.clock }),
+    crypto: nodeCrypto, clock: lab.clock,
+    system: new SimSystem({ deviceId: "240ac4000002", hardware: "esp32-rev3", resetReason: "power-on", onRestart: () => {}, onLog: () => {} }),
+  };
+}
+
+describe("UpdateSlot: begin / write / finish / abort", () => {
+  it("checks its state at every entry", () => {
+    const chip = lab.chip();
+    const p = chip.flashPort(0);
+    const boot = new BootControl(p);
+    const slot = new UpdateSlot(p);
+    expect(() => slot.write(new Uint8Array(16))).toThrow(expect.objectContaining({ code: "OTADATA_STATE" }));
+    expect(() => slot.finish(boot)).toThrow(expect.objectContaining({ code: "OTADATA_STATE" }));
+    expect(() => slot.begin(2 * 1024 * 1024)).toThrow(expect.objectContaining({ code: "IMAGE_TOO_LARGE" }));
+    slot.begin(8192);
+    slot.write(new Uint8Array(4096));
+    expect(() => slot.complete()).toThrow(expect.objectContaining({ code: "DOWNLOAD_SIZE" }));
+    expect(() => slot.write(new Uint8Array(8192))).toThrow(expect.objectContaining({ code: "IMAGE_TOO_LARGE" }));
+    slot.write(new Uint8Array(4096));
+    slot.complete();
+    expect(() => slot.finish(boot)).toThrow(expect.objectContaining({ code: "OTADATA_STATE" })); // not verified
+    slot.abort();
+    expect(() => slot.markVerified()).toThrow(expect.objectContaining({ code: "OTADATA_STATE" }));
+    slot.abort();
+    expect(slot.state).toBe("aborted");
+  });
+
+  it("finish switches otadata only from verified: next seq, state NEW, the other sector", () => {
+    const chip = lab.chip();
+    const app0 = snapshot(chip, "app0");
+    const p = chip.flashPort(0);
+    const slot = new UpdateSlot(p);
+    slot.begin(4096);
+    slot.write(new Uint8Array(4096));
+    slot.complete();
+    slot.markVerified();
+    expect(slot.finish(new BootControl(p))).toEqual({ seq: 2 });
+    const view = new BootControl(p).read();
+    expect(view.entries[0]).toMatchObject({ seq: 2, state: OtaState.NEW });
+    expect(view.entries[1].seq).toBe(0xffffffff);
+    expect(snapshot(chip, "app0")).toBe(app0);
+  });
+});
+
+describe("Agent", () => {
+  it("refuses to download while the running image is PENDING_VERIFY (POLICY_BUSY), touching nothing", async () => {
+    const rel = lab.publish("busy", { image: { version: "1.2.0" } });
+    const chip = lab.chip();
+    writeImage(chip, "app1", lab.image({ version: "1.1.0" }));
+    const ota = chip.partition("otadata");
+    ota.eraseBlock(0);
+    ota.write(0, encodeEntry(2, OtaState.PENDING_VERIFY));
+    const before = { app0: snapshot(chip, "app0"), otadata: snapshot(chip, "otadata") };
+    const agent = new Agent(ports(chip, 1), lab.config(rel.manifestUrl));
+    expect(agent.running).toMatchObject({ version: "1.1.0", slot: 1 });
+    let out: Awaited<ReturnType<Agent["check"]>> | undefined;
+    void agent.check().then((o) => { out = o; });
+    await driveUntil(lab.clock, () => out !== undefined);
+    expect(out).toMatchObject({ state: "refused", code: "POLICY_BUSY" });
+    expect(snapshot(chip, "app0")).toBe(before.app0);
+    expect(snapshot(chip, "otadata")).toBe(before.otadata);
+    expect(agent.outbox.pending().map((e) => e.code)).toContain("POLICY_BUSY");
+  });
+
+  it("a reboot mid-download resumes from the journaled offset with Range + If-Range", async () => {
+    const happy = scenarios.find((s) => s.name === "happy")!;
+    const s = { ...happy, name: "resume", config: { download: { stallMs: 10_000, minBytesPerSec: 256, rateWindowMs: 5000, journalEveryBytes: 8192 } } };
+    const engine = createNodeEngine();
+    let resumed: { range: string; ifRange?: string } | undefined;
+    for (let n = 20; n < 60 && !resumed; n += 4) {
+      const from = lab.host.stats.log.length;
+      const o = await runScenario(s, engine, lab, { powerCutAt: n });
+      expect(o.running?.version).toBe("1.1.0");
+      const ranged = lab.host.stats.log.slice(from).find((r) => r.path.includes("fw-") && r.range);
+      if (ranged) resumed = { range: ranged.range!, ...(ranged.ifRange ? { ifRange: ranged.ifRange } : {}) };
+    }
+    expect(resumed).toBeDefined();
+    const at = Number(/bytes=(\d+)-/.exec(resumed!.range)![1]);
+    expect(at).toBeGreaterThan(0);
+    expect(at % 8192).toBe(0);
+    expect(resumed!.ifRange).toMatch(/^".+"$/);
+  });
+});
