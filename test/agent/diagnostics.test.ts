@@ -44,3 +44,42 @@ describe("self-diagnostics", () => {
     expect(clock.now()).toBe(30_000);
   });
 });
+
+describe("built-in checks against real services", () => {
+  it("heap, network, update host and broker: pass when up, fail when down", async () => {
+    const { builtinChecks } = await import("../../modules/diagnostics");
+    const { parseConfig } = await import("../../modules/config");
+    const { startBroker } = await import("../../host-sim/mqtt/broker");
+    const { TcpMqttPort } = await import("../../host-sim/mqtt/client");
+    const { NodeHttp } = await import("../../host-sim/ports/http");
+    const { SimSystem } = await import("../../host-sim/ports/system");
+    const { startUpdateHost } = await import("../../host-sim/update-host");
+    const { makeCa, makeServerCert } = await import("../../host-sim/release/pki");
+    const ca = await makeCa();
+    const cert = await makeServerCert(ca, { hosts: ["127.0.0.1"] });
+    const host = await startUpdateHost({ cert: cert.certPem, key: cert.keyPem, routes: { "/r.json": new Uint8Array([1]) } });
+    const broker = await startBroker({ kind: "aedes" });
+    try {
+      const sys = (heap: number) => new SimSystem({ deviceId: "d", hardware: "h", resetReason: "software", freeHeap: heap, onRestart: () => {}, onLog: () => {} });
+      const key = { type: "ecdsa-p256", spki: "AAAA" };
+      const config = (url: string, port: number) => parseConfig({ product: "p", manifestUrl: url, trustedKeys: [key], mqtt: { host: "127.0.0.1", port }, diagnostics: { windowMs: 30000, heapFloor: 10000, checkTimeoutMs: 5000 } });
+      const http = new NodeHttp({ ca: ca.caCertPem });
+      const mqtt = new TcpMqttPort();
+      const results = async (heap: number, url: string, port: number) => {
+        const out: Record<string, boolean> = {};
+        for (const c of builtinChecks({ http, system: sys(heap), mqtt }, config(url, port))) {
+          try { out[c.name] = (await c.run()) !== false; } catch { out[c.name] = false; }
+        }
+        return out;
+      };
+      expect(await results(50_000, `${host.url}/r.json`, broker.port)).toEqual({ heap: true, network: true, "update-host": true, broker: true });
+      expect(await results(5_000, `${host.url}/missing.json`, broker.port)).toEqual({ heap: false, network: true, "update-host": false, broker: true });
+      await broker.stop();
+      const down = await results(50_000, "https://127.0.0.1:1/r.json", broker.port);
+      expect(down).toEqual({ heap: true, network: false, "update-host": false, broker: false });
+    } finally {
+      await broker.close();
+      await host.close();
+    }
+  });
+});
