@@ -115,4 +115,44 @@ describe("Agent", () => {
     expect(at % 8192).toBe(0);
     expect(resumed!.ifRange).toMatch(/^".+"$/);
   });
+
+  it("a failed self-test with nothing to roll back to keeps running: CONFIRM_NO_ROLLBACK, entry VALID, no restart", async () => {
+    const rel = lab.publish("norollback", { image: { version: "1.1.0" } });
+    const chip = lab.chip();
+    writeImage(chip, "app1", lab.image({ version: "1.1.0" }));
+    const app0 = chip.partition("app0");
+    for (let b = 0; b < 16; b++) app0.eraseBlock(b); // the previous image is gone
+    const ota = chip.partition("otadata");
+    ota.eraseBlock(0);
+    ota.write(0, encodeEntry(2, OtaState.PENDING_VERIFY));
+    const p = ports(chip, 1);
+    let restarts = 0;
+    p.system = new SimSystem({ deviceId: "240ac4000003", hardware: "esp32-rev3", resetReason: "software", onRestart: () => { restarts++; }, onLog: () => {} });
+    const agent = new Agent(p, lab.config(rel.manifestUrl), {}, { checks: [{ name: "app", run: () => false }] });
+    let out: Awaited<ReturnType<Agent["boot"]>> | undefined;
+    void agent.boot().then((o) => { out = o; });
+    await driveUntil(lab.clock, () => out !== undefined);
+    expect(out).toMatchObject({ action: "self-test", state: "failed", code: "CONFIRM_NO_ROLLBACK" });
+    expect(restarts).toBe(0);
+    expect(new BootControl(p.flash).runningState()).toBe(OtaState.VALID);
+  });
+
+  it("a failed self-test with a valid previous image marks INVALID and restarts", async () => {
+    const rel = lab.publish("rollbackunit", { image: { version: "1.1.0" } });
+    const chip = lab.chip();
+    writeImage(chip, "app1", lab.image({ version: "1.1.0" }));
+    const ota = chip.partition("otadata");
+    ota.eraseBlock(0);
+    ota.write(0, encodeEntry(2, OtaState.PENDING_VERIFY));
+    const p = ports(chip, 1);
+    let restarts = 0;
+    p.system = new SimSystem({ deviceId: "240ac4000004", hardware: "esp32-rev3", resetReason: "software", onRestart: () => { restarts++; }, onLog: () => {} });
+    const agent = new Agent(p, lab.config(rel.manifestUrl), {}, { checks: [{ name: "app", run: () => { throw new Error("sensor missing"); } }] });
+    let out: Awaited<ReturnType<Agent["boot"]>> | undefined;
+    void agent.boot().then((o) => { out = o; });
+    await driveUntil(lab.clock, () => out !== undefined);
+    expect(out).toMatchObject({ state: "rolled-back", code: "CONFIRM_DIAGNOSTICS" });
+    expect(restarts).toBe(1);
+    expect(new BootControl(p.flash).read().entries[0]).toMatchObject({ seq: 2, state: OtaState.INVALID });
+  });
 });
