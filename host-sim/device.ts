@@ -277,8 +277,10 @@ export class SimDevice {
 export async function driveRealtime(clock: VirtualClock, done: () => boolean, options: DriveOptions = {}): Promise<void> {
   const deadline = performance.now() + (options.maxRealMs ?? 60_000);
   let last = performance.now();
-  while (!done()) {
+  for (;;) {
+    // A real turn first: promise jobs drain, so done() never sees a gap between two awaits.
     await new Promise<void>((resolve) => setTimeout(resolve, 5));
+    if (done()) return;
     const now = performance.now();
     clock.advance(now - last);
     last = now;

@@ -47,6 +47,15 @@ describe("xsota device", () => {
     expect(after.kind === "booted" && after.appDesc.version).toBe("1.1.0");
   });
 
+  it("--realtime runs the same update on the wall clock", async () => {
+    const rel = lab.publish("cli-rt", { image: { version: "1.1.0" } });
+    const flash = join(dir, "flash-rt.bin");
+    lab.chip(FACTORY).save(flash);
+    const code = await quiet(() => main(["device", "--flash", flash, "--manifest", rel.manifestUrl, "--ca", join(dir, "ca.pem"), "--trust", join(dir, "pub.pem"), "--realtime"]));
+    expect(code).toBe(0);
+    expect((quiet as { last?: string }).last).toMatch(/confirming[\s\S]*committed/);
+  });
+
   it("exits non-zero when the update is refused (untrusted key), flash unchanged", async () => {
     const rel = lab.publish("cli2", { image: { version: "1.1.0" } });
     const flash = join(dir, "flash2.bin");
