@@ -1,5 +1,5 @@
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
-import { mkdtempSync, readFileSync, existsSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, existsSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CreateBucketCommand, GetObjectCommand } from "@aws-sdk/client-s3";
@@ -16,6 +16,7 @@ import { OtaError } from "../../modules/errors";
 import { makeCa, makeServerCert } from "../../host-sim/release/pki";
 import { startUpdateHost } from "../../host-sim/update-host";
 import { get } from "./https-client";
+import { command as publishCommand } from "../../host-sim/cli/publish";
 
 const key = generateKey("ecdsa-p256");
 const trusted = [trustedKeyOf(key)];
@@ -106,7 +107,27 @@ describe("publish to S3 (s3rver, a local S3-compatible server, through @aws-sdk/
       expect(second.skipped).toEqual([first.layout.imagePath]);
       const older = release("2.0.0", 7);
       expect(await code(() => publishToS3({ client, bucket: "xsota-releases", prefix: "fw" }, older.envelope, older.image))).toBe("POLICY_NOT_NEWER");
+      // The same through the command line (credentials from the usual AWS_* variables).
+      const files = mkdtempSync(join(tmpdir(), "xsota-s3cli-"));
+      const next = release("3.1.0", 8);
+      writeFileSync(join(files, "release.json"), next.envelope);
+      writeFileSync(join(files, "fw.bin"), next.image);
+      Object.assign(process.env, { AWS_ACCESS_KEY_ID: "S3RVER", AWS_SECRET_ACCESS_KEY: "S3RVER" });
+      const write = process.stdout.write;
+      process.stdout.write = (() => true) as typeof process.stdout.write;
+      let status: number;
+      try {
+        status = await publishCommand.run(["--s3", "s3://xsota-releases/fw", "--endpoint", `http://127.0.0.1:${port}`, "--json", join(files, "release.json"), join(files, "fw.bin")]);
+      } finally {
+        process.stdout.write = write;
+        delete process.env.AWS_ACCESS_KEY_ID;
+        delete process.env.AWS_SECRET_ACCESS_KEY;
+      }
+      expect(status).toBe(0);
+      const now = await client.send(new GetObjectCommand({ Bucket: "xsota-releases", Key: "fw/products/sensor/stable/latest.json" }));
+      expect(verifyManifest(await now.Body!.transformToByteArray(), trusted, nodeCrypto).manifest.version).toBe("3.1.0");
       client.destroy();
+      rmSync(files, { recursive: true, force: true });
     } finally {
       await server.close();
       rmSync(dir, { recursive: true, force: true });
