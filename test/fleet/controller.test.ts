@@ -102,4 +102,30 @@ describe.each(["aedes", "mosquitto"] as BrokerKind[])("fleet controller (%s)", (
     expect(clock.wallTime() % 86400_000).toBeLessThan(20 * 3600_000); // still outside the window
     expect(field.filter((d) => d.o.bad).every((d) => d.running.version === "1.0.0")).toBe(true); // forced, still rolled back
   });
+
+  it.skipIf(skip)("a restarted controller picks the running release up at its stage", async () => {
+    broker = await startBroker({ kind });
+    dir = mkdtempSync(join(tmpdir(), "xsota-fleet-"));
+    const clock = new VirtualClock();
+    const path = join(dir, "audit.db");
+    let log = new AuditLog(path);
+    let controller = await FleetController.start({ broker, log, clock, virtualClock: clock, signingKey: key });
+    controller.startRelease(release, parsePlan("10:10m,100:10m"), "thermo-1.1.0-restart");
+    clock.advance(5 * 60_000);
+    controller.close();
+    log.close();
+    const watch = subscribe(broker, "watch3", ["releases/thermo/stable"]);
+    await watch.ready;
+    cleanup.push(() => watch.client.close());
+    const before = watch.messages.length;
+    log = new AuditLog(path);
+    controller = await FleetController.start({ broker, log, clock, virtualClock: clock, signingKey: key });
+    cleanup.push(() => controller.close(), () => log.close());
+    expect(log.release("thermo-1.1.0-restart")).toMatchObject({ status: "running", stage: 0 });
+    await realWait(() => watch.messages.length > before); // re-announced
+    clock.advance(10 * 60_000);
+    expect(log.release("thermo-1.1.0-restart")!.stage).toBe(1);
+    clock.advance(10 * 60_000);
+    expect(log.release("thermo-1.1.0-restart")!.status).toBe("done");
+  });
 });

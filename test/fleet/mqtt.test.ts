@@ -127,4 +127,32 @@ describe.each(kinds)("MQTT binding over real TCP (%s)", (kind) => {
     dev.client.close();
     ctl.client.close();
   });
+
+  it.skipIf(kind === "mosquitto" && !hasMosquitto)("a handler that throws (a power cut inside the firmware) tears the link down without onClose", async () => {
+    broker = await startBroker({ kind });
+    const port = new TcpMqttPort();
+    const ctl = connect(new TcpMqttPort(), broker, { id: "ctl5", subscribeQos: 1 });
+    await ctl.ready;
+    ctl.client.subscribe("devices/dev5/online");
+    const closed: string[] = [];
+    let ready!: () => void;
+    const up = new Promise<void>((r) => (ready = r));
+    const dev = port.connect({ host: broker.host, port: broker.port, id: "dev5", will: { topic: "devices/dev5/online", payload: "0", retain: true } }, {
+      onReady: () => ready(),
+      onMessage: () => {
+        throw new Error("FLASH_POWER_CUT");
+      },
+      onClose: (r) => void closed.push(r),
+    });
+    await up;
+    dev.subscribe("devices/dev5/cmd");
+    await new Promise((r) => setTimeout(r, 50));
+    ctl.client.publish("devices/dev5/cmd", "{}", { qos: 1 });
+    await until(() => port.handlerErrors.length === 1);
+    expect((port.handlerErrors[0] as Error).message).toBe("FLASH_POWER_CUT");
+    expect(closed).toEqual([]);
+    expect(port.openClients).toBe(0);
+    await until(() => ctl.messages.some((m) => m.payload === "0")); // no DISCONNECT: the will fired
+    ctl.client.close();
+  });
 });
