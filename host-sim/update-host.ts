@@ -45,6 +45,8 @@ export interface UpdateHostOptions {
   /** Drives the "drip" fault (virtual time); without it drip uses real 10 ms ticks. */
   clock?: VirtualClock;
   faults?: Record<string, Fault | Fault[]>;
+  /** Called once per request when its response is over (complete, cut or aborted). */
+  onLog?: (entry: RequestLog) => void;
 }
 
 export interface UpdateHost {
@@ -149,6 +151,7 @@ export async function startUpdateHost(options: UpdateHostOptions): Promise<Updat
     if (req.headers.range) entry.range = req.headers.range;
     if (req.headers["if-range"]) entry.ifRange = String(req.headers["if-range"]);
     stats.log.push(entry);
+    if (options.onLog) res.once("close", () => options.onLog!(entry));
     const fs = faults.get(path);
     const simple = (status: number, text: string, headers: Record<string, string> = {}) => {
       entry.status = status;

@@ -2,7 +2,7 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { join, resolve, sep } from "node:path";
 import { OtaError } from "../../modules/errors";
 import { makeCa, makeServerCert, type CaBundle } from "../release/pki";
-import { startUpdateHost } from "../update-host";
+import { startUpdateHost, type RequestLog } from "../update-host";
 import { parse, printJson, EXIT, color, type Command } from "./common";
 
 export const command: Command = {
@@ -63,22 +63,15 @@ Examples:
       ({ certPem: cert, keyPem: key } = await makeServerCert(ca, { hosts }));
       caPath = join(caDir, "ca.pem");
     }
-    const host = await startUpdateHost({ dir, cert, key, port, host: values.host! });
+    const log = (e: RequestLog) => process.stderr.write(`${new Date().toISOString()} ${e.method} ${e.path}${e.range ? ` [${e.range}]` : ""} -> ${e.status} ${e.bytes} bytes\n`);
+    const host = await startUpdateHost({ dir, cert, key, port, host: values.host!, ...(values.quiet ? {} : { onLog: log }) });
     const url = values.host === "0.0.0.0" ? `https://127.0.0.1:${host.port}` : host.url;
     if (values.json) printJson({ url, port: host.port, dir, ca: caPath });
     else process.stderr.write(`${color.green("serving")} ${dir} at ${url}${caPath ? ` (devices pin ${caPath})` : ""}; Ctrl-C stops\n`);
-    let logged = 0;
-    const timer = values.quiet ? undefined : setInterval(() => {
-      for (; logged < host.stats.log.length; logged++) {
-        const e = host.stats.log[logged]!;
-        process.stderr.write(`${e.method} ${e.path}${e.range ? ` [${e.range}]` : ""} -> ${e.status} ${e.bytes} bytes\n`);
-      }
-    }, 250);
     await new Promise<void>((resolve) => {
       process.once("SIGINT", resolve);
       process.once("SIGTERM", resolve);
     });
-    if (timer) clearInterval(timer);
     await host.close();
     return EXIT.OK;
   },

@@ -111,6 +111,7 @@ describe("update host: hostile faults per path", () => {
     host.setFault("/images/fw.bin", { kind: "cut-at", at: 40_000, times: 1 });
     const first = await get(url("/images/fw.bin"), ca.caCertPem);
     expect(first.end).toBe("aborted");
+    expect(host.stats.log.at(-1)).toMatchObject({ status: 200, bytes: 40_000, fault: "cut-at" });
     expect(first.body.length).toBe(40_000);
     expect(eq(first.body, image.subarray(0, 40_000))).toBe(true);
     const rest = await get(url("/images/fw.bin"), ca.caCertPem, { range: `bytes=${first.body.length}-`, "if-range": first.headers.etag as string });
