@@ -55,6 +55,7 @@ export interface Published {
 export class Lab {
   readonly clock = new VirtualClock();
   private images = new Map<string, Uint8Array>();
+  private runs = 0;
   private constructor(
     readonly ca: CaBundle,
     readonly host: UpdateHost,
@@ -72,6 +73,11 @@ export class Lab {
     const host = await startUpdateHost({ cert: cert.certPem, key: cert.keyPem, clock: lab.clock, routes: {} });
     (lab as { host: UpdateHost }).host = host;
     return lab;
+  }
+
+  /** A new run number (scenario runs publish under /<name>/<run>/). */
+  nextRun(): number {
+    return ++this.runs;
   }
 
   get url(): string {
@@ -94,7 +100,7 @@ export class Lab {
     let image = this.image(spec.image);
     if (spec.transform) image = spec.transform(image);
     if (spec.imageSignature) {
-      const k = `sig:${spec.imageSignature}:${spec.image.version}:${dir}`;
+      const k = `sig:${spec.imageSignature}:${JSON.stringify(spec.image)}`;
       const signed = this.images.get(k) ?? signImage(image, [spec.imageSignature === "trusted" ? this.key : this.rogue], "v1");
       this.images.set(k, signed);
       image = signed;

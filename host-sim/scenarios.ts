@@ -172,9 +172,10 @@ export interface RunOptions {
   quietMs?: number;
 }
 
-/** Run one scenario on `engine` in `lab` (published under /<name>/). */
+/** Run one scenario on `engine` in `lab` (published under /<name>/<run>/). */
 export async function runScenario(s: Scenario, engine: Engine, lab: Lab, options: RunOptions = {}): Promise<Outcome & { factoryApp0: string }> {
-  const dir = options.powerCutAt !== undefined ? `${s.name}-cut` : s.name;
+  // A fresh path per run: the host's per-path fault state (bytes served, uses) starts from zero.
+  const dir = `${s.name}/${lab.nextRun()}`;
   const first = lab.publish(dir, s.releases[0]!);
   const manifestPath = new URL(first.manifestUrl).pathname;
   const imagePath = new URL(first.imageUrl).pathname;

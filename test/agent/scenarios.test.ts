@@ -21,7 +21,7 @@ async function run(name: string) {
   return { s, o };
 }
 
-const imageRequests = (name: string) => lab.host.stats.log.filter((r) => r.path.startsWith(`/${name}/fw-`));
+const imageRequests = (name: string) => lab.host.stats.log.filter((r) => r.path.startsWith(`/${name}/`) && r.path.includes("/fw-"));
 
 describe("scenarios (node engine)", () => {
   for (const s of scenarios) {
