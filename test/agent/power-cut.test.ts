@@ -54,4 +54,19 @@ describe("power cut at every flash operation", () => {
     expect(ends.stayed).toBeGreaterThan(0);
     console.log(`power-cut sweep: ${total} flash operations, ${ends.updated} completed the update, ${ends.stayed} stayed on 1.0.0`);
   });
+
+  it("during a rollback too: a failing image always ends with the old image running and the rollback reported", async () => {
+    const failing: Scenario = { ...sweep, name: "sweep-rollback", releases: [{ image: { version: "1.1.0", secureVersion: 1, size: 24 * 1024, behavior: "fail-diagnostics" } }] };
+    const clean = await runScenario(failing, engine, lab);
+    expect(clean.final).toBe("rolled-back");
+    const total = clean.flashOps;
+    for (let n = 1; n <= total; n++) {
+      const o = await runScenario(failing, engine, lab, { powerCutAt: n });
+      const where = `cut at op ${n}/${total}: boots ${o.bootVersions.join(",")}; ${o.events.filter((e) => e[0] !== "downloading").map((e) => `${e[0]}${e[1] ? ` ${e[1]}` : ""}`).join(", ")}`;
+      expect(o.bricked, where).toBe(false);
+      expect(o.running!.version, where).toBe("1.0.0");
+      expect(o.sha256.app0, where).toBe(o.factoryApp0);
+      expect(o.final, where).toBe("rolled-back");
+    }
+  });
 });
