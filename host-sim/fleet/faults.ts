@@ -1,8 +1,8 @@
 /*
  * Seeded faults for the fleet simulator: a flaky link (HTTP bodies cut part-way, MQTT links
- * dropped) and a PRNG so one seed gives one fleet.
+ * dropped), a PRNG so one seed gives one fleet, and a memoizing CryptoPort.
  */
-import type { HttpHandler, HttpPort, HttpRequest, HttpRequestOptions } from "../../modules/ports";
+import type { CryptoPort, HttpHandler, HttpPort, HttpRequest, HttpRequestOptions } from "../../modules/ports";
 
 /** mulberry32 */
 export function prng(seed: number): () => number {
@@ -68,4 +68,44 @@ export class FlakyHttp implements HttpPort {
       },
     };
   }
+}
+
+/**
+ * A CryptoPort that remembers signature verdicts: a fleet verifies the same few envelopes
+ * thousands of times, and verification is a pure function of (key, digest, signature). SHA-256
+ * is not cached (every device hashes its own download).
+ */
+export function memoCrypto(inner: CryptoPort): CryptoPort & { hits: number; misses: number } {
+  const seen = new Map<string, boolean>();
+  const keyOf = (...parts: Uint8Array[]) => parts.map((p) => Buffer.from(p.buffer, p.byteOffset, p.byteLength).toString("base64")).join(":");
+  const port = {
+    hits: 0,
+    misses: 0,
+    sha256: () => inner.sha256(),
+    verifyEcdsaP256(publicKey: Uint8Array, digest: Uint8Array, signature: Uint8Array): boolean {
+      const k = `e:${keyOf(publicKey, digest, signature)}`;
+      const hit = seen.get(k);
+      if (hit !== undefined) {
+        port.hits++;
+        return hit;
+      }
+      port.misses++;
+      const ok = inner.verifyEcdsaP256(publicKey, digest, signature);
+      seen.set(k, ok);
+      return ok;
+    },
+    verifyRsaPkcs1Sha256(modulus: Uint8Array, exponent: Uint8Array, digest: Uint8Array, signature: Uint8Array): boolean {
+      const k = `r:${keyOf(modulus, exponent, digest, signature)}`;
+      const hit = seen.get(k);
+      if (hit !== undefined) {
+        port.hits++;
+        return hit;
+      }
+      port.misses++;
+      const ok = inner.verifyRsaPkcs1Sha256(modulus, exponent, digest, signature);
+      seen.set(k, ok);
+      return ok;
+    },
+  };
+  return port;
 }

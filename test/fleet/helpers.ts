@@ -4,6 +4,10 @@ import { TcpMqttPort, type TcpMqttClient } from "../../host-sim/mqtt/client";
 import type { Broker } from "../../host-sim/mqtt/broker";
 import type { VirtualClock } from "../../host-sim/clock";
 import { nodeCrypto } from "../../host-sim/crypto";
+import { memoCrypto } from "../../host-sim/fleet/faults";
+
+/** One verdict cache for every simulated device of a test process (they verify the same envelopes). */
+export const fleetCrypto = memoCrypto(nodeCrypto);
 
 /** Map-backed StorePort with Moddable's limits (the fleet tests cut power at the network, not in flash). */
 export class MemStore implements StorePort {
@@ -41,7 +45,7 @@ export function devicePorts(id: string, clock: VirtualClock, store: StorePort, m
     flash: undefined as never,
     http: { request: () => { throw new Error("no http in this test"); } },
     store,
-    crypto: nodeCrypto,
+    crypto: fleetCrypto,
     clock,
     system: simSystem(id),
     mqtt,

@@ -12,11 +12,10 @@ import { checkEligibility } from "../../modules/eligibility";
 import { compareSemver } from "../../modules/semver";
 import { codeOf } from "../../modules/errors";
 import type { AuditEvent } from "../../modules/events";
-import { nodeCrypto } from "../../host-sim/crypto";
 import { TcpMqttPort } from "../../host-sim/mqtt/client";
 import type { VirtualClock } from "../../host-sim/clock";
 import type { KeyConfigInput } from "../../modules/keys";
-import { MemStore, devicePorts } from "./helpers";
+import { MemStore, devicePorts, fleetCrypto as nodeCrypto } from "./helpers";
 
 export interface ScriptedOptions {
   id: string;
