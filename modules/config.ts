@@ -88,7 +88,8 @@ export const DEFAULTS = {
   retry: { baseMs: 2_000, maxMs: 600_000, maxAttempts: 8 },
   diagnostics: { windowMs: 30_000, heapFloor: 16 * 1024, checkTimeoutMs: 10_000 },
   download: { stallMs: 30_000, minBytesPerSec: 256, rateWindowMs: 60_000, journalEveryBytes: 64 * 1024 },
-  outboxCapacity: 64,
+  // Events are ~150-350 bytes of JSON in NVS (20 KB on the seed's table, one sector kept free for compaction).
+  outboxCapacity: 32,
 } as const;
 
 type Json = Record<string, unknown>;
