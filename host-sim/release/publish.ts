@@ -198,6 +198,9 @@ export async function publishToS3(target: S3Target, envelope: Uint8Array, image:
   const layout = layoutRelease(envelope, image, options);
   const key = (p: string) => (target.prefix ? target.prefix.replace(/\/?$/, "/") : "") + p;
   refuseOlder(latestVersionOf(await s3Get(target, key(layout.latestPath))), layout, !!options.force);
+  const published = await s3Get(target, key(layout.manifestPath));
+  if (published && !options.force && !Buffer.from(published).equals(Buffer.from(envelope)))
+    throw new OtaError("POLICY_NOT_NEWER", `${layout.manifestPath} exists with other content: a published version is immutable (bump the version)`);
   const files = [...layout.files];
   files.splice(2, 0, { path: layout.indexPath, bytes: nextIndex(await s3Get(target, key(layout.indexPath)), layout, options.now ?? new Date()), contentType: "application/json", cacheControl: NO_CACHE, immutable: false });
   const written: string[] = [];

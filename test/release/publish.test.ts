@@ -107,6 +107,8 @@ describe("publish to S3 (s3rver, a local S3-compatible server, through @aws-sdk/
       expect(second.skipped).toEqual([first.layout.imagePath]);
       const older = release("2.0.0", 7);
       expect(await code(() => publishToS3({ client, bucket: "xsota-releases", prefix: "fw" }, older.envelope, older.image))).toBe("POLICY_NOT_NEWER");
+      const changed = release("3.0.0", 9);
+      expect(await code(() => publishToS3({ client, bucket: "xsota-releases", prefix: "fw" }, changed.envelope, changed.image))).toBe("POLICY_NOT_NEWER");
       // The same through the command line (credentials from the usual AWS_* variables).
       const files = mkdtempSync(join(tmpdir(), "xsota-s3cli-"));
       const next = release("3.1.0", 8);
