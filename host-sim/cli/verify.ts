@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { OtaError } from "../../modules/errors";
 import { toHex } from "../../modules/bytes";
 import { verifyManifest } from "../../modules/manifest";
+import { parseImageStart } from "../../modules/image";
 import type { TrustedKey } from "../../modules/keys";
 import { loadPublicKey, trustedKeyOf } from "../release/keys";
 import { verifySignedImage, signatureInfo } from "../release/espsecure";
@@ -62,8 +63,15 @@ Examples:
     }
     if (values.image) throw new OtaError("USAGE", "--image goes with a manifest, and FILE is not one");
     const r = verifySignedImage(bytes, keys);
-    if (values.json) printJson({ kind: "image", valid: true, ...r, blocks: signatureInfo(bytes).blocks.length });
-    else process.stdout.write(`image signature OK: ${r.scheme}, ${r.imageLength} image bytes, key ${r.keyId}\n`);
+    let app: { project: string; version: string; secureVersion: number; chipId: number } | null = null;
+    try {
+      const { header, appDesc } = parseImageStart(bytes.subarray(0, Math.min(r.imageLength, 0x20 + 256 + 8)));
+      app = { project: appDesc.projectName, version: appDesc.version, secureVersion: appDesc.secureVersion, chipId: header.chipId };
+    } catch {
+      app = null; // signed data that is not an ESP app image: the signature is still what was asked about
+    }
+    if (values.json) printJson({ kind: "image", valid: true, ...r, blocks: signatureInfo(bytes).blocks.length, app });
+    else process.stdout.write(`image signature OK: ${r.scheme}, ${r.imageLength} image bytes, key ${r.keyId}${app ? ` (${app.project} ${app.version}, secure_version ${app.secureVersion})` : ""}\n`);
     return EXIT.OK;
   },
 };

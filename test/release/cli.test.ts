@@ -81,7 +81,7 @@ describe("xsota release commands", () => {
     expect(JSON.parse(s.out)).toMatchObject({ scheme: "v1", outputBytes: 50_068 });
     const v = await xsota("verify", "--pub", p("pub.pem"), p("fw.signed.bin"), "--json");
     expect(v.code).toBe(0);
-    expect(JSON.parse(v.out)).toMatchObject({ kind: "image", valid: true, scheme: "v1", keyId: info.id });
+    expect(JSON.parse(v.out)).toMatchObject({ kind: "image", valid: true, scheme: "v1", keyId: info.id, app: { project: "sensor", version: "2.1.3", secureVersion: 3 } });
 
     // The seed's espsecure spelling works too, and gives the same bytes (v1 is deterministic).
     expect((await xsota("sign", "--keyfile", p("key.pem"), "--output", p("fw.seed.bin"), p("fw.bin"))).code).toBe(0);
