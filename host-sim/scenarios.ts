@@ -108,7 +108,7 @@ export const scenarios: Scenario[] = [
   { name: "change-etag", summary: "the image changes on the host mid-download: restart", releases: [{ image: V11 }], faults: { image: [...cutAt(30_000), { kind: "change-etag", afterBytes: 30_000 }] }, expect: { version: "1.1.0", final: "committed" } },
   { name: "range-416", summary: "416 to a Range request: restart from 0", releases: [{ image: V11 }], faults: { image: [...cutAt(20_000), { kind: "status", statuses: [200, 416] }] }, expect: { version: "1.1.0", final: "committed" } },
   { name: "cuts", summary: "connection cut at several offsets: resumed each time", releases: [{ image: V11 }], faults: { image: cutAt(5_000, 17_123, 33_333) }, config: { retry: { baseMs: 1000, maxMs: 8000, maxAttempts: 6 } }, expect: { version: "1.1.0", final: "committed" } },
-  { name: "drip", summary: "one byte per second: the rate floor ends each attempt, then the cap", releases: [{ image: V11 }], faults: { image: { kind: "drip", afterBytes: 10_000 } }, config: { retry: { baseMs: 1000, maxMs: 4000, maxAttempts: 3 }, download: { stallMs: 10_000, minBytesPerSec: 256, rateWindowMs: 3000, journalEveryBytes: 16 * 1024 } }, expect: { version: "1.0.0", final: "failed", code: "HTTP_TIMEOUT", app0Untouched: true } },
+  { name: "drip", summary: "one byte per second: the rate floor ends each attempt, then the cap", releases: [{ image: V11 }], faults: { image: { kind: "drip", afterBytes: 10_000 } }, config: { retry: { baseMs: 1000, maxMs: 4000, maxAttempts: 3 }, download: { stallMs: 10_000, minBytesPerSec: 256, rateWindowMs: 2000, journalEveryBytes: 16 * 1024 } }, expect: { version: "1.0.0", final: "failed", code: "HTTP_TIMEOUT", app0Untouched: true } },
   { name: "endless-404", summary: "the image is always 404: one request, no retry loop", releases: [{ image: V11 }], faults: { image: { kind: "not-found" } }, expect: { version: "1.0.0", final: "failed", code: "HTTP_NOT_FOUND", app0Untouched: true } },
   { name: "500-then-ok", summary: "500, 503 with Retry-After, then success", releases: [{ image: V11 }], faults: { image: [{ kind: "status", statuses: [500] }, { kind: "retry-after", seconds: 7 }] }, expect: { version: "1.1.0", final: "committed" } },
   { name: "overlong", summary: "more bytes on the wire than Content-Length", releases: [{ image: V11 }], faults: { image: { kind: "overlong", extra: 64 } }, expect: { version: "1.1.0", final: "committed" } },
@@ -168,7 +168,7 @@ export interface RunOptions {
   powerCutAt?: number;
   keep?: number;
   maxRealMs?: number;
-  /** Real ms of silence on held I/O before virtual time may jump (default 50; see driveUntil). */
+  /** Real ms of silence on held I/O before virtual time may jump (default 100; see driveUntil). */
   quietMs?: number;
 }
 
@@ -192,7 +192,7 @@ export async function runScenario(s: Scenario, engine: Engine, lab: Lab, options
   }
   const dev = lab.device(engine, chip, config, extra);
   if (options.powerCutAt !== undefined) dev.powerCutAt(options.powerCutAt, options.keep);
-  const drive = { maxVirtualMs: 6 * 3600_000, maxRealMs: options.maxRealMs ?? 30_000, quietMs: options.quietMs ?? 50 };
+  const drive = { maxVirtualMs: 6 * 3600_000, maxRealMs: options.maxRealMs ?? 30_000, quietMs: options.quietMs ?? 100 };
   try {
     await dev.run((d) => d.idle, drive);
     for (let i = 1; i < s.releases.length; i++) {

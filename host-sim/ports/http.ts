@@ -16,8 +16,9 @@ export interface NodeHttpOptions {
   clock?: VirtualClock;
   /**
    * Until response headers arrive, keep marking activity for up to this many REAL ms (default
-   * 2000): a TLS handshake slowed by a busy machine must not look like a silent server and let
-   * virtual time jump to the stall timer. A host that truly never answers is still timed out.
+   * 15 000): a TLS handshake slowed by a busy machine (other processes on 2 cores) must not
+   * look like a silent server and let virtual time jump to the stall timer. A host that truly
+   * never answers is still timed out, 15 s of real time later.
    */
   connectGraceMs?: number;
 }
@@ -63,7 +64,7 @@ export class NodeHttp implements HttpPort {
     const hold = clock ? clock.hold() : () => {};
     let grace: ReturnType<typeof setInterval> | undefined;
     if (clock) {
-      const until = performance.now() + (this.options.connectGraceMs ?? 2000);
+      const until = performance.now() + (this.options.connectGraceMs ?? 15_000);
       grace = setInterval(() => {
         if (performance.now() > until) stopGrace();
         else clock.activity();

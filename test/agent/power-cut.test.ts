@@ -64,6 +64,7 @@ describe("power cut at every flash operation", () => {
       const o = await runScenario(failing, engine, lab, { powerCutAt: n });
       const where = `cut at op ${n}/${total}: boots ${o.bootVersions.join(",")}; ${o.events.filter((e) => e[0] !== "downloading").map((e) => `${e[0]}${e[1] ? ` ${e[1]}` : ""}`).join(", ")}`;
       expect(o.bricked, where).toBe(false);
+      expect(o.cutHappened, where).toBe(true);
       expect(o.running!.version, where).toBe("1.0.0");
       expect(o.sha256.app0, where).toBe(o.factoryApp0);
       expect(o.final, where).toBe("rolled-back");
