@@ -176,7 +176,13 @@ export class SimChip {
 
   /** Load a raw flash image; the table is read back from 0x8000. Throws FILE_NOT_FOUND, PTABLE_BINARY. */
   static load(path: string, options: { seed?: number; strict?: boolean } = {}): SimChip {
-    const flash = SimFlash.load(path, options);
+    let flash: SimFlash;
+    try {
+      flash = SimFlash.load(path, options);
+    } catch (e) {
+      if (e instanceof RangeError) throw new OtaError("PTABLE_BINARY", `${path} is not a raw flash image: ${e.message}`);
+      throw e;
+    }
     return SimChip.fromFlash(flash, existsSync(`${path}.chip.json`) ? JSON.parse(readFileSync(`${path}.chip.json`, "utf8")) : {});
   }
 
