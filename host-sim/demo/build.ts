@@ -1,0 +1,72 @@
+/*
+ * The demo's build server: a release signing key and a TLS CA written to the output dir, the
+ * four firmware builds of the story (test images from SIM's image builder), each signed as
+ * espsecure.py sign_data does (v1), and published into the static tree the update host serves.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { toHex } from "../../modules/bytes";
+import { buildImage } from "../image-builder";
+import { signImage } from "../release/espsecure";
+import { generateKey, writeKeyFiles, type SigningKey } from "../release/keys";
+import { makeCa, makeServerCert, type CaBundle, type ServerCert } from "../release/pki";
+import { createManifest } from "../release/manifest-tool";
+import { publishToDir } from "../release/publish";
+import { sha256 } from "../crypto";
+import type { Behavior } from "../device";
+
+export const PRODUCT = "thermo";
+export const CHANNEL = "stable";
+
+export interface FirmwareSpec {
+  version: string;
+  behavior: Behavior;
+  /** One line for the story. */
+  note: string;
+}
+
+export interface Firmware extends FirmwareSpec {
+  /** The signed file as published (image + espsecure v1 block). */
+  bytes: Uint8Array;
+  sha256: string;
+  /** Set once published: where devices fetch it. */
+  url?: string;
+  file: string;
+}
+
+export interface BuildServer {
+  key: SigningKey;
+  ca: CaBundle;
+  server: ServerCert;
+  firmware: Map<string, Firmware>;
+  dirs: { out: string; keys: string; tls: string; firmware: string; www: string };
+}
+
+/** Key, CA, server certificate, and the signed builds. Throws what SIM's builder and SIGN's tools throw. */
+export async function buildServer(out: string, specs: readonly FirmwareSpec[], imageBytes: number): Promise<BuildServer> {
+  const dirs = { out, keys: join(out, "keys"), tls: join(out, "tls"), firmware: join(out, "firmware"), www: join(out, "www") };
+  for (const d of Object.values(dirs)) mkdirSync(d, { recursive: true });
+  const key = generateKey("ecdsa-p256");
+  writeKeyFiles(key, join(dirs.keys, "release.pem"), join(dirs.keys, "release.pub.pem"));
+  const ca = await makeCa(dirs.tls, "xsota demo CA");
+  const server = await makeServerCert(ca, { hosts: ["127.0.0.1", "localhost"] });
+  writeFileSync(join(dirs.tls, "server.pem"), server.certPem);
+  writeFileSync(join(dirs.tls, "server.key"), server.keyPem, { mode: 0o600 });
+  const firmware = new Map<string, Firmware>();
+  for (const spec of specs) {
+    const image = buildImage({ version: spec.version, secureVersion: 1, project: PRODUCT, size: imageBytes, behavior: spec.behavior });
+    const bytes = signImage(image, [key], "v1");
+    const file = join(dirs.firmware, `${PRODUCT}-${spec.version}.bin`);
+    writeFileSync(file, bytes);
+    firmware.set(spec.version, { ...spec, bytes, sha256: toHex(sha256(bytes)), file });
+  }
+  return { key, ca, server, firmware, dirs };
+}
+
+/** Publish one build into the static tree (images/<sha>.bin, products/...): returns its signed base envelope. */
+export function publish(b: BuildServer, fw: Firmware, hostUrl: string): Uint8Array {
+  fw.url = `${hostUrl}/images/${fw.sha256}.bin`;
+  const envelope = createManifest({ product: PRODUCT, channel: CHANNEL, version: fw.version, secureVersion: 1, url: fw.url, image: fw.bytes, keys: [b.key], notes: fw.note });
+  publishToDir(b.dirs.www, envelope, fw.bytes);
+  return envelope;
+}

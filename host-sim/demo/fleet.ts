@@ -1,0 +1,184 @@
+/*
+ * The demo's fleet: the HTTPS update host serving the published tree, the embedded broker,
+ * FLEET's controller and audit log, and N SimDevices (AGENT's) in one engine, all on one
+ * VirtualClock. Watch windows and the 30 s self-test pass in virtual time while the bytes
+ * (TLS, MQTT) are real on loopback.
+ *
+ * Devices require an espsecure-signed image (requireImageSignature) and trust only the demo's
+ * key, for manifests and images alike.
+ */
+import { join } from "node:path";
+import type { AuditEvent } from "../../modules/events";
+import { rolloutBucket } from "../../modules/eligibility";
+import { VirtualClock } from "../clock";
+import { startBroker, type Broker } from "../mqtt/broker";
+import { TcpMqttPort } from "../mqtt/client";
+import { startUpdateHost, type UpdateHost } from "../update-host";
+import { keyConfigOf } from "../release/keys";
+import { NodeHttp } from "../ports/http";
+import { nodeCrypto } from "../crypto";
+import type { Engine } from "../engine";
+import { SimDevice } from "../device";
+import { SimChip } from "../chip";
+import { writeImage } from "../lab";
+import { AuditLog } from "../fleet/audit-log";
+import { FleetController, type Thresholds } from "../fleet/controller";
+import { CHANNEL, PRODUCT, type BuildServer } from "./build";
+
+export const LATEST = `/products/${PRODUCT}/${CHANNEL}/latest.json`;
+
+export interface DeviceSpec {
+  id: string;
+  hardware: string;
+  region: string;
+  groups: string[];
+}
+
+export interface DemoDevice extends DeviceSpec {
+  sim: SimDevice;
+  /** Bytes written / total of the download in progress (undefined when none). */
+  download?: { written: number; total: number };
+}
+
+export interface DemoFleetOptions {
+  build: BuildServer;
+  /** The engine every device runs in, made for the fleet's clock. */
+  engine: (clock: VirtualClock) => Engine;
+  specs: DeviceSpec[];
+  factory: Uint8Array;
+  thresholds: Partial<Thresholds>;
+  maxRealMs: number;
+  onEvent?(device: DemoDevice, e: AuditEvent): void;
+}
+
+const wait = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export class DemoFleet {
+  readonly clock = new VirtualClock();
+  readonly devices: DemoDevice[] = [];
+  host!: UpdateHost;
+  broker!: Broker;
+  log!: AuditLog;
+  controller!: FleetController;
+  private mqtts: TcpMqttPort[] = [];
+  private runs: Promise<void>[] = [];
+  private stopped = false;
+  private crashed: unknown;
+  private closed = false;
+
+  private readonly engine: Engine;
+
+  constructor(readonly o: DemoFleetOptions) {
+    this.engine = o.engine(this.clock);
+  }
+
+  get manifestUrl(): string {
+    return `${this.host.url}${LATEST}`;
+  }
+
+  /** Update host and broker. Throws PORT_BUSY, MQTT_CONNECT. */
+  async startServices(): Promise<void> {
+    const b = this.o.build;
+    this.host = await startUpdateHost({ dir: b.dirs.www, cert: b.server.certPem, key: b.server.keyPem, clock: this.clock, routes: {} });
+    this.broker = await startBroker({ kind: "aedes" });
+  }
+
+  /** The controller and its SQLite audit log; each stage's envelope becomes latest.json. */
+  async startController(): Promise<void> {
+    this.log = new AuditLog(join(this.o.build.dirs.out, "audit.db"));
+    this.controller = await FleetController.start({
+      broker: this.broker, log: this.log, clock: this.clock, virtualClock: this.clock, signingKey: this.o.build.key,
+      sampleEveryMs: 60_000, thresholds: this.o.thresholds,
+      publishManifest: (env) => this.host.setRoute(LATEST, env),
+    });
+  }
+
+  /** Flash the factory image into every device (powered off). */
+  makeDevices(): void {
+    const key = keyConfigOf(this.o.build.key);
+    for (const spec of this.o.specs) {
+      const chip = SimChip.create({});
+      writeImage(chip, "app0", this.o.factory);
+      const mqtt = new TcpMqttPort({ clock: this.clock });
+      this.mqtts.push(mqtt);
+      const config = {
+        product: PRODUCT, channel: CHANNEL, manifestUrl: this.manifestUrl, trustedKeys: [key],
+        requireImageSignature: true, checkIntervalMs: 0, hardware: spec.hardware, region: spec.region, groups: spec.groups,
+        retry: { baseMs: 2000, maxMs: 30_000, maxAttempts: 6 },
+        download: { stallMs: 10_000, minBytesPerSec: 256, rateWindowMs: 5000, journalEveryBytes: 16 * 1024 },
+        diagnostics: { windowMs: 30_000, heapFloor: 16 * 1024, checkTimeoutMs: 10_000 },
+        mqtt: { host: this.broker.host, port: this.broker.port, keepaliveMs: 120_000 },
+      };
+      const device: DemoDevice = { ...spec, sim: undefined as unknown as SimDevice };
+      device.sim = new SimDevice({
+        chip, engine: this.engine, config, deviceId: spec.id, hardware: spec.hardware, clock: this.clock, mqtt, maxBoots: 40,
+        http: new NodeHttp({ ca: this.o.build.ca.caCertPem, clock: this.clock }),
+        // A reset drops the sockets without DISCONNECT: the broker's will marks the device offline.
+        onBoot: () => mqtt.powerOff(),
+        onProgress: (written, total) => {
+          device.download = written >= total ? undefined : { written, total };
+        },
+        onEvent: (e) => {
+          if (e.state !== "downloading") device.download = undefined;
+          this.o.onEvent?.(device, e);
+        },
+      });
+      this.devices.push(device);
+    }
+  }
+
+  /** Power every device on; resolves once each has reported `version` and is online. */
+  async boot(version: string, tick?: () => void): Promise<void> {
+    this.runs = this.devices.map((d) => d.sim.run(() => this.stopped, { maxVirtualMs: Number.MAX_SAFE_INTEGER, maxRealMs: this.o.maxRealMs }));
+    for (const r of this.runs) r.catch((e: unknown) => (this.crashed ??= e));
+    await this.until(() => this.log.devices().filter((d) => d.version === version && d.online).length === this.devices.length, `every device to report ${version}`, tick);
+    this.controller.sampleNow();
+  }
+
+  /** Poll (real time, while the devices drive the virtual clock) until `cond`. */
+  async until(cond: () => boolean, what: string, tick?: () => void): Promise<void> {
+    const deadline = performance.now() + this.o.maxRealMs;
+    while (!cond()) {
+      if (this.crashed) throw this.crashed;
+      if (performance.now() > deadline) throw new Error(`demo: timed out waiting for ${what}`);
+      tick?.();
+      await wait(25);
+    }
+  }
+
+  /** Every event every device produced is in the audit log, and no reset is pending. */
+  async settle(): Promise<void> {
+    await this.until(() => this.devices.every((d) => !d.sim.resetting) && this.missing() === 0, "every event to reach the audit log");
+  }
+
+  private missing(): number {
+    const have = new Set((this.log.db.prepare("SELECT device, seq FROM events").all() as { device: string; seq: number }[]).map((r) => `${r.device}:${r.seq}`));
+    let n = 0;
+    for (const d of this.devices) for (const e of d.sim.events) if (!have.has(`${d.id}:${e.seq}`)) n++;
+    return n;
+  }
+
+  /** Devices whose bucket for `rolloutId` is inside `percent` (what the device itself computes). */
+  inBucket(rolloutId: string, percent: number): DemoDevice[] {
+    return this.devices.filter((d) => rolloutBucket(d.id, rolloutId, nodeCrypto) < percent * 100);
+  }
+
+  /** The version each device reports (audit log), by id. */
+  versions(): Map<string, string | null> {
+    return new Map(this.log.devices().map((d) => [d.id, d.version]));
+  }
+
+  /** Stop every device and tear everything down. Safe twice. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.stopped = true;
+    await Promise.allSettled(this.runs);
+    await Promise.all(this.devices.map((d) => d.sim.stop()));
+    for (const m of this.mqtts) m.powerOff();
+    this.controller?.close();
+    this.log?.close();
+    await this.broker?.close();
+    await this.host?.close();
+  }
+}

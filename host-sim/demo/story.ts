@@ -1,0 +1,259 @@
+/*
+ * The seed's whole story on simulated ESP32s, in order: build server (key, CA, four signed
+ * builds), update host + broker + controller, a fleet booting 1.0.0, a staged rollout of
+ * 1.1.0, 1.2.0 rolling back on one board revision until the controller halts it, 1.2.1
+ * forced to every group, and the audit table. Returns what happened (the test asserts it).
+ */
+import { rmSync } from "node:fs";
+import type { AuditEvent } from "../../modules/events";
+import type { Engine } from "../engine";
+import { createNodeEngine } from "../engine-node";
+import { createXsEngine } from "../xs";
+import { parsePlan, type Stage } from "../fleet/controller";
+import { startFleetView, type FleetView } from "../fleet/web";
+import { buildServer, publish, PRODUCT, CHANNEL, type BuildServer, type FirmwareSpec } from "./build";
+import { DemoFleet, type DemoDevice, type DeviceSpec } from "./fleet";
+import { hardwareSpecific, holdAcrossZeroDelay } from "./hardware";
+import { Ui, kb } from "./ui";
+
+export interface DemoOptions {
+  devices: number;
+  engine: "xs" | "node";
+  imageBytes: number;
+  out: string;
+  /** Serve the fleet view on this port (0 = any) and keep it up; undefined = no view. */
+  servePort?: number;
+  maxRealMs: number;
+}
+
+export const BAD_REVISION = "esp32-rev1";
+export const GOOD_REVISION = "esp32-rev3";
+export const PLANS = { "1.1.0": "5:10m,25:10m,100:10m", "1.2.0": "25:10m,60:10m,100:10m", "1.2.1": "1:10m" } as const;
+
+export const FIRMWARE: FirmwareSpec[] = [
+  { version: "1.0.0", behavior: "healthy", note: "factory image" },
+  { version: "1.1.0", behavior: "healthy", note: "healthy feature release" },
+  { version: "1.2.0", behavior: "fail-diagnostics", note: `regression: its self-test fails on ${BAD_REVISION} boards` },
+  { version: "1.2.1", behavior: "healthy", note: "critical fix (forced)" },
+];
+
+export interface DemoResult {
+  engine: string;
+  out: string;
+  devices: { id: string; hardware: string; region: string; groups: string[]; version: string | null; path: string[] }[];
+  byGroup: Record<string, Record<string, number>>;
+  releases: { id: string; version: string; status: string; flagged: boolean; reason: string | null; stage: number; plan: string }[];
+  rolledBack: { id: string; hardware: string; code: string | null }[];
+  keptBad: string[];
+  forced: string[];
+  realSeconds: number;
+  virtualMinutes: number;
+  viewUrl?: string;
+}
+
+/** Device i: every third board is the bad revision; regions alternate; groups = [revision, region]. */
+export function deviceSpecs(n: number): DeviceSpec[] {
+  return Array.from({ length: n }, (_, i) => {
+    const hardware = i % 3 === 2 ? BAD_REVISION : GOOD_REVISION;
+    const region = i % 2 === 0 ? "eu" : "us";
+    return { id: `240ac4${(0x10 + i).toString(16).padStart(6, "0")}`, hardware, region, groups: [hardware, region] };
+  });
+}
+
+const ROLLOUT = (v: string) => `${PRODUCT}-${v}`;
+
+export async function runDemo(o: DemoOptions, ui: Ui): Promise<DemoResult> {
+  const t0 = performance.now();
+  rmSync(o.out, { recursive: true, force: true });
+  const c = ui.c;
+  ui.title(`xsota demo: OTA updates for ${o.devices} simulated ESP32s (${o.engine === "xs" ? "our TypeScript in the real XS engine" : "Node engine"}), virtual time`);
+
+  ui.step(1, "Build server: keys, certificates, signed firmware");
+  const b = await buildServer(o.out, FIRMWARE, o.imageBytes);
+  ui.ok(`release signing key ECDSA P-256, id ${b.key.id}  ${c.dim(b.dirs.keys + "/release.pem")}`);
+  ui.ok(`TLS CA + server certificate for 127.0.0.1  ${c.dim(b.dirs.tls + "/ca.pem")}`);
+  for (const fw of b.firmware.values()) {
+    ui.ok(`firmware ${c.bold(fw.version)}  ${kb(fw.bytes.length)}  signed (espsecure sign_data v1)  sha256 ${fw.sha256.slice(0, 12)}…  ${c.dim(fw.note)}`);
+  }
+
+  ui.step(2, "Update host, MQTT broker, fleet controller");
+  const inner: Engine = o.engine === "xs" ? createXsEngine() : createNodeEngine();
+  const rolledBack: DemoResult["rolledBack"] = [];
+  const fleet = new DemoFleet({
+    build: b, engine: (clock) => hardwareSpecific(inner.name === "xs" ? holdAcrossZeroDelay(inner, clock) : inner, { behavior: "fail-diagnostics", revision: BAD_REVISION }), specs: deviceSpecs(o.devices), factory: b.firmware.get("1.0.0")!.bytes,
+    thresholds: { maxFailureRate: 0.2, minFailures: 2 }, maxRealMs: o.maxRealMs,
+    onEvent: (d, e) => onEvent(ui, d, e, rolledBack, o.devices <= 20),
+  });
+  let view: FleetView | undefined;
+  try {
+    await fleet.startServices();
+    const base = publish(b, b.firmware.get("1.0.0")!, fleet.host.url);
+    ui.ok(`HTTPS update host ${fleet.host.url} (Range, ETag; devices pin the demo CA)  ${c.dim("serving " + b.dirs.www)}`);
+    ui.info(c.dim(`published 1.0.0: ${fleet.manifestUrl.replace(fleet.host.url, "")} (${base.length} B signed manifest)`));
+    ui.ok(`MQTT broker (embedded aedes) ${fleet.broker.url}`);
+    await fleet.startController();
+    ui.ok(`fleet controller, audit log ${c.dim(b.dirs.out + "/audit.db")}`);
+    if (o.servePort !== undefined) {
+      view = await startFleetView(fleet.controller, { port: o.servePort });
+      ui.ok(`fleet view ${c.bold(view.url)} (live)`);
+    }
+
+    ui.step(3, `The fleet boots 1.0.0: ${o.devices} devices, 2 board revisions, 2 regions`);
+    fleet.makeDevices();
+    const bootStart = performance.now();
+    await fleet.boot("1.0.0", () => ui.bar("booting   ", fleet.log.devices().filter((d) => d.online).length, o.devices, "devices online"));
+    ui.clearBar();
+    ui.ok(`${o.devices}/${o.devices} online and reporting 1.0.0 on devices/<id>/version  ${c.dim(`(${((performance.now() - bootStart) / 1000).toFixed(1)} s)`)}`);
+    ui.table([["group", "devices"], ...Object.entries(fleet.log.versionsByGroup()).map(([g, m]) => [g, Object.values(m).reduce((a, n) => a + n, 0)])]);
+
+    ui.step(4, `Staged rollout of 1.1.0: ${planText(parsePlan(PLANS["1.1.0"]))}`);
+    const r110 = await rollout(ui, fleet, b, "1.1.0", parsePlan(PLANS["1.1.0"]));
+    ui.ok(`release ${r110.id}: ${r110.status}; ${count(fleet, "1.1.0")}/${o.devices} devices on 1.1.0`);
+
+    ui.step(5, `Staged rollout of 1.2.0: ${planText(parsePlan(PLANS["1.2.0"]))}, halt when > 20 % (at least 2) roll back`);
+    const r120 = await rollout(ui, fleet, b, "1.2.0", parsePlan(PLANS["1.2.0"]));
+    const keptBad = fleet.devices.filter((d) => fleet.versions().get(d.id) === "1.2.0").map((d) => d.id);
+    if (r120.status === "halted") ui.bad(`controller ${c.red("HALTED")} release ${r120.id} at stage ${r120.stage + 1} (re-signed at 0 %): ${r120.reason}`);
+    else ui.warn(`release ${r120.id} ended ${r120.status}`);
+    ui.info(`${keptBad.length} device(s) on other revisions passed their self-test and run 1.2.0; the rest stayed on 1.1.0`);
+
+    ui.step(6, "Critical fix 1.2.1, forced to every group");
+    const fw121 = b.firmware.get("1.2.1")!;
+    publish(b, fw121, fleet.host.url);
+    const r121 = fleet.controller.startRelease(fields(fw121), parsePlan(PLANS["1.2.1"]), ROLLOUT("1.2.1"));
+    const groups = [...new Set(fleet.devices.map((d) => d.hardware))];
+    const forced = groups.flatMap((g) => fleet.controller.force(g));
+    ui.ok(`forced to ${groups.join(", ")}: ${forced.length} devices (signed force: true; skips rollout % and maintenance window, never signature or version checks)`);
+    await watchDownloads(ui, fleet, "1.2.1", () => count(fleet, "1.2.1") === o.devices);
+    await fleet.until(() => fleet.log.release(r121.id)!.status !== "running", "release 1.2.1 to finish");
+    await fleet.settle();
+    fleet.controller.sampleNow();
+    ui.ok(`${count(fleet, "1.2.1")}/${o.devices} devices on 1.2.1`);
+
+    ui.step(7, "Audit log: which version each device runs");
+    const result = summarize(fleet, b, o, rolledBack, keptBad, forced, t0);
+    printAudit(ui, result);
+    if (view) result.viewUrl = view.url;
+    return result;
+  } finally {
+    if (!view) {
+      await fleet.close();
+      await inner.close();
+    } else {
+      serving = { fleet, engine: inner, view };
+    }
+  }
+}
+
+/** With --serve, what stays up after the story (closed by closeServed). */
+let serving: { fleet: DemoFleet; engine: Engine; view: FleetView } | undefined;
+
+export async function closeServed(): Promise<void> {
+  const s = serving;
+  serving = undefined;
+  if (!s) return;
+  await s.view.close();
+  await s.fleet.close();
+  await s.engine.close();
+}
+
+function fields(fw: { version: string; url?: string; bytes: Uint8Array; sha256: string; note: string }) {
+  return { product: PRODUCT, channel: CHANNEL, version: fw.version, secureVersion: 1, url: fw.url!, size: fw.bytes.length, sha256: fw.sha256, notes: fw.note };
+}
+
+function planText(stages: Stage[]): string {
+  return stages.map((s) => `${s.percent}%${s.watchMs ? `, watch ${s.watchMs / 60_000} min` : ""}`).join(" → ");
+}
+
+function count(fleet: DemoFleet, version: string): number {
+  return [...fleet.versions().values()].filter((v) => v === version).length;
+}
+
+function onEvent(ui: Ui, d: DemoDevice, e: AuditEvent, rolledBack: DemoResult["rolledBack"], chatty: boolean): void {
+  if (e.state === "rolled-back") {
+    rolledBack.push({ id: d.id, hardware: d.hardware, code: e.code ?? null });
+    ui.bad(`${d.id} (${d.hardware}) rolled back ${e.to ?? "?"} → ${e.from}: ${e.code ?? ""}`);
+  } else if (e.state === "committed" && chatty) {
+    ui.info(ui.c.dim(`${d.id} (${d.hardware}, ${d.region}) committed ${e.to ?? e.from} after its 30 s self-test`));
+  } else if (e.state === "failed") {
+    ui.warn(`${d.id} update to ${e.to ?? "?"} failed: ${e.code ?? ""} ${e.detail ?? ""}`);
+  }
+}
+
+/** Draw the download bar until `done`. */
+async function watchDownloads(ui: Ui, fleet: DemoFleet, version: string, done: () => boolean): Promise<void> {
+  await fleet.until(done, `devices to reach ${version}`, () => {
+    const active = fleet.devices.filter((d) => d.download);
+    const written = active.reduce((n, d) => n + d.download!.written, 0);
+    const total = active.reduce((n, d) => n + d.download!.total, 0);
+    if (active.length) ui.bar(`downloading ${version}`, written, total, `${active.length} device(s), ${kb(written)}/${kb(total)}`);
+    else ui.bar(`on ${version}      `, count(fleet, version), fleet.devices.length, "devices");
+  });
+  ui.clearBar();
+}
+
+/** Publish `version`, run it through `stages` on the controller, narrate each stage. */
+async function rollout(ui: Ui, fleet: DemoFleet, b: BuildServer, version: string, stages: Stage[]) {
+  const fw = b.firmware.get(version)!;
+  publish(b, fw, fleet.host.url);
+  const id = ROLLOUT(version);
+  const r = fleet.controller.startRelease(fields(fw), stages, id);
+  let stage = -1;
+  const announce = (idx: number) => {
+    const s = stages[idx]!;
+    const inBucket = fleet.inBucket(id, s.percent);
+    ui.ok(`stage ${idx + 1}/${stages.length}: ${ui.c.bold(`${s.percent}%`)} signed and announced; ${inBucket.length} of ${fleet.devices.length} device buckets < ${s.percent * 100}` +
+      (inBucket.length ? ` (${inBucket.map((d) => d.id.slice(-2)).join(" ")})` : ""));
+  };
+  await fleet.until(() => fleet.log.release(r.id)!.status !== "running", `release ${r.id} to finish`, () => {
+    const cur = fleet.log.release(r.id)!;
+    if (cur.stage !== stage) {
+      for (let i = stage + 1; i <= cur.stage; i++) announce(i);
+      stage = cur.stage;
+    }
+    const active = fleet.devices.filter((d) => d.download);
+    if (active.length) {
+      const written = active.reduce((n, d) => n + d.download!.written, 0);
+      const total = active.reduce((n, d) => n + d.download!.total, 0);
+      ui.bar(`downloading ${version}`, written, total, `${active.length} device(s)`);
+    } else {
+      const want = fleet.inBucket(id, stages[cur.stage]!.percent).length;
+      ui.bar(`stage ${cur.stage + 1} ${String(stages[cur.stage]!.percent).padStart(3)}%  `, Math.min(want, count(fleet, version)), want, `on ${version}, watching`);
+    }
+  });
+  ui.clearBar();
+  await fleet.settle();
+  fleet.controller.sampleNow();
+  return fleet.log.release(r.id)!;
+}
+
+function summarize(fleet: DemoFleet, b: BuildServer, o: DemoOptions, rolledBack: DemoResult["rolledBack"], keptBad: string[], forced: string[], t0: number): DemoResult {
+  const versions = fleet.versions();
+  return {
+    engine: o.engine,
+    out: b.dirs.out,
+    devices: fleet.devices.map((d) => ({
+      id: d.id, hardware: d.hardware, region: d.region, groups: d.groups, version: versions.get(d.id) ?? null,
+      path: d.sim.bootRecords.map((r) => r.version).filter((v, i, a) => i === 0 || a[i - 1] !== v),
+    })),
+    byGroup: fleet.log.versionsByGroup(),
+    releases: fleet.log.releases().map((r) => ({ id: r.id, version: r.version, status: r.status, flagged: r.flagged, reason: r.reason, stage: r.stage, plan: r.plan.map((s) => `${s.percent}%`).join(",") })),
+    rolledBack,
+    keptBad,
+    forced,
+    realSeconds: Math.round((performance.now() - t0) / 100) / 10,
+    virtualMinutes: Math.round(fleet.clock.now() / 60_000),
+  };
+}
+
+function printAudit(ui: Ui, r: DemoResult): void {
+  const c = ui.c;
+  const versions = [...new Set(Object.values(r.byGroup).flatMap((m) => Object.keys(m)))].sort();
+  ui.table([["group", ...versions], ...Object.entries(r.byGroup).sort().map(([g, m]) => [g, ...versions.map((v) => m[v] ?? 0)])]);
+  ui.info("");
+  const shown = r.devices.slice(0, 24);
+  ui.table([["device", "hardware", "region", "now", "path (boots)"], ...shown.map((d) => [d.id, d.hardware, d.region, d.version ?? "?", d.path.join(" → ")])]);
+  if (r.devices.length > shown.length) ui.info(c.dim(`… ${r.devices.length - shown.length} more: xsota fleet status --db ${r.out}/audit.db`));
+  ui.info("");
+  ui.table([["release", "plan", "status", "note"], ...r.releases.map((x) => [x.version, x.plan, x.flagged ? `${x.status} (flagged)` : x.status, x.reason ?? ""])]);
+}
