@@ -50,7 +50,10 @@ export interface FlashStats {
 
 /** xorshift32: small, deterministic, seedable. */
 function prng(seed: number): () => number {
-  let s = seed >>> 0 || 0x9e3779b9;
+  let s = seed >>> 0;
+  s = Math.imul(s ^ (s >>> 16), 0x85ebca6b);
+  s = Math.imul(s ^ (s >>> 13), 0xc2b2ae35);
+  s = (s ^ (s >>> 16)) >>> 0 || 0x9e3779b9;
   return () => {
     s ^= s << 13; s >>>= 0;
     s ^= s >>> 17;
