@@ -10,7 +10,6 @@
  * Lockdown belongs inside the worker (see runner.ts), not in Node.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import type { Readable, Writable } from "node:stream";
@@ -230,5 +229,3 @@ export class XsWorker {
 function netstring(payload: Buffer): Buffer {
   return Buffer.concat([Buffer.from(`${payload.length}:`, "latin1"), payload, Buffer.from(",")]);
 }
-
-export const here = dirname(fileURLToPath(import.meta.url));
