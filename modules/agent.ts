@@ -141,8 +141,10 @@ export class Agent {
 
   /** Report a refusal or failure once per (release, code); the state is set either way. */
   private report(state: AgentState, key: string, code: ErrorCode, fields: Partial<AuditEvent>): CheckOutcome {
-    if (this.ctx.journal.alreadySaid(key, code)) this.current = state;
-    else this.emit(state, { ...fields, code });
+    if (this.ctx.journal.alreadySaid(key, code)) {
+      this.current = state;
+      this.ports.system.log(`ota ${state} ${fields.to ? `${this.running.version} -> ${fields.to} ` : ""}${code} (reported before)`);
+    } else this.emit(state, { ...fields, code });
     const out: CheckOutcome = { state, code };
     if (fields.to !== undefined) out.version = fields.to;
     return out;
@@ -180,6 +182,7 @@ export class Agent {
     if (code === "POLICY_NOT_NEWER" && manifest.version === this.running.version) {
       // The steady state (we run this release): nothing to report.
       this.current = "idle";
+      this.ports.system.log(`ota idle: running ${manifest.version}, the release at ${this.config.manifestUrl}`);
       return { state: "idle", version: manifest.version };
     }
     if (code) return this.report("refused", manifest.sha256, code, { ...release, detail: `${this.running.version} -> ${manifest.version}` });

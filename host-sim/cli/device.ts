@@ -117,12 +117,14 @@ export const command: Command = {
     const clock = new VirtualClock({ epoch: Date.now() });
     const json = values.json === true;
     let progress: Progress | undefined;
+    let lastOta: string | undefined;
     const say = (line: string) => { if (!json) process.stderr.write(line + "\n"); };
     const device = new SimDevice({
       chip, engine, clock, config,
       http: new NodeHttp({ ca, clock }),
       deviceId: values["device-id"] ?? "240ac4000001",
       hardware: values.hardware ?? "esp32-rev3",
+      onLog: (line) => { if (line.startsWith("ota ")) lastOta = line; },
       onBoot: (b) => say(color.dim(`boot #${b.n}: slot ota_${b.slot}, ${b.version} (${b.reason})`)),
       onEvent: (e) => {
         if (e.state === "downloading" && e.progress !== undefined && e.progress > 0) return;
@@ -136,7 +138,7 @@ export const command: Command = {
       },
     });
     try {
-      await device.run((d) => d.idle, { maxVirtualMs: 24 * 3600_000, maxRealMs: 30 * 60_000, ...(values.realtime ? { realtime: true } : {}) });
+      await device.run((d) => d.idle, { maxVirtualMs: 24 * 3600_000, maxRealMs: 30 * 60_000, quietMs: 100, ...(values.realtime ? { realtime: true } : {}) });
     } finally {
       await device.stop();
       await engine.close();
@@ -145,9 +147,13 @@ export const command: Command = {
     chip.save(out);
     const outcome = outcomeOf("device", device);
     if (json) printJson({ ...outcome, flash: out });
-    else say(color.dim(`flash saved to ${out}; running ${outcome.running?.version ?? "nothing (bricked)"}`));
+    else {
+      if (outcome.final === null && !outcome.bricked) say(lastOta ? `no update: ${lastOta.slice(4)}` : `no update: running ${outcome.running?.version}`);
+      say(color.dim(`flash saved to ${out}; running ${outcome.running?.version ?? "nothing (bricked)"}`));
+    }
     if (outcome.bricked) return EXIT.FAILED;
-    if (outcome.final === "committed" || outcome.final === null) return EXIT.OK;
+    if (outcome.final === null) return lastOta && /^ota (refused|failed)/.test(lastOta) ? EXIT.FAILED : EXIT.OK;
+    if (outcome.final === "committed") return EXIT.OK;
     if (outcome.final === "refused" && outcome.code === "POLICY_NOT_NEWER") return EXIT.OK;
     return EXIT.FAILED;
   },

@@ -62,20 +62,26 @@ export class NodeHttp implements HttpPort {
     }
     const clock = this.options.clock;
     const hold = clock ? clock.hold() : () => {};
-    let grace: ReturnType<typeof setInterval> | undefined;
+    // One real-time ticker per request: before the headers it marks activity (connect grace);
+    // after, it marks activity only when it ran late, i.e. when this process was starved and
+    // the silence on the socket says nothing about the server.
+    let ticker: ReturnType<typeof setInterval> | undefined;
+    let graceUntil = 0;
     if (clock) {
-      const until = performance.now() + (this.options.connectGraceMs ?? 15_000);
-      grace = setInterval(() => {
-        if (performance.now() > until) stopGrace();
-        else clock.activity();
+      graceUntil = performance.now() + (this.options.connectGraceMs ?? 15_000);
+      let last = performance.now();
+      ticker = setInterval(() => {
+        const now = performance.now();
+        if (now < graceUntil || now - last > 25) clock.activity();
+        last = now;
       }, 5);
     }
     const stopGrace = () => {
-      if (grace !== undefined) clearInterval(grace);
-      grace = undefined;
+      graceUntil = 0;
     };
     const release = () => {
-      stopGrace();
+      if (ticker !== undefined) clearInterval(ticker);
+      ticker = undefined;
       hold();
     };
     const headers: Record<string, string> = { connection: "close" };
