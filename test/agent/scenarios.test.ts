@@ -68,6 +68,11 @@ describe("what the scenarios show beyond the final state", () => {
     expect(o.events.filter((e) => e[0] === "refused").length).toBe(1);
   });
 
+  it("the attempt cap survives a reboot: two requests in all, then a refusal", () => {
+    expect(imageRequests("retry-cap-persists").length).toBe(2);
+    expect(outcomes.get("retry-cap-persists")!.boots).toBe(2);
+  });
+
   it("an endless 404 is asked once, not in a loop", () => {
     expect(imageRequests("endless-404").length).toBe(1);
   });
