@@ -151,5 +151,11 @@ describe("raw image files", () => {
     g.erase(0);
     expect(readAt(f, 0, 1)[0]).toBe(1);
     expect(readAt(g, 0, 1)[0]).toBe(0xff);
+    const h = f.clone();
+    f.write(0, Uint8Array.of(0)); // the original writes after cloning: the clone keeps the old bytes
+    expect([readAt(f, 0, 1)[0], readAt(h, 0, 1)[0]]).toEqual([0, 1]);
+    h.cutPowerAt(1, 0);
+    expect(() => h.erase(0)).toThrow(PowerCut); // a torn erase on a shared sector stays private too
+    expect(readAt(f, 0, 1)[0]).toBe(0);
   });
 });
