@@ -1,0 +1,150 @@
+/*
+ * Pipeline throughput: a full update (default 1.5 MB, the whole slot) by the agent over loopback
+ * HTTPS into the simulated flash, in the Node and the XS engine, against the raw limit measured
+ * in the same run and from the same update host: a bare HTTPS GET hashed with SHA-256 into a
+ * preallocated buffer. Rounds alternate raw / node / xs so machine noise hits all three alike;
+ * the figure is the median of each.
+ *
+ * The agent's window runs from its image GET to system.restart() (download, hash, write, read-
+ * back, image validation, otadata switch): everything between "the bytes are there" and "the
+ * new image will boot". Port time inside it is measured on the Node side (bench/probe.ts).
+ */
+import { request } from "node:https";
+import { createHash } from "node:crypto";
+import { Lab, FACTORY } from "../host-sim/lab";
+import { createNodeEngine } from "../host-sim/engine-node";
+import { createXsEngine, type MeterTotals } from "../host-sim/xs/engine";
+import type { BridgeStats } from "../host-sim/xs/bridge";
+import type { Engine } from "../host-sim/engine";
+import { DEFAULTS } from "../modules/config";
+import { probeEngine, portMs, type PortProfile } from "./probe";
+
+export const FULL_IMAGE = 1536 * 1024;
+
+/** GET `url` over HTTPS (pinned CA, Connection: close, as the device does), SHA-256 into a buffer. Resolves real ms. */
+export function rawDownload(url: string, ca: string, size: number): Promise<{ ms: number; bytes: number; sha256: string }> {
+  return new Promise((resolve, reject) => {
+    const buf = new Uint8Array(size);
+    const hash = createHash("sha256");
+    let n = 0;
+    const t0 = performance.now();
+    const req = request(url, { ca, rejectUnauthorized: true, agent: false, headers: { connection: "close" } }, (res) => {
+      if (res.statusCode !== 200) return reject(new Error(`raw download: status ${res.statusCode}`));
+      res.on("data", (chunk: Buffer) => {
+        const take = Math.min(chunk.length, size - n);
+        buf.set(chunk.subarray(0, take), n);
+        hash.update(chunk);
+        n += take;
+      });
+      res.on("end", () => resolve({ ms: performance.now() - t0, bytes: n, sha256: hash.digest("hex") }));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+export interface AgentRun {
+  engine: "node" | "xs";
+  /** Image GET -> restart(), real ms. */
+  ms: number;
+  final: string | null;
+  /** Port calls and real ms inside them (Node side) in the update boot. */
+  ports: PortProfile;
+  portMs: number;
+  /** XS only: meter and bridge of the update boot. */
+  meter?: MeterTotals;
+  bridge?: BridgeStats;
+}
+
+/** One full update by the agent in `engine` (fresh chip, the factory image in app0). */
+export async function agentUpdate(lab: Lab, engine: Engine, dir: string, size: number, boots?: Array<{ meter: MeterTotals; bridge: BridgeStats }>): Promise<AgentRun> {
+  const release = lab.publish(dir, { image: { version: "1.1.0", secureVersion: 1, size } });
+  const probe = probeEngine(engine);
+  const chip = lab.chip(FACTORY);
+  const device = lab.device(probe, chip, lab.config(release.manifestUrl, { download: { ...DEFAULTS.download } }));
+  const before = boots?.length ?? 0;
+  try {
+    await device.run(() => probe.profiles[0]?.restartAt !== undefined, { maxVirtualMs: 3600_000, maxRealMs: 120_000 });
+  } finally {
+    await device.stop();
+  }
+  const prof = probe.profiles[0]!;
+  if (prof.imageRequestAt === undefined || prof.restartAt === undefined) throw new Error(`agent update in ${engine.name}: no image request or no restart`);
+  const final = [...device.events].reverse().find((e) => e.state !== "downloading")?.state ?? null;
+  const boot = boots?.[before];
+  return {
+    engine: engine.name,
+    ms: prof.restartAt - prof.imageRequestAt,
+    final,
+    ports: prof,
+    portMs: portMs(prof),
+    ...(boot ? { meter: boot.meter, bridge: boot.bridge } : {}),
+  };
+}
+
+export interface ThroughputResult {
+  imageBytes: number;
+  rounds: number;
+  rawMs: number[];
+  nodeMs: number[];
+  xsMs: number[];
+  raw: { medianMs: number; mbPerS: number };
+  node: { medianMs: number; mbPerS: number; ratio: number; run: AgentRun };
+  xs: { medianMs: number; mbPerS: number; ratio: number; run: AgentRun } | null;
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+const mbps = (bytes: number, ms: number) => bytes / (1024 * 1024) / (ms / 1000);
+
+let runs = 0;
+
+/** Rounds of raw / node / xs side by side. */
+export async function throughput(options: { size?: number; rounds?: number; xs?: boolean; lab?: Lab; progress?: (s: string) => void } = {}): Promise<ThroughputResult> {
+  const size = options.size ?? FULL_IMAGE;
+  const rounds = options.rounds ?? 3;
+  const lab = options.lab ?? (await Lab.create());
+  const node = createNodeEngine();
+  const boots: Array<{ meter: MeterTotals; bridge: BridgeStats }> = [];
+  const xs = options.xs === false ? undefined : createXsEngine({ onStop: (meter, bridge) => boots.push({ meter: { ...meter }, bridge: { ...bridge } }) });
+  const rawMs: number[] = [], nodeMs: number[] = [], xsMs: number[] = [];
+  let lastNode: AgentRun | undefined, lastXs: AgentRun | undefined;
+  try {
+    const probe = lab.publish(`bench-raw-${++runs}`, { image: { version: "1.1.0", secureVersion: 1, size } });
+    // Warm-up (TLS, JIT, XS snapshot) outside the figures.
+    await rawDownload(probe.imageUrl, lab.ca.caCertPem, probe.image.length);
+    await agentUpdate(lab, node, `bench-warm-node-${runs}`, size);
+    if (xs) await agentUpdate(lab, xs, `bench-warm-xs-${runs}`, size, boots);
+    for (let r = 0; r < rounds; r++) {
+      const raw = await rawDownload(probe.imageUrl, lab.ca.caCertPem, probe.image.length);
+      if (raw.bytes !== probe.image.length) throw new Error("raw download short");
+      rawMs.push(raw.ms);
+      lastNode = await agentUpdate(lab, node, `bench-node-${runs}-${r}`, size);
+      nodeMs.push(lastNode.ms);
+      if (xs) {
+        lastXs = await agentUpdate(lab, xs, `bench-xs-${runs}-${r}`, size, boots);
+        xsMs.push(lastXs.ms);
+      }
+      options.progress?.(`throughput round ${r + 1}/${rounds}: raw ${raw.ms.toFixed(0)} ms, node ${lastNode.ms.toFixed(0)} ms${lastXs ? `, xs ${lastXs.ms.toFixed(0)} ms` : ""}`);
+    }
+  } finally {
+    await node.close();
+    if (xs) await xs.close();
+    if (!options.lab) await lab.close();
+  }
+  const imageBytes = size;
+  const rawMed = median(rawMs);
+  const nodeMed = median(nodeMs);
+  const xsMed = xsMs.length ? median(xsMs) : 0;
+  return {
+    imageBytes,
+    rounds,
+    rawMs, nodeMs, xsMs,
+    raw: { medianMs: rawMed, mbPerS: mbps(imageBytes, rawMed) },
+    node: { medianMs: nodeMed, mbPerS: mbps(imageBytes, nodeMed), ratio: rawMed / nodeMed, run: lastNode! },
+    xs: lastXs ? { medianMs: xsMed, mbPerS: mbps(imageBytes, xsMed), ratio: rawMed / xsMed, run: lastXs } : null,
+  };
+}
