@@ -9,6 +9,7 @@ import type { AppConfig } from "./config";
 import { Agent, type BootOutcome, type CheckOptions, type CheckOutcome } from "./agent";
 import type { DiagnosticCheck } from "./diagnostics";
 import { startReporter, type Reporter } from "./reporter";
+import { seedOf, seededRandom } from "./backoff";
 
 export interface AppExtra {
   /** Application self-tests added to the built-in diagnostics. */
@@ -45,6 +46,7 @@ export function start(ports: Ports, config: AppConfig | unknown, extra: AppExtra
   // FLEET's reporter: version and state on boot, the outbox over QoS 1, announcements and commands.
   if (agent.config.mqtt && ports.mqtt) reporter = startReporter(ports, agent.config, agent, agent.outbox);
   const clock = ports.clock;
+  const jitter = seededRandom(seedOf(`${ports.system.deviceId()}:check`));
   let timer = 0;
   let closed = false;
   const schedule = (ms: number) => {
@@ -57,7 +59,8 @@ export function start(ports: Ports, config: AppConfig | unknown, extra: AppExtra
   const loop = async () => {
     const out = await run({});
     if (out.state === "rebooting") return;
-    if (agent.config.checkIntervalMs > 0) schedule(agent.config.checkIntervalMs);
+    // +-10 % seeded jitter: a fleet booted together does not poll the host in lockstep.
+    if (agent.config.checkIntervalMs > 0) schedule(Math.round(agent.config.checkIntervalMs * (0.9 + 0.2 * jitter())));
   };
   const run = async (options: CheckOptions): Promise<CheckOutcome> => {
     try {

@@ -155,4 +155,22 @@ describe("Agent", () => {
     expect(restarts).toBe(1);
     expect(new BootControl(p.flash).read().entries[0]).toMatchObject({ seq: 2, state: OtaState.INVALID });
   });
+
+  it("the update loop checks again every checkIntervalMs (+-10 %) and picks up a new release", async () => {
+    const engine = createNodeEngine();
+    const first = lab.publish("loop", { image: { version: "1.0.0" } });
+    const dev = lab.device(engine, lab.chip(), lab.config(first.manifestUrl, { checkIntervalMs: 600_000 }), { deviceId: "240ac4000009" });
+    const t0 = lab.clock.now();
+    const manifestGets = () => lab.host.stats.log.filter((r) => r.path === "/loop/release.json" && r.method === "GET").length;
+    const before = manifestGets();
+    await dev.run(() => lab.clock.now() - t0 > 1_900_000, { quietMs: 100 });
+    const checks = manifestGets() - before;
+    expect(checks).toBeGreaterThanOrEqual(3); // at boot, then about every 10 min
+    expect(checks).toBeLessThanOrEqual(4);
+    expect(dev.events).toEqual([]); // the steady state is not reported
+    lab.publish("loop", { image: { version: "1.1.0" } });
+    await dev.run((d) => d.events.some((e) => e.state === "committed"), { quietMs: 100 });
+    expect(dev.running?.version).toBe("1.1.0");
+    await dev.stop();
+  });
 });
