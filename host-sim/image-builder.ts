@@ -124,9 +124,10 @@ export function buildImage(spec: ImageSpec): Uint8Array {
 }
 
 function checksumOf(b: Uint8Array, start: number, len: number): number {
+  const w = new Int32Array(b.buffer, b.byteOffset + start, len >> 2); // segment data is 4-aligned here
   let x = 0;
-  for (let i = start; i < start + len; i++) x ^= b[i]!;
-  return x;
+  for (let i = 0; i < w.length; i++) x ^= w[i]!;
+  return (x ^ (x >>> 8) ^ (x >>> 16) ^ (x >>> 24)) & 0xff;
 }
 
 /**
