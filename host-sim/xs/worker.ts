@@ -82,7 +82,10 @@ export class XsWorker {
   private queue: Array<{ frame: Buffer; pending: Pending }> = [];
   private current: Pending | undefined;
   private exited: Error | undefined;
-  private handleCommand: (request: Uint8Array) => Uint8Array;
+  /** Synchronous answer to the worker's issueCommand (may be set after construction). */
+  handleCommand: (request: Uint8Array) => Uint8Array;
+  /** Lines the worker prints. */
+  onPrint: ((line: string) => void) | undefined;
   readonly exit: Promise<number | null>;
 
   constructor(options: WorkerOptions = {}) {
@@ -96,14 +99,14 @@ export class XsWorker {
     this.toWorker = stdio[3];
     this.toWorker.on("error", () => {});
     stdio[4].on("data", (chunk: Buffer) => this.receive(chunk));
-    const onPrint = options.onPrint;
+    this.onPrint = options.onPrint;
     let partial = "";
     stdio[1].setEncoding("utf8");
     stdio[1].on("data", (text: string) => {
       partial += text;
       let nl: number;
       while ((nl = partial.indexOf("\n")) >= 0) {
-        onPrint?.(partial.slice(0, nl));
+        this.onPrint?.(partial.slice(0, nl));
         partial = partial.slice(nl + 1);
       }
     });
@@ -123,6 +126,19 @@ export class XsWorker {
         resolve(code);
       });
     });
+  }
+
+  /**
+   * Whether this worker keeps Node's event loop alive (default true). A spare worker waiting
+   * for the next boot does not: a CLI that forgets engine.close() still exits.
+   */
+  keepAlive(on: boolean): void {
+    const stdio = this.proc.stdio as unknown as Array<{ ref?(): void; unref?(): void } | null>;
+    for (const s of [this.proc, ...stdio]) {
+      if (!s) continue;
+      if (on) s.ref?.();
+      else s.unref?.();
+    }
   }
 
   get alive(): boolean {

@@ -61,4 +61,17 @@ describe("power cut at every flash operation, in both engines", () => {
       expect(x, `cut at op ${at}/${total}`).toEqual(n);
     }
   });
+
+  // The rollback sweep has more operations; test/agent sweeps every one of them in Node. Here every
+  // third (a different residue each run would be flaky to debug, so a fixed stride starting at 1).
+  it("during a rollback too (every third operation)", async () => {
+    const failing: Scenario = { ...sweep, name: "xs-sweep-rollback", releases: [{ image: { version: "1.1.0", secureVersion: 1, size: 24 * 1024, behavior: "fail-diagnostics" } }] };
+    const { n: clean, x: cleanXs } = await both(failing);
+    expect(clean.final).toBe("rolled-back");
+    expect(cleanXs).toEqual(clean);
+    for (let at = 1; at <= clean.flashOps; at += 3) {
+      const { n, x } = await both(failing, at);
+      expect(x, `cut at op ${at}/${clean.flashOps}`).toEqual(n);
+    }
+  });
 });
