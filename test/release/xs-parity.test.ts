@@ -21,14 +21,19 @@ import { compareSemver } from "../../modules/semver";
 type Case = { kind: "manifest"; b64: string } | { kind: "image"; b64: string } | { kind: "semver"; a: string; b: string };
 
 function bridge(req: Uint8Array): Uint8Array {
-  const { op, args } = JSON.parse(Buffer.from(req).toString()) as { op: string; args: string[] };
-  const a = args.map(fromBase64);
-  if (op === "sha256") {
+  const dv = new DataView(req.buffer, req.byteOffset, req.byteLength);
+  const a: Uint8Array[] = [];
+  for (let o = 1; o < req.length; ) {
+    const n = dv.getUint32(o, true);
+    a.push(req.slice(o + 4, o + 4 + n));
+    o += 4 + n;
+  }
+  if (req[0] === 0) {
     const h = nodeCrypto.sha256();
     a.forEach((x) => h.write(x));
     return h.close();
   }
-  if (op === "ecdsa") return Uint8Array.of(nodeCrypto.verifyEcdsaP256(a[0]!, a[1]!, a[2]!) ? 1 : 0);
+  if (req[0] === 1) return Uint8Array.of(nodeCrypto.verifyEcdsaP256(a[0]!, a[1]!, a[2]!) ? 1 : 0);
   return Uint8Array.of(nodeCrypto.verifyRsaPkcs1Sha256(a[0]!, a[1]!, a[2]!, a[3]!) ? 1 : 0);
 }
 
@@ -47,7 +52,7 @@ describe("device verifiers in XS and Node agree", () => {
       let seed = 42;
       const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff), seed % n);
       const cases: Case[] = [{ kind: "manifest", b64: toBase64(valid) }];
-      for (let i = 0; i < 120; i++) {
+      for (let i = 0; i < 40; i++) {
         const b = new Uint8Array(valid);
         for (let j = 0; j < 1 + rnd(3); j++) b[rnd(b.length)] = rnd(256);
         cases.push({ kind: "manifest", b64: toBase64(b) });
@@ -60,9 +65,10 @@ describe("device verifiers in XS and Node agree", () => {
       for (const f of ["image.v1.key-a.bin", "image.v2.key-b.bin", "image.v2.key-a+b.bin"]) cases.push({ kind: "image", b64: toBase64(vec(f)) });
       for (const f of [signV1(image, ec), signV2(image, [ec])]) {
         cases.push({ kind: "image", b64: toBase64(f) });
-        for (let i = 0; i < 12; i++) {
+        // An image byte, the v1 signature, a v2 block field, the v2 block CRC, the 0xFF rest of the sector.
+        for (const at of [100, f.length - 40, f.length - 4096 + 10, f.length - 4096 + 1197, f.length - 100]) {
           const t = new Uint8Array(f);
-          t[i < 6 ? rnd(t.length) : t.length - 1 - rnd(4096)] ^= 1 << rnd(8);
+          t[at] ^= 1 << rnd(8);
           cases.push({ kind: "image", b64: toBase64(t) });
         }
       }
@@ -88,6 +94,7 @@ describe("device verifiers in XS and Node agree", () => {
         }
       });
       expect(xs).toEqual(node);
+      expect(reply.meter.compute).toBeGreaterThan(0);
       const kinds = new Set(node.map((n) => n.replace(/:[0-9a-f]{16}.*$/, "").replace(/:\d.*$/, "")));
       for (const k of ["ok", "ok:v1", "ok:v2", "err:MANIFEST_SYNTAX", "err:MANIFEST_FIELD", "err:SIG_INVALID", "err:SIG_DIGEST", "err:SIG_REVOKED_KEY"]) expect(kinds, k).toContain(k);
       expect(node.some((n) => n.startsWith("err:NON-OTA"))).toBe(false);
