@@ -140,7 +140,7 @@ export function parsePartitionCsv(text: string, options: CsvOptions = {}): Parti
   const flashSize = options.flashSize ?? 4 * 1024 * 1024;
   const tableOffset = options.tableOffset ?? TABLE_OFFSET;
   const parsed: { e: PartitionEntry; offset: number | undefined }[] = [];
-  text.split(/\r\n|\r|\n/).forEach((raw, i) => {
+  text.replace(/^\ufeff/, "").split(/\r\n|\r|\n/).forEach((raw, i) => {
     const line = i + 1;
     const l = raw.trim();
     if (!l || l.startsWith("#")) return;

@@ -83,6 +83,9 @@ describe("CSV syntax as ESP-IDF reads it", () => {
     ];
     for (const [csv, re] of cases) expect(err(() => parsePartitionCsv(csv))).toMatch(re);
   });
+  it("a UTF-8 BOM and CRLF line ends are ignored, as in IDF", () => {
+    expect(parsePartitionCsv("\ufeffnvs,data,nvs,0x9000,0x5000\r\napp0,app,ota_0,,64K\r\n").entries.map((e) => e.name)).toEqual(["nvs", "app0"]);
+  });
   it("a small readonly nvs is allowed, as in IDF", () => {
     expect(parsePartitionCsv("nvs,data,nvs,0x9000,0x1000,readonly\n").entries[0]!.flags).toBe(2);
   });
