@@ -173,7 +173,8 @@ export function createXsEngine(options: XsEngineOptions = {}): XsEngine {
             }
             options.onStop(meter, bridge.stats);
           }
-          await worker.terminate();
+          // SIGKILL, as a power cut; the gate is already dead, so waiting for the exit buys nothing.
+          void worker.terminate();
           const w = idleWaiters;
           idleWaiters = [];
           for (const f of w) f();
