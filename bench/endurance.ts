@@ -64,7 +64,7 @@ export async function endurance(options: { cycles?: number; seed?: number; image
   const store = chip.store();
   const config = lab.config(first.manifestUrl, { download: { ...DEFAULTS.download, journalEveryBytes: 4096 } });
   const device = lab.device(engine, chip, config, { maxBoots: Number.MAX_SAFE_INTEGER });
-  const drive = { maxVirtualMs: 24 * 3600_000, maxRealMs: 60_000 };
+  const drive = { maxVirtualMs: 24 * 3600_000, maxRealMs: 60_000, quietMs: 100 };
   const deliver = () => {
     const box = new Outbox(store, { capacity: DEFAULTS.outboxCapacity });
     let top = 0;

@@ -65,7 +65,7 @@ export async function agentUpdate(lab: Lab, engine: Engine, dir: string, size: n
   const device = lab.device(probe, chip, lab.config(release.manifestUrl, { download: { ...DEFAULTS.download } }));
   const before = boots?.length ?? 0;
   try {
-    await device.run(() => probe.profiles[0]?.restartAt !== undefined, { maxVirtualMs: 3600_000, maxRealMs: 120_000 });
+    await device.run(() => probe.profiles[0]?.restartAt !== undefined, { maxVirtualMs: 3600_000, maxRealMs: 120_000, quietMs: 250 });
   } finally {
     await device.stop();
   }

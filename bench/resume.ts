@@ -24,6 +24,10 @@ export interface ResumeCase {
   extraPerDrop: number;
   final: string | null;
   ok: boolean;
+  /** The agent's download log lines (why it resumed where it did). */
+  downloadLog: string[];
+  /** The host's log of the image requests: [status, range, body bytes]. */
+  requestsLog: Array<[number, string | null, number]>;
 }
 
 let runs = 0;
@@ -40,7 +44,7 @@ export async function resumeCase(lab: Lab, size: number, cuts: number[]): Promis
     const config = lab.config(rel.manifestUrl, { download: { ...DEFAULTS.download }, retry: { baseMs: 1000, maxMs: 8000, maxAttempts: cuts.length + 4 } });
     const device = lab.device(engine, chip, config);
     try {
-      await device.run((d) => d.idle, { maxVirtualMs: 6 * 3600_000, maxRealMs: 120_000 });
+      await device.run((d) => d.idle, { maxVirtualMs: 6 * 3600_000, maxRealMs: 120_000, quietMs: 250 });
     } finally {
       await device.stop();
     }
@@ -57,6 +61,8 @@ export async function resumeCase(lab: Lab, size: number, cuts: number[]): Promis
       extraPerDrop: cuts.length ? extra / cuts.length : extra,
       final,
       ok: final === "committed" && extra <= cuts.length * CHUNK,
+      downloadLog: device.logs.filter((l) => l.startsWith("download")),
+      requestsLog: log.map((e) => [e.status, e.range ?? null, e.bytes]),
     };
   } finally {
     await engine.close();

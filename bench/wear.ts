@@ -45,7 +45,7 @@ export async function wear(options: { size?: number; lab?: Lab } = {}): Promise<
     const store = chip.store();
     const rel0 = lab.publish(dir, { image: { version: "1.0.0", secureVersion: 1 } });
     const device = lab.device(engine, chip, lab.config(rel0.manifestUrl, { download: { ...DEFAULTS.download } }));
-    const drive = { maxVirtualMs: 6 * 3600_000, maxRealMs: 120_000 };
+    const drive = { maxVirtualMs: 6 * 3600_000, maxRealMs: 120_000, quietMs: 250 };
     let rec: FlashRecorder | undefined;
     let first = 0;
     let usageBefore = 0;

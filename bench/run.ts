@@ -1,0 +1,188 @@
+/*
+ * The bench as a library: runBench runs the selected parts (each figure measured side by side in
+ * this one run), benchRows turns the report into the table `xsota bench` prints and the README
+ * quotes. Parts: throughput, xs, wear, resume, fleet, endurance.
+ */
+import { cpus } from "node:os";
+import { Lab } from "../host-sim/lab";
+import { xsCostReport, type XsCostReport } from "../host-sim/xs/meter";
+import { throughput, FULL_IMAGE, type ThroughputResult } from "./pipeline";
+import { wear, type WearResult } from "./wear";
+import { resume, CHUNK, type ResumeCase } from "./resume";
+import { fleetScale, type FleetScaleRow } from "./fleet";
+import { endurance, type EnduranceResult } from "./endurance";
+import { bridgeCost, type BridgeCost } from "./xs-bridge";
+
+export const PARTS = ["throughput", "xs", "wear", "resume", "fleet", "endurance"] as const;
+export type Part = (typeof PARTS)[number];
+
+export interface BenchOptions {
+  only?: Part[];
+  quick?: boolean;
+  /** Endurance cycles (default 1,000; quick 100). */
+  cycles?: number;
+  /** Fleet sizes (default 100, 1,000, 5,000; quick 100, 300). */
+  fleet?: number[];
+  /** Real-time bound of each fleet size's boot and rollout, ms (default 300 000). */
+  fleetBoundMs?: number;
+  progress?: (line: string) => void;
+}
+
+export interface BenchReport {
+  date: string;
+  quick: boolean;
+  machine: { node: string; cpus: number; cpu: string };
+  seconds: Record<string, number>;
+  throughput?: ThroughputResult;
+  xs?: XsCostReport & { allocatePerChunk: number; liveSlotsPerChunk: number; bridge: BridgeCost };
+  wear?: WearResult;
+  resume?: ResumeCase[];
+  fleet?: FleetScaleRow[];
+  endurance?: EnduranceResult;
+}
+
+/** Run the selected parts in one process, one lab (update host, CA, keys) shared by the device parts. */
+export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
+  const parts = new Set<Part>(o.only && o.only.length ? o.only : PARTS);
+  const quick = o.quick ?? false;
+  const say = o.progress ?? (() => {});
+  const report: BenchReport = {
+    date: new Date().toISOString(),
+    quick,
+    machine: { node: process.version, cpus: cpus().length, cpu: cpus()[0]?.model ?? "unknown" },
+    seconds: {},
+  };
+  const lab = await Lab.create();
+  const timed = async <T>(part: Part, fn: () => Promise<T>): Promise<T | undefined> => {
+    if (!parts.has(part)) return undefined;
+    say(`bench: ${part}...`);
+    const t0 = performance.now();
+    try {
+      return await fn();
+    } finally {
+      report.seconds[part] = Math.round((performance.now() - t0) / 100) / 10;
+    }
+  };
+  try {
+    report.throughput = await timed("throughput", () => throughput({ size: FULL_IMAGE, rounds: quick ? 1 : 5, lab, progress: say }));
+    report.xs = await timed("xs", async () => {
+      const xs = await xsCostReport(quick ? { small: 64 * 1024, large: 256 * 1024 } : {}, lab);
+      const chunks = xs.large.chunks - xs.small.chunks;
+      const bridge = await bridgeCost(quick ? { n: 1000, repeats: 2 } : { n: 3000, repeats: 5 });
+      return { ...xs, allocatePerChunk: xs.allocateGrowth / chunks, liveSlotsPerChunk: xs.liveSlotGrowth / chunks, bridge };
+    });
+    report.wear = await timed("wear", () => wear({ size: quick ? 256 * 1024 : FULL_IMAGE, lab }));
+    report.resume = await timed("resume", () => resume({ size: quick ? 256 * 1024 : FULL_IMAGE, lab }));
+    report.endurance = await timed("endurance", () => endurance({ cycles: o.cycles ?? (quick ? 100 : 1000), seed: 1, lab, progress: say }));
+  } finally {
+    await lab.close();
+  }
+  report.fleet = await timed("fleet", () => fleetScale({ sizes: o.fleet ?? (quick ? [100, 300] : [100, 1000, 5000]), maxRealMs: o.fleetBoundMs ?? 300_000, progress: say }));
+  return report;
+}
+
+export interface Row {
+  figure: string;
+  value: string;
+  goal: string;
+  /** "ok", "MISSED", or "" when there is no goal (reported only). */
+  status: "ok" | "MISSED" | "";
+}
+
+const f1 = (x: number) => x.toFixed(1);
+const f2 = (x: number) => x.toFixed(2);
+const n0 = (x: number) => Math.round(x).toLocaleString("en-US");
+const st = (ok: boolean): Row["status"] => (ok ? "ok" : "MISSED");
+
+/** The table rows of a report (the README's Performance table). */
+export function benchRows(r: BenchReport): Row[] {
+  const rows: Row[] = [];
+  const add = (figure: string, value: string, goal = "", status: Row["status"] = "") => rows.push({ figure, value, goal, status });
+  const t = r.throughput;
+  if (t) {
+    const mb = (t.imageBytes / 1048576).toFixed(1);
+    add(`raw limit: HTTPS GET + SHA-256, ${mb} MB`, `${f1(t.raw.medianMs)} ms (${f1(t.raw.mbPerS)} MB/s)`);
+    add("Node agent: image GET -> restart", `${f1(t.node.medianMs)} ms (${f1(t.node.mbPerS)} MB/s) = ${f2(t.node.ratio)} x limit`, ">= 0.80 x limit", st(t.node.ratio >= 0.8));
+    const nm = phases(t.node.run.ports.marks);
+    add("  Node: TLS+headers / download / verify+install", `${f1(nm.headers)} / ${f1(nm.download)} / ${f1(nm.verify)} ms; ports ${f1(t.node.run.portMs)} ms (sha256 ${f1(t.node.run.ports.sha256.ms)}, ${(t.node.run.ports.sha256.bytes / t.imageBytes).toFixed(1)} passes)`);
+    if (t.xs) {
+      add("XS agent: image GET -> restart", `${f1(t.xs.medianMs)} ms (${f1(t.xs.mbPerS)} MB/s) = ${f2(t.xs.ratio)} x limit`, "report");
+      const xm = phases(t.xs.run.ports.marks);
+      const b = t.xs.run.bridge;
+      add("  XS: TLS+headers / download / verify+install", `${f1(xm.headers)} / ${f1(xm.download)} / ${f1(xm.verify)} ms; Node-side ports ${f1(t.xs.run.portMs)} ms`);
+      if (b) add("  XS bridge (update boot)", `${n0(b.requests)} calls (${f1(b.requests / (t.imageBytes / 4096))}/chunk), ${f1(b.bytesIn / 1048576)} MB in, ${f1(b.bytesOut / 1048576)} MB out, ${n0(b.events)} events`);
+      const split = xsSplit(t, r.xs);
+      if (split) add("  XS time (estimate, overlapping)", `XS compute ~${f1(split.computeMs)} ms (meter ${n0(t.xs.run.meter?.compute ?? 0)}); bridge round trips ~${f1(split.bridgeMs)} ms (${f1(split.perCall)} us each); measured ${f1(t.xs.medianMs)} ms`);
+    }
+  }
+  const x = r.xs;
+  if (x) {
+    add("XS compute per MB / per 4 KB chunk", `${n0(x.computePerMB)} / ${n0(x.computePerChunk)} (fixed ${n0(x.computeFixed)})`);
+    add("XS footprint (large update) / live slots after GC", `${f1(x.large.allocate / 1048576)} MB / ${n0(x.large.liveSlots)}`);
+    const b = x.bridge;
+    add("XS bridge crossing, real us: call / 4 KB read / write / sha", `${f1(b.us.call)} / ${f1(b.us.read)} / ${f1(b.us.write)} / ${f1(b.us.sha)} (n=${b.n})`);
+    add("XS in-engine, per 4 KB: word XOR / copy", `${f1(b.us.xor)} / ${f1(b.us.copy)} us; compute ${n0(b.compute.xor)} / ${n0(b.compute.copy)}`);
+    const crossings = (x.computePerChunk - b.compute.xor) / b.compute.read;
+    add("XS compute per chunk, explained", `${n0(x.computePerChunk)} = word XOR ${n0(b.compute.xor)} + ~${f1(crossings)} x 4 KB crossing (${n0(b.compute.read)} each: a metered copy)`);
+    add("XS steady-state allocation per chunk", `${f1(x.allocatePerChunk)} B, ${f2(x.liveSlotsPerChunk)} slots`, "0", st(x.allocatePerChunk <= 0 && x.liveSlotsPerChunk <= 0));
+  }
+  const w = r.wear;
+  if (w) {
+    add(`slot erases per image sector (${w.imageSectors} sectors)`, `${f2(w.slot.erasesPerImageSector)}, ${w.slot.sectorsErasedTwice} erased twice`, "1, none twice", st(w.slot.erases === w.imageSectors && w.slot.sectorsErasedTwice === 0));
+    add("slot bytes written per image byte", `${f2(w.slot.bytesWrittenPerImageByte)}, rewrites ${w.slot.rewriteBytes} B`, "1.00, 0 B", st(w.slot.bytesWritten === w.imageBytes && w.slot.rewriteBytes === 0));
+    add("otadata erase+write per update: app / bootloader", `${w.otadata.app.erases}+${w.otadata.app.writes} / ${w.otadata.bootloader.erases}+${w.otadata.bootloader.writes}`, "2+2 / 1+1 (ESP-IDF)", st(w.ok.otadata));
+    add("NVS writes per MB (journal sets per MB)", `${f1(w.nvs.writesPerMB)} (${f1(w.journalSetsPerMB)}), ${n0(w.nvs.bytesPerMB)} B/MB, ${w.nvs.erases} erases`);
+  }
+  for (const c of r.resume ?? []) {
+    add(`resume, drop at ${c.cuts.map((p) => `${p * 100}%`).join("+")}`, `${n0(c.bytesSent)} B for ${n0(c.imageBytes)} (+${n0(c.extra)}, ${c.requests} requests)`, `<= +${n0(c.cuts.length * CHUNK)}`, st(c.ok));
+  }
+  const fl = r.fleet;
+  if (fl) {
+    for (const f of fl) {
+      add(`fleet ${n0(f.devices)} devices${f.completed ? "" : " (time bound)"}`, `${f1(f.devicesUpdatedPerSecond)} dev/s (${f.updated} updated), CPU ${f1(f.cpuMsPerDevice)} ms/dev, peak RSS ${n0(f.peakRssMb)} MB (${f1(f.mbPer1000)} MB/1000${f.marginalMbPer1000 ? `, +${f1(f.marginalMbPer1000)} MB per 1000 added` : ""})`);
+    }
+    const last = fl[fl.length - 1]!;
+    if (fl.length > 1) add(`fleet cost per device, ${n0(last.devices)} vs ${n0(fl[0]!.devices)}`, `CPU x${f2(last.cpuRatio)}, memory x${f2(last.memRatio)}`, "linear (~x1)", st(last.cpuRatio <= 1.5 && last.memRatio <= 1.5 && last.completed));
+  }
+  const e = r.endurance;
+  if (e) {
+    add(`endurance: ${n0(e.cycles)} cycles, seed ${e.seed}`, `${f1(e.realSeconds)} s, ${n0(e.boots)} boots, ${e.faults.powerCutsFired} power cuts, ${e.faults.linkDrops} link drops, ${e.faults.badReleases} bad releases`);
+    add("  ends on a valid firmware", `${e.finalVersion ?? "none"}${e.bricked ? " (BRICKED)" : ""}`, "valid", st(e.ok.valid));
+    add("  anti-rollback floor went down", `${e.floor.wentDown} times (final ${e.floor.final})`, "never", st(e.ok.floor));
+    add("  audit events lost", `${e.events.lost} of ${n0(e.events.numbered)} (OUTBOX_FULL ${e.events.outboxFull})`, "0", st(e.ok.events));
+    add("  NVS live bytes early -> max -> end", `${n0(e.nvs.liveBytesFirst)} -> ${n0(e.nvs.liveBytesMax)} -> ${n0(e.nvs.liveBytesEnd)} (${e.nvs.compactions} compactions)`, "no growth", st(e.ok.nvs));
+  }
+  return rows;
+}
+
+/**
+ * The XS update's time split with the bridge micro-benchmark (estimates; the worker is another
+ * process, so its compute overlaps Node's I/O): XS compute = the meter's compute / the compute
+ * rate of word XOR in XS; bridge overhead = crossings x (one empty round trip - its compute).
+ */
+function xsSplit(t: ThroughputResult, x: BenchReport["xs"]): { bridgeMs: number; computeMs: number; perCall: number } | undefined {
+  const run = t.xs?.run;
+  if (!run || !run.bridge || !run.meter || !x) return undefined;
+  const us = x.bridge.us;
+  const rate = x.bridge.compute.xor / Math.max(us.xor, 1e-6); // compute per us
+  const perCall = Math.max(0, us.call - x.bridge.compute.call / rate);
+  return { bridgeMs: (run.bridge.requests * perCall) / 1000, computeMs: run.meter.compute / rate / 1000, perCall };
+}
+
+/** Real ms from the image GET to its headers, to the last body byte, to restart(). */
+function phases(marks: Array<[string, number]>): { headers: number; download: number; verify: number } {
+  const at = (n: string) => marks.find((m) => m[0] === n)?.[1] ?? NaN;
+  const req = at("request");
+  const status = at("status");
+  const verifying = at("verifying");
+  const restart = at("restart");
+  return { headers: status - req, download: verifying - status, verify: restart - verifying };
+}
+
+export function formatRows(rows: Row[]): string {
+  const w0 = Math.max(...rows.map((r) => r.figure.length), 6);
+  const w1 = Math.max(...rows.map((r) => r.value.length), 5);
+  const w2 = Math.max(...rows.map((r) => r.goal.length), 4);
+  const line = (a: string, b: string, c: string, d: string) => `| ${a.padEnd(w0)} | ${b.padEnd(w1)} | ${c.padEnd(w2)} | ${d.padEnd(6)} |`;
+  return [line("figure", "value", "goal", "status"), `|${"-".repeat(w0 + 2)}|${"-".repeat(w1 + 2)}|${"-".repeat(w2 + 2)}|--------|`, ...rows.map((r) => line(r.figure, r.value, r.goal, r.status))].join("\n");
+}
