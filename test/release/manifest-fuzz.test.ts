@@ -22,6 +22,9 @@ function rng(seed: number) {
 const ec = generateKey("ecdsa-p256");
 const rsa = generateKey("rsa-2048");
 const keys = [trustedKeyOf(ec), trustedKeyOf(rsa)];
+// A hang guard, not a benchmark: one input taking seconds means a pathological parse path.
+// Wall-clock bound is loose because the suite shares two cores with everything else.
+const HANG_GUARD_MS = 2000;
 const image = new Uint8Array(4096).fill(7);
 const valid = createManifest({ product: "sensor", version: "1.2.3", secureVersion: 2, url: "https://h/i.bin", image, groups: ["a", "b"], rollout: { id: "r", percent: 50 }, keys: [ec, rsa] });
 const signedPayload = Buffer.from(parseEnvelope(valid).payload);
@@ -76,7 +79,7 @@ describe("manifest fuzz (seeded)", () => {
       check(b, stats);
     }
     expect(stats.accepted).toBe(0);
-    expect(stats.slowest).toBeLessThan(250);
+    expect(stats.slowest).toBeLessThan(HANG_GUARD_MS);
   });
 
   it("byte-level mutations of a valid two-signature envelope: never accepted unless the signed payload survives", () => {
@@ -86,7 +89,7 @@ describe("manifest fuzz (seeded)", () => {
     // Mutations in the JSON envelope around an intact payload and one intact signature may pass;
     // everything else must be refused, with more than one distinct code exercised.
     expect(stats.codes.size).toBeGreaterThanOrEqual(4);
-    expect(stats.slowest).toBeLessThan(250);
+    expect(stats.slowest).toBeLessThan(HANG_GUARD_MS);
   });
 
   it("payload mutated but not re-signed: always SIG_INVALID or a structure error", () => {
