@@ -106,11 +106,16 @@ describe("validateImage", () => {
     const scratch = new Uint8Array(1000 + 3).subarray(3);
     expect(validateImage(reader(good), good.length, nodeCrypto, scratch).length).toBe(good.length);
   });
-  it("validates 1.5 MB quickly", () => {
+  it("validates 1.5 MB streaming through the scratch buffer, reading each byte about once", () => {
+    // Speed is measured in bench/, not here; this pins the streaming shape that makes it fast.
     const big = buildImage({ version: "9.9.9", size: 1536 * 1024 - 4096 });
-    const t = performance.now();
-    for (let i = 0; i < 5; i++) validateImage(reader(big), big.length, nodeCrypto, new Uint8Array(16 * 1024));
-    expect((performance.now() - t) / 5).toBeLessThan(100);
+    const read = reader(big);
+    let calls = 0;
+    let bytes = 0;
+    const counting = (offset: number, target: Uint8Array) => { calls++; bytes += target.length; read(offset, target); };
+    expect(validateImage(counting, big.length, nodeCrypto, new Uint8Array(16 * 1024)).length).toBe(big.length);
+    expect(bytes).toBeLessThan(big.length * 1.05);
+    expect(calls).toBeLessThan(big.length / (16 * 1024) + 64);
   });
 });
 
