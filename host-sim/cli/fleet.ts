@@ -190,6 +190,24 @@ function history(values: Record<string, unknown>, device: string | undefined): n
   return EXIT.OK;
 }
 
+async function sim(values: Record<string, unknown>): Promise<number> {
+  const { runFleetSim, formatReport } = await import("../fleet/sim");
+  const report = await runFleetSim({
+    devices: Number(values.devices ?? 1000),
+    seed: Number(values.seed ?? 1),
+    brokerKind: ((values["broker-kind"] as string) ?? "aedes") as BrokerKind,
+    plan: (values.plan as string) ?? "5:10m,25:10m,100:10m",
+    imageBytes: Number(values["image-kb"] ?? 32) * 1024,
+    badHardwareShare: Number(values["bad-hardware-share"] ?? 0.1),
+    flakyShare: Number(values["flaky-share"] ?? 0.05),
+    powerCutShare: Number(values["power-cut-share"] ?? 0.02),
+    progress: (line) => process.stderr.write(line + "\n"),
+  });
+  if (values.json) printJson(report);
+  else process.stdout.write(formatReport(report) + "\n");
+  return report.release.status === "done" || report.release.flagged ? EXIT.OK : EXIT.FAILED;
+}
+
 export const command: Command = {
   name: "fleet",
   summary: "fleet controller: rollouts, forced updates, audit log, fleet view",
@@ -227,6 +245,8 @@ export const command: Command = {
         else process.stdout.write(`${sub === "force" ? "forced" : "asked"} ${r.devices.length} devices${group ? ` of ${group}` : ""}\n`);
         return EXIT.OK;
       }
+      case "sim":
+        return sim(values);
       default:
         throw new OtaError("USAGE", sub ? `unknown subcommand '${sub}'` : "missing subcommand");
     }

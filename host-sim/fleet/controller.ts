@@ -42,8 +42,14 @@ export interface ControllerOptions {
   broker: { host: string; port: number };
   log: AuditLog;
   clock: ClockPort;
-  /** Held while broker round trips are in flight (simulation). */
+  /** Held while broker round trips are in flight (simulation), and for `fanoutHoldMs` after each publish. */
   virtualClock?: VirtualClock;
+  /**
+   * Real ms the virtual clock is held after each announcement or command: the broker's fan-out
+   * to devices is invisible to the clock (QoS 0, no ack), and without this virtual time could
+   * race ahead before the devices have even received the message. Default 300.
+   */
+  fanoutHoldMs?: number;
   signingKey: SigningKey;
   /** Copy each stage's envelope to the static update host (the devices' manifestUrl). */
   publishManifest?: (envelope: Uint8Array, release: ReleaseRow) => Promise<void> | void;
@@ -139,6 +145,11 @@ export class FleetController {
 
   private publish(topic: string, payload: Uint8Array | string, retain: boolean): void {
     const bytes = typeof payload === "string" ? new TextEncoder().encode(payload) : payload;
+    const vc = this.options.virtualClock;
+    if (vc) {
+      const release = vc.hold();
+      setTimeout(release, this.options.fanoutHoldMs ?? 300).unref();
+    }
     if (this.client && this.connected) this.client.publish(topic, bytes, { qos: 1, retain });
     else this.pending.push({ topic, payload: bytes, retain });
   }
