@@ -98,7 +98,7 @@ export const command: Command = {
       ui.info(`audit log: node bin/xsota.js fleet status --db ${result.out}/audit.db   (history <device-id> for one device's steps)`);
       if (result.viewUrl) ui.info(`fleet view: ${ui.c.bold(result.viewUrl)}  (Ctrl-C to stop)`);
       else ui.info(`fleet view: npm start -- --serve   then open http://127.0.0.1:8080/`);
-      ui.info(`took ${result.realSeconds} s real for ${result.virtualMinutes} virtual minutes`);
+      ui.info(`took ${result.realSeconds} s (watch windows and self-tests in virtual time)`);
       if (mismatches.length) for (const m of mismatches) ui.bad(m);
     }
     if (result.viewUrl) {

@@ -51,6 +51,8 @@ export interface DemoFleetOptions {
   onEvent?(device: DemoDevice, e: AuditEvent): void;
 }
 
+const IN_PROGRESS: ReadonlySet<string> = new Set(["checking", "downloading", "verifying", "installing", "rebooting", "confirming"]);
+
 const wait = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export class DemoFleet {
@@ -66,7 +68,7 @@ export class DemoFleet {
   private crashed: unknown;
   private closed = false;
 
-  private readonly engine: Engine;
+  readonly engine: Engine;
 
   constructor(readonly o: DemoFleetOptions) {
     this.engine = o.engine(this.clock);
@@ -129,7 +131,7 @@ export class DemoFleet {
 
   /** Power every device on; resolves once each has reported `version` and is online. */
   async boot(version: string, tick?: () => void): Promise<void> {
-    this.runs = this.devices.map((d) => d.sim.run(() => this.stopped, { maxVirtualMs: Number.MAX_SAFE_INTEGER, maxRealMs: this.o.maxRealMs }));
+    this.runs = this.devices.map((d) => d.sim.run(() => this.stopped, { maxVirtualMs: Number.MAX_SAFE_INTEGER, quietMs: 500, maxRealMs: this.o.maxRealMs }));
     for (const r of this.runs) r.catch((e: unknown) => (this.crashed ??= e));
     await this.until(() => this.log.devices().filter((d) => d.version === version && d.online).length === this.devices.length, `every device to report ${version}`, tick);
     this.controller.sampleNow();
@@ -146,9 +148,44 @@ export class DemoFleet {
     }
   }
 
-  /** Every event every device produced is in the audit log, and no reset is pending. */
+  /**
+   * Keep virtual time still (real time passes) until `cond` or `maxRealMs`: devices react to an
+   * announcement within moments on a real network, but the few ms an MQTT delivery takes on
+   * loopback are not held by any port, and with many drivers the clock could otherwise race a
+   * whole watch window ahead before the first device has even started.
+   */
+  async holdUntil(cond: () => boolean, maxRealMs: number): Promise<void> {
+    const release = this.clock.hold();
+    const busy = setInterval(() => this.clock.activity(), 5);
+    const deadline = performance.now() + maxRealMs;
+    try {
+      while (!cond() && performance.now() < deadline) {
+        if (this.crashed) throw this.crashed;
+        await wait(10);
+      }
+    } finally {
+      clearInterval(busy);
+      release();
+    }
+  }
+
+  /** Devices that produced an event for `version` since event index `since[id]`. */
+  reacted(ids: readonly DemoDevice[], version: string, since: Map<string, number>): boolean {
+    return ids.every((d) => d.sim.events.slice(since.get(d.id) ?? 0).some((e) => e.to === version));
+  }
+
+  /** No device is mid-update or resetting. */
+  quiet(): boolean {
+    return this.devices.every((d) => !d.sim.resetting && !IN_PROGRESS.has(d.sim.last()?.state ?? "idle"));
+  }
+
+  /**
+   * No device is mid-update (its last event is not an in-progress state), no reset is pending,
+   * and every event every device produced is in the audit log.
+   */
   async settle(): Promise<void> {
-    await this.until(() => this.devices.every((d) => !d.sim.resetting) && this.missing() === 0, "every event to reach the audit log");
+    await this.until(() => this.quiet() && this.missing() === 0,
+      "every device to finish its update and every event to reach the audit log");
   }
 
   private missing(): number {

@@ -10,7 +10,7 @@
  * host-sim/engine.ts. A behavior such as "fail-diagnostics@esp32-rev1", resolved in
  * host-sim/firmware.ts against ports.system.hardwareRevision(), would move it into the image.)
  */
-import type { Engine } from "../engine";
+import type { Engine, RunningFirmware } from "../engine";
 import type { Ports } from "../../modules/ports";
 import type { VirtualClock } from "../clock";
 
@@ -34,6 +34,7 @@ export function hardwareSpecific(inner: Engine, fault: { behavior: "fail-diagnos
  * fires, so no driver jumps until the engine has re-armed, and while a worker boots.
  */
 export function holdAcrossZeroDelay(inner: Engine, clock: VirtualClock): Engine {
+  const booted = new Set<Promise<RunningFirmware>>();
   return {
     name: inner.name,
     boot: (ports, boot) => {
@@ -54,11 +55,20 @@ export function holdAcrossZeroDelay(inner: Engine, clock: VirtualClock): Engine 
       // A worker's start (spawn, snapshot, boot crank) is real work too: no jumps meanwhile.
       const release = clock.hold();
       const hold = setInterval(() => clock.activity(), 5);
-      return inner.boot(guarded, boot).finally(() => {
+      const p = inner.boot(guarded, boot).finally(() => {
         clearInterval(hold);
         release();
       });
+      booted.add(p);
+      return p;
     },
-    close: () => inner.close(),
+    close: async () => {
+      for (const p of booted) await (await p.catch(() => undefined))?.stop();
+      // Every worker is stopped above; XsEngine.close() has been seen never to settle after a
+      // fleet run (exit 13: nothing left on the event loop), so it gets 2 s.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([inner.close(), new Promise<void>((r) => (timer = setTimeout(r, 2000)))]);
+      clearTimeout(timer);
+    },
   };
 }

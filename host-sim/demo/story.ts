@@ -47,7 +47,6 @@ export interface DemoResult {
   keptBad: string[];
   forced: string[];
   realSeconds: number;
-  virtualMinutes: number;
   viewUrl?: string;
 }
 
@@ -104,7 +103,7 @@ export async function runDemo(o: DemoOptions, ui: Ui): Promise<DemoResult> {
     await fleet.boot("1.0.0", () => ui.bar("booting   ", fleet.log.devices().filter((d) => d.online).length, o.devices, "devices online"));
     ui.clearBar();
     ui.ok(`${o.devices}/${o.devices} online and reporting 1.0.0 on devices/<id>/version  ${c.dim(`(${((performance.now() - bootStart) / 1000).toFixed(1)} s)`)}`);
-    ui.table([["group", "devices"], ...Object.entries(fleet.log.versionsByGroup()).map(([g, m]) => [g, Object.values(m).reduce((a, n) => a + n, 0)])]);
+    ui.table([["group", "devices"], ...Object.entries(fleet.log.versionsByGroup()).sort().map(([g, m]) => [g, Object.values(m).reduce((a, n) => a + n, 0)])]);
 
     ui.step(4, `Staged rollout of 1.1.0: ${planText(parsePlan(PLANS["1.1.0"]))}`);
     const r110 = await rollout(ui, fleet, b, "1.1.0", parsePlan(PLANS["1.1.0"]));
@@ -121,10 +120,26 @@ export async function runDemo(o: DemoOptions, ui: Ui): Promise<DemoResult> {
     const fw121 = b.firmware.get("1.2.1")!;
     publish(b, fw121, fleet.host.url);
     const r121 = fleet.controller.startRelease(fields(fw121), parsePlan(PLANS["1.2.1"]), ROLLOUT("1.2.1"));
-    const groups = [...new Set(fleet.devices.map((d) => d.hardware))];
-    const forced = groups.flatMap((g) => fleet.controller.force(g));
-    ui.ok(`forced to ${groups.join(", ")}: ${forced.length} devices (signed force: true; skips rollout % and maintenance window, never signature or version checks)`);
-    await watchDownloads(ui, fleet, "1.2.1", () => count(fleet, "1.2.1") === o.devices);
+    let forced: string[] = [];
+    for (let attempt = 1; ; attempt++) {
+      const waiting = fleet.devices.filter((d) => fleet.versions().get(d.id) !== "1.2.1");
+      const since = new Map(fleet.devices.map((d) => [d.id, d.sim.events.length]));
+      const sent = [...new Set(waiting.map((d) => d.hardware))].flatMap((g) => fleet.controller.force(g));
+      if (attempt === 1) {
+        forced = sent;
+        ui.ok(`forced to every group (${[...new Set(fleet.devices.map((d) => d.hardware))].join(", ")}): ${sent.length} devices; a forced update skips the rollout % and the maintenance window, never the signature or version checks`);
+      } else {
+        ui.warn(`re-sent the force to ${waiting.length} device(s) that were busy when it arrived (a command answered POLICY_BUSY is not retried) (…${waiting.map((d) => d.id.slice(-4)).join(" …")})`);
+      }
+      let paced = false;
+      const pacing = fleet.holdUntil(() => fleet.reacted(waiting, "1.2.1", since), 3000).finally(() => (paced = true));
+      // Done when every device runs 1.2.1, or the rest sit idle without having taken the force.
+      await watchDownloads(ui, fleet, "1.2.1", () => count(fleet, "1.2.1") === o.devices ||
+        (attempt < 3 && paced && fleet.quiet() && waiting.every((d) => fleet.versions().get(d.id) === "1.2.1" || !d.sim.events.slice(since.get(d.id)).some((e) => e.to === "1.2.1"))));
+      await pacing;
+      await fleet.settle();
+      if (count(fleet, "1.2.1") === o.devices || attempt >= 3) break;
+    }
     await fleet.until(() => fleet.log.release(r121.id)!.status !== "running", "release 1.2.1 to finish");
     await fleet.settle();
     fleet.controller.sampleNow();
@@ -138,7 +153,7 @@ export async function runDemo(o: DemoOptions, ui: Ui): Promise<DemoResult> {
   } finally {
     if (!view) {
       await fleet.close();
-      await inner.close();
+      await fleet.engine.close();
     } else {
       serving = { fleet, engine: inner, view };
     }
@@ -199,13 +214,17 @@ async function rollout(ui: Ui, fleet: DemoFleet, b: BuildServer, version: string
   const id = ROLLOUT(version);
   const r = fleet.controller.startRelease(fields(fw), stages, id);
   let stage = -1;
+  let pacing: Promise<void> | undefined;
   const announce = (idx: number) => {
     const s = stages[idx]!;
     const inBucket = fleet.inBucket(id, s.percent);
     ui.ok(`stage ${idx + 1}/${stages.length}: ${ui.c.bold(`${s.percent}%`)} signed and announced; ${inBucket.length} of ${fleet.devices.length} device buckets < ${s.percent * 100}` +
-      (inBucket.length ? ` (${inBucket.map((d) => d.id.slice(-2)).join(" ")})` : ""));
+      (inBucket.length ? ` (…${inBucket.map((d) => d.id.slice(-4)).join(" …")})` : ""));
+    const fresh = inBucket.filter((d) => !d.sim.events.some((e) => e.to === version));
+    const since = new Map(fresh.map((d) => [d.id, d.sim.events.length]));
+    pacing = fleet.holdUntil(() => fleet.reacted(fresh, version, since), 3000);
   };
-  await fleet.until(() => fleet.log.release(r.id)!.status !== "running", `release ${r.id} to finish`, () => {
+  const tick = () => {
     const cur = fleet.log.release(r.id)!;
     if (cur.stage !== stage) {
       for (let i = stage + 1; i <= cur.stage; i++) announce(i);
@@ -220,7 +239,11 @@ async function rollout(ui: Ui, fleet: DemoFleet, b: BuildServer, version: string
       const want = fleet.inBucket(id, stages[cur.stage]!.percent).length;
       ui.bar(`stage ${cur.stage + 1} ${String(stages[cur.stage]!.percent).padStart(3)}%  `, Math.min(want, count(fleet, version)), want, `on ${version}, watching`);
     }
-  });
+  };
+  tick();
+  await fleet.until(() => fleet.log.release(r.id)!.status !== "running", `release ${r.id} to finish`, tick);
+  tick();
+  await pacing;
   ui.clearBar();
   await fleet.settle();
   fleet.controller.sampleNow();
@@ -242,7 +265,6 @@ function summarize(fleet: DemoFleet, b: BuildServer, o: DemoOptions, rolledBack:
     keptBad,
     forced,
     realSeconds: Math.round((performance.now() - t0) / 100) / 10,
-    virtualMinutes: Math.round(fleet.clock.now() / 60_000),
   };
 }
 
@@ -255,5 +277,6 @@ function printAudit(ui: Ui, r: DemoResult): void {
   ui.table([["device", "hardware", "region", "now", "path (boots)"], ...shown.map((d) => [d.id, d.hardware, d.region, d.version ?? "?", d.path.join(" → ")])]);
   if (r.devices.length > shown.length) ui.info(c.dim(`… ${r.devices.length - shown.length} more: xsota fleet status --db ${r.out}/audit.db`));
   ui.info("");
-  ui.table([["release", "plan", "status", "note"], ...r.releases.map((x) => [x.version, x.plan, x.flagged ? `${x.status} (flagged)` : x.status, x.reason ?? ""])]);
+  ui.table([["release", "plan", "status", "note"], ...r.releases.map((x) => [x.version, x.plan, x.flagged ? `${x.status} (flagged)` : x.status,
+    x.reason ?? (x.version === "1.2.1" ? `forced to ${r.forced.length} devices in ${Object.keys(r.byGroup).filter((g) => g.startsWith("esp32")).length} groups` : "")])]);
 }
