@@ -35,6 +35,12 @@ function errorCode(err: NodeJS.ErrnoException): ErrorCode {
 export class NodeHttp implements HttpPort {
   readonly stats = { requests: 0, connections: 0, refused: 0, bytes: 0 };
   private readonly live = new Set<{ close(): void }>();
+  private awaiting = 0;
+
+  /** Requests still waiting for their response headers (within the connect grace): virtual time must not jump. */
+  get waiting(): number {
+    return this.awaiting;
+  }
 
   constructor(private readonly options: NodeHttpOptions) {
     if (!options.ca || (Array.isArray(options.ca) && options.ca.length === 0)) throw new TypeError("NodeHttp needs a pinned CA");
@@ -67,21 +73,28 @@ export class NodeHttp implements HttpPort {
     // the silence on the socket says nothing about the server.
     let ticker: ReturnType<typeof setInterval> | undefined;
     let graceUntil = 0;
+    let inGrace = false;
+    const stopGrace = () => {
+      graceUntil = 0;
+      if (inGrace) this.awaiting--;
+      inGrace = false;
+    };
     if (clock) {
       graceUntil = performance.now() + (this.options.connectGraceMs ?? 15_000);
+      inGrace = true;
+      this.awaiting++;
       let last = performance.now();
       ticker = setInterval(() => {
         const now = performance.now();
+        if (now >= graceUntil) stopGrace();
         if (now < graceUntil || now - last > 25) clock.activity();
         last = now;
       }, 5);
     }
-    const stopGrace = () => {
-      graceUntil = 0;
-    };
     const release = () => {
       if (ticker !== undefined) clearInterval(ticker);
       ticker = undefined;
+      stopGrace();
       hold();
     };
     const headers: Record<string, string> = { connection: "close" };

@@ -12,7 +12,7 @@ import { OtaState, encodeEntry } from "../../modules/otadata";
 import { nodeCrypto } from "../../host-sim/crypto";
 import { NodeHttp } from "../../host-sim/ports/http";
 import { SimSystem } from "../../host-sim/ports/system";
-import { driveUntil } from "../../host-sim/clock";
+import { driveDevice } from "../../host-sim/device";
 import { scenarios, runScenario } from "../../host-sim/scenarios";
 import { createNodeEngine } from "../../host-sim/engine-node";
 import type { Ports } from "../../modules/ports";
@@ -30,9 +30,15 @@ function snapshot(chip: SimChip, label: string): string {
   return digest(b);
 }
 
+const https: NodeHttp[] = [];
+/** Drive virtual time as SimDevice does (no jump while a request awaits its headers). */
+const drive = (done: () => boolean) => driveDevice(lab.clock, done, { quietMs: 100 }, () => https.some((h) => h.waiting > 0));
+
 function ports(chip: SimChip, running: number): Ports {
+  const http = new NodeHttp({ ca: lab.ca.caCertPem, clock: lab.clock });
+  https.push(http);
   return {
-    flash: chip.flashPort(running), store: chip.store(), http: new NodeHttp({ ca: lab.ca.caCertPem, clock: lab.clock }),
+    flash: chip.flashPort(running), store: chip.store(), http,
     crypto: nodeCrypto, clock: lab.clock,
     system: new SimSystem({ deviceId: "240ac4000002", hardware: "esp32-rev3", resetReason: "power-on", onRestart: () => {}, onLog: () => {} }),
   };
@@ -86,12 +92,15 @@ describe("Agent", () => {
     ota.eraseBlock(0);
     ota.write(0, encodeEntry(2, OtaState.PENDING_VERIFY));
     const before = { app0: snapshot(chip, "app0"), otadata: snapshot(chip, "otadata") };
-    const agent = new Agent(ports(chip, 1), lab.config(rel.manifestUrl));
+    const logs: string[] = [];
+    const p = ports(chip, 1);
+    p.system = new SimSystem({ deviceId: "240ac4000002", hardware: "esp32-rev3", resetReason: "power-on", onRestart: () => {}, onLog: (l) => logs.push(l) });
+    const agent = new Agent(p, lab.config(rel.manifestUrl));
     expect(agent.running).toMatchObject({ version: "1.1.0", slot: 1 });
     let out: Awaited<ReturnType<Agent["check"]>> | undefined;
     void agent.check().then((o) => { out = o; });
-    await driveUntil(lab.clock, () => out !== undefined);
-    expect(out).toMatchObject({ state: "refused", code: "POLICY_BUSY" });
+    await drive(() => out !== undefined);
+    expect(out, JSON.stringify(out) + logs.join("\n")).toMatchObject({ state: "refused", code: "POLICY_BUSY" });
     expect(snapshot(chip, "app0")).toBe(before.app0);
     expect(snapshot(chip, "otadata")).toBe(before.otadata);
     expect(agent.outbox.pending().map((e) => e.code)).toContain("POLICY_BUSY");
@@ -131,7 +140,7 @@ describe("Agent", () => {
     const agent = new Agent(p, lab.config(rel.manifestUrl), {}, { checks: [{ name: "app", run: () => false }] });
     let out: Awaited<ReturnType<Agent["boot"]>> | undefined;
     void agent.boot().then((o) => { out = o; });
-    await driveUntil(lab.clock, () => out !== undefined);
+    await drive(() => out !== undefined);
     expect(out).toMatchObject({ action: "self-test", state: "failed", code: "CONFIRM_NO_ROLLBACK" });
     expect(restarts).toBe(0);
     expect(new BootControl(p.flash).runningState()).toBe(OtaState.VALID);
@@ -150,7 +159,7 @@ describe("Agent", () => {
     const agent = new Agent(p, lab.config(rel.manifestUrl), {}, { checks: [{ name: "app", run: () => { throw new Error("sensor missing"); } }] });
     let out: Awaited<ReturnType<Agent["boot"]>> | undefined;
     void agent.boot().then((o) => { out = o; });
-    await driveUntil(lab.clock, () => out !== undefined);
+    await drive(() => out !== undefined);
     expect(out).toMatchObject({ state: "rolled-back", code: "CONFIRM_DIAGNOSTICS" });
     expect(restarts).toBe(1);
     expect(new BootControl(p.flash).read().entries[0]).toMatchObject({ seq: 2, state: OtaState.INVALID });
@@ -172,5 +181,32 @@ describe("Agent", () => {
     await dev.run((d) => d.events.some((e) => e.state === "committed"), { quietMs: 100 });
     expect(dev.running?.version).toBe("1.1.0");
     await dev.stop();
+  });
+
+  it("an announced envelope is used as is, and force overrides only the rollout", async () => {
+    const rel = lab.publish("announce", { image: { version: "1.1.0" }, manifest: { rollout: { id: "r1", percent: 0 } } });
+    const chip = lab.chip();
+    const p = ports(chip, 0);
+    let restarts = 0;
+    p.system = new SimSystem({ deviceId: "240ac4000005", hardware: "esp32-rev3", resetReason: "power-on", onRestart: () => { restarts++; }, onLog: () => {} });
+    const agent = new Agent(p, lab.config("https://127.0.0.1:1/nowhere.json"));
+    const check = async (o: Parameters<Agent["check"]>[0]) => {
+      let out: Awaited<ReturnType<Agent["check"]>> | undefined;
+      void agent.check(o).then((x) => { out = x; });
+      await drive(() => out !== undefined);
+      return out!;
+    };
+    expect(await check({ manifest: rel.envelope })).toMatchObject({ state: "refused", code: "POLICY_ROLLOUT" });
+    expect(await check({ manifest: rel.envelope, force: true })).toMatchObject({ state: "rebooting", version: "1.1.0" });
+    expect(restarts).toBe(1);
+    expect(new BootControl(p.flash).read().entries[0]).toMatchObject({ seq: 2, state: OtaState.NEW });
+    const tampered = rel.envelope.slice();
+    tampered[40] ^= 1;
+    const again = new Agent(ports(lab.chip(), 0), lab.config("https://127.0.0.1:1/nowhere.json"));
+    let out: Awaited<ReturnType<Agent["check"]>> | undefined;
+    void again.check({ manifest: tampered, force: true }).then((x) => { out = x; });
+    await drive(() => out !== undefined);
+    expect(out!.state).toBe("refused");
+    expect(out!.code).toMatch(/^(SIG_|MANIFEST_)/);
   });
 });

@@ -5,7 +5,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHash } from "node:crypto";
 import { SimFlash } from "../../host-sim/flash";
-import { VirtualClock, driveUntil } from "../../host-sim/clock";
+import { VirtualClock } from "../../host-sim/clock";
+import { driveDevice } from "../../host-sim/device";
 import { NodeHttp } from "../../host-sim/ports/http";
 import { startUpdateHost, type UpdateHost, type Fault } from "../../host-sim/update-host";
 import { makeCa, makeServerCert, type CaBundle } from "../../host-sim/release/pki";
@@ -58,8 +59,9 @@ async function download(faults: Fault | Fault[] | null, options: { checkStart?: 
   const r = rig();
   const checkpoints: number[] = [];
   const attempts: { code: ErrorCode; at: number }[] = [];
+  const http = new NodeHttp({ ca: ca.caCertPem, clock });
   const d = new Downloader({
-    http: new NodeHttp({ ca: ca.caCertPem, clock }), clock, crypto: nodeCrypto, slot: r.slot, buffer: new Uint8Array(4096),
+    http, clock, crypto: nodeCrypto, slot: r.slot, buffer: new Uint8Array(4096),
     download: { stallMs: 10_000, minBytesPerSec: 256, rateWindowMs: 5000, journalEveryBytes: 8192 },
     retry: { baseMs: 1000, maxMs: 8000, maxAttempts: options.maxAttempts ?? 4 }, random: seededRandom(7),
     checkStart: options.checkStart ?? (() => {}),
@@ -72,7 +74,7 @@ async function download(faults: Fault | Fault[] | null, options: { checkStart?: 
   let error: OtaError | undefined;
   let done = false;
   d.run(job).then(() => { done = true; }, (e: OtaError) => { error = e; done = true; });
-  await driveUntil(clock, () => done, { maxRealMs: 20_000 });
+  await driveDevice(clock, () => done, { maxRealMs: 20_000, quietMs: 50 }, () => http.waiting > 0);
   const written = new Uint8Array(SIZE);
   r.flash.read(SLOT, written);
   const requests = host.stats.log.filter((l) => l.path === path);
