@@ -1,6 +1,7 @@
 /*
  * One fleet-scale run in its own process (so peak memory belongs to this size alone), started
- * by bench/fleet.ts: `node --import tsx bench/fleet-child.ts <devices> <seed> <maxRealMs>`.
+ * by bench/fleet.ts: `node --import tsx bench/fleet-child.ts <devices> <seed> <maxRealMs> [plan]`
+ * (plan default "100:30m": the whole fleet at once, the stage held 30 virtual minutes).
  * Prints one line `@result <json>` (FleetScaleRun). On the time bound it reports what it got.
  */
 import { FleetSim } from "../host-sim/fleet/sim";
@@ -12,6 +13,13 @@ export interface FleetScaleRun {
   /** Real seconds of the rollout (release start -> every device settled), or until the bound. */
   rolloutSeconds: number;
   updated: number;
+  /** Devices whose update for this release failed / rolled back (no faults are injected: these are the harness's). */
+  failed: number;
+  rolledBack: number;
+  /** The failures' codes and counts. */
+  failureCodes: Record<string, number>;
+  /** Devices not on the new version at the end, by their last event ("state code"). */
+  notUpdated: Record<string, number>;
   completed: boolean;
   devicesUpdatedPerSecond: number;
   baselineRssMb: number;
@@ -23,9 +31,10 @@ export interface FleetScaleRun {
 }
 
 const [devices, seed, maxRealMs] = process.argv.slice(2).map(Number) as [number, number, number];
+const plan = process.argv[5] ?? "100:30m";
 const mb = (b: number) => Math.round((b / 1048576) * 10) / 10;
 const baseline = process.memoryUsage().rss;
-const out: FleetScaleRun = { devices, bootSeconds: 0, rolloutSeconds: 0, updated: 0, completed: false, devicesUpdatedPerSecond: 0, baselineRssMb: mb(baseline), peakRssMb: 0, cpuSeconds: 0, eventsLost: null };
+const out: FleetScaleRun = { devices, bootSeconds: 0, rolloutSeconds: 0, updated: 0, failed: 0, rolledBack: 0, failureCodes: {}, notUpdated: {}, completed: false, devicesUpdatedPerSecond: 0, baselineRssMb: mb(baseline), peakRssMb: 0, cpuSeconds: 0, eventsLost: null };
 const cpu0 = process.cpuUsage();
 const sim = await FleetSim.create({ devices, seed, badHardwareShare: 0, flakyShare: 0, powerCutShare: 0, maxRealMs });
 try {
@@ -34,11 +43,13 @@ try {
   out.bootSeconds = (performance.now() - t0) / 1000;
   const t1 = performance.now();
   try {
-    const r = await sim.rollout("1.1.0", "100", { rolloutId: `bench-${devices}-${seed}` });
+    const r = await sim.rollout("1.1.0", plan, { rolloutId: `bench-${devices}-${seed}` });
     out.rolloutSeconds = (performance.now() - t1) / 1000;
     const report = sim.report(r, 0, out.rolloutSeconds);
     out.updated = report.updated;
     out.eventsLost = report.events.lost;
+    out.failed = report.failed;
+    out.rolledBack = report.rolledBack;
     out.completed = true;
   } catch (e) {
     out.rolloutSeconds = (performance.now() - t1) / 1000;
@@ -48,6 +59,14 @@ try {
 } catch (e) {
   out.error = (e as Error).message;
 } finally {
+  for (const d of sim.devices) {
+    if (d.running?.version !== "1.1.0") {
+      const l = d.events[d.events.length - 1];
+      const k = l ? `${l.state} ${l.code ?? ""}`.trim() : "no event";
+      out.notUpdated[k] = (out.notUpdated[k] ?? 0) + 1;
+    }
+    for (const e of d.events) if ((e.state === "failed" || e.state === "rolled-back") && e.to === "1.1.0") out.failureCodes[`${e.state} ${e.code ?? ""}`] = (out.failureCodes[`${e.state} ${e.code ?? ""}`] ?? 0) + 1;
+  }
   const cpu = process.cpuUsage(cpu0);
   out.cpuSeconds = (cpu.user + cpu.system) / 1e6;
   out.peakRssMb = mb(Math.max(sim.peakRss, process.memoryUsage().rss));
