@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHash } from "node:crypto";
 import { Lab, writeImage } from "../../host-sim/lab";
 import { Agent } from "../../modules/agent";
+import { Outbox } from "../../modules/outbox";
 import { UpdateSlot } from "../../modules/install";
 import { BootControl } from "../../modules/bootctl";
 import { OtaState, encodeEntry } from "../../modules/otadata";
@@ -208,5 +209,17 @@ describe("Agent", () => {
     await drive(() => out !== undefined);
     expect(out!.state).toBe("refused");
     expect(out!.code).toMatch(/^(SIG_|MANIFEST_)/);
+  });
+
+  it("every reported event is in the NVS outbox, in seq order, across the reboot", async () => {
+    const rel = lab.publish("outbox", { image: { version: "1.1.0" } });
+    const chip = lab.chip();
+    const dev = lab.device(createNodeEngine(), chip, lab.config(rel.manifestUrl), { deviceId: "240ac4000010" });
+    await dev.run((d) => d.idle, { quietMs: 100 });
+    await dev.stop();
+    const stored = new Outbox(chip.store(), { capacity: 32 }).pending();
+    expect(stored.map((e) => [e.state, e.progress ?? null])).toEqual(dev.events.map((e) => [e.state, e.progress ?? null]));
+    expect(stored.map((e) => e.seq)).toEqual(stored.map((_, i) => i + 1));
+    expect(stored.at(-1)).toMatchObject({ state: "committed", from: "1.0.0", to: "1.1.0" });
   });
 });
