@@ -10,7 +10,7 @@
  * PowerCut from the torn op and from every later one) stops the firmware at once; the device
  * then powers on and boots again.
  */
-import type { CryptoPort, HttpPort, MqttPort, Ports, ResetReason } from "../modules/ports";
+import type { CryptoPort, FlashPort, HttpPort, MqttPort, Ports, ResetReason, StorePort } from "../modules/ports";
 import type { AuditEvent } from "../modules/events";
 import type { Engine, FirmwareBoot, RunningFirmware } from "./engine";
 import { VirtualClock, type DriveOptions } from "./clock";
@@ -148,6 +148,41 @@ export class SimDevice {
     this.o.onLog?.(line);
   }
 
+  /** Run a flash or NVS operation; if it lost power, stop this boot's firmware now (nothing after the cut happens). */
+  private watched<T>(op: () => T): T {
+    try {
+      return op();
+    } catch (e) {
+      if (!this.chip.flash.powered) this.request("power-on", "power cut");
+      throw e;
+    }
+  }
+
+  private watchFlash(port: FlashPort): FlashPort {
+    return {
+      open: (label) => {
+        const p = this.watched(() => port.open(label));
+        return {
+          byteLength: p.byteLength,
+          blockSize: p.blockSize,
+          read: (o, t) => this.watched(() => p.read(o, t)),
+          write: (o, d) => this.watched(() => p.write(o, d)),
+          eraseBlock: (b) => this.watched(() => p.eraseBlock(b)),
+        };
+      },
+      slots: () => port.slots(),
+    };
+  }
+
+  private watchStore(store: StorePort): StorePort {
+    return {
+      get: (d, k) => this.watched(() => store.get(d, k)),
+      set: (d, k, v) => this.watched(() => store.set(d, k, v)),
+      delete: (d, k) => this.watched(() => store.delete(d, k)),
+      keys: (d) => this.watched(() => store.keys(d)),
+    };
+  }
+
   /** Boot once: bootloader, then the firmware (or the crash/hang model). */
   private async bootOnce(): Promise<void> {
     const reason = this.lastReason;
@@ -199,8 +234,8 @@ export class SimDevice {
       onLog: (line) => this.onLog(line),
     });
     const ports: Ports = {
-      flash: this.chip.flashPort(result.slot),
-      store: this.chip.store(),
+      flash: this.watchFlash(this.chip.flashPort(result.slot)),
+      store: this.watchStore(this.chip.store()),
       http: this.o.http,
       crypto: this.o.crypto ?? nodeCrypto,
       clock: {
