@@ -47,7 +47,7 @@ export interface ControllerOptions {
   /**
    * Real ms the virtual clock is held after each announcement or command: the broker's fan-out
    * to devices is invisible to the clock (QoS 0, no ack), and without this virtual time could
-   * race ahead before the devices have even received the message. Default 300.
+   * race ahead before the devices have even received the message. Default 500.
    */
   fanoutHoldMs?: number;
   signingKey: SigningKey;
@@ -147,8 +147,13 @@ export class FleetController {
     const bytes = typeof payload === "string" ? new TextEncoder().encode(payload) : payload;
     const vc = this.options.virtualClock;
     if (vc) {
+      // Held I/O counts as quiet after a short silence, so keep it busy for the whole window.
       const release = vc.hold();
-      setTimeout(release, this.options.fanoutHoldMs ?? 300).unref();
+      const beat = setInterval(() => vc.activity(), 5);
+      setTimeout(() => {
+        clearInterval(beat);
+        release();
+      }, this.options.fanoutHoldMs ?? 500).unref();
     }
     if (this.client && this.connected) this.client.publish(topic, bytes, { qos: 1, retain });
     else this.pending.push({ topic, payload: bytes, retain });

@@ -69,8 +69,6 @@ describe("xsota fleet status | history | halt | resume | force", () => {
   it("history lists every step; unknown device and missing db are errors with codes", async () => {
     const h = await xsota(["fleet", "history", "aa02", "--db", db, "--json"]);
     expect(JSON.parse(h.stdout).events.map((e: { state: string }) => e.state)).toEqual(["checking", "downloading", "committed"]);
-    const t = await xsota(["fleet", "history", "aa02", "--db", db]);
-    expect(t.stdout).toMatch(/downloading 50%/);
     const unknown = await xsota(["fleet", "history", "zz99", "--db", db]);
     expect(unknown.code).toBe(2);
     const missing = await xsota(["fleet", "status", "--db", join(dir, "nope.db")]);
@@ -82,9 +80,6 @@ describe("xsota fleet status | history | halt | resume | force", () => {
     const halt = await xsota(["fleet", "halt", "--db", db]);
     expect(halt.code).toBe(0);
     expect(log.release("thermo-1.1.0-cli")!.status).toBe("halted");
-    const again = await xsota(["fleet", "halt", "--db", db]);
-    expect(again.code).toBe(2);
-    expect(again.stderr).toMatch(/no running release/);
     const resume = await xsota(["fleet", "resume", "--db", db]);
     expect(resume.code).toBe(0);
     expect(log.release("thermo-1.1.0-cli")!.status).toBe("running");

@@ -34,7 +34,7 @@ describe.each(["aedes", "mosquitto"] as BrokerKind[])("fleet controller (%s)", (
     dir = mkdtempSync(join(tmpdir(), "xsota-fleet-"));
     const clock = new VirtualClock();
     const log = new AuditLog(join(dir, "audit.db"));
-    const controller = await FleetController.start({ broker, log, clock, virtualClock: clock, signingKey: key, thresholds: { minFailures: 3, maxFailureRate: 0.2 } });
+    const controller = await FleetController.start({ broker, log, clock, virtualClock: clock, signingKey: key, fanoutHoldMs: 150, thresholds: { minFailures: 3, maxFailureRate: 0.2 } });
     const devices = Array.from({ length: n }, (_, i) => new ScriptedDevice({
       id: `d${String(i).padStart(3, "0")}`, hardware: bad(i) ? "esp32-rev1" : "esp32-rev3", bad: bad(i), groups: [i % 2 ? "field" : "lab"], region: "eu",
       ...(fieldWindow && i % 2 ? { window: fieldWindow } : {}),
@@ -109,7 +109,7 @@ describe.each(["aedes", "mosquitto"] as BrokerKind[])("fleet controller (%s)", (
     const clock = new VirtualClock();
     const path = join(dir, "audit.db");
     let log = new AuditLog(path);
-    let controller = await FleetController.start({ broker, log, clock, virtualClock: clock, signingKey: key });
+    let controller = await FleetController.start({ broker, log, clock, virtualClock: clock, signingKey: key, fanoutHoldMs: 150 });
     controller.startRelease(release, parsePlan("10:10m,100:10m"), "thermo-1.1.0-restart");
     clock.advance(5 * 60_000);
     controller.close();
@@ -119,7 +119,7 @@ describe.each(["aedes", "mosquitto"] as BrokerKind[])("fleet controller (%s)", (
     cleanup.push(() => watch.client.close());
     const before = watch.messages.length;
     log = new AuditLog(path);
-    controller = await FleetController.start({ broker, log, clock, virtualClock: clock, signingKey: key });
+    controller = await FleetController.start({ broker, log, clock, virtualClock: clock, signingKey: key, fanoutHoldMs: 150 });
     cleanup.push(() => controller.close(), () => log.close());
     expect(log.release("thermo-1.1.0-restart")).toMatchObject({ status: "running", stage: 0 });
     await realWait(() => watch.messages.length > before); // re-announced

@@ -1,7 +1,7 @@
 /*
  * The fleet simulator end to end: SimDevices (Node engine) on one virtual clock with the
  * controller, a real broker and the real HTTPS update host, seeded faults.
- * N is FLEET_SIM_DEVICES (default 150, to keep this area under its time budget on a shared
+ * N is FLEET_SIM_DEVICES (default 100, to keep this area under its time budget on a shared
  * 2-core machine; the 1,000-device run takes 35-100 s there and lives in the bench:
  * `xsota fleet sim --devices 1000`, or FLEET_SIM_DEVICES=1000 npx vitest run test/fleet/sim.test.ts).
  */
@@ -9,7 +9,7 @@ import { describe, it, expect } from "vitest";
 import { runFleetSim } from "../../host-sim/fleet/sim";
 import { findMosquitto } from "../../host-sim/mqtt/broker";
 
-const N = Number(process.env.FLEET_SIM_DEVICES ?? 150);
+const N = Number(process.env.FLEET_SIM_DEVICES ?? 100);
 const hasMosquitto = findMosquitto() !== undefined;
 
 describe("fleet simulator", () => {
@@ -26,9 +26,11 @@ describe("fleet simulator", () => {
     expect(r.final.totals["1.1.0"]).toBe(r.updated);
     expect(r.powerCuts).toBeGreaterThan(0);
     expect(r.linkDrops).toBeGreaterThan(0);
-    // Staged: the new version grows over virtual time, never shrinks, and 5 % came first.
+    // Staged: 5 % first, then 25 %, then everyone. A bad-revision device reports the new version
+    // during its trial boot and the old one after the rollback, so the curve may dip by those.
     const series = r.timeline.map((t) => t.versions["1.1.0"] ?? 0);
-    for (let i = 1; i < series.length; i++) expect(series[i]!).toBeGreaterThanOrEqual(series[i - 1]!);
+    for (let i = 1; i < series.length; i++) expect(series[i]!).toBeGreaterThanOrEqual(series[i - 1]! - r.rolledBack);
+    expect(series[series.length - 1]).toBe(r.updated);
     const at = (m: number) => Math.max(0, ...r.timeline.filter((t) => t.minute <= m).map((t) => t.versions["1.1.0"] ?? 0));
     expect(at(9)).toBeGreaterThan(0);
     expect(at(9)).toBeLessThan(N * 0.1);
@@ -37,16 +39,16 @@ describe("fleet simulator", () => {
   }, 180_000);
 
   it("halts and flags a release whose failures pass the threshold", async () => {
-    const r = await runFleetSim({ devices: 80, seed: 2, badHardwareShare: 0.5, flakyShare: 0, powerCutShare: 0, plan: "10:10m,50:10m,100:10m" });
+    const r = await runFleetSim({ devices: 60, seed: 2, badHardwareShare: 0.5, flakyShare: 0, powerCutShare: 0, plan: "10:10m,50:10m,100:10m" });
     expect(r.release.status).toBe("halted");
     expect(r.release.flagged).toBe(true);
     expect(r.release.reason).toMatch(/failed or rolled back/);
-    expect(r.updated).toBeLessThan(40);
+    expect(r.updated).toBeLessThan(30);
     expect(r.events.lost).toBe(0);
   }, 120_000);
 
   it.skipIf(!hasMosquitto)("runs over mosquitto too (install: apt-get install -y mosquitto)", async () => {
-    const r = await runFleetSim({ devices: 60, seed: 3, brokerKind: "mosquitto", plan: "20:10m,100:10m" });
+    const r = await runFleetSim({ devices: 40, seed: 3, brokerKind: "mosquitto", plan: "20:10m,100:10m" });
     expect(r.release.status).toBe("done");
     expect(r.events.lost).toBe(0);
   }, 120_000);

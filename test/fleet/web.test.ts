@@ -36,7 +36,7 @@ describe.skipIf(!hasChromium)("fleet view in headless Chromium (install: apt-get
     broker = await startBroker({ kind: "aedes" });
     clock = new VirtualClock();
     log = new AuditLog(join(dir, "audit.db"));
-    controller = await FleetController.start({ broker, log, clock, virtualClock: clock, signingKey: key, sampleEveryMs: 60_000, thresholds: { minFailures: 50 } });
+    controller = await FleetController.start({ broker, log, clock, virtualClock: clock, signingKey: key, fanoutHoldMs: 150, sampleEveryMs: 60_000, thresholds: { minFailures: 50 } });
     devices = Array.from({ length: 24 }, (_, i) => new ScriptedDevice({
       id: `v${String(i).padStart(2, "0")}`, hardware: i < 3 ? "esp32-rev1" : "esp32-rev3", bad: i < 3, groups: [["lab", "field", "beta"][i % 3]!],
     }, clock, broker, keyConfigOf(key)));
