@@ -4,8 +4,7 @@
  * bridged). The whole Outcome must be equal: running version and slot, boots and the version
  * of each, flash operation count, every audit event (state, code, from, to, progress), the
  * final result and code, both otadata entries, the SHA-256 of app0, app1 and otadata, and the
- * anti-rollback floor. Then the power-cut sweep: a cut at every flash operation of an update,
- * each run in both engines, with equal outcomes.
+ * anti-rollback floor. (The power-cut sweeps are in power-cut.test.ts.)
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { scenarios, runScenario, checkOutcome, Lab, type Scenario } from "../../host-sim/scenarios";
@@ -40,38 +39,4 @@ describe("every scenario: the same outcome in Node and in XS", () => {
       expect(x).toEqual(n);
     });
   }
-});
-
-describe("power cut at every flash operation, in both engines", () => {
-  const base = scenarios.find((s) => s.name === "happy")!;
-  const sweep: Scenario = {
-    ...base,
-    name: "xs-sweep",
-    releases: [{ image: { version: "1.1.0", secureVersion: 1, size: 24 * 1024 } }],
-    config: { download: { stallMs: 10_000, minBytesPerSec: 256, rateWindowMs: 5000, journalEveryBytes: 8192 } },
-  };
-  it("each cut ends the same way in XS as in Node", async () => {
-    const { n: clean, x: cleanXs } = await both(sweep);
-    expect(cleanXs).toEqual(clean);
-    const total = clean.flashOps;
-    expect(total).toBeGreaterThan(20);
-    for (let at = 1; at <= total; at++) {
-      const { n, x } = await both(sweep, at);
-      expect(n.cutHappened, `cut at ${at}`).toBe(true);
-      expect(x, `cut at op ${at}/${total}`).toEqual(n);
-    }
-  });
-
-  // The rollback sweep has more operations; test/agent sweeps every one of them in Node. Here every
-  // third (a different residue each run would be flaky to debug, so a fixed stride starting at 1).
-  it("during a rollback too (every third operation)", async () => {
-    const failing: Scenario = { ...sweep, name: "xs-sweep-rollback", releases: [{ image: { version: "1.1.0", secureVersion: 1, size: 24 * 1024, behavior: "fail-diagnostics" } }] };
-    const { n: clean, x: cleanXs } = await both(failing);
-    expect(clean.final).toBe("rolled-back");
-    expect(cleanXs).toEqual(clean);
-    for (let at = 1; at <= clean.flashOps; at += 3) {
-      const { n, x } = await both(failing, at);
-      expect(x, `cut at op ${at}/${clean.flashOps}`).toEqual(n);
-    }
-  });
 });
