@@ -15,7 +15,7 @@ import { signImage } from "./release/espsecure";
 import { VirtualClock } from "./clock";
 import { NodeHttp } from "./ports/http";
 import { SimDevice, type SimDeviceOptions } from "./device";
-import { SimChip } from "./chip";
+import { SimChip, type Geometry } from "./chip";
 import { buildImage } from "./image-builder";
 import type { Behavior } from "./device";
 
@@ -147,8 +147,8 @@ export class Lab {
   }
 
   /** A blank chip with `factory` in app0 (otadata erased: the bootloader boots ota_0). */
-  chip(factory: ImageSpec = FACTORY): SimChip {
-    const chip = SimChip.create({});
+  chip(factory: ImageSpec = FACTORY, geometry?: Geometry): SimChip {
+    const chip = SimChip.create(geometry ? { geometry } : {});
     writeImage(chip, "app0", this.image(factory));
     chip.flash.resetStats();
     return chip;

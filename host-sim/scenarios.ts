@@ -14,7 +14,7 @@ import type { Fault } from "./update-host";
 import { createHash } from "node:crypto";
 import { Lab, FACTORY, type ReleaseSpec, type ImageSpec } from "./lab";
 import type { SimDevice, SimDeviceOptions } from "./device";
-import type { SimChip } from "./chip";
+import type { SimChip, Geometry } from "./chip";
 import { decodeEntry, OTA_SECTOR, stateName } from "../modules/otadata";
 
 export interface Expect {
@@ -169,6 +169,8 @@ export interface RunOptions {
   powerCutAt?: number;
   keep?: number;
   maxRealMs?: number;
+  /** Another flash layout than partitions.csv (SIM's generated geometry). */
+  geometry?: Geometry;
   /** Real ms of silence on held I/O before virtual time may jump (default 100; see driveUntil). */
   quietMs?: number;
 }
@@ -183,7 +185,7 @@ export async function runScenario(s: Scenario, engine: Engine, lab: Lab, options
   lab.setFault(imagePath, s.faults?.image ?? null);
   lab.setFault(manifestPath, s.faults?.manifest ?? null);
   const manifestUrl = s.insecureManifestUrl ? first.manifestUrl.replace(/^https:/, "http:") : first.manifestUrl;
-  const chip = lab.chip(s.factory ?? FACTORY);
+  const chip = lab.chip(s.factory ?? FACTORY, options.geometry);
   const factoryApp0 = sha(readPartition(chip, "app0"));
   const config = lab.config(manifestUrl, s.config);
   const extra: Partial<SimDeviceOptions> = { ...s.device };

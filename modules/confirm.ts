@@ -9,7 +9,7 @@
 import type { AgentState, AuditEvent } from "./events";
 import type { Journal } from "./journal";
 import type { AgentContext } from "./context";
-import { OtaState } from "./otadata";
+import { OtaState, entryValid, slotOfSeq } from "./otadata";
 import { validateImage } from "./image";
 import { runDiagnostics, builtinChecks } from "./diagnostics";
 import { codeOf, type ErrorCode } from "./errors";
@@ -71,8 +71,20 @@ function facts(ctx: AgentContext, j: Journal | undefined): [RunningFact, Journal
   return [running, journal, target];
 }
 
-/** The other slot holds an image the bootloader would boot (so rolling back is possible). */
-function otherSlotBootable(ctx: AgentContext): boolean {
+/**
+ * Whether marking this image INVALID brings a bootable image back (IDF's check_rollback_is_possible).
+ * The bootloader falls back to the slot of the other valid otadata entry, or to ota_0 when there is
+ * none. When that is the update slot ("nextota", always so with two slots) its image is validated
+ * here; another slot cannot be opened through the flash port (Moddable opens app slots only as
+ * "running"/"nextota"), so its valid otadata entry is taken as the proof: it ran before this update.
+ */
+function rollbackPossible(ctx: AgentContext): boolean {
+  const slots = ctx.ports.flash.slots();
+  const view = ctx.boot.read();
+  const other = view.active === -1 ? undefined : view.entries[1 - view.active];
+  const previous = other && entryValid(other) ? slotOfSeq(other.seq, slots.count) : 0;
+  if (previous === slots.running) return false;
+  if (previous !== slots.next) return (other !== undefined && entryValid(other)) || previous === 0;
   try {
     const part = ctx.ports.flash.open("nextota");
     const info = validateImage((o, t) => part.read(o, t), part.byteLength, ctx.ports.crypto, ctx.scratch);
@@ -131,7 +143,7 @@ async function selfTest(ctx: AgentContext, found: Journal | undefined): Promise<
   const d = ctx.config.diagnostics;
   const result = await runDiagnostics(checks, ctx.ports.clock, d.windowMs, d.checkTimeoutMs);
   if (result.ok) return commit(ctx, j);
-  if (!otherSlotBootable(ctx)) {
+  if (!rollbackPossible(ctx)) {
     // Nothing to go back to: keep running this image (IDF's esp_ota_mark_app_invalid_rollback fails the same way),
     // confirmed, so the next boot does not abort it into an unbootable slot.
     ctx.boot.setRunningState(OtaState.VALID);
