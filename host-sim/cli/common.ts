@@ -85,7 +85,17 @@ export function reportError(e: unknown, command?: string): number {
     process.stderr.write(`${color.red("error")} PORT_BUSY: ${err.message}\n${color.dim("hint:")} pick another --port\n`);
     return EXIT.ENVIRONMENT;
   }
-  process.stderr.write(`${color.red("error")} INTERNAL: ${(err && err.stack) || String(e)}\n`);
+  if (err && err.code === "ERR_INVALID_URL") {
+    const input = (err as { input?: string }).input;
+    process.stderr.write(`${color.red("error")} USAGE: not a URL${input !== undefined ? `: '${input}'` : ""}\n`);
+    process.stderr.write(`${color.dim("hint:")} ${errorHint("USAGE")}${command ? ` (xsota ${command} --help)` : ""}\n`);
+    return EXIT.USAGE;
+  }
+  // A bug: the message and where to look; the stack only on request (bad usage never lands here).
+  const debug = !!process.env.XSOTA_DEBUG;
+  const text = err instanceof Error ? `${err.name}: ${err.message}` : String(e);
+  process.stderr.write(`${color.red("error")} INTERNAL: ${debug && err?.stack ? err.stack : text}\n`);
+  process.stderr.write(`${color.dim("hint:")} ${errorHint("INTERNAL")}${debug ? "" : " (XSOTA_DEBUG=1 shows the stack)"}\n`);
   return EXIT.FAILED;
 }
 

@@ -4,6 +4,7 @@
  */
 import { fileURLToPath } from "node:url";
 import { resolve } from "node:path";
+import { createServer } from "node:net";
 import { OtaError } from "../../modules/errors";
 import { BAD_REVISION, closeServed, runDemo, type DemoResult } from "../demo/story";
 import { Ui } from "../demo/ui";
@@ -49,6 +50,15 @@ function intOption(text: string | undefined, name: string, def: number, min: num
   return n;
 }
 
+/** Fail early (before the story) when the fleet view's port is taken. Throws PORT_BUSY. */
+async function portFree(port: number): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const s = createServer();
+    s.once("error", () => reject(new OtaError("PORT_BUSY", `127.0.0.1:${port} (the fleet view's --port)`)));
+    s.listen(port, "127.0.0.1", () => s.close(() => resolve()));
+  });
+}
+
 /** What the story must have shown; the mismatches, empty when it ran as told. */
 export function checkStory(r: DemoResult): string[] {
   const bad: string[] = [];
@@ -80,6 +90,7 @@ export const command: Command = {
     const imageKb = intOption(values["image-kb"], "image-kb", values.quick ? 16 : 64, 8, 1024);
     const servePort = values.serve ? intOption(values.port, "port", 8080, 0, 65535) : undefined;
     const maxSeconds = intOption(values["max-seconds"], "max-seconds", 300, 10, 3600);
+    if (servePort) await portFree(servePort);
     const ui = new Ui({ quiet: !!values.json });
     let result: DemoResult;
     try {
