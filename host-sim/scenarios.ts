@@ -58,6 +58,8 @@ export interface Outcome {
   flashOps: number;
   /** A scheduled power cut happened. */
   cutHappened: boolean;
+  /** Compactions of SIM's NVS log during the run (0 when the store does not say). */
+  nvsCompactions: number;
   events: EventTuple[];
   /** The last result state and code. */
   final: AgentState | null;
@@ -144,6 +146,7 @@ export function outcomeOf(name: string, dev: SimDevice): Outcome {
     bootVersions: dev.bootRecords.map((b) => b.version),
     flashOps: dev.flashOps,
     cutHappened: dev.counters.powerCuts > 0,
+    nvsCompactions: (chip.store() as { usage?(): { compactions: number } }).usage?.().compactions ?? 0,
     events,
     final: result?.state ?? null,
     code: result?.code ?? null,
@@ -169,6 +172,8 @@ export interface RunOptions {
   powerCutAt?: number;
   keep?: number;
   maxRealMs?: number;
+  /** Called with the fresh chip before the first boot (e.g. to fill NVS as an application would). */
+  prepare?: (chip: SimChip) => void;
   /** Another flash layout than partitions.csv (SIM's generated geometry). */
   geometry?: Geometry;
   /** Real ms of silence on held I/O before virtual time may jump (default 100; see driveUntil). */
@@ -186,6 +191,10 @@ export async function runScenario(s: Scenario, engine: Engine, lab: Lab, options
   lab.setFault(manifestPath, s.faults?.manifest ?? null);
   const manifestUrl = s.insecureManifestUrl ? first.manifestUrl.replace(/^https:/, "http:") : first.manifestUrl;
   const chip = lab.chip(s.factory ?? FACTORY, options.geometry);
+  if (options.prepare) {
+    options.prepare(chip);
+    chip.flash.resetStats();
+  }
   const factoryApp0 = sha(readPartition(chip, "app0"));
   const config = lab.config(manifestUrl, s.config);
   const extra: Partial<SimDeviceOptions> = { ...s.device };

@@ -1,11 +1,12 @@
 /*
  * The same scenarios on another flash layout (SIM's generated geometry): three 512 KB app
- * slots and a small 12 KB NVS (compactions during the update). Slots rotate 0 -> 1 -> 2, and a
+ * slots and a 12 KB NVS (IDF's minimum; with a journal write per 4 KB block the log compacts during the update). Slots rotate 0 -> 1 -> 2, and a
  * power cut at every flash operation still ends committed or on the old image.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { scenarios, runScenario, checkOutcome, Lab, type Scenario } from "../../host-sim/scenarios";
 import { createNodeEngine } from "../../host-sim/engine-node";
+import type { SimChip } from "../../host-sim/chip";
 
 let lab: Lab;
 const engine = createNodeEngine();
@@ -37,12 +38,15 @@ describe("three 512 KB slots, 12 KB NVS", () => {
     expect(checkOutcome(s, o, o.factoryApp0)).toEqual([]);
   });
 
-  it("power cut at every flash operation (small NVS: compactions inside the sweep)", async () => {
+  it("power cut at every flash operation (small NVS: its compaction inside the sweep)", async () => {
     const s: Scenario = { ...pick("happy"), name: "geo-sweep", releases: [{ image: { version: "1.1.0", size: 24 * 1024 } }], config: { download: { stallMs: 10_000, minBytesPerSec: 256, rateWindowMs: 5000, journalEveryBytes: 8192 } } };
-    const clean = await runScenario(s, engine, lab, { geometry });
+    // The application's own 4.5 KB of preferences: the update's records overflow the log and compact it.
+    const prepare = (chip: SimChip) => { for (let i = 0; i < 3; i++) chip.store().set("app", `blob${i}`, "x".repeat(1500)); };
+    const clean = await runScenario(s, engine, lab, { geometry, prepare });
     expect(clean.final).toBe("committed");
+    expect(clean.nvsCompactions).toBeGreaterThan(0);
     for (let n = 1; n <= clean.flashOps; n++) {
-      const o = await runScenario(s, engine, lab, { geometry, powerCutAt: n });
+      const o = await runScenario(s, engine, lab, { geometry, prepare, powerCutAt: n });
       const where = `cut at op ${n}/${clean.flashOps}: boots ${o.bootVersions.join(",")}`;
       expect(o.bricked, where).toBe(false);
       expect(o.cutHappened, where).toBe(true);
