@@ -46,6 +46,7 @@ run options:
 force/check options:   --group G
 sim options:           --devices N (1000)  --seed S (1)  --broker-kind aedes|mosquitto  --plan P
                        --image-kb N (32)  --bad-hardware-share R (0.1)  --flaky-share R (0.05)  --power-cut-share R (0.02)
+                       --view (serve the fleet view while it runs)
 
 Examples:
   xsota fleet run --manifest release.json --key keys/release.pem --embedded aedes --publish www/thermo/stable/release.json
@@ -202,6 +203,7 @@ async function sim(values: Record<string, unknown>): Promise<number> {
     flakyShare: Number(values["flaky-share"] ?? 0.05),
     powerCutShare: Number(values["power-cut-share"] ?? 0.02),
     progress: (line) => process.stderr.write(line + "\n"),
+    ...(values.view ? { onView: (url: string) => process.stderr.write(`fleet view ${url}\n`) } : {}),
   });
   if (values.json) printJson(report);
   else process.stdout.write(formatReport(report) + "\n");
@@ -219,7 +221,7 @@ export const command: Command = {
       "mqtt-port": { type: "string" }, publish: { type: "string" }, "max-failure-rate": { type: "string" }, "min-failures": { type: "string" },
       "http-port": { type: "string" }, stay: { type: "boolean" }, group: { type: "string" }, devices: { type: "string" }, seed: { type: "string" },
       "broker-kind": { type: "string" }, "image-kb": { type: "string" }, "bad-hardware-share": { type: "string" }, "flaky-share": { type: "string" },
-      "power-cut-share": { type: "string" },
+      "power-cut-share": { type: "string" }, view: { type: "boolean" },
     });
     const [sub, arg] = positionals;
     const db = (values.db as string) ?? "fleet.db";

@@ -33,6 +33,7 @@ import { writeImage } from "../lab";
 import { AuditLog, type ReleaseRow } from "./audit-log";
 import { FleetController, parsePlan, type Thresholds } from "./controller";
 import { FlakyHttp, memoCrypto, prng } from "./faults";
+import { startFleetView, type FleetView } from "./web";
 
 export interface FleetSimSetup {
   devices: number;
@@ -56,6 +57,8 @@ export interface FleetSimSetup {
   regions?: string[];
   thresholds?: Partial<Thresholds>;
   dbPath?: string;
+  /** Serve the fleet view while the simulation runs (127.0.0.1, any port); gets its URL. */
+  onView?: (url: string) => void;
   maxRealMs?: number;
   /** Real ms of silence on held I/O before virtual time may jump (default 250). */
   quietMs?: number;
@@ -101,6 +104,7 @@ export class FleetSim {
   private images = new Map<string, Uint8Array>();
   peakRss = process.memoryUsage().rss;
   private rssTimer: ReturnType<typeof setInterval>;
+  view: FleetView | undefined;
 
   private constructor(
     readonly o: FleetSimSetup,
@@ -137,6 +141,10 @@ export class FleetSim {
     });
     const sim = new FleetSim(o, dir, host, broker, log, key, controller, ca.caCertPem, clock);
     sim.makeDevices();
+    if (o.onView) {
+      sim.view = await startFleetView(controller);
+      o.onView(sim.view.url);
+    }
     return sim;
   }
 
@@ -349,6 +357,7 @@ export class FleetSim {
     this.runs = [];
     await Promise.all(this.devices.map((d) => d.stop()));
     for (const m of this.mqtts) m.powerOff();
+    await this.view?.close();
     this.controller.close();
     this.log.close();
     await this.ownEngine?.close();
