@@ -4,11 +4,13 @@
  */
 import { fileURLToPath } from "node:url";
 import { resolve } from "node:path";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { createServer } from "node:net";
 import { OtaError } from "../../modules/errors";
 import { BAD_REVISION, closeServed, runDemo, type DemoResult } from "../demo/story";
 import { Ui } from "../demo/ui";
-import { parse, printJson, EXIT, type Command } from "./common";
+import type { External } from "../demo/fleet";
+import { parse, printJson, requireFile, EXIT, type Command } from "./common";
 
 const DEFAULT_OUT = fileURLToPath(new URL("../../out/demo", import.meta.url));
 
@@ -31,6 +33,13 @@ Options:
   --serve           keep the fleet view (and the fleet) up after the story, until Ctrl-C
   --port N          fleet view port with --serve (default 8080; 0 = any free port)
   --max-seconds N   give up after N real seconds (default 300)
+
+Your own services instead of the embedded ones:
+  --update-url URL  an https: URL where your server serves --www (with Range requests)
+  --www DIR         the directory your server serves: the demo publishes the release tree there
+                    (images/, products/thermo/stable/...) and rewrites latest.json per stage
+  --ca PEM          the CA (or server certificate) devices pin for your update host
+  --broker URL      mqtt://host:port of your broker (MQTT 3.1.1, anonymous); default: embedded aedes
   --json            print the outcome as JSON (no story text)
 
 Exit status: 0 the story ran as told, 1 it did not (the mismatch is printed), 2 usage,
@@ -40,6 +49,8 @@ Examples:
   npm start
   xsota demo --devices 20 --serve
   xsota demo --engine node --quick --json
+  xsota serve --dir /srv/ota --port 8443 --self-signed-ca /srv/ca &   # or nginx, a CDN...
+  xsota demo --update-url https://127.0.0.1:8443 --www /srv/ota --ca /srv/ca/ca.pem --broker mqtt://127.0.0.1:1883
   NO_COLOR=1 xsota demo > story.txt
 `;
 
@@ -57,6 +68,29 @@ async function portFree(port: number): Promise<void> {
     s.once("error", () => reject(new OtaError("PORT_BUSY", `127.0.0.1:${port} (the fleet view's --port)`)));
     s.listen(port, "127.0.0.1", () => s.close(() => resolve()));
   });
+}
+
+/** --update-url/--www/--ca and --broker -> External. Throws USAGE, FILE_NOT_FOUND. */
+function externalOptions(v: { "update-url"?: string; www?: string; ca?: string; broker?: string }): External | undefined {
+  const ext: External = {};
+  const given = [v["update-url"], v.www, v.ca].filter((x) => x !== undefined).length;
+  if (given > 0 && given < 3) throw new OtaError("USAGE", "--update-url, --www and --ca go together");
+  if (given === 3) {
+    const www = resolve(v.www!);
+    if (!existsSync(www) || !statSync(www).isDirectory()) throw new OtaError("FILE_NOT_FOUND", `--www ${www} is not a directory`);
+    ext.update = { url: v["update-url"]!, www, ca: readFileSync(requireFile(v.ca, "--ca"), "utf8") };
+  }
+  if (v.broker !== undefined) {
+    let u: URL;
+    try {
+      u = new URL(v.broker);
+    } catch {
+      throw new OtaError("USAGE", `--broker is not a URL: '${v.broker}' (mqtt://host:port)`);
+    }
+    if (u.protocol !== "mqtt:") throw new OtaError("USAGE", `--broker must be mqtt://host:port, not '${v.broker}'`);
+    ext.broker = { host: u.hostname, port: u.port ? Number(u.port) : 1883 };
+  }
+  return ext.update || ext.broker ? ext : undefined;
 }
 
 /** What the story must have shown; the mismatches, empty when it ran as told. */
@@ -80,7 +114,7 @@ export const command: Command = {
     const { values, positionals } = parse(argv, {
       devices: { type: "string" }, engine: { type: "string" }, quick: { type: "boolean" }, "image-kb": { type: "string" },
       out: { type: "string" }, serve: { type: "boolean" }, port: { type: "string" }, "max-seconds": { type: "string" },
-      json: { type: "boolean" },
+      json: { type: "boolean" }, "update-url": { type: "string" }, www: { type: "string" }, ca: { type: "string" }, broker: { type: "string" },
     });
     if (positionals.length) throw new OtaError("USAGE", `unexpected argument '${positionals[0]}'`);
     const engine = values.engine ?? "xs";
@@ -90,11 +124,12 @@ export const command: Command = {
     const imageKb = intOption(values["image-kb"], "image-kb", values.quick ? 16 : 64, 8, 1024);
     const servePort = values.serve ? intOption(values.port, "port", 8080, 0, 65535) : undefined;
     const maxSeconds = intOption(values["max-seconds"], "max-seconds", 300, 10, 3600);
+    const external = externalOptions(values);
     if (servePort) await portFree(servePort);
     const ui = new Ui({ quiet: !!values.json });
     let result: DemoResult;
     try {
-      result = await runDemo({ devices, engine, imageBytes: imageKb * 1024, out: resolve(values.out ?? DEFAULT_OUT), servePort, maxRealMs: maxSeconds * 1000 }, ui);
+      result = await runDemo({ devices, engine, imageBytes: imageKb * 1024, out: resolve(values.out ?? DEFAULT_OUT), servePort, maxRealMs: maxSeconds * 1000, ...(external ? { external } : {}) }, ui);
     } catch (e) {
       ui.clearBar();
       if (e instanceof OtaError) throw e;
@@ -105,7 +140,7 @@ export const command: Command = {
     if (values.json) printJson({ ...result, ok: mismatches.length === 0, mismatches });
     else {
       ui.step(8, "What next");
-      ui.info(`files: ${result.out} (keys/, tls/, firmware/, www/ as served, audit.db)`);
+      ui.info(`files: ${result.out} (keys/, tls/, firmware/, audit.db); the published tree: ${result.www}`);
       ui.info(`audit log: node bin/xsota.js fleet status --db ${result.out}/audit.db   (history <device-id> for one device's steps)`);
       if (result.viewUrl) ui.info(`fleet view: ${ui.c.bold(result.viewUrl)}  (Ctrl-C to stop)`);
       else ui.info(`fleet view: npm start -- --serve   then open http://127.0.0.1:8080/`);

@@ -43,8 +43,8 @@ export interface BuildServer {
 }
 
 /** Key, CA, server certificate, and the signed builds. Throws what SIM's builder and SIGN's tools throw. */
-export async function buildServer(out: string, specs: readonly FirmwareSpec[], imageBytes: number): Promise<BuildServer> {
-  const dirs = { out, keys: join(out, "keys"), tls: join(out, "tls"), firmware: join(out, "firmware"), www: join(out, "www") };
+export async function buildServer(out: string, specs: readonly FirmwareSpec[], imageBytes: number, www?: string): Promise<BuildServer> {
+  const dirs = { out, keys: join(out, "keys"), tls: join(out, "tls"), firmware: join(out, "firmware"), www: www ?? join(out, "www") };
   for (const d of Object.values(dirs)) mkdirSync(d, { recursive: true });
   const key = generateKey("ecdsa-p256");
   writeKeyFiles(key, join(dirs.keys, "release.pem"), join(dirs.keys, "release.pub.pem"));
@@ -67,6 +67,6 @@ export async function buildServer(out: string, specs: readonly FirmwareSpec[], i
 export function publish(b: BuildServer, fw: Firmware, hostUrl: string): Uint8Array {
   fw.url = `${hostUrl}/images/${fw.sha256}.bin`;
   const envelope = createManifest({ product: PRODUCT, channel: CHANNEL, version: fw.version, secureVersion: 1, url: fw.url, image: fw.bytes, keys: [b.key], notes: fw.note });
-  publishToDir(b.dirs.www, envelope, fw.bytes);
+  publishToDir(b.dirs.www, envelope, fw.bytes, { force: true });
   return envelope;
 }

@@ -7,7 +7,10 @@
  * Devices require an espsecure-signed image (requireImageSignature) and trust only the demo's
  * key, for manifests and images alike.
  */
-import { join } from "node:path";
+import { mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { request } from "node:https";
+import { dirname, join } from "node:path";
+import { OtaError } from "../../modules/errors";
 import type { AuditEvent } from "../../modules/events";
 import { rolloutBucket } from "../../modules/eligibility";
 import { VirtualClock } from "../clock";
@@ -40,7 +43,15 @@ export interface DemoDevice extends DeviceSpec {
   download?: { written: number; total: number };
 }
 
+/** Run against services the user runs (xsota demo --update-url/--www/--ca, --broker). */
+export interface External {
+  /** An HTTPS host serving `www` at `url` (Range requests), its TLS chain pinned by `ca` (PEM). */
+  update?: { url: string; www: string; ca: string };
+  broker?: { host: string; port: number };
+}
+
 export interface DemoFleetOptions {
+  external?: External;
   build: BuildServer;
   /** The engine every device runs in, made for the fleet's clock. */
   engine: (clock: VirtualClock) => Engine;
@@ -58,8 +69,11 @@ const wait = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 export class DemoFleet {
   readonly clock = new VirtualClock();
   readonly devices: DemoDevice[] = [];
-  host!: UpdateHost;
-  broker!: Broker;
+  /** The embedded update host and broker (absent when the user's own are used). */
+  host: UpdateHost | undefined;
+  broker: Broker | undefined;
+  hostUrl = "";
+  mqtt = { host: "", port: 0, url: "" };
   log!: AuditLog;
   controller!: FleetController;
   private mqtts: TcpMqttPort[] = [];
@@ -75,23 +89,52 @@ export class DemoFleet {
   }
 
   get manifestUrl(): string {
-    return `${this.host.url}${LATEST}`;
+    return `${this.hostUrl}${LATEST}`;
   }
 
-  /** Update host and broker. Throws PORT_BUSY, MQTT_CONNECT. */
+  /** The CA devices pin for the update host. */
+  get ca(): string {
+    return this.o.external?.update?.ca ?? this.o.build.ca.caCertPem;
+  }
+
+  /** Update host and broker: embedded, or the user's (checked reachable). Throws PORT_BUSY, HTTP_CONNECT, HTTP_TLS, MQTT_CONNECT. */
   async startServices(): Promise<void> {
     const b = this.o.build;
-    this.host = await startUpdateHost({ dir: b.dirs.www, cert: b.server.certPem, key: b.server.keyPem, clock: this.clock, routes: {} });
-    this.broker = await startBroker({ kind: "aedes" });
+    const ext = this.o.external;
+    if (ext?.update) {
+      this.hostUrl = ext.update.url.replace(/\/+$/, "");
+      await reachable(this.hostUrl, ext.update.ca);
+    } else {
+      this.host = await startUpdateHost({ dir: b.dirs.www, cert: b.server.certPem, key: b.server.keyPem, clock: this.clock, routes: {} });
+      this.hostUrl = this.host.url;
+    }
+    if (ext?.broker) {
+      this.mqtt = { ...ext.broker, url: `mqtt://${ext.broker.host}:${ext.broker.port}` };
+    } else {
+      this.broker = await startBroker({ kind: "aedes" });
+      this.mqtt = { host: this.broker.host, port: this.broker.port, url: this.broker.url };
+    }
+  }
+
+  /** Each stage's envelope becomes latest.json: in memory on the embedded host, a file in the user's tree. */
+  private publishLatest(env: Uint8Array): void {
+    if (this.host) {
+      this.host.setRoute(LATEST, env);
+      return;
+    }
+    const target = join(this.o.build.dirs.www, LATEST);
+    mkdirSync(dirname(target), { recursive: true });
+    writeFileSync(`${target}.tmp`, env);
+    renameSync(`${target}.tmp`, target);
   }
 
   /** The controller and its SQLite audit log; each stage's envelope becomes latest.json. */
   async startController(): Promise<void> {
     this.log = new AuditLog(join(this.o.build.dirs.out, "audit.db"));
     this.controller = await FleetController.start({
-      broker: this.broker, log: this.log, clock: this.clock, virtualClock: this.clock, signingKey: this.o.build.key,
+      broker: this.mqtt, log: this.log, clock: this.clock, virtualClock: this.clock, signingKey: this.o.build.key,
       sampleEveryMs: 60_000, thresholds: this.o.thresholds,
-      publishManifest: (env) => this.host.setRoute(LATEST, env),
+      publishManifest: (env) => this.publishLatest(env),
     });
   }
 
@@ -109,12 +152,12 @@ export class DemoFleet {
         retry: { baseMs: 2000, maxMs: 30_000, maxAttempts: 6 },
         download: { stallMs: 10_000, minBytesPerSec: 256, rateWindowMs: 5000, journalEveryBytes: 16 * 1024 },
         diagnostics: { windowMs: 30_000, heapFloor: 16 * 1024, checkTimeoutMs: 10_000 },
-        mqtt: { host: this.broker.host, port: this.broker.port, keepaliveMs: 120_000 },
+        mqtt: { host: this.mqtt.host, port: this.mqtt.port, keepaliveMs: 120_000 },
       };
       const device: DemoDevice = { ...spec, sim: undefined as unknown as SimDevice };
       device.sim = new SimDevice({
         chip, engine: this.engine, config, deviceId: spec.id, hardware: spec.hardware, clock: this.clock, mqtt, maxBoots: 40,
-        http: new NodeHttp({ ca: this.o.build.ca.caCertPem, clock: this.clock }),
+        http: new NodeHttp({ ca: this.ca, clock: this.clock }),
         // A reset drops the sockets without DISCONNECT: the broker's will marks the device offline.
         onBoot: () => mqtt.powerOff(),
         onProgress: (written, total) => {
@@ -218,4 +261,31 @@ export class DemoFleet {
     await this.broker?.close();
     await this.host?.close();
   }
+}
+
+/** A HEAD of the update host's root with the pinned CA. Throws HTTP_CONNECT or HTTP_TLS. */
+function reachable(url: string, ca: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let u: URL;
+    try {
+      u = new URL(url);
+    } catch {
+      reject(new OtaError("USAGE", `--update-url is not a URL: ${url}`));
+      return;
+    }
+    if (u.protocol !== "https:") {
+      reject(new OtaError("HTTP_INSECURE_URL", `--update-url ${url}: devices fetch over https: only`));
+      return;
+    }
+    const req = request(u, { method: "HEAD", ca, timeout: 5000 }, (res) => {
+      res.resume();
+      resolve();
+    });
+    req.on("timeout", () => req.destroy(new Error("no answer in 5 s")));
+    req.on("error", (e: NodeJS.ErrnoException) => {
+      const tls = /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO|ALTNAME/i.test(`${e.code ?? ""} ${e.message}`);
+      reject(new OtaError(tls ? "HTTP_TLS" : "HTTP_CONNECT", `update host ${url}: ${e.message}`));
+    });
+    req.end();
+  });
 }

@@ -12,7 +12,7 @@ import { createXsEngine } from "../xs";
 import { parsePlan, type Stage } from "../fleet/controller";
 import { startFleetView, type FleetView } from "../fleet/web";
 import { buildServer, publish, PRODUCT, CHANNEL, type BuildServer, type FirmwareSpec } from "./build";
-import { DemoFleet, type DemoDevice, type DeviceSpec } from "./fleet";
+import { DemoFleet, type DemoDevice, type DeviceSpec, type External } from "./fleet";
 import { hardwareSpecific, holdAcrossZeroDelay } from "./hardware";
 import { Ui, kb } from "./ui";
 
@@ -24,6 +24,7 @@ export interface DemoOptions {
   /** Serve the fleet view on this port (0 = any) and keep it up; undefined = no view. */
   servePort?: number;
   maxRealMs: number;
+  external?: External;
 }
 
 export const BAD_REVISION = "esp32-rev1";
@@ -40,6 +41,8 @@ export const FIRMWARE: FirmwareSpec[] = [
 export interface DemoResult {
   engine: string;
   out: string;
+  /** The published tree (images/, products/...). */
+  www: string;
   devices: { id: string; hardware: string; region: string; groups: string[]; version: string | null; path: string[] }[];
   byGroup: Record<string, Record<string, number>>;
   releases: { id: string; version: string; status: string; flagged: boolean; reason: string | null; stage: number; plan: string }[];
@@ -68,7 +71,7 @@ export async function runDemo(o: DemoOptions, ui: Ui): Promise<DemoResult> {
   ui.title(`xsota demo: OTA updates for ${o.devices} simulated ESP32s (${o.engine === "xs" ? "our TypeScript in the real XS engine" : "Node engine"}), virtual time`);
 
   ui.step(1, "Build server: keys, certificates, signed firmware");
-  const b = await buildServer(o.out, FIRMWARE, o.imageBytes);
+  const b = await buildServer(o.out, FIRMWARE, o.imageBytes, o.external?.update?.www);
   ui.ok(`release signing key ECDSA P-256, id ${b.key.id}  ${c.dim(b.dirs.keys + "/release.pem")}`);
   ui.ok(`TLS CA + server certificate for 127.0.0.1  ${c.dim(b.dirs.tls + "/ca.pem")}`);
   for (const fw of b.firmware.values()) {
@@ -79,17 +82,17 @@ export async function runDemo(o: DemoOptions, ui: Ui): Promise<DemoResult> {
   const inner: Engine = o.engine === "xs" ? createXsEngine() : createNodeEngine();
   const rolledBack: DemoResult["rolledBack"] = [];
   const fleet = new DemoFleet({
-    build: b, engine: (clock) => hardwareSpecific(inner.name === "xs" ? holdAcrossZeroDelay(inner, clock) : inner, { behavior: "fail-diagnostics", revision: BAD_REVISION }), specs: deviceSpecs(o.devices), factory: b.firmware.get("1.0.0")!.bytes,
+    build: b, ...(o.external ? { external: o.external } : {}), engine: (clock) => hardwareSpecific(inner.name === "xs" ? holdAcrossZeroDelay(inner, clock) : inner, { behavior: "fail-diagnostics", revision: BAD_REVISION }), specs: deviceSpecs(o.devices), factory: b.firmware.get("1.0.0")!.bytes,
     thresholds: { maxFailureRate: 0.2, minFailures: 2 }, maxRealMs: o.maxRealMs,
     onEvent: (d, e) => onEvent(ui, d, e, rolledBack, o.devices <= 20),
   });
   let view: FleetView | undefined;
   try {
     await fleet.startServices();
-    const base = publish(b, b.firmware.get("1.0.0")!, fleet.host.url);
-    ui.ok(`HTTPS update host ${fleet.host.url} (Range, ETag; devices pin the demo CA)  ${c.dim("serving " + b.dirs.www)}`);
-    ui.info(c.dim(`published 1.0.0: ${fleet.manifestUrl.replace(fleet.host.url, "")} (${base.length} B signed manifest)`));
-    ui.ok(`MQTT broker (embedded aedes) ${fleet.broker.url}`);
+    const base = publish(b, b.firmware.get("1.0.0")!, fleet.hostUrl);
+    ui.ok(`${fleet.host ? "HTTPS update host" : "your update host"} ${fleet.hostUrl} (devices pin ${fleet.host ? "the demo CA" : "your CA"})  ${c.dim((fleet.host ? "serving " : "publishing into ") + b.dirs.www)}`);
+    ui.info(c.dim(`published 1.0.0: ${fleet.manifestUrl.replace(fleet.hostUrl, "")} (${base.length} B signed manifest)`));
+    ui.ok(`MQTT broker ${fleet.broker ? "(embedded aedes) " : "(yours) "}${fleet.mqtt.url}`);
     await fleet.startController();
     ui.ok(`fleet controller, audit log ${c.dim(b.dirs.out + "/audit.db")}`);
     if (o.servePort !== undefined) {
@@ -118,7 +121,7 @@ export async function runDemo(o: DemoOptions, ui: Ui): Promise<DemoResult> {
 
     ui.step(6, "Critical fix 1.2.1, forced to every group");
     const fw121 = b.firmware.get("1.2.1")!;
-    publish(b, fw121, fleet.host.url);
+    publish(b, fw121, fleet.hostUrl);
     const r121 = fleet.controller.startRelease(fields(fw121), parsePlan(PLANS["1.2.1"]), ROLLOUT("1.2.1"));
     let forced: string[] = [];
     for (let attempt = 1; ; attempt++) {
@@ -210,7 +213,7 @@ async function watchDownloads(ui: Ui, fleet: DemoFleet, version: string, done: (
 /** Publish `version`, run it through `stages` on the controller, narrate each stage. */
 async function rollout(ui: Ui, fleet: DemoFleet, b: BuildServer, version: string, stages: Stage[]) {
   const fw = b.firmware.get(version)!;
-  publish(b, fw, fleet.host.url);
+  publish(b, fw, fleet.hostUrl);
   const id = ROLLOUT(version);
   const r = fleet.controller.startRelease(fields(fw), stages, id);
   let stage = -1;
@@ -255,6 +258,7 @@ function summarize(fleet: DemoFleet, b: BuildServer, o: DemoOptions, rolledBack:
   return {
     engine: o.engine,
     out: b.dirs.out,
+    www: b.dirs.www,
     devices: fleet.devices.map((d) => ({
       id: d.id, hardware: d.hardware, region: d.region, groups: d.groups, version: versions.get(d.id) ?? null,
       path: d.sim.bootRecords.map((r) => r.version).filter((v, i, a) => i === 0 || a[i - 1] !== v),

@@ -85,6 +85,9 @@ const CASES: Case[] = [
   { name: "demo: stray argument", args: () => ["demo", "now"], status: 2, stderr: /USAGE/ },
   { name: "demo: --port without --serve", args: () => ["demo", "--port", "9000"], status: 2, stderr: /USAGE/ },
   { name: "demo: busy fleet-view port", args: () => ["demo", "--serve", "--port", String(busyPort), "--out", f("demo")], status: 3, stderr: /PORT_BUSY/ },
+  { name: "demo: unreachable update host", args: () => ["demo", "--engine", "node", "--quick", "--update-url", "https://127.0.0.1:1", "--www", f("www"), "--ca", f("ca/ca.pem"), "--out", f("demo-h")], status: 3, stderr: /HTTP_CONNECT/ },
+  { name: "demo: unreachable broker", args: () => ["demo", "--engine", "node", "--quick", "--broker", "mqtt://127.0.0.1:1", "--out", f("demo-b")], status: 3, stderr: /MQTT_CONNECT/ },
+  { name: "demo: --update-url without --www and --ca", args: () => ["demo", "--update-url", "https://127.0.0.1:1"], status: 2, stderr: /USAGE: .*go together/ },
   { name: "bench: unknown option", args: () => ["bench", "--frob"], status: 2, stderr: /USAGE/ },
   ...COMMANDS.map((c): Case => ({ name: `${c} --help`, args: () => [c, "--help"], status: 0, stdout: /Usage: xsota/ })),
 ];
