@@ -113,7 +113,6 @@ export class Bridge {
     private readonly ports: Ports,
     private readonly deliver: Deliver,
     private readonly onPanic: (message: string) => void,
-    private readonly onActivity: () => void = () => {},
   ) {}
 
   private emit(e: Uint8Array): void {
@@ -125,7 +124,6 @@ export class Bridge {
   handle(request: Uint8Array): Uint8Array {
     this.stats.requests++;
     this.stats.bytesIn += request.length;
-    this.onActivity();
     const req = Buffer.from(request.buffer, request.byteOffset, request.byteLength);
     try {
       const reply = this.dispatch(req.readUInt32LE(0), req.readUInt32LE(4), req.readUInt32LE(8), req.readUInt32LE(12), req.subarray(HEADER));
