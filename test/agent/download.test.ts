@@ -106,6 +106,22 @@ describe("download into the update slot", () => {
     expect(r.ops.filter((o) => o === "e0").length).toBe(1); // not restarted
   });
 
+  it("a connection drop at any byte resumes from the last whole block and ends intact", async () => {
+    // Edges (first byte, block boundaries, last byte) and seeded random offsets.
+    const random = seededRandom(42);
+    const offsets = [1, 4095, 4096, 4097, 8191, SIZE - 4096, SIZE - 1, ...Array.from({ length: 13 }, () => 1 + Math.floor(random() * (SIZE - 2)))];
+    for (const at of offsets) {
+      const r = await download({ kind: "cut-at", at, times: 1 });
+      expect(r.intact, `cut at ${at}`).toBe(true);
+      const resumed = r.requests[1]!;
+      expect(resumed, `cut at ${at}`).toBeDefined();
+      const from = resumed.range ? Number(/bytes=(\d+)-/.exec(resumed.range)![1]) : 0;
+      expect(from % 4096, `cut at ${at}`).toBe(0);
+      expect(from, `cut at ${at}`).toBeLessThanOrEqual(at);
+      expect(at - from, `cut at ${at}`).toBeLessThan(4096 + 4096);
+    }
+  });
+
   it.each([
     [403, "HTTP_CLIENT_ERROR", 1],
     [404, "HTTP_NOT_FOUND", 1],
