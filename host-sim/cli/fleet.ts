@@ -192,7 +192,8 @@ function history(values: Record<string, unknown>, device: string | undefined): n
 }
 
 async function sim(values: Record<string, unknown>): Promise<number> {
-  const { runFleetSim, formatReport } = await import("../fleet/sim");
+  const { runFleetSim } = await import("../fleet/sim");
+  const { formatReport } = await import("../fleet/sim-report");
   const report = await runFleetSim({
     devices: Number(values.devices ?? 1000),
     seed: Number(values.seed ?? 1),
