@@ -222,4 +222,21 @@ describe("Agent", () => {
     expect(stored.map((e) => e.seq)).toEqual(stored.map((_, i) => i + 1));
     expect(stored.at(-1)).toMatchObject({ state: "committed", from: "1.0.0", to: "1.1.0" });
   });
+
+  it.each([
+    ["an oversized manifest", new Uint8Array(9000).fill(0x20), "MANIFEST_TOO_LARGE"],
+    ["a manifest that is not JSON", new TextEncoder().encode("<html>hello</html>"), "MANIFEST_SYNTAX"],
+    ["a missing manifest", null, "HTTP_NOT_FOUND"],
+  ] as const)("%s is reported with its code, nothing written", async (_what, body, code) => {
+    const path = `/manifest-${code}/release.json`;
+    lab.host.setRoute(path, body);
+    const chip = lab.chip();
+    const before = snapshot(chip, "app1");
+    const agent = new Agent(ports(chip, 0), lab.config(`${lab.url}${path}`));
+    let out: Awaited<ReturnType<Agent["check"]>> | undefined;
+    void agent.check().then((x) => { out = x; });
+    await drive(() => out !== undefined);
+    expect(out!.code).toBe(code);
+    expect(snapshot(chip, "app1")).toBe(before);
+  });
 });
