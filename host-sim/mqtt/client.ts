@@ -46,6 +46,8 @@ export class TcpMqttClient implements MqttClient {
   private nextId = 1;
   /** packet id -> release of the clock hold */
   private inflight = new Map<number, () => void>();
+  /** SUBSCRIBE packet ids not yet acknowledged */
+  readonly pendingSubs = new Set<number>();
   private connectHold: (() => void) | undefined;
   private pingTimer: ReturnType<typeof setInterval> | undefined;
   private connectTimer: ReturnType<typeof setTimeout> | undefined;
@@ -141,7 +143,11 @@ export class TcpMqttClient implements MqttClient {
         if (p.messageId !== undefined && this.release(p.messageId)) this.handler.onPublished?.(p.messageId);
         return;
       case "suback":
-        if (p.messageId !== undefined) this.release(p.messageId);
+        if (p.messageId !== undefined) {
+          this.release(p.messageId);
+          this.pendingSubs.delete(p.messageId);
+          this.port.subsChanged();
+        }
         return;
       case "pingresp":
         return;
@@ -190,7 +196,9 @@ export class TcpMqttClient implements MqttClient {
 
   subscribe(topic: string): void {
     if (!this.connected) throw new Error("MQTT client is not connected");
-    this.write({ cmd: "subscribe", messageId: this.track(), subscriptions: [{ topic, qos: this.options.subscribeQos ?? 0 }] });
+    const id = this.track();
+    this.pendingSubs.add(id);
+    this.write({ cmd: "subscribe", messageId: id, subscriptions: [{ topic, qos: this.options.subscribeQos ?? 0 }] });
   }
 
   /** Orderly close: DISCONNECT (so the broker does not publish the will). No onClose. Safe twice. */
@@ -231,6 +239,7 @@ export class TcpMqttClient implements MqttClient {
     this.connectHold = undefined;
     for (const r of this.inflight.values()) r();
     this.inflight.clear();
+    this.pendingSubs.clear();
     this.port.forget(this);
   }
 }
@@ -268,6 +277,23 @@ export class TcpMqttPort implements MqttPort {
   /** @internal */
   forget(c: TcpMqttClient): void {
     this.live.delete(c);
+    this.subsChanged();
+  }
+
+  private subWaiters: (() => void)[] = [];
+
+  /** @internal */
+  subsChanged(): void {
+    if (this.subWaiters.length === 0 || [...this.live].some((c) => c.pendingSubs.size > 0)) return;
+    for (const w of this.subWaiters.splice(0)) w();
+  }
+
+  /** Resolves once every SUBSCRIBE sent so far by this port's clients is acknowledged (tests). */
+  subscribed(): Promise<void> {
+    return new Promise((resolve) => {
+      this.subWaiters.push(resolve);
+      this.subsChanged();
+    });
   }
 
   /** Power cut: every socket dies without DISCONNECT and without callbacks (the firmware is gone). */

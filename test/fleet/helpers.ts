@@ -67,7 +67,7 @@ export function subscribe(broker: Broker, id: string, filters: string[], clean =
   s.client = port.connect({ host: broker.host, port: broker.port, id, clean, subscribeQos: 1 }, {
     onReady() {
       for (const f of filters) s.client.subscribe(f);
-      setTimeout(ok, 30);
+      void port.subscribed().then(ok);
     },
     onMessage: (topic, p) => void s.messages.push({ topic, payload: Buffer.from(p).toString("utf8") }),
     onClose: (r) => ko(new Error(r)),

@@ -70,7 +70,7 @@ describe.each(kinds)("MQTT binding over real TCP (%s)", (kind) => {
     expect(ctl.messages).toContainEqual({ topic: "devices/dev1/online", payload: "1" });
 
     dev.client.subscribe("devices/dev1/cmd");
-    await new Promise((r) => setTimeout(r, 50));
+    await devPort.subscribed();
     ctl.client.publish("devices/dev1/cmd", JSON.stringify({ cmd: "check" }), { qos: 1 });
     await until(() => dev.messages.length === 1);
     expect(JSON.parse(dev.messages[0]!.payload)).toEqual({ cmd: "check" });
@@ -88,6 +88,7 @@ describe.each(kinds)("MQTT binding over real TCP (%s)", (kind) => {
     const ctl = connect(port, broker, { id: "ctl2", subscribeQos: 1 });
     await ctl.ready;
     ctl.client.subscribe("devices/+/online");
+    await port.subscribed();
     const dev = connect(port, broker, { id: "dev2", will: { topic: "devices/dev2/online", payload: "0", retain: true } });
     await dev.ready;
     dev.client.close();
@@ -112,7 +113,7 @@ describe.each(kinds)("MQTT binding over real TCP (%s)", (kind) => {
     let ctl = connect(port, broker, { id: "ctl3", clean: false, subscribeQos: 1 });
     await ctl.ready;
     ctl.client.subscribe("devices/+/events");
-    await new Promise((r) => setTimeout(r, 50));
+    await port.subscribed();
     ctl.client.drop(false);
     await broker.stop();
     await broker.start();
@@ -131,9 +132,11 @@ describe.each(kinds)("MQTT binding over real TCP (%s)", (kind) => {
   it.skipIf(kind === "mosquitto" && !hasMosquitto)("a handler that throws (a power cut inside the firmware) tears the link down without onClose", async () => {
     broker = await startBroker({ kind });
     const port = new TcpMqttPort();
-    const ctl = connect(new TcpMqttPort(), broker, { id: "ctl5", subscribeQos: 1 });
+    const ctlPort = new TcpMqttPort();
+    const ctl = connect(ctlPort, broker, { id: "ctl5", subscribeQos: 1 });
     await ctl.ready;
     ctl.client.subscribe("devices/dev5/online");
+    await ctlPort.subscribed();
     const closed: string[] = [];
     let ready!: () => void;
     const up = new Promise<void>((r) => (ready = r));
@@ -146,7 +149,7 @@ describe.each(kinds)("MQTT binding over real TCP (%s)", (kind) => {
     });
     await up;
     dev.subscribe("devices/dev5/cmd");
-    await new Promise((r) => setTimeout(r, 50));
+    await port.subscribed();
     ctl.client.publish("devices/dev5/cmd", "{}", { qos: 1 });
     await until(() => port.handlerErrors.length === 1);
     expect((port.handlerErrors[0] as Error).message).toBe("FLASH_POWER_CUT");

@@ -141,10 +141,11 @@ describe.each(kinds)("reporter on the device (%s)", (kind) => {
     const store = new MemStore();
     const outbox = new Outbox(store, { capacity: 16 });
     const agent = new FakeAgent();
-    const r = startReporter(devicePorts("cc03", clock, store, new TcpMqttPort({ clock })), config(broker), agent, outbox);
+    const port = new TcpMqttPort({ clock });
+    const r = startReporter(devicePorts("cc03", clock, store, port), config(broker), agent, outbox);
     reporters.push(r);
     await driveUntil(clock, () => r.connected, { maxRealMs: 5000 });
-    await new Promise((res) => setTimeout(res, 50));
+    await port.subscribed();
 
     const good = manifest();
     ctl.client.publish("releases/thermo/stable", good, { qos: 1, retain: true });
@@ -191,10 +192,11 @@ describe.each(kinds)("reporter on the device (%s)", (kind) => {
     const store = new MemStore();
     const agent = new FakeAgent();
     agent.busy = 2;
-    const r = startReporter(devicePorts("dd04", clock, store, new TcpMqttPort({ clock })), config(broker), agent, new Outbox(store, { capacity: 16 }));
+    const port = new TcpMqttPort({ clock });
+    const r = startReporter(devicePorts("dd04", clock, store, port), config(broker), agent, new Outbox(store, { capacity: 16 }));
     reporters.push(r);
     await driveUntil(clock, () => r.connected, { maxRealMs: 5000 });
-    await new Promise((res) => setTimeout(res, 50));
+    await port.subscribed();
     const env = manifest({ version: "1.2.0" });
     ctl.client.publish("releases/thermo/stable", env, { qos: 1 });
     await driveUntil(clock, () => agent.checks.length === 3, { maxRealMs: 5000 });
