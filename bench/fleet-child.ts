@@ -65,7 +65,11 @@ try {
       const k = l ? `${l.state} ${l.code ?? ""}`.trim() : "no event";
       out.notUpdated[k] = (out.notUpdated[k] ?? 0) + 1;
     }
-    for (const e of d.events) if ((e.state === "failed" || e.state === "rolled-back") && e.to === "1.1.0") out.failureCodes[`${e.state} ${e.code ?? ""}`] = (out.failureCodes[`${e.state} ${e.code ?? ""}`] ?? 0) + 1;
+    for (const e of d.events) {
+      if ((e.state !== "failed" && e.state !== "rolled-back") || e.to !== "1.1.0") continue;
+      const k = `${e.state} ${e.code ?? ""}${e.detail ? ` (${e.detail.slice(0, 80)})` : ""}`;
+      out.failureCodes[k] = (out.failureCodes[k] ?? 0) + 1;
+    }
   }
   const cpu = process.cpuUsage(cpu0);
   out.cpuSeconds = (cpu.user + cpu.system) / 1e6;

@@ -102,14 +102,14 @@ export function benchRows(r: BenchReport): Row[] {
   if (t) {
     const mb = (t.imageBytes / 1048576).toFixed(1);
     add(`raw limit: HTTPS GET + SHA-256, ${mb} MB`, `${f1(t.raw.medianMs)} ms (${f1(t.raw.mbPerS)} MB/s)`);
-    add("Node agent: image GET -> restart", `${f1(t.node.medianMs)} ms (${f1(t.node.mbPerS)} MB/s) = ${f2(t.node.ratio)} x limit`, ">= 0.80 x limit", st(t.node.ratio >= 0.8));
+    add("Node agent: image GET -> restart", `${f1(t.node.medianMs)} ms (${f1(t.node.mbPerS)} MB/s) = ${f2(t.node.ratio)} x limit (best of ${t.rounds}: ${f2(t.node.ratioBest)})`, ">= 0.80 x limit (medians)", st(t.node.ratio >= 0.8));
     const nm = phases(t.node.run.ports.marks);
-    add("  Node: TLS+headers / download / verify+install", `${f1(nm.headers)} / ${f1(nm.download)} / ${f1(nm.verify)} ms; ports ${f1(t.node.run.portMs)} ms (sha256 ${f1(t.node.run.ports.sha256.ms)}, ${(t.node.run.ports.sha256.bytes / t.imageBytes).toFixed(1)} passes)`);
+    add("  Node, last round: TLS+headers / download / verify+install", `${f1(nm.headers)} / ${f1(nm.download)} / ${f1(nm.verify)} ms; ports ${f1(t.node.run.portMs)} ms (sha256 ${f1(t.node.run.ports.sha256.ms)}, ${(t.node.run.ports.sha256.bytes / t.imageBytes).toFixed(1)} passes)`);
     if (t.xs) {
-      add("XS agent: image GET -> restart", `${f1(t.xs.medianMs)} ms (${f1(t.xs.mbPerS)} MB/s) = ${f2(t.xs.ratio)} x limit`, "report");
+      add("XS agent: image GET -> restart", `${f1(t.xs.medianMs)} ms (${f1(t.xs.mbPerS)} MB/s) = ${f2(t.xs.ratio)} x limit (best of ${t.rounds}: ${f2(t.xs.ratioBest)})`, "report");
       const xm = phases(t.xs.run.ports.marks);
       const b = t.xs.run.bridge;
-      add("  XS: TLS+headers / download / verify+install", `${f1(xm.headers)} / ${f1(xm.download)} / ${f1(xm.verify)} ms; Node-side ports ${f1(t.xs.run.portMs)} ms`);
+      add("  XS, last round: TLS+headers / download / verify+install", `${f1(xm.headers)} / ${f1(xm.download)} / ${f1(xm.verify)} ms; Node-side ports ${f1(t.xs.run.portMs)} ms`);
       if (b) add("  XS bridge (update boot)", `${n0(b.requests)} calls (${f1(b.requests / (t.imageBytes / 4096))}/chunk), ${f1(b.bytesIn / 1048576)} MB in, ${f1(b.bytesOut / 1048576)} MB out, ${n0(b.events)} events`);
       const split = xsSplit(t, r.xs);
       if (split) add("  XS time (estimate, overlapping)", `XS compute ~${f1(split.computeMs)} ms (meter ${n0(t.xs.run.meter?.compute ?? 0)}); bridge round trips ~${f1(split.bridgeMs)} ms (${f1(split.perCall)} us each); measured ${f1(t.xs.medianMs)} ms`);
@@ -139,7 +139,7 @@ export function benchRows(r: BenchReport): Row[] {
   const fl = r.fleet;
   if (fl) {
     for (const f of fl) {
-      add(`fleet ${n0(f.devices)} devices${f.completed ? "" : " (time bound)"}`, `${f1(f.devicesUpdatedPerSecond)} dev/s (${f.updated} updated${f.failed ? `, ${f.failed} failed: ${Object.entries(f.failureCodes).map(([k, v]) => `${k} x${v}`).join(", ")}` : ""}), CPU ${f1(f.cpuMsPerDevice)} ms/dev, peak RSS ${n0(f.peakRssMb)} MB (${f1(f.mbPer1000)} MB/1000${f.marginalMbPer1000 ? `, +${f1(f.marginalMbPer1000)} MB per 1000 added` : ""})`);
+      add(`fleet ${n0(f.devices)} devices${f.completed ? "" : " (time bound)"}`, `boot ${f1(f.bootSeconds)} s, ${f1(f.devicesUpdatedPerSecond)} dev/s (${f.updated} updated${f.failed ? `, ${f.failed} failed: ${Object.entries(f.failureCodes).map(([k, v]) => `${k} x${v}`).join(", ")}` : ""}), CPU ${f1(f.cpuMsPerDevice)} ms/dev, peak RSS ${n0(f.peakRssMb)} MB (${f1(f.mbPer1000)} MB/1000${f.marginalMbPer1000 ? `, +${f1(f.marginalMbPer1000)} MB per 1000 added` : ""})`);
     }
     const last = fl[fl.length - 1]!;
     if (fl.length > 1) add(`fleet cost per device, ${n0(last.devices)} vs ${n0(fl[0]!.devices)}`, `CPU x${f2(last.cpuRatio)}, memory x${f2(last.memRatio)}`, "linear (~x1)", st(last.cpuRatio <= 1.5 && last.memRatio <= 1.5 && last.completed));
