@@ -136,12 +136,21 @@ export async function runDemo(o: DemoOptions, ui: Ui): Promise<DemoResult> {
       }
       let paced = false;
       const pacing = fleet.holdUntil(() => fleet.reacted(waiting, "1.2.1", since), 3000).finally(() => (paced = true));
-      // Done when every device runs 1.2.1, or the rest sit idle without having taken the force.
-      await watchDownloads(ui, fleet, "1.2.1", () => count(fleet, "1.2.1") === o.devices ||
-        (attempt < 3 && paced && fleet.quiet() && waiting.every((d) => fleet.versions().get(d.id) === "1.2.1" || !d.sim.events.slice(since.get(d.id)).some((e) => e.to === "1.2.1"))));
+      // Done when every device runs 1.2.1, or (before the last attempt) the rest have sat idle
+      // for a while without it: a device busy when the command came dropped it.
+      let quietSince = Number.POSITIVE_INFINITY;
+      await watchDownloads(ui, fleet, "1.2.1", () => {
+        if (count(fleet, "1.2.1") === o.devices) return true;
+        if (attempt >= 4 || !paced || !fleet.quiet()) {
+          quietSince = Number.POSITIVE_INFINITY;
+          return false;
+        }
+        quietSince = Math.min(quietSince, performance.now());
+        return performance.now() - quietSince > 500;
+      });
       await pacing;
       await fleet.settle();
-      if (count(fleet, "1.2.1") === o.devices || attempt >= 3) break;
+      if (count(fleet, "1.2.1") === o.devices || attempt >= 4) break;
     }
     await fleet.until(() => fleet.log.release(r121.id)!.status !== "running", "release 1.2.1 to finish");
     await fleet.settle();
