@@ -113,6 +113,10 @@ export interface DriveOptions {
   quietMs?: number;
   /** Give up after this much real time (ms). Default 60 000. */
   maxRealMs?: number;
+  /** Real work the clock cannot see (an HTTP request awaiting its headers): never jump while true. */
+  busy?: () => boolean;
+  /** Real ms with no timer and no I/O before the drive is declared stalled. Default 2000. */
+  stallMs?: number;
 }
 
 const realTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -120,33 +124,47 @@ const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(reso
 
 /**
  * Run the event loop until `done()` is true, jumping virtual time whenever the simulation
- * is quiet. Throws if virtual or real time runs out first, naming which.
+ * is quiet. Never jumps while `busy()`, nor in a loop turn that came late: a starved process
+ * says nothing about held I/O's silence (its bytes may be waiting in the kernel), so a busy
+ * machine cannot fake a stalled server. Throws if virtual or real time runs out, naming which.
  */
 export async function driveUntil(clock: VirtualClock, done: () => boolean, options: DriveOptions = {}): Promise<void> {
   const maxVirtual = clock.now() + (options.maxVirtualMs ?? 24 * 3600_000);
   const quietMs = options.quietMs ?? 20;
+  const busy = options.busy ?? (() => false);
   const realDeadline = performance.now() + (options.maxRealMs ?? 60_000);
+  const stallMs = options.stallMs ?? 2000;
+  let stalledSince: number | undefined;
+  let lastTurn = performance.now();
   for (;;) {
     // Let promise jobs and already-arrived I/O run first.
     await realTurn();
     await realTurn();
     if (done()) return;
-    if (performance.now() > realDeadline) throw new Error(`driveUntil: real-time limit reached at virtual t=${clock.now()} ms`);
-    if (!clock.quiet(quietMs)) {
+    const now = performance.now();
+    const late = now - lastTurn > Math.max(10, quietMs / 2);
+    lastTurn = now;
+    if (now > realDeadline) throw new Error(`driveUntil: real-time limit reached at virtual t=${clock.now()} ms`);
+    if (late || busy() || !clock.quiet(quietMs)) {
+      if (late) clock.activity();
       await realSleep(1);
+      lastTurn = performance.now();
       continue;
     }
     const next = clock.nextAt();
     if (next === undefined) {
-      // Nothing scheduled and nothing held: either done() will never be true, or I/O we don't track is pending.
+      // Nothing scheduled and nothing held: I/O we don't track (a TLS handshake) may still be
+      // under way, or done() will never be true. Wait for something; call it a stall only after
+      // a long real silence.
+      stalledSince ??= performance.now();
+      if (performance.now() - stalledSince > stallMs) throw new Error(`driveUntil: stalled at virtual t=${clock.now()} ms (no timers, no I/O for ${stallMs} ms)`);
       await realSleep(2);
-      if (clock.nextAt() === undefined && clock.quiet(quietMs) && !done()) {
-        await realSleep(quietMs);
-        if (clock.nextAt() === undefined && !done()) throw new Error(`driveUntil: stalled at virtual t=${clock.now()} ms (no timers, no I/O)`);
-      }
+      lastTurn = performance.now();
       continue;
     }
+    stalledSince = undefined;
     if (next > maxVirtual) throw new Error(`driveUntil: virtual-time limit reached (next timer at ${next} ms)`);
     clock.step();
+    lastTurn = performance.now();
   }
 }

@@ -13,7 +13,7 @@
 import type { CryptoPort, FlashPort, HttpPort, MqttPort, Ports, ResetReason, StorePort } from "../modules/ports";
 import type { AuditEvent } from "../modules/events";
 import type { Engine, FirmwareBoot, RunningFirmware } from "./engine";
-import { VirtualClock, type DriveOptions } from "./clock";
+import { VirtualClock, driveUntil, type DriveOptions } from "./clock";
 import { SimSystem } from "./ports/system";
 import { EVENT_PREFIX, PROGRESS_PREFIX } from "./firmware";
 import { PANIC_PREFIX } from "./engine-node";
@@ -323,43 +323,7 @@ export async function driveRealtime(clock: VirtualClock, done: () => boolean, op
   }
 }
 
-const realTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
-const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/**
- * host-sim/clock.ts's driveUntil, made robust on a busy machine: virtual time never jumps while
- * an HTTP request awaits its headers (`busy`), nor in a loop turn that came late (this process
- * was starved, so the silence of held I/O says nothing: its bytes may be waiting in the kernel).
- * Throws when virtual or real time runs out.
- */
-export async function driveDevice(clock: VirtualClock, done: () => boolean, options: DriveOptions, busy: () => boolean): Promise<void> {
-  const maxVirtual = clock.now() + (options.maxVirtualMs ?? 24 * 3600_000);
-  const quietMs = options.quietMs ?? 20;
-  const realDeadline = performance.now() + (options.maxRealMs ?? 60_000);
-  let lastTurn = performance.now();
-  for (;;) {
-    await realTurn();
-    await realTurn();
-    if (done()) return;
-    const now = performance.now();
-    const late = now - lastTurn > Math.max(10, quietMs / 2);
-    lastTurn = now;
-    if (now > realDeadline) throw new Error(`driveDevice: real-time limit reached at virtual t=${clock.now()} ms`);
-    if (late || busy() || !clock.quiet(quietMs)) {
-      if (late) clock.activity();
-      await realSleep(1);
-      lastTurn = performance.now();
-      continue;
-    }
-    const next = clock.nextAt();
-    if (next === undefined) {
-      await realSleep(quietMs);
-      lastTurn = performance.now();
-      if (clock.nextAt() === undefined && clock.quiet(quietMs) && !busy() && !done()) throw new Error(`driveDevice: stalled at virtual t=${clock.now()} ms (no timers, no I/O)`);
-      continue;
-    }
-    if (next > maxVirtual) throw new Error(`driveDevice: virtual-time limit reached (next timer at ${next} ms)`);
-    clock.step();
-    lastTurn = performance.now();
-  }
+/** driveUntil with the device's own notion of busy (a request awaiting its headers). */
+export function driveDevice(clock: VirtualClock, done: () => boolean, options: DriveOptions, busy: () => boolean): Promise<void> {
+  return driveUntil(clock, done, { ...options, busy });
 }
