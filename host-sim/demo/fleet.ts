@@ -248,6 +248,12 @@ export class DemoFleet {
     return new Map(this.log.devices().map((d) => [d.id, d.version]));
   }
 
+  /** Stop driving virtual time: the devices freeze where they are (sockets open), the CPU rests. */
+  async pause(): Promise<void> {
+    this.stopped = true;
+    await Promise.allSettled(this.runs);
+  }
+
   /** Stop every device and tear everything down. Safe twice. */
   async close(): Promise<void> {
     if (this.closed) return;

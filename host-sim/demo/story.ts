@@ -160,7 +160,10 @@ export async function runDemo(o: DemoOptions, ui: Ui): Promise<DemoResult> {
     ui.step(7, "Audit log: which version each device runs");
     const result = summarize(fleet, b, o, rolledBack, keptBad, forced, t0);
     printAudit(ui, result);
-    if (view) result.viewUrl = view.url;
+    if (view) {
+      result.viewUrl = view.url;
+      await fleet.pause();
+    }
     return result;
   } finally {
     if (!view) {
