@@ -148,6 +148,11 @@ export class FleetSim {
     return sim;
   }
 
+  /** Real-time budget of a whole run (default 10 min, plus 0.3 s per device beyond 2,000). */
+  get maxRealMs(): number {
+    return this.o.maxRealMs ?? 600_000 + Math.max(0, this.devices.length - 2000) * 300;
+  }
+
   get imageBytes(): number {
     return this.o.imageBytes ?? 32 * 1024;
   }
@@ -233,7 +238,7 @@ export class FleetSim {
 
   /** Power every device on and wait until each has reported its version. */
   async boot(): Promise<void> {
-    const maxRealMs = this.o.maxRealMs ?? 600_000;
+    const maxRealMs = this.maxRealMs;
     // Many devices load the event loop: held I/O may be silent for a while in real time without
     // being stalled, so time jumps only after `quietMs` of real silence (driveUntil's default is 20).
     const drive = { maxVirtualMs: 60 * 86400_000, maxRealMs, quietMs: this.o.quietMs ?? 250 };
@@ -261,7 +266,7 @@ export class FleetSim {
 
   /** Wait (real time, while the devices drive the virtual clock) for `cond`. */
   async until(cond: () => boolean, what: string): Promise<void> {
-    const deadline = performance.now() + (this.o.maxRealMs ?? 600_000);
+    const deadline = performance.now() + this.maxRealMs;
     while (!cond()) {
       if (this.crashed) throw this.crashed;
       if (performance.now() > deadline) throw new Error(`fleet sim: timed out waiting for ${what}`);
