@@ -11,6 +11,9 @@ import { keyConfigOf } from "../../host-sim/release/keys";
 import { createManifest } from "../../host-sim/release/manifest-tool";
 import { toBase64 } from "../../modules/bytes";
 import { MemStore, devicePorts, subscribe, realWait } from "./helpers";
+import { startUpdateHost } from "../../host-sim/update-host";
+import { makeCa, makeServerCert } from "../../host-sim/release/pki";
+import { NodeHttp } from "../../host-sim/ports/http";
 
 const hasMosquitto = findMosquitto() !== undefined;
 const kinds: BrokerKind[] = ["aedes", "mosquitto"];
@@ -202,5 +205,36 @@ describe.each(kinds)("reporter on the device (%s)", (kind) => {
     await driveUntil(clock, () => agent.checks.length === 3, { maxRealMs: 5000 });
     for (const c of agent.checks) expect(Buffer.from(c.manifest!).equals(Buffer.from(env))).toBe(true);
     ctl.client.close();
+  });
+
+  it.skipIf(skip)("fetches an announcement given as {url} over pinned HTTPS, verifies it, and reports a forged one", async () => {
+    broker = await startBroker({ kind });
+    const ca = await makeCa();
+    const cert = await makeServerCert(ca, { hosts: ["127.0.0.1"] });
+    const clock = new VirtualClock();
+    const good = manifest({ version: "1.3.0" });
+    const host = await startUpdateHost({ cert: cert.certPem, key: cert.keyPem, clock, routes: { "/good.json": good, "/forged.json": manifest({ version: "1.3.1" }, rogue) } });
+    try {
+      const ctl = subscribe(broker, "ctl6", ["devices/ee05/events"]);
+      await ctl.ready;
+      const store = new MemStore();
+      const agent = new FakeAgent();
+      const port = new TcpMqttPort({ clock });
+      const ports = { ...devicePorts("ee05", clock, store, port), http: new NodeHttp({ ca: ca.caCertPem, clock }) };
+      const r = startReporter(ports, config(broker), agent, new Outbox(store, { capacity: 16 }));
+      reporters.push(r);
+      await driveUntil(clock, () => r.connected, { maxRealMs: 5000 });
+      await port.subscribed();
+      ctl.client.publish("releases/thermo/stable", JSON.stringify({ url: `${host.url}/good.json` }), { qos: 1 });
+      await driveUntil(clock, () => agent.checks.length === 1, { maxRealMs: 5000 });
+      expect(Buffer.from(agent.checks[0]!.manifest!).equals(Buffer.from(good))).toBe(true);
+      ctl.client.publish("releases/thermo/stable", JSON.stringify({ url: `${host.url}/forged.json` }), { qos: 1 });
+      await driveUntil(clock, () => ctl.messages.length === 1, { maxRealMs: 5000 });
+      expect(JSON.parse(ctl.messages[0]!.payload)).toMatchObject({ state: "refused", code: "ANNOUNCE_INVALID", detail: expect.stringContaining("SIG_UNKNOWN_KEY") });
+      expect(agent.checks.length).toBe(1);
+      ctl.client.close();
+    } finally {
+      await host.close();
+    }
   });
 });
