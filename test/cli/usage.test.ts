@@ -21,7 +21,7 @@ import { AuditLog } from "../../host-sim/fleet/audit-log";
 
 const ROOT = join(import.meta.dirname, "../..");
 const BIN = join(ROOT, "bin/xsota.js");
-const COMMANDS = ["demo", "fleet", "device"];
+const COMMANDS = ["demo", "fleet"];
 const STACK = /\n\s+at .+[:(]\d+:\d+|\.ts:\d+:\d+/;
 
 interface Run { status: number | null; stdout: string; stderr: string }
@@ -57,20 +57,15 @@ const CASES: Case[] = [
   { name: "image info: missing file", args: () => ["image", "info", f("nope.bin")], status: 3, stderr: /FILE_NOT_FOUND/ },
   { name: "image info: garbage", args: () => ["image", "info", f("junk.bin")], status: 1, stderr: /IMAGE_TRUNCATED/ },
   { name: "image build: output dir missing", args: () => ["image", "build", "--version", "1.0.0", "-o", f("no/such/dir/x.bin")], status: 3, stderr: /FILE_NOT_FOUND/ },
-  { name: "image build: bad size", args: () => ["image", "build", "--version", "1.0.0", "--size", "10G", "-o", f("x.bin")], status: 2, stderr: /USAGE: .*not a size/ },
   { name: "flash show: missing file", args: () => ["flash", "show", f("nope.flash")], status: 3, stderr: /FILE_NOT_FOUND/ },
   { name: "flash show: not a flash image", args: () => ["flash", "show", f("junk.bin")], status: 1, stderr: /PTABLE_BINARY/ },
   { name: "keygen: bad type", args: () => ["keygen", "--type", "dsa", "-o", f("k3.pem")], status: 2, stderr: /USAGE/ },
   { name: "sign: missing key", args: () => ["sign", "--key", f("nope.pem"), f("fw.bin"), "-o", f("x.bin")], status: 3, stderr: /FILE_NOT_FOUND/ },
-  { name: "sign: missing output", args: () => ["sign", "--key", f("key.pem"), f("fw.bin")], status: 2, stderr: /USAGE/ },
   { name: "verify: garbage key", args: () => ["verify", "--pub", f("junk.bin"), f("fw.bin")], status: 1, stderr: /KEY_FORMAT/ },
-  { name: "verify: unsigned file", args: () => ["verify", "--pub", f("key.pub"), f("junk.bin")], status: 1, stderr: /SIG_MISSING/ },
   { name: "manifest: missing key", args: () => ["manifest", "--image", f("fw.bin"), "--url", "https://127.0.0.1/x.bin", "--key", f("nope.pem"), "-o", f("m.json")], status: 3, stderr: /FILE_NOT_FOUND/ },
   { name: "manifest: public key given as the signing key", args: () => ["manifest", "--image", f("fw.bin"), "--url", "https://127.0.0.1/x.bin", "--key", f("key.pub"), "-o", f("m.json")], status: 1, stderr: /KEY_FORMAT/ },
   { name: "publish: missing manifest", args: () => ["publish", "--dir", f("www"), f("nope.json"), f("fw.bin")], status: 3, stderr: /FILE_NOT_FOUND/ },
-  { name: "publish: garbage manifest", args: () => ["publish", "--dir", f("www"), f("junk.bin"), f("fw.bin")], status: 1, stderr: /MANIFEST_SYNTAX/ },
   { name: "serve: missing dir", args: () => ["serve", "--dir", f("nope-dir")], status: 3, stderr: /FILE_NOT_FOUND/ },
-  { name: "serve: port out of range", args: () => ["serve", "--dir", dir, "--port", "99999"], status: 2, stderr: /USAGE/ },
   { name: "serve: busy port", args: () => ["serve", "--dir", f("www"), "--port", String(busyPort), "--self-signed-ca", f("serve-ca")], status: 3, stderr: /PORT_BUSY[\s\S]*hint:.*--port/ },
   { name: "device: missing flash", args: () => ["device", "--flash", f("nope.flash"), "--manifest", "https://127.0.0.1:1/m.json", "--ca", f("ca/ca.pem"), "--trust", f("key.pub")], status: 3, stderr: /FILE_NOT_FOUND/ },
   { name: "device: http: manifest URL", args: () => ["device", "--flash", f("a.flash"), "--manifest", "http://127.0.0.1:1/m.json", "--ca", f("ca/ca.pem"), "--trust", f("key.pub")], status: 1, stderr: /HTTP_INSECURE_URL/ },
@@ -82,8 +77,6 @@ const CASES: Case[] = [
   { name: "fleet run: broker is not a URL", args: () => ["fleet", "run", "--manifest", f("release.json"), "--key", f("key.pem"), "--broker", "notaurl", "--db", f("f2.db")], status: 2, stderr: /USAGE: not a URL: 'notaurl'/ },
   { name: "demo: too few devices", args: () => ["demo", "--devices", "3"], status: 2, stderr: /USAGE: .*--devices/ },
   { name: "demo: unknown engine", args: () => ["demo", "--engine", "v8"], status: 2, stderr: /USAGE: .*--engine/ },
-  { name: "demo: stray argument", args: () => ["demo", "now"], status: 2, stderr: /USAGE/ },
-  { name: "demo: --port without --serve", args: () => ["demo", "--port", "9000"], status: 2, stderr: /USAGE/ },
   { name: "demo: busy fleet-view port", args: () => ["demo", "--serve", "--port", String(busyPort), "--out", f("demo")], status: 3, stderr: /PORT_BUSY/ },
   { name: "demo: unreachable update host", args: () => ["demo", "--engine", "node", "--quick", "--update-url", "https://127.0.0.1:1", "--www", f("www"), "--ca", f("ca/ca.pem"), "--out", f("demo-h")], status: 3, stderr: /HTTP_CONNECT/ },
   { name: "demo: unreachable broker", args: () => ["demo", "--engine", "node", "--quick", "--broker", "mqtt://127.0.0.1:1", "--out", f("demo-b")], status: 3, stderr: /MQTT_CONNECT/ },
