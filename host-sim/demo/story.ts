@@ -64,6 +64,12 @@ export function deviceSpecs(n: number): DeviceSpec[] {
 
 const ROLLOUT = (v: string) => `${PRODUCT}-${v}`;
 
+/**
+ * Tell the story and return what happened (checkStory in cli/demo.ts judges it). Throws
+ * PORT_BUSY (the view's port), HTTP_CONNECT / HTTP_TLS / HTTP_INSECURE_URL / USAGE (your update
+ * host), MQTT_CONNECT (a broker), what SIM's builder and SIGN's tools throw, and Error when a step
+ * does not finish within `maxRealMs`.
+ */
 export async function runDemo(o: DemoOptions, ui: Ui): Promise<DemoResult> {
   const t0 = performance.now();
   rmSync(o.out, { recursive: true, force: true });
