@@ -72,6 +72,8 @@ Examples:
     const imagePath = requireFile(values.image, "--image");
     const output = requireOption(values.output, "output");
     let url = requireOption(values.url, "url");
+    // The device refuses anything but https: (and a relative URL resolved against the manifest's).
+    if (/^[a-z][a-z0-9+.-]*:/i.test(url) && !/^https:\/\//i.test(url)) throw new OtaError("HTTP_INSECURE_URL", `--url ${url}: devices download only over https:`);
     const keyFiles = values.key ?? [];
     if (!keyFiles.length) throw new OtaError("USAGE", "missing --key");
     const ids = values["key-id"] ?? [];

@@ -63,6 +63,7 @@ const CASES: Case[] = [
   { name: "sign: missing key", args: () => ["sign", "--key", f("nope.pem"), f("fw.bin"), "-o", f("x.bin")], status: 3, stderr: /FILE_NOT_FOUND/ },
   { name: "verify: garbage key", args: () => ["verify", "--pub", f("junk.bin"), f("fw.bin")], status: 1, stderr: /KEY_FORMAT/ },
   { name: "manifest: missing key", args: () => ["manifest", "--image", f("fw.bin"), "--url", "https://127.0.0.1/x.bin", "--key", f("nope.pem"), "-o", f("m.json")], status: 3, stderr: /FILE_NOT_FOUND/ },
+  { name: "manifest: http: image URL the device would refuse", args: () => ["manifest", "--image", f("fw.bin"), "--url", "http://127.0.0.1/x.bin", "--key", f("key.pem"), "-o", f("m.json")], status: 1, stderr: /HTTP_INSECURE_URL/ },
   { name: "manifest: public key given as the signing key", args: () => ["manifest", "--image", f("fw.bin"), "--url", "https://127.0.0.1/x.bin", "--key", f("key.pub"), "-o", f("m.json")], status: 1, stderr: /KEY_FORMAT/ },
   { name: "publish: missing manifest", args: () => ["publish", "--dir", f("www"), f("nope.json"), f("fw.bin")], status: 3, stderr: /FILE_NOT_FOUND/ },
   { name: "serve: missing dir", args: () => ["serve", "--dir", f("nope-dir")], status: 3, stderr: /FILE_NOT_FOUND/ },
