@@ -85,7 +85,7 @@ describe.skipIf(!hasChromium)("fleet view in headless Chromium (install: apt-get
 
     const png = join(dir, "fleet-view.png");
     const shot = await page.screenshot({ path: png, fullPage: true });
-    writeFileSync(join(tmpdir(), "xsota-fleet-view.png"), shot);
+    if (process.env.XSOTA_KEEP_SCREENSHOT) writeFileSync(process.env.XSOTA_KEEP_SCREENSHOT, shot);
     // Not blank: many distinct colours in the picture.
     const distinct = await page.evaluate(async (b64) => {
       const img = new Image();
