@@ -260,7 +260,18 @@ export class FleetSim {
     }, drive);
     this.runs.push(driver.catch((e) => void (this.crashed ??= e)));
     const v = this.o.factoryVersion ?? "1.0.0";
-    await this.until(() => this.log.devices().filter((d) => d.version === v && d.online).length === this.devices.length, "every device to report its version");
+    // Power-on is real work (engines starting, TLS, MQTT connects) that no timer needs: keep
+    // virtual time still until every device has reported, or 60 s of real time have passed.
+    const release = this.clock.hold();
+    const beat = setInterval(() => this.clock.activity(), 5);
+    const cap = setTimeout(() => (clearInterval(beat), release()), 60_000);
+    try {
+      await this.until(() => this.log.devices().filter((d) => d.version === v && d.online).length === this.devices.length, "every device to report its version");
+    } finally {
+      clearInterval(beat);
+      clearTimeout(cap);
+      release();
+    }
     this.controller.sampleNow();
   }
 
