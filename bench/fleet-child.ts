@@ -1,6 +1,6 @@
 /*
  * One fleet-scale run in its own process (so peak memory belongs to this size alone), started
- * by bench/fleet.ts: `node --import tsx bench/fleet-child.ts <devices> <seed> <maxRealMs> [plan]`
+ * by bench/fleet.ts: `node --import tsx bench/fleet-child.ts <devices> <seed> <maxRealMs> [plan] [aedes|mosquitto]`
  * (plan default "100:30m": the whole fleet at once, the stage held 30 virtual minutes).
  * Prints one line `@result <json>` (FleetScaleRun). On the time bound it reports what it got.
  */
@@ -32,11 +32,12 @@ export interface FleetScaleRun {
 
 const [devices, seed, maxRealMs] = process.argv.slice(2).map(Number) as [number, number, number];
 const plan = process.argv[5] ?? "100:30m";
+const brokerKind = process.argv[6] === "mosquitto" ? "mosquitto" : "aedes";
 const mb = (b: number) => Math.round((b / 1048576) * 10) / 10;
 const baseline = process.memoryUsage().rss;
 const out: FleetScaleRun = { devices, bootSeconds: 0, rolloutSeconds: 0, updated: 0, failed: 0, rolledBack: 0, failureCodes: {}, notUpdated: {}, completed: false, devicesUpdatedPerSecond: 0, baselineRssMb: mb(baseline), peakRssMb: 0, cpuSeconds: 0, eventsLost: null };
 const cpu0 = process.cpuUsage();
-const sim = await FleetSim.create({ devices, seed, badHardwareShare: 0, flakyShare: 0, powerCutShare: 0, maxRealMs });
+const sim = await FleetSim.create({ devices, seed, brokerKind, badHardwareShare: 0, flakyShare: 0, powerCutShare: 0, maxRealMs });
 try {
   const t0 = performance.now();
   await sim.boot();
