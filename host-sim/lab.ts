@@ -16,17 +16,9 @@ import { VirtualClock } from "./clock";
 import { NodeHttp } from "./ports/http";
 import { SimDevice, type SimDeviceOptions } from "./device";
 import { SimChip, type Geometry } from "./chip";
-import { buildImage } from "./image-builder";
-import type { Behavior } from "./device";
+import { buildImage, type Behavior, type ImageSpec } from "./image-builder";
 
-export interface ImageSpec {
-  version: string;
-  secureVersion?: number;
-  project?: string;
-  size?: number;
-  behavior?: Behavior;
-  chipId?: number;
-}
+export type { ImageSpec } from "./image-builder";
 
 export const PROJECT = "xsota-demo";
 export const FACTORY: ImageSpec = { version: "1.0.0", secureVersion: 1 };

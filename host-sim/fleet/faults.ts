@@ -3,17 +3,11 @@
  * dropped), a PRNG so one seed gives one fleet, and a memoizing CryptoPort.
  */
 import type { CryptoPort, HttpHandler, HttpPort, HttpRequest, HttpRequestOptions } from "../../modules/ports";
+import { seededRandom } from "../../modules/backoff";
 
-/** mulberry32 */
+/** The agent's own seeded PRNG (mulberry32), with seed 0 mapped to 1. */
 export function prng(seed: number): () => number {
-  let a = seed >>> 0 || 1;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return seededRandom(seed >>> 0 || 1);
 }
 
 /**
