@@ -154,6 +154,12 @@ export class AuditLog {
     return (r as { n: number }).n;
   }
 
+  /** Seqs missing between each device's first and last logged event, summed over devices. */
+  seqGaps(): number {
+    const r = this.db.prepare("SELECT COALESCE(SUM(g), 0) AS n FROM (SELECT MAX(seq) - MIN(seq) + 1 - COUNT(*) AS g FROM events GROUP BY device)").get();
+    return (r as { n: number }).n;
+  }
+
   /** group -> version -> devices. A device counts in each of its groups; none: "(none)". */
   versionsByGroup(): Record<string, Record<string, number>> {
     const out: Record<string, Record<string, number>> = {};

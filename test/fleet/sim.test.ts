@@ -1,15 +1,15 @@
 /*
  * The fleet simulator end to end: SimDevices (Node engine) on one virtual clock with the
  * controller, a real broker and the real HTTPS update host, seeded faults.
- * N is FLEET_SIM_DEVICES (default 100, to keep this area under its time budget on a shared
- * 2-core machine; the 1,000-device run takes 35-100 s there and lives in the bench:
- * `xsota fleet sim --devices 1000`, or FLEET_SIM_DEVICES=1000 npx vitest run test/fleet/sim.test.ts).
+ * N is FLEET_SIM_DEVICES (default 1,000, the issue's figure: about 30 s on a quiet 2-core
+ * machine; FLEET_SIM_DEVICES=100 for a quick run). Scale figures (100 / 1,000 / 5,000) are
+ * the bench's: `npm run bench -- --only fleet`.
  */
 import { describe, it, expect } from "vitest";
 import { runFleetSim } from "../../host-sim/fleet/sim";
 import { findMosquitto } from "../../host-sim/mqtt/broker";
 
-const N = Number(process.env.FLEET_SIM_DEVICES ?? 100);
+const N = Number(process.env.FLEET_SIM_DEVICES ?? 1000);
 const hasMosquitto = findMosquitto() !== undefined;
 
 describe("fleet simulator", () => {
@@ -19,7 +19,10 @@ describe("fleet simulator", () => {
     expect(r.release.status).toBe("done");
     expect(r.release.flagged).toBe(false);
     expect(r.events.lost).toBe(0);
-    expect(r.events.logged).toBe(r.events.emitted);
+    expect(r.events.gaps).toBe(0);
+    // An event stored in the outbox just before a power cut reaches the log after the reboot
+    // without the simulator having seen it: logged may exceed emitted, never fall short.
+    expect(r.events.logged).toBeGreaterThanOrEqual(r.events.emitted);
     // Every device on the good revision ends on the new version; the bad revision rolled back.
     expect(r.rolledBack).toBeGreaterThan(0);
     expect(r.updated + r.rolledBack).toBeGreaterThanOrEqual(N - r.failed);
