@@ -13,7 +13,8 @@ export interface FirmwareBoot {
   /** The app configuration (modules/config.ts AppConfig), as JSON-compatible data. */
   config: unknown;
   /** What the simulated firmware image does when booted (embedded in the image by xsota image build). */
-  behavior: "healthy" | "fail-diagnostics" | "crash-on-boot" | "hang";
+  /** `fail-diagnostics@<hardware revision>`: the self-test fails only on boards of that revision. */
+  behavior: "healthy" | "fail-diagnostics" | "crash-on-boot" | "hang" | `fail-diagnostics@${string}`;
 }
 
 export interface RunningFirmware {

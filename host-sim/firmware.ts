@@ -29,9 +29,8 @@ export interface FirmwareHandle {
 export function bootFirmware(ports: Ports, boot: FirmwareBoot): FirmwareHandle {
   if (boot.behavior === "crash-on-boot" || boot.behavior === "hang") return { close() {} };
   const checks: DiagnosticCheck[] = [];
-  if (boot.behavior === "fail-diagnostics") {
-    checks.push({ name: "app-selftest", run: () => false });
-  }
+  const failsHere = boot.behavior === "fail-diagnostics" || boot.behavior === `fail-diagnostics@${ports.system.hardwareRevision()}`;
+  if (failsHere) checks.push({ name: "app-selftest", run: () => false });
   let lastPct = -1;
   const app = start(ports, boot.config, {
     checks,

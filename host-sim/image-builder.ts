@@ -17,6 +17,13 @@ import { APP_DESC_MAGIC, APP_DESC_OFFSET, APP_DESC_SIZE, CHECKSUM_SEED, IMAGE_MA
 
 export type Behavior = FirmwareBoot["behavior"];
 export const BEHAVIORS: readonly Behavior[] = ["healthy", "fail-diagnostics", "crash-on-boot", "hang"];
+/** A regression that shows on one board revision only: its self-test fails there, passes elsewhere. */
+const REVISION_SPECIFIC = /^fail-diagnostics@[A-Za-z0-9._-]{1,30}$/;
+
+/** One of BEHAVIORS, or `fail-diagnostics@<revision>` (revision up to 30 of [A-Za-z0-9._-]). */
+export function isBehavior(name: string): name is Behavior {
+  return (BEHAVIORS as readonly string[]).includes(name) || REVISION_SPECIFIC.test(name);
+}
 export const BEHAVIOR_OFFSET = APP_DESC_OFFSET + APP_DESC_SIZE;
 export const BEHAVIOR_SIZE = 64;
 const MARKER = "XSOTA-BEHAVIOR:";
@@ -62,7 +69,7 @@ function fill(out: Uint8Array, seed: Uint8Array): void {
 /** Build a valid image. Throws RangeError for a bad spec (size below MIN_IMAGE_SIZE, strings too long, unknown behaviour). */
 export function buildImage(spec: ImageSpec): Uint8Array {
   const behavior = spec.behavior ?? "healthy";
-  if (!BEHAVIORS.includes(behavior)) throw new RangeError(`unknown behavior '${behavior}'`);
+  if (!isBehavior(behavior)) throw new RangeError(`unknown behavior '${behavior}'`);
   const secureVersion = spec.secureVersion ?? 0;
   if (!Number.isInteger(secureVersion) || secureVersion < 0 || secureVersion > 0xffffffff) throw new RangeError("secureVersion must be a u32");
   const chipId = spec.chipId ?? 0;
@@ -147,6 +154,6 @@ export function readBehavior(source: Uint8Array | ((offset: number, target: Uint
   while (end < m.length && m[end] !== 0) end++;
   const text = String.fromCharCode(...m.subarray(0, end));
   if (!text.startsWith(MARKER)) return "healthy";
-  const name = text.slice(MARKER.length) as Behavior;
-  return BEHAVIORS.includes(name) ? name : "healthy";
+  const name = text.slice(MARKER.length);
+  return isBehavior(name) ? name : "healthy";
 }

@@ -41,7 +41,7 @@ export interface Scenario {
   insecureManifestUrl?: boolean;
   /** The device trusts another CA than the host's. */
   wrongCa?: boolean;
-  device?: Partial<Pick<SimDeviceOptions, "resetOn" | "watchdogMs" | "crashAfterMs" | "freeHeap">>;
+  device?: Partial<Pick<SimDeviceOptions, "resetOn" | "watchdogMs" | "crashAfterMs" | "freeHeap" | "hardware">>;
   expect: Expect;
 }
 
@@ -82,6 +82,8 @@ export const scenarios: Scenario[] = [
   { name: "signed-image", summary: "image signature required and present (espsecure v1)", releases: [{ image: V11, imageSignature: "trusted" }], config: { requireImageSignature: true }, expect: { version: "1.1.0", final: "committed" } },
   // Rollbacks
   { name: "rollback-fail-diagnostics", summary: "the new image's self-test fails: INVALID, restart, old image reports", releases: [{ image: { ...V11, behavior: "fail-diagnostics" } }], expect: { version: "1.0.0", final: "rolled-back", code: "CONFIRM_DIAGNOSTICS", app0Untouched: true } },
+  { name: "board-regression-hit", summary: "an image whose self-test fails on esp32-rev1 only, on an esp32-rev1 board: rolled back", releases: [{ image: { ...V11, behavior: "fail-diagnostics@esp32-rev1" } }], device: { hardware: "esp32-rev1" }, expect: { version: "1.0.0", final: "rolled-back", code: "CONFIRM_DIAGNOSTICS", app0Untouched: true } },
+  { name: "board-regression-miss", summary: "the same image on an esp32-rev3 board: it passes its self-test and commits", releases: [{ image: { ...V11, behavior: "fail-diagnostics@esp32-rev1" } }], device: { hardware: "esp32-rev3" }, expect: { version: "1.1.0", final: "committed" } },
   { name: "rollback-crash", summary: "the new image panics at boot: the bootloader rolls back", releases: [{ image: { ...V11, behavior: "crash-on-boot" } }], expect: { version: "1.0.0", final: "rolled-back", code: "ROLLBACK_BOOT", app0Untouched: true } },
   { name: "rollback-hang", summary: "the new image hangs: the task watchdog resets, the bootloader rolls back", releases: [{ image: { ...V11, behavior: "hang" } }], expect: { version: "1.0.0", final: "rolled-back", code: "ROLLBACK_BOOT", app0Untouched: true } },
   { name: "reboot-loop", summary: "the chip resets during every self-test: ends on the old image, the release is not retried", releases: [{ image: V11 }], device: { resetOn: { state: "confirming", times: 10 } }, expect: { version: "1.0.0", final: "rolled-back", code: "ROLLBACK_BOOT", app0Untouched: true } },

@@ -3,7 +3,7 @@ import { OtaError, codeOf, type ErrorCode } from "../../modules/errors";
 import { toHex } from "../../modules/bytes";
 import { validateImage, parseImageHeader, ChipId, type ImageInfo, type AppDesc, type ImageHeader } from "../../modules/image";
 import { nodeCrypto, sha256 } from "../crypto";
-import { buildImage, readBehavior, BEHAVIORS, type Behavior } from "../image-builder";
+import { buildImage, readBehavior, isBehavior, BEHAVIORS, type Behavior } from "../image-builder";
 import { parse, parseSize, printJson, requireFile, requireOption, EXIT, type Command } from "./common";
 
 const CHIPS: Record<string, number> = { esp32: ChipId.ESP32, esp32s2: ChipId.ESP32S2, esp32c3: ChipId.ESP32C3, esp32s3: ChipId.ESP32S3, esp32c2: ChipId.ESP32C2, esp32c6: ChipId.ESP32C6, esp32h2: ChipId.ESP32H2 };
@@ -94,7 +94,8 @@ Build options:
   --secure-version N   anti-rollback secure_version (default 0)
   --project NAME       project_name (default xsota)
   --size SIZE          total size, e.g. 1.2M, 600K, 65536 (rounded up to 16; default 64K)
-  --behavior B         ${BEHAVIORS.join("|")} (default healthy)
+  --behavior B         ${BEHAVIORS.join("|")} (default healthy), or
+                       fail-diagnostics@REV: the self-test fails only on hardware revision REV
   --chip C             esp32 (default), esp32s2, esp32c3, esp32s3, esp32c2, esp32c6, esp32h2 or a number
   --no-hash            leave out the appended SHA-256 (hash_appended = 0)
   --json               print what was written as JSON
@@ -140,8 +141,8 @@ async function build(argv: string[]): Promise<number> {
   void positionals;
   const version = requireOption(values.version, "version");
   const out = requireOption(values.output, "output");
-  const behavior = (values.behavior ?? "healthy") as Behavior;
-  if (!BEHAVIORS.includes(behavior)) throw new OtaError("USAGE", `--behavior must be one of ${BEHAVIORS.join(", ")}`);
+  const behavior = values.behavior ?? "healthy";
+  if (!isBehavior(behavior)) throw new OtaError("USAGE", `--behavior must be one of ${BEHAVIORS.join(", ")}, or fail-diagnostics@REV`);
   let chipId = 0;
   if (values.chip !== undefined) {
     const c = CHIPS[values.chip.toLowerCase()];

@@ -1,29 +1,12 @@
 /*
- * The bench's hardware model: a defect carried by one release that shows only on one board
- * revision. The image is built with behavior "fail-diagnostics" (SIM's image builder embeds
- * it, the bootloader hands it on); this engine wrapper lets it act on the boards of
- * `revision` and boots it as "healthy" on every other revision, as a driver that only
- * trips over rev1's wiring would. One release, one image, one SHA-256: whether it passes its
- * self-test depends on the board it lands on.
- *
- * (The firmware itself cannot express this yet: FirmwareBoot.behavior is a closed union in
- * host-sim/engine.ts. A behavior such as "fail-diagnostics@esp32-rev1", resolved in
- * host-sim/firmware.ts against ports.system.hardwareRevision(), would move it into the image.)
+ * The demo's one concession to running many XS devices on one virtual clock (see
+ * holdAcrossZeroDelay). The board-specific regression of 1.2.0 is not here: it is in the image
+ * itself (behavior "fail-diagnostics@esp32-rev1", resolved by host-sim/firmware.ts against the
+ * board's hardware revision), so one release, one image, one SHA-256 fails only on rev1 boards.
  */
 import type { Engine, RunningFirmware } from "../engine";
 import type { Ports } from "../../modules/ports";
 import type { VirtualClock } from "../clock";
-
-export function hardwareSpecific(inner: Engine, fault: { behavior: "fail-diagnostics"; revision: string }): Engine {
-  return {
-    name: inner.name,
-    boot: (ports, boot) => {
-      const shows = boot.behavior !== fault.behavior || ports.system.hardwareRevision() === fault.revision;
-      return inner.boot(ports, shows ? boot : { ...boot, behavior: "healthy" });
-    },
-    close: () => inner.close(),
-  };
-}
 
 /**
  * Many SimDevices drive one VirtualClock at once here (each device's run() steps it). The XS

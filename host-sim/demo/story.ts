@@ -13,7 +13,7 @@ import { parsePlan, type Stage } from "../fleet/controller";
 import { startFleetView, type FleetView } from "../fleet/web";
 import { buildServer, publish, PRODUCT, CHANNEL, type BuildServer, type FirmwareSpec } from "./build";
 import { DemoFleet, type DemoDevice, type DeviceSpec, type External } from "./fleet";
-import { hardwareSpecific, holdAcrossZeroDelay } from "./hardware";
+import { holdAcrossZeroDelay } from "./hardware";
 import { Ui, kb } from "./ui";
 
 export interface DemoOptions {
@@ -34,7 +34,7 @@ export const PLANS = { "1.1.0": "5:10m,25:10m,100:10m", "1.2.0": "25:10m,60:10m,
 export const FIRMWARE: FirmwareSpec[] = [
   { version: "1.0.0", behavior: "healthy", note: "factory image" },
   { version: "1.1.0", behavior: "healthy", note: "healthy feature release" },
-  { version: "1.2.0", behavior: "fail-diagnostics", note: `regression: its self-test fails on ${BAD_REVISION} boards` },
+  { version: "1.2.0", behavior: `fail-diagnostics@${BAD_REVISION}`, note: `regression: its self-test fails on ${BAD_REVISION} boards` },
   { version: "1.2.1", behavior: "healthy", note: "critical fix (forced)" },
 ];
 
@@ -88,7 +88,7 @@ export async function runDemo(o: DemoOptions, ui: Ui): Promise<DemoResult> {
   const inner: Engine = o.engine === "xs" ? createXsEngine() : createNodeEngine();
   const rolledBack: DemoResult["rolledBack"] = [];
   const fleet = new DemoFleet({
-    build: b, ...(o.external ? { external: o.external } : {}), engine: (clock) => hardwareSpecific(inner.name === "xs" ? holdAcrossZeroDelay(inner, clock) : inner, { behavior: "fail-diagnostics", revision: BAD_REVISION }), specs: deviceSpecs(o.devices), factory: b.firmware.get("1.0.0")!.bytes,
+    build: b, ...(o.external ? { external: o.external } : {}), engine: (clock) => (inner.name === "xs" ? holdAcrossZeroDelay(inner, clock) : inner), specs: deviceSpecs(o.devices), factory: b.firmware.get("1.0.0")!.bytes,
     thresholds: { maxFailureRate: 0.2, minFailures: 2 }, maxRealMs: o.maxRealMs,
     onEvent: (d, e) => onEvent(ui, d, e, rolledBack, o.devices <= 20),
   });

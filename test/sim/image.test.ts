@@ -131,6 +131,10 @@ describe("parseImageStart and the builder's options", () => {
   it("embeds the behaviour and reads it back; unknown markers are healthy", () => {
     for (const b of BEHAVIORS) expect(readBehavior(buildImage({ version: "1.0.0", behavior: b }))).toBe(b);
     expect(readBehavior(handImage(0))).toBe("healthy");
+    // A regression tied to one board revision travels in the image too; a malformed one is refused.
+    expect(readBehavior(buildImage({ version: "1.0.0", behavior: "fail-diagnostics@esp32-rev1" }))).toBe("fail-diagnostics@esp32-rev1");
+    expect(() => buildImage({ version: "1.0.0", behavior: `fail-diagnostics@${"r".repeat(31)}` as "fail-diagnostics@x" })).toThrow(RangeError);
+    expect(() => buildImage({ version: "1.0.0", behavior: "fail-diagnostics@rev 1" as "fail-diagnostics@x" })).toThrow(RangeError);
   });
   it("is deterministic per spec and differs between versions", () => {
     const a = buildImage({ version: "1.0.0" });
