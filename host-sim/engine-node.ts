@@ -155,6 +155,11 @@ export function gatePorts(ports: Ports, onCrash: (e: unknown) => void): Gate {
 export const PANIC_PREFIX = "@panic ";
 
 export function createNodeEngine(): Engine {
+  return nodeEngineFor(bootFirmware);
+}
+
+/** The Node engine's semantics (gate, panic) for any firmware main with bootFirmware's shape. */
+export function nodeEngineFor(bootFirmware: (ports: Ports, boot: FirmwareBoot) => { close(): void }): Engine {
   return {
     name: "node",
     async boot(ports: Ports, boot: FirmwareBoot): Promise<RunningFirmware> {

@@ -1,5 +1,5 @@
 /*
- * Byte helpers for modules/: XS on the chip has no Buffer, and TextEncoder/TextDecoder are
+ * Byte helpers for modules/: XS on the chip has no Node byte-buffer class, and TextEncoder/TextDecoder are
  * optional modules there, so UTF-8, hex and base64 are done here.
  */
 

@@ -5,7 +5,7 @@
  * (the simulated ESP32, under Node or bridged into the XS engine). Shapes follow the
  * Moddable / ECMA-419 APIs they wrap, so the device binding stays thin.
  *
- * Rules for everything in modules/: no Node API, no Buffer, no DOM, no process; bytes are
+ * Rules for everything in modules/: no Node API or Node global, no DOM; bytes are
  * Uint8Array/ArrayBuffer; time comes only from ClockPort.
  */
 

@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { verifySignedImage } from "../../host-sim/release/espsecure";
 import { loadPublicKey, trustedKeyOf } from "../../host-sim/release/keys";
+import type { DemoResult } from "../../host-sim/demo/story";
 
 const ROOT = join(import.meta.dirname, "../..");
 const BIN = join(ROOT, "bin/xsota.js");
@@ -20,18 +21,7 @@ function xsota(args: string[], env: Record<string, string> = {}) {
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-interface Result {
-  ok: boolean;
-  mismatches: string[];
-  engine: string;
-  devices: { id: string; hardware: string; region: string; groups: string[]; version: string | null; path: string[] }[];
-  byGroup: Record<string, Record<string, number>>;
-  releases: { id: string; version: string; status: string; flagged: boolean; reason: string | null; stage: number; plan: string }[];
-  rolledBack: { id: string; hardware: string; code: string | null }[];
-  keptBad: string[];
-  forced: string[];
-  realSeconds: number;
-}
+type Result = Omit<DemoResult, "out" | "www" | "viewUrl"> & { ok: boolean; mismatches: string[] };
 
 describe("xsota demo in the XS engine (12 devices, --quick)", () => {
   let dir: string;

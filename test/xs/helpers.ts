@@ -1,13 +1,11 @@
 /*
  * Test-side pieces for test/xs: thin Ports over the real SimFlash (partitions "scratch" and
- * the app slots), an NVS-like store with Moddable's limits, and a Node engine for any
- * firmware module (the Node engine of host-sim runs host-sim/firmware.ts only).
+ * the app slots), an NVS-like store with Moddable's limits, and (re-exported) the Node engine
+ * for any firmware module.
  */
-import type { FlashPartition, FlashPort, Ports, StorePort, StoreValue } from "../../modules/ports";
-import type { Engine, FirmwareBoot, RunningFirmware } from "../../host-sim/engine";
+import type { FlashPartition, FlashPort, StorePort, StoreValue } from "../../modules/ports";
 import { OtaError } from "../../modules/errors";
 import { SimFlash } from "../../host-sim/flash";
-import { gatePorts, PANIC_PREFIX } from "../../host-sim/engine-node";
 
 export function flashPort(flash: SimFlash, layout: Record<string, [offset: number, size: number]>): FlashPort {
   return {
@@ -48,28 +46,4 @@ export function memoryStore(): StorePort & { data: Map<string, StoreValue> } {
   };
 }
 
-type BootFn = (ports: Ports, boot: FirmwareBoot) => { close(): void };
-
-/** The Node engine's semantics (gate, panic) for any firmware module. */
-export function nodeEngineFor(bootFirmware: BootFn): Engine {
-  return {
-    name: "node",
-    async boot(ports, boot): Promise<RunningFirmware> {
-      const panic = (e: unknown) => ports.system.log(PANIC_PREFIX + (e instanceof Error ? e.message : String(e)));
-      const gate = gatePorts(ports, panic);
-      let handle: { close(): void } | undefined;
-      try {
-        handle = bootFirmware(gate.ports, boot);
-      } catch (e) {
-        panic(e);
-      }
-      return {
-        async stop() {
-          gate.kill();
-          handle?.close();
-        },
-      };
-    },
-    async close() {},
-  };
-}
+export { nodeEngineFor } from "../../host-sim/engine-node";
