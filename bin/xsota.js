@@ -4,4 +4,10 @@ import { register } from "tsx/esm/api";
 
 register();
 const { main } = await import("../host-sim/cli/main.ts");
-process.exitCode = await main(process.argv.slice(2));
+const code = await main(process.argv.slice(2));
+// A finished command ends the process even when a library left a handle open (a broker that
+// failed to bind, a half-closed socket): long-running commands return only once they are
+// done. Flush what was written to pipes first.
+const flushed = (stream) => new Promise((resolve) => stream.write("", resolve));
+await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
+process.exit(code);

@@ -111,12 +111,22 @@ async function run(values: Record<string, unknown>): Promise<number> {
   }
   const log = openLog((values.db as string) ?? "fleet.db", false);
   const publishPath = values.publish as string | undefined;
-  const controller = await FleetController.start({
-    broker: host, log, clock: realClock, signingKey: key,
-    thresholds: { maxFailureRate: Number(values["max-failure-rate"] ?? 0.2), minFailures: Number(values["min-failures"] ?? 3) },
-    publishManifest: publishPath ? (env) => { writeFileSync(`${publishPath}.tmp`, env); renameSync(`${publishPath}.tmp`, publishPath); } : undefined,
-  });
-  const view = await startFleetView(controller, { port: Number(values["http-port"] ?? 8080) });
+  let controller: FleetController | undefined;
+  let view: Awaited<ReturnType<typeof startFleetView>>;
+  try {
+    controller = await FleetController.start({
+      broker: host, log, clock: realClock, signingKey: key,
+      thresholds: { maxFailureRate: Number(values["max-failure-rate"] ?? 0.2), minFailures: Number(values["min-failures"] ?? 3) },
+      publishManifest: publishPath ? (env) => { writeFileSync(`${publishPath}.tmp`, env); renameSync(`${publishPath}.tmp`, publishPath); } : undefined,
+    });
+    view = await startFleetView(controller, { port: Number(values["http-port"] ?? 8080) });
+  } catch (e) {
+    // What started before the failure (the embedded broker, the controller's connection) stops with it.
+    controller?.close();
+    log.close();
+    await broker?.close();
+    throw e;
+  }
   log.setMeta("api", view.url);
   const cur = controller.current();
   const r = cur && cur.status !== "done" && cur.version === fields.version ? cur : controller.startRelease(fields as ReleaseFields, plan, values["rollout-id"] as string | undefined);
