@@ -139,7 +139,7 @@ export function benchRows(r: BenchReport): Row[] {
   const fl = r.fleet;
   if (fl) {
     for (const f of fl) {
-      add(`fleet ${n0(f.devices)} devices${f.completed ? "" : " (time bound)"}`, `boot ${f1(f.bootSeconds)} s, ${f1(f.devicesUpdatedPerSecond)} dev/s (${f.updated} updated${f.failed ? `, ${f.failed} failed: ${Object.entries(f.failureCodes).map(([k, v]) => `${k} x${v}`).join(", ")}` : ""}), CPU ${f1(f.cpuMsPerDevice)} ms/dev, peak RSS ${n0(f.peakRssMb)} MB (${f1(f.mbPer1000)} MB/1000${f.marginalMbPer1000 ? `, +${f1(f.marginalMbPer1000)} MB per 1000 added` : ""})`);
+      add(`fleet ${n0(f.devices)} devices${f.completed ? "" : " (time bound)"}`, `boot ${f1(f.bootSeconds)} s, ${f1(f.devicesUpdatedPerSecond)} dev/s (${f.updated} updated${Object.keys(f.notUpdated ?? {}).length ? `; not: ${Object.entries(f.notUpdated).map(([k, v]) => `${k} x${v}`).join(", ")}` : ""}), CPU ${f1(f.cpuMsPerDevice)} ms/dev, peak RSS ${n0(f.peakRssMb)} MB (${f1(f.mbPer1000)} MB/1000${f.marginalMbPer1000 ? `, +${f1(f.marginalMbPer1000)} MB per 1000 added` : ""})`);
     }
     const last = fl[fl.length - 1]!;
     if (fl.length > 1) add(`fleet cost per device, ${n0(last.devices)} vs ${n0(fl[0]!.devices)}`, `CPU x${f2(last.cpuRatio)}, memory x${f2(last.memRatio)}`, "linear (~x1)", st(last.cpuRatio <= 1.5 && last.memRatio <= 1.5 && last.completed));
