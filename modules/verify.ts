@@ -33,23 +33,42 @@ export function checkImageStart(first: Uint8Array, project: string, chipId: numb
 
 /**
  * Verify the slot. `scratch` is the caller's 4 KB buffer.
- * Throws DOWNLOAD_HASH (read-back differs from the manifest: FLASH_READBACK when the streamed hash matched),
- * SIG_* (signature), IMAGE_* (format, chip, project, version).
+ * The read-back SHA-256 is taken from the same flash reads the signature check and the
+ * bootloader validation make (both read the image in order), so the slot is read about once;
+ * a read-back mismatch is reported in preference to whatever format error it caused.
+ * Throws FLASH_READBACK (the slot differs from the manifest's SHA-256), SIG_* (signature),
+ * IMAGE_* (format, chip, project, version).
  */
 export function verifySlot(read: SlotReader, want: Expectation, crypto: CryptoPort, scratch: Uint8Array): ImageInfo {
   const sha = crypto.sha256();
-  for (let off = 0; off < want.size; off += scratch.byteLength) {
-    const view = scratch.subarray(0, Math.min(scratch.byteLength, want.size - off));
-    read(off, view);
-    sha.write(view);
+  let hashed = 0;
+  const hashingRead: SlotReader = (offset, target) => {
+    read(offset, target);
+    const end = Math.min(offset + target.byteLength, want.size);
+    if (offset <= hashed && end > hashed) {
+      sha.write(target.subarray(hashed - offset, end - offset));
+      hashed = end;
+    }
+  };
+  const checkReadback = () => {
+    while (hashed < want.size) {
+      const view = scratch.subarray(0, Math.min(scratch.byteLength, want.size - hashed));
+      read(hashed, view);
+      sha.write(view);
+      hashed += view.byteLength;
+    }
+    const digest = toHex(sha.close());
+    if (digest !== want.sha256.toLowerCase()) throw new OtaError("FLASH_READBACK", `slot holds ${digest.slice(0, 16)}..., manifest ${want.sha256.slice(0, 16)}...`);
+  };
+  let info: ImageInfo;
+  try {
+    const imageLength = want.requireSignature ? verifyImageSignature(hashingRead, want.size, want.imageKeys, crypto, scratch).imageLength : want.size;
+    info = validateImage(hashingRead, imageLength, crypto, scratch);
+  } catch (e) {
+    checkReadback();
+    throw e;
   }
-  const digest = toHex(sha.close());
-  if (digest !== want.sha256.toLowerCase()) throw new OtaError("FLASH_READBACK", `slot holds ${digest.slice(0, 16)}..., manifest ${want.sha256.slice(0, 16)}...`);
-  let imageLength = want.size;
-  if (want.requireSignature) {
-    imageLength = verifyImageSignature(read, want.size, want.imageKeys, crypto, scratch).imageLength;
-  }
-  const info = validateImage(read, imageLength, crypto, scratch);
+  checkReadback();
   if (info.header.chipId !== want.chipId) throw new OtaError("IMAGE_CHIP", `image chip id ${info.header.chipId}, this chip ${want.chipId}`);
   if (info.appDesc.projectName !== want.project) throw new OtaError("IMAGE_PROJECT", `'${info.appDesc.projectName}', running '${want.project}'`);
   if (info.appDesc.version !== want.version) throw new OtaError("IMAGE_VERSION", `image ${info.appDesc.version}, manifest ${want.version}`);
