@@ -4,8 +4,9 @@
  *
  * Store layout (domain "ota", each key one atomic NVS set):
  *   "journal"  JSON Journal (the release in progress and its last phase)
- *   "floor"    anti-rollback floor (integer). On the chip this is the secure-version eFuse
- *              (a thermometer code that can only grow); the simulator keeps it in NVS.
+ *   "floor", "floor2"  anti-rollback floor (integer, the larger of the two: see raiseFloor).
+ *              With hardware anti-rollback on, the chip's secure-version eFuse would hold it
+ *              (a thermometer code that can only grow); here it is kept in NVS.
  *   "tries"    "<sha256>:<count>" failed download attempts for one release (survives reboots)
  *   "said"     "<sha256>:<code>" the last refusal/failure reported, so it is reported once
  *   "bad"      JSON string[] of sha256 prefixes of releases rolled back on this device
@@ -76,13 +77,20 @@ export class JournalStore {
   }
 
   floor(): number {
-    const f = this.store.get(DOMAIN, "floor");
-    return typeof f === "number" ? f : 0;
+    const a = this.store.get(DOMAIN, "floor");
+    const b = this.store.get(DOMAIN, "floor2");
+    return Math.max(typeof a === "number" ? a : 0, typeof b === "number" ? b : 0);
   }
 
-  /** Raise (never lower) the anti-rollback floor. */
+  /**
+   * Raise (never lower) the anti-rollback floor. Written to two keys, one after the other:
+   * Moddable's Preference.set on the ESP32 erases a key before it writes it, so a power cut
+   * in between loses that key; the other one still holds the floor.
+   */
   raiseFloor(secureVersion: number): void {
-    if (secureVersion > this.floor()) this.store.set(DOMAIN, "floor", secureVersion);
+    if (secureVersion <= this.floor()) return;
+    this.store.set(DOMAIN, "floor", secureVersion);
+    this.store.set(DOMAIN, "floor2", secureVersion);
   }
 
   tries(sha256: string): number {
