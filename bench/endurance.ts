@@ -15,6 +15,7 @@ import { Lab, FACTORY, type ReleaseSpec } from "../host-sim/lab";
 import { createNodeEngine } from "../host-sim/engine-node";
 import type { Behavior } from "../host-sim/device";
 import { Outbox } from "../modules/outbox";
+import { JournalStore } from "../modules/journal";
 import { DEFAULTS } from "../modules/config";
 
 export interface EnduranceResult {
@@ -108,8 +109,7 @@ export async function endurance(options: { cycles?: number; seed?: number; image
       const last = [...device.events].reverse().find((e) => e.to === `1.${i}.0` && ["committed", "rolled-back", "failed", "refused"].includes(e.state));
       const k = last ? `${last.state}${last.code ? ` ${last.code}` : ""}` : "no result";
       outcomes[k] = (outcomes[k] ?? 0) + 1;
-      const f = store.get("ota", "floor");
-      const floor = typeof f === "number" ? f : 0;
+      const floor = new JournalStore(store).floor();
       if (floor < floorPrev || chip.efuseSecureVersion < efusePrev) wentDown++;
       floorPrev = floor;
       efusePrev = chip.efuseSecureVersion;
@@ -134,7 +134,7 @@ export async function endurance(options: { cycles?: number; seed?: number; image
   let lost = 0;
   for (let s = 1; s <= numbered; s++) if (!delivered.has(s)) lost++;
   const u = store.usage();
-  const f = store.get("ota", "floor");
+  const finalFloor = new JournalStore(store).floor();
   const result: EnduranceResult = {
     cycles,
     seed,
@@ -144,7 +144,7 @@ export async function endurance(options: { cycles?: number; seed?: number; image
     boots: device.counters.boots,
     finalVersion: device.running?.version ?? null,
     bricked: device.bricked !== undefined,
-    floor: { final: typeof f === "number" ? f : 0, efuse: chip.efuseSecureVersion, wentDown },
+    floor: { final: finalFloor, efuse: chip.efuseSecureVersion, wentDown },
     events: { numbered, delivered: delivered.size, lost, outboxFull },
     nvs: { liveBytesFirst: liveFirst, liveBytesMax: liveMax, liveBytesEnd: u.liveBytes, keysFirst, keysEnd: u.keys, usedBytesMax: usedMax, compactions: u.compactions },
     ok: { valid: false, floor: wentDown === 0, events: lost === 0 && outboxFull === 0, nvs: false },

@@ -16,6 +16,7 @@ import { Lab, FACTORY, type ReleaseSpec, type ImageSpec } from "./lab";
 import type { SimDevice, SimDeviceOptions } from "./device";
 import type { SimChip, Geometry } from "./chip";
 import { decodeEntry, OTA_SECTOR, stateName } from "../modules/otadata";
+import { JournalStore } from "../modules/journal";
 
 export interface Expect {
   /** Version running at the end. */
@@ -138,7 +139,7 @@ export function outcomeOf(name: string, dev: SimDevice): Outcome {
   const entries = [decodeEntry(ota.subarray(0, 32)), decodeEntry(ota.subarray(OTA_SECTOR, OTA_SECTOR + 32))];
   const events: EventTuple[] = dev.events.map((e) => [e.state, e.code ?? null, e.from, e.to ?? null, e.progress ?? null]);
   const result = [...dev.events].reverse().find((e) => RESULTS.indexOf(e.state) >= 0);
-  const floor = chip.store().get("ota", "floor");
+  const floor = new JournalStore(chip.store()).floor();
   const running = dev.running;
   return {
     scenario: name,
@@ -154,7 +155,7 @@ export function outcomeOf(name: string, dev: SimDevice): Outcome {
     code: result?.code ?? null,
     otadata: entries.map((e) => ({ seq: e.seq, state: stateName(e.state) })),
     sha256: { app0: sha(readPartition(chip, "app0")), app1: sha(readPartition(chip, "app1")), otadata: sha(ota) },
-    floor: typeof floor === "number" ? floor : 0,
+    floor,
   };
 }
 
