@@ -137,6 +137,11 @@ export class AuditLog {
     return (this.db.prepare("SELECT * FROM devices ORDER BY id").all() as Row[]).map(deviceOf);
   }
 
+  /** How many devices are online and report `version` (a COUNT, for polling large fleets). */
+  onlineOn(version: string): number {
+    return (this.db.prepare("SELECT COUNT(*) AS n FROM devices WHERE version = ? AND online = 1").get(version) as { n: number }).n;
+  }
+
   device(id: string): DeviceRow | undefined {
     const r = this.db.prepare("SELECT * FROM devices WHERE id = ?").get(id) as Row | undefined;
     return r ? deviceOf(r) : undefined;

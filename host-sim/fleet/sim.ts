@@ -271,7 +271,7 @@ export class FleetSim {
     const beat = setInterval(() => this.clock.activity(), 5);
     const cap = setTimeout(() => (clearInterval(beat), release()), 60_000);
     try {
-      await this.until(() => this.log.devices().filter((d) => d.version === v && d.online).length === this.devices.length, "every device to report its version");
+      await this.until(() => this.log.onlineOn(v) === this.devices.length, "every device to report its version");
     } finally {
       clearInterval(beat);
       clearTimeout(cap);
