@@ -5,10 +5,10 @@
  */
 import { describe, expect, it } from "vitest";
 import { verifySlot, type Expectation } from "../../modules/verify";
-import { OtaError } from "../../modules/errors";
 import { toHex } from "../../modules/bytes";
 import { nodeCrypto, sha256 } from "../../host-sim/crypto";
 import { buildImage } from "../../host-sim/image-builder";
+import { codeOf } from "../codes";
 
 const image = buildImage({ version: "1.1.0", secureVersion: 1, project: "thermo", size: 256 * 1024 });
 const want: Expectation = { size: image.length, sha256: toHex(sha256(image)), version: "1.1.0", secureVersion: 1, project: "thermo", chipId: 0, requireSignature: false, imageKeys: [] };
@@ -23,15 +23,6 @@ function slot(bytes: Uint8Array) {
   };
   return { read, stats };
 }
-
-const codeOf = (f: () => unknown) => {
-  try {
-    f();
-    return "ok";
-  } catch (e) {
-    return e instanceof OtaError ? e.code : String(e);
-  }
-};
 
 describe("verifySlot", () => {
   it("accepts the image and reads the slot about once (read-back hash shares the validator's reads)", () => {

@@ -9,10 +9,10 @@ import { join } from "node:path";
 import { verifySlot, type Expectation } from "../../modules/verify";
 import { nodeCrypto, sha256 } from "../../host-sim/crypto";
 import { toHex } from "../../modules/bytes";
-import { OtaError } from "../../modules/errors";
 import { loadPublicKey, trustedKeyOf, generateKey } from "../../host-sim/release/keys";
 import { signV1, signV2 } from "../../host-sim/release/espsecure";
 import { minimalAppImage } from "./esp-image";
+import { codeOf as code } from "../codes";
 
 const vec = (f: string) => new Uint8Array(readFileSync(join(__dirname, "vectors", f)));
 const keyA = trustedKeyOf(loadPublicKey(join(__dirname, "vectors/key-a.pub.pem")));
@@ -27,15 +27,6 @@ function slot(file: Uint8Array, size = 64 * 1024): (offset: number, target: Uint
 
 function expectation(file: Uint8Array, keys = [keyA, keyB]): Expectation {
   return { size: file.length, sha256: toHex(sha256(file)), version: "2.0.0", secureVersion: 1, project: "sensor", chipId: 0, requireSignature: true, imageKeys: keys };
-}
-
-function code(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    return e instanceof OtaError ? e.code : String(e);
-  }
-  return "ok";
 }
 
 describe("espsecure-signed app images on the agent's verify path", () => {

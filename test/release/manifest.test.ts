@@ -1,26 +1,16 @@
 import { describe, it, expect } from "vitest";
 import { verifyManifest, parseEnvelope } from "../../modules/manifest";
-import { OtaError } from "../../modules/errors";
 import { toBase64, utf8Encode, utf8Decode } from "../../modules/bytes";
 import { nodeCrypto, sha256 } from "../../host-sim/crypto";
 import { generateKey, trustedKeyOf, signMessage } from "../../host-sim/release/keys";
 import { createManifest, addSignature, signPayload, inspectEnvelope } from "../../host-sim/release/manifest-tool";
+import { codeOf } from "../codes";
 
 const ec = generateKey("ecdsa-p256");
 const ec2 = generateKey("ecdsa-p256");
 const rsa = generateKey("rsa-2048");
 const image = new Uint8Array(5000).map((_, i) => (i * 7) & 255);
 const base = { product: "sensor", version: "2.1.3", secureVersion: 1, url: "https://127.0.0.1/images/x.bin", image };
-
-function codeOf(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof OtaError) return e.code;
-    throw e;
-  }
-  return "accepted";
-}
 
 describe("signed manifest", () => {
   it("round-trips ES256 and RS256 with the key id, size and SHA-256 of the image", () => {

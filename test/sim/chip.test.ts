@@ -4,13 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SimChip } from "../../host-sim/chip";
 import { buildImage } from "../../host-sim/image-builder";
-import { OtaError } from "../../modules/errors";
 import { encodeEntryRaw, decodeEntry, entryInvalid, entryInitial, encodeEntry, OtaState } from "../../modules/otadata";
-
-const codeOf = (fn: () => unknown) => {
-  try { fn(); } catch (e) { return e instanceof OtaError ? e.code : String(e); }
-  return "no error";
-};
+import { codeOf } from "../codes";
 
 describe("SimChip", () => {
   it("a new chip holds the partition table at 0x8000 and nothing else", () => {

@@ -3,12 +3,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SimFlash, PowerCut } from "../../host-sim/flash";
-import { OtaError } from "../../modules/errors";
+import { codeOf } from "../codes";
 
-const codeOf = (fn: () => unknown) => {
-  try { fn(); } catch (e) { return e instanceof OtaError ? e.code : String(e); }
-  return "no error";
-};
 const readAt = (f: SimFlash, o: number, n: number) => { const b = new Uint8Array(n); f.read(o, b); return b; };
 
 describe("NOR semantics", () => {

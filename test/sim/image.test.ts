@@ -5,19 +5,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { validateImage, parseImageStart, APP_DESC_OFFSET } from "../../modules/image";
-import { OtaError } from "../../modules/errors";
 import { nodeCrypto } from "../../host-sim/crypto";
 import { buildImage, readBehavior, BEHAVIORS, MIN_IMAGE_SIZE } from "../../host-sim/image-builder";
+import { codeOf } from "../codes";
 
 const reader = (b: Uint8Array) => (o: number, t: Uint8Array) => {
   if (o + t.length > b.length) throw new RangeError("read past end");
   t.set(b.subarray(o, o + t.length));
 };
 const validate = (b: Uint8Array, limit = b.length) => validateImage(reader(b), limit, nodeCrypto, new Uint8Array(4096));
-const codeOf = (fn: () => unknown) => {
-  try { fn(); } catch (e) { return e instanceof OtaError ? e.code : String(e); }
-  return "no error";
-};
 
 /** A minimal image written by hand: header, one 256-byte segment holding esp_app_desc_t, checksum. */
 function handImage(secureVersion: number): Uint8Array {

@@ -4,13 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SimChip } from "../../host-sim/chip";
 import { PowerCut } from "../../host-sim/flash";
-import { OtaError } from "../../modules/errors";
 import type { StoreValue } from "../../modules/ports";
-
-const codeOf = (fn: () => unknown) => {
-  try { fn(); } catch (e) { return e instanceof OtaError ? e.code : String(e); }
-  return "no error";
-};
+import { codeOf } from "../codes";
 
 describe("Moddable Preference limits", () => {
   const s = SimChip.create({}).store();
