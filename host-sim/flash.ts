@@ -170,17 +170,11 @@ export class SimFlash {
     this.bounds(offset, len, "read");
     this.s.reads++;
     this.s.bytesRead += len;
-    let done = 0;
-    while (done < len) {
-      const addr = offset + done;
-      const index = Math.floor(addr / SECTOR_SIZE);
-      const within = addr - index * SECTOR_SIZE;
-      const n = Math.min(SECTOR_SIZE - within, len - done);
+    spans(offset, len, (index, within, n, done) => {
       const sec = this.sectors.get(index);
       if (sec) target.set(sec.subarray(within, within + n), done);
       else target.fill(0xff, done, done + n);
-      done += n;
-    }
+    });
   }
 
   /** Program `data` at `offset` (old AND new). Throws FLASH_OUT_OF_BOUNDS, FLASH_POWER_CUT, FLASH_NOT_ERASED (strict). */
@@ -216,12 +210,7 @@ export class SimFlash {
   }
 
   private program(offset: number, data: Uint8Array, len: number): void {
-    let done = 0;
-    while (done < len) {
-      const addr = offset + done;
-      const index = Math.floor(addr / SECTOR_SIZE);
-      const within = addr - index * SECTOR_SIZE;
-      const n = Math.min(SECTOR_SIZE - within, len - done);
+    spans(offset, len, (index, within, n, done) => {
       let sec = this.sectors.get(index);
       if (sec && this.shared.has(index)) {
         sec = sec.slice();
@@ -242,8 +231,7 @@ export class SimFlash {
         }
         this.s.overwrites += over;
       }
-      done += n;
-    }
+    });
   }
 
   /** Erase one 4 KB sector (index) to 0xFF. Throws FLASH_OUT_OF_BOUNDS, FLASH_POWER_CUT. */
@@ -337,4 +325,16 @@ export function isErased(b: Uint8Array): boolean {
   }
   for (let i = 0; i < b.length; i++) if (b[i] !== 0xff) return false;
   return true;
+}
+
+/** Walk [offset, offset + len) sector by sector: (sector index, offset in it, bytes, bytes before). */
+function spans(offset: number, len: number, visit: (index: number, within: number, n: number, done: number) => void): void {
+  for (let done = 0; done < len; ) {
+    const addr = offset + done;
+    const index = Math.floor(addr / SECTOR_SIZE);
+    const within = addr - index * SECTOR_SIZE;
+    const n = Math.min(SECTOR_SIZE - within, len - done);
+    visit(index, within, n, done);
+    done += n;
+  }
 }
