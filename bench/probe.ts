@@ -79,15 +79,19 @@ function wrapHash(h: Sha256, prof: PortProfile): Sha256 {
   return {
     write: (d) => timed(prof.sha256, d.byteLength, () => h.write(d)),
     close: () => h.close(),
+    digest: () => h.digest(),
     reset: () => h.reset(),
   };
 }
 
-/** Ports with every data-path call counted and timed into `prof`. */
-export function probePorts(ports: Ports, prof: PortProfile, isImage: (url: string) => boolean): Ports {
+/**
+ * Ports with every data-path call counted and timed into `prof`; with `detail` false only the
+ * marks (image request, status, complete, states, restart) are taken and flash, store and
+ * hashing are the engine's own, so the run measured is not slowed by the measuring.
+ */
+export function probePorts(ports: Ports, prof: PortProfile, isImage: (url: string) => boolean, detail = true): Ports {
   const { flash, store, http, crypto, system } = ports;
-  return {
-    ...ports,
+  const data: Partial<Ports> = detail ? {
     flash: { open: (label) => wrapPartition(flash.open(label), prof, label), slots: () => flash.slots() },
     store: {
       get: (d, k) => store.get(d, k),
@@ -103,6 +107,10 @@ export function probePorts(ports: Ports, prof: PortProfile, isImage: (url: strin
       verifyEcdsaP256: (k, d, s) => crypto.verifyEcdsaP256(k, d, s),
       verifyRsaPkcs1Sha256: (m, e, d, s) => crypto.verifyRsaPkcs1Sha256(m, e, d, s),
     },
+  } : {};
+  return {
+    ...ports,
+    ...data,
     http: {
       request(options, handler) {
         const image = isImage(options.url);
@@ -113,14 +121,14 @@ export function probePorts(ports: Ports, prof: PortProfile, isImage: (url: strin
           onStatus: (s) => { mark("status"); handler.onStatus(s); },
           onHeader: (n, v) => handler.onHeader(n, v),
           onHeadersComplete: () => handler.onHeadersComplete(),
-          onData: (available, read) => handler.onData(available, (t) => {
+          onData: detail ? (available, read) => handler.onData(available, (t) => {
             const t0 = performance.now();
             const n = read(t);
             prof.httpRead.ms += performance.now() - t0;
             prof.httpRead.calls++;
             prof.httpRead.bytes += n;
             return n;
-          }),
+          }) : (available, read) => handler.onData(available, read),
           onComplete: () => { mark("complete"); handler.onComplete(); },
           onError: (c, d) => handler.onError(c, d),
         };
@@ -148,8 +156,8 @@ export function probePorts(ports: Ports, prof: PortProfile, isImage: (url: strin
   };
 }
 
-/** `engine` with its boots' ports probed; profiles[i] belongs to boot i. */
-export function probeEngine(engine: Engine, isImage: (url: string) => boolean = (u) => u.endsWith(".bin")): Engine & { profiles: PortProfile[] } {
+/** `engine` with its boots' ports probed (`detail`: see probePorts); profiles[i] belongs to boot i. */
+export function probeEngine(engine: Engine, isImage: (url: string) => boolean = (u) => u.endsWith(".bin"), detail = true): Engine & { profiles: PortProfile[] } {
   const profiles: PortProfile[] = [];
   return {
     name: engine.name,
@@ -157,7 +165,7 @@ export function probeEngine(engine: Engine, isImage: (url: string) => boolean = 
     boot(ports: Ports, boot: FirmwareBoot): Promise<RunningFirmware> {
       const prof = newProfile();
       profiles.push(prof);
-      return engine.boot(probePorts(ports, prof, isImage), boot);
+      return engine.boot(probePorts(ports, prof, isImage, detail), boot);
     },
     close: () => engine.close(),
   };

@@ -19,6 +19,9 @@ class NodeSha256 implements Sha256 {
     this.h = createHash("sha256");
     return d;
   }
+  digest(): Uint8Array {
+    return new Uint8Array(this.h.copy().digest());
+  }
   reset(): void {
     this.h = createHash("sha256");
   }

@@ -48,6 +48,39 @@ export interface FlashStats {
   maxSectorErases: number;
 }
 
+/**
+ * Sector buffers. An update programs 384 sectors and erases as many: one ArrayBuffer per sector
+ * costs more than the copy into it (allocation, and the garbage collections that 1.5 MB of
+ * external memory per update sets off). So sectors are 4 KB views into shared 256 KB slabs, and
+ * an erased sector's buffer is kept for the next program, unless a clone still shares it.
+ */
+const SLAB_SECTORS = 64;
+const MAX_SPARE = 1024;
+let slab: ArrayBuffer | undefined;
+let slabUsed = SLAB_SECTORS;
+const spare: Uint8Array[] = [];
+
+/** A sector buffer; its content is undefined: the caller fills all of it. */
+function takeSector(): Uint8Array {
+  const s = spare.pop();
+  if (s) return s;
+  if (slabUsed === SLAB_SECTORS) {
+    slab = new ArrayBuffer(SLAB_SECTORS * SECTOR_SIZE);
+    slabUsed = 0;
+  }
+  return new Uint8Array(slab!, SECTOR_SIZE * slabUsed++, SECTOR_SIZE);
+}
+
+function copySector(from: Uint8Array): Uint8Array {
+  const s = takeSector();
+  s.set(from);
+  return s;
+}
+
+function giveSector(s: Uint8Array): void {
+  if (spare.length < MAX_SPARE) spare.push(s);
+}
+
 /** xorshift32: small, deterministic, seedable. */
 function prng(seed: number): () => number {
   let s = seed >>> 0;
@@ -213,14 +246,15 @@ export class SimFlash {
     spans(offset, len, (index, within, n, done) => {
       let sec = this.sectors.get(index);
       if (sec && this.shared.has(index)) {
-        sec = sec.slice();
+        sec = copySector(sec);
         this.sectors.set(index, sec);
         this.shared.delete(index);
       }
       if (!sec) {
-        sec = new Uint8Array(SECTOR_SIZE).fill(0xff);
-        this.sectors.set(index, sec);
+        sec = takeSector();
+        if (n < SECTOR_SIZE) sec.fill(0xff);
         sec.set(data.subarray(done, done + n), within);
+        this.sectors.set(index, sec);
       } else {
         let over = 0;
         for (let i = 0; i < n; i++) {
@@ -244,20 +278,26 @@ export class SimFlash {
     this.s.erases++;
     this.sectorErases[sectorIndex]!++;
     if (!torn) {
-      this.sectors.delete(sectorIndex);
-      this.shared.delete(sectorIndex);
+      const sec = this.sectors.get(sectorIndex);
+      if (sec) {
+        this.sectors.delete(sectorIndex);
+        if (!this.shared.delete(sectorIndex)) giveSector(sec);
+      }
       return;
     }
     const k = this.tearPoint(SECTOR_SIZE);
     let sec = this.sectors.get(sectorIndex);
     if (sec && this.shared.has(sectorIndex)) {
-      sec = sec.slice();
+      sec = copySector(sec);
       this.sectors.set(sectorIndex, sec);
       this.shared.delete(sectorIndex);
     }
     if (sec) {
       sec.fill(0xff, 0, k);
-      if (k === SECTOR_SIZE) this.sectors.delete(sectorIndex);
+      if (k === SECTOR_SIZE) {
+        this.sectors.delete(sectorIndex);
+        giveSector(sec);
+      }
     }
     this._powered = false;
     throw new PowerCut(`erase of sector ${sectorIndex} torn after ${k} bytes`);
@@ -281,7 +321,7 @@ export class SimFlash {
     const f = new SimFlash({ ...options, size: bytes.length });
     for (let i = 0; i < f.sectorCount; i++) {
       const sec = bytes.subarray(i * SECTOR_SIZE, (i + 1) * SECTOR_SIZE);
-      if (!isErased(sec)) f.sectors.set(i, sec.slice());
+      if (!isErased(sec)) f.sectors.set(i, copySector(sec));
     }
     return f;
   }

@@ -153,10 +153,13 @@ function xorBytes(b: Uint8Array, len: number, acc: number): number {
  * Full ROM/bootloader validation (esp_image_verify) reading through `read(offset, target)`; `scratch`
  * (caller-owned, >= 512 bytes, a multiple of 4 is fastest) is the read buffer. `limit` = bytes
  * available (slot size or file length). Chip id is not checked here: compare `header.chipId` yourself.
+ * The image is read once, in order from offset 0. `prefixDigest`, when given, supplies the SHA-256
+ * of the first `length` bytes for the appended-hash check (a caller already hashing those same
+ * reads); without it the image is hashed here. It may use `scratch`.
  * Throws IMAGE_MAGIC, IMAGE_SEGMENTS, IMAGE_APP_DESC, IMAGE_TRUNCATED, IMAGE_CHECKSUM, IMAGE_HASH;
  * RangeError for a scratch buffer under 512 bytes.
  */
-export function validateImage(read: (offset: number, target: Uint8Array) => void, limit: number, crypto: CryptoPort, scratch: Uint8Array): ImageInfo {
+export function validateImage(read: (offset: number, target: Uint8Array) => void, limit: number, crypto: CryptoPort, scratch: Uint8Array, prefixDigest?: (length: number) => Uint8Array): ImageInfo {
   if (scratch.length < 512) throw new RangeError("scratch must be at least 512 bytes");
   const chunkMax = scratch.length & ~3;
   const need = (offset: number, n: number, what: string) => {
@@ -166,7 +169,7 @@ export function validateImage(read: (offset: number, target: Uint8Array) => void
   const hdrBytes = scratch.subarray(0, IMAGE_HEADER_SIZE);
   read(0, hdrBytes);
   const header = parseImageHeader(hdrBytes);
-  const sha = header.hashAppended ? crypto.sha256() : undefined;
+  const sha = header.hashAppended && !prefixDigest ? crypto.sha256() : undefined;
   sha?.write(hdrBytes);
 
   let checksum = CHECKSUM_SEED;
@@ -202,10 +205,10 @@ export function validateImage(read: (offset: number, target: Uint8Array) => void
   const stored = tail[tail.length - 1]!;
   if (stored !== checksum) throw new OtaError("IMAGE_CHECKSUM", `calculated 0x${checksum.toString(16)}, stored 0x${stored.toString(16)}`);
   let length = padded;
-  if (sha) {
-    sha.write(tail);
+  if (header.hashAppended) {
+    sha?.write(tail);
     need(padded, HASH_LEN, "appended SHA-256");
-    const digest = sha.close();
+    const digest = sha ? sha.close() : prefixDigest!(padded);
     const storedHash = scratch.subarray(0, HASH_LEN);
     read(padded, storedHash);
     let diff = 0;

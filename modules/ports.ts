@@ -92,6 +92,12 @@ export interface Sha256 {
   write(data: Uint8Array): void;
   /** Returns the 32-byte digest and leaves the object reset. */
   close(): Uint8Array;
+  /**
+   * The 32-byte digest of the bytes written so far; the hash goes on (more writes, then close).
+   * Moddable: `Digest.close(true)` (modCrypt.c saves the context before finishing and restores
+   * it after). One pass over a slot then yields the digest of each prefix it needs.
+   */
+  digest(): Uint8Array;
   reset(): void;
 }
 

@@ -138,41 +138,47 @@ function fail(worst: ErrorCode, notes: string[]): never {
   throw new OtaError(worst, notes.join("; "));
 }
 
+/** The signature found at the end of a file, ready to check the image's digest. */
+export interface SignatureCheck {
+  scheme: SigScheme;
+  /** Bytes of the image part (before the v1 trailer or the v2 sector): what the signature covers. */
+  imageLength: number;
+  /** Check SHA-256 of the first imageLength bytes. Throws SIG_DIGEST/INVALID/UNKNOWN_KEY/REVOKED_KEY. */
+  check(digest: Uint8Array): { keyId: string };
+}
+
 /**
- * `read` reads the downloaded file (as written in the slot). Returns the length of the image part
- * (before the signature), the scheme and the key that verified.
- * Throws SIG_MISSING/FORMAT/DIGEST/INVALID/UNKNOWN_KEY/REVOKED_KEY.
+ * Read and check the form of the signature at the end of the file (`read` reads the file as
+ * written in the slot); the image's digest is checked afterwards with `check`, so a caller that
+ * reads the image anyway can hash it in the same pass. Throws SIG_MISSING, SIG_FORMAT.
  */
-export function verifyImageSignature(read: Reader, totalLength: number, keys: readonly TrustedKey[], crypto: CryptoPort, scratch: Uint8Array): { scheme: SigScheme; imageLength: number; keyId: string } {
+export function readSignature(read: Reader, totalLength: number, keys: readonly TrustedKey[], crypto: CryptoPort, scratch: Uint8Array): SignatureCheck {
   const scheme = detectScheme(read, totalLength);
   if (!scheme) throw new OtaError("SIG_MISSING", "no espsecure v1 trailer or v2 signature sector at the end of the image");
   const ecKeys = keys.filter((k) => k.type === "ecdsa-p256" && k.point);
-  const notes: string[] = [];
   if (scheme === "v1") {
     const imageLength = totalLength - V1_TRAILER_SIZE;
     const trailer = new Uint8Array(V1_TRAILER_SIZE);
     read(imageLength, trailer);
     const rs = trailer.subarray(4);
-    const digest = digestOf(read, imageLength, crypto, scratch);
-    let revokedMatch = false;
-    for (const k of ecKeys) {
-      if (!crypto.verifyEcdsaP256(k.point!, digest, rs)) continue;
-      if (!k.revoked) return { scheme, imageLength, keyId: k.id };
-      revokedMatch = true;
-    }
-    if (revokedMatch) throw new OtaError("SIG_REVOKED_KEY", "v1 signature made by a revoked key");
-    if (!ecKeys.length) throw new OtaError("SIG_UNKNOWN_KEY", "no ECDSA P-256 key is trusted");
-    throw new OtaError("SIG_INVALID", `v1 signature verifies with none of ${ecKeys.length} trusted ECDSA key(s)`);
+    return {
+      scheme,
+      imageLength,
+      check(digest) {
+        let revokedMatch = false;
+        for (const k of ecKeys) {
+          if (!crypto.verifyEcdsaP256(k.point!, digest, rs)) continue;
+          if (!k.revoked) return { keyId: k.id };
+          revokedMatch = true;
+        }
+        if (revokedMatch) throw new OtaError("SIG_REVOKED_KEY", "v1 signature made by a revoked key");
+        if (!ecKeys.length) throw new OtaError("SIG_UNKNOWN_KEY", "no ECDSA P-256 key is trusted");
+        throw new OtaError("SIG_INVALID", `v1 signature verifies with none of ${ecKeys.length} trusted ECDSA key(s)`);
+      },
+    };
   }
   const imageLength = totalLength - SECTOR_SIZE;
   const raw = new Uint8Array(V2_BLOCK_SIZE);
-  let digest: Uint8Array | undefined;
-  let worst: ErrorCode = "SIG_FORMAT";
-  const rank: Record<string, number> = { SIG_FORMAT: 0, SIG_UNKNOWN_KEY: 1, SIG_REVOKED_KEY: 2, SIG_INVALID: 3 };
-  const note = (code: ErrorCode, text: string) => {
-    notes.push(text);
-    if (rank[code]! > rank[worst]!) worst = code;
-  };
   // espsecure writes valid blocks first, then 0xFF to the end of the sector. Holding the rest
   // of the sector to that means no byte of the file can change without a refusal.
   const blocks: V2Block[] = [];
@@ -191,26 +197,49 @@ export function verifyImageSignature(read: Reader, totalLength: number, keys: re
     for (let p = 0; p < n; p++) if (view[p] !== 0xff) throw new OtaError("SIG_FORMAT", `signature sector byte ${off + p - imageLength} after the last valid block is not 0xFF`);
     off += n;
   }
-  for (let i = 0; i < blocks.length; i++) {
-    const block = blocks[i]!;
-    if (!block.point || !block.rs) {
-      notes.push(`block ${i}: ${block.version === SIG_BLOCK_VERSION_RSA ? "RSA-PSS" : "ECDSA curve/hash"} not supported`);
-      continue;
-    }
-    digest ??= digestOf(read, imageLength, crypto, scratch);
-    if (!bytesEqual(digest, block.digest)) throw new OtaError("SIG_DIGEST", `block ${i}: image digest ${toHex(block.digest).slice(0, 16)}... does not match the image`);
-    const key = ecKeys.find((k) => bytesEqual(k.point!, block.point!));
-    if (!key) {
-      note("SIG_UNKNOWN_KEY", `block ${i}: key ${toHex(block.point.subarray(1, 9))}... not trusted`);
-      continue;
-    }
-    if (key.revoked) {
-      note("SIG_REVOKED_KEY", `block ${i}: key ${key.id} revoked`);
-      continue;
-    }
-    if (crypto.verifyEcdsaP256(key.point!, digest, block.rs)) return { scheme, imageLength, keyId: key.id };
-    note("SIG_INVALID", `block ${i}: signature by ${key.id} does not verify`);
-  }
-  if (worst === "SIG_FORMAT" && !notes.length) notes.push("no valid signature block");
-  return fail(worst, notes);
+  return {
+    scheme,
+    imageLength,
+    check(digest) {
+      const notes: string[] = [];
+      let worst: ErrorCode = "SIG_FORMAT";
+      const rank: Record<string, number> = { SIG_FORMAT: 0, SIG_UNKNOWN_KEY: 1, SIG_REVOKED_KEY: 2, SIG_INVALID: 3 };
+      const note = (code: ErrorCode, text: string) => {
+        notes.push(text);
+        if (rank[code]! > rank[worst]!) worst = code;
+      };
+      for (let i = 0; i < blocks.length; i++) {
+        const block = blocks[i]!;
+        if (!block.point || !block.rs) {
+          notes.push(`block ${i}: ${block.version === SIG_BLOCK_VERSION_RSA ? "RSA-PSS" : "ECDSA curve/hash"} not supported`);
+          continue;
+        }
+        if (!bytesEqual(digest, block.digest)) throw new OtaError("SIG_DIGEST", `block ${i}: image digest ${toHex(block.digest).slice(0, 16)}... does not match the image`);
+        const key = ecKeys.find((k) => bytesEqual(k.point!, block.point!));
+        if (!key) {
+          note("SIG_UNKNOWN_KEY", `block ${i}: key ${toHex(block.point.subarray(1, 9))}... not trusted`);
+          continue;
+        }
+        if (key.revoked) {
+          note("SIG_REVOKED_KEY", `block ${i}: key ${key.id} revoked`);
+          continue;
+        }
+        if (crypto.verifyEcdsaP256(key.point!, digest, block.rs)) return { keyId: key.id };
+        note("SIG_INVALID", `block ${i}: signature by ${key.id} does not verify`);
+      }
+      if (worst === "SIG_FORMAT" && !notes.length) notes.push("no valid signature block");
+      return fail(worst, notes);
+    },
+  };
+}
+
+/**
+ * `read` reads the downloaded file (as written in the slot). Returns the length of the image part
+ * (before the signature), the scheme and the key that verified.
+ * Throws SIG_MISSING/FORMAT/DIGEST/INVALID/UNKNOWN_KEY/REVOKED_KEY.
+ */
+export function verifyImageSignature(read: Reader, totalLength: number, keys: readonly TrustedKey[], crypto: CryptoPort, scratch: Uint8Array): { scheme: SigScheme; imageLength: number; keyId: string } {
+  const sig = readSignature(read, totalLength, keys, crypto, scratch);
+  const { keyId } = sig.check(digestOf(read, sig.imageLength, crypto, scratch));
+  return { scheme: sig.scheme, imageLength: sig.imageLength, keyId };
 }

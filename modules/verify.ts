@@ -2,13 +2,13 @@
  * Verification of a downloaded image, reading what is IN FLASH (not what was received):
  * size, SHA-256 against the manifest, the espsecure signature block when required, the full
  * bootloader validation, and the app descriptor (project, version and secure_version equal to
- * the manifest's, chip id).
+ * the manifest's, chip id). One read and one SHA-256 pass over the slot serve every check.
  */
 import type { CryptoPort } from "./ports";
 import { OtaError } from "./errors";
 import { toHex } from "./bytes";
 import { validateImage, parseImageStart, type ImageInfo } from "./image";
-import { verifyImageSignature } from "./sigblock";
+import { readSignature } from "./sigblock";
 import type { TrustedKey } from "./keys";
 
 export interface Expectation {
@@ -32,16 +32,32 @@ export function checkImageStart(first: Uint8Array, project: string, chipId: numb
 }
 
 /**
- * Verify the slot. `scratch` is the caller's 4 KB buffer.
- * The read-back SHA-256 is taken from the same flash reads the signature check and the
- * bootloader validation make (both read the image in order), so the slot is read about once;
- * a read-back mismatch is reported in preference to whatever format error it caused.
- * Throws FLASH_READBACK (the slot differs from the manifest's SHA-256), SIG_* (signature),
- * IMAGE_* (format, chip, project, version).
+ * Verify the slot, reading what is in flash. `scratch` is the caller's 4 KB buffer.
+ *
+ * One in-order read of the slot feeds one SHA-256, and each check takes the digest of the prefix
+ * it covers as the read passes it (Sha256.digest(), Moddable's Digest.close(true)): the
+ * bootloader's appended SHA-256 at the end of the image body, the signature's digest at the end
+ * of the image part, and the whole slot against the manifest at the end. So the slot is read and
+ * hashed once, however many checks there are.
+ *
+ * When checks fail, the precedence is: the slot differs from the manifest (FLASH_READBACK: flash
+ * did not keep what was written, so whatever else failed is a consequence), then the signature,
+ * then the image format, then the app descriptor against the manifest.
+ * Throws FLASH_READBACK, SIG_*, IMAGE_* (format, chip, project, version).
  */
 export function verifySlot(read: SlotReader, want: Expectation, crypto: CryptoPort, scratch: Uint8Array): ImageInfo {
   const sha = crypto.sha256();
   let hashed = 0;
+  /** Read and hash the slot up to `end` (the bytes no check has read yet). */
+  const hashTo = (end: number) => {
+    while (hashed < end) {
+      const view = scratch.subarray(0, Math.min(scratch.byteLength, end - hashed));
+      read(hashed, view);
+      sha.write(view);
+      hashed += view.byteLength;
+    }
+  };
+  /** `read`, hashing the part of each read that continues the hashed prefix. */
   const hashingRead: SlotReader = (offset, target) => {
     read(offset, target);
     const end = Math.min(offset + target.byteLength, want.size);
@@ -50,28 +66,36 @@ export function verifySlot(read: SlotReader, want: Expectation, crypto: CryptoPo
       hashed = end;
     }
   };
+  const digestOf = (length: number): Uint8Array => {
+    if (hashed > length) throw new RangeError(`digest of the first ${length} bytes asked after ${hashed} were hashed`);
+    hashTo(length);
+    return sha.digest();
+  };
   const checkReadback = () => {
-    while (hashed < want.size) {
-      const view = scratch.subarray(0, Math.min(scratch.byteLength, want.size - hashed));
-      read(hashed, view);
-      sha.write(view);
-      hashed += view.byteLength;
-    }
+    hashTo(want.size);
     const digest = toHex(sha.close());
     if (digest !== want.sha256.toLowerCase()) throw new OtaError("FLASH_READBACK", `slot holds ${digest.slice(0, 16)}..., manifest ${want.sha256.slice(0, 16)}...`);
   };
-  let info: ImageInfo;
+  let info: ImageInfo | undefined;
   try {
-    const imageLength = want.requireSignature ? verifyImageSignature(hashingRead, want.size, want.imageKeys, crypto, scratch).imageLength : want.size;
-    info = validateImage(hashingRead, imageLength, crypto, scratch);
+    const sig = want.requireSignature ? readSignature(read, want.size, want.imageKeys, crypto, scratch) : undefined;
+    let formatError: unknown;
+    try {
+      info = validateImage(hashingRead, sig ? sig.imageLength : want.size, crypto, scratch, digestOf);
+    } catch (e) {
+      if (!sig) throw e;
+      formatError = e; // the signature's verdict outranks it
+    }
+    if (sig) sig.check(digestOf(sig.imageLength));
+    if (formatError !== undefined || !info) throw formatError;
+    if (info.header.chipId !== want.chipId) throw new OtaError("IMAGE_CHIP", `image chip id ${info.header.chipId}, this chip ${want.chipId}`);
+    if (info.appDesc.projectName !== want.project) throw new OtaError("IMAGE_PROJECT", `'${info.appDesc.projectName}', running '${want.project}'`);
+    if (info.appDesc.version !== want.version) throw new OtaError("IMAGE_VERSION", `image ${info.appDesc.version}, manifest ${want.version}`);
+    if (info.appDesc.secureVersion !== want.secureVersion) throw new OtaError("IMAGE_VERSION", `image secure_version ${info.appDesc.secureVersion}, manifest ${want.secureVersion}`);
   } catch (e) {
     checkReadback();
     throw e;
   }
   checkReadback();
-  if (info.header.chipId !== want.chipId) throw new OtaError("IMAGE_CHIP", `image chip id ${info.header.chipId}, this chip ${want.chipId}`);
-  if (info.appDesc.projectName !== want.project) throw new OtaError("IMAGE_PROJECT", `'${info.appDesc.projectName}', running '${want.project}'`);
-  if (info.appDesc.version !== want.version) throw new OtaError("IMAGE_VERSION", `image ${info.appDesc.version}, manifest ${want.version}`);
-  if (info.appDesc.secureVersion !== want.secureVersion) throw new OtaError("IMAGE_VERSION", `image secure_version ${info.appDesc.secureVersion}, manifest ${want.secureVersion}`);
   return info;
 }

@@ -34,6 +34,11 @@ class Sha256Digest implements Sha256 {
     this.#digest.reset(); // crypt's close() finalizes but does not reset
     return result;
   }
+  digest(): Uint8Array {
+    // close(true) keeps the state: modCrypt.c xs_crypt_Digest_close copies the context out before
+    // finishing and back after. The SDK's typings/crypt.d.ts declares close() without the argument.
+    return new Uint8Array((this.#digest as unknown as { close(more: boolean): ArrayBuffer }).close(true));
+  }
   reset(): void {
     this.#digest.reset();
   }

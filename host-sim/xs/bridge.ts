@@ -192,6 +192,8 @@ export class Bridge {
         return OK_EMPTY;
       case Op.SHA_CLOSE:
         return ok(this.hash(a).close());
+      case Op.SHA_DIGEST:
+        return ok(this.hash(a).digest());
       case Op.SHA_RESET:
         this.hash(a).reset();
         return OK_EMPTY;

@@ -29,6 +29,7 @@ export const Op = {
   SHA_WRITE: 31,
   SHA_CLOSE: 32,
   SHA_RESET: 33,
+  SHA_DIGEST: 36,
   ECDSA_VERIFY: 34,
   RSA_VERIFY: 35,
   MQTT_CONNECT: 40,

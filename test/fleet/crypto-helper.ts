@@ -14,6 +14,9 @@ export const sha256Crypto: CryptoPort = {
         h = createHash("sha256");
         return d;
       },
+      digest() {
+        return new Uint8Array(h.copy().digest());
+      },
       reset() {
         h = createHash("sha256");
       },

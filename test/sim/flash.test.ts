@@ -154,4 +154,24 @@ describe("raw image files", () => {
     expect(() => h.erase(0)).toThrow(PowerCut); // a torn erase on a shared sector stays private too
     expect(readAt(f, 0, 1)[0]).toBe(0);
   });
+  it("an erased sector's buffer is reused, never while another flash still holds it", () => {
+    const f = new SimFlash({ size: 16 * 4096 });
+    f.write(0, new Uint8Array(4096).fill(0x11));
+    f.write(4096, new Uint8Array(4096).fill(0x22));
+    const g = f.clone();
+    g.erase(0); // shared with f: g drops its reference, f keeps the bytes
+    f.erase(1); // f's own: its buffer goes to the spare list
+    // Other flashes now program many sectors, from the spare list first.
+    const others = [new SimFlash({ size: 16 * 4096 }), new SimFlash({ size: 16 * 4096 })];
+    for (const o of others) for (let i = 0; i < 16; i++) o.write(i * 4096, new Uint8Array(4096).fill(0x40 + i));
+    expect([...new Set(readAt(f, 0, 4096))]).toEqual([0x11]);
+    expect([...new Set(readAt(f, 4096, 4096))]).toEqual([0xff]);
+    expect([...new Set(readAt(g, 4096, 4096))]).toEqual([0x22]);
+    expect([...new Set(readAt(g, 0, 4096))]).toEqual([0xff]);
+    for (const o of others) for (let i = 0; i < 16; i++) expect([...new Set(readAt(o, i * 4096, 4096))]).toEqual([0x40 + i]);
+    // A partial write into a reused buffer reads erased (0xFF) around it.
+    const p = new SimFlash({ size: 8192 });
+    p.write(10, Uint8Array.of(0x00));
+    expect(readAt(p, 8, 4)).toEqual(Uint8Array.of(0xff, 0xff, 0x00, 0xff));
+  });
 });

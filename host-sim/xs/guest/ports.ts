@@ -108,6 +108,9 @@ class ShaStub implements Sha256 {
   close(): Uint8Array {
     return call(Op.SHA_CLOSE, this.h).slice();
   }
+  digest(): Uint8Array {
+    return call(Op.SHA_DIGEST, this.h).slice();
+  }
   reset(): void {
     call(Op.SHA_RESET, this.h);
   }

@@ -29,6 +29,7 @@ const crypto: CryptoPort = {
     return {
       write(d: Uint8Array) { parts.push(d.slice()); },
       close() { const r = call(0, parts); parts.length = 0; return r; },
+      digest() { return call(0, parts); },
       reset() { parts.length = 0; },
     };
   },
