@@ -71,7 +71,7 @@ export async function agentUpdate(lab: Lab, engine: Engine, dir: string | Publis
   const release = typeof dir === "string" ? publishRelease(lab, dir, size) : dir;
   const probe = probeEngine(engine, undefined, detail);
   const chip = lab.chip(FACTORY);
-  const device = lab.device(probe, chip, lab.config(release.manifestUrl, { download: { ...DEFAULTS.download, ...(process.env.JEB ? { journalEveryBytes: Number(process.env.JEB) } : {}) } }));
+  const device = lab.device(probe, chip, lab.config(release.manifestUrl, { download: { ...DEFAULTS.download } }));
   const before = boots?.length ?? 0;
   try {
     await device.run(() => probe.profiles[0]?.restartAt !== undefined, { maxVirtualMs: 3600_000, maxRealMs: 120_000, quietMs: 250 });
