@@ -18,11 +18,97 @@ interface Timer {
 
 export const DEFAULT_EPOCH = Date.UTC(2026, 0, 1);
 
+const before = (a: Timer, b: Timer) => a.at < b.at || (a.at === b.at && a.seq < b.seq);
+
+/**
+ * The pending timers: a binary heap on (time, order set), so a fleet's thousands of timers cost
+ * O(log n) a set and a fire, not a sort of all of them. A cleared timer leaves the live map at
+ * once and is dropped from the heap when it comes to the top, or when cleared timers outnumber
+ * the live ones (a stall timer re-armed on every chunk): then the heap is rebuilt from the live.
+ */
+class TimerQueue {
+  private heap: Timer[] = [];
+  private live = new Map<number, Timer>();
+  private dead = 0;
+
+  get size(): number {
+    return this.live.size;
+  }
+
+  push(t: Timer): void {
+    this.live.set(t.id, t);
+    this.siftUp(t, this.heap.push(t) - 1);
+  }
+
+  private siftUp(t: Timer, from: number): void {
+    const h = this.heap;
+    let i = from;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!before(t, h[parent]!)) break;
+      h[i] = h[parent]!;
+      i = parent;
+    }
+    h[i] = t;
+  }
+
+  remove(id: number): void {
+    if (!this.live.delete(id)) return;
+    this.dead++;
+    if (this.live.size === 0) {
+      this.heap.length = 0;
+      this.dead = 0;
+    } else if (this.dead > 64 && this.dead > this.live.size) {
+      this.heap = [];
+      this.dead = 0;
+      for (const t of [...this.live.values()].sort((a, b) => a.at - b.at || a.seq - b.seq)) this.heap.push(t); // sorted is a heap
+    }
+  }
+
+  /** The earliest live timer, or undefined. */
+  peek(): Timer | undefined {
+    const h = this.heap;
+    while (h.length && this.live.get(h[0]!.id) !== h[0]) {
+      this.popTop();
+      this.dead--;
+    }
+    return h[0];
+  }
+
+  /** Remove and return the earliest live timer. */
+  shift(): Timer | undefined {
+    const t = this.peek();
+    if (t) {
+      this.popTop();
+      this.live.delete(t.id);
+    }
+    return t;
+  }
+
+  private popTop(): void {
+    const h = this.heap;
+    const last = h.pop()!;
+    if (!h.length) return;
+    let i = 0;
+    const n = h.length;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= n) break;
+      const r = l + 1;
+      const c = r < n && before(h[r]!, h[l]!) ? r : l;
+      if (!before(h[c]!, last)) break;
+      h[i] = h[c]!;
+      i = c;
+    }
+    h[i] = last;
+  }
+}
+
 export class VirtualClock implements ClockPort {
   private t = 0;
   private seq = 0;
   private nextId = 1;
-  private timers: Timer[] = [];
+  private timers = new TimerQueue();
   private holds = 0;
   private lastActivity = 0;
   /** Wall-clock epoch at virtual time 0. */
@@ -44,33 +130,31 @@ export class VirtualClock implements ClockPort {
     const id = this.nextId++;
     const delay = Number.isFinite(ms) && ms > 0 ? ms : 0;
     this.timers.push({ id, at: this.t + delay, seq: this.seq++, callback });
-    this.timers.sort((a, b) => a.at - b.at || a.seq - b.seq);
     return id;
   }
 
   clearTimeout(id: TimerId): void {
-    const i = this.timers.findIndex((t) => t.id === id);
-    if (i >= 0) this.timers.splice(i, 1);
+    this.timers.remove(id);
   }
 
   /** Number of pending timers. */
   pending(): number {
-    return this.timers.length;
+    return this.timers.size;
   }
 
   /** Virtual time of the next timer, or undefined. */
   nextAt(): number | undefined {
-    return this.timers[0]?.at;
+    return this.timers.peek()?.at;
   }
 
   /** Jump to the next timer and fire it (and any others due at that instant). False if none. */
   step(): boolean {
-    const first = this.timers[0];
+    const first = this.timers.peek();
     if (!first) return false;
     this.t = Math.max(this.t, first.at);
-    while (this.timers.length && this.timers[0]!.at <= this.t) {
-      const timer = this.timers.shift()!;
-      timer.callback();
+    for (let next: Timer | undefined = first; next && next.at <= this.t; next = this.timers.peek()) {
+      this.timers.shift();
+      next.callback();
     }
     return true;
   }
@@ -78,7 +162,7 @@ export class VirtualClock implements ClockPort {
   /** Advance by `ms`, firing every timer due on the way, in order. */
   advance(ms: number): void {
     const end = this.t + ms;
-    while (this.timers.length && this.timers[0]!.at <= end) this.step();
+    for (let next = this.timers.peek(); next && next.at <= end; next = this.timers.peek()) this.step();
     this.t = end;
   }
 
