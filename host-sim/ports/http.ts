@@ -23,6 +23,65 @@ export interface NodeHttpOptions {
   connectGraceMs?: number;
 }
 
+/**
+ * One real-time ticker per VirtualClock, shared by every request in flight on it (a fleet has
+ * thousands): while any request awaits its headers within the connect grace it marks activity,
+ * and when the ticker itself runs late (this process was starved, so silence on a socket says
+ * nothing about the server) it marks activity too. Requests join at start and leave at their end.
+ */
+class ActivityTicker {
+  private members = 0;
+  /**
+   * Requests in their connect grace, in start order: in order of expiry when they share one
+   * connectGraceMs (with different ones, a shorter grace may end late, never early).
+   */
+  private grace = new Set<{ until: number; expire(): void }>();
+  private timer: ReturnType<typeof setInterval> | undefined;
+  private last = 0;
+
+  constructor(private readonly clock: VirtualClock) {}
+
+  join(): void {
+    if (this.members++ === 0) {
+      this.last = performance.now();
+      this.timer = setInterval(() => this.tick(), 5);
+    }
+  }
+
+  leave(): void {
+    if (--this.members === 0 && this.timer !== undefined) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
+  }
+
+  inGrace(g: { until: number; expire(): void }): void {
+    this.grace.add(g);
+  }
+
+  outOfGrace(g: { until: number; expire(): void }): void {
+    this.grace.delete(g);
+  }
+
+  private tick(): void {
+    const now = performance.now();
+    for (const g of this.grace) {
+      if (g.until > now) break;
+      this.grace.delete(g);
+      g.expire();
+    }
+    if (this.grace.size > 0 || now - this.last > 25) this.clock.activity();
+    this.last = now;
+  }
+}
+
+const tickers = new WeakMap<VirtualClock, ActivityTicker>();
+function tickerOf(clock: VirtualClock): ActivityTicker {
+  let t = tickers.get(clock);
+  if (!t) tickers.set(clock, (t = new ActivityTicker(clock)));
+  return t;
+}
+
 const TLS_ERRORS = /CERT|SSL|TLS|EPROTO|SELF_SIGNED|UNABLE_TO|ALTNAME|HOSTNAME|ERR_OSSL/i;
 
 function errorCode(err: NodeJS.ErrnoException): ErrorCode {
@@ -68,33 +127,32 @@ export class NodeHttp implements HttpPort {
     }
     const clock = this.options.clock;
     const hold = clock ? clock.hold() : () => {};
-    // One real-time ticker per request: before the headers it marks activity (connect grace);
-    // after, it marks activity only when it ran late, i.e. when this process was starved and
-    // the silence on the socket says nothing about the server.
-    let ticker: ReturnType<typeof setInterval> | undefined;
-    let graceUntil = 0;
+    // Before the headers: activity for up to connectGraceMs of real time (see NodeHttpOptions).
+    // After: activity only when the shared ticker runs late.
+    const ticker = clock ? tickerOf(clock) : undefined;
     let inGrace = false;
-    const stopGrace = () => {
-      graceUntil = 0;
-      if (inGrace) this.awaiting--;
-      inGrace = false;
+    const grace = {
+      until: performance.now() + (this.options.connectGraceMs ?? 15_000),
+      expire: () => {
+        if (inGrace) this.awaiting--;
+        inGrace = false;
+      },
     };
-    if (clock) {
-      graceUntil = performance.now() + (this.options.connectGraceMs ?? 15_000);
+    const stopGrace = () => {
+      ticker?.outOfGrace(grace);
+      grace.expire();
+    };
+    if (ticker) {
+      ticker.join();
       inGrace = true;
       this.awaiting++;
-      let last = performance.now();
-      ticker = setInterval(() => {
-        const now = performance.now();
-        if (now >= graceUntil) stopGrace();
-        if (now < graceUntil || now - last > 25) clock.activity();
-        last = now;
-      }, 5);
+      ticker.inGrace(grace);
     }
+    let released = false;
     const release = () => {
-      if (ticker !== undefined) clearInterval(ticker);
-      ticker = undefined;
       stopGrace();
+      if (ticker && !released) ticker.leave();
+      released = true;
       hold();
     };
     const headers: Record<string, string> = { connection: "close" };
