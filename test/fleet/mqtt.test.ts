@@ -82,6 +82,41 @@ describe.each(kinds)("MQTT binding over real TCP (%s)", (kind) => {
     ctl.client.close();
   });
 
+  it.skipIf(kind === "mosquitto" && !hasMosquitto)("delivers the retained message of an exact topic on subscribe: the last one kept, none once cleared, wildcards alike", async () => {
+    broker = await startBroker({ kind });
+    const port = new TcpMqttPort();
+    const pub = connect(port, broker, { id: "pub" });
+    await pub.ready;
+    pub.client.publish("releases/thermo/stable", "v1", { qos: 1, retain: true });
+    pub.client.publish("releases/thermo/stable", "v2", { qos: 1, retain: true }); // replaces v1
+    pub.client.publish("releases/thermo/beta", "b1", { qos: 1, retain: true });
+    pub.client.publish("releases/thermo/beta", "", { qos: 1, retain: true }); // clears it
+    pub.client.publish("releases/other/stable", "o1", { qos: 1, retain: true });
+    await until(() => pub.acks.length === 5);
+    const sub = connect(port, broker, { id: "sub", subscribeQos: 1 });
+    await sub.ready;
+    sub.client.subscribe("releases/thermo/stable");
+    sub.client.subscribe("releases/thermo/beta");
+    sub.client.subscribe("releases/thermo/nothing");
+    await until(() => sub.messages.length >= 1);
+    await new Promise((r) => setTimeout(r, 100)); // nothing more arrives
+    expect(sub.messages).toEqual([{ topic: "releases/thermo/stable", payload: "v2" }]);
+    const wild = connect(port, broker, { id: "wild", subscribeQos: 1 });
+    await wild.ready;
+    wild.client.subscribe("releases/+/stable");
+    await until(() => wild.messages.length >= 2);
+    expect(wild.messages.map((m) => m.payload).sort()).toEqual(["o1", "v2"]);
+    // After a broker restart (sessions and retained kept, as with persistence).
+    await broker.stop();
+    await broker.start();
+    const again = connect(port, broker, { id: "again", subscribeQos: 1 });
+    await again.ready;
+    again.client.subscribe("releases/thermo/stable");
+    await until(() => again.messages.length >= 1);
+    expect(again.messages).toEqual([{ topic: "releases/thermo/stable", payload: "v2" }]);
+    for (const c of [pub, sub, wild, again]) c.client.close();
+  });
+
   it.skipIf(kind === "mosquitto" && !hasMosquitto)("reports a refused connection and a broker stop as onClose with a code; clean close sends no will", async () => {
     broker = await startBroker({ kind });
     const port = new TcpMqttPort();
