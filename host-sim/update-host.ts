@@ -298,7 +298,9 @@ export async function startUpdateHost(options: UpdateHostOptions): Promise<Updat
   server.on("tlsClientError", () => {});
   await new Promise<void>((ok, fail) => {
     server.once("error", fail);
-    server.listen(options.port ?? 0, options.host ?? "127.0.0.1", () => {
+    // A fleet's devices connect at once: a deeper accept queue than Node's default 511 (the
+    // kernel caps it at net.core.somaxconn), so a burst is not answered with resets.
+    server.listen({ port: options.port ?? 0, host: options.host ?? "127.0.0.1", backlog: 4096 }, () => {
       server.off("error", fail);
       ok();
     });

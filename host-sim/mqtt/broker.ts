@@ -135,7 +135,7 @@ class AedesBroker implements Broker {
       server.once("error", (e: NodeJS.ErrnoException) =>
         reject(e.code === "EADDRINUSE" ? new OtaError("PORT_BUSY", `${HOST}:${this.port}`) : e),
       );
-      server.listen(this.port, HOST, () => resolve());
+      server.listen({ port: this.port, host: HOST, backlog: 4096 }, () => resolve()); // a fleet connects at once
     });
     this.aedes = aedes;
     this.server = server;
