@@ -11,6 +11,7 @@
  */
 import { request } from "node:https";
 import { createHash } from "node:crypto";
+import { createSecureContext, type SecureContext } from "node:tls";
 import { Lab, FACTORY, type Published } from "../host-sim/lab";
 import { createNodeEngine } from "../host-sim/engine-node";
 import { createXsEngine, type MeterTotals } from "../host-sim/xs/engine";
@@ -21,14 +22,23 @@ import { probeEngine, portMs, type PortProfile } from "./probe";
 
 export const FULL_IMAGE = 1536 * 1024;
 
-/** GET `url` over HTTPS (pinned CA, Connection: close, as the device does), SHA-256 into a buffer. Resolves real ms. */
-export function rawDownload(url: string, ca: string, size: number): Promise<{ ms: number; bytes: number; sha256: string }> {
+const contexts = new Map<string, SecureContext>();
+
+/**
+ * GET `url` over HTTPS (pinned CA, Connection: close, as the device does), SHA-256 into a buffer.
+ * Resolves real ms. The CA's TLS context is made once, as the simulated device's HTTP port does.
+ */
+export function rawDownload(url: string, ca: string, size: number): Promise<{ ms: number; headersMs: number; bytes: number; sha256: string }> {
+  let secureContext = contexts.get(ca);
+  if (!secureContext) contexts.set(ca, (secureContext = createSecureContext({ ca })));
   return new Promise((resolve, reject) => {
     const buf = new Uint8Array(size);
     const hash = createHash("sha256");
     let n = 0;
     const t0 = performance.now();
-    const req = request(url, { ca, rejectUnauthorized: true, agent: false, headers: { connection: "close" } }, (res) => {
+    const options = { secureContext, rejectUnauthorized: true, agent: false, headers: { connection: "close" } };
+    const req = request(url, options, (res) => {
+      const headersMs = performance.now() - t0;
       if (res.statusCode !== 200) return reject(new Error(`raw download: status ${res.statusCode}`));
       res.on("data", (chunk: Buffer) => {
         const take = Math.min(chunk.length, size - n);
@@ -36,7 +46,7 @@ export function rawDownload(url: string, ca: string, size: number): Promise<{ ms
         hash.update(chunk);
         n += take;
       });
-      res.on("end", () => resolve({ ms: performance.now() - t0, bytes: n, sha256: hash.digest("hex") }));
+      res.on("end", () => resolve({ ms: performance.now() - t0, headersMs, bytes: n, sha256: hash.digest("hex") }));
       res.on("error", reject);
     });
     req.on("error", reject);
@@ -98,10 +108,19 @@ export interface ThroughputResult {
   rawMs: number[];
   nodeMs: number[];
   xsMs: number[];
+  /** Medians over the rounds: TLS+headers, body (raw: to the end; agent: to "verifying"), verify+install (agent). */
+  rawPhases: { headers: number; body: number };
+  nodePhases: { headers: number; body: number; verify: number };
   raw: { medianMs: number; mbPerS: number };
   /** ratio = median raw / median agent; ratioBest = fastest raw / fastest agent (noise only adds time). */
   node: { medianMs: number; mbPerS: number; ratio: number; ratioBest: number; run: AgentRun };
   xs: { medianMs: number; mbPerS: number; ratio: number; ratioBest: number; run: AgentRun } | null;
+}
+
+/** An agent run's phases from its marks: image request -> status, -> "verifying", -> restart. */
+export function agentPhases(marks: Array<[string, number]>): { headers: number; body: number; verify: number } {
+  const at = (n: string) => marks.find((m) => m[0] === n)?.[1] ?? NaN;
+  return { headers: at("status") - at("request"), body: at("verifying") - at("status"), verify: at("restart") - at("verifying") };
 }
 
 const median = (xs: number[]) => {
@@ -121,6 +140,7 @@ export async function throughput(options: { size?: number; rounds?: number; xs?:
   const boots: Array<{ meter: MeterTotals; bridge: BridgeStats }> = [];
   const xs = options.xs === false ? undefined : createXsEngine({ onStop: (meter, bridge) => boots.push({ meter: { ...meter }, bridge: { ...bridge } }) });
   const rawMs: number[] = [], nodeMs: number[] = [], xsMs: number[] = [];
+  const rawHeaders: number[] = [], rawBody: number[] = [], nodeHeaders: number[] = [], nodeBody: number[] = [], nodeVerify: number[] = [];
   let lastNode: AgentRun | undefined, lastXs: AgentRun | undefined;
   try {
     const warm = publishRelease(lab, `bench-warm-${++runs}`, size);
@@ -137,8 +157,14 @@ export async function throughput(options: { size?: number; rounds?: number; xs?:
       const raw = await rawDownload(release.imageUrl, lab.ca.caCertPem, release.image.length);
       if (raw.bytes !== release.image.length || raw.sha256 !== createHash("sha256").update(release.image).digest("hex")) throw new Error("raw download: short or wrong bytes");
       rawMs.push(raw.ms);
+      rawHeaders.push(raw.headersMs);
+      rawBody.push(raw.ms - raw.headersMs);
       const n = await agentUpdate(lab, node, release, size, undefined, false);
       nodeMs.push(n.ms);
+      const ph = agentPhases(n.ports.marks);
+      nodeHeaders.push(ph.headers);
+      nodeBody.push(ph.body);
+      nodeVerify.push(ph.verify);
       let x: AgentRun | undefined;
       if (xs) {
         x = await agentUpdate(lab, xs, release, size, boots, false);
@@ -163,6 +189,8 @@ export async function throughput(options: { size?: number; rounds?: number; xs?:
     imageBytes,
     rounds,
     rawMs, nodeMs, xsMs,
+    rawPhases: { headers: median(rawHeaders), body: median(rawBody) },
+    nodePhases: { headers: median(nodeHeaders), body: median(nodeBody), verify: median(nodeVerify) },
     raw: { medianMs: rawMed, mbPerS: mbps(imageBytes, rawMed) },
     node: { medianMs: nodeMed, mbPerS: mbps(imageBytes, nodeMed), ratio: rawMed / nodeMed, ratioBest: Math.min(...rawMs) / Math.min(...nodeMs), run: lastNode! },
     xs: lastXs ? { medianMs: xsMed, mbPerS: mbps(imageBytes, xsMed), ratio: rawMed / xsMed, ratioBest: Math.min(...rawMs) / Math.min(...xsMs), run: lastXs } : null,

@@ -6,7 +6,7 @@
 import { cpus } from "node:os";
 import { Lab } from "../host-sim/lab";
 import { xsCostReport, type XsCostReport } from "../host-sim/xs/meter";
-import { throughput, FULL_IMAGE, type ThroughputResult } from "./pipeline";
+import { throughput, agentPhases, FULL_IMAGE, type ThroughputResult } from "./pipeline";
 import { wear, type WearResult } from "./wear";
 import { resume, CHUNK, type ResumeCase } from "./resume";
 import { fleetScale, type FleetScaleRow } from "./fleet";
@@ -103,13 +103,14 @@ export function benchRows(r: BenchReport): Row[] {
     const mb = (t.imageBytes / 1048576).toFixed(1);
     add(`raw limit: HTTPS GET + SHA-256, ${mb} MB`, `${f1(t.raw.medianMs)} ms (${f1(t.raw.mbPerS)} MB/s)`);
     add("Node agent: image GET -> restart", `${f1(t.node.medianMs)} ms (${f1(t.node.mbPerS)} MB/s) = ${f2(t.node.ratio)} x limit (best of ${t.rounds}: ${f2(t.node.ratioBest)})`, ">= 0.80 x limit (medians)", st(t.node.ratio >= 0.8));
-    const nm = phases(t.node.run.ports.marks);
-    add("  Node, profiled run: TLS+headers / download / verify+install", `${f1(nm.headers)} / ${f1(nm.download)} / ${f1(nm.verify)} ms; ports ${f1(t.node.run.portMs)} ms (sha256 ${f1(t.node.run.ports.sha256.ms)}, ${(t.node.run.ports.sha256.bytes / t.imageBytes).toFixed(1)} passes)`);
+    add("  medians, raw / Node: TLS+headers | body | verify+install", `${f1(t.rawPhases.headers)} / ${f1(t.nodePhases.headers)} | ${f1(t.rawPhases.body)} / ${f1(t.nodePhases.body)} | - / ${f1(t.nodePhases.verify)} ms`);
+    const nm = agentPhases(t.node.run.ports.marks);
+    add("  Node, profiled run: TLS+headers / download / verify+install", `${f1(nm.headers)} / ${f1(nm.body)} / ${f1(nm.verify)} ms; ports ${f1(t.node.run.portMs)} ms (sha256 ${f1(t.node.run.ports.sha256.ms)}, ${(t.node.run.ports.sha256.bytes / t.imageBytes).toFixed(1)} passes)`);
     if (t.xs) {
       add("XS agent: image GET -> restart", `${f1(t.xs.medianMs)} ms (${f1(t.xs.mbPerS)} MB/s) = ${f2(t.xs.ratio)} x limit (best of ${t.rounds}: ${f2(t.xs.ratioBest)})`, "report");
-      const xm = phases(t.xs.run.ports.marks);
+      const xm = agentPhases(t.xs.run.ports.marks);
       const b = t.xs.run.bridge;
-      add("  XS, profiled run: TLS+headers / download / verify+install", `${f1(xm.headers)} / ${f1(xm.download)} / ${f1(xm.verify)} ms; Node-side ports ${f1(t.xs.run.portMs)} ms`);
+      add("  XS, profiled run: TLS+headers / download / verify+install", `${f1(xm.headers)} / ${f1(xm.body)} / ${f1(xm.verify)} ms; Node-side ports ${f1(t.xs.run.portMs)} ms`);
       if (b) add("  XS bridge (update boot)", `${n0(b.requests)} calls (${f1(b.requests / (t.imageBytes / 4096))}/chunk), ${f1(b.bytesIn / 1048576)} MB in, ${f1(b.bytesOut / 1048576)} MB out, ${n0(b.events)} events`);
       const split = xsSplit(t, r.xs);
       if (split) add("  XS time (estimate, overlapping)", `XS compute ~${f1(split.computeMs)} ms (meter ${n0(t.xs.run.meter?.compute ?? 0)}); bridge round trips ~${f1(split.bridgeMs)} ms (${f1(split.perCall)} us each); measured ${f1(t.xs.medianMs)} ms`);
@@ -170,15 +171,6 @@ function xsSplit(t: ThroughputResult, x: BenchReport["xs"]): { bridgeMs: number;
 }
 
 /** Real ms from the image GET to its headers, to the last body byte, to restart(). */
-function phases(marks: Array<[string, number]>): { headers: number; download: number; verify: number } {
-  const at = (n: string) => marks.find((m) => m[0] === n)?.[1] ?? NaN;
-  const req = at("request");
-  const status = at("status");
-  const verifying = at("verifying");
-  const restart = at("restart");
-  return { headers: status - req, download: verifying - status, verify: restart - verifying };
-}
-
 export function formatRows(rows: Row[]): string {
   const w0 = Math.max(...rows.map((r) => r.figure.length), 6);
   const w1 = Math.max(...rows.map((r) => r.value.length), 5);
