@@ -21,6 +21,9 @@ export interface FleetScaleRow extends FleetScaleRun {
   /** Per-device CPU and memory relative to the smallest size (1 = linear). */
   cpuRatio: number;
   memRatio: number;
+  /** Per-device CPU and memory relative to the next smaller size (1 = linear). */
+  cpuStep: number;
+  memStep: number;
 }
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -57,7 +60,14 @@ export async function fleetScale(options: { sizes?: number[]; seed?: number; max
       marginalMbPer1000: 0,
       cpuRatio: 1,
       memRatio: 1,
+      cpuStep: 1,
+      memStep: 1,
     };
+    const prev = rows[rows.length - 1];
+    if (prev) {
+      row.cpuStep = row.cpuMsPerDevice / prev.cpuMsPerDevice;
+      row.memStep = row.mbPer1000 / prev.mbPer1000;
+    }
     if (rows[0]) {
       row.cpuRatio = row.cpuMsPerDevice / rows[0].cpuMsPerDevice;
       row.memRatio = row.mbPer1000 / rows[0].mbPer1000;

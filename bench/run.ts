@@ -143,7 +143,13 @@ export function benchRows(r: BenchReport): Row[] {
       add(`fleet ${n0(f.devices)} devices${f.completed ? "" : " (time bound)"}`, `boot ${f1(f.bootSeconds)} s, ${f1(f.devicesUpdatedPerSecond)} dev/s (${f.updated} updated${Object.keys(f.notUpdated ?? {}).length ? `; not: ${Object.entries(f.notUpdated).map(([k, v]) => `${k} x${v}`).join(", ")}` : ""}), CPU ${f1(f.cpuMsPerDevice)} ms/dev, peak RSS ${n0(f.peakRssMb)} MB (${f1(f.mbPer1000)} MB/1000${f.marginalMbPer1000 ? `, +${f1(f.marginalMbPer1000)} MB per 1000 added` : ""})`);
     }
     const last = fl[fl.length - 1]!;
-    if (fl.length > 1) add(`fleet cost per device, ${n0(last.devices)} vs ${n0(fl[0]!.devices)}`, `CPU x${f2(last.cpuRatio)}, memory x${f2(last.memRatio)}`, "linear (~x1)", st(last.cpuRatio <= 1.5 && last.memRatio <= 1.5 && last.completed));
+    if (fl.length > 1) {
+      // Linear: no size costs more per device than the next smaller one by more than 25%.
+      const steps = fl.slice(1);
+      const ok = fl.every((f) => f.completed) && steps.every((f) => f.cpuStep <= 1.25 && f.memStep <= 1.25);
+      const stepText = steps.map((f) => `${n0(f.devices)}: CPU x${f2(f.cpuStep)}, memory x${f2(f.memStep)}`).join("; ");
+      add(`fleet cost per device, each size vs the one before`, `${stepText} (${n0(last.devices)} vs ${n0(fl[0]!.devices)}: CPU x${f2(last.cpuRatio)}, memory x${f2(last.memRatio)})`, "linear (each <= x1.25)", st(ok));
+    }
   }
   const e = r.endurance;
   if (e) {
