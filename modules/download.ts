@@ -184,9 +184,19 @@ export class Downloader {
         if (extra.retryAfterMs !== undefined) r.retryAfterMs = extra.retryAfterMs;
         finish(r);
       };
+      // The stall timer is armed once and, when it fires, re-armed for what is left of the
+      // window since the last bytes: data only notes its time (no timer set and cleared per chunk).
+      let lastData = clock.now();
+      let stallArmed = false;
+      const checkStall = () => {
+        const idle = clock.now() - lastData;
+        if (idle >= d.download.stallMs) return fail("HTTP_TIMEOUT", `no data for ${d.download.stallMs} ms at byte ${offset + fill}`);
+        stallTimer = clock.setTimeout(checkStall, d.download.stallMs - idle);
+      };
       const armStall = () => {
-        clock.clearTimeout(stallTimer);
-        stallTimer = clock.setTimeout(() => fail("HTTP_TIMEOUT", `no data for ${d.download.stallMs} ms at byte ${offset + fill}`), d.download.stallMs);
+        lastData = clock.now();
+        if (!stallArmed) stallTimer = clock.setTimeout(checkStall, d.download.stallMs);
+        stallArmed = true;
       };
       const armRate = () => {
         rateTimer = clock.setTimeout(() => {

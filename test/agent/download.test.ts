@@ -52,33 +52,34 @@ function rig() {
 }
 
 let n = 0;
-async function download(faults: Fault | Fault[] | null, options: { checkStart?: (b: Uint8Array) => void; maxAttempts?: number; body?: Uint8Array } = {}) {
+async function download(faults: Fault | Fault[] | null, options: { checkStart?: (b: Uint8Array) => void; maxAttempts?: number; body?: Uint8Array; minBytesPerSec?: number } = {}) {
   const path = `/d${++n}.bin`;
   host.setRoute(path, options.body ?? image);
   host.setFault(path, faults);
   const r = rig();
   const checkpoints: number[] = [];
-  const attempts: { code: ErrorCode; at: number }[] = [];
+  const attempts: { code: ErrorCode; at: number; detail: string }[] = [];
   const http = new NodeHttp({ ca: ca.caCertPem, clock });
   const d = new Downloader({
     http, clock, crypto: nodeCrypto, slot: r.slot, buffer: new Uint8Array(4096),
-    download: { stallMs: 10_000, minBytesPerSec: 256, rateWindowMs: 5000, journalEveryBytes: 8192 },
+    download: { stallMs: 10_000, minBytesPerSec: options.minBytesPerSec ?? 256, rateWindowMs: 5000, journalEveryBytes: 8192 },
     retry: { baseMs: 1000, maxMs: 8000, maxAttempts: options.maxAttempts ?? 4 }, random: seededRandom(7),
     checkStart: options.checkStart ?? (() => {}),
     checkpoint: (w) => checkpoints.push(w),
     progress: () => {},
-    failedAttempt: (code) => { attempts.push({ code, at: clock.now() }); return attempts.length; },
+    failedAttempt: (code, detail) => { attempts.push({ code, at: clock.now(), detail }); return attempts.length; },
     log: () => {},
   });
   const job: DownloadJob = { url: `${host.url}${path}`, size: SIZE, sha256: sha, written: 0 };
   let error: OtaError | undefined;
   let done = false;
+  const start = clock.now();
   d.run(job).then(() => { done = true; }, (e: OtaError) => { error = e; done = true; });
   await driveDevice(clock, () => done, { maxRealMs: 20_000, quietMs: 50 }, () => http.waiting > 0);
   const written = new Uint8Array(SIZE);
   r.flash.read(SLOT, written);
   const requests = host.stats.log.filter((l) => l.path === path);
-  return { ...r, error, checkpoints, attempts, requests, intact: createHash("sha256").update(written).digest("hex") === sha };
+  return { ...r, start, error, checkpoints, attempts, requests, intact: createHash("sha256").update(written).digest("hex") === sha };
 }
 
 describe("download into the update slot", () => {
@@ -159,6 +160,16 @@ describe("download into the update slot", () => {
     const r = await download({ kind: "drip", afterBytes: 6000 }, { maxAttempts: 3 });
     expect(r.error?.code).toBe("HTTP_TIMEOUT");
     expect(r.attempts.map((a) => a.code)).toEqual(["HTTP_TIMEOUT", "HTTP_TIMEOUT", "HTTP_TIMEOUT"]);
+  });
+
+  it("a body that goes silent for stallMs ends the attempt exactly stallMs after its last bytes; gaps just under it never do", async () => {
+    // The rate check off, so only the stall timer can end an attempt.
+    const silent = await download({ kind: "drip", afterBytes: 6000, intervalMs: 25_000, bytesPerTick: 4000 }, { maxAttempts: 1, minBytesPerSec: 0 });
+    expect(silent.error?.code).toBe("HTTP_TIMEOUT");
+    expect(silent.attempts).toEqual([{ code: "HTTP_TIMEOUT", at: silent.start + 10_000, detail: "no data for 10000 ms at byte 6000" }]);
+    const slow = await download({ kind: "drip", afterBytes: 6000, intervalMs: 9_900, bytesPerTick: 4000 }, { maxAttempts: 1, minBytesPerSec: 0 });
+    expect(slow.error).toBeUndefined();
+    expect(slow.intact).toBe(true);
   });
 
   it.each([["ignore-range", "HTTP_RANGE"], ["wrong-content-range", "HTTP_RANGE"]] as const)("%s after a cut restarts from 0 (%s)", async (kind, code) => {
