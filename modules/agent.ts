@@ -59,6 +59,12 @@ export function readRunning(ports: Ports): RunningInfo {
 
 export class Agent {
   readonly outbox: Outbox;
+  /**
+   * Awaited after the "rebooting" event and before system.restart() (the app sets it to the
+   * reporter's bounded drain, so the update's events are acknowledged before the link drops).
+   * Otadata already points at the new image: a power cut while it runs boots that image too.
+   */
+  beforeRestart: (() => Promise<void>) | undefined;
   readonly running: RunningInfo;
   readonly config: AppConfig;
   private readonly ctx: AgentContext;
@@ -270,6 +276,13 @@ export class Agent {
     journal.save(j);
     this.emit("rebooting", releaseFields(j));
     this.current = "rebooting";
+    if (this.beforeRestart) {
+      try {
+        await this.beforeRestart();
+      } catch (e) {
+        ports.system.log(`before restart: ${codeOf(e)}`); // the restart goes ahead: the new image is already the boot slot
+      }
+    }
     ports.system.restart(`update to ${j.to}`);
     return { state: "rebooting", version: j.to };
   }

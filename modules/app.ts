@@ -11,6 +11,9 @@ import type { DiagnosticCheck } from "./diagnostics";
 import { startReporter, type Reporter } from "./reporter";
 import { seedOf, seededRandom } from "./backoff";
 
+/** How long a restart after an update waits for the outbox's events to be acknowledged (virtual/real ms). */
+export const RESTART_DRAIN_MS = 3000;
+
 export interface AppExtra {
   /** Application self-tests added to the built-in diagnostics. */
   checks?: DiagnosticCheck[];
@@ -44,7 +47,12 @@ export function start(ports: Ports, config: AppConfig | unknown, extra: AppExtra
   };
   const agent = new Agent(ports, config, observer, extra.checks ? { checks: extra.checks } : {});
   // FLEET's reporter: version and state on boot, the outbox over QoS 1, announcements and commands.
-  if (agent.config.mqtt && ports.mqtt) reporter = startReporter(ports, agent.config, agent, agent.outbox);
+  if (agent.config.mqtt && ports.mqtt) {
+    const r = startReporter(ports, agent.config, agent, agent.outbox);
+    reporter = r;
+    // Up to RESTART_DRAIN_MS for the update's last events to be acknowledged before the restart.
+    agent.beforeRestart = () => r.drain(RESTART_DRAIN_MS);
+  }
   const clock = ports.clock;
   const jitter = seededRandom(seedOf(`${ports.system.deviceId()}:check`));
   let timer = 0;

@@ -62,6 +62,12 @@ export interface Reporter {
   /** The agent stored a new event in the outbox: send it. */
   onEvent(event: AuditEvent): void;
   readonly connected: boolean;
+  /**
+   * Resolves once every event in the outbox is acknowledged, the link is down, or `maxMs` have
+   * passed: the agent awaits it before a restart, so that a restart does not cut the PUBACKs
+   * of the events it just sent (they would all be sent again after the boot).
+   */
+  drain(maxMs: number): Promise<void>;
   /** Orderly shutdown (DISCONNECT: the will does not fire). Safe twice. */
   close(): void;
 }
@@ -124,6 +130,10 @@ export function startReporter(ports: Ports, config: AppConfig, agent: ReporterAg
   let queued: { force: boolean; manifest?: Uint8Array } | undefined;
   let busyRetries = 0;
   let busyTimer = 0;
+  const drainWaiters: Array<() => void> = [];
+  function drained(): void {
+    if (drainWaiters.length && (!ready || outbox.pending().length === 0)) for (const w of drainWaiters.splice(0)) w();
+  }
 
   function loadLast(): LastResult | null {
     const raw = store.get(DOMAIN, "last");
@@ -186,12 +196,14 @@ export function startReporter(ports: Ports, config: AppConfig, agent: ReporterAg
         sentSeqs.delete(seq);
         outbox.ack(seq);
         flush();
+        drained();
       },
       onClose(reason) {
         ready = false;
         client = undefined;
         inflight.clear();
         sentSeqs.clear();
+        drained();
         if (closed) return;
         attempt++;
         const delay = backoffDelay(attempt, backoff, random);
@@ -360,9 +372,24 @@ export function startReporter(ports: Ports, config: AppConfig, agent: ReporterAg
     get connected() {
       return ready;
     },
+    drain(maxMs: number): Promise<void> {
+      if (closed || !ready || outbox.pending().length === 0) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        let done = false;
+        const finish = () => {
+          if (done) return;
+          done = true;
+          clock.clearTimeout(t);
+          resolve();
+        };
+        const t = clock.setTimeout(finish, maxMs);
+        drainWaiters.push(finish);
+      });
+    },
     close() {
       if (closed) return;
       closed = true;
+      for (const w of drainWaiters.splice(0)) w();
       if (timer) clock.clearTimeout(timer);
       if (busyTimer) clock.clearTimeout(busyTimer);
       timer = 0;

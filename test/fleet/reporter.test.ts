@@ -134,6 +134,40 @@ describe.each(kinds)("reporter on the device (%s)", (kind) => {
     log.client.close();
   });
 
+  it.skipIf(skip)("drain waits for the events' PUBACKs, and returns at once when nothing is pending or the link is down", async () => {
+    broker = await startBroker({ kind });
+    const clock = new VirtualClock();
+    const store = new MemStore();
+    const mqtt = new TcpMqttPort({ clock });
+    const outbox = new Outbox(store, { capacity: 64 });
+    const r = startReporter(devicePorts("dd04", clock, store, mqtt), config(broker), new FakeAgent(), outbox, { reconnect: { baseMs: 60_000, maxMs: 60_000 } });
+    reporters.push(r);
+    await driveUntil(clock, () => r.connected, { maxRealMs: 5000 });
+    // The burst an update ends with: the events go out, then the restart waits for their acks.
+    for (let i = 1; i <= 12; i++) r.onEvent(event(outbox, clock, i));
+    expect(outbox.pending().length).toBeGreaterThan(0);
+    let drained = false;
+    void r.drain(3000).then(() => (drained = true));
+    const t0 = clock.now();
+    await driveUntil(clock, () => drained, { maxRealMs: 5000 });
+    expect(outbox.pending()).toEqual([]);
+    expect(clock.now() - t0).toBeLessThan(3000);
+    // Nothing pending: at once.
+    let now = false;
+    void r.drain(3000).then(() => (now = true));
+    await Promise.resolve();
+    expect(now).toBe(true);
+    // The link drops with events unacknowledged: drain gives up when the link goes, not later.
+    await broker.stop();
+    await driveUntil(clock, () => !r.connected, { maxRealMs: 5000 });
+    r.onEvent(event(outbox, clock, 13));
+    let gone = false;
+    void r.drain(3000).then(() => (gone = true));
+    await Promise.resolve();
+    expect(gone).toBe(true);
+    expect(outbox.pending().length).toBe(1); // kept for the next connection
+  });
+
   it.skipIf(skip)("hands signed announcements to the agent, ignores and reports forged ones, obeys cmd", async () => {
     broker = await startBroker({ kind });
     const watch = subscribe(broker, "watch2", ["devices/+/events", "devices/+/state"]);
