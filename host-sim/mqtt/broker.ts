@@ -111,7 +111,7 @@ class AedesBroker implements Broker {
   private aedes: Aedes | undefined;
   private server: Server | undefined;
   private sockets = new Set<Socket>();
-  private persistence: unknown;
+  private persistence: AedesPersistence | undefined;
 
   constructor(readonly port: number) {}
 
