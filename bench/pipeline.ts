@@ -11,26 +11,23 @@
  */
 import { request } from "node:https";
 import { createHash } from "node:crypto";
-import { createSecureContext, type SecureContext } from "node:tls";
 import { Lab, FACTORY, type Published } from "../host-sim/lab";
 import { createNodeEngine } from "../host-sim/engine-node";
 import { createXsEngine, type MeterTotals } from "../host-sim/xs/engine";
 import type { BridgeStats } from "../host-sim/xs/bridge";
 import type { Engine } from "../host-sim/engine";
 import { DEFAULTS } from "../modules/config";
+import { contextFor } from "../host-sim/ports/http";
 import { probeEngine, portMs, type PortProfile } from "./probe";
 
 export const FULL_IMAGE = 1536 * 1024;
-
-const contexts = new Map<string, SecureContext>();
 
 /**
  * GET `url` over HTTPS (pinned CA, Connection: close, as the device does), SHA-256 into a buffer.
  * Resolves real ms. The CA's TLS context is made once, as the simulated device's HTTP port does.
  */
 export function rawDownload(url: string, ca: string, size: number): Promise<{ ms: number; headersMs: number; bytes: number; sha256: string }> {
-  let secureContext = contexts.get(ca);
-  if (!secureContext) contexts.set(ca, (secureContext = createSecureContext({ ca })));
+  const secureContext = contextFor(ca);
   return new Promise((resolve, reject) => {
     const buf = new Uint8Array(size);
     const hash = createHash("sha256");

@@ -30,13 +30,19 @@ export interface NodeHttpOptions {
  * and when the ticker itself runs late (this process was starved, so silence on a socket says
  * nothing about the server) it marks activity too. Requests join at start and leave at their end.
  */
+/** A request in its connect grace: until when (real ms), and what ends it. */
+interface Grace {
+  until: number;
+  expire(): void;
+}
+
 class ActivityTicker {
   private members = 0;
   /**
    * Requests in their connect grace, in start order: in order of expiry when they share one
    * connectGraceMs (with different ones, a shorter grace may end late, never early).
    */
-  private grace = new Set<{ until: number; expire(): void }>();
+  private grace = new Set<Grace>();
   private timer: ReturnType<typeof setInterval> | undefined;
   private last = 0;
 
@@ -56,11 +62,11 @@ class ActivityTicker {
     }
   }
 
-  inGrace(g: { until: number; expire(): void }): void {
+  inGrace(g: Grace): void {
     this.grace.add(g);
   }
 
-  outOfGrace(g: { until: number; expire(): void }): void {
+  outOfGrace(g: Grace): void {
     this.grace.delete(g);
   }
 
@@ -82,7 +88,7 @@ class ActivityTicker {
  * The context trusts that CA alone, as `ca` did (no system roots).
  */
 const contexts = new Map<string, SecureContext>();
-function contextFor(ca: string | string[]): SecureContext {
+export function contextFor(ca: string | string[]): SecureContext {
   const key = Array.isArray(ca) ? ca.join("\n") : ca;
   let c = contexts.get(key);
   if (!c) contexts.set(key, (c = createSecureContext({ ca })));
@@ -145,7 +151,7 @@ export class NodeHttp implements HttpPort {
     // After: activity only when the shared ticker runs late.
     const ticker = clock ? tickerOf(clock) : undefined;
     let inGrace = false;
-    const grace = {
+    const grace: Grace = {
       until: performance.now() + (this.options.connectGraceMs ?? 15_000),
       expire: () => {
         if (inGrace) this.awaiting--;
