@@ -54,6 +54,7 @@ export interface UpdateHost {
   port: number;
   stats: HostStats;
   setFault(path: string, fault: Fault | Fault[] | null): void;
+  /** Serve `body` at `path` (null removes it). Its ETag is taken now: set it again after changing the bytes. */
   setRoute(path: string, body: Uint8Array | null): void;
   /** Zero the statistics. */
   resetStats(): void;
@@ -95,7 +96,11 @@ export function parseRange(header: string, size: number): [number, number] | "un
 /** Start the host. Resolves once it listens. */
 export async function startUpdateHost(options: UpdateHostOptions): Promise<UpdateHost> {
   const root = options.dir ? resolve(options.dir) : undefined;
-  const routes = new Map<string, Uint8Array>(Object.entries(options.routes ?? {}));
+  // A route's ETag is computed once, when it is set (as a static server derives it from the
+  // file's identity, not per request): set the route again to change its bytes.
+  const routes = new Map<string, Resource>();
+  const putRoute = (path: string, body: Uint8Array) => routes.set(path, { body, etag: etagOf(body) });
+  for (const [p, b] of Object.entries(options.routes ?? {})) putRoute(p, b);
   const faults = new Map<string, FaultSet>();
   const served = new Map<string, number>(); // body bytes sent per path (change-etag)
   const cache = new Map<string, { mtime: number; size: number; res: Resource }>();
@@ -110,7 +115,7 @@ export async function startUpdateHost(options: UpdateHostOptions): Promise<Updat
 
   function lookup(path: string): Resource | undefined {
     const mem = routes.get(path);
-    if (mem) return { body: mem, etag: etagOf(mem) };
+    if (mem) return mem;
     if (!root) return undefined;
     const file = resolve(root, "." + path);
     if (file !== root && !file.startsWith(root + sep)) return undefined;
@@ -315,7 +320,7 @@ export async function startUpdateHost(options: UpdateHostOptions): Promise<Updat
     setFault,
     setRoute(path, body) {
       if (body === null) routes.delete(path);
-      else routes.set(path, body);
+      else putRoute(path, body);
     },
     resetStats() {
       stats.requests = 0;

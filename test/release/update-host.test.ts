@@ -45,6 +45,27 @@ describe("update host: HTTP semantics", () => {
     expect((await get(url("/latest.json"), otherCa.caCertPem)).end).toBe("error");
   });
 
+  it("serves in-memory routes with an ETag of their bytes; setting a route again changes it, null removes it", async () => {
+    const a = image.slice(0, 5000);
+    const b = a.slice();
+    b[4999] ^= 1;
+    host.setRoute("/mem/fw.bin", a);
+    const first = await get(url("/mem/fw.bin"), ca.caCertPem);
+    const second = await get(url("/mem/fw.bin"), ca.caCertPem, { range: "bytes=100-", "if-range": first.headers.etag as string });
+    expect(first.status).toBe(200);
+    expect(eq(first.body, a)).toBe(true);
+    expect(second.status).toBe(206);
+    host.setRoute("/mem/fw.bin", b);
+    const changed = await get(url("/mem/fw.bin"), ca.caCertPem, { range: "bytes=100-", "if-range": first.headers.etag as string });
+    expect(changed.status).toBe(200);
+    expect(changed.headers.etag).not.toBe(first.headers.etag);
+    expect(eq(changed.body, b)).toBe(true);
+    host.setRoute("/mem/fw.bin", a);
+    expect((await get(url("/mem/fw.bin"), ca.caCertPem, {}, "HEAD")).headers.etag).toBe(first.headers.etag);
+    host.setRoute("/mem/fw.bin", null);
+    expect((await get(url("/mem/fw.bin"), ca.caCertPem)).status).toBe(404);
+  });
+
   it("answers Range with 206 and Content-Range (open, closed and suffix ranges)", async () => {
     for (const [range, start, end] of [["bytes=4096-", 4096, size - 1], ["bytes=10-19", 10, 19], ["bytes=-100", size - 100, size - 1], ["bytes=99990-200000", 99990, size - 1]] as const) {
       const r = await get(url("/images/fw.bin"), ca.caCertPem, { range });
