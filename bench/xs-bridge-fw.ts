@@ -5,10 +5,11 @@
  *   read   4 KB flash read into a buffer  (a round trip carrying 4 KB back into XS)
  *   write  4 KB flash write               (a round trip carrying 4 KB out of XS)
  *   sha    4 KB SHA-256 update            (a round trip carrying 4 KB out of XS)
- *   xor    XOR of 4 KB in XS, word-wise as modules/image.ts does (no bridge: XS compute only)
+ *   xor    XOR of 4 KB in XS by modules/image.ts's xorBytes (no bridge: XS compute only)
  *   copy   4 KB Uint8Array.set in XS      (no bridge: an XS memory copy)
  */
 import type { Ports } from "../modules/ports";
+import { xorBytes } from "../modules/image";
 
 export function bootFirmware(ports: Ports, boot: { config: unknown; behavior: string }): { close(): void } {
   const { mode, n } = boot.config as { mode: string; n: number };
@@ -25,8 +26,7 @@ export function bootFirmware(ports: Ports, boot: { config: unknown; behavior: st
     for (let i = 0; i < n; i++) h.write(buf);
     h.close();
   } else if (mode === "xor") {
-    const w = new Int32Array(buf.buffer, 0, 1024);
-    for (let i = 0; i < n; i++) for (let j = 0; j < 1024; j++) x ^= w[j]!;
+    for (let i = 0; i < n; i++) x = xorBytes(buf, 4096, x);
   } else if (mode === "copy") for (let i = 0; i < n; i++) other.set(buf);
   ports.system.log(`@bb ${n} ${x}`);
   return { close() {} };

@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
-import { validateImage, parseImageStart, APP_DESC_OFFSET } from "../../modules/image";
+import { validateImage, parseImageStart, xorBytes, APP_DESC_OFFSET } from "../../modules/image";
 import { nodeCrypto } from "../../host-sim/crypto";
 import { buildImage, readBehavior, BEHAVIORS, MIN_IMAGE_SIZE } from "../../host-sim/image-builder";
 import { codeOf } from "../codes";
@@ -26,6 +26,33 @@ function handImage(secureVersion: number): Uint8Array {
   b[303] = 0xef ^ secureVersion ^ 0x2f; // (288 + 1) rounded up to 16 = 304: checksum in the last byte
   return b;
 }
+
+describe("the image checksum's XOR", () => {
+  it("equals a byte-by-byte XOR for every length, aligned or not, and every byte counts", () => {
+    const data = new Uint8Array(4096 + 8);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 2654435761) >>> 24;
+    const naive = (b: Uint8Array, n: number, acc: number) => {
+      for (let i = 0; i < n; i++) acc ^= b[i]!;
+      return acc;
+    };
+    for (const start of [0, 1, 2, 4]) {
+      for (let len = 0; len <= 64; len += 4) {
+        const view = data.subarray(start, start + len);
+        expect(xorBytes(view, len, 0xef)).toBe(naive(view, len, 0xef));
+      }
+      const whole = data.subarray(start, start + 4096);
+      expect(xorBytes(whole, 4096, 0x5a)).toBe(naive(whole, 4096, 0x5a));
+    }
+    // One flipped bit in any word of a 7-word (odd tail) buffer changes the result.
+    const b = data.slice(0, 28);
+    const good = xorBytes(b, 28, 0);
+    for (let i = 0; i < 28; i++) {
+      b[i] ^= 0x10;
+      expect(xorBytes(b, 28, 0)).not.toBe(good);
+      b[i] ^= 0x10;
+    }
+  });
+});
 
 describe("image format against hand-computed bytes", () => {
   it("accepts a hand-made image and reads its descriptor", () => {
