@@ -19,6 +19,7 @@ import type { Engine } from "../host-sim/engine";
 import { DEFAULTS } from "../modules/config";
 import { contextFor } from "../host-sim/ports/http";
 import { probeEngine, portMs, type PortProfile } from "./probe";
+import { xorBytes } from "../modules/image";
 
 export const FULL_IMAGE = 1536 * 1024;
 
@@ -26,7 +27,7 @@ export const FULL_IMAGE = 1536 * 1024;
  * GET `url` over HTTPS (pinned CA, Connection: close, as the device does), SHA-256 into a buffer.
  * Resolves real ms. The CA's TLS context is made once, as the simulated device's HTTP port does.
  */
-export function rawDownload(url: string, ca: string, size: number): Promise<{ ms: number; headersMs: number; bytes: number; sha256: string }> {
+export function rawDownload(url: string, ca: string, size: number): Promise<{ ms: number; headersMs: number; bytes: number; sha256: string; body: Uint8Array }> {
   const secureContext = contextFor(ca);
   return new Promise((resolve, reject) => {
     const buf = new Uint8Array(size);
@@ -43,12 +44,34 @@ export function rawDownload(url: string, ca: string, size: number): Promise<{ ms
         hash.update(chunk);
         n += take;
       });
-      res.on("end", () => resolve({ ms: performance.now() - t0, headersMs, bytes: n, sha256: hash.digest("hex") }));
+      res.on("end", () => resolve({ ms: performance.now() - t0, headersMs, bytes: n, sha256: hash.digest("hex"), body: buf }));
       res.on("error", reject);
     });
     req.on("error", reject);
     req.end();
   });
+}
+
+/**
+ * The least a read-back verification can cost: `image` read in 4 KB blocks into a scratch buffer
+ * (a flash read), each block SHA-256 hashed and XOR-checksummed (modules/image.ts's xorBytes), as
+ * verifySlot must and as ESP-IDF's esp_image_verify does after every OTA write. No flash, no
+ * ports, no parsing. Returns real ms (and the checksum, so the loop is not dead code).
+ */
+export function readbackPass(image: Uint8Array): { ms: number; checksum: number } {
+  const scratch = new Uint8Array(4096);
+  const t0 = performance.now();
+  const hash = createHash("sha256");
+  let x = 0;
+  for (let off = 0; off < image.length; off += 4096) {
+    const n = Math.min(4096, image.length - off);
+    const view = scratch.subarray(0, n);
+    view.set(image.subarray(off, off + n));
+    hash.update(view);
+    x = xorBytes(view, n & ~3, x);
+  }
+  hash.digest();
+  return { ms: performance.now() - t0, checksum: x };
 }
 
 export interface AgentRun {
@@ -107,6 +130,11 @@ export interface ThroughputResult {
   xsMs: number[];
   /** Medians over the rounds: TLS+headers, body (raw: to the end; agent: to "verifying"), verify+install (agent). */
   rawPhases: { headers: number; body: number };
+  /**
+   * The design's floor: each round's raw GET plus one read-back pass over the bytes it got
+   * (readbackPass), medians. An agent that verifies what is in flash cannot beat it.
+   */
+  floor: { medianMs: number; readbackMs: number; ratio: number };
   nodePhases: { headers: number; body: number; verify: number };
   raw: { medianMs: number; mbPerS: number };
   /** ratio = median raw / median agent; ratioBest = fastest raw / fastest agent (noise only adds time). */
@@ -136,7 +164,7 @@ export async function throughput(options: { size?: number; rounds?: number; xs?:
   const node = createNodeEngine();
   const boots: Array<{ meter: MeterTotals; bridge: BridgeStats }> = [];
   const xs = options.xs === false ? undefined : createXsEngine({ onStop: (meter, bridge) => boots.push({ meter: { ...meter }, bridge: { ...bridge } }) });
-  const rawMs: number[] = [], nodeMs: number[] = [], xsMs: number[] = [];
+  const rawMs: number[] = [], nodeMs: number[] = [], xsMs: number[] = [], floorMs: number[] = [], readbackMs: number[] = [];
   const rawHeaders: number[] = [], rawBody: number[] = [], nodeHeaders: number[] = [], nodeBody: number[] = [], nodeVerify: number[] = [];
   let lastNode: AgentRun | undefined, lastXs: AgentRun | undefined;
   try {
@@ -154,6 +182,9 @@ export async function throughput(options: { size?: number; rounds?: number; xs?:
       const raw = await rawDownload(release.imageUrl, lab.ca.caCertPem, release.image.length);
       if (raw.bytes !== release.image.length || raw.sha256 !== createHash("sha256").update(release.image).digest("hex")) throw new Error("raw download: short or wrong bytes");
       rawMs.push(raw.ms);
+      const readback = readbackPass(raw.body);
+      readbackMs.push(readback.ms);
+      floorMs.push(raw.ms + readback.ms);
       rawHeaders.push(raw.headersMs);
       rawBody.push(raw.ms - raw.headersMs);
       const n = await agentUpdate(lab, node, release, size, undefined, false);
@@ -187,6 +218,7 @@ export async function throughput(options: { size?: number; rounds?: number; xs?:
     rounds,
     rawMs, nodeMs, xsMs,
     rawPhases: { headers: median(rawHeaders), body: median(rawBody) },
+    floor: { medianMs: median(floorMs), readbackMs: median(readbackMs), ratio: median(floorMs) / nodeMed },
     nodePhases: { headers: median(nodeHeaders), body: median(nodeBody), verify: median(nodeVerify) },
     raw: { medianMs: rawMed, mbPerS: mbps(imageBytes, rawMed) },
     node: { medianMs: nodeMed, mbPerS: mbps(imageBytes, nodeMed), ratio: rawMed / nodeMed, ratioBest: Math.min(...rawMs) / Math.min(...nodeMs), run: lastNode! },

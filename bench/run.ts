@@ -103,6 +103,7 @@ export function benchRows(r: BenchReport): Row[] {
     const mb = (t.imageBytes / 1048576).toFixed(1);
     add(`raw limit: HTTPS GET + SHA-256, ${mb} MB`, `${f1(t.raw.medianMs)} ms (${f1(t.raw.mbPerS)} MB/s)`);
     add("Node agent: image GET -> restart", `${f1(t.node.medianMs)} ms (${f1(t.node.mbPerS)} MB/s) = ${f2(t.node.ratio)} x limit (best of ${t.rounds}: ${f2(t.node.ratioBest)})`, ">= 0.80 x limit (medians)", st(t.node.ratio >= 0.8));
+    add("  design floor: raw + one read-back pass (4 KB copies, SHA-256, XOR)", `${f1(t.floor.medianMs)} ms (read-back ${f1(t.floor.readbackMs)} ms) = ${f2(t.raw.medianMs / t.floor.medianMs)} x limit; Node agent = ${f2(t.floor.ratio)} x floor`);
     add("  medians, raw / Node: TLS+headers | body | verify+install", `${f1(t.rawPhases.headers)} / ${f1(t.nodePhases.headers)} | ${f1(t.rawPhases.body)} / ${f1(t.nodePhases.body)} | - / ${f1(t.nodePhases.verify)} ms`);
     const nm = agentPhases(t.node.run.ports.marks);
     add("  Node, profiled run: TLS+headers / download / verify+install", `${f1(nm.headers)} / ${f1(nm.body)} / ${f1(nm.verify)} ms; ports ${f1(t.node.run.portMs)} ms (sha256 ${f1(t.node.run.ports.sha256.ms)}, ${(t.node.run.ports.sha256.bytes / t.imageBytes).toFixed(1)} passes)`);
