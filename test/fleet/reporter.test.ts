@@ -14,6 +14,8 @@ import { MemStore, devicePorts, subscribe, realWait } from "./helpers";
 import { startUpdateHost } from "../../host-sim/update-host";
 import { makeCa, makeServerCert } from "../../host-sim/release/pki";
 import { NodeHttp } from "../../host-sim/ports/http";
+import { createServer, type AddressInfo } from "node:net";
+import * as mqttPacket from "mqtt-packet";
 
 const hasMosquitto = findMosquitto() !== undefined;
 const kinds: BrokerKind[] = ["aedes", "mosquitto"];
@@ -269,6 +271,46 @@ describe.each(kinds)("reporter on the device (%s)", (kind) => {
       ctl.client.close();
     } finally {
       await host.close();
+    }
+  });
+});
+
+describe("reporter against a broker that never acknowledges", () => {
+  it("drain gives up after its time limit, keeping the events for the next connection", async () => {
+    // A real MQTT server on loopback that accepts the session and subscriptions and answers
+    // pings, but sends no PUBACK: the restart must not wait for it forever.
+    const published: number[] = [];
+    const server = createServer((socket) => {
+      const parser = mqttPacket.parser({ protocolVersion: 4 });
+      const send = (p: object) => socket.write(mqttPacket.generate(p as mqttPacket.Packet));
+      parser.on("packet", (p: mqttPacket.Packet) => {
+        if (p.cmd === "connect") send({ cmd: "connack", returnCode: 0, sessionPresent: false });
+        else if (p.cmd === "subscribe") send({ cmd: "suback", messageId: p.messageId, granted: p.subscriptions.map(() => 1) });
+        else if (p.cmd === "pingreq") send({ cmd: "pingresp" });
+        else if (p.cmd === "publish" && p.qos === 1) published.push(p.messageId ?? 0);
+      });
+      socket.on("data", (d) => parser.parse(d));
+      socket.on("error", () => {});
+    });
+    await new Promise<void>((res) => server.listen(0, "127.0.0.1", res));
+    const port = (server.address() as AddressInfo).port;
+    const clock = new VirtualClock();
+    const store = new MemStore();
+    const outbox = new Outbox(store, { capacity: 64 });
+    const r = startReporter(devicePorts("ee05", clock, store, new TcpMqttPort({ clock })), config({ host: "127.0.0.1", port } as Broker), new FakeAgent(), outbox, { reconnect: { baseMs: 60_000, maxMs: 60_000 } });
+    try {
+      await driveUntil(clock, () => r.connected, { maxRealMs: 5000 });
+      for (let i = 1; i <= 3; i++) r.onEvent(event(outbox, clock, i));
+      await realWait(() => published.length >= 3, 5000);
+      let drained = false;
+      const t0 = clock.now();
+      void r.drain(3000).then(() => (drained = true));
+      await driveUntil(clock, () => drained, { maxRealMs: 5000 });
+      expect(clock.now() - t0).toBe(3000);
+      expect(outbox.pending().map((e) => e.seq)).toEqual([1, 2, 3]);
+    } finally {
+      r.close();
+      server.close();
     }
   });
 });
