@@ -175,8 +175,8 @@ export async function throughput(options: { size?: number; rounds?: number; xs?:
     if (xs) await agentUpdate(lab, xs, warm, size, boots);
     for (let r = 0; r < rounds; r++) {
       // Every run downloads a release published for it, so no run finds its image in a cache the
-      // others filled. The host reads and hashes (ETag) a new file on its first GET: that first,
-      // unmeasured raw GET pays it, so the raw and the agent runs after it both find it read.
+      // others filled. One unmeasured GET first, so neither measured side is the path's first
+      // fetch (the host takes a route's ETag when it is set; a file's on its first read).
       const release = publishRelease(lab, `bench-${runs}-${r}`, size);
       await rawDownload(release.imageUrl, lab.ca.caCertPem, release.image.length);
       const raw = await rawDownload(release.imageUrl, lab.ca.caCertPem, release.image.length);
