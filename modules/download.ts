@@ -207,7 +207,7 @@ export class Downloader {
         }, d.download.rateWindowMs);
       };
       const flush = () => {
-        const block = buf.subarray(0, fill);
+        const block = fill === BLOCK ? buf : buf.subarray(0, fill);
         if (offset === 0) d.checkStart(block);
         d.slot.write(block);
         this.sha.write(block);
@@ -264,7 +264,7 @@ export class Downloader {
           if (available <= 0) return;
           armStall();
           for (;;) {
-            const n = read(buf.subarray(fill));
+            const n = read(fill === 0 ? buf : buf.subarray(fill));
             if (n <= 0) break;
             windowBytes += n;
             if (offset + fill + n > job.size) return fail("HTTP_TOO_LONG", `more than ${job.size} bytes`, { permanent: false, restart: false });

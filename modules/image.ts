@@ -202,7 +202,7 @@ export function validateImage(read: (offset: number, target: Uint8Array) => void
     let done = 0;
     while (done < len) {
       const n = Math.min(chunkMax, len - done);
-      const chunk = scratch.subarray(0, n);
+      const chunk = n === scratch.length ? scratch : scratch.subarray(0, n);
       read(pos + done, chunk);
       if (i === 0 && done === 0) appDesc = parseAppDesc(chunk, 0);
       checksum = xorBytes(chunk, n, checksum);

@@ -51,7 +51,8 @@ export function verifySlot(read: SlotReader, want: Expectation, crypto: CryptoPo
   /** Read and hash the slot up to `end` (the bytes no check has read yet). */
   const hashTo = (end: number) => {
     while (hashed < end) {
-      const view = scratch.subarray(0, Math.min(scratch.byteLength, end - hashed));
+      const n = Math.min(scratch.byteLength, end - hashed);
+      const view = n === scratch.byteLength ? scratch : scratch.subarray(0, n);
       read(hashed, view);
       sha.write(view);
       hashed += view.byteLength;
@@ -62,7 +63,7 @@ export function verifySlot(read: SlotReader, want: Expectation, crypto: CryptoPo
     read(offset, target);
     const end = Math.min(offset + target.byteLength, want.size);
     if (offset <= hashed && end > hashed) {
-      sha.write(target.subarray(hashed - offset, end - offset));
+      sha.write(offset === hashed && end - offset === target.byteLength ? target : target.subarray(hashed - offset, end - offset));
       hashed = end;
     }
   };
