@@ -107,6 +107,9 @@ export async function agentUpdate(lab: Lab, engine: Engine, dir: string | Publis
     await device.run(() => probe.profiles[0]?.restartAt !== undefined, { maxVirtualMs: 3600_000, maxRealMs: 120_000, quietMs: 250 });
   } finally {
     await device.stop();
+    // Its sector buffers serve the next run's chip: as the raw side's buffer is allocated before
+    // its window opens, no run pays for allocating the simulated flash it writes into.
+    chip.flash.dispose();
   }
   const prof = probe.profiles[0]!;
   if (prof.imageRequestAt === undefined || prof.restartAt === undefined) throw new Error(`agent update in ${engine.name}: no image request or no restart`);

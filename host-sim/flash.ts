@@ -108,6 +108,7 @@ export class SimFlash {
   private keepOverride: number | undefined;
   private random: () => number;
   private _powered = true;
+  private disposed = false;
   /** Number of power-ons after a cut (lets bound objects notice a reboot). */
   powerCycles = 0;
   private s = { writes: 0, erases: 0, bytesWritten: 0, reads: 0, bytesRead: 0, overwrites: 0 };
@@ -170,6 +171,7 @@ export class SimFlash {
   }
 
   powerOn(): void {
+    this.live("powerOn()");
     if (!this._powered) this.powerCycles++;
     this._powered = true;
     this.cutIn = 0;
@@ -177,7 +179,28 @@ export class SimFlash {
   }
 
   private checkPower(what: string): void {
-    if (!this._powered) throw new PowerCut(`${what} after power loss`);
+    if (!this._powered) {
+      this.live(what);
+      throw new PowerCut(`${what} after power loss`);
+    }
+  }
+
+  private live(what: string): void {
+    if (this.disposed) throw new Error(`SimFlash: ${what} after dispose()`);
+  }
+
+  /**
+   * Done with this chip: the sector buffers only it holds go back to the pool the next chip
+   * programs from (those a clone shares stay with the clone). A bench that makes a fresh chip
+   * per run would otherwise allocate the image's backing store inside each measured update, a
+   * cost real flash does not have. Every later operation throws.
+   */
+  dispose(): void {
+    for (const [i, sec] of this.sectors) if (!this.shared.has(i)) giveSector(sec);
+    this.sectors.clear();
+    this.shared.clear();
+    this.disposed = true;
+    this._powered = false;
   }
 
   private bounds(offset: number, length: number, what: string): void {
@@ -311,6 +334,7 @@ export class SimFlash {
 
   /** The whole chip as one raw image (erased bytes 0xFF). Not counted. */
   toBytes(): Uint8Array {
+    this.live("toBytes()");
     const out = new Uint8Array(this.size).fill(0xff);
     for (const [i, sec] of this.sectors) out.set(sec, i * SECTOR_SIZE);
     return out;
@@ -332,6 +356,7 @@ export class SimFlash {
    * a chip holding a 1.5 MB image cost little more than one.
    */
   clone(seed?: number): SimFlash {
+    this.live("clone()");
     const f = new SimFlash({ size: this.size, seed: seed ?? 1, strict: this.strict });
     for (const [i, sec] of this.sectors) {
       f.sectors.set(i, sec);

@@ -174,4 +174,19 @@ describe("raw image files", () => {
     p.write(10, Uint8Array.of(0x00));
     expect(readAt(p, 8, 4)).toEqual(Uint8Array.of(0xff, 0xff, 0x00, 0xff));
   });
+  it("dispose gives a chip's own buffers to the next chip, never those a clone still reads, and ends the chip", () => {
+    const f = new SimFlash({ size: 16 * 4096 });
+    for (let i = 0; i < 4; i++) f.write(i * 4096, new Uint8Array(4096).fill(0x10 + i));
+    const g = f.clone(); // shares sectors 0..3
+    f.write(8 * 4096, new Uint8Array(4096).fill(0x77)); // f's own
+    f.dispose();
+    for (const [what, op] of [["read", () => readAt(f, 0, 1)], ["write", () => f.write(0, Uint8Array.of(0))], ["erase", () => f.erase(0)], ["powerOn", () => f.powerOn()], ["toBytes", () => f.toBytes()], ["clone", () => f.clone()]] as const) {
+      expect(op, what).toThrow(/after dispose\(\)/);
+    }
+    // New chips program from the pool: their bytes are theirs, and the clone's are untouched.
+    const others = [new SimFlash({ size: 16 * 4096 }), new SimFlash({ size: 16 * 4096 })];
+    for (const o of others) for (let i = 0; i < 16; i++) o.write(i * 4096, new Uint8Array(4096).fill(0x80 + i));
+    for (let i = 0; i < 4; i++) expect([...new Set(readAt(g, i * 4096, 4096))]).toEqual([0x10 + i]);
+    for (const o of others) for (let i = 0; i < 16; i++) expect([...new Set(readAt(o, i * 4096, 4096))]).toEqual([0x80 + i]);
+  });
 });
