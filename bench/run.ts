@@ -64,7 +64,7 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
     }
   };
   try {
-    report.throughput = await timed("throughput", () => throughput({ size: FULL_IMAGE, rounds: quick ? 1 : 5, lab, progress: say }));
+    report.throughput = await timed("throughput", () => throughput({ size: FULL_IMAGE, rounds: quick ? 1 : 5, nodeRounds: quick ? 3 : 25, lab, progress: say }));
     report.xs = await timed("xs", async () => {
       const xs = await xsCostReport(quick ? { small: 64 * 1024, large: 256 * 1024 } : {}, lab);
       const chunks = xs.large.chunks - xs.small.chunks;
@@ -102,13 +102,13 @@ export function benchRows(r: BenchReport): Row[] {
   if (t) {
     const mb = (t.imageBytes / 1048576).toFixed(1);
     add(`raw limit: HTTPS GET + SHA-256, ${mb} MB`, `${f1(t.raw.medianMs)} ms (${f1(t.raw.mbPerS)} MB/s)`);
-    add("Node agent: image GET -> restart", `${f1(t.node.medianMs)} ms (${f1(t.node.mbPerS)} MB/s) = ${f2(t.node.ratio)} x limit (best of ${t.rounds}: ${f2(t.node.ratioBest)})`, ">= 0.80 x limit (medians)", st(t.node.ratio >= 0.8));
-    add("  design floor: raw + one read-back pass (4 KB copies, SHA-256, XOR)", `${f1(t.floor.medianMs)} ms (read-back ${f1(t.floor.readbackMs)} ms) = ${f2(t.raw.medianMs / t.floor.medianMs)} x limit; Node agent = ${f2(t.floor.ratio)} x floor`);
+    add("Node agent: image GET -> restart", `${f1(t.node.medianMs)} ms (${f1(t.node.mbPerS)} MB/s) = ${f2(t.node.ratio)} x limit (best of ${t.nodeMs.length}: ${f2(t.node.ratioBest)})`, ">= 0.80 x limit (median per round)", st(t.node.ratio >= 0.8));
+    add("  design floor: raw + one read-back pass (4 KB copies, SHA-256, XOR)", `${f1(t.floor.medianMs)} ms (read-back ${f1(t.floor.readbackMs)} ms) = ${f2(t.floor.limitRatio)} x limit; Node agent = ${f2(t.floor.ratio)} x floor`);
     add("  medians, raw / Node: TLS+headers | body | verify+install", `${f1(t.rawPhases.headers)} / ${f1(t.nodePhases.headers)} | ${f1(t.rawPhases.body)} / ${f1(t.nodePhases.body)} | - / ${f1(t.nodePhases.verify)} ms`);
     const nm = agentPhases(t.node.run.ports.marks);
     add("  Node, profiled run: TLS+headers / download / verify+install", `${f1(nm.headers)} / ${f1(nm.body)} / ${f1(nm.verify)} ms; ports ${f1(t.node.run.portMs)} ms (sha256 ${f1(t.node.run.ports.sha256.ms)}, ${(t.node.run.ports.sha256.bytes / t.imageBytes).toFixed(1)} passes)`);
     if (t.xs) {
-      add("XS agent: image GET -> restart", `${f1(t.xs.medianMs)} ms (${f1(t.xs.mbPerS)} MB/s) = ${f2(t.xs.ratio)} x limit (best of ${t.rounds}: ${f2(t.xs.ratioBest)})`, "report");
+      add("XS agent: image GET -> restart", `${f1(t.xs.medianMs)} ms (${f1(t.xs.mbPerS)} MB/s) = ${f2(t.xs.ratio)} x limit (best of ${t.xsMs.length}: ${f2(t.xs.ratioBest)})`, "report");
       const xm = agentPhases(t.xs.run.ports.marks);
       const b = t.xs.run.bridge;
       add("  XS, profiled run: TLS+headers / download / verify+install", `${f1(xm.headers)} / ${f1(xm.body)} / ${f1(xm.verify)} ms; Node-side ports ${f1(t.xs.run.portMs)} ms`);

@@ -28,7 +28,8 @@ its limit in the same run: this machine is shared and noisy, compare ratios, not
 
 Parts: ${PARTS.join(", ")}
   throughput  1.5 MB update by the agent (Node and XS engines) over loopback HTTPS vs a bare
-              HTTPS download + SHA-256 from the same host (medians of 5 rounds; 1 with --quick)
+              HTTPS download + SHA-256 from the same host (medians: 25 rounds raw/Node, 5 of
+              them with XS; 3 and 1 with --quick)
   xs          XS meter: compute per MB and per 4 KB chunk, allocation growth per chunk
   wear        erases and bytes per image sector, otadata writes per update, NVS writes per MB
   resume      bytes sent when the link drops at 10%, 50%, 90% of the image
