@@ -135,17 +135,17 @@ export interface ThroughputResult {
   rawPhases: { headers: number; body: number };
   /**
    * The design's floor: each round's raw GET plus one read-back pass over the bytes it got
-   * (readbackPass), medians; `ratio` = the median of floor / agent per round, `limitRatio` of raw / floor. An agent that
-   * verifies what is in flash cannot beat it.
+   * (readbackPass), medians; `ratio` = the median of floor / agent per round, `limitRatio` the
+   * median of raw / floor. An agent that verifies what is in flash cannot beat it.
    */
   floor: { medianMs: number; readbackMs: number; ratio: number; limitRatio: number };
   nodePhases: { headers: number; body: number; verify: number };
   raw: { medianMs: number; mbPerS: number };
   /**
-   * ratio = the median over the rounds of raw / agent in the same round (pairs taken minutes
-   * apart would let the machine's load drift into the figure; a ratio of the two medians swung
-   * from 0.61 to 0.82 between runs where this stays within 0.03); ratioBest = fastest raw /
-   * fastest agent (noise only adds time).
+   * ratio = the median over the rounds of raw / agent in the same round, run back to back (the
+   * ratio of the two medians lets the machine's load drift between rounds into the figure: it
+   * swung from 0.61 to 0.82 between runs where this stays within 0.03); ratioBest = fastest raw
+   * / fastest agent (noise only adds time).
    */
   node: { medianMs: number; mbPerS: number; ratio: number; ratioBest: number; run: AgentRun };
   xs: { medianMs: number; mbPerS: number; ratio: number; ratioBest: number; run: AgentRun } | null;

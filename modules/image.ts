@@ -139,8 +139,8 @@ function checkSegmentHeader(index: number, loadAddr: number, len: number, dataOf
 
 /**
  * XOR of `len` bytes of `b` from 0 into `acc` (the image checksum), folded word-wise when aligned.
- * Four accumulators: the loop runs a quarter as many times (half the time on V8, and about a
- * third less compute in XS, which pays for every loop test and increment).
+ * Four accumulators: the loop runs a quarter as many times (half the time on V8, and a quarter
+ * less compute in XS, which pays for every loop test and increment).
  */
 export function xorBytes(b: Uint8Array, len: number, acc: number): number {
   if ((b.byteOffset & 3) === 0 && (len & 3) === 0) {
