@@ -224,11 +224,22 @@ export class DemoFleet {
 
   /**
    * No device is mid-update (its last event is not an in-progress state), no reset is pending,
-   * and every event every device produced is in the audit log.
+   * every event every device produced is in the audit log, and the log has every device's
+   * version report for the image it runs (a device rolled back reports its final event and
+   * its boot's version in two messages: the log may hold the first before the second).
    */
   async settle(): Promise<void> {
-    await this.until(() => this.quiet() && this.missing() === 0,
-      "every device to finish its update and every event to reach the audit log");
+    await this.until(() => this.quiet() && this.missing() === 0 && this.unreported() === 0,
+      "every device to finish its update and every report to reach the audit log");
+  }
+
+  /** Devices whose version in the audit log is not the one they run. */
+  private unreported(): number {
+    const logged = this.versions();
+    return this.devices.filter((d) => {
+      const v = d.sim.running?.version;
+      return v !== undefined && logged.get(d.id) !== v;
+    }).length;
   }
 
   private missing(): number {
