@@ -1,11 +1,15 @@
 /*
  * Test-side pieces for test/xs: thin Ports over the real SimFlash (partitions "scratch" and
- * the app slots), an NVS-like store with Moddable's limits, and (re-exported) the Node engine
- * for any firmware module.
+ * the app slots), an NVS-like store with Moddable's limits, (re-exported) the Node engine
+ * for any firmware module, and the two-engine scenario runner.
  */
 import type { FlashPartition, FlashPort, StorePort, StoreValue } from "../../modules/ports";
 import { OtaError } from "../../modules/errors";
+import { beforeAll, afterAll } from "vitest";
 import { SimFlash } from "../../host-sim/flash";
+import { runScenario, Lab, type Scenario, type Outcome } from "../../host-sim/scenarios";
+import { createNodeEngine } from "../../host-sim/engine-node";
+import { createXsEngine } from "../../host-sim/xs";
 
 export function flashPort(flash: SimFlash, layout: Record<string, [offset: number, size: number]>): FlashPort {
   return {
@@ -47,3 +51,29 @@ export function memoryStore(): StorePort & { data: Map<string, StoreValue> } {
 }
 
 export { nodeEngineFor } from "../../host-sim/engine-node";
+
+/**
+ * For a test file that runs scenarios in both engines: a Lab and the XS engine made before its
+ * tests and closed after them, and `both(s)`, one run of `s` in Node then one in XS.
+ */
+export function inBothEngines(): { both(s: Scenario, powerCutAt?: number): Promise<{ n: Outcome & { factoryApp0: string }; x: Outcome & { factoryApp0: string } }> } {
+  let lab: Lab;
+  const node = createNodeEngine();
+  const xs = createXsEngine();
+  beforeAll(async () => {
+    lab = await Lab.create();
+    await xs.prepared();
+  });
+  afterAll(async () => {
+    await xs.close();
+    await lab?.close();
+  });
+  return {
+    async both(s, powerCutAt) {
+      const options = powerCutAt === undefined ? {} : { powerCutAt };
+      const n = await runScenario(s, node, lab, options);
+      const x = await runScenario(s, xs, lab, options);
+      return { n, x };
+    },
+  };
+}

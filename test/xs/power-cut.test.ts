@@ -3,23 +3,11 @@
  * writes, journal and outbox NVS writes, install, the bootloader's otadata writes, self-test,
  * commit), each run in Node and in XS, with the whole Outcome equal; and during a rollback.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { scenarios, runScenario, Lab, type Scenario } from "../../host-sim/scenarios";
-import { createNodeEngine } from "../../host-sim/engine-node";
-import { createXsEngine } from "../../host-sim/xs";
+import { describe, expect, it } from "vitest";
+import { scenarios, type Scenario } from "../../host-sim/scenarios";
+import { inBothEngines } from "./helpers";
 
-let lab: Lab;
-const node = createNodeEngine();
-const xs = createXsEngine();
-
-beforeAll(async () => {
-  lab = await Lab.create();
-  await xs.prepared();
-});
-afterAll(async () => {
-  await xs.close();
-  await lab?.close();
-});
+const { both } = inBothEngines();
 
 /** Which fields of two outcomes differ (for a readable failure). */
 function differences(a: object, b: object): string {
@@ -29,13 +17,6 @@ function differences(a: object, b: object): string {
     if (x !== y) out.push(`${String(k)}: node ${x} / xs ${y}`);
   }
   return out.join("; ");
-}
-
-async function both(s: Scenario, powerCutAt?: number) {
-  const options = powerCutAt === undefined ? {} : { powerCutAt };
-  const n = await runScenario(s, node, lab, options);
-  const x = await runScenario(s, xs, lab, options);
-  return { n, x };
 }
 
 describe("power cut at every flash operation, in both engines", () => {

@@ -6,30 +6,11 @@
  * final result and code, both otadata entries, the SHA-256 of app0, app1 and otadata, and the
  * anti-rollback floor. (The power-cut sweeps are in power-cut.test.ts.)
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { scenarios, runScenario, checkOutcome, Lab, type Scenario } from "../../host-sim/scenarios";
-import { createNodeEngine } from "../../host-sim/engine-node";
-import { createXsEngine } from "../../host-sim/xs";
+import { describe, expect, it } from "vitest";
+import { scenarios, checkOutcome } from "../../host-sim/scenarios";
+import { inBothEngines } from "./helpers";
 
-let lab: Lab;
-const node = createNodeEngine();
-const xs = createXsEngine();
-
-beforeAll(async () => {
-  lab = await Lab.create();
-  await xs.prepared();
-});
-afterAll(async () => {
-  await xs.close();
-  await lab?.close();
-});
-
-async function both(s: Scenario, powerCutAt?: number) {
-  const options = powerCutAt === undefined ? {} : { powerCutAt };
-  const n = await runScenario(s, node, lab, options);
-  const x = await runScenario(s, xs, lab, options);
-  return { n, x };
-}
+const { both } = inBothEngines();
 
 describe("every scenario: the same outcome in Node and in XS", () => {
   for (const s of scenarios) {
