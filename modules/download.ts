@@ -20,6 +20,7 @@ import { OtaError, codeOf, type ErrorCode } from "./errors";
 import { backoffDelay, parseRetryAfter } from "./backoff";
 import type { UpdateSlot } from "./install";
 import { toHex } from "./bytes";
+import { attemptComplete, readRoom } from "./download-outcome";
 
 export const BLOCK = 4096;
 
@@ -56,7 +57,7 @@ type Attempt =
   | { ok: false; code: ErrorCode; detail: string; permanent: boolean; restart: boolean; retryAfterMs?: number };
 
 const RESTART_CODES: readonly ErrorCode[] = ["HTTP_RANGE", "HTTP_RANGE_NOT_SATISFIABLE", "DOWNLOAD_ETAG_CHANGED"];
-const PERMANENT_CODES: readonly ErrorCode[] = ["HTTP_NOT_FOUND", "HTTP_CLIENT_ERROR", "HTTP_STATUS", "HTTP_TLS", "HTTP_INSECURE_URL", "DOWNLOAD_SIZE", "DOWNLOAD_HASH", "IMAGE_TOO_LARGE", "IMAGE_MAGIC", "IMAGE_CHIP", "IMAGE_PROJECT", "IMAGE_SEGMENTS", "IMAGE_APP_DESC", "IMAGE_TRUNCATED", "IMAGE_VERSION"];
+const PERMANENT_CODES: readonly ErrorCode[] = ["HTTP_ENCODING", "HTTP_PROTOCOL", "HTTP_REDIRECT", "HTTP_REDIRECT_LOOP", "HTTP_NOT_FOUND", "HTTP_CLIENT_ERROR", "HTTP_STATUS", "HTTP_TLS", "HTTP_INSECURE_URL", "DOWNLOAD_SIZE", "DOWNLOAD_HASH", "IMAGE_TOO_LARGE", "IMAGE_MAGIC", "IMAGE_CHIP", "IMAGE_PROJECT", "IMAGE_SEGMENTS", "IMAGE_APP_DESC", "IMAGE_TRUNCATED", "IMAGE_VERSION"];
 
 /** Status -> (code, permanent). 408/429/5xx are retried; other 4xx never are. */
 function statusCode(status: number): { code: ErrorCode; permanent: boolean } {
@@ -91,12 +92,16 @@ export class Downloader {
     for (;;) {
       if (written < job.size) {
         const r = await this.attempt(job, written, etag);
-        if (r.ok) {
+        // Decided from what was written and hashed (download-outcome.ts), not from how the connection ended.
+        if (attemptComplete(r, this.d.slot.written, job.size)) {
+          if (!r.ok) this.d.log(`download: ${r.code} ${r.detail} after the last byte: complete`);
+          if (this.d.slot.state === "writing") this.d.slot.complete();
           written = job.size;
           etag = this.lastEtag;
+        } else if (r.ok) {
+          throw new OtaError("INTERNAL", `attempt ended at byte ${this.d.slot.written} of ${job.size}`);
         } else {
           written = this.d.slot.written - (this.d.slot.written % BLOCK);
-          if (this.d.slot.written === job.size) written = job.size;
           if (r.restart) {
             written = 0;
             etag = undefined;
@@ -114,6 +119,7 @@ export class Downloader {
           continue;
         }
       }
+      if (this.d.slot.state !== "written") throw new OtaError("INTERNAL", `download done with the slot ${this.d.slot.state}`);
       if (this.hashedTo !== job.size) this.rehash(job.size);
       const digest = toHex(this.sha.close());
       this.hashedTo = 0;
@@ -164,6 +170,9 @@ export class Downloader {
       let retryAfter: string | undefined;
       let newEtag: string | undefined;
       let contentLength: number | undefined;
+      let encoding: string | undefined;
+      let lengths = 0;
+      let ranges = 0;
       let fill = 0;
       let offset = from;
       let lastCheckpoint = from;
@@ -232,10 +241,11 @@ export class Downloader {
       req = d.http.request({ url: job.url, headers }, {
         onStatus: (s) => guard(() => { status = s; }),
         onHeader: (name, value) => guard(() => {
-          if (name === "content-range") contentRange = value;
+          if (name === "content-range") { contentRange = value; ranges++; }
           else if (name === "etag") newEtag = value;
           else if (name === "retry-after") retryAfter = value;
-          else if (name === "content-length") contentLength = /^\d+$/.test(value) ? Number(value) : undefined;
+          else if (name === "content-encoding") encoding = value.trim().toLowerCase();
+          else if (name === "content-length") { contentLength = /^\d+$/.test(value) ? Number(value) : undefined; lengths++; }
         }),
         onHeadersComplete: () => guard(() => {
           armStall();
@@ -245,6 +255,10 @@ export class Downloader {
             const ra = status === 429 || status === 503 ? parseRetryAfter(retryAfter, clock.wallTime()) : undefined;
             return fail(code, `status ${status}`, ra === undefined ? { permanent } : { permanent, retryAfterMs: ra });
           }
+          // The framing is judged before any byte is taken (RFC 9112 6.3: a repeated Content-Length is an error).
+          if (lengths > 1) return fail("HTTP_PROTOCOL", `${lengths} Content-Length headers`, { permanent: true });
+          if (encoding !== undefined && encoding !== "identity") return fail("HTTP_ENCODING", `Content-Encoding: ${encoding}`, { permanent: true });
+          if (ranges > 1) return fail("HTTP_RANGE", `${ranges} Content-Range headers`);
           if (from > 0) {
             if (etag !== undefined && newEtag !== undefined && newEtag !== etag) return fail("DOWNLOAD_ETAG_CHANGED", `${etag} -> ${newEtag}`);
             if (status !== 206) return fail("HTTP_RANGE", `status ${status} to a Range request`);
@@ -264,23 +278,28 @@ export class Downloader {
           if (available <= 0) return;
           armStall();
           for (;;) {
-            const n = read(fill === 0 ? buf : buf.subarray(fill));
+            const room = readRoom(offset, fill, BLOCK, job.size);
+            if (room === 0) {
+              // Every byte is in. Past a declared Content-Length the bytes are not the body:
+              // the attempt is complete. A chunked or close-delimited body goes on: refused.
+              if (contentLength !== undefined) return finish({ ok: true });
+              if (read(buf.subarray(0, 1)) <= 0) return;
+              return fail("HTTP_TOO_LONG", `body longer than ${job.size} bytes`, { permanent: true, restart: true });
+            }
+            const n = read(fill === 0 && room === BLOCK ? buf : buf.subarray(fill, fill + room));
             if (n <= 0) break;
             windowBytes += n;
-            if (offset + fill + n > job.size) return fail("HTTP_TOO_LONG", `more than ${job.size} bytes`, { permanent: false, restart: false });
             fill += n;
             if (fill === BLOCK || offset + fill === job.size) flush();
             if (settled) return;
           }
         }),
         onComplete: () => guard(() => {
-          if (fill > 0 && offset + fill === job.size) flush();
           if (offset !== job.size) return fail("HTTP_CLOSED", `body ended at byte ${offset + fill} of ${job.size}`);
-          d.slot.complete();
           finish({ ok: true });
         }),
         onError: (code, detail) => guard(() => {
-          const c = (code === "HTTP_TLS" || code === "HTTP_INSECURE_URL" || code === "HTTP_CONNECT" || code === "HTTP_CLOSED" || code === "HTTP_TIMEOUT" || code === "HTTP_TOO_LONG") ? code : "HTTP_CLOSED";
+          const c = (code === "HTTP_TLS" || code === "HTTP_INSECURE_URL" || code === "HTTP_CONNECT" || code === "HTTP_CLOSED" || code === "HTTP_TIMEOUT" || code === "HTTP_TOO_LONG" || code === "HTTP_PROTOCOL" || code === "HTTP_REDIRECT" || code === "HTTP_REDIRECT_LOOP") ? code : "HTTP_CLOSED";
           fail(c, detail);
         }),
       });

@@ -92,6 +92,12 @@ export const ERROR_TABLE = {
   DOWNLOAD_HASH: [0x80e, "downloaded SHA-256 differs from the manifest's", "image tampered or corrupted in transit"],
   DOWNLOAD_ETAG_CHANGED: [0x80f, "image changed on the server during the download", "restarted from byte 0"],
 
+  // HTTP on the wire: encodings, malformed responses, redirects (0x820, issue 15)
+  HTTP_ENCODING: [0x820, "response has a Content-Encoding the device does not decode", "serve the file as is (no gzip/br on manifests or images)"],
+  HTTP_PROTOCOL: [0x821, "malformed HTTP response (duplicated Content-Length, header too long, bad framing)", "check the update host or proxy"],
+  HTTP_REDIRECT: [0x822, "too many redirects, or a redirect without a usable https: Location", "point the device at the final URL"],
+  HTTP_REDIRECT_LOOP: [0x823, "redirects lead back to a URL already visited", "fix the redirect rules of the host"],
+
   // Confirmation and rollback (0x900)
   CONFIRM_DIAGNOSTICS: [0x901, "self-diagnostics failed", "the device rolls back to the previous image"],
   CONFIRM_TIMEOUT: [0x902, "self-diagnostics did not finish in time", "the device rolls back"],

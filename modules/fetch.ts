@@ -11,10 +11,15 @@ function statusError(status: number): OtaError {
   return new OtaError(code, `status ${status}`);
 }
 
+/** Port error codes reported as they are; any other becomes HTTP_CLOSED. */
+const PASSED: readonly string[] = ["HTTP_TLS", "HTTP_INSECURE_URL", "HTTP_CONNECT", "HTTP_PROTOCOL", "HTTP_REDIRECT", "HTTP_REDIRECT_LOOP"];
+
 /**
  * GET `url` (https: only) and return the body, at most `limit` bytes.
  * Throws HTTP_INSECURE_URL, HTTP_TLS, HTTP_CONNECT, HTTP_CLOSED, HTTP_TIMEOUT (no data for `timeoutMs`),
- * HTTP_NOT_FOUND / HTTP_CLIENT_ERROR / HTTP_SERVER_ERROR / HTTP_STATUS, MANIFEST_TOO_LARGE.
+ * HTTP_NOT_FOUND / HTTP_CLIENT_ERROR / HTTP_SERVER_ERROR / HTTP_STATUS, MANIFEST_TOO_LARGE,
+ * HTTP_ENCODING (a Content-Encoding other than identity), HTTP_PROTOCOL (a repeated Content-Length,
+ * a malformed response). A chunked or close-delimited body is read to its end.
  */
 export function fetchSmall(ports: Pick<Ports, "http" | "clock">, url: string, limit: number, timeoutMs: number): Promise<Uint8Array> {
   if (!/^https:\/\//i.test(url)) return Promise.reject(new OtaError("HTTP_INSECURE_URL", url));
@@ -22,6 +27,8 @@ export function fetchSmall(ports: Pick<Ports, "http" | "clock">, url: string, li
     const parts: Uint8Array[] = [];
     let total = 0;
     let status = 0;
+    let lengths = 0;
+    let encoding: string | undefined;
     let settled = false;
     let timer = 0;
     let req: { close(): void } | undefined;
@@ -40,8 +47,15 @@ export function fetchSmall(ports: Pick<Ports, "http" | "clock">, url: string, li
     arm();
     req = ports.http.request({ url }, {
       onStatus: (s) => { status = s; },
-      onHeader: () => {},
-      onHeadersComplete: () => { if (status !== 200) end(statusError(status)); },
+      onHeader: (name, value) => {
+        if (name === "content-length") lengths++;
+        else if (name === "content-encoding") encoding = value.trim().toLowerCase();
+      },
+      onHeadersComplete: () => {
+        if (status !== 200) end(statusError(status));
+        else if (lengths > 1) end(new OtaError("HTTP_PROTOCOL", `${lengths} Content-Length headers`));
+        else if (encoding !== undefined && encoding !== "identity") end(new OtaError("HTTP_ENCODING", `Content-Encoding: ${encoding}`));
+      },
       onData: (_available, read) => {
         arm();
         for (;;) {
@@ -54,7 +68,7 @@ export function fetchSmall(ports: Pick<Ports, "http" | "clock">, url: string, li
         }
       },
       onComplete: () => end(undefined),
-      onError: (code, detail) => end(new OtaError(code === "HTTP_TLS" || code === "HTTP_INSECURE_URL" || code === "HTTP_CONNECT" ? code : "HTTP_CLOSED", detail)),
+      onError: (code, detail) => end(new OtaError(PASSED.indexOf(code) >= 0 ? (code as ErrorCode) : "HTTP_CLOSED", detail)),
     });
     if (settled) req.close();
   });

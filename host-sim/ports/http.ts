@@ -22,6 +22,8 @@ export interface NodeHttpOptions {
    * never answers is still timed out, 15 s of real time later.
    */
   connectGraceMs?: number;
+  /** The response head's size limit (the device's header buffer), default 8192 bytes: past it, HTTP_PROTOCOL. */
+  maxHeaderBytes?: number;
 }
 
 /**
@@ -106,6 +108,8 @@ const TLS_ERRORS = /CERT|SSL|TLS|EPROTO|SELF_SIGNED|UNABLE_TO|ALTNAME|HOSTNAME|E
 
 function errorCode(err: NodeJS.ErrnoException): ErrorCode {
   const c = err.code ?? "";
+  // llhttp's verdicts: a repeated Content-Length, a header past maxHeaderSize, bad chunk framing.
+  if (c.startsWith("HPE_")) return "HTTP_PROTOCOL";
   if (TLS_ERRORS.test(c) || TLS_ERRORS.test(err.message)) return "HTTP_TLS";
   if (c === "ECONNREFUSED" || c === "ENOTFOUND" || c === "EHOSTUNREACH" || c === "ENETUNREACH" || c === "EAI_AGAIN") return "HTTP_CONNECT";
   return "HTTP_CLOSED";
@@ -186,6 +190,7 @@ export class NodeHttp implements HttpPort {
       secureContext: contextFor(this.options.ca),
       rejectUnauthorized: true,
       agent: false,
+      maxHeaderSize: this.options.maxHeaderBytes ?? 8192,
     };
     let req: ClientRequest | undefined;
     let res: IncomingMessage | undefined;
@@ -256,7 +261,7 @@ export class NodeHttp implements HttpPort {
           deliver();
         });
         r.on("aborted", () => fail("HTTP_CLOSED", "connection closed mid-body"));
-        r.on("error", (e) => fail("HTTP_CLOSED", e.message));
+        r.on("error", (e: NodeJS.ErrnoException) => fail(errorCode(e) === "HTTP_PROTOCOL" ? "HTTP_PROTOCOL" : "HTTP_CLOSED", e.message));
         r.on("close", () => { if (!ended) fail("HTTP_CLOSED", "connection closed before the body was complete"); });
       });
     } catch (e) {
