@@ -161,15 +161,23 @@ export class XsWorker {
     return Number(Buffer.from(r.reply).toString("utf8"));
   }
 
-  /** Kill the process (a power cut); pending cranks reject. */
+  /**
+   * Kill the process (a power cut); pending cranks reject. The process is ref'd first: an
+   * unref'd spare's exit event would not keep Node's event loop alive, so an awaited
+   * terminate() of the last handle left the caller's promise unsettled (a CLI exited 13).
+   */
   async terminate(): Promise<void> {
-    if (!this.exited) this.proc.kill("SIGKILL");
+    if (!this.exited) {
+      this.keepAlive(true);
+      this.proc.kill("SIGKILL");
+    }
     await this.exit;
   }
 
   /** Ask the worker to quit cleanly after pending work. */
   async close(): Promise<void> {
     if (!this.exited) {
+      this.keepAlive(true);
       this.toWorker.end(netstring(Buffer.from("q")));
       const t = setTimeout(() => this.proc.kill("SIGKILL"), 2000);
       await this.exit;
