@@ -8,6 +8,7 @@ import { createHash } from "node:crypto";
 import type { Engine } from "./engine";
 import type { Fault, UpdateHost } from "./update-host";
 import { startUpdateHost } from "./update-host";
+import { startWireHost, type WireHost } from "./wire-host";
 import { makeCa, makeServerCert, type CaBundle } from "./release/pki";
 import { generateKey, keyConfigOf, type SigningKey } from "./release/keys";
 import { createManifest, type ManifestInput } from "./release/manifest-tool";
@@ -55,13 +56,16 @@ export class Lab {
     readonly rogue: SigningKey,
     /** A second CA the host's certificate is NOT from (wrong-certificate tests). */
     readonly otherCa: CaBundle,
+    /** A byte-controlled host (wire-host.ts) with the same certificate: scripted responses. */
+    readonly wire: WireHost,
   ) {}
 
   static async create(): Promise<Lab> {
     const ca = await makeCa();
     const otherCa = await makeCa(undefined, "some other CA");
     const cert = await makeServerCert(ca, { hosts: ["127.0.0.1", "localhost"] });
-    const lab = new Lab(ca, undefined as unknown as UpdateHost, generateKey("ecdsa-p256"), generateKey("ecdsa-p256"), otherCa);
+    const wire = await startWireHost({ cert: cert.certPem, key: cert.keyPem });
+    const lab = new Lab(ca, undefined as unknown as UpdateHost, generateKey("ecdsa-p256"), generateKey("ecdsa-p256"), otherCa, wire);
     const host = await startUpdateHost({ cert: cert.certPem, key: cert.keyPem, clock: lab.clock, routes: {} });
     (lab as { host: UpdateHost }).host = host;
     return lab;
@@ -152,6 +156,7 @@ export class Lab {
   }
 
   async close(): Promise<void> {
+    await this.wire.close();
     await this.host.close();
   }
 }

@@ -11,6 +11,8 @@ import type { Engine } from "./engine";
 import type { AgentState } from "../modules/events";
 import type { ErrorCode } from "../modules/errors";
 import type { Fault } from "./update-host";
+import type { WireScript } from "./wire-host";
+import { wireScenarios } from "./wire-scenarios";
 import { createHash } from "node:crypto";
 import { Lab, FACTORY, type ReleaseSpec, type ImageSpec } from "./lab";
 import type { SimDevice, SimDeviceOptions } from "./device";
@@ -38,6 +40,11 @@ export interface Scenario {
   config?: Record<string, unknown>;
   /** Faults on the image path ("image") or the manifest path ("manifest"). */
   faults?: { image?: Fault | Fault[]; manifest?: Fault | Fault[] };
+  /**
+   * The image and/or the manifest served by the lab's byte-controlled host instead (the same
+   * bytes, framed by the script): the manifest's image URL and the device's manifest URL follow.
+   */
+  wire?: { image?: WireScript; manifest?: WireScript };
   /** Config's manifestUrl as http: instead of https:. */
   insecureManifestUrl?: boolean;
   /** The device trusts another CA than the host's. */
@@ -119,6 +126,8 @@ export const scenarios: Scenario[] = [
   { name: "retry-cap-persists", summary: "a release that used up its attempts is not retried after a reboot (the count is in NVS)", releases: [{ image: V11 }, { image: V11 }], faults: { image: { kind: "status", statuses: [500, 500, 500, 500, 500, 500] } }, config: { retry: { baseMs: 1000, maxMs: 4000, maxAttempts: 2 } }, expect: { version: "1.0.0", final: "refused", code: "POLICY_RETRY_CAP", app0Untouched: true } },
   { name: "overlong", summary: "more bytes on the wire than Content-Length", releases: [{ image: V11 }], faults: { image: { kind: "overlong", extra: 64 } }, expect: { version: "1.1.0", final: "committed" } },
   { name: "overlong-declared", summary: "Content-Length larger than the manifest's size", releases: [{ image: V11 }], faults: { image: { kind: "overlong", extra: 64, declared: true } }, expect: { version: "1.0.0", final: "failed", code: "DOWNLOAD_SIZE", app0Untouched: true } },
+  // The wire as other hosts speak it (host-sim/wire-scenarios.ts)
+  ...wireScenarios,
 ];
 
 function sha(bytes: Uint8Array): string {
@@ -187,12 +196,17 @@ export interface RunOptions {
 export async function runScenario(s: Scenario, engine: Engine, lab: Lab, options: RunOptions = {}): Promise<Outcome & { factoryApp0: string }> {
   // A fresh path per run: the host's per-path fault state (bytes served, uses) starts from zero.
   const dir = `${s.name}/${lab.nextRun()}`;
-  const first = lab.publish(dir, s.releases[0]!);
+  const wireImage = s.wire?.image;
+  const first0 = s.releases[0]!;
+  const first = lab.publish(dir, wireImage ? { ...first0, manifest: { ...first0.manifest, url: `${lab.wire.url}/${dir}/fw-${first0.image.version}.bin` } } : first0);
+  if (wireImage) lab.wire.route(new URL(first.imageUrl.replace(lab.url, lab.wire.url)).pathname, first.image, wireImage);
+  if (s.wire?.manifest) lab.wire.route(new URL(first.manifestUrl).pathname, first.envelope, s.wire.manifest);
   const manifestPath = new URL(first.manifestUrl).pathname;
   const imagePath = new URL(first.imageUrl).pathname;
   lab.setFault(imagePath, s.faults?.image ?? null);
   lab.setFault(manifestPath, s.faults?.manifest ?? null);
-  const manifestUrl = s.insecureManifestUrl ? first.manifestUrl.replace(/^https:/, "http:") : first.manifestUrl;
+  let manifestUrl = s.wire?.manifest ? first.manifestUrl.replace(lab.url, lab.wire.url) : first.manifestUrl;
+  if (s.insecureManifestUrl) manifestUrl = manifestUrl.replace(/^https:/, "http:");
   const chip = lab.chip(s.factory ?? FACTORY, options.geometry);
   if (options.prepare) {
     options.prepare(chip);
