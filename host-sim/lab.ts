@@ -58,6 +58,8 @@ export class Lab {
     readonly otherCa: CaBundle,
     /** A byte-controlled host (wire-host.ts) with the same certificate: scripted responses. */
     readonly wire: WireHost,
+    /** A byte-controlled host whose certificate is from `otherCa` (redirects to a host the pinned CA does not cover). */
+    readonly wireOther: WireHost,
   ) {}
 
   static async create(): Promise<Lab> {
@@ -65,8 +67,11 @@ export class Lab {
     const otherCa = await makeCa(undefined, "some other CA");
     const cert = await makeServerCert(ca, { hosts: ["127.0.0.1", "localhost"] });
     const wire = await startWireHost({ cert: cert.certPem, key: cert.keyPem });
-    const lab = new Lab(ca, undefined as unknown as UpdateHost, generateKey("ecdsa-p256"), generateKey("ecdsa-p256"), otherCa, wire);
+    const otherCert = await makeServerCert(otherCa, { hosts: ["127.0.0.1", "localhost"] });
+    const wireOther = await startWireHost({ cert: otherCert.certPem, key: otherCert.keyPem });
+    const lab = new Lab(ca, undefined as unknown as UpdateHost, generateKey("ecdsa-p256"), generateKey("ecdsa-p256"), otherCa, wire, wireOther);
     const host = await startUpdateHost({ cert: cert.certPem, key: cert.keyPem, clock: lab.clock, routes: {} });
+    wire.vars = { lab: host.url, other: wireOther.url };
     (lab as { host: UpdateHost }).host = host;
     return lab;
   }
@@ -157,6 +162,7 @@ export class Lab {
 
   async close(): Promise<void> {
     await this.wire.close();
+    await this.wireOther.close();
     await this.host.close();
   }
 }

@@ -11,8 +11,9 @@ import type { Engine } from "./engine";
 import type { AgentState } from "../modules/events";
 import type { ErrorCode } from "../modules/errors";
 import type { Fault } from "./update-host";
-import type { WireScript } from "./wire-host";
+import { honest, type WireScript } from "./wire-host";
 import { wireScenarios } from "./wire-scenarios";
+import { redirectScenarios } from "./redirect-scenarios";
 import { createHash } from "node:crypto";
 import { Lab, FACTORY, type ReleaseSpec, type ImageSpec } from "./lab";
 import type { SimDevice, SimDeviceOptions } from "./device";
@@ -45,6 +46,8 @@ export interface Scenario {
    * bytes, framed by the script): the manifest's image URL and the device's manifest URL follow.
    */
   wire?: { image?: WireScript; manifest?: WireScript };
+  /** The configuration names the lab's other CA for the wireOther host (a redirect target). */
+  trustOtherForRedirects?: boolean;
   /** Config's manifestUrl as http: instead of https:. */
   insecureManifestUrl?: boolean;
   /** The device trusts another CA than the host's. */
@@ -128,6 +131,7 @@ export const scenarios: Scenario[] = [
   { name: "overlong-declared", summary: "Content-Length larger than the manifest's size", releases: [{ image: V11 }], faults: { image: { kind: "overlong", extra: 64, declared: true } }, expect: { version: "1.0.0", final: "failed", code: "DOWNLOAD_SIZE", app0Untouched: true } },
   // The wire as other hosts speak it (host-sim/wire-scenarios.ts)
   ...wireScenarios,
+  ...redirectScenarios,
 ];
 
 function sha(bytes: Uint8Array): string {
@@ -199,7 +203,11 @@ export async function runScenario(s: Scenario, engine: Engine, lab: Lab, options
   const wireImage = s.wire?.image;
   const first0 = s.releases[0]!;
   const first = lab.publish(dir, wireImage ? { ...first0, manifest: { ...first0.manifest, url: `${lab.wire.url}/${dir}/fw-${first0.image.version}.bin` } } : first0);
-  if (wireImage) lab.wire.route(new URL(first.imageUrl.replace(lab.url, lab.wire.url)).pathname, first.image, wireImage);
+  if (wireImage) {
+    const path = new URL(first.imageUrl).pathname;
+    lab.wire.route(path, first.image, wireImage);
+    lab.wireOther.route(path, first.image, (req, r) => { const h = honest(req, r); return [{ write: h.head }, { write: h.body }, { end: "fin" }]; });
+  }
   if (s.wire?.manifest) lab.wire.route(new URL(first.manifestUrl).pathname, first.envelope, s.wire.manifest);
   const manifestPath = new URL(first.manifestUrl).pathname;
   const imagePath = new URL(first.imageUrl).pathname;
@@ -214,6 +222,7 @@ export async function runScenario(s: Scenario, engine: Engine, lab: Lab, options
   }
   const factoryApp0 = sha(readPartition(chip, "app0"));
   const config = lab.config(manifestUrl, s.config);
+  if (s.trustOtherForRedirects) config.redirects = { ...(config.redirects as object | undefined), hostCas: { [new URL(lab.wireOther.url).host]: lab.otherCa.caCertPem } };
   const extra: Partial<SimDeviceOptions> = { ...s.device };
   if (s.wrongCa) {
     const { NodeHttp } = await import("./ports/http");

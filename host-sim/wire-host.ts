@@ -28,7 +28,12 @@ export type WireStep =
 
 export interface WireRequest {
   method: string;
+  /** The path without its query. */
   path: string;
+  /** The query string without "?", or "". */
+  query: string;
+  /** The host's `vars` when the request came (other hosts' URLs, for redirect scripts). */
+  vars: Readonly<Record<string, string>>;
   /** Lower-cased names; a repeated header keeps its last value. */
   headers: Record<string, string>;
   /** This path's request number, from 0. */
@@ -43,6 +48,8 @@ export interface WireHost {
   port: number;
   /** Requests seen, in order. */
   readonly log: WireRequest[];
+  /** Handed to scripts as `req.vars`. */
+  vars: Record<string, string>;
   route(path: string, body: Uint8Array, script: WireScript): void;
   close(): Promise<void>;
 }
@@ -79,15 +86,18 @@ export function honest(req: WireRequest, r: { body: Uint8Array; etag: string }):
 
 const pause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-function parseRequest(text: string, n: (path: string) => number): WireRequest {
+function parseRequest(text: string, n: (path: string) => number, vars: Record<string, string>): WireRequest {
   const [line, ...rest] = text.split("\r\n");
-  const [method = "", path = ""] = (line ?? "").split(" ");
+  const [method = "", target = ""] = (line ?? "").split(" ");
+  const q = target.indexOf("?");
+  const path = q < 0 ? target : target.slice(0, q);
+  const query = q < 0 ? "" : target.slice(q + 1);
   const headers: Record<string, string> = {};
   for (const h of rest) {
     const i = h.indexOf(":");
     if (i > 0) headers[h.slice(0, i).trim().toLowerCase()] = h.slice(i + 1).trim();
   }
-  return { method, path, headers, n: n(path) };
+  return { method, path, query, vars: { ...vars }, headers, n: n(path) };
 }
 
 export async function startWireHost(options: { cert: string; key: string; gapMs?: number }): Promise<WireHost> {
@@ -112,7 +122,7 @@ export async function startWireHost(options: { cert: string; key: string; gapMs?
         const k = counts.get(p) ?? 0;
         counts.set(p, k + 1);
         return k;
-      });
+      }, host.vars);
       log.push(req);
       const r = routes.get(req.path);
       const steps: WireStep[] = r ? r.script(req, r) : [{ write: head(404, [["Content-Length", 0], ["Connection", "close"]], "Not Found") }, { end: "fin" }];
@@ -128,18 +138,27 @@ export async function startWireHost(options: { cert: string; key: string; gapMs?
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.address() as { port: number }).port;
-  return {
+  const host: WireHost = {
     url: `https://127.0.0.1:${port}`,
     port,
     log,
+    vars: {},
     route(path, body, script) {
       routes.set(path, { body, etag: `"${createHash("sha256").update(body).digest("hex").slice(0, 16)}"`, script });
     },
     async close() {
       for (const s of sockets) s.destroy();
+      for (const s of raw.values()) s.destroy(); // handshakes the client refused never became TLS sockets
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+  return host;
+}
+
+/** A redirect answer (no body) to `location`. */
+export function redirect(status: number, location: string | undefined): WireStep[] {
+  const headers: [string, string | number][] = location === undefined ? [] : [["Location", location]];
+  return [{ write: head(status, [...headers, ["Content-Length", 0], ["Connection", "close"]], "Redirect") }, { end: "fin" }];
 }
 
 async function play(socket: TLSSocket, tcp: Socket | undefined, steps: WireStep[], gap: number): Promise<void> {

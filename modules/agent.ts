@@ -22,6 +22,7 @@ import { OtaError, codeOf, type ErrorCode } from "./errors";
 import { decide } from "./policy";
 import { UpdateSlot } from "./install";
 import { Downloader, BLOCK } from "./download";
+import { RedirectingHttp } from "./redirect";
 import { checkImageStart, verifySlot } from "./verify";
 import { onBoot, releaseFields, type BootOutcome } from "./confirm";
 import { seedOf, seededRandom } from "./backoff";
@@ -79,8 +80,13 @@ export class Agent {
    * Throws CONFIG_INVALID, KEY_FORMAT/KEY_TYPE (trusted keys), IMAGE_* (the running image has
    * no readable app descriptor), FLASH_NO_PARTITION.
    */
-  constructor(private readonly ports: Ports, config: AppConfig | unknown, private readonly observer: AgentObserver = {}, options: { checks?: readonly DiagnosticCheck[]; outbox?: Outbox } = {}) {
+  private readonly ports: Ports;
+
+  constructor(portsIn: Ports, config: AppConfig | unknown, private readonly observer: AgentObserver = {}, options: { checks?: readonly DiagnosticCheck[]; outbox?: Outbox } = {}) {
     this.config = parseConfig(config);
+    // Redirects are followed here, once for every binding (the manifest and the image).
+    const ports: Ports = { ...portsIn, http: new RedirectingHttp(portsIn.http, this.config.redirects) };
+    this.ports = ports;
     const crypto = ports.crypto;
     this.keys = this.config.trustedKeys.map((k) => keyFromConfig(k, crypto));
     this.imageKeys = (this.config.imageKeys ?? this.config.trustedKeys).map((k) => keyFromConfig(k, crypto));

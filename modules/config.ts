@@ -7,6 +7,7 @@
  * running image's esp_app_desc_t (flash label "running"), so they cannot drift from the bytes.
  */
 import { OtaError } from "./errors";
+import { REDIRECT_DEFAULTS, type RedirectConfig } from "./redirect";
 
 /** A trusted public key as configured: SIGN's keyFromConfig input (modules/keys.ts). */
 export interface KeyConfig {
@@ -76,6 +77,8 @@ export interface AppConfig {
   retry: RetryConfig;
   diagnostics: DiagnosticsConfig;
   download: DownloadConfig;
+  /** Redirects followed for the manifest and the image (modules/redirect.ts). */
+  redirects: RedirectConfig;
   maintenanceWindow?: MaintenanceWindow;
   mqtt?: MqttConfig;
   /** Outbox capacity in events. */
@@ -148,6 +151,21 @@ function keys(v: unknown, path: string): KeyConfig[] {
   });
 }
 
+function redirectsOf(v: unknown): RedirectConfig {
+  if (v === undefined) return { max: REDIRECT_DEFAULTS.max, hostCas: {} };
+  const r = obj(v, "redirects");
+  const hostCas: Record<string, string> = {};
+  if (r.hostCas !== undefined) {
+    const m = obj(r.hostCas, "redirects.hostCas");
+    for (const host in m) {
+      const pem = str(m[host], `redirects.hostCas.${host}`);
+      if (!/-----BEGIN CERTIFICATE-----/.test(pem)) fail(`redirects.hostCas.${host}`, "expected a PEM certificate");
+      hostCas[host.toLowerCase()] = pem;
+    }
+  }
+  return { max: num(r.max, "redirects.max", REDIRECT_DEFAULTS.max, 0, 20), hostCas };
+}
+
 /**
  * Validate a configuration (JSON text or parsed data) and fill defaults.
  * Throws CONFIG_INVALID naming the first bad field.
@@ -193,6 +211,7 @@ export function parseConfig(json: unknown): AppConfig {
       journalEveryBytes: num(dl.journalEveryBytes, "download.journalEveryBytes", DEFAULTS.download.journalEveryBytes, 4096),
     },
     outboxCapacity: num(o.outboxCapacity, "outboxCapacity", DEFAULTS.outboxCapacity, 4, 1000),
+    redirects: redirectsOf(o.redirects),
   };
   if (config.retry.maxMs < config.retry.baseMs) fail("retry.maxMs", "must be >= retry.baseMs");
   if (config.download.journalEveryBytes % 4096) fail("download.journalEveryBytes", "must be a multiple of 4096");

@@ -79,6 +79,7 @@ export function resolveUrl(base: string, ref: string): string {
   if (/^[a-z][a-z0-9+.-]*:/i.test(ref)) return ref;
   const m = /^([a-z][a-z0-9+.-]*:\/\/[^/]+)(\/[^?#]*)?/i.exec(base);
   if (!m) return ref;
+  if (ref.startsWith("//")) return m[1]!.slice(0, m[1]!.indexOf(":")) + ":" + ref;
   if (ref.startsWith("/")) return m[1] + ref;
   const path = m[2] ?? "/";
   return m[1] + path.slice(0, path.lastIndexOf("/") + 1) + ref;

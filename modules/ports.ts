@@ -58,6 +58,12 @@ export interface HttpRequestOptions {
   method?: "GET" | "HEAD";
   /** Request headers as [name, value] pairs, e.g. [["range", "bytes=4096-"], ["if-range", "\"etag\""]]. */
   headers?: ReadonlyArray<readonly [string, string]>;
+  /**
+   * An extra trust anchor (PEM) for this request's host, named by the configuration for a
+   * redirect target (modules/redirect.ts). Node: trusted besides the pinned CA; Moddable's
+   * securesocket takes one certificate, so there it replaces the pinned one for this request.
+   */
+  ca?: string;
 }
 
 export interface HttpHandler {

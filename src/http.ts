@@ -12,6 +12,15 @@ import type { HttpHandler, HttpPort, HttpRequest, HttpRequestOptions } from "../
 import { OtaError, codeOf } from "../modules/errors";
 import { parseHttpsUrl, type HttpsTarget } from "./url";
 import { drainFragment } from "./http-drain";
+import { fromBase64 } from "../modules/bytes";
+
+/** DER of a PEM certificate (securesocket's "certificate" takes DER). */
+function derOf(pem: string): ArrayBuffer {
+  const der = fromBase64(pem.replace(/-----[^-]+-----/g, "").replace(/\s+/g, ""));
+  const out = new ArrayBuffer(der.byteLength);
+  new Uint8Array(out).set(der);
+  return out;
+}
 
 export interface EspHttpOptions {
   /** DER of the CA (or server certificate) to trust; nothing else is trusted. */
@@ -57,7 +66,8 @@ export class EspHttp implements HttpPort {
     const dictionary = {
       host: target.host, port: target.port, path: target.path, method, headers,
       Socket: SecureSocket,
-      secure: { certificate: this.#ca, protocolVersion: 0x303, serverName: target.host },
+      // A redirect host's CA named by the configuration (modules/redirect.ts) replaces the pinned one for this request only.
+      secure: { certificate: options.ca === undefined ? this.#ca : derOf(options.ca), protocolVersion: 0x303, serverName: target.host },
     };
     try {
       req = new Request(dictionary);

@@ -187,7 +187,8 @@ export class NodeHttp implements HttpPort {
       path: url.pathname + url.search,
       method: options.method ?? "GET",
       headers,
-      secureContext: contextFor(this.options.ca),
+      // A redirect host's extra CA (modules/redirect.ts) is trusted besides the pinned one.
+      secureContext: contextFor(options.ca === undefined ? this.options.ca : [...(Array.isArray(this.options.ca) ? this.options.ca : [this.options.ca]), options.ca]),
       rejectUnauthorized: true,
       agent: false,
       maxHeaderSize: this.options.maxHeaderBytes ?? 8192,

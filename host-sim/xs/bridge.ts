@@ -272,11 +272,11 @@ export class Bridge {
     return cl;
   }
 
-  private httpRequest(options: { url: string; method?: "GET" | "HEAD"; headers?: [string, string][] }): number {
+  private httpRequest(options: { url: string; method?: "GET" | "HEAD"; headers?: [string, string][]; ca?: string }): number {
     const h = this.next++;
     const done = () => this.requests.delete(h);
     const req = this.ports.http.request(
-      { url: options.url, ...(options.method ? { method: options.method } : {}), ...(options.headers ? { headers: options.headers } : {}) },
+      { url: options.url, ...(options.method ? { method: options.method } : {}), ...(options.headers ? { headers: options.headers } : {}), ...(options.ca !== undefined ? { ca: options.ca } : {}) },
       {
         onStatus: (s) => this.emit(event(Ev.HTTP_STATUS, h, s)),
         onHeader: (n, v) => this.emit(event(Ev.HTTP_HEADER, h, 0, JSON.stringify([n, v]))),

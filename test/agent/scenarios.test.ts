@@ -103,4 +103,19 @@ describe("what the scenarios show beyond the final state", () => {
     expect(o.final).toBe("committed");
     expect(imageRequests("500-then-ok").map((r) => r.status).slice(0, 3)).toEqual([500, 503, 200]);
   });
+
+  it("redirect-resume: every attempt starts at the original URL, and the target still gets Range and If-Range", () => {
+    expect(outcomes.get("redirect-resume")!.final).toBe("committed");
+    const original = lab.wire.log.filter((r) => r.path.startsWith("/redirect-resume/") && r.path.includes("/fw-"));
+    expect(original.map((r) => r.headers["range"] ?? null)).toEqual([null, "bytes=16384-"]);
+    const target = imageRequests("redirect-resume");
+    expect(target.map((r) => r.range ?? null)).toEqual([null, "bytes=16384-"]);
+    expect(target[1]!.ifRange).toMatch(/^".+"$/);
+    expect(target.map((r) => r.status)).toEqual([200, 206]);
+  });
+
+  it("wire-extra-same-write: the honest image with bytes after its body commits in one request", () => {
+    expect(outcomes.get("wire-extra-same-write")!.final).toBe("committed");
+    expect(lab.wire.log.filter((r) => r.path.startsWith("/wire-extra-same-write/") && r.path.includes("/fw-")).length).toBe(1);
+  });
 });

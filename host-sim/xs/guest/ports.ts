@@ -89,7 +89,7 @@ const store: StorePort = {
 
 const http: HttpPort = {
   request(options, handler) {
-    const h = u32(callJson(Op.HTTP_REQUEST, { url: options.url, method: options.method, headers: options.headers }));
+    const h = u32(callJson(Op.HTTP_REQUEST, { url: options.url, method: options.method, headers: options.headers, ca: options.ca }));
     httpHandlers.set(h, { handler, pending: [], queued: 0 });
     return {
       close() {
