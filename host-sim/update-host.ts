@@ -45,6 +45,11 @@ export interface UpdateHostOptions {
   /** Drives the "drip" fault (virtual time); without it drip uses real 10 ms ticks. */
   clock?: VirtualClock;
   faults?: Record<string, Fault | Fault[]>;
+  /**
+   * Answer every GET/HEAD with 302 to this base URL + the request's path and query (a CDN or
+   * an S3 pre-signed URL in front of the real host): xsota serve --redirect-to.
+   */
+  redirectTo?: string;
   /** Called once per request when its response is over (complete, cut or aborted). */
   onLog?: (entry: RequestLog) => void;
 }
@@ -164,6 +169,10 @@ export async function startUpdateHost(options: UpdateHostOptions): Promise<Updat
       res.end(method === "HEAD" ? undefined : text);
     };
     if (method !== "GET" && method !== "HEAD") return simple(405, "method not allowed\n", { allow: "GET, HEAD" });
+    if (options.redirectTo !== undefined) {
+      const location = options.redirectTo.replace(/\/+$/, "") + (req.url ?? "/");
+      return simple(302, `redirect to ${location}\n`, { location });
+    }
     if (fs) {
       const st = fs.nextStatus();
       if (st !== undefined) {

@@ -9,6 +9,7 @@ export const command: Command = {
   name: "serve",
   summary: "serve a release tree over HTTPS (Range, ETag)",
   help: `Usage: xsota serve --dir public/ [--port 8443] [--host 127.0.0.1] [--cert cert.pem --key key.pem | --self-signed-ca out/] [--json]
+       xsota serve --redirect-to https://HOST:PORT [--port 8444] [...]
 
 Serve a published tree over HTTPS: Range requests (206 + Content-Range), strong ETags and
 If-Range (a changed file restarts the download), HEAD, 416 with "bytes */size" past the end.
@@ -22,12 +23,15 @@ Options:
   --self-signed-ca D   make (or reuse) a CA in D (ca.pem, ca.key) and a server certificate for
                        127.0.0.1 and localhost signed by it; devices pin D/ca.pem. The default,
                        with D = .xsota-ca
+  --redirect-to URL    answer every request with 302 to URL + its path and query (a CDN or a
+                       pre-signed URL in front of the real host); --dir is not needed
   --quiet              do not log requests
   --json               print {url, ca} once listening
 
 Examples:
   xsota serve --dir public/ --self-signed-ca out/ca
   xsota serve --dir public/ --port 443 --host 0.0.0.0 --cert tls/cert.pem --key tls/key.pem
+  xsota serve --redirect-to https://127.0.0.1:8443 --port 8444 --self-signed-ca out/ca
 `,
   async run(argv) {
     const { values } = parse(argv, {
@@ -39,8 +43,11 @@ Examples:
       "self-signed-ca": { type: "string" },
       quiet: { type: "boolean" },
       json: { type: "boolean" },
+      "redirect-to": { type: "string" },
     }, false);
-    const dir = values.dir;
+    const redirectTo = values["redirect-to"];
+    if (redirectTo !== undefined && !/^https?:\/\/[^/]+/i.test(redirectTo)) throw new OtaError("USAGE", `--redirect-to ${redirectTo}: expected an http(s) URL`);
+    const dir = values.dir ?? (redirectTo !== undefined ? "." : undefined);
     if (!dir) throw new OtaError("USAGE", "missing --dir");
     if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new OtaError("FILE_NOT_FOUND", `--dir ${dir} is not a directory`);
     const port = Number(values.port);
@@ -55,7 +62,7 @@ Examples:
       key = readFileSync(values.key!, "utf8");
     } else {
       const caDir = values["self-signed-ca"] ?? ".xsota-ca";
-      if ((resolve(caDir) + sep).startsWith(resolve(dir) + sep)) throw new OtaError("USAGE", `--self-signed-ca ${caDir} is inside --dir ${dir}: the CA key would be served`);
+      if (redirectTo === undefined && (resolve(caDir) + sep).startsWith(resolve(dir) + sep)) throw new OtaError("USAGE", `--self-signed-ca ${caDir} is inside --dir ${dir}: the CA key would be served`);
       let ca: CaBundle;
       if (existsSync(join(caDir, "ca.pem")) && existsSync(join(caDir, "ca.key"))) ca = { caCertPem: readFileSync(join(caDir, "ca.pem"), "utf8"), caKeyPem: readFileSync(join(caDir, "ca.key"), "utf8") };
       else ca = await makeCa(caDir, "xsota local update host CA");
@@ -64,9 +71,10 @@ Examples:
       caPath = join(caDir, "ca.pem");
     }
     const log = (e: RequestLog) => process.stderr.write(`${new Date().toISOString()} ${e.method} ${e.path}${e.range ? ` [${e.range}]` : ""} -> ${e.status} ${e.bytes} bytes\n`);
-    const host = await startUpdateHost({ dir, cert, key, port, host: values.host!, ...(values.quiet ? {} : { onLog: log }) });
+    const host = await startUpdateHost({ dir, cert, key, port, host: values.host!, ...(redirectTo !== undefined ? { redirectTo } : {}), ...(values.quiet ? {} : { onLog: log }) });
     const url = values.host === "0.0.0.0" ? `https://127.0.0.1:${host.port}` : host.url;
     if (values.json) printJson({ url, port: host.port, dir, ca: caPath });
+    else if (redirectTo !== undefined) process.stderr.write(`${color.green("redirecting")} ${url}/* to ${redirectTo}/*${caPath ? ` (devices pin ${caPath})` : ""}; Ctrl-C stops\n`);
     else process.stderr.write(`${color.green("serving")} ${dir} at ${url}${caPath ? ` (devices pin ${caPath})` : ""}; Ctrl-C stops\n`);
     await new Promise<void>((resolve) => {
       process.once("SIGINT", resolve);

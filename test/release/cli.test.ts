@@ -158,6 +158,23 @@ describe("xsota release commands", () => {
       const part = await get(`${info.url}/${res.image}`, ca, { range: "bytes=50000-" });
       expect(part.status).toBe(206);
       expect(part.body.length).toBe(68);
+      // A redirector in front of it (serve --redirect-to): 302 to the same path and query there.
+      const front = spawn(process.execPath, [join(__dirname, "../../bin/xsota.js"), "serve", "--redirect-to", info.url, "--port", "0", "--self-signed-ca", p("ca"), "--json", "--quiet"], { stdio: ["ignore", "pipe", "pipe"] });
+      let frontOut = "";
+      front.stdout.on("data", (c: Buffer) => (frontOut += c.toString()));
+      try {
+        const f = await new Promise<{ url: string }>((resolve, reject) => {
+          const t = setInterval(() => { try { resolve(JSON.parse(frontOut)); clearInterval(t); } catch { /* not yet */ } }, 50);
+          front.on("exit", (c) => { clearInterval(t); reject(new Error(`serve --redirect-to exited ${c}`)); });
+        });
+        const moved = await get(`${f.url}/${res.latest}?sig=1`, ca);
+        expect(moved.status).toBe(302);
+        expect(moved.headers.location).toBe(`${info.url}/${res.latest}?sig=1`);
+      } finally {
+        const gone = new Promise<number | null>((r) => front.on("exit", (c) => r(c)));
+        front.kill("SIGINT");
+        expect(await gone).toBe(0);
+      }
     } finally {
       const exited = new Promise<number | null>((r) => child.on("exit", (c) => r(c)));
       child.kill("SIGINT");
