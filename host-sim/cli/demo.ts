@@ -49,8 +49,8 @@ Examples:
   npm start
   xsota demo --devices 20 --serve
   xsota demo --engine node --quick --json
-  xsota serve --dir /srv/ota --port 8443 --self-signed-ca /srv/ca &   # or nginx, a CDN...
-  xsota demo --update-url https://127.0.0.1:8443 --www /srv/ota --ca /srv/ca/ca.pem --broker mqtt://127.0.0.1:1883
+  mkdir -p ota && xsota serve --dir ota --port 8443 --self-signed-ca ca &   # or nginx, a CDN...
+  xsota demo --update-url https://127.0.0.1:8443 --www ota --ca ca/ca.pem   # --broker mqtt://HOST:1883 for your broker
   NO_COLOR=1 xsota demo > story.txt
 `;
 

@@ -43,9 +43,12 @@ Exit status: 0 committed or nothing to do, 1 the update failed / was refused / r
 2 usage, 3 environment (file, host).
 
 Examples:
-  xsota flash create --out flash.bin --version 1.0.0
-  xsota serve --dir release --port 8443 &
-  xsota device --flash flash.bin --manifest https://127.0.0.1:8443/release.json --ca ca.pem --trust pub.pem
+  xsota keygen -o key.pem --pub pub.pem
+  xsota image build --version 1.0.0 -o fw-1.0.0.bin && xsota flash create -o flash.bin --image fw-1.0.0.bin
+  mkdir -p release && xsota image build --version 1.1.0 -o release/fw-1.1.0.bin
+  xsota manifest --image release/fw-1.1.0.bin --url https://127.0.0.1:8443/fw-1.1.0.bin --key key.pem -o release/release.json
+  xsota serve --dir release --port 8443 --self-signed-ca ca &
+  xsota device --flash flash.bin --manifest https://127.0.0.1:8443/release.json --ca ca/ca.pem --trust pub.pem
 `;
 
 async function loadEngine(name: string): Promise<Engine> {

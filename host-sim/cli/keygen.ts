@@ -20,8 +20,8 @@ Options:
   --json        print {id, type, out, pub, keyConfig} (keyConfig goes in the device's trustedKeys)
 
 Examples:
-  xsota keygen -o keys/release.pem --pub keys/release.pub.pem
-  xsota keygen --type rsa-2048 -o keys/manifest-rsa.pem --pub keys/manifest-rsa.pub.pem --json
+  xsota keygen -o release.pem --pub release.pub.pem
+  xsota keygen --type rsa-2048 -o manifest-rsa.pem --pub manifest-rsa.pub.pem --json
 `,
   async run(argv) {
     const { values } = parse(argv, {

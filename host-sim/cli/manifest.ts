@@ -43,8 +43,8 @@ Options:
   --json               print the manifest and key ids
 
 Examples:
-  xsota manifest --image build/fw.signed.bin --url https://updates.example.com/ \\
-    --key keys/release.pem --hardware esp32-rev3 --rollout-id r-2026-11 --percent 5 -o release.json
+  xsota manifest --image fw.signed.bin --url https://updates.example.com/ \\
+    --key release.pem --hardware esp32-rev3 --rollout-id r-2026-11 --percent 5 -o release.json
 `,
   async run(argv) {
     const { values } = parse(argv, {

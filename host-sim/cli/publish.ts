@@ -30,8 +30,8 @@ Options:
   --json           print what was written
 
 Examples:
-  xsota publish --dir public/ release.json build/fw.signed.bin
-  xsota publish --s3 s3://fw-releases/prod --endpoint http://127.0.0.1:9000 release.json build/fw.signed.bin
+  xsota publish --dir public/ release.json fw.signed.bin
+  xsota publish --s3 s3://fw-releases/prod --endpoint http://127.0.0.1:9000 release.json fw.signed.bin
 `,
   async run(argv) {
     const { values, positionals } = parse(argv, {

@@ -30,7 +30,7 @@ Options:
 
 Examples:
   xsota serve --dir public/ --self-signed-ca out/ca
-  xsota serve --dir public/ --port 443 --host 0.0.0.0 --cert tls/cert.pem --key tls/key.pem
+  xsota serve --dir public/ --port 8443 --host 0.0.0.0 --self-signed-ca out/ca   # or --cert F --key F
   xsota serve --redirect-to https://127.0.0.1:8443 --port 8444 --self-signed-ca out/ca
 `,
   async run(argv) {

@@ -33,9 +33,9 @@ Options:
   --json            print {scheme, keyIds, inputBytes, outputBytes, sha256}
 
 Examples:
-  xsota sign --key keys/release.pem build/fw.bin -o build/fw.signed.bin
-  xsota sign --keyfile secure_boot_signing_key.pem --output signed_firmware.bin firmware.bin
-  xsota sign --scheme v2 --key keys/a.pem --key keys/b.pem build/fw.bin -o build/fw.v2.bin
+  xsota sign --key release.pem fw.bin -o fw.signed.bin
+  xsota sign --keyfile release.pem --output signed_firmware.bin fw.bin      # espsecure.py's spelling
+  xsota sign --scheme v2 --key release.pem fw.bin -o fw.v2.bin
 `,
   async run(argv) {
     const { values, positionals } = parse(argv, {

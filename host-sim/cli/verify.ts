@@ -29,8 +29,8 @@ Options:
   --json           print the result as JSON
 
 Examples:
-  xsota verify --pub keys/release.pub.pem build/fw.signed.bin
-  xsota verify --pub keys/release.pub.pem release.json --image build/fw.signed.bin --json
+  xsota verify --pub release.pub.pem fw.signed.bin
+  xsota verify --pub release.pub.pem release.json --image fw.signed.bin --json
 `,
   async run(argv) {
     const { values, positionals } = parse(argv, {
