@@ -45,6 +45,8 @@ describe.skipIf(!moddable)("ESP32 build with Moddable's mcconfig, tsc, xsc and x
       expect(linked.get(name)!.code, name).toBeGreaterThan(0);
     }
     expect(linked.get("src/native/esp32")!.host).toBe(true);
+    // the boot deadline runs as a setup module (xsHosts.c runs every "setup/" script before main)
+    expect(linked.get("setup/xsota")?.code).toBeGreaterThan(0);
     expect(build.xslWarnings.filter((w) => /(modules|src)\//.test(w))).toEqual([]);
     expect(build.linked!.instances).toBeGreaterThan(0);
   }, 240_000);
