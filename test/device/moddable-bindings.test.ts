@@ -30,9 +30,13 @@ vi.mock("../../src/native/esp32", () => ({
   restart: () => undefined,
 }));
 
-const { EspMqtt } = await import("../../src/mqtt");
-const { PreferenceStore } = await import("../../src/store");
-const { EspSystem } = await import("../../src/system");
+// Through a computed path: the Node-side tsc (tsconfig.json) must not follow these into src/,
+// which compiles against the Moddable declarations (tsconfig.device.json, mcconfig) only.
+import type { MqttPort, StorePort, SystemPort } from "../../modules/ports";
+const load = (name: string) => import(/* @vite-ignore */ `../../src/${name}`);
+const { EspMqtt } = (await load("mqtt")) as { EspMqtt: new (o?: { ca?: ArrayBuffer }) => MqttPort };
+const { PreferenceStore } = (await load("store")) as { PreferenceStore: new () => StorePort };
+const { EspSystem } = (await load("system")) as { EspSystem: new () => SystemPort };
 const { Socket, SecureSocket } = await import("./moddable-runtime");
 
 const MQTT_JS = moddableFile("modules/network/mqtt/mqtt.js");

@@ -40,11 +40,11 @@ export const Timer = {
 };
 
 /** modules/base/time: ticks in ms, delta(a, b) = b - a. */
-export const Time = {
+export const Time: { readonly ticks: number; delta(a: number, b?: number): number } = {
   get ticks(): number {
     return Math.floor(performance.now());
   },
-  delta(a: number, b: number = Time.ticks): number {
+  delta(a: number, b: number = Math.floor(performance.now())): number {
     return b - a;
   },
 };
@@ -59,7 +59,7 @@ export class Socket {
   callback: ((state: number, value?: number) => void) | undefined;
   written: Uint8Array[] = [];
   closed = false;
-  #pending = new Uint8Array(0);
+  #pending: Uint8Array = new Uint8Array(0);
   constructor(readonly options: { host: string; port: number; secure?: unknown }) {
     Socket.made.push(this);
   }
