@@ -26,8 +26,8 @@ function localModules(): string[] {
   const names: string[] = [];
   for (const dir of ["modules", "src"])
     for (const f of readdirSync(join(REPO, dir)))
-      if (f.endsWith(".ts") && !f.endsWith(".d.ts")) names.push(`${dir}/${f.slice(0, -3)}`);
-  return names.concat("src/native/esp32");
+      if (f.endsWith(".ts") && !f.endsWith(".d.ts") && f !== "setup-deadline.ts") names.push(`${dir}/${f.slice(0, -3)}`);
+  return names.concat("src/native/esp32", "setup/xsota"); // src/setup-deadline.ts is linked as the setup module
 }
 
 describe.skipIf(!moddable)("ESP32 build with Moddable's mcconfig, tsc, xsc and xsl (no ESP-IDF)", () => {
@@ -66,6 +66,9 @@ describe.skipIf(!moddable)("ESP32 build with Moddable's mcconfig, tsc, xsc and x
     expect(merged.get("CONFIG_ESP_TASK_WDT_PANIC")).toBe("y");
     expect(merged.get("CONFIG_PARTITION_TABLE_MD5")).toBe("y");
     expect(merged.get("CONFIG_APP_PROJECT_VER")).toBe(`"${version}"`);
+    // With flash encryption every write must be 16-byte aligned in offset and length; the last
+    // block of an image (a v1 signature adds 68 bytes) is not, and src/flash.ts does not pad it.
+    expect(merged.get("CONFIG_SECURE_FLASH_ENC_ENABLED") ?? "n", "flash encryption needs padded writes in src/flash.ts first").not.toBe("y");
   });
 
   it("refuses subplatform targets, whose own SDKCONFIGPATH would replace sdkconfig/ (rollback off)", async () => {
