@@ -57,11 +57,12 @@ export class Lab {
     readonly otherCa: CaBundle,
   ) {}
 
-  static async create(): Promise<Lab> {
+  /** `key`: the release key manifests are signed with (default a fresh ECDSA P-256 key; RSA-2048 works too). */
+  static async create(options: { key?: SigningKey } = {}): Promise<Lab> {
     const ca = await makeCa();
     const otherCa = await makeCa(undefined, "some other CA");
     const cert = await makeServerCert(ca, { hosts: ["127.0.0.1", "localhost"] });
-    const lab = new Lab(ca, undefined as unknown as UpdateHost, generateKey("ecdsa-p256"), generateKey("ecdsa-p256"), otherCa);
+    const lab = new Lab(ca, undefined as unknown as UpdateHost, options.key ?? generateKey("ecdsa-p256"), generateKey("ecdsa-p256"), otherCa);
     const host = await startUpdateHost({ cert: cert.certPem, key: cert.keyPem, clock: lab.clock, routes: {} });
     (lab as { host: UpdateHost }).host = host;
     return lab;
