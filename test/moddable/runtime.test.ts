@@ -2,7 +2,7 @@
  * The agent on Moddable's own runtime (moddable-host/ built with mcconfig for x-cli-lin): Moddable's
  * XS, http over securesocket (TLS 1.2, the pinned CA), crypt, preference, timer, mqtt, through the
  * devkit's src/ bindings. Each scenario of host-sim/scenarios.ts runs there (one process per
- * boot over a flash file) and in the Node engine in the same Lab, with the same configuration;
+ * boot over a flash file), in the Node engine and in xsnap's XS, in the same Lab, with the same configuration;
  * the outcomes must be equal (host-sim/moddable/scenarios.ts comparable(): flash operation counts
  * and NVS internals differ by design). Skipped, with the reason, when no Moddable tree is there.
  */
@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { Lab } from "../../host-sim/lab";
 import { scenarios, runScenario, checkOutcome, type Scenario } from "../../host-sim/scenarios";
 import { createNodeEngine } from "../../host-sim/engine-node";
+import { createXsEngine } from "../../host-sim/xs";
 import { generateKey } from "../../host-sim/release/keys";
 import { runModdableScenario, comparable, FAST } from "../../host-sim/moddable/scenarios";
 import { startBroker, type Broker } from "../../host-sim/mqtt/broker";
@@ -29,21 +30,27 @@ const byName = (name: string): Scenario => {
 describe.skipIf(skip !== undefined)("the agent on Moddable's runtime (x-cli-lin)", { timeout: 180_000 }, () => {
   let lab: Lab;
   let program: string;
+  const xs = createXsEngine();
   beforeAll(async () => {
     if (!("program" in built)) throw new Error(built.skip); // the build failed: every test here fails with it
     program = built.program;
     lab = await Lab.create();
+    await xs.prepared();
   });
   afterAll(async () => {
+    await xs.close();
     await lab?.close();
   });
 
-  /** One scenario on Moddable and in Node, same Lab and configuration: both as expected, and equal. */
+  /** One scenario on Moddable, in Node and in xsnap's XS, same Lab and configuration: as expected, and equal. */
   async function same(s: Scenario, inLab = () => lab) {
     const m = await runModdableScenario(s, inLab(), { program });
-    const n = await runScenario({ ...s, config: { ...FAST, ...s.config } }, createNodeEngine(), inLab());
+    const fast = { ...s, config: { ...FAST, ...s.config } };
+    const n = await runScenario(fast, createNodeEngine(), inLab());
+    const x = await runScenario(fast, xs, inLab());
     expect(checkOutcome(s, m), m.device.logs.slice(-12).join("\n")).toEqual([]);
     expect(comparable(m)).toEqual(comparable(n));
+    expect(comparable(x)).toEqual(comparable(n));
     return m;
   }
 
