@@ -12,8 +12,9 @@ import { resume, CHUNK, type ResumeCase } from "./resume";
 import { fleetScale, type FleetScaleRow } from "./fleet";
 import { endurance, type EnduranceResult } from "./endurance";
 import { bridgeCost, type BridgeCost } from "./xs-bridge";
+import { codeSize, CODE_GOAL, MENDER_ROM, AWS_OTA_CODE, type CodeSizeResult } from "./moddable-size";
 
-export const PARTS = ["throughput", "xs", "wear", "resume", "fleet", "endurance"] as const;
+export const PARTS = ["throughput", "xs", "wear", "resume", "fleet", "endurance", "moddable"] as const;
 export type Part = (typeof PARTS)[number];
 
 export interface BenchOptions {
@@ -39,6 +40,8 @@ export interface BenchReport {
   resume?: ResumeCase[];
   fleet?: FleetScaleRow[];
   endurance?: EnduranceResult;
+  /** Moddable's own toolchain (bench/moddable-size.ts): the esp32 link's bytecode. */
+  moddable?: { code: CodeSizeResult };
 }
 
 /** Run the selected parts in one process, one lab (update host, CA, keys) shared by the device parts. */
@@ -77,6 +80,7 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
   } finally {
     await lab.close();
   }
+  report.moddable = await timed("moddable", async () => ({ code: await codeSize() }));
   report.fleet = await timed("fleet", () => fleetScale({ sizes: o.fleet ?? (quick ? [100, 300] : [100, 1000, 5000]), maxRealMs: o.fleetBoundMs ?? 300_000, progress: say }));
   return report;
 }
@@ -159,6 +163,16 @@ export function benchRows(r: BenchReport): Row[] {
     add("  anti-rollback floor went down", `${e.floor.wentDown} times (final ${e.floor.final})`, "never", st(e.ok.floor));
     add("  audit events lost", `${e.events.lost} of ${n0(e.events.numbered)} (OUTBOX_FULL ${e.events.outboxFull})`, "0", st(e.ok.events));
     add("  NVS live bytes early -> max -> end", `${n0(e.nvs.liveBytesFirst)} -> ${n0(e.nvs.liveBytesMax)} -> ${n0(e.nvs.liveBytesEnd)} (${e.nvs.compactions} compactions)`, "no growth", st(e.ok.nvs));
+  }
+  const m = r.moddable;
+  if (m) {
+    const c = m.code;
+    const kib = (b: number) => `${f1(b / 1024)} KiB`;
+    if (c.skipped) add("code size on Moddable's toolchain (esp32 link)", `skipped: ${c.skipped}`);
+    else {
+      add("code size: agent bytecode xsl links for esp32 (modules/ + src/)", `${n0(c.agent)} B (${kib(c.agent)}): modules/ ${n0(c.modules)}, src/ ${n0(c.src)}; .xsb ${n0(c.xsb)} B; = ${f1(c.agent / MENDER_ROM)} x Mender MCU's 33 KiB ROM, ${f1(c.agent / AWS_OTA_CODE)} x AWS IoT OTA's 11.6 KB`, `<= 64 KiB`, st(c.agent <= CODE_GOAL));
+      add("  largest modules, linked bytes", c.largest.map((l) => `${l.name.replace(/^(modules|src)\//, "")} ${n0(l.code)}`).join(", "));
+    }
   }
   return rows;
 }

@@ -62,14 +62,15 @@ export class Lab {
     readonly wireOther: WireHost,
   ) {}
 
-  static async create(): Promise<Lab> {
+  /** `key`: the release key manifests are signed with (default a fresh ECDSA P-256 key; RSA-2048 works too). */
+  static async create(options: { key?: SigningKey } = {}): Promise<Lab> {
     const ca = await makeCa();
     const otherCa = await makeCa(undefined, "some other CA");
     const cert = await makeServerCert(ca, { hosts: ["127.0.0.1", "localhost"] });
     const wire = await startWireHost({ cert: cert.certPem, key: cert.keyPem });
     const otherCert = await makeServerCert(otherCa, { hosts: ["127.0.0.1", "localhost"] });
     const wireOther = await startWireHost({ cert: otherCert.certPem, key: otherCert.keyPem });
-    const lab = new Lab(ca, undefined as unknown as UpdateHost, generateKey("ecdsa-p256"), generateKey("ecdsa-p256"), otherCa, wire, wireOther);
+    const lab = new Lab(ca, undefined as unknown as UpdateHost, options.key ?? generateKey("ecdsa-p256"), generateKey("ecdsa-p256"), otherCa, wire, wireOther);
     const host = await startUpdateHost({ cert: cert.certPem, key: cert.keyPem, clock: lab.clock, routes: {} });
     wire.vars = { lab: host.url, other: wireOther.url };
     (lab as { host: UpdateHost }).host = host;

@@ -20,6 +20,7 @@ import type { SimDevice, SimDeviceOptions } from "./device";
 import type { SimChip, Geometry } from "./chip";
 import { decodeEntry, OTA_SECTOR, stateName } from "../modules/otadata";
 import { JournalStore } from "../modules/journal";
+import type { StorePort } from "../modules/ports";
 
 export interface Expect {
   /** Version running at the end. */
@@ -145,14 +146,21 @@ function readPartition(chip: SimChip, label: string): Uint8Array {
   return out;
 }
 
+/** What an outcome is read from: a SimDevice, or a device on another runtime (host-sim/moddable) with its own NVS. */
+export type OutcomeSource = Pick<SimDevice, "chip" | "events" | "bootRecords" | "running" | "flashOps" | "bricked"> & {
+  counters: { boots: number; powerCuts: number };
+  store?(): StorePort;
+};
+
 /** The comparable outcome of a device run. */
-export function outcomeOf(name: string, dev: SimDevice): Outcome {
+export function outcomeOf(name: string, dev: OutcomeSource): Outcome {
   const chip = dev.chip;
+  const store = dev.store ? dev.store() : chip.store();
   const ota = readPartition(chip, "otadata");
   const entries = [decodeEntry(ota.subarray(0, 32)), decodeEntry(ota.subarray(OTA_SECTOR, OTA_SECTOR + 32))];
   const events: EventTuple[] = dev.events.map((e) => [e.state, e.code ?? null, e.from, e.to ?? null, e.progress ?? null]);
   const result = [...dev.events].reverse().find((e) => RESULTS.indexOf(e.state) >= 0);
-  const floor = new JournalStore(chip.store()).floor();
+  const floor = new JournalStore(store).floor();
   const running = dev.running;
   return {
     scenario: name,
@@ -162,7 +170,7 @@ export function outcomeOf(name: string, dev: SimDevice): Outcome {
     bootVersions: dev.bootRecords.map((b) => b.version),
     flashOps: dev.flashOps,
     cutHappened: dev.counters.powerCuts > 0,
-    nvsCompactions: (chip.store() as { usage?(): { compactions: number } }).usage?.().compactions ?? 0,
+    nvsCompactions: (store as { usage?(): { compactions: number } }).usage?.().compactions ?? 0,
     events,
     final: result?.state ?? null,
     code: result?.code ?? null,

@@ -28,6 +28,26 @@ export interface EspHttpOptions {
 }
 
 const STATUS = 1, HEADER = 2, HEADERS_COMPLETE = 3, FRAGMENT = 4, COMPLETE = 5, ERROR = -2;
+const SOCKET_CONNECTED = 1;
+
+/**
+ * SecureSocket that tells its dictionary when TCP connected. http.js reports a refused connection
+ * and a failed TLS handshake alike (error -2 before any status; securesocket.js swallows the TLS
+ * exception). `tls` says which: "tcp" once TCP connected, "secure" once the handshake is done
+ * (securesocket.js deletes `handshaking`), so an error in between is HTTP_TLS.
+ */
+class WatchedSecureSocket extends SecureSocket {
+  constructor(dict: { onTls?: (stage: "tcp" | "secure") => void; [k: string]: unknown }) {
+    super(dict);
+    const sock = this.sock as unknown as { callback: (message: number, value?: unknown) => void };
+    const inner = sock.callback;
+    sock.callback = (message, value) => {
+      if (message === SOCKET_CONNECTED) dict.onTls?.("tcp");
+      inner.call(sock, message, value);
+      if (!(this as unknown as { handshaking?: boolean }).handshaking) dict.onTls?.("secure");
+    };
+  }
+}
 
 export class EspHttp implements HttpPort {
   readonly #ca: ArrayBuffer;
@@ -56,6 +76,7 @@ export class EspHttp implements HttpPort {
     const headers: string[] = [];
     for (const [name, value] of options.headers ?? []) headers.push(name, value);
     let closed = false, status = 0, headersDone = false;
+    let tls: "none" | "tcp" | "secure" = "none";
     let req: Request | undefined;
     const fail = (code: string, detail: string) => {
       if (closed) return;
@@ -65,7 +86,8 @@ export class EspHttp implements HttpPort {
     };
     const dictionary = {
       host: target.host, port: target.port, path: target.path, method, headers,
-      Socket: SecureSocket,
+      Socket: WatchedSecureSocket,
+      onTls: (stage: "tcp" | "secure") => void (tls = stage),
       // A redirect host's CA named by the configuration (modules/redirect.ts) replaces the pinned one for this request only.
       secure: { certificate: options.ca === undefined ? this.#ca : derOf(options.ca), protocolVersion: 0x303, serverName: target.host },
     };
@@ -89,7 +111,9 @@ export class EspHttp implements HttpPort {
           case ERROR:
             // http.js waits for a HEAD body that never comes; the server's close ends it.
             if (method === "HEAD" && headersDone) { closed = true; handler.onComplete(); }
-            else fail(status ? "HTTP_CLOSED" : "HTTP_CONNECT", status ? "connection closed mid-body" : "connect or TLS handshake failed");
+            else if (status) fail("HTTP_CLOSED", "connection closed mid-body");
+            else if (tls === "tcp") fail("HTTP_TLS", "TLS handshake failed (certificate not from the pinned CA, host name, date or cipher)");
+            else fail("HTTP_CONNECT", tls === "secure" ? "closed before the status line" : "connect failed");
             break;
         }
       } catch (e) {

@@ -1,6 +1,7 @@
 /*
  * The device application (manifest.json creation.main = "src/main"). Runs after
- * setup/network has joined Wi-Fi and set the clock by SNTP (TLS checks certificate dates).
+ * setup/network has joined Wi-Fi and set the clock by SNTP (TLS checks certificate dates);
+ * until then the "setup/xsota" module (src/setup-deadline.ts) holds the self-test deadline.
  * Boot: confirm or roll back the running image, report its version; then the update loop.
  * All of it is modules/app.ts, the same code the simulator runs; this file only binds ports.
  *

@@ -4,16 +4,37 @@
  * `client.packet` but never reports the PUBACK, so a subclass watches the received bytes
  * (src/mqtt-frames.ts) and calls onPublished: the outbox can then drop what the broker has.
  * Semantics as host-sim/mqtt/client.ts: close() sends DISCONNECT and calls no onClose;
- * onClose reasons start with an OtaError code.
+ * onClose reasons start with an OtaError code, and arrive asynchronously, also when the client
+ * cannot even be constructed (mqtt.js throws "parameter host is required"; securesocket throws
+ * for TLS setup, e.g. "date validation failed" before SNTP): thrown from connect() on the first
+ * boot, that would leave the new image unconfirmed; thrown in a reconnect timer, it would reach
+ * fxAbort and esp_restart, and the unconfirmed image would roll back.
  */
 import Client from "mqtt";
 import SecureSocket from "securesocket";
+import Timer from "timer";
 import type { MqttClient, MqttConnectOptions, MqttHandler, MqttPort } from "../modules/ports";
 import { OtaError } from "../modules/errors";
 import { PubackScanner } from "./mqtt-frames";
 
 class WatchedClient extends Client {
   scanner: PubackScanner | undefined;
+  /**
+   * mqtt.js increments `packet` before each publish/subscribe and writes its low 16 bits, so the
+   * 65,536th would go out as id 0 (invalid in MQTT, and 0 means "QoS 0, no ack" to the port):
+   * skip from 65,535 back to 1.
+   */
+  #skipZero(): void {
+    if ((this.packet & 0xffff) === 0xffff) this.packet = 0;
+  }
+  override publish(topic: string, data: string | ArrayBuffer, flags?: { quality?: number; retain?: boolean }): void {
+    this.#skipZero();
+    super.publish(topic, data, flags);
+  }
+  override subscribe(topic: string): void {
+    this.#skipZero();
+    super.subscribe(topic);
+  }
   override received(buffer: ArrayBuffer): void {
     try {
       this.scanner?.scan(new Uint8Array(buffer));
@@ -36,18 +57,32 @@ export class EspMqtt implements MqttPort {
   }
 
   connect(options: MqttConnectOptions, handler: MqttHandler): MqttClient {
-    if (options.secure && !this.#ca) throw new OtaError("MQTT_CONNECT", "secure MQTT needs a pinned CA");
     let ready = false, dead = false;
-    const client = new WatchedClient({
-      host: options.host,
-      port: options.port,
-      id: options.id,
-      user: options.user,
-      password: options.password,
-      will: options.will && { topic: options.will.topic, message: options.will.payload, retain: options.will.retain ?? false, quality: options.will.qos ?? 0 },
-      timeout: options.keepalive,
-      ...(options.secure ? { Socket: SecureSocket, secure: { certificate: this.#ca, protocolVersion: 0x303 } } : {}),
-    });
+    let client: WatchedClient;
+    try {
+      if (options.secure && !this.#ca) throw new OtaError("MQTT_CONNECT", "secure MQTT needs a pinned CA");
+      client = new WatchedClient({
+        host: options.host,
+        port: options.port,
+        id: options.id,
+        user: options.user,
+        password: options.password,
+        will: options.will && { topic: options.will.topic, message: options.will.payload, retain: options.will.retain ?? false, quality: options.will.qos ?? 0 },
+        timeout: options.keepalive,
+        ...(options.secure ? { Socket: SecureSocket, secure: { certificate: this.#ca, protocolVersion: 0x303 } } : {}),
+      });
+    } catch (e) {
+      const reason = `MQTT_CONNECT: ${e instanceof OtaError ? e.detail : String(e)}`;
+      Timer.set(() => {
+        if (dead) return;
+        dead = true;
+        handler.onClose(reason);
+      });
+      const closed = (what: string) => () => {
+        throw new OtaError("MQTT_CLOSED", what);
+      };
+      return { publish: closed("publish"), subscribe: closed("subscribe"), close: () => void (dead = true) };
+    }
     client.scanner = new PubackScanner((id) => {
       if (!dead) handler.onPublished?.(id);
     });
@@ -69,7 +104,7 @@ export class EspMqtt implements MqttPort {
         const qos = flags.qos ?? 0;
         const data = typeof payload === "string" ? payload : (payload.slice().buffer as ArrayBuffer);
         client.publish(topic, data, { quality: qos, retain: flags.retain ?? false });
-        return qos === 1 ? client.packet & 0xffff : 0;
+        return qos === 1 ? client.packet & 0xffff : 0; // 1..65535 (see #skipZero)
       },
       subscribe(topic) {
         if (dead || !ready) throw new OtaError("MQTT_CLOSED", `subscribe to ${topic}`);

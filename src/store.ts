@@ -11,7 +11,10 @@ import { OtaError } from "../modules/errors";
 import { utf8Encode } from "../modules/bytes";
 
 const MAX_NAME = 15;
-const MAX_VALUE = 4000;
+/** nvs_set_str's limit is 4000 bytes including the terminating NUL: 3999 bytes of UTF-8. */
+const MAX_STRING = 3999;
+/** Moddable's documented limit for an ArrayBuffer value (nvs_set_blob itself takes more). */
+const MAX_BUFFER = 4000;
 
 function checkName(domain: string, key?: string): void {
   if (domain.length === 0 || domain.length > MAX_NAME) throw new OtaError("STORE_KEY", `domain "${domain}"`);
@@ -21,8 +24,8 @@ function checkName(domain: string, key?: string): void {
 function checkValue(value: StoreValue): void {
   if (typeof value === "number" && !(Number.isInteger(value) && value >= -0x80000000 && value <= 0x7fffffff))
     throw new OtaError("STORE_VALUE", `${value} is not a 32-bit integer`);
-  if (typeof value === "string" && utf8Encode(value).length > MAX_VALUE) throw new OtaError("STORE_VALUE", "string over 4000 bytes");
-  if (value instanceof ArrayBuffer && value.byteLength > MAX_VALUE) throw new OtaError("STORE_VALUE", "buffer over 4000 bytes");
+  if (typeof value === "string" && utf8Encode(value).length > MAX_STRING) throw new OtaError("STORE_VALUE", `string over ${MAX_STRING} bytes`);
+  if (value instanceof ArrayBuffer && value.byteLength > MAX_BUFFER) throw new OtaError("STORE_VALUE", `buffer over ${MAX_BUFFER} bytes`);
 }
 
 export class PreferenceStore implements StorePort {

@@ -1,12 +1,14 @@
 /*
  * SystemPort on the ESP32: restart, heap and chip facts from src/native (esp_restart,
- * esp_get_free_heap_size, esp_chip_info), the reset reason from Moddable's esp32 "resetReason"
- * module (build/devices/esp32/modules/resetReason: esp_reset_reason()), the MAC from "net".
+ * esp_get_free_heap_size, esp_chip_info, esp_efuse_mac_get_default), the reset reason from
+ * Moddable's esp32 "resetReason" module (build/devices/esp32/modules/resetReason: esp_reset_reason()).
+ * The device id is the factory base MAC from eFuse, not Net.get("MAC"): that is undefined until
+ * an interface exists, and the self-test runs before Wi-Fi is up. The Wi-Fi station's MAC is
+ * the base MAC (ESP-IDF's default), so the id is the same one the network shows.
  */
-import Net from "net";
 import getResetReason from "resetReason";
 import type { ResetReason, SystemPort } from "../modules/ports";
-import { chipId, chipRevision, freeHeap, restart } from "./native/esp32";
+import { baseMac, chipId, chipRevision, freeHeap, restart } from "./native/esp32";
 
 /** esp_reset_reason_t (esp_system.h) -> the port's names. */
 const REASONS: readonly ResetReason[] = [
@@ -41,7 +43,7 @@ export class EspSystem implements SystemPort {
     return REASONS[getResetReason().reason] ?? "unknown";
   }
   deviceId(): string {
-    return Net.get("MAC").replace(/:/g, "").toLowerCase();
+    return baseMac();
   }
   hardwareRevision(): string {
     if (this.#hardware) return this.#hardware;

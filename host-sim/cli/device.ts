@@ -14,7 +14,7 @@ import { SimChip } from "../chip";
 import { loadPublicKey, keyConfigOf } from "../release/keys";
 import { createNodeEngine } from "../engine-node";
 import type { Engine } from "../engine";
-import { outcomeOf } from "../scenarios";
+import { outcomeOf, type Outcome } from "../scenarios";
 
 const HELP = `Usage: xsota device --flash FILE --manifest URL --ca PEM --trust PEM [options]
 
@@ -33,7 +33,11 @@ Options:
   --hardware REV      hardware revision (default esp32-rev3)
   --product NAME      product (default: the project name of the image in app0)
   --config FILE       JSON merged over the generated configuration
-  --engine node|xs    run the firmware in Node (default) or in the XS engine
+  --engine E          node (default): the firmware in Node; xs: in the XS engine (xsnap);
+                      moddable: moddable-host/ built with mcconfig for x-cli-lin (Moddable's
+                      own XS, http, securesocket, crypt, preference, timer, mqtt), one
+                      process per boot over FILE, NVS in FILE.nvs/; needs $MODDABLE or
+                      ../shared/moddable (built into out/ on first use). --realtime implied
   --realtime          let timers run on the wall clock instead of virtual time
   --out FILE          save the flash here instead of over --flash
   --json              print the outcome as JSON
@@ -116,9 +120,10 @@ export const command: Command = {
       ...(imageKeys.length ? { imageKeys } : {}),
       ...(values.config ? (JSON.parse(readFileSync(requireFile(values.config, "--config"), "utf8")) as Record<string, unknown>) : {}),
     };
+    const json = values.json === true;
+    if (values.engine === "moddable") return runOnModdable(flashPath, values.out, config, ca, values["device-id"], values.hardware, json);
     const engine = await loadEngine(values.engine ?? "node");
     const clock = new VirtualClock({ epoch: Date.now() });
-    const json = values.json === true;
     let progress: Progress | undefined;
     let lastOta: string | undefined;
     const say = (line: string) => { if (!json) process.stderr.write(line + "\n"); };
@@ -154,10 +159,39 @@ export const command: Command = {
       if (outcome.final === null && !outcome.bricked) say(lastOta ? `no update: ${lastOta.slice(4)}` : `no update: running ${outcome.running?.version}`);
       say(color.dim(`flash saved to ${out}; running ${outcome.running?.version ?? "nothing (bricked)"}`));
     }
-    if (outcome.bricked) return EXIT.FAILED;
-    if (outcome.final === null) return lastOta && /^ota (refused|failed)/.test(lastOta) ? EXIT.FAILED : EXIT.OK;
-    if (outcome.final === "committed") return EXIT.OK;
-    if (outcome.final === "refused" && outcome.code === "POLICY_NOT_NEWER") return EXIT.OK;
-    return EXIT.FAILED;
+    return exitOf(outcome, lastOta);
   },
 };
+
+function exitOf(outcome: Outcome, lastOta: string | undefined): number {
+  if (outcome.bricked) return EXIT.FAILED;
+  if (outcome.final === null) return lastOta && /^ota (refused|failed)/.test(lastOta) ? EXIT.FAILED : EXIT.OK;
+  if (outcome.final === "committed") return EXIT.OK;
+  if (outcome.final === "refused" && outcome.code === "POLICY_NOT_NEWER") return EXIT.OK;
+  return EXIT.FAILED;
+}
+
+/** --engine moddable: host-sim/moddable runs the program, one process per boot, over the flash file. */
+async function runOnModdable(flashPath: string, out: string | undefined, config: Record<string, unknown>, ca: string, deviceId: string | undefined, hardware: string | undefined, json: boolean): Promise<number> {
+  const { runModdable } = await import("../moddable/cli");
+  const say = (line: string) => { if (!json) process.stderr.write(line + "\n"); };
+  let progress: Progress | undefined;
+  const r = await runModdable({
+    flashPath, ...(out ? { out } : {}), config, caPem: ca, deviceId: deviceId ?? "240ac4000001", hardware: hardware ?? "esp32-rev3",
+    say: (line) => say(color.dim(line)),
+    onBoot: (b) => say(color.dim(`boot #${b.n}: slot ota_${b.slot}, ${b.version} (${b.reason}), moddable`)),
+    onEvent: (e) => {
+      if (e.state === "downloading" && e.progress !== undefined && e.progress > 0) return;
+      if (progress) { progress.done(); progress = undefined; }
+      say(describe(e));
+    },
+    onProgress: (w, t) => {
+      if (json) return;
+      progress ??= new Progress("download", t);
+      progress.update(w);
+    },
+  });
+  if (json) printJson({ ...r.outcome, flash: r.flash });
+  else say(color.dim(`flash saved to ${r.flash}; running ${r.outcome.running?.version ?? "nothing (bricked)"}`));
+  return exitOf(r.outcome, r.lastOta);
+}

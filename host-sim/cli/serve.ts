@@ -19,9 +19,13 @@ Options:
   --dir D              the tree xsota publish wrote
   --port N             default 8443 (0 = any free port)
   --host H             listen address, default 127.0.0.1
-  --cert F --key F     a server certificate and its key (PEM)
+  --cert F --key F     a server certificate and its key (PEM). F must hold the chain: the leaf,
+                       then its CA. A Moddable device (ssl_cert.js) never verifies a leaf
+                       sent alone: it checks the host name only in certificates that have
+                       an issuer after them
   --self-signed-ca D   make (or reuse) a CA in D (ca.pem, ca.key) and a server certificate for
-                       127.0.0.1 and localhost signed by it; devices pin D/ca.pem. The default,
+                       127.0.0.1 and localhost signed by it (served as leaf + CA); devices pin
+                       D/ca.pem. The default,
                        with D = .xsota-ca
   --redirect-to URL    answer every request with 302 to URL + its path and query (a CDN or a
                        pre-signed URL in front of the real host); --dir is not needed

@@ -22,6 +22,11 @@ export interface CaBundle {
   caKeyPem: string;
 }
 export interface ServerCert {
+  /**
+   * The chain a server sends: the leaf, then the CA that signed it. Moddable's TLS needs both:
+   * ssl_cert.js verify() checks the host name only inside its loop over every certificate but
+   * the last, so a leaf sent alone never verifies on a device.
+   */
   certPem: string;
   keyPem: string;
 }
@@ -56,7 +61,15 @@ export async function makeCa(dir?: string, name = "xsota test CA"): Promise<CaBu
     notAfter: new Date(Date.now() + 3650 * day),
     signingAlgorithm: ALG,
     keys,
-    extensions: [new x509.BasicConstraintsExtension(true, 0, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true)],
+    // Key identifiers are not optional for Moddable: ssl_cert.js verify() compares the authority key
+    // id of each certificate after the leaf (here the CA itself) with the pinned CA's subject key id,
+    // and Bin.comp throws on a missing one. A root carrying its own AKI is common practice (RFC 5280 4.2.1.1).
+    extensions: [
+      new x509.BasicConstraintsExtension(true, 0, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey as unknown as x509.PublicKeyType),
+      await x509.AuthorityKeyIdentifierExtension.create(keys.publicKey as unknown as x509.PublicKeyType),
+    ],
   });
   const bundle = { caCertPem: cert.toString("pem") + "\n", caKeyPem: await exportKey(keys.privateKey) };
   if (dir) {
@@ -67,7 +80,7 @@ export async function makeCa(dir?: string, name = "xsota test CA"): Promise<CaBu
   return bundle;
 }
 
-/** A server certificate signed by `ca` for `hosts` (IP addresses and DNS names). */
+/** A server certificate signed by `ca` for `hosts` (IP addresses and DNS names), as the chain leaf + CA. */
 export async function makeServerCert(ca: CaBundle, options: { hosts?: string[]; days?: number } = {}): Promise<ServerCert> {
   const hosts = options.hosts ?? ["127.0.0.1", "localhost"];
   const caCert = new x509.X509Certificate(ca.caCertPem);
@@ -86,8 +99,9 @@ export async function makeServerCert(ca: CaBundle, options: { hosts?: string[]; 
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyAgreement, true),
       new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
+      await x509.AuthorityKeyIdentifierExtension.create(caCert.publicKey),
       new x509.SubjectAlternativeNameExtension(hosts.map((h) => ({ type: /^[\d.]+$|:/.test(h) ? ("ip" as const) : ("dns" as const), value: h }))),
     ],
   });
-  return { certPem: cert.toString("pem") + "\n", keyPem: await exportKey(keys.privateKey) };
+  return { certPem: cert.toString("pem") + "\n" + ca.caCertPem, keyPem: await exportKey(keys.privateKey) };
 }

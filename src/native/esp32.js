@@ -9,5 +9,6 @@ function restart() @ "xs_xsota_restart";
 function freeHeap() @ "xs_xsota_free_heap";
 function chipRevision() @ "xs_xsota_chip_revision";
 function chipId() @ "xs_xsota_chip_id";
+function baseMac() @ "xs_xsota_base_mac";
 
-export { runningSlot, nextSlot, slotCount, restart, freeHeap, chipRevision, chipId };
+export { runningSlot, nextSlot, slotCount, restart, freeHeap, chipRevision, chipId, baseMac };

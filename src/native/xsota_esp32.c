@@ -7,7 +7,8 @@
  * the few ESP-IDF calls the agent needs; each is one line.
  *
  * Slot indexes are ota_N numbers (subtype - ESP_PARTITION_SUBTYPE_APP_OTA_MIN); -1 means
- * "not an OTA slot" (factory app) or "none".
+ * "not an OTA slot" (factory app) or "none". ESP_PARTITION_SUBTYPE_APP_OTA_MAX is one past
+ * ota_15 (MIN + 16, the value of ESP_PARTITION_SUBTYPE_APP_TEST), hence >=.
  */
 
 #include "xsmc.h"
@@ -17,13 +18,14 @@
 #include "esp_system.h"
 #include "esp_chip_info.h"
 #include "esp_partition.h"
+#include "esp_mac.h"
 #include "app_update/include/esp_ota_ops.h"
 
 static int slotOf(const esp_partition_t *partition)
 {
 	if (!partition || (ESP_PARTITION_TYPE_APP != partition->type))
 		return -1;
-	if ((partition->subtype < ESP_PARTITION_SUBTYPE_APP_OTA_MIN) || (partition->subtype > ESP_PARTITION_SUBTYPE_APP_OTA_MAX))
+	if ((partition->subtype < ESP_PARTITION_SUBTYPE_APP_OTA_MIN) || (partition->subtype >= ESP_PARTITION_SUBTYPE_APP_OTA_MAX))
 		return -1;
 	return partition->subtype - ESP_PARTITION_SUBTYPE_APP_OTA_MIN;
 }
@@ -67,4 +69,22 @@ void xs_xsota_chip_revision(xsMachine *the)
 void xs_xsota_chip_id(xsMachine *the)
 {
 	xsmcSetInteger(xsResult, CONFIG_IDF_FIRMWARE_CHIP_ID);
+}
+
+/* the factory base MAC from eFuse, as 12 lower-case hex digits: there without any network interface */
+void xs_xsota_base_mac(xsMachine *the)
+{
+	static const char hex[] = "0123456789abcdef";
+	uint8_t mac[6];
+	char text[13];
+	int i;
+
+	if (ESP_OK != esp_efuse_mac_get_default(mac))
+		xsUnknownError("no base MAC in eFuse");
+	for (i = 0; i < 6; i++) {
+		text[i * 2] = hex[mac[i] >> 4];
+		text[i * 2 + 1] = hex[mac[i] & 15];
+	}
+	text[12] = 0;
+	xsmcSetString(xsResult, text);
 }

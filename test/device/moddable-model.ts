@@ -156,10 +156,10 @@ export function mcconfigCompilerOptions(files: ModuleFile[], extraPaths: Record<
     module: "preserve",
     resolveJsonModule: true,
     paths,
-    // mcconfig writes lib/target es2025; TypeScript < 6 has no es2025, and the SDK's own
-    // typings/tsconfig.es2024.json uses es2024 for it: the same here (TypeScript 5.9).
-    lib: ["es2024"],
-    target: "ES2024",
+    // as mcconfig 8.2.3 writes them (TypeScript 6 knows es2025; test/device/esp32-build.test.ts
+    // runs mcconfig's own tsconfig when a Moddable tree is built)
+    lib: ["es2025"],
+    target: "ES2025",
     sourceMap: true,
     ...fromManifest,
     types,

@@ -1,0 +1,120 @@
+/*
+ * The Moddable side of the build, from Node: find (or build) the Moddable host tools, then
+ * build moddable-host/ with `mcconfig -m -p x-cli-lin` into out/moddable-host. Both steps reuse
+ * what is already there. Where the tree comes from, in order:
+ *   1. $MODDABLE, when its tools are built (build/bin/lin/release/mcconfig);
+ *   2. out/moddable of this checkout, built by an earlier run;
+ *   3. ../shared/moddable (the SDK source, read-only): copied to out/moddable and built there with
+ *      the SDK's own makefiles (xsc, xsid, xsl, serial2xsbug, tools), needing gcc, make,
+ *      pkg-config and libglib2.0-dev; about 2 minutes on 2 cores, once.
+ * `npx tsx host-sim/moddable/build.ts` runs both and prints the program's path.
+ */
+import { execFileSync, spawnSync } from "node:child_process";
+import { cpSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const TOOLS = "build/bin/lin/release";
+export const PROGRAM_DIR = join(REPO, "out", "moddable-host");
+export const PROGRAM = join(PROGRAM_DIR, "bin", "lin", "release", "xsota-moddable");
+
+export type Tree = { root: string } | { skip: string };
+
+const hasTools = (root: string) => existsSync(join(root, TOOLS, "mcconfig")) && existsSync(join(root, TOOLS, "xsl"));
+
+/** Why the Linux program cannot be built here, or undefined when it can. */
+function missingHostPackages(): string | undefined {
+  for (const tool of ["cc", "make", "pkg-config"]) {
+    if (spawnSync("sh", ["-c", `command -v ${tool}`]).status !== 0) return `${tool} is not installed`;
+  }
+  if (spawnSync("pkg-config", ["--exists", "gio-2.0"]).status !== 0) return "gio-2.0 is missing (apt-get install libglib2.0-dev)";
+  return undefined;
+}
+
+/** Copy the SDK source to `target` and build its host tools there. Throws with the log's tail on failure. */
+export function buildTools(source: string, target: string, log: (line: string) => void = () => {}): void {
+  if (!existsSync(join(target, "xs"))) {
+    log(`copying ${source} to ${target}`);
+    mkdirSync(dirname(target), { recursive: true });
+    cpSync(source, target, { recursive: true });
+    execFileSync("chmod", ["-R", "u+w", target]); // the source tree is read-only; its copy is built in place
+  }
+  const env = { ...process.env, MODDABLE: target, XS_DIR: join(target, "xs"), BUILD_DIR: join(target, "build") };
+  const cwd = join(target, "build", "makefiles", "lin");
+  const steps = [...["xsc", "xsid", "xsl"].map((t) => join(target, "xs", "makefiles", "lin", `${t}.mk`)), "serial2xsbug.mk", "tools.mk"];
+  for (const mk of steps) {
+    log(`make -f ${mk}`);
+    const r = spawnSync("make", ["GOAL=release", "-f", mk], { cwd, env, encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
+    if (r.status !== 0) throw new Error(`building the Moddable tools failed at ${mk}:\n${(r.stderr || r.stdout || "").slice(-2000)}`);
+  }
+  if (!hasTools(target)) throw new Error(`no mcconfig in ${join(target, TOOLS)} after the build`);
+}
+
+/** The Moddable tree to use, building out/moddable from ../shared/moddable when needed; or why there is none. */
+export function moddableTree(log?: (line: string) => void): Tree {
+  const missing = missingHostPackages();
+  if (missing) return { skip: `cannot build for x-cli-lin: ${missing}` };
+  const env = process.env.MODDABLE;
+  if (env) return hasTools(env) ? { root: env } : { skip: `MODDABLE=${env} has no host tools (${TOOLS}/mcconfig): build them first` };
+  const local = join(REPO, "out", "moddable");
+  if (hasTools(local)) return { root: local };
+  const shared = resolve(REPO, "..", "shared", "moddable");
+  if (!existsSync(join(shared, "xs"))) return { skip: "no Moddable SDK: set MODDABLE to a built tree or put the source at ../shared/moddable" };
+  buildTools(shared, local, log);
+  return { root: local };
+}
+
+/** Newest modification time under the sources the program is made of. */
+function newestSource(): number {
+  let newest = 0;
+  const walk = (path: string) => {
+    const st = statSync(path);
+    if (st.isDirectory()) for (const name of readdirSync(path)) walk(join(path, name));
+    else if (/\.(ts|js|c|h|json)$/.test(path)) newest = Math.max(newest, st.mtimeMs);
+  };
+  for (const dir of ["moddable-host", "modules", "src"]) walk(join(REPO, dir));
+  walk(join(REPO, "host-sim", "firmware.ts"));
+  walk(join(REPO, "host-sim", "engine.ts"));
+  return newest;
+}
+
+/**
+ * Build (or reuse) the Linux program in out/moddable-host; returns its path. mcconfig compiles
+ * the TypeScript with the project's tsc (node_modules/.bin first on PATH). Throws on a failed build.
+ */
+export function buildProgram(root: string, log: (line: string) => void = () => {}): string {
+  if (existsSync(PROGRAM) && statSync(PROGRAM).mtimeMs >= newestSource()) return PROGRAM;
+  mkdirSync(PROGRAM_DIR, { recursive: true });
+  const env = {
+    ...process.env,
+    MODDABLE: root,
+    PATH: [join(root, TOOLS), join(REPO, "node_modules", ".bin"), process.env.PATH ?? ""].join(":"),
+  };
+  log(`mcconfig -m -p x-cli-lin -o ${PROGRAM_DIR} moddable-host/manifest.json`);
+  const r = spawnSync(join(root, TOOLS, "mcconfig"), ["-m", "-p", "x-cli-lin", "-o", PROGRAM_DIR, "moddable-host/manifest.json"], {
+    cwd: REPO, env, encoding: "utf8", maxBuffer: 64 * 1024 * 1024,
+  });
+  writeFileSync(join(PROGRAM_DIR, "build.log"), (r.stdout ?? "") + (r.stderr ?? ""));
+  if (r.status !== 0 || !existsSync(PROGRAM)) {
+    const errors = ((r.stdout ?? "") + (r.stderr ?? "")).split("\n").filter((l) => !l.startsWith("# ")).join("\n");
+    throw new Error(`mcconfig -p x-cli-lin failed (${join(PROGRAM_DIR, "build.log")}):\n${errors.slice(-3000)}`);
+  }
+  return PROGRAM;
+}
+
+/** The program, built when needed; or why it cannot be. */
+export function moddableProgram(log?: (line: string) => void): { program: string } | { skip: string } {
+  const tree = moddableTree(log);
+  if ("skip" in tree) return tree;
+  return { program: buildProgram(tree.root, log) };
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const out = moddableProgram((line) => process.stderr.write(line + "\n"));
+  if ("skip" in out) {
+    process.stderr.write(`skipped: ${out.skip}\n`);
+    process.exit(3);
+  }
+  process.stdout.write(out.program + "\n");
+}

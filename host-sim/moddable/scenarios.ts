@@ -1,0 +1,64 @@
+/*
+ * host-sim/scenarios.ts on Moddable's runtime: the same Scenario data, published in the same Lab,
+ * run by ModdableDevice (one process per boot over a flash file) instead of SimDevice. The
+ * outcome has the same shape; what differs by nature is listed in `comparable`.
+ */
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Lab } from "../lab";
+import { FACTORY } from "../lab";
+import { outcomeOf, type Outcome, type Scenario } from "../scenarios";
+import { ModdableDevice } from "./driver";
+
+/**
+ * Real time instead of virtual: the self-test window and the backoffs short (configuration, as the
+ * issue asks; 30 s stays the default). Give the node/xs runs the same overrides to compare.
+ */
+export const FAST = {
+  retry: { baseMs: 200, maxMs: 800, maxAttempts: 4 },
+  diagnostics: { windowMs: 1500, heapFloor: 16 * 1024, checkTimeoutMs: 5000 },
+} as const;
+
+export interface ModdableRunOptions {
+  program: string;
+  /** Merged over the scenario's config (default FAST). */
+  config?: Record<string, unknown>;
+  mqtt?: { host: string; port: number };
+  onLog?(line: string): void;
+}
+
+/** Run one scenario on the Moddable program in `lab` (published under /<name>/<run>/). */
+export async function runModdableScenario(s: Scenario, lab: Lab, o: ModdableRunOptions): Promise<Outcome & { device: ModdableDevice }> {
+  const dir = `${s.name}/${lab.nextRun()}`;
+  const first = lab.publish(dir, s.releases[0]!);
+  lab.setFault(new URL(first.imageUrl).pathname, s.faults?.image ?? null);
+  lab.setFault(new URL(first.manifestUrl).pathname, s.faults?.manifest ?? null);
+  const manifestUrl = s.insecureManifestUrl ? first.manifestUrl.replace(/^https:/, "http:") : first.manifestUrl;
+  const work = mkdtempSync(join(tmpdir(), `xsota-moddable-${s.name}-`));
+  const flashPath = join(work, "flash.bin");
+  lab.chip(s.factory ?? FACTORY).save(flashPath);
+  const config = lab.config(manifestUrl, { ...(o.config ?? FAST), ...s.config, ...(o.mqtt ? { mqtt: o.mqtt } : {}) });
+  const device = new ModdableDevice({
+    program: o.program, flashPath, config,
+    caPem: s.wrongCa ? lab.otherCa.caCertPem : lab.ca.caCertPem,
+    deviceId: "240ac4000001", hardware: s.device?.hardware ?? "esp32-rev3",
+    ...(o.onLog ? { onLog: o.onLog } : {}),
+  });
+  await device.run();
+  for (let i = 1; i < s.releases.length; i++) {
+    lab.publish(dir, s.releases[i]!);
+    device.powerCycle();
+    await device.run();
+  }
+  return { ...outcomeOf(s.name, device), device };
+}
+
+/** The parts of an outcome every runtime must agree on (flash operation counts and NVS internals differ by design). */
+export function comparable(o: Outcome) {
+  return {
+    running: o.running, bricked: o.bricked, boots: o.boots, bootVersions: o.bootVersions,
+    final: o.final, code: o.code, otadata: o.otadata, sha256: o.sha256, floor: o.floor,
+    events: o.events.filter((e) => e[4] === null || e[4] === 0).map((e) => e.slice(0, 4)),
+  };
+}

@@ -1,0 +1,128 @@
+/*
+ * One boot of the agent on Moddable's own runtime for Linux (x-cli-lin): the third binding of
+ * modules/ports.ts, beside src/ (ESP32) and host-sim/ (simulated). It runs the simulator's
+ * firmware main (host-sim/firmware.ts: modules/app.ts plus the test image's behaviour) through
+ * the devkit's own bindings: src/http.ts (http over securesocket, the pinned CA), src/crypto.ts
+ * (crypt), src/store.ts (preference), src/clock.ts (time, timer), src/mqtt.ts (mqtt). Only flash
+ * and system facts are Linux's: moddable-host/flash.ts, moddable-host/system.ts.
+ *
+ * Usage: xsota-moddable --boot BOOT.json --flash FLASH.bin --slot N --nvs DIR
+ * BOOT.json (written by host-sim/moddable/driver.ts): { config, behavior, ca, mqttCa?, deviceId,
+ * hardware, chipId, resetReason }, ca and mqttCa as base64 DER.
+ * stdout: the firmware's log lines ("@event ", "@progress "...), then "@idle" when nothing is
+ * left to do. Exit status: 0 idle, 64 restart (the driver boots again), 70 panic.
+ */
+import { File } from "file";
+import Timer from "timer";
+import type { ClockPort, HttpPort, Ports } from "../modules/ports";
+import { fromBase64 } from "../modules/bytes";
+import { codeOf } from "../modules/errors";
+import { bootFirmware, type FirmwareHandle } from "../host-sim/firmware";
+import type { FirmwareBoot } from "../host-sim/engine";
+import { EspHttp } from "../src/http";
+import { ModdableCrypto } from "../src/crypto";
+import { PreferenceStore } from "../src/store";
+import { ModdableClock } from "../src/clock";
+import { EspMqtt } from "../src/mqtt";
+import { FileFlashPort } from "./flash";
+import { HostSystem, IDLE_STATUS, PANIC_STATUS, type HostSystemOptions } from "./system";
+import { args, exit, write } from "./native";
+
+interface BootFile extends FirmwareBoot, HostSystemOptions {
+  ca: string;
+  mqttCa?: string;
+}
+
+/** Idle = no agent timer and no request in flight for this many consecutive 100 ms polls. */
+const QUIET_POLLS = 3;
+
+function option(argv: string[], name: string): string {
+  const at = argv.indexOf(name);
+  const value = at >= 0 ? argv[at + 1] : undefined;
+  if (value === undefined) throw new Error(`missing ${name}`);
+  return value;
+}
+
+function der(b64: string): ArrayBuffer {
+  return fromBase64(b64).slice().buffer as ArrayBuffer;
+}
+
+/** The ports' timers and requests, counted, so the program knows when the device has nothing left to do. */
+function counted(clock: ClockPort, http: HttpPort) {
+  const timers = new Set<number>();
+  let requests = 0;
+  const countedClock: ClockPort = {
+    now: () => clock.now(),
+    wallTime: () => clock.wallTime(),
+    setTimeout(callback, ms) {
+      const id = clock.setTimeout(() => {
+        timers.delete(id);
+        callback();
+      }, ms);
+      timers.add(id);
+      return id;
+    },
+    clearTimeout(id) {
+      timers.delete(id);
+      clock.clearTimeout(id);
+    },
+  };
+  const countedHttp: HttpPort = {
+    request(options, handler) {
+      requests++;
+      let open = true;
+      const done = () => {
+        if (open) requests--;
+        open = false;
+      };
+      const req = http.request(options, {
+        onStatus: (s) => handler.onStatus(s),
+        onHeader: (n, v) => handler.onHeader(n, v),
+        onHeadersComplete: () => handler.onHeadersComplete(),
+        onData: (n, read) => handler.onData(n, read),
+        onComplete: () => { done(); handler.onComplete(); },
+        onError: (code, detail) => { done(); handler.onError(code, detail); },
+      });
+      return { close: () => { done(); req.close(); } };
+    },
+  };
+  return { clock: countedClock, http: countedHttp, busy: () => timers.size > 0 || requests > 0 };
+}
+
+export default function main(): void {
+  let firmware: FirmwareHandle | undefined;
+  try {
+    const argv = args();
+    const file = new File(option(argv, "--boot"));
+    const boot = JSON.parse(file.read(String)) as BootFile;
+    file.close();
+    const system = new HostSystem({ deviceId: boot.deviceId, hardware: boot.hardware, chipId: boot.chipId, resetReason: boot.resetReason });
+    const io = counted(new ModdableClock(), new EspHttp({ ca: der(boot.ca) }));
+    const ports: Ports = {
+      flash: new FileFlashPort(option(argv, "--flash"), Number(option(argv, "--slot"))),
+      store: new PreferenceStore(),
+      http: io.http,
+      crypto: new ModdableCrypto(),
+      clock: io.clock,
+      system,
+      mqtt: new EspMqtt({ ca: der(boot.mqttCa ?? boot.ca) }),
+    };
+    firmware = bootFirmware(ports, { config: boot.config, behavior: boot.behavior });
+    const app = firmware.app;
+    let quiet = 0, leaving = false;
+    Timer.repeat(() => {
+      quiet = io.busy() ? 0 : quiet + 1;
+      if (quiet < QUIET_POLLS || leaving) return;
+      leaving = true;
+      // As before a restart: the outbox's last events get a bounded chance to reach the broker.
+      const drain = app?.agent.beforeRestart ? app.agent.beforeRestart() : Promise.resolve();
+      drain.catch(() => undefined).then(() => {
+        write("@idle\n");
+        exit(IDLE_STATUS);
+      });
+    }, 100);
+  } catch (e) {
+    write(`@panic ${codeOf(e)} ${String(e)}\n`);
+    exit(PANIC_STATUS);
+  }
+}

@@ -1,0 +1,16 @@
+/*
+ * "mc/config" for the x-cli-lin program: mcconfig generates none for x-cli targets, and two SDK
+ * modules read it: ssl_ciphersuites.js (config.tls) and preference/lin (config.file.root, where
+ * modpreferences.json lives). The root comes from the command line (--nvs DIR), so each simulated
+ * device keeps its NVS beside its flash file.
+ */
+import { args } from "moddable-host/native";
+
+const argv = args();
+const at = argv.indexOf("--nvs");
+const root = at >= 0 && argv[at + 1] ? argv[at + 1] : "/tmp";
+
+export default Object.freeze({
+	file: Object.freeze({ root: root.endsWith("/") ? root : root + "/" }),
+	tls: Object.freeze({ DHE_RSA: true, ECDHE_RSA: true }),
+}, true);

@@ -1,0 +1,44 @@
+/*
+ * SystemPort of the Linux program: what src/system.ts asks ESP-IDF for comes from the driver's
+ * boot description (device id, board revision, chip id, the reset reason the bootloader model
+ * saw) and from host.c: restart() ends the process with RESTART_STATUS and the driver starts
+ * the next boot over the same flash file; freeHeap() is what the XS machine may still allocate.
+ */
+import type { ResetReason, SystemPort } from "../modules/ports";
+import { exit, freeHeap, write } from "./native";
+
+/** Exit statuses the driver (host-sim/moddable/driver.ts) reads: 0 idle, 64 restart, 70 panic. */
+export const IDLE_STATUS = 0, RESTART_STATUS = 64, PANIC_STATUS = 70;
+
+export interface HostSystemOptions {
+  deviceId: string;
+  hardware: string;
+  chipId: number;
+  resetReason: ResetReason;
+}
+
+export class HostSystem implements SystemPort {
+  constructor(private readonly o: HostSystemOptions) {}
+  restart(reason: string): void {
+    write(`@restart ${reason}\n`);
+    exit(RESTART_STATUS);
+  }
+  resetReason(): ResetReason {
+    return this.o.resetReason;
+  }
+  deviceId(): string {
+    return this.o.deviceId;
+  }
+  hardwareRevision(): string {
+    return this.o.hardware;
+  }
+  chipId(): number {
+    return this.o.chipId;
+  }
+  freeHeap(): number {
+    return freeHeap();
+  }
+  log(line: string): void {
+    write(line + "\n");
+  }
+}

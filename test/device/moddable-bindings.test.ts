@@ -1,0 +1,139 @@
+/*
+ * src/mqtt.ts, src/store.ts and src/system.ts under Node over models of the Moddable runtime
+ * (test/device/moddable-runtime.ts). The MQTT client is Moddable's own modules/network/mqtt/mqtt.js
+ * from the SDK source, on a model socket, talking real MQTT bytes (mqtt-packet) with the test.
+ */
+import { beforeAll, describe, expect, it, vi } from "vitest";
+import * as mqttPacket from "mqtt-packet";
+import { installXsGlobals, moddableFile } from "./moddable-runtime";
+import { SimChip } from "../../host-sim/chip";
+
+vi.mock("mqtt", async () => {
+  const { moddableFile: find, installXsGlobals: install } = await import("./moddable-runtime");
+  install();
+  const path = find("modules/network/mqtt/mqtt.js");
+  if (!path) return { default: class {} };
+  return await import(/* @vite-ignore */ path);
+});
+vi.mock("socket", async () => ({ Socket: (await import("./moddable-runtime")).Socket }));
+vi.mock("websocket", () => ({ Client: class {} }));
+vi.mock("timer", async () => ({ default: (await import("./moddable-runtime")).Timer }));
+vi.mock("time", async () => ({ default: (await import("./moddable-runtime")).Time }));
+vi.mock("securesocket", async () => ({ default: (await import("./moddable-runtime")).SecureSocket }));
+vi.mock("preference", async () => ({ default: (await import("./moddable-runtime")).Preference }));
+vi.mock("resetReason", () => ({ default: () => ({ reason: 3, string: "ESP_RST_SW" }) }));
+vi.mock("../../src/native/esp32", () => ({
+  baseMac: () => "240ac4123456",
+  chipId: () => 0,
+  chipRevision: () => 301,
+  freeHeap: () => 100_000,
+  restart: () => undefined,
+}));
+
+// Through a computed path: the Node-side tsc (tsconfig.json) must not follow these into src/,
+// which compiles against the Moddable declarations (tsconfig.device.json, mcconfig) only.
+import type { MqttPort, StorePort, SystemPort } from "../../modules/ports";
+const load = (name: string) => import(/* @vite-ignore */ `../../src/${name}`);
+const { EspMqtt } = (await load("mqtt")) as { EspMqtt: new (o?: { ca?: ArrayBuffer }) => MqttPort };
+const { PreferenceStore } = (await load("store")) as { PreferenceStore: new () => StorePort };
+const { EspSystem } = (await load("system")) as { EspSystem: new () => SystemPort };
+const { Socket, SecureSocket } = await import("./moddable-runtime");
+
+const MQTT_JS = moddableFile("modules/network/mqtt/mqtt.js");
+beforeAll(() => installXsGlobals());
+
+type Closed = { reason?: string };
+function handler(closed: Closed, extra: { onReady?: () => void; onPublished?: (id: number) => void } = {}) {
+  return { onReady: extra.onReady ?? (() => {}), onMessage: () => {}, onClose: (r: string) => void (closed.reason = r), ...(extra.onPublished ? { onPublished: extra.onPublished } : {}) };
+}
+const tick = () => new Promise<void>((r) => setTimeout(r, 5));
+
+/** Every packet the client wrote on the model socket, parsed by mqtt-packet. */
+function sent(socket: InstanceType<typeof Socket>): mqttPacket.Packet[] {
+  const out: mqttPacket.Packet[] = [];
+  const parser = mqttPacket.parser({ protocolVersion: 4 });
+  parser.on("packet", (p) => out.push(p));
+  for (const w of socket.written) parser.parse(Buffer.from(w));
+  return out;
+}
+
+describe.skipIf(!MQTT_JS)("EspMqtt on Moddable's mqtt.js (src/mqtt.ts)", () => {
+  it("reports a client that cannot be constructed as an asynchronous MQTT_CONNECT close, and does not throw", async () => {
+    const closed: Closed = {};
+    const c = new EspMqtt({ ca: new ArrayBuffer(8) }).connect({ host: "", port: 1883, id: "d", keepalive: 0 }, handler(closed));
+    expect(closed.reason).toBeUndefined(); // not from inside connect(): the caller is still setting up
+    await tick();
+    expect(closed.reason).toBe("MQTT_CONNECT: Error: parameter host is required");
+    expect(() => c.publish("t", "x")).toThrow(/MQTT_CLOSED/);
+    c.close();
+    c.close();
+
+    SecureSocket.failWith = "date validation failed";
+    const tls: Closed = {};
+    new EspMqtt({ ca: new ArrayBuffer(8) }).connect({ host: "broker", port: 8883, id: "d", keepalive: 0, secure: true }, handler(tls));
+    await tick();
+    expect(tls.reason).toBe("MQTT_CONNECT: Error: date validation failed");
+
+    const closedFirst: Closed = {};
+    new EspMqtt({ ca: new ArrayBuffer(8) }).connect({ host: "", port: 1883, id: "d", keepalive: 0 }, handler(closedFirst)).close();
+    await tick();
+    expect(closedFirst.reason).toBeUndefined(); // close() before the report: no onClose, as for a live client
+  });
+
+  it("never hands out packet id 0: after 65,535 QoS 1 publishes the next id is 1, on the wire and to the outbox", async () => {
+    Socket.made.length = 0;
+    let ready = false;
+    const acked: number[] = [];
+    const client = new EspMqtt().connect({ host: "broker", port: 1883, id: "dev", keepalive: 0 }, handler({}, { onReady: () => (ready = true), onPublished: (id) => acked.push(id) }));
+    const socket = Socket.made[0]!;
+    socket.connect();
+    expect(sent(socket)[0]).toMatchObject({ cmd: "connect", clientId: "dev" });
+    socket.deliver(new Uint8Array(mqttPacket.generate({ cmd: "connack", returnCode: 0, sessionPresent: false })));
+    await tick();
+    expect(ready).toBe(true);
+    const ids: number[] = [];
+    for (let i = 0; i < 65_537; i++) {
+      ids.push(client.publish("devices/dev/events", "e", { qos: 1 }));
+      if (socket.written.length > 64) socket.written.splice(1, socket.written.length - 1); // keep CONNECT only
+    }
+    expect(ids.slice(0, 3)).toEqual([2, 3, 4]); // mqtt.js starts at 1 and increments first
+    expect(ids.slice(65_532, 65_537)).toEqual([65_534, 65_535, 1, 2, 3]);
+    expect(ids).not.toContain(0);
+    socket.written.length = 1;
+    const id = client.publish("devices/dev/events", "last", { qos: 1 });
+    const wire = sent(socket).filter((p) => p.cmd === "publish");
+    expect(wire).toMatchObject([{ qos: 1, messageId: id }]);
+    socket.deliver(new Uint8Array(mqttPacket.generate({ cmd: "puback", messageId: id })));
+    expect(acked).toEqual([id]);
+    client.close();
+  });
+});
+
+describe("PreferenceStore on modPreference.c's limits (src/store.ts)", () => {
+  const store = new PreferenceStore();
+  it("takes 3,999 bytes of text and refuses 4,000 as STORE_VALUE, not STORE_FULL (NVS counts the NUL)", () => {
+    store.set("xsota", "s", "a".repeat(3999));
+    expect(store.get("xsota", "s")).toHaveLength(3999);
+    expect(() => store.set("xsota", "s", "a".repeat(4000))).toThrow(/^STORE_VALUE/);
+    expect(() => store.set("xsota", "s", "é".repeat(2000))).toThrow(/^STORE_VALUE/); // 4,000 UTF-8 bytes
+    store.set("xsota", "b", new ArrayBuffer(4000));
+    expect(() => store.set("xsota", "b", new ArrayBuffer(4001))).toThrow(/^STORE_VALUE/);
+    expect(() => store.set("xsota", "f", 1.5)).toThrow(/^STORE_VALUE/);
+  });
+
+  it("is the limit the simulator's NVS enforces too", () => {
+    const sim = SimChip.create().store();
+    sim.set("xsota", "s", "a".repeat(3999));
+    expect(() => sim.set("xsota", "s", "a".repeat(4000))).toThrow(/^STORE_VALUE/);
+    sim.set("xsota", "b", new ArrayBuffer(4000));
+  });
+});
+
+describe("EspSystem (src/system.ts)", () => {
+  it("has a device id without any network interface (the eFuse base MAC), and names the reset reason", () => {
+    const system = new EspSystem();
+    expect(system.deviceId()).toBe("240ac4123456");
+    expect(system.resetReason()).toBe("software");
+    expect(system.hardwareRevision()).toBe("esp32-rev3.1");
+  });
+});

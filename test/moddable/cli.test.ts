@@ -1,0 +1,72 @@
+/*
+ * The release workflow against the Moddable runtime, as a user types it: xsota image build, keygen,
+ * manifest, publish, `xsota serve --self-signed-ca` (leaf + CA, which Moddable's TLS needs), then
+ * `xsota device --engine moddable` on a flash file from `xsota flash create`; `xsota flash show`
+ * reads what the Moddable program wrote. Skipped like runtime.test.ts.
+ */
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { REPO } from "../../host-sim/moddable/build";
+
+const built = inject("moddable");
+const skip = "skip" in built && !built.skip.startsWith("BUILD FAILED") ? built.skip : undefined;
+const XSOTA = join(REPO, "bin", "xsota.js");
+
+function xsota(cwd: string, ...args: string[]): { status: number; out: string } {
+  const r = spawnSync(process.execPath, [XSOTA, ...args], { cwd, encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } });
+  return { status: r.status ?? -1, out: r.stdout + r.stderr };
+}
+
+describe.skipIf(skip !== undefined)("xsota device --engine moddable", { timeout: 240_000 }, () => {
+  let dir: string;
+  let server: ChildProcess | undefined;
+  let url = "";
+  beforeAll(async () => {
+    if (!("program" in built)) throw new Error(built.skip);
+    dir = mkdtempSync(join(tmpdir(), "xsota-moddable-cli-"));
+    // A short self-test window: Moddable's runtime runs on real time (30 s stays the default).
+    mkdirSync(join(dir, "public"));
+    writeFileSync(join(dir, "fast.json"), JSON.stringify({ diagnostics: { windowMs: 1500, heapFloor: 16384, checkTimeoutMs: 5000 } }));
+    for (const args of [
+      ["keygen", "-o", "release.pem", "--pub", "release.pub.pem"],
+      ["image", "build", "--version", "1.0.0", "-o", "fw-1.0.0.bin"],
+      ["image", "build", "--version", "1.1.0", "-o", "fw-1.1.0.bin"],
+      ["flash", "create", "-o", "flash.bin", "--image", "fw-1.0.0.bin"],
+    ]) expect(xsota(dir, ...args).status, args.join(" ")).toBe(0);
+    server = spawn(process.execPath, [XSOTA, "serve", "--dir", "public", "--port", "0", "--self-signed-ca", "ca", "--json", "--quiet"], { cwd: dir, stdio: ["ignore", "pipe", "inherit"] });
+    url = await new Promise<string>((resolve, reject) => {
+      let text = "";
+      server!.stdout!.on("data", (b: Buffer) => {
+        text += b.toString();
+        const m = /"url":\s*"([^"]+)"/.exec(text);
+        if (m) resolve(m[1]!);
+      });
+      server!.on("exit", (code) => reject(new Error(`serve exited ${code}`)));
+    });
+    const manifest = xsota(dir, "manifest", "--image", "fw-1.1.0.bin", "--url", `${url}/`, "--key", "release.pem", "-o", "release.json");
+    expect(manifest.status, manifest.out).toBe(0);
+    const publish = xsota(dir, "publish", "--dir", "public", "release.json", "fw-1.1.0.bin");
+    expect(publish.status, publish.out).toBe(0);
+  });
+  afterAll(() => {
+    server?.kill();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("updates a flash file from xsota flash create against xsota serve: committed, and flash show agrees", () => {
+    const list = spawnSync("find", ["public", "-name", "*.json"], { cwd: dir, encoding: "utf8" }).stdout.trim().split("\n");
+    const manifestUrl = `${url}/${list.find((p) => p.endsWith(".json"))!.replace(/^public\//, "")}`;
+    const run = xsota(dir, "device", "--engine", "moddable", "--flash", "flash.bin", "--manifest", manifestUrl, "--ca", "ca/ca.pem", "--trust", "release.pub.pem",
+      "--config", "fast.json", "--json");
+    expect(run.status, run.out).toBe(0);
+    const outcome = JSON.parse(run.out.slice(run.out.indexOf("{"))) as { final: string; running: { version: string; slot: number } };
+    expect(outcome.final).toBe("committed");
+    expect(outcome.running).toEqual({ version: "1.1.0", slot: 1 });
+    const show = xsota(dir, "flash", "show", "flash.bin", "--json");
+    expect(show.status, show.out).toBe(0);
+    expect(show.out).toContain("1.1.0");
+  });
+});
