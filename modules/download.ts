@@ -13,6 +13,8 @@
  * - Retries: 404 and other 4xx (not 408/429) are permanent; 408/429/5xx/transport errors back
  *   off with jitter (Retry-After honoured); attempts are counted per release by the caller,
  *   who persists them, so a reboot does not reset the cap.
+ * - Control (optional `gate`, modules/control.ts): reads are paced to the bandwidth cap, and a
+ *   pause or cancel ends the attempt in flight; a pause waits for resume and is not an attempt.
  */
 import type { ClockPort, CryptoPort, HttpPort, Sha256 } from "./ports";
 import type { DownloadConfig, RetryConfig } from "./config";
@@ -20,6 +22,7 @@ import { OtaError, codeOf, type ErrorCode } from "./errors";
 import { backoffDelay, parseRetryAfter } from "./backoff";
 import type { UpdateSlot } from "./install";
 import { toHex } from "./bytes";
+import type { DownloadGate } from "./control";
 
 export const BLOCK = 4096;
 
@@ -49,6 +52,8 @@ export interface DownloadDeps {
   /** A failed attempt: persist and return the attempt count for this release. */
   failedAttempt(code: ErrorCode, detail: string): number;
   log(line: string): void;
+  /** Bandwidth cap, pause and cancel (modules/control.ts). */
+  gate?: DownloadGate;
 }
 
 type Attempt =
@@ -104,6 +109,11 @@ export class Downloader {
           } else if (this.lastEtag !== undefined) {
             etag = this.lastEtag;
           }
+          if (r.code === "CONTROL_PAUSED" || r.code === "CONTROL_CANCELLED") {
+            this.d.checkpoint(written, etag);
+            if (r.code === "CONTROL_CANCELLED" || !(await this.d.gate!.whenRunnable())) throw new OtaError("CONTROL_CANCELLED", `at byte ${written}`);
+            continue;
+          }
           this.d.log(`download: ${r.code} ${r.detail}${r.restart ? " (restart from 0)" : ""}`);
           if (r.permanent) throw new OtaError(r.code, r.detail);
           const attempts = this.d.failedAttempt(r.code, r.detail);
@@ -148,6 +158,8 @@ export class Downloader {
     const d = this.d;
     const { clock } = d;
     if (!/^https:\/\//i.test(job.url)) return Promise.resolve({ ok: false, code: "HTTP_INSECURE_URL", detail: job.url, permanent: true, restart: false });
+    const halted = d.gate?.halted();
+    if (halted) return Promise.resolve({ ok: false, code: halted, detail: `at byte ${from}`, permanent: false, restart: false });
     if (this.hashedTo !== from) this.rehash(from);
     d.slot.begin(job.size, from);
     const headers: [string, string][] = [];
@@ -170,10 +182,12 @@ export class Downloader {
       let windowBytes = 0;
       let stallTimer = 0;
       let rateTimer = 0;
-      let req: { close(): void } | undefined;
+      let req: { close(): void; pull?(): void } | undefined;
+      const offHalt = d.gate?.onHalt((code) => fail(code, `at byte ${offset}`));
       const finish = (r: Attempt) => {
         if (settled) return;
         settled = true;
+        if (offHalt) offHalt();
         clock.clearTimeout(stallTimer);
         clock.clearTimeout(rateTimer);
         if (req) req.close();
@@ -263,9 +277,17 @@ export class Downloader {
         onData: (available, read) => guard(() => {
           if (available <= 0) return;
           armStall();
+          const gate = d.gate;
           for (;;) {
-            const n = read(fill === 0 ? buf : buf.subarray(fill));
+            const room = gate ? gate.allowance() : BLOCK;
+            if (room <= 0) {
+              // Over the cap: leave the bytes unread (the port offers them again) and pull them later.
+              gate!.wake(() => guard(() => req?.pull?.()));
+              break;
+            }
+            const n = read(fill === 0 && room >= BLOCK ? buf : buf.subarray(fill, fill + Math.min(BLOCK - fill, room)));
             if (n <= 0) break;
+            if (gate) gate.consumed(n);
             windowBytes += n;
             if (offset + fill + n > job.size) return fail("HTTP_TOO_LONG", `more than ${job.size} bytes`, { permanent: false, restart: false });
             fill += n;

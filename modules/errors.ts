@@ -97,6 +97,7 @@ export const ERROR_TABLE = {
   CONFIRM_TIMEOUT: [0x902, "self-diagnostics did not finish in time", "the device rolls back"],
   CONFIRM_NO_ROLLBACK: [0x903, "cannot roll back: the other slot does not hold a valid image", "the device keeps the running image"],
   ROLLBACK_BOOT: [0x904, "new image failed to boot and was rolled back", "see the crash reason of the new image"],
+  REBOOT_DEADLINE: [0x905, "the application did not allow the restart before the deadline", "restarted anyway; raise reboot.deadlineMs"],
 
   // Store / NVS (0xA00)
   STORE_KEY: [0xa01, "NVS domain or key longer than 15 characters", "a bug: shorten the key"],
