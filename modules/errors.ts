@@ -111,6 +111,9 @@ export const ERROR_TABLE = {
   MQTT_CLOSED: [0xb03, "broker connection closed", "reconnected with backoff"],
   OUTBOX_FULL: [0xb04, "audit outbox is full: oldest progress events dropped", "reconnect the broker"],
   ANNOUNCE_INVALID: [0xb05, "release announcement is not signed or not valid", "ignored"],
+  CONTROL_CANCELLED: [0xb06, "the update was cancelled by a control command", "the running image and otadata are untouched"],
+  CONTROL_PAUSED: [0xb07, "the download is paused by a control command", "send resume"],
+  CONTROL_STATE: [0xb08, "no update in a state this control command applies to", "see xsota fleet history"],
 
   // Configuration and CLI (0xC00)
   CONFIG_INVALID: [0xc01, "configuration is invalid", "see the detail"],
