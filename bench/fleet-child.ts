@@ -46,7 +46,7 @@ try {
   try {
     const r = await sim.rollout("1.1.0", plan, { rolloutId: `bench-${devices}-${seed}` });
     out.rolloutSeconds = (performance.now() - t1) / 1000;
-    const report = sim.report(r, 0, out.rolloutSeconds);
+    const report = await sim.report(r, 0, out.rolloutSeconds);
     out.updated = report.updated;
     out.eventsLost = report.events.lost;
     out.failed = report.failed;

@@ -120,6 +120,7 @@ export const ERROR_TABLE = {
   USAGE: [0xc02, "bad command-line usage", "see --help"],
   FILE_NOT_FOUND: [0xc03, "file not found", "check the path"],
   PORT_BUSY: [0xc04, "network port already in use", "pick another --port"],
+  DB_CONNECT: [0xc05, "cannot open the fleet's audit database", "check --db (a file path or postgres://user@host:port/db) and that the server runs"],
   INTERNAL: [0xcff, "internal error", "a bug: report it"],
 } as const satisfies Record<string, readonly [number, string, string]>;
 

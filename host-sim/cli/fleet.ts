@@ -2,13 +2,13 @@
  * xsota fleet: the controller (run), its views of the audit log (status, history), commands to a
  * running controller (halt, resume, force, check), and the fleet simulator (sim).
  */
-import { existsSync, readFileSync, writeFileSync, renameSync } from "node:fs";
+import { readFileSync, writeFileSync, renameSync } from "node:fs";
 import { OtaError } from "../../modules/errors";
 import type { ClockPort } from "../../modules/ports";
 import { verifyManifest } from "../../modules/manifest";
 import { loadPrivateKey, trustedKeyOf } from "../release/keys";
 import { nodeCrypto } from "../crypto";
-import { AuditLog } from "../fleet/audit-log";
+import { openAuditStore, type AuditStore } from "../fleet/audit-store";
 import { FleetController, parsePlan, type ReleaseFields } from "../fleet/controller";
 import { startFleetView, fleetStatus } from "../fleet/web";
 import { startBroker, type Broker, type BrokerKind } from "../mqtt/broker";
@@ -26,7 +26,8 @@ const HELP = `Usage: xsota fleet <run|status|history|halt|resume|force|check|sim
   sim       run the fleet simulator (N devices, seeded faults) and print its report
 
 Common options:
-  --db F                 the SQLite audit log (default fleet.db)
+  --db F|URL             the audit log: a SQLite file (default fleet.db) or postgres://user@host:port/db
+                         (several controllers may share one PostgreSQL database)
   --json                 machine-readable output
 
 run options:
@@ -64,15 +65,14 @@ const realClock: ClockPort = {
   clearTimeout: (id) => clearTimeout(id as unknown as NodeJS.Timeout),
 };
 
-function openLog(path: string, mustExist: boolean): AuditLog {
-  if (mustExist && !existsSync(path)) throw new OtaError("FILE_NOT_FOUND", `audit log ${path} (run 'xsota fleet run' first)`);
-  return new AuditLog(path);
+function openLog(spec: string, mustExist: boolean): Promise<AuditStore> {
+  return openAuditStore(spec, { mustExist });
 }
 
 async function api(dbPath: string, path: string): Promise<unknown> {
-  const log = openLog(dbPath, true);
-  const base = log.meta("api");
-  log.close();
+  const log = await openLog(dbPath, true);
+  const base = await log.meta("api");
+  await log.close();
   if (!base) throw new OtaError("HTTP_CONNECT", "no controller has run on this audit log");
   let res: Response;
   try {
@@ -109,7 +109,13 @@ async function run(values: Record<string, unknown>): Promise<number> {
     host = broker;
     process.stderr.write(`broker ${kind} on ${broker.url}\n`);
   }
-  const log = openLog((values.db as string) ?? "fleet.db", false);
+  let log: AuditStore;
+  try {
+    log = await openLog((values.db as string) ?? "fleet.db", false);
+  } catch (e) {
+    await broker?.close();
+    throw e;
+  }
   const publishPath = values.publish as string | undefined;
   let controller: FleetController | undefined;
   let view: Awaited<ReturnType<typeof startFleetView>>;
@@ -123,49 +129,58 @@ async function run(values: Record<string, unknown>): Promise<number> {
   } catch (e) {
     // What started before the failure (the embedded broker, the controller's connection) stops with it.
     controller?.close();
-    log.close();
+    await log.close();
     await broker?.close();
     throw e;
   }
-  log.setMeta("api", view.url);
-  const cur = controller.current();
-  const r = cur && cur.status !== "done" && cur.version === fields.version ? cur : controller.startRelease(fields as ReleaseFields, plan, values["rollout-id"] as string | undefined);
+  await log.setMeta("api", view.url);
+  const cur = await controller.current();
+  const r = cur && cur.status !== "done" && cur.version === fields.version ? cur : await controller.startRelease(fields as ReleaseFields, plan, values["rollout-id"] as string | undefined);
   process.stderr.write(`release ${r.id}: ${plan.map((s) => `${s.percent}%`).join(" -> ")}; fleet view ${view.url}\n`);
   let lastLine = "";
-  const report = () => {
-    const s = fleetStatus(controller);
+  const report = async () => {
+    const s = await fleetStatus(controller);
     const line = `${s.release?.status} stage ${(s.release?.stage ?? 0) + 1}/${plan.length} at ${s.release?.percent}% | ${Object.entries(s.totals).map(([v, n]) => `${v}: ${n}`).join(", ")} | failures ${s.failures.length}`;
     if (line !== lastLine) process.stderr.write(`${line}\n`);
     lastLine = line;
   };
-  controller.onChange(report);
+  let reporting = false;
+  const reportSoon = () => {
+    if (reporting) return;
+    reporting = true;
+    setTimeout(() => void report().catch(() => {}).finally(() => { reporting = false; }), 200);
+  };
+  controller.onChange(reportSoon);
   await new Promise<void>((resolve) => {
     const t = setInterval(() => {
-      report();
-      if (controller.current()?.status === "done" && !values.stay) {
-        clearInterval(t);
-        resolve();
-      }
+      reportSoon();
+      void controller.current().then((c) => {
+        if (c?.status === "done" && !values.stay) {
+          clearInterval(t);
+          resolve();
+        }
+      }, () => {});
     }, 1000);
     process.once("SIGINT", () => {
       clearInterval(t);
       resolve();
     });
   });
-  const final = fleetStatus(controller);
-  const flagged = controller.current()?.flagged ?? false;
+  await controller.settled();
+  const final = await fleetStatus(controller);
+  const flagged = (await controller.current())?.flagged ?? false;
   controller.close();
   await view.close();
-  log.close();
+  await log.close();
   await broker?.close();
   if (values.json) printJson(final);
   return flagged ? EXIT.FAILED : EXIT.OK;
 }
 
-function status(values: Record<string, unknown>): number {
-  const log = openLog((values.db as string) ?? "fleet.db", true);
-  const s = fleetStatus({ log, current: () => log.releases().at(-1) });
-  log.close();
+async function status(values: Record<string, unknown>): Promise<number> {
+  const log = await openLog((values.db as string) ?? "fleet.db", true);
+  const s = await fleetStatus({ log, current: async () => (await log.releases()).at(-1) });
+  await log.close();
   if (values.json) {
     printJson(s);
     return EXIT.OK;
@@ -181,12 +196,12 @@ function status(values: Record<string, unknown>): number {
   return EXIT.OK;
 }
 
-function history(values: Record<string, unknown>, device: string | undefined): number {
+async function history(values: Record<string, unknown>, device: string | undefined): Promise<number> {
   if (!device) throw new OtaError("USAGE", "history needs a device id");
-  const log = openLog((values.db as string) ?? "fleet.db", true);
-  const events = log.history(device);
-  const d = log.device(device);
-  log.close();
+  const log = await openLog((values.db as string) ?? "fleet.db", true);
+  const events = await log.history(device);
+  const d = await log.device(device);
+  await log.close();
   if (!d && !events.length) throw new OtaError("USAGE", `no device ${device} in the audit log`);
   if (values.json) {
     printJson({ device: d, events });

@@ -9,6 +9,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { OtaError, codeOf } from "../../modules/errors";
 import type { FleetController } from "./controller";
+import type { AuditStore, Awaitable, ReleaseRow } from "./audit-store";
 import { PAGE } from "./web-page";
 
 export interface FleetStatus {
@@ -27,23 +28,25 @@ export interface FleetStatus {
   duplicates: number;
 }
 
+type StatusSource = { log: AuditStore; current(): Awaitable<ReleaseRow | undefined>; received?: number; duplicates?: number };
+
 /** The snapshot the page and `xsota fleet status --json` show. */
-export function fleetStatus(controller: Pick<FleetController, "log" | "current"> & { received?: number; duplicates?: number }): FleetStatus {
+export async function fleetStatus(controller: StatusSource): Promise<FleetStatus> {
   const log = controller.log;
-  const r = controller.current();
-  const devices = log.devices();
+  const r = await controller.current();
+  const devices = await log.devices();
   return {
     release: r
       ? { id: r.id, version: r.version, status: r.status, flagged: r.flagged, reason: r.reason, stage: r.stage, plan: r.plan,
           percent: r.status === "halted" ? 0 : r.plan[r.stage]?.percent ?? 0 }
       : null,
-    stages: r ? log.stages(r.id) : [],
+    stages: r ? await log.stages(r.id) : [],
     devices: devices.length,
     online: devices.filter((d) => d.online).length,
-    totals: log.versionTotals(),
-    byGroup: log.versionsByGroup(),
-    failures: r ? log.failures(r.id, r.version) : [],
-    samples: log.samples().filter((s) => s.grp === "*").map((s) => ({ time: s.time, version: s.version, count: s.count })),
+    totals: await log.versionTotals(),
+    byGroup: await log.versionsByGroup(),
+    failures: r ? await log.failures(r.id, r.version) : [],
+    samples: (await log.samples()).filter((s) => s.grp === "*").map((s) => ({ time: s.time, version: s.version, count: s.count })),
     received: controller.received ?? 0,
     duplicates: controller.duplicates ?? 0,
   };
@@ -63,8 +66,10 @@ export async function startFleetView(controller: FleetController, options: { por
     if (pushTimer || streams.size === 0) return;
     pushTimer = setTimeout(() => {
       pushTimer = undefined;
-      const data = `event: status\ndata: ${JSON.stringify(fleetStatus(controller))}\n\n`;
-      for (const s of streams) s.write(data);
+      void fleetStatus(controller).then((status) => {
+        const data = `event: status\ndata: ${JSON.stringify(status)}\n\n`;
+        for (const s of streams) s.write(data);
+      }, () => {});
     }, 200);
     pushTimer.unref();
   };
@@ -75,36 +80,37 @@ export async function startFleetView(controller: FleetController, options: { por
     res.end(JSON.stringify(body));
   };
 
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => void answer(req, res));
+  const answer = async (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? "/", "http://127.0.0.1");
     try {
       if (req.method === "GET" && url.pathname === "/") {
         res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" });
         res.end(PAGE);
       } else if (req.method === "GET" && url.pathname === "/api/status") {
-        json(res, 200, fleetStatus(controller));
+        json(res, 200, await fleetStatus(controller));
       } else if (req.method === "GET" && url.pathname === "/api/stream") {
         res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-store", connection: "keep-alive" });
-        res.write(`event: status\ndata: ${JSON.stringify(fleetStatus(controller))}\n\n`);
+        res.write(`event: status\ndata: ${JSON.stringify(await fleetStatus(controller))}\n\n`);
         streams.add(res);
         req.on("close", () => streams.delete(res));
       } else if (req.method === "POST" && url.pathname === "/api/halt") {
-        json(res, 200, controller.halt(url.searchParams.get("reason") ?? "halted by operator"));
+        json(res, 200, await controller.halt(url.searchParams.get("reason") ?? "halted by operator"));
       } else if (req.method === "POST" && url.pathname === "/api/resume") {
-        json(res, 200, controller.resume());
+        json(res, 200, await controller.resume());
       } else if (req.method === "POST" && url.pathname === "/api/force") {
         const group = url.searchParams.get("group");
         if (!group) throw new OtaError("USAGE", "force needs ?group=");
-        json(res, 200, { group, devices: controller.force(group) });
+        json(res, 200, { group, devices: await controller.force(group) });
       } else if (req.method === "POST" && url.pathname === "/api/check") {
-        json(res, 200, { devices: controller.checkNow(url.searchParams.get("group") ?? undefined) });
+        json(res, 200, { devices: await controller.checkNow(url.searchParams.get("group") ?? undefined) });
       } else {
         json(res, 404, { error: "not found" });
       }
     } catch (e) {
       json(res, codeOf(e) === "USAGE" ? 409 : 500, { code: codeOf(e), error: (e as Error).message });
     }
-  });
+  };
   await new Promise<void>((resolve, reject) => {
     server.once("error", (e: NodeJS.ErrnoException) => reject(e.code === "EADDRINUSE" ? new OtaError("PORT_BUSY", `127.0.0.1:${options.port}`) : e));
     server.listen(options.port ?? 0, "127.0.0.1", () => resolve());
