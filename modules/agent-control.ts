@@ -162,7 +162,7 @@ export class UpdateControl {
   private refuse(cmd: ControlCommand, why: string): ControlResult {
     const j = this.job;
     const fields = j ? releaseFields(j, { code: "CONTROL_STATE", detail: `${cmd}: ${why}` }) : { code: "CONTROL_STATE" as const, detail: `${cmd}: ${why}` };
-    const state = j ? j.phase : "idle";
+    const state: AgentState = j ? (j.paused ? "paused" : j.phase) : "idle";
     // Reported without changing the agent's state: a refused command is not a refused release.
     this.ctx.emit(state, fields);
     return { ok: false, state, code: "CONTROL_STATE" };
