@@ -27,6 +27,7 @@ import { createManifest } from "../release/manifest-tool";
 import type { SigningKey } from "../release/keys";
 import { TcpMqttPort, type TcpMqttClient } from "../mqtt/client";
 import type { VirtualClock } from "../clock";
+import { ControlTracker, IssueClock, controlMessage, type ControlCommand } from "./control";
 import type { AuditStore, Ingest, ReleaseRow, Expect, Transition } from "./audit-store";
 
 export interface Stage {
@@ -102,6 +103,9 @@ export class FleetController {
   private inbox: Ingest[] = [];
   private flushing = false;
   private flushRetry: TimerId | 0 = 0;
+  /** Devices paused, awaiting install or awaiting reboot (per-update control, host-sim/fleet/control.ts). */
+  readonly activity = new ControlTracker();
+  private readonly issued: IssueClock;
   /** Duplicate deliveries dropped by (device, seq). */
   duplicates = 0;
   received = 0;
@@ -110,6 +114,7 @@ export class FleetController {
     this.log = options.log;
     this.clock = options.clock;
     this.thresholds = { maxFailureRate: options.thresholds?.maxFailureRate ?? 0.2, minFailures: options.thresholds?.minFailures ?? 3 };
+    this.issued = new IssueClock(() => this.clock.wallTime());
     this.port = new TcpMqttPort(options.virtualClock ? { clock: options.virtualClock } : {});
   }
 
@@ -180,6 +185,7 @@ export class FleetController {
           if (typeof e.seq !== "number" || typeof e.state !== "string") return;
           this.received++;
           this.inbox.push({ kind: "event", device, event: e, at: now });
+          this.activity.note(device, e);
           break;
         }
         case "state":
@@ -316,7 +322,7 @@ export class FleetController {
     const stage = r.plan[r.stage]!;
     this.announce(r, stage.percent);
     this.clearStageTimer();
-    this.stageTimer = this.clock.setTimeout(() => void this.stageDone(r.id, r.stage), stage.watchMs);
+    this.armStage(r.id, r.stage, stage.watchMs);
     this.changed();
   }
 
@@ -333,17 +339,31 @@ export class FleetController {
     const started = open?.started ?? r.updated;
     if (reannounce) this.announce(r, stage.percent);
     const left = Math.max(0, started + stage.watchMs - this.clock.wallTime());
-    this.stageTimer = this.clock.setTimeout(() => void this.stageDone(r.id, r.stage), left);
+    this.armStage(r.id, r.stage, left);
     this.changed();
   }
 
-  private async stageDone(id: string, idx: number): Promise<void> {
-    this.stageTimer = 0;
+  /**
+   * End stage `idx` of release `id` in `ms`. Virtual time stands still while the log is asked
+   * (the stage ends at the moment its watch does); a log that fails is asked again in 1 s.
+   */
+  private armStage(id: string, idx: number, ms: number): void {
+    this.clearStageTimer();
+    this.stageTimer = this.clock.setTimeout(() => {
+      this.stageTimer = 0;
+      const at = this.clock.wallTime();
+      const release = this.options.virtualClock?.hold();
+      this.stageDone(id, idx, at).catch(() => {
+        if (!this.closed && !this.stageTimer) this.armStage(id, idx, 1000);
+      }).finally(() => release?.());
+    }, ms);
+  }
+
+  private async stageDone(id: string, idx: number, now: number): Promise<void> {
     const r = await this.log.release(id);
     if (!r || r.status !== "running" || this.closed) return;
     if (r.stage !== idx) return this.follow(r, false); // another controller widened it
     if (await this.evaluate()) return;
-    const now = this.clock.wallTime();
     const from = { status: r.status, stage: r.stage };
     const last = r.stage + 1 >= r.plan.length;
     const next: ReleaseRow = { ...r, stage: last ? r.stage : r.stage + 1, status: last ? "done" : "running", updated: now };
@@ -419,6 +439,19 @@ export class FleetController {
   }
 
   /** Ask devices (all known, or a group) to check now. */
+  /**
+   * Per-update control: `cmd` signed for each device (the given ids, or every known device of
+   * `group`) and sent on its cmd topic. Returns the device ids. Throws USAGE without a target.
+   */
+  async control(cmd: ControlCommand, target: { devices?: string[]; group?: string }): Promise<string[]> {
+    const ids = target.devices?.length ? target.devices
+      : target.group !== undefined ? (await this.log.devices()).filter((d) => d.groups.includes(target.group!)).map((d) => d.id)
+      : undefined;
+    if (!ids) throw new OtaError("USAGE", `${cmd} needs --device or --group`);
+    for (const id of ids) this.publish(topics.cmd(id), controlMessage(this.options.signingKey, cmd, id, this.issued.next()), false);
+    return ids;
+  }
+
   async checkNow(group?: string): Promise<string[]> {
     const ids = (await this.log.devices()).filter((d) => group === undefined || d.groups.includes(group)).map((d) => d.id);
     for (const id of ids) this.publish(topics.cmd(id), JSON.stringify({ cmd: "check" }), false);
