@@ -158,10 +158,11 @@ export class Downloader {
     const d = this.d;
     const { clock } = d;
     if (!/^https:\/\//i.test(job.url)) return Promise.resolve({ ok: false, code: "HTTP_INSECURE_URL", detail: job.url, permanent: true, restart: false });
-    const halted = d.gate?.halted();
-    if (halted) return Promise.resolve({ ok: false, code: halted, detail: `at byte ${from}`, permanent: false, restart: false });
     if (this.hashedTo !== from) this.rehash(from);
     d.slot.begin(job.size, from);
+    // After begin, so that the run loop reads the resume point back from the slot.
+    const halted = d.gate?.halted();
+    if (halted) return Promise.resolve({ ok: false, code: halted, detail: `at byte ${from}`, permanent: false, restart: false });
     const headers: [string, string][] = [];
     if (from > 0) {
       headers.push(["range", `bytes=${from}-`]);

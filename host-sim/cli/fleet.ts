@@ -14,15 +14,20 @@ import { startFleetView, fleetStatus } from "../fleet/web";
 import { startBroker, type Broker, type BrokerKind } from "../mqtt/broker";
 import { parse, printJson, requireFile, requireOption, color, EXIT, type Command } from "./common";
 
-const HELP = `Usage: xsota fleet <run|status|history|halt|resume|force|check|sim> [options]
+const HELP = `Usage: xsota fleet <run|status|history|halt|resume|force|check|pause|cancel|download-only|install|sim> [options]
 
   run       publish a release through a staged rollout plan and watch it
   status    which version each device runs, per group (from the audit log)
   history   every step one device took
   halt      stop a running rollout (re-signed at 0 %)       (talks to a running controller)
   resume    resume a halted rollout at its stage              (talks to a running controller)
+            with --device/--group: resume those devices' paused downloads
   force     force the current release onto a group          (talks to a running controller)
   check     ask devices (or a group) to check now           (talks to a running controller)
+  pause     pause the download in flight on devices           (signed; talks to a running controller)
+  cancel    cancel the update in flight (running image and otadata untouched)
+  download-only  download and verify the next update, then wait for install (or the window)
+  install   install what download-only held
   sim       run the fleet simulator (N devices, seeded faults) and print its report
 
 Common options:
@@ -45,6 +50,7 @@ run options:
   --stay                 keep running after the release is done
 
 force/check options:   --group G
+pause/resume/cancel/download-only/install:  --device ID (repeatable) or --group G
 sim options:           --devices N (1000)  --seed S (1)  --broker-kind aedes|mosquitto  --plan P
                        --image-kb N (32)  --bad-hardware-share R (0.1)  --flaky-share R (0.05)  --power-cut-share R (0.02)
                        --view (serve the fleet view while it runs)
@@ -55,6 +61,10 @@ Examples:
   xsota fleet history 240ac4000001 --json
   xsota fleet halt --db fleet.db
   xsota fleet force --group lab --db fleet.db
+  xsota fleet pause --device 240ac4000001 --db fleet.db
+  xsota fleet resume --device 240ac4000001 --db fleet.db
+  xsota fleet download-only --group field && xsota fleet install --group field
+  xsota fleet cancel --group lab --json
   xsota fleet sim --devices 1000 --seed 7 --json
 `;
 
@@ -83,6 +93,14 @@ async function api(dbPath: string, path: string): Promise<unknown> {
   const body = (await res.json()) as { code?: string; error?: string };
   if (!res.ok) throw new OtaError(body.code === "USAGE" ? "USAGE" : "INTERNAL", body.error ?? String(res.status));
   return body;
+}
+
+/** halt / resume of the running release. */
+async function releaseCommand(db: string, sub: "halt" | "resume", values: Record<string, unknown>): Promise<number> {
+  const r = await api(db, `/api/${sub}`);
+  if (values.json) printJson(r);
+  else process.stdout.write(`${sub === "halt" ? "halted" : "resumed"} ${(r as { id: string }).id}\n`);
+  return EXIT.OK;
 }
 
 function table(rows: string[][]): string {
@@ -247,7 +265,7 @@ export const command: Command = {
       "mqtt-port": { type: "string" }, publish: { type: "string" }, "max-failure-rate": { type: "string" }, "min-failures": { type: "string" },
       "http-port": { type: "string" }, stay: { type: "boolean" }, group: { type: "string" }, devices: { type: "string" }, seed: { type: "string" },
       "broker-kind": { type: "string" }, "image-kb": { type: "string" }, "bad-hardware-share": { type: "string" }, "flaky-share": { type: "string" },
-      "power-cut-share": { type: "string" }, view: { type: "boolean" },
+      "power-cut-share": { type: "string" }, view: { type: "boolean" }, device: { type: "string", multiple: true },
     });
     const [sub, arg] = positionals;
     const db = (values.db as string) ?? "fleet.db";
@@ -258,13 +276,25 @@ export const command: Command = {
         return status(values);
       case "history":
         return history(values, arg);
-      case "halt":
-      case "resume": {
-        const r = await api(db, `/api/${sub}`);
+      case "resume":
+      case "pause":
+      case "cancel":
+      case "download-only":
+      case "install": {
+        const devices = (values.device as string[] | undefined) ?? [];
+        const group = values.group as string | undefined;
+        if (sub === "resume" && !devices.length && group === undefined) return releaseCommand(db, sub, values);
+        if (!devices.length && group === undefined) throw new OtaError("USAGE", `${sub} needs --device ID or --group G`);
+        const q = new URLSearchParams();
+        for (const d of devices) q.append("device", d);
+        if (group !== undefined) q.set("group", group);
+        const r = (await api(db, `/api/control/${sub}?${q}`)) as { devices: string[] };
         if (values.json) printJson(r);
-        else process.stdout.write(`${sub === "halt" ? "halted" : "resumed"} ${(r as { id: string }).id}\n`);
+        else process.stdout.write(`${sub} sent to ${r.devices.length} devices${group ? ` of ${group}` : ""}\n`);
         return EXIT.OK;
       }
+      case "halt":
+        return releaseCommand(db, sub, values);
       case "force":
       case "check": {
         const group = sub === "force" ? requireOption(values.group as string | undefined, "group") : (values.group as string | undefined);

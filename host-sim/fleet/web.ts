@@ -5,12 +5,14 @@
  *
  *   GET  /              the page          GET  /api/status  JSON snapshot
  *   GET  /api/stream    SSE "status"      POST /api/halt | /api/resume | /api/force?group=G | /api/check[?group=G]
+ *   POST /api/control/<pause|resume|cancel|download-only|install>?device=ID[&device=ID...] | ?group=G
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { OtaError, codeOf } from "../../modules/errors";
 import type { FleetController } from "./controller";
 import type { AuditStore, Awaitable, ReleaseRow } from "./audit-store";
 import { PAGE } from "./web-page";
+import { parseControlCommand, type ControlSnapshot, type ControlTracker } from "./control";
 
 export interface FleetStatus {
   release: {
@@ -26,9 +28,11 @@ export interface FleetStatus {
   samples: { time: number; version: string; count: number }[];
   received: number;
   duplicates: number;
+  /** Per-update control: devices paused, awaiting install, awaiting reboot (the controller's view of their events). */
+  control: ControlSnapshot;
 }
 
-type StatusSource = { log: AuditStore; current(): Awaitable<ReleaseRow | undefined>; received?: number; duplicates?: number };
+type StatusSource = { log: AuditStore; current(): Awaitable<ReleaseRow | undefined>; received?: number; duplicates?: number; activity?: ControlTracker };
 
 /** The snapshot the page and `xsota fleet status --json` show. */
 export async function fleetStatus(controller: StatusSource): Promise<FleetStatus> {
@@ -49,6 +53,7 @@ export async function fleetStatus(controller: StatusSource): Promise<FleetStatus
     samples: (await log.samples()).filter((s) => s.grp === "*").map((s) => ({ time: s.time, version: s.version, count: s.count })),
     received: controller.received ?? 0,
     duplicates: controller.duplicates ?? 0,
+    control: controller.activity?.snapshot() ?? { paused: [], awaitingInstall: [], awaitingReboot: [] },
   };
 }
 
@@ -102,6 +107,11 @@ export async function startFleetView(controller: FleetController, options: { por
         const group = url.searchParams.get("group");
         if (!group) throw new OtaError("USAGE", "force needs ?group=");
         json(res, 200, { group, devices: await controller.force(group) });
+      } else if (req.method === "POST" && url.pathname.startsWith("/api/control/")) {
+        const cmd = parseControlCommand(url.pathname.slice("/api/control/".length));
+        const group = url.searchParams.get("group");
+        const devices = await controller.control(cmd, { devices: url.searchParams.getAll("device"), ...(group ? { group } : {}) });
+        json(res, 200, { cmd, devices });
       } else if (req.method === "POST" && url.pathname === "/api/check") {
         json(res, 200, { devices: await controller.checkNow(url.searchParams.get("group") ?? undefined) });
       } else {
