@@ -137,8 +137,20 @@ export class Downloader {
 
   private lastEtag: string | undefined;
 
+  /** A backoff wait; a pause or cancel cuts it short (the next attempt then stops at once). */
   private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => this.d.clock.setTimeout(resolve, ms));
+    return new Promise((resolve) => {
+      const gate = this.d.gate;
+      const t = this.d.clock.setTimeout(() => {
+        if (off) off();
+        resolve();
+      }, ms);
+      const off = gate?.onHalt(() => {
+        this.d.clock.clearTimeout(t);
+        off!();
+        resolve();
+      });
+    });
   }
 
   /** Hash what is already in flash up to `to` (after a reboot the streamed state is gone). */

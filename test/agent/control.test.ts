@@ -9,7 +9,7 @@ import { SimFlash } from "../../host-sim/flash";
 import { VirtualClock } from "../../host-sim/clock";
 import { driveDevice } from "../../host-sim/device";
 import { NodeHttp } from "../../host-sim/ports/http";
-import { startUpdateHost, type UpdateHost } from "../../host-sim/update-host";
+import { startUpdateHost, type UpdateHost, type Fault } from "../../host-sim/update-host";
 import { makeCa, makeServerCert, type CaBundle } from "../../host-sim/release/pki";
 import { nodeCrypto } from "../../host-sim/crypto";
 import { Downloader } from "../../modules/download";
@@ -40,9 +40,10 @@ afterAll(async () => { await host.close(); });
 
 let n = 0;
 /** Download the image through `gate`; `during(written, gate)` is called per block written. */
-async function download(gate: DownloadGate, during: (written: number, at: number) => void = () => {}) {
+async function download(gate: DownloadGate, during: (written: number, at: number) => void = () => {}, fault: Fault | null = null, onAttempt: () => void = () => {}) {
   const path = `/c${++n}.bin`;
   host.setRoute(path, image);
+  host.setFault(path, fault);
   const flash = new SimFlash({ size: 2 * SLOT });
   const port: FlashPort = {
     open: (label) => {
@@ -61,7 +62,7 @@ async function download(gate: DownloadGate, during: (written: number, at: number
     retry: { baseMs: 1000, maxMs: 8000, maxAttempts: 4 }, random: seededRandom(7),
     checkStart: () => {}, checkpoint: (w) => checkpoints.push(w),
     progress: (w) => { marks.push({ written: w, at: clock.now() }); during(w, clock.now()); },
-    failedAttempt: (code) => { attempts.push(code); return attempts.length; },
+    failedAttempt: (code) => { attempts.push(code); onAttempt(); return attempts.length; },
     log: () => {},
   });
   let error: OtaError | undefined;
@@ -127,6 +128,14 @@ describe("pause, resume, cancel in the download loop", () => {
     expect(r.error?.code).toBe("CONTROL_CANCELLED");
     expect(r.attempts).toEqual([]);
     expect(r.requests.length).toBe(1);
+  });
+
+  it("a cancel during a retry's backoff ends it at once", async () => {
+    const gate = new DownloadGate(clock, 0);
+    const r = await download(gate, () => {}, { kind: "status", statuses: [500, 500, 500, 500] }, () => { clock.setTimeout(() => gate.cancel(), 10); });
+    expect(r.error?.code).toBe("CONTROL_CANCELLED");
+    expect(r.attempts).toEqual(["HTTP_SERVER_ERROR"]);
+    expect(r.end - r.start).toBeLessThan(100); // the backoff (1 s base) was cut short
   });
 
   it("a cancel while paused ends it too", async () => {
