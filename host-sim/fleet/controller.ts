@@ -210,11 +210,12 @@ export class FleetController {
    * Write what arrived to the log, in arrival order, one transaction per batch (whatever queued
    * up while the previous batch was written). A batch the log refused (database down) goes back
    * to the front of the inbox and is retried after 1 s: the broker has already acked it.
+   * Virtual time is not held for it: a fleet's events arrive without pause, and a held clock
+   * would wait for a silence that never comes (each message is stamped when it arrives).
    */
   private async flush(): Promise<void> {
     if (this.flushing || this.closed) return;
     this.flushing = true;
-    const release = this.options.virtualClock?.hold();
     try {
       await Promise.resolve(); // let the rest of this socket read queue up
       while (this.inbox.length && !this.closed) {
@@ -233,13 +234,11 @@ export class FleetController {
           if (!fresh[i]) this.duplicates++;
           else if (it.event.state === "rolled-back" || it.event.state === "failed") failed = true;
         });
-        this.options.virtualClock?.activity();
         if (failed) await this.evaluate();
         this.changed();
       }
     } finally {
       this.flushing = false;
-      release?.();
     }
   }
 

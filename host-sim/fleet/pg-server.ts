@@ -41,6 +41,8 @@ export function findPostgres(): PgBinaries | string {
 
 export interface PgServer {
   readonly port: number;
+  /** The server's process (or runuser's, whose child it is): the root of its process tree. */
+  readonly pid: number;
   /** postgres://postgres@127.0.0.1:PORT/postgres */
   readonly url: string;
   /** A fresh database on this server; returns its URL. */
@@ -102,6 +104,7 @@ export async function startPgServer(): Promise<PgServer> {
   let closed = false;
   return {
     port,
+    pid: child.pid!,
     url,
     async createDatabase(name) {
       const c = new pg.Client({ connectionString: url });
