@@ -47,6 +47,8 @@ run options:
   --max-failure-rate R   halt when failed/started devices exceed R (default 0.2)
   --min-failures N       ...and at least N devices failed (default 3)
   --http-port N          fleet view and command API on 127.0.0.1:N (default 8080; 0 = any)
+  --client-id ID         the controller's MQTT client id, its persistent session (default xsota-controller;
+                         one per controller when several share a database)
   --stay                 keep running after the release is done
 
 force/check options:   --group G
@@ -139,7 +141,7 @@ async function run(values: Record<string, unknown>): Promise<number> {
   let view: Awaited<ReturnType<typeof startFleetView>>;
   try {
     controller = await FleetController.start({
-      broker: host, log, clock: realClock, signingKey: key,
+      broker: host, log, clock: realClock, signingKey: key, ...(values["client-id"] ? { clientId: values["client-id"] as string } : {}),
       thresholds: { maxFailureRate: Number(values["max-failure-rate"] ?? 0.2), minFailures: Number(values["min-failures"] ?? 3) },
       publishManifest: publishPath ? (env) => { writeFileSync(`${publishPath}.tmp`, env); renameSync(`${publishPath}.tmp`, publishPath); } : undefined,
     });
@@ -265,7 +267,7 @@ export const command: Command = {
       "mqtt-port": { type: "string" }, publish: { type: "string" }, "max-failure-rate": { type: "string" }, "min-failures": { type: "string" },
       "http-port": { type: "string" }, stay: { type: "boolean" }, group: { type: "string" }, devices: { type: "string" }, seed: { type: "string" },
       "broker-kind": { type: "string" }, "image-kb": { type: "string" }, "bad-hardware-share": { type: "string" }, "flaky-share": { type: "string" },
-      "power-cut-share": { type: "string" }, view: { type: "boolean" }, device: { type: "string", multiple: true },
+      "power-cut-share": { type: "string" }, view: { type: "boolean" }, "client-id": { type: "string" }, device: { type: "string", multiple: true },
     });
     const [sub, arg] = positionals;
     const db = (values.db as string) ?? "fleet.db";

@@ -13,7 +13,7 @@ import { subscribe, realWait } from "./helpers";
 import { noPostgres, usePg, waitFor } from "./pg";
 
 const pg = usePg();
-const N = 60;
+const N = 40;
 const why = findMosquitto() === undefined ? "mosquitto is not installed (apt-get install -y mosquitto)" : noPostgres;
 
 /** What a fresh subscriber to devices/+/version gets: the retained version of each device. */
@@ -30,7 +30,9 @@ async function retainedVersions(broker: Broker, name: string, n: number): Promis
 
 describe.skipIf(why !== undefined)(`fleet on mosquitto and PostgreSQL${why ? ` (skipped: ${why})` : ""}`, () => {
   it(`a broker restart mid-rollout loses no audit event; retained versions survive it (${N} devices)`, async () => {
-    const sim = await FleetSim.create({ devices: N, seed: 5, brokerKind: "mosquitto", dbPath: await pg.fresh(), badHardwareShare: 0.1, flakyShare: 0.05, powerCutShare: 0.05, maxRealMs: 120_000 });
+    const sim = await FleetSim.create({ devices: N, seed: 5, brokerKind: "mosquitto", dbPath: await pg.fresh(), badHardwareShare: 0.1, flakyShare: 0.05, powerCutShare: 0.05, maxRealMs: 200_000,
+      thresholds: { minFailures: N }, // the rolled-back bad revision must not halt it: this test is about the broker
+    });
     try {
       expect(sim.log.kind).toBe("postgres");
       await sim.boot();
@@ -66,5 +68,5 @@ describe.skipIf(why !== undefined)(`fleet on mosquitto and PostgreSQL${why ? ` (
     } finally {
       await sim.close();
     }
-  });
+  }, 240_000); // about 10 s on a quiet machine; a loaded one stretches the real I/O waits
 });
