@@ -87,8 +87,10 @@ export async function fleetScale(options: { sizes?: number[]; seed?: number; max
       const bound = (options.maxRealMs ?? 600_000) * Math.max(1, n / 5000);
       const r = await runFleetChild(n, options.seed ?? 1, bound, external ? "mosquitto" : "aedes", url);
       const dbCpuSeconds = pg ? treeCpuSeconds(pg.pid) - db0 : 0;
-      rows.push(row(r, n, dbCpuSeconds, rows));
-      options.progress?.(`fleet (${deployment}): ${n} devices: ${r.updated} updated in ${r.rolloutSeconds.toFixed(1)} s${r.completed ? "" : ` (bound: ${r.error})`}, peak RSS ${r.peakRssMb} MB`);
+      const f = row(r, n, dbCpuSeconds, rows);
+      rows.push(f);
+      options.progress?.(`fleet (${deployment}): ${n} devices: ${r.updated} updated in ${r.rolloutSeconds.toFixed(1)} s${r.completed ? "" : ` (bound: ${r.error})`}, ` +
+        `CPU ${f.cpuMsPerDevice.toFixed(1)} ms/dev, peak RSS ${r.peakRssMb} MB, ${Math.round(f.eventsPerSecond)} events/s, lost ${r.eventsLost ?? "?"}`);
     }
   } finally {
     await pg?.close();

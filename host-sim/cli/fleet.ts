@@ -53,7 +53,7 @@ run options:
 
 force/check options:   --group G
 pause/resume/cancel/download-only/install:  --device ID (repeatable) or --group G
-sim options:           --devices N (1000)  --seed S (1)  --broker-kind aedes|mosquitto  --plan P
+sim options:           --devices N (1000)  --seed S (1)  --broker-kind aedes|mosquitto  --plan P  --db F|URL (default: a temp file)
                        --image-kb N (32)  --bad-hardware-share R (0.1)  --flaky-share R (0.05)  --power-cut-share R (0.02)
                        --view (serve the fleet view while it runs)
 
@@ -248,6 +248,7 @@ async function sim(values: Record<string, unknown>): Promise<number> {
     badHardwareShare: Number(values["bad-hardware-share"] ?? 0.1),
     flakyShare: Number(values["flaky-share"] ?? 0.05),
     powerCutShare: Number(values["power-cut-share"] ?? 0.02),
+    ...(values.db ? { dbPath: values.db as string } : {}),
     progress: (line) => process.stderr.write(line + "\n"),
     ...(values.view ? { onView: (url: string) => process.stderr.write(`fleet view ${url}\n`) } : {}),
   });
