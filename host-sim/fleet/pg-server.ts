@@ -5,7 +5,9 @@
  * /usr/lib/postgresql/<major>/bin; PG_BIN overrides.
  *
  * initdb and postgres refuse to run as root: as root, the data dir is handed to the `postgres`
- * user (created by the Debian package) and both run through `runuser -u postgres`.
+ * user (created by the Debian package) and both are spawned with its uid and gid, so the child
+ * is postgres itself and close() signals the server, not a wrapper (runuser exited on SIGINT and
+ * left the server running).
  *
  * `findPostgres()` says why there is none (for the tests' skip message) instead of throwing.
  */
@@ -41,7 +43,7 @@ export function findPostgres(): PgBinaries | string {
 
 export interface PgServer {
   readonly port: number;
-  /** The server's process (or runuser's, whose child it is): the root of its process tree. */
+  /** The server's process (the postmaster): the root of its process tree. */
   readonly pid: number;
   /** postgres://postgres@127.0.0.1:PORT/postgres */
   readonly url: string;
@@ -51,8 +53,9 @@ export interface PgServer {
   close(): Promise<void>;
 }
 
-function argv(b: PgBinaries, cmd: string, args: string[]): [string, string[]] {
-  return b.runAs ? ["runuser", ["-u", b.runAs.user, "--", join(b.bin, cmd), ...args]] : [join(b.bin, cmd), args];
+function as(b: PgBinaries, dir: string): { uid?: number; gid?: number; cwd: string; env: NodeJS.ProcessEnv } {
+  const env = { ...process.env, HOME: dir };
+  return b.runAs ? { uid: b.runAs.uid, gid: b.runAs.gid, cwd: dir, env } : { cwd: dir, env };
 }
 
 /** Start a throwaway server. Throws DB_CONNECT with the reason. */
@@ -65,15 +68,15 @@ export async function startPgServer(): Promise<PgServer> {
     chownSync(dir, b.runAs.uid, b.runAs.gid);
     chmodSync(dir, 0o700);
   }
-  const init = spawnSync(...argv(b, "initdb", ["-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync", "--locale=C"]), { encoding: "utf8" });
+  const init = spawnSync(join(b.bin, "initdb"), ["-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync", "--locale=C"], { ...as(b, dir), encoding: "utf8" });
   if (init.status !== 0) {
     rmSync(dir, { recursive: true, force: true });
     throw new OtaError("DB_CONNECT", `initdb failed: ${(init.stderr || init.stdout).trim().split("\n").slice(-3).join(" ")}`);
   }
   const port = await freePort();
-  const [cmd, args] = argv(b, "postgres", ["-D", data, "-p", String(port), "-k", dir, "-c", "listen_addresses=127.0.0.1",
-    "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=200"]);
-  const child: ChildProcess = spawn(cmd, args, { stdio: ["ignore", "ignore", "pipe"] });
+  const args = ["-D", data, "-p", String(port), "-k", dir, "-c", "listen_addresses=127.0.0.1",
+    "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=200"];
+  const child: ChildProcess = spawn(join(b.bin, "postgres"), args, { ...as(b, dir), stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
   child.stderr!.on("data", (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
   let exited = false;
@@ -120,7 +123,7 @@ export async function startPgServer(): Promise<PgServer> {
       if (closed) return;
       closed = true;
       if (!exited) {
-        // runuser forwards the signal; SIGINT is postgres' fast shutdown.
+        // SIGINT is postgres' fast shutdown.
         const gone = new Promise<void>((r) => child.once("exit", () => r()));
         child.kill("SIGINT");
         const t = setTimeout(() => child.kill("SIGKILL"), 10_000);
