@@ -1,7 +1,7 @@
 /*
  * The bench as a library: runBench runs the selected parts (each figure measured side by side in
  * this one run), benchRows turns the report into the table `xsota bench` prints and the README
- * quotes. Parts: throughput, xs, wear, resume, fleet, endurance.
+ * quotes. Parts: throughput, xs, wear, resume, fleet, scale, endurance.
  */
 import { cpus } from "node:os";
 import { Lab } from "../host-sim/lab";
@@ -9,12 +9,12 @@ import { xsCostReport, type XsCostReport } from "../host-sim/xs/meter";
 import { throughput, agentPhases, FULL_IMAGE, type ThroughputResult } from "./pipeline";
 import { wear, type WearResult } from "./wear";
 import { resume, CHUNK, type ResumeCase } from "./resume";
-import { fleetScale, type FleetScaleRow } from "./fleet";
+import { fleetScale, fleetUnavailable, type FleetScaleRow } from "./fleet";
 import { endurance, type EnduranceResult } from "./endurance";
 import { bridgeCost, type BridgeCost } from "./xs-bridge";
 import { codeSize, CODE_GOAL, MENDER_ROM, AWS_OTA_CODE, type CodeSizeResult } from "./moddable-size";
 
-export const PARTS = ["throughput", "xs", "wear", "resume", "fleet", "endurance", "moddable"] as const;
+export const PARTS = ["throughput", "xs", "wear", "resume", "fleet", "scale", "endurance", "moddable"] as const;
 export type Part = (typeof PARTS)[number];
 
 export interface BenchOptions {
@@ -24,8 +24,10 @@ export interface BenchOptions {
   cycles?: number;
   /** Fleet sizes (default 100, 1,000, 5,000; quick 100, 300). */
   fleet?: number[];
-  /** Real-time bound of each fleet size's boot and rollout, ms (default 300 000). */
+  /** Real-time bound of each fleet size's boot and rollout, ms (default 300 000; more beyond 5,000 devices). */
   fleetBoundMs?: number;
+  /** Sizes of the mosquitto + PostgreSQL series (default 1,000, 10,000; quick 100, 300). */
+  scale?: number[];
   progress?: (line: string) => void;
 }
 
@@ -39,6 +41,8 @@ export interface BenchReport {
   wear?: WearResult;
   resume?: ResumeCase[];
   fleet?: FleetScaleRow[];
+  /** The same fleet on mosquitto and PostgreSQL, or why it was skipped. */
+  scale?: FleetScaleRow[] | { skipped: string };
   endurance?: EnduranceResult;
   /** Moddable's own toolchain (bench/moddable-size.ts): the esp32 link's bytecode. */
   moddable?: { code: CodeSizeResult };
@@ -82,6 +86,11 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
   }
   report.moddable = await timed("moddable", async () => ({ code: await codeSize() }));
   report.fleet = await timed("fleet", () => fleetScale({ sizes: o.fleet ?? (quick ? [100, 300] : [100, 1000, 5000]), maxRealMs: o.fleetBoundMs ?? 300_000, progress: say }));
+  report.scale = await timed("scale", async () => {
+    const why = fleetUnavailable("mosquitto+postgres");
+    if (why) return { skipped: why };
+    return fleetScale({ sizes: o.scale ?? (quick ? [100, 300] : [1000, 10000]), maxRealMs: o.fleetBoundMs ?? 300_000, deployment: "mosquitto+postgres", progress: say });
+  });
   return report;
 }
 
@@ -145,7 +154,7 @@ export function benchRows(r: BenchReport): Row[] {
   const fl = r.fleet;
   if (fl) {
     for (const f of fl) {
-      add(`fleet ${n0(f.devices)} devices${f.completed ? "" : " (time bound)"}`, `boot ${f1(f.bootSeconds)} s, ${f1(f.devicesUpdatedPerSecond)} dev/s (${f.updated} updated${Object.keys(f.notUpdated ?? {}).length ? `; not: ${Object.entries(f.notUpdated).map(([k, v]) => `${k} x${v}`).join(", ")}` : ""}), CPU ${f1(f.cpuMsPerDevice)} ms/dev, peak RSS ${n0(f.peakRssMb)} MB (${f1(f.mbPer1000)} MB/1000${f.marginalMbPer1000 ? `, +${f1(f.marginalMbPer1000)} MB per 1000 added` : ""})`);
+      add(`fleet ${n0(f.devices)} devices${f.completed ? "" : " (time bound)"}`, `boot ${f1(f.bootSeconds)} s, ${f1(f.devicesUpdatedPerSecond)} dev/s (${f.updated} updated${Object.keys(f.notUpdated ?? {}).length ? `; not: ${Object.entries(f.notUpdated).map(([k, v]) => `${k} x${v}`).join(", ")}` : ""}), CPU ${f1(f.cpuMsPerDevice)} ms/dev, peak RSS ${n0(f.peakRssMb)} MB (${f1(f.mbPer1000)} MB/1000${f.marginalMbPer1000 ? `, +${f1(f.marginalMbPer1000)} MB per 1000 added` : ""})${f.eventsPerSecond ? `, ${n0(f.eventsPerSecond)} events/s, lost ${f.eventsLost ?? "?"}` : ""}`);
     }
     const last = fl[fl.length - 1]!;
     if (fl.length > 1) {
@@ -154,6 +163,24 @@ export function benchRows(r: BenchReport): Row[] {
       const ok = fl.every((f) => f.completed) && steps.every((f) => f.cpuStep <= 1.25 && f.memStep <= 1.25);
       const stepText = steps.map((f) => `${n0(f.devices)}: CPU x${f2(f.cpuStep)}, memory x${f2(f.memStep)}`).join("; ");
       add(`fleet cost per device, each size vs the one before`, `${stepText} (${n0(last.devices)} vs ${n0(fl[0]!.devices)}: CPU x${f2(last.cpuRatio)}, memory x${f2(last.memRatio)})`, "linear (each <= x1.25)", st(ok));
+    }
+  }
+  const sc = r.scale;
+  if (sc && "skipped" in sc) add("fleet on mosquitto + PostgreSQL", `skipped: ${sc.skipped}`);
+  else if (sc?.length) {
+    for (const f of sc) {
+      add(`fleet ${n0(f.devices)} devices, mosquitto + PostgreSQL${f.completed ? "" : " (time bound)"}`,
+        `boot ${f1(f.bootSeconds)} s, ${f1(f.devicesUpdatedPerSecond)} dev/s (${f.updated} updated), ${n0(f.eventsPerSecond)} events/s ingested (${n0(f.eventsLogged)} logged, lost ${f.eventsLost ?? "?"}), ` +
+        `CPU ${f1(f.cpuMsPerDevice)} ms/dev (sim ${f1((f.cpuSeconds * 1000) / f.devices)}, mosquitto ${f1((f.brokerCpuSeconds * 1000) / f.devices)}, postgres ${f1((f.dbCpuSeconds * 1000) / f.devices)}), ` +
+        `peak RSS ${n0(f.peakRssMb)} MB + mosquitto ${n0(f.brokerPeakRssMb)} MB (${f1(f.mbPer1000)} MB/1000)`);
+    }
+    const first = sc[0]!;
+    const last = sc[sc.length - 1]!;
+    if (sc.length > 1) {
+      // The issue's goal: per-device cost at the largest size within x1.2 of the smallest (1,000), and no event lost.
+      const lost = sc.reduce((n, f) => n + (f.eventsLost ?? Number.NaN), 0);
+      const ok = sc.every((f) => f.completed) && last.cpuRatio <= 1.2 && last.memRatio <= 1.2 && lost === 0;
+      add(`fleet on mosquitto + PostgreSQL, per device: ${n0(last.devices)} vs ${n0(first.devices)}`, `CPU x${f2(last.cpuRatio)}, memory x${f2(last.memRatio)}, events lost ${Number.isNaN(lost) ? "?" : lost}`, "<= x1.2 each, 0 lost", st(ok));
     }
   }
   const e = r.endurance;

@@ -89,7 +89,7 @@ export function gatePorts(ports: Ports, onCrash: (e: unknown) => void): Gate {
         };
         const req = ports.http.request(options, wrap);
         requests.add(req);
-        return { close: () => { requests.delete(req); req.close(); } };
+        return { close: () => { requests.delete(req); req.close(); }, pull: () => { live(); req.pull?.(); } };
       },
     },
     crypto: ports.crypto,

@@ -9,6 +9,9 @@
  *   engine: a crash resets the chip (panic) before the app can confirm; a hang never runs the
  *   app and the simulated task watchdog resets it. If called anyway, this firmware does nothing.
  *
+ * The simulated application's job: config "simApp": {"busyUntilMs": N} keeps it busy until N ms
+ * of uptime, and its rebootWhen (modules/app.ts) says no until then.
+ *
  * Sim-only needs go through the SystemPort's log, which every engine bridges: lines starting
  * with "@event " carry an AuditEvent as JSON, "@progress <written> <total>" the download
  * progress. SimDevice turns them into its event list and progress callbacks.
@@ -32,8 +35,11 @@ export function bootFirmware(ports: Ports, boot: FirmwareBoot): FirmwareHandle {
   const failsHere = boot.behavior === "fail-diagnostics" || boot.behavior === `fail-diagnostics@${ports.system.hardwareRevision()}`;
   if (failsHere) checks.push({ name: "app-selftest", run: () => false });
   let lastPct = -1;
+  const sim = (boot.config as { simApp?: { busyUntilMs?: unknown } } | null)?.simApp;
+  const busyUntil = typeof sim?.busyUntilMs === "number" ? sim.busyUntilMs : undefined;
   const app = start(ports, boot.config, {
     checks,
+    ...(busyUntil !== undefined ? { rebootWhen: () => ports.clock.now() >= busyUntil } : {}),
     observer: {
       onEvent: (e) => ports.system.log(EVENT_PREFIX + JSON.stringify(e)),
       onProgress: (written, total) => {

@@ -31,6 +31,10 @@ export interface Expect {
   code?: ErrorCode;
   /** The factory slot (app0) must be byte-identical at the end. */
   app0Untouched?: boolean;
+  /** Events (state, code) that must have happened, in this order (others in between). */
+  includes?: [AgentState, ErrorCode | null][];
+  /** Bounds on the download's average rate in bytes per virtual second (the bandwidth cap). */
+  bytesPerSec?: { min: number; max: number };
 }
 
 export interface Scenario {
@@ -79,9 +83,11 @@ export interface Outcome {
   otadata: { seq: number; state: string }[];
   sha256: { app0: string; app1: string; otadata: string };
   floor: number;
+  /** Virtual ms from the first "downloading" event to "verifying" (null without both). */
+  downloadMs: number | null;
 }
 
-const RESULTS: readonly AgentState[] = ["committed", "rolled-back", "failed", "refused"];
+const RESULTS: readonly AgentState[] = ["committed", "rolled-back", "failed", "refused", "cancelled"];
 const V11: ImageSpec = { version: "1.1.0", secureVersion: 1 };
 const cutAt = (...at: number[]): Fault[] => at.map((n) => ({ kind: "cut-at", at: n, times: 1 }));
 
@@ -129,6 +135,11 @@ export const scenarios: Scenario[] = [
   { name: "500-then-ok", summary: "500, 503 with Retry-After, then success", releases: [{ image: V11 }], faults: { image: [{ kind: "status", statuses: [500] }, { kind: "retry-after", seconds: 7 }] }, expect: { version: "1.1.0", final: "committed" } },
   { name: "retry-cap-persists", summary: "a release that used up its attempts is not retried after a reboot (the count is in NVS)", releases: [{ image: V11 }, { image: V11 }], faults: { image: { kind: "status", statuses: [500, 500, 500, 500, 500, 500] } }, config: { retry: { baseMs: 1000, maxMs: 4000, maxAttempts: 2 } }, expect: { version: "1.0.0", final: "refused", code: "POLICY_RETRY_CAP", app0Untouched: true } },
   { name: "overlong", summary: "more bytes on the wire than Content-Length", releases: [{ image: V11 }], faults: { image: { kind: "overlong", extra: 64 } }, expect: { version: "1.1.0", final: "committed" } },
+  // Per-update control that needs no broker (the signed commands: test/fleet/control.test.ts).
+  { name: "bandwidth-cap", summary: "download.maxBytesPerSec 16384: the 64 KB image takes about 4 virtual s", releases: [{ image: V11 }], config: { download: { stallMs: 10_000, minBytesPerSec: 256, rateWindowMs: 5000, journalEveryBytes: 16 * 1024, maxBytesPerSec: 16_384 } }, expect: { version: "1.1.0", final: "committed", bytesPerSec: { min: 16_384 * 0.9, max: 16_384 * 1.1 } } },
+  { name: "manifest-cap", summary: "the manifest's maxBytesPerSec 8192 is below the device's 16384: the lower applies", releases: [{ image: V11, manifest: { maxBytesPerSec: 8192 } }], config: { download: { stallMs: 10_000, minBytesPerSec: 256, rateWindowMs: 5000, journalEveryBytes: 16 * 1024, maxBytesPerSec: 16_384 } }, expect: { version: "1.1.0", final: "committed", bytesPerSec: { min: 8192 * 0.9, max: 8192 * 1.1 } } },
+  { name: "reboot-when", summary: "the application's job runs until 5 min of uptime: the restart waits for it", releases: [{ image: V11 }], config: { simApp: { busyUntilMs: 300_000 } }, expect: { version: "1.1.0", final: "committed", includes: [["installing", null], ["rebooting", null], ["awaiting-reboot", null], ["rebooting", null], ["committed", null]] } },
+  { name: "reboot-deadline", summary: "the application never allows the restart: it happens at reboot.deadlineMs, reported", releases: [{ image: V11 }], config: { simApp: { busyUntilMs: 1e12 }, reboot: { deadlineMs: 120_000, pollMs: 5000 } }, expect: { version: "1.1.0", final: "committed", includes: [["awaiting-reboot", null], ["rebooting", "REBOOT_DEADLINE"], ["committed", null]] } },
   { name: "overlong-declared", summary: "Content-Length larger than the manifest's size", releases: [{ image: V11 }], faults: { image: { kind: "overlong", extra: 64, declared: true } }, expect: { version: "1.0.0", final: "failed", code: "DOWNLOAD_SIZE", app0Untouched: true } },
   // The wire as other hosts speak it (host-sim/wire-scenarios.ts)
   ...wireScenarios,
@@ -161,6 +172,8 @@ export function outcomeOf(name: string, dev: OutcomeSource): Outcome {
   const events: EventTuple[] = dev.events.map((e) => [e.state, e.code ?? null, e.from, e.to ?? null, e.progress ?? null]);
   const result = [...dev.events].reverse().find((e) => RESULTS.indexOf(e.state) >= 0);
   const floor = new JournalStore(store).floor();
+  const dlStart = dev.events.find((e) => e.state === "downloading");
+  const dlEnd = dev.events.find((e) => e.state === "verifying");
   const running = dev.running;
   return {
     scenario: name,
@@ -177,6 +190,7 @@ export function outcomeOf(name: string, dev: OutcomeSource): Outcome {
     otadata: entries.map((e) => ({ seq: e.seq, state: stateName(e.state) })),
     sha256: { app0: sha(readPartition(chip, "app0")), app1: sha(readPartition(chip, "app1")), otadata: sha(ota) },
     floor,
+    downloadMs: dlStart && dlEnd ? dlEnd.uptime - dlStart.uptime : null,
   };
 }
 
@@ -188,6 +202,16 @@ export function checkOutcome(s: Scenario, o: Outcome, factoryApp0?: string): str
   if (o.final !== s.expect.final) bad.push(`final ${o.final}, expected ${s.expect.final}`);
   if (s.expect.code !== undefined && o.code !== s.expect.code) bad.push(`code ${o.code}, expected ${s.expect.code}`);
   if (s.expect.app0Untouched && factoryApp0 !== undefined && o.sha256.app0 !== factoryApp0) bad.push("app0 changed");
+  if (s.expect.includes) {
+    let i = 0;
+    for (const e of o.events) if (i < s.expect.includes.length && e[0] === s.expect.includes[i]![0] && e[1] === s.expect.includes[i]![1]) i++;
+    if (i < s.expect.includes.length) bad.push(`events lack ${s.expect.includes.slice(i).map(([st, c]) => `${st}${c ? ` ${c}` : ""}`).join(", ")} (in order)`);
+  }
+  if (s.expect.bytesPerSec) {
+    const size = s.releases[0]!.image.size ?? 64 * 1024;
+    const rate = o.downloadMs ? (size * 1000) / o.downloadMs : Infinity;
+    if (rate < s.expect.bytesPerSec.min || rate > s.expect.bytesPerSec.max) bad.push(`download at ${Math.round(rate)} B/s, expected ${s.expect.bytesPerSec.min}..${s.expect.bytesPerSec.max}`);
+  }
   return bad;
 }
 

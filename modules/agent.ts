@@ -30,6 +30,8 @@ import { fetchSmall, resolveUrl } from "./fetch";
 import { toHex } from "./bytes";
 import type { DiagnosticCheck } from "./diagnostics";
 import type { AgentContext, RunningInfo } from "./context";
+import { UpdateControl, type ControlResult } from "./agent-control";
+import { holdForInstall, type ControlCommand } from "./control";
 
 export type { BootOutcome } from "./confirm";
 export type { RunningInfo } from "./context";
@@ -72,6 +74,8 @@ export class Agent {
   private readonly keys: TrustedKey[];
   private readonly imageKeys: TrustedKey[];
   private readonly random: () => number;
+  /** Pause / resume / cancel / download-only / install, the bandwidth cap, rebootWhen (modules/agent-control.ts). */
+  readonly control: UpdateControl;
   private current: AgentState = "idle";
   private busy = false;
   private closed = false;
@@ -103,6 +107,12 @@ export class Agent {
       scratch: new Uint8Array(BLOCK),
       emit: (state, fields) => this.emit(state, fields),
     };
+    this.control = new UpdateControl(this.ctx);
+  }
+
+  /** Apply a verified control command (modules/control.ts verifyControl). Raises STORE_* only. */
+  command(cmd: ControlCommand): ControlResult {
+    return this.control.command(cmd);
   }
 
   get state(): AgentState {
@@ -183,7 +193,7 @@ export class Agent {
     const journal = this.ctx.journal;
     const slots = this.ports.flash.slots();
     const slotSize = this.ports.flash.open("nextota").byteLength;
-    const code = /^https:\/\//i.test(url)
+    let code = /^https:\/\//i.test(url)
       ? decide({
           manifest, config: this.config, running: this.running, pendingVerify: this.ctx.boot.runningState() === OtaState.PENDING_VERIFY,
           floor: journal.floor(), chipId: this.ports.system.chipId(), deviceId: this.ports.system.deviceId(), slotSize,
@@ -197,31 +207,42 @@ export class Agent {
       this.ports.system.log(`ota idle: running ${manifest.version}, the release at ${this.config.manifestUrl}`);
       return { state: "idle", version: manifest.version };
     }
+    // download-only: download now, install in the window (or on command).
+    if (code === "POLICY_WINDOW" && holdForInstall(this.ports.store)) code = null;
     if (code) return this.report("refused", manifest.sha256, code, { ...release, detail: `${this.running.version} -> ${manifest.version}` });
     if (options.force && journal.tries(manifest.sha256) >= this.config.retry.maxAttempts) journal.setTries(manifest.sha256, 0);
 
     const old = journal.load().journal;
-    const same = old && old.sha256 === manifest.sha256 && old.targetSlot === slots.next && (old.phase === "downloading" || old.phase === "verifying" || old.phase === "installing");
+    const same = old && old.sha256 === manifest.sha256 && old.targetSlot === slots.next && (old.phase === "downloading" || old.phase === "verifying" || old.phase === "installing" || old.phase === "awaiting-install");
     const j: Journal = {
       phase: "downloading", from: this.running.version, fromSlot: slots.running, to: manifest.version, secureVersion: manifest.secureVersion,
       sha256: manifest.sha256, size: manifest.size, url, targetSlot: slots.next, written: same ? old!.written : 0,
     };
     if (manifest.rollout) j.rollout = manifest.rollout.id;
     if (same && old!.etag !== undefined) j.etag = old!.etag;
+    if (same && old!.paused) j.paused = true;
     this.emit("checking", releaseFields(j, same ? { detail: `resume at byte ${j.written}` } : {}));
     journal.save(j);
     this.emit("downloading", releaseFields(j, { progress: Math.floor((j.written * 100) / j.size) }));
-    return this.update(j);
+    try {
+      return await this.update(j, manifest.maxBytesPerSec);
+    } finally {
+      this.control.end();
+    }
   }
 
-  private async update(j: Journal): Promise<CheckOutcome> {
+  private async update(j: Journal, manifestCap?: number): Promise<CheckOutcome> {
     const { ports, ctx } = this;
+    const gate = this.control.begin(j, manifestCap);
+    // A cap below the rate floor would end every attempt: the floor follows the cap down.
+    const cap = gate.bytesPerSec;
+    const download = cap > 0 && cap < this.config.download.minBytesPerSec * 2 ? { ...this.config.download, minBytesPerSec: Math.floor(cap / 2) } : this.config.download;
     const journal = ctx.journal;
     const slot = new UpdateSlot(ports.flash);
     let nextMilestone = MILESTONES.findIndex((m) => m > Math.floor((j.written * 100) / j.size));
     const downloader = new Downloader({
       http: ports.http, clock: ports.clock, crypto: ports.crypto, slot, buffer: ctx.scratch,
-      download: this.config.download, retry: this.config.retry, random: this.random,
+      download, retry: this.config.retry, random: this.random, gate,
       checkStart: (first) => {
         checkImageStart(first, this.running.project, ports.system.chipId());
       },
@@ -269,6 +290,10 @@ export class Agent {
       j.written = 0;
       return this.fail(j, e);
     }
+    if (!(await this.control.holdBeforeInstall(j))) {
+      slot.abort();
+      return this.fail(j, new OtaError("CONTROL_CANCELLED", "while awaiting install"));
+    }
     j.phase = "installing";
     journal.save(j);
     this.emit("installing", releaseFields(j));
@@ -281,6 +306,7 @@ export class Agent {
     j.phase = "rebooting";
     journal.save(j);
     this.emit("rebooting", releaseFields(j));
+    await this.control.holdBeforeReboot(j);
     this.current = "rebooting";
     if (this.beforeRestart) {
       try {
@@ -301,9 +327,12 @@ export class Agent {
     const journal = this.ctx.journal;
     // Transient codes reach here only once the attempt cap is used up; permanent ones use it up now.
     journal.setTries(j.sha256, Math.max(journal.tries(j.sha256), this.config.retry.maxAttempts));
-    const failed: Journal = { ...j, phase: "failed", code, detail };
-    this.emit("failed", releaseFields(failed, { code, detail }));
+    // An operator's cancel is its own outcome, not a failure a rollout's halt threshold counts.
+    const state: AgentState = code === "CONTROL_CANCELLED" ? "cancelled" : "failed";
+    const failed: Journal = { ...j, phase: state, code, detail };
+    delete failed.paused;
+    this.emit(state, releaseFields(failed, { code, detail }));
     journal.save(failed);
-    return { state: "failed", code, version: j.to };
+    return { state, code, version: j.to };
   }
 }

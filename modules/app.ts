@@ -20,6 +20,12 @@ export interface AppExtra {
   observer?: AgentObserver;
   /** Delay of the first check after boot (ms, default 0). */
   firstCheckMs?: number;
+  /**
+   * Whether a restart is acceptable now (e.g. not in the middle of the application's job). After
+   * an update is installed the agent asks it every reboot.pollMs and restarts once it says yes,
+   * or at reboot.deadlineMs regardless (reported as REBOOT_DEADLINE). Absent: restart at once.
+   */
+  rebootWhen?: () => boolean;
 }
 
 export interface App {
@@ -46,6 +52,7 @@ export function start(ports: Ports, config: AppConfig | unknown, extra: AppExtra
     },
   };
   const agent = new Agent(ports, config, observer, extra.checks ? { checks: extra.checks } : {});
+  if (extra.rebootWhen) agent.control.rebootWhen = extra.rebootWhen;
   // FLEET's reporter: version and state on boot, the outbox over QoS 1, announcements and commands.
   if (agent.config.mqtt && ports.mqtt) {
     const r = startReporter(ports, agent.config, agent, agent.outbox);

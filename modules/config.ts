@@ -44,6 +44,15 @@ export interface DownloadConfig {
   rateWindowMs: number;
   /** Journal the byte count every this many bytes (bounded NVS writes); a multiple of 4096. */
   journalEveryBytes: number;
+  /** Bandwidth cap in bytes/s (0 = none); a manifest's maxBytesPerSec can only lower it. */
+  maxBytesPerSec: number;
+}
+
+export interface RebootConfig {
+  /** Longest wait for the application's rebootWhen before restarting anyway (REBOOT_DEADLINE), ms. */
+  deadlineMs: number;
+  /** How often rebootWhen is asked (ms). */
+  pollMs: number;
 }
 
 export interface MaintenanceWindow {
@@ -79,6 +88,7 @@ export interface AppConfig {
   download: DownloadConfig;
   /** Redirects followed for the manifest and the image (modules/redirect.ts). */
   redirects: RedirectConfig;
+  reboot: RebootConfig;
   maintenanceWindow?: MaintenanceWindow;
   mqtt?: MqttConfig;
   /** Outbox capacity in events. */
@@ -90,7 +100,8 @@ export const DEFAULTS = {
   checkIntervalMs: 3600_000,
   retry: { baseMs: 2_000, maxMs: 600_000, maxAttempts: 8 },
   diagnostics: { windowMs: 30_000, heapFloor: 16 * 1024, checkTimeoutMs: 10_000 },
-  download: { stallMs: 30_000, minBytesPerSec: 256, rateWindowMs: 60_000, journalEveryBytes: 64 * 1024 },
+  download: { stallMs: 30_000, minBytesPerSec: 256, rateWindowMs: 60_000, journalEveryBytes: 64 * 1024, maxBytesPerSec: 0 },
+  reboot: { deadlineMs: 600_000, pollMs: 1000 },
   // Events are ~150-350 bytes of JSON in NVS (20 KB on the seed's table, one sector kept free for compaction).
   outboxCapacity: 32,
 } as const;
@@ -187,6 +198,7 @@ export function parseConfig(json: unknown): AppConfig {
   const r = o.retry === undefined ? {} : obj(o.retry, "retry");
   const d = o.diagnostics === undefined ? {} : obj(o.diagnostics, "diagnostics");
   const dl = o.download === undefined ? {} : obj(o.download, "download");
+  const rb = o.reboot === undefined ? {} : obj(o.reboot, "reboot");
   const config: AppConfig = {
     product: str(o.product, "product"),
     channel: str(o.channel, "channel", DEFAULTS.channel),
@@ -209,12 +221,20 @@ export function parseConfig(json: unknown): AppConfig {
       minBytesPerSec: num(dl.minBytesPerSec, "download.minBytesPerSec", DEFAULTS.download.minBytesPerSec),
       rateWindowMs: num(dl.rateWindowMs, "download.rateWindowMs", DEFAULTS.download.rateWindowMs, 1),
       journalEveryBytes: num(dl.journalEveryBytes, "download.journalEveryBytes", DEFAULTS.download.journalEveryBytes, 4096),
+      maxBytesPerSec: num(dl.maxBytesPerSec, "download.maxBytesPerSec", DEFAULTS.download.maxBytesPerSec),
+    },
+    reboot: {
+      deadlineMs: num(rb.deadlineMs, "reboot.deadlineMs", DEFAULTS.reboot.deadlineMs),
+      pollMs: num(rb.pollMs, "reboot.pollMs", DEFAULTS.reboot.pollMs, 10),
     },
     outboxCapacity: num(o.outboxCapacity, "outboxCapacity", DEFAULTS.outboxCapacity, 4, 1000),
     redirects: redirectsOf(o.redirects),
   };
   if (config.retry.maxMs < config.retry.baseMs) fail("retry.maxMs", "must be >= retry.baseMs");
   if (config.download.journalEveryBytes % 4096) fail("download.journalEveryBytes", "must be a multiple of 4096");
+  // One 4 KB block per stall window at least, or the cap itself would end every attempt.
+  const cap = config.download.maxBytesPerSec;
+  if (cap > 0 && cap * config.download.stallMs < 2 * 4096 * 1000) fail("download.maxBytesPerSec", `at least ${Math.ceil((2 * 4096 * 1000) / config.download.stallMs)} with stallMs ${config.download.stallMs}`);
   if (o.imageKeys !== undefined) config.imageKeys = keys(o.imageKeys, "imageKeys");
   const revoked = strList(o.revokedVersions, "revokedVersions");
   if (revoked) config.revokedVersions = revoked;

@@ -48,6 +48,8 @@ const JOURNAL_FACT: Readonly<Record<AgentState, JournalFact>> = {
   idle: "done", checking: "in-download", downloading: "in-download", verifying: "in-download",
   installing: "switching", rebooting: "awaiting", confirming: "awaiting",
   committed: "done", failed: "done", "rolled-back": "done", refused: "done",
+  // A paused or downloaded-and-held release resumes (and is verified again) by the next check.
+  paused: "in-download", "awaiting-install": "in-download", "awaiting-reboot": "awaiting", cancelled: "done",
 };
 
 export function bootAction(running: RunningFact, journal: JournalFact, target: TargetFact): BootAction {

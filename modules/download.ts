@@ -13,6 +13,8 @@
  * - Retries: 404 and other 4xx (not 408/429) are permanent; 408/429/5xx/transport errors back
  *   off with jitter (Retry-After honoured); attempts are counted per release by the caller,
  *   who persists them, so a reboot does not reset the cap.
+ * - Control (optional `gate`, modules/control.ts): reads are paced to the bandwidth cap, and a
+ *   pause or cancel ends the attempt in flight; a pause waits for resume and is not an attempt.
  */
 import type { ClockPort, CryptoPort, HttpPort, Sha256 } from "./ports";
 import type { DownloadConfig, RetryConfig } from "./config";
@@ -21,6 +23,7 @@ import { backoffDelay, parseRetryAfter } from "./backoff";
 import type { UpdateSlot } from "./install";
 import { toHex } from "./bytes";
 import { attemptComplete, readRoom } from "./download-outcome";
+import type { DownloadGate } from "./control";
 
 export const BLOCK = 4096;
 
@@ -50,6 +53,8 @@ export interface DownloadDeps {
   /** A failed attempt: persist and return the attempt count for this release. */
   failedAttempt(code: ErrorCode, detail: string): number;
   log(line: string): void;
+  /** Bandwidth cap, pause and cancel (modules/control.ts). */
+  gate?: DownloadGate;
 }
 
 type Attempt =
@@ -109,6 +114,11 @@ export class Downloader {
           } else if (this.lastEtag !== undefined) {
             etag = this.lastEtag;
           }
+          if (r.code === "CONTROL_PAUSED" || r.code === "CONTROL_CANCELLED") {
+            this.d.checkpoint(written, etag);
+            if (r.code === "CONTROL_CANCELLED" || !(await this.d.gate!.whenRunnable())) throw new OtaError("CONTROL_CANCELLED", `at byte ${written}`);
+            continue;
+          }
           this.d.log(`download: ${r.code} ${r.detail}${r.restart ? " (restart from 0)" : ""}`);
           if (r.permanent) throw new OtaError(r.code, r.detail);
           const attempts = this.d.failedAttempt(r.code, r.detail);
@@ -133,8 +143,20 @@ export class Downloader {
 
   private lastEtag: string | undefined;
 
+  /** A backoff wait; a pause or cancel cuts it short (the next attempt then stops at once). */
   private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => this.d.clock.setTimeout(resolve, ms));
+    return new Promise((resolve) => {
+      const gate = this.d.gate;
+      const t = this.d.clock.setTimeout(() => {
+        if (off) off();
+        resolve();
+      }, ms);
+      const off = gate?.onHalt(() => {
+        this.d.clock.clearTimeout(t);
+        off!();
+        resolve();
+      });
+    });
   }
 
   /** Hash what is already in flash up to `to` (after a reboot the streamed state is gone). */
@@ -156,6 +178,9 @@ export class Downloader {
     if (!/^https:\/\//i.test(job.url)) return Promise.resolve({ ok: false, code: "HTTP_INSECURE_URL", detail: job.url, permanent: true, restart: false });
     if (this.hashedTo !== from) this.rehash(from);
     d.slot.begin(job.size, from);
+    // After begin, so that the run loop reads the resume point back from the slot.
+    const halted = d.gate?.halted();
+    if (halted) return Promise.resolve({ ok: false, code: halted, detail: `at byte ${from}`, permanent: false, restart: false });
     const headers: [string, string][] = [];
     if (from > 0) {
       headers.push(["range", `bytes=${from}-`]);
@@ -179,10 +204,12 @@ export class Downloader {
       let windowBytes = 0;
       let stallTimer = 0;
       let rateTimer = 0;
-      let req: { close(): void } | undefined;
+      let req: { close(): void; pull?(): void } | undefined;
+      const offHalt = d.gate?.onHalt((code) => fail(code, `at byte ${offset}`));
       const finish = (r: Attempt) => {
         if (settled) return;
         settled = true;
+        if (offHalt) offHalt();
         clock.clearTimeout(stallTimer);
         clock.clearTimeout(rateTimer);
         if (req) req.close();
@@ -277,6 +304,7 @@ export class Downloader {
         onData: (available, read) => guard(() => {
           if (available <= 0) return;
           armStall();
+          const gate = d.gate;
           for (;;) {
             const room = readRoom(offset, fill, BLOCK, job.size);
             if (room === 0) {
@@ -286,8 +314,15 @@ export class Downloader {
               if (read(buf.subarray(0, 1)) <= 0) return;
               return fail("HTTP_TOO_LONG", `body longer than ${job.size} bytes`, { permanent: true, restart: true });
             }
-            const n = read(fill === 0 && room === BLOCK ? buf : buf.subarray(fill, fill + room));
+            const allowed = gate ? Math.min(room, gate.allowance()) : room;
+            if (allowed <= 0) {
+              // Over the cap: leave the bytes unread (the port offers them again) and pull them later.
+              gate!.wake(() => guard(() => req?.pull?.()));
+              break;
+            }
+            const n = read(fill === 0 && allowed === BLOCK ? buf : buf.subarray(fill, fill + allowed));
             if (n <= 0) break;
+            if (gate) gate.consumed(n);
             windowBytes += n;
             fill += n;
             if (fill === BLOCK || offset + fill === job.size) flush();

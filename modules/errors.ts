@@ -103,6 +103,7 @@ export const ERROR_TABLE = {
   CONFIRM_TIMEOUT: [0x902, "self-diagnostics did not finish in time", "the device rolls back"],
   CONFIRM_NO_ROLLBACK: [0x903, "cannot roll back: the other slot does not hold a valid image", "the device keeps the running image"],
   ROLLBACK_BOOT: [0x904, "new image failed to boot and was rolled back", "see the crash reason of the new image"],
+  REBOOT_DEADLINE: [0x905, "the application did not allow the restart before the deadline", "restarted anyway; raise reboot.deadlineMs"],
 
   // Store / NVS (0xA00)
   STORE_KEY: [0xa01, "NVS domain or key longer than 15 characters", "a bug: shorten the key"],
@@ -116,12 +117,16 @@ export const ERROR_TABLE = {
   MQTT_CLOSED: [0xb03, "broker connection closed", "reconnected with backoff"],
   OUTBOX_FULL: [0xb04, "audit outbox is full: oldest progress events dropped", "reconnect the broker"],
   ANNOUNCE_INVALID: [0xb05, "release announcement is not signed or not valid", "ignored"],
+  CONTROL_CANCELLED: [0xb06, "the update was cancelled by a control command", "the running image and otadata are untouched"],
+  CONTROL_PAUSED: [0xb07, "the download is paused by a control command", "send resume"],
+  CONTROL_STATE: [0xb08, "no update in a state this control command applies to", "see xsota fleet history"],
 
   // Configuration and CLI (0xC00)
   CONFIG_INVALID: [0xc01, "configuration is invalid", "see the detail"],
   USAGE: [0xc02, "bad command-line usage", "see --help"],
   FILE_NOT_FOUND: [0xc03, "file not found", "check the path"],
   PORT_BUSY: [0xc04, "network port already in use", "pick another --port"],
+  DB_CONNECT: [0xc05, "cannot open the fleet's audit database", "check --db (a file path or postgres://user@host:port/db) and that the server runs"],
   INTERNAL: [0xcff, "internal error", "a bug: report it"],
 } as const satisfies Record<string, readonly [number, string, string]>;
 

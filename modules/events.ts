@@ -16,7 +16,12 @@ export type AgentState =
   | "committed"
   | "failed"
   | "rolled-back"
-  | "refused";
+  | "refused"
+  // Per-update control (modules/control.ts): waiting states, and the operator's cancel.
+  | "paused"
+  | "awaiting-install"
+  | "awaiting-reboot"
+  | "cancelled";
 
 export interface AuditEvent {
   /** Per-device sequence number, strictly increasing across reboots (stored in NVS). */

@@ -36,9 +36,11 @@ export interface Journal {
   written: number;
   code?: ErrorCode;
   detail?: string;
+  /** Paused by a control command: the next check does not resume the download until "resume". */
+  paused?: boolean;
 }
 
-const PHASES: readonly AgentState[] = ["idle", "checking", "downloading", "verifying", "installing", "rebooting", "confirming", "committed", "failed", "rolled-back", "refused"];
+const PHASES: readonly AgentState[] = ["idle", "checking", "downloading", "verifying", "installing", "rebooting", "confirming", "committed", "failed", "rolled-back", "refused", "paused", "awaiting-install", "awaiting-reboot", "cancelled"];
 
 function valid(j: Journal): boolean {
   return (

@@ -28,6 +28,8 @@ export interface Manifest {
   channel?: string;
   signedImage?: boolean;
   notes?: string;
+  /** Bandwidth cap for this release's download, bytes/s (the lower of it and the device's applies). */
+  maxBytesPerSec?: number;
 }
 
 /** Bounds, shared by the tool that writes manifests (so it refuses what devices would). */
@@ -108,6 +110,7 @@ export function manifestFromJson(v: unknown): Manifest {
   if (opt("expires") !== undefined) m.expires = int(opt("expires"), "expires", 0, Number.MAX_SAFE_INTEGER);
   if (opt("channel") !== undefined) m.channel = name(opt("channel"), "channel");
   if (opt("signedImage") !== undefined) m.signedImage = bool(opt("signedImage"), "signedImage");
+  if (opt("maxBytesPerSec") !== undefined) m.maxBytesPerSec = int(opt("maxBytesPerSec"), "maxBytesPerSec", 512, 0xffffffff);
   const notes = opt("notes");
   if (notes !== undefined) {
     if (typeof notes !== "string" || notes.length > MANIFEST_LIMITS.notes) fail("notes", `expected a string of at most ${MANIFEST_LIMITS.notes} characters`);

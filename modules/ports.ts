@@ -88,6 +88,11 @@ export interface HttpHandler {
 export interface HttpRequest {
   /** Abort; safe to call twice and after completion. */
   close(): void;
+  /**
+   * Offer the body bytes left unread again now (onData), e.g. when a bandwidth cap allows more.
+   * Optional: without it they are offered with the next arrival.
+   */
+  pull?(): void;
 }
 
 export interface HttpPort {

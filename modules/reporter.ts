@@ -6,7 +6,7 @@
  *   devices/<id>/state    JSON DeviceState (retained), on connect and after each result
  *   devices/<id>/events   one AuditEvent per message, QoS 1, from the outbox
  *   releases/<product>/<channel>  subscribed: a signed manifest envelope, or {"url": "https://..."}
- *   devices/<id>/cmd      subscribed: {"cmd": "check" | "force", "manifest"?: base64 envelope}
+ *   devices/<id>/cmd      subscribed: check, force, and the signed per-update control (modules/commands.ts)
  *
  * Delivery: the outbox (modules/outbox.ts) holds every event in NVS; the reporter publishes
  * pending events with QoS 1 and acks them in the outbox only on PUBACK. Moddable's client does
@@ -26,16 +26,20 @@ import type { AppConfig } from "./config";
 import type { AgentState, AuditEvent } from "./events";
 import type { Outbox } from "./outbox";
 import { OtaError, codeOf, type ErrorCode } from "./errors";
-import { utf8Decode, utf8Encode, fromBase64, toHex } from "./bytes";
+import { utf8Decode, toHex } from "./bytes";
 import { verifyManifest } from "./manifest";
 import { keyFromConfig, type TrustedKey } from "./keys";
 import { backoffDelay, seededRandom, seedOf } from "./backoff";
 import { fetchSmall } from "./fleet-fetch";
+import { decodeCommand } from "./commands";
+import type { ControlCommand } from "./control";
 
 /** What the reporter needs of modules/agent.ts's Agent. */
 export interface ReporterAgent {
   readonly running: { version: string; secureVersion: number; slot: number; project?: string };
   check(options?: { force?: boolean; manifest?: Uint8Array }): Promise<unknown>;
+  /** A verified per-update control command (modules/agent.ts Agent.command). */
+  command?(cmd: ControlCommand): unknown;
 }
 
 export interface LastResult {
@@ -334,31 +338,11 @@ export function startReporter(ports: Ports, config: AppConfig, agent: ReporterAg
   }
 
   function onCommand(payload: Uint8Array): void {
-    let cmd: { cmd?: unknown; manifest?: unknown };
-    try {
-      cmd = JSON.parse(utf8Decode(payload)) as typeof cmd;
-    } catch {
-      invalid("cmd: not JSON");
-      return;
-    }
-    const force = cmd.cmd === "force";
-    if (!force && cmd.cmd !== "check") {
-      invalid(`cmd: unknown command`);
-      return;
-    }
-    if (cmd.manifest === undefined) {
-      runCheck(force);
-      return;
-    }
-    let env: Uint8Array;
-    try {
-      env = typeof cmd.manifest === "string" ? fromBase64(cmd.manifest) : utf8Encode(JSON.stringify(cmd.manifest));
-    } catch {
-      invalid("cmd: manifest is not base64");
-      return;
-    }
-    const ok = verified(env, "cmd");
-    if (ok) runCheck(force, ok);
+    const c = decodeCommand(payload, keys, crypto, id, store);
+    if (c.kind === "invalid") return invalid(c.detail);
+    if (c.kind === "check") return runCheck(c.force, c.manifest);
+    if (agent.command) agent.command(c.cmd);
+    else invalid(`cmd ${c.cmd}: not supported by this agent`);
   }
 
   connect();

@@ -77,6 +77,14 @@ export class EspHttp implements HttpPort {
     for (const [name, value] of options.headers ?? []) headers.push(name, value);
     let closed = false, status = 0, headersDone = false;
     let tls: "none" | "tcp" | "secure" = "none";
+    // A capped download leaves bytes of a fragment unread (modules/control.ts); they are read
+    // from http.js when the handler pulls, and the body completes only after that.
+    let unread = 0, completePending = false;
+    const drain = () => {
+      if (closed || !req) return;
+      unread = drainFragment(unread, (n) => req!.read(ArrayBuffer, n), handler, () => closed);
+      if (unread === 0 && completePending && !closed) { closed = true; handler.onComplete(); }
+    };
     let req: Request | undefined;
     const fail = (code: string, detail: string) => {
       if (closed) return;
@@ -106,8 +114,8 @@ export class EspHttp implements HttpPort {
           case STATUS: status = Number(value1); handler.onStatus(status); break;
           case HEADER: handler.onHeader(String(value1), String(value2)); break;
           case HEADERS_COMPLETE: headersDone = true; handler.onHeadersComplete(); break;
-          case FRAGMENT: drainFragment(Number(value1), (n) => req!.read(ArrayBuffer, n), handler, () => closed); break;
-          case COMPLETE: closed = true; handler.onComplete(); break;
+          case FRAGMENT: unread += Number(value1); drain(); break;
+          case COMPLETE: completePending = true; drain(); break;
           case ERROR:
             // http.js waits for a HEAD body that never comes; the server's close ends it.
             if (method === "HEAD" && headersDone) { closed = true; handler.onComplete(); }
@@ -125,6 +133,13 @@ export class EspHttp implements HttpPort {
         if (closed) return;
         closed = true;
         req?.close();
+      },
+      pull() {
+        try {
+          drain();
+        } catch (e) {
+          fail(codeOf(e), String(e));
+        }
       },
     };
   }

@@ -33,7 +33,10 @@ Parts: ${PARTS.join(", ")}
   xs          XS meter: compute per MB and per 4 KB chunk, allocation growth per chunk
   wear        erases and bytes per image sector, otadata writes per update, NVS writes per MB
   resume      bytes sent when the link drops at 10%, 50%, 90% of the image
-  fleet       devices updated/s, CPU and peak memory at 100, 1,000, 5,000 devices (child processes)
+  fleet       devices updated/s, CPU and peak memory at 100, 1,000, 5,000 devices (child processes;
+              embedded aedes, SQLite)
+  scale       the same at 1,000 and 10,000 devices on mosquitto and PostgreSQL (their own processes,
+              their CPU counted), events ingested/s; skipped with the reason when either is missing
   endurance   1,000 update cycles on one device with random power cuts, link drops, bad releases
 
 Options:
@@ -42,6 +45,7 @@ Options:
                      100 endurance cycles
   --cycles N         endurance cycles
   --fleet LIST       fleet sizes, e.g. 100,1000,5000
+  --scale LIST       sizes of the mosquitto + PostgreSQL series, e.g. 1000,10000
   --fleet-bound S    real-time bound of each fleet size's boot and of its rollout, seconds (default 300);
                      a size that hits it reports what it got
   --out FILE         write the JSON report here instead of bench/results/<timestamp>.json
@@ -62,6 +66,7 @@ Examples:
       cycles: { type: "string" },
       fleet: { type: "string" },
       "fleet-bound": { type: "string" },
+      scale: { type: "string" },
       out: { type: "string" },
       json: { type: "boolean" },
     }, false);
@@ -80,6 +85,7 @@ Examples:
       quick: values.quick ?? false,
       ...(values.cycles !== undefined ? { cycles: positiveInt(values.cycles, "--cycles") } : {}),
       ...(values.fleet !== undefined ? { fleet: values.fleet.split(",").map((s) => positiveInt(s.trim(), "--fleet")) } : {}),
+      ...(values.scale !== undefined ? { scale: values.scale.split(",").map((s) => positiveInt(s.trim(), "--scale")) } : {}),
       ...(values["fleet-bound"] !== undefined ? { fleetBoundMs: positiveInt(values["fleet-bound"], "--fleet-bound") * 1000 } : {}),
       progress: (line) => process.stderr.write(line + "\n"),
     });

@@ -17,7 +17,7 @@ export interface Command {
 /** Exit statuses: 0 success, 1 the operation failed (verification, update), 2 usage, 3 environment (file, port, host). */
 export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, ENVIRONMENT: 3 } as const;
 
-const ENVIRONMENT_CODES: ReadonlySet<ErrorCode> = new Set(["FILE_NOT_FOUND", "PORT_BUSY", "HTTP_CONNECT", "MQTT_CONNECT"]);
+const ENVIRONMENT_CODES: ReadonlySet<ErrorCode> = new Set(["FILE_NOT_FOUND", "PORT_BUSY", "HTTP_CONNECT", "MQTT_CONNECT", "DB_CONNECT"]);
 
 export function exitStatusOf(code: ErrorCode): number {
   if (code === "USAGE") return EXIT.USAGE;

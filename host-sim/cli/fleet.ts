@@ -2,31 +2,37 @@
  * xsota fleet: the controller (run), its views of the audit log (status, history), commands to a
  * running controller (halt, resume, force, check), and the fleet simulator (sim).
  */
-import { existsSync, readFileSync, writeFileSync, renameSync } from "node:fs";
+import { readFileSync, writeFileSync, renameSync } from "node:fs";
 import { OtaError } from "../../modules/errors";
 import type { ClockPort } from "../../modules/ports";
 import { verifyManifest } from "../../modules/manifest";
 import { loadPrivateKey, trustedKeyOf } from "../release/keys";
 import { nodeCrypto } from "../crypto";
-import { AuditLog } from "../fleet/audit-log";
+import { openAuditStore, type AuditStore } from "../fleet/audit-store";
 import { FleetController, parsePlan, type ReleaseFields } from "../fleet/controller";
 import { startFleetView, fleetStatus } from "../fleet/web";
 import { startBroker, type Broker, type BrokerKind } from "../mqtt/broker";
 import { parse, printJson, requireFile, requireOption, color, EXIT, type Command } from "./common";
 
-const HELP = `Usage: xsota fleet <run|status|history|halt|resume|force|check|sim> [options]
+const HELP = `Usage: xsota fleet <run|status|history|halt|resume|force|check|pause|cancel|download-only|install|sim> [options]
 
   run       publish a release through a staged rollout plan and watch it
   status    which version each device runs, per group (from the audit log)
   history   every step one device took
   halt      stop a running rollout (re-signed at 0 %)       (talks to a running controller)
   resume    resume a halted rollout at its stage              (talks to a running controller)
+            with --device/--group: resume those devices' paused downloads
   force     force the current release onto a group          (talks to a running controller)
   check     ask devices (or a group) to check now           (talks to a running controller)
+  pause     pause the download in flight on devices           (signed; talks to a running controller)
+  cancel    cancel the update in flight (running image and otadata untouched)
+  download-only  download and verify the next update, then wait for install (or the window)
+  install   install what download-only held
   sim       run the fleet simulator (N devices, seeded faults) and print its report
 
 Common options:
-  --db F                 the SQLite audit log (default fleet.db)
+  --db F|URL             the audit log: a SQLite file (default fleet.db) or postgres://user@host:port/db
+                         (several controllers may share one PostgreSQL database)
   --json                 machine-readable output
 
 run options:
@@ -41,10 +47,13 @@ run options:
   --max-failure-rate R   halt when failed/started devices exceed R (default 0.2)
   --min-failures N       ...and at least N devices failed (default 3)
   --http-port N          fleet view and command API on 127.0.0.1:N (default 8080; 0 = any)
+  --client-id ID         the controller's MQTT client id, its persistent session (default xsota-controller;
+                         one per controller when several share a database)
   --stay                 keep running after the release is done
 
 force/check options:   --group G
-sim options:           --devices N (1000)  --seed S (1)  --broker-kind aedes|mosquitto  --plan P
+pause/resume/cancel/download-only/install:  --device ID (repeatable) or --group G
+sim options:           --devices N (1000)  --seed S (1)  --broker-kind aedes|mosquitto  --plan P  --db F|URL (default: a temp file)
                        --image-kb N (32)  --bad-hardware-share R (0.1)  --flaky-share R (0.05)  --power-cut-share R (0.02)
                        --view (serve the fleet view while it runs)
 
@@ -54,6 +63,10 @@ Examples:
   xsota fleet history 240ac4000001 --json
   xsota fleet halt --db fleet.db
   xsota fleet force --group lab --db fleet.db
+  xsota fleet pause --device 240ac4000001 --db fleet.db
+  xsota fleet resume --device 240ac4000001 --db fleet.db
+  xsota fleet download-only --group field && xsota fleet install --group field
+  xsota fleet cancel --group lab --json
   xsota fleet sim --devices 1000 --seed 7 --json
 `;
 
@@ -64,15 +77,14 @@ const realClock: ClockPort = {
   clearTimeout: (id) => clearTimeout(id as unknown as NodeJS.Timeout),
 };
 
-function openLog(path: string, mustExist: boolean): AuditLog {
-  if (mustExist && !existsSync(path)) throw new OtaError("FILE_NOT_FOUND", `audit log ${path} (run 'xsota fleet run' first)`);
-  return new AuditLog(path);
+function openLog(spec: string, mustExist: boolean): Promise<AuditStore> {
+  return openAuditStore(spec, { mustExist });
 }
 
 async function api(dbPath: string, path: string): Promise<unknown> {
-  const log = openLog(dbPath, true);
-  const base = log.meta("api");
-  log.close();
+  const log = await openLog(dbPath, true);
+  const base = await log.meta("api");
+  await log.close();
   if (!base) throw new OtaError("HTTP_CONNECT", "no controller has run on this audit log");
   let res: Response;
   try {
@@ -83,6 +95,14 @@ async function api(dbPath: string, path: string): Promise<unknown> {
   const body = (await res.json()) as { code?: string; error?: string };
   if (!res.ok) throw new OtaError(body.code === "USAGE" ? "USAGE" : "INTERNAL", body.error ?? String(res.status));
   return body;
+}
+
+/** halt / resume of the running release. */
+async function releaseCommand(db: string, sub: "halt" | "resume", values: Record<string, unknown>): Promise<number> {
+  const r = await api(db, `/api/${sub}`);
+  if (values.json) printJson(r);
+  else process.stdout.write(`${sub === "halt" ? "halted" : "resumed"} ${(r as { id: string }).id}\n`);
+  return EXIT.OK;
 }
 
 function table(rows: string[][]): string {
@@ -109,13 +129,19 @@ async function run(values: Record<string, unknown>): Promise<number> {
     host = broker;
     process.stderr.write(`broker ${kind} on ${broker.url}\n`);
   }
-  const log = openLog((values.db as string) ?? "fleet.db", false);
+  let log: AuditStore;
+  try {
+    log = await openLog((values.db as string) ?? "fleet.db", false);
+  } catch (e) {
+    await broker?.close();
+    throw e;
+  }
   const publishPath = values.publish as string | undefined;
   let controller: FleetController | undefined;
   let view: Awaited<ReturnType<typeof startFleetView>>;
   try {
     controller = await FleetController.start({
-      broker: host, log, clock: realClock, signingKey: key,
+      broker: host, log, clock: realClock, signingKey: key, ...(values["client-id"] ? { clientId: values["client-id"] as string } : {}),
       thresholds: { maxFailureRate: Number(values["max-failure-rate"] ?? 0.2), minFailures: Number(values["min-failures"] ?? 3) },
       publishManifest: publishPath ? (env) => { writeFileSync(`${publishPath}.tmp`, env); renameSync(`${publishPath}.tmp`, publishPath); } : undefined,
     });
@@ -123,49 +149,58 @@ async function run(values: Record<string, unknown>): Promise<number> {
   } catch (e) {
     // What started before the failure (the embedded broker, the controller's connection) stops with it.
     controller?.close();
-    log.close();
+    await log.close();
     await broker?.close();
     throw e;
   }
-  log.setMeta("api", view.url);
-  const cur = controller.current();
-  const r = cur && cur.status !== "done" && cur.version === fields.version ? cur : controller.startRelease(fields as ReleaseFields, plan, values["rollout-id"] as string | undefined);
+  await log.setMeta("api", view.url);
+  const cur = await controller.current();
+  const r = cur && cur.status !== "done" && cur.version === fields.version ? cur : await controller.startRelease(fields as ReleaseFields, plan, values["rollout-id"] as string | undefined);
   process.stderr.write(`release ${r.id}: ${plan.map((s) => `${s.percent}%`).join(" -> ")}; fleet view ${view.url}\n`);
   let lastLine = "";
-  const report = () => {
-    const s = fleetStatus(controller);
+  const report = async () => {
+    const s = await fleetStatus(controller);
     const line = `${s.release?.status} stage ${(s.release?.stage ?? 0) + 1}/${plan.length} at ${s.release?.percent}% | ${Object.entries(s.totals).map(([v, n]) => `${v}: ${n}`).join(", ")} | failures ${s.failures.length}`;
     if (line !== lastLine) process.stderr.write(`${line}\n`);
     lastLine = line;
   };
-  controller.onChange(report);
+  let reporting = false;
+  const reportSoon = () => {
+    if (reporting) return;
+    reporting = true;
+    setTimeout(() => void report().catch(() => {}).finally(() => { reporting = false; }), 200);
+  };
+  controller.onChange(reportSoon);
   await new Promise<void>((resolve) => {
     const t = setInterval(() => {
-      report();
-      if (controller.current()?.status === "done" && !values.stay) {
-        clearInterval(t);
-        resolve();
-      }
+      reportSoon();
+      void controller.current().then((c) => {
+        if (c?.status === "done" && !values.stay) {
+          clearInterval(t);
+          resolve();
+        }
+      }, () => {});
     }, 1000);
     process.once("SIGINT", () => {
       clearInterval(t);
       resolve();
     });
   });
-  const final = fleetStatus(controller);
-  const flagged = controller.current()?.flagged ?? false;
+  await controller.settled();
+  const final = await fleetStatus(controller);
+  const flagged = (await controller.current())?.flagged ?? false;
   controller.close();
   await view.close();
-  log.close();
+  await log.close();
   await broker?.close();
   if (values.json) printJson(final);
   return flagged ? EXIT.FAILED : EXIT.OK;
 }
 
-function status(values: Record<string, unknown>): number {
-  const log = openLog((values.db as string) ?? "fleet.db", true);
-  const s = fleetStatus({ log, current: () => log.releases().at(-1) });
-  log.close();
+async function status(values: Record<string, unknown>): Promise<number> {
+  const log = await openLog((values.db as string) ?? "fleet.db", true);
+  const s = await fleetStatus({ log, current: async () => (await log.releases()).at(-1) });
+  await log.close();
   if (values.json) {
     printJson(s);
     return EXIT.OK;
@@ -181,12 +216,12 @@ function status(values: Record<string, unknown>): number {
   return EXIT.OK;
 }
 
-function history(values: Record<string, unknown>, device: string | undefined): number {
+async function history(values: Record<string, unknown>, device: string | undefined): Promise<number> {
   if (!device) throw new OtaError("USAGE", "history needs a device id");
-  const log = openLog((values.db as string) ?? "fleet.db", true);
-  const events = log.history(device);
-  const d = log.device(device);
-  log.close();
+  const log = await openLog((values.db as string) ?? "fleet.db", true);
+  const events = await log.history(device);
+  const d = await log.device(device);
+  await log.close();
   if (!d && !events.length) throw new OtaError("USAGE", `no device ${device} in the audit log`);
   if (values.json) {
     printJson({ device: d, events });
@@ -213,6 +248,7 @@ async function sim(values: Record<string, unknown>): Promise<number> {
     badHardwareShare: Number(values["bad-hardware-share"] ?? 0.1),
     flakyShare: Number(values["flaky-share"] ?? 0.05),
     powerCutShare: Number(values["power-cut-share"] ?? 0.02),
+    ...(values.db ? { dbPath: values.db as string } : {}),
     progress: (line) => process.stderr.write(line + "\n"),
     ...(values.view ? { onView: (url: string) => process.stderr.write(`fleet view ${url}\n`) } : {}),
   });
@@ -232,7 +268,7 @@ export const command: Command = {
       "mqtt-port": { type: "string" }, publish: { type: "string" }, "max-failure-rate": { type: "string" }, "min-failures": { type: "string" },
       "http-port": { type: "string" }, stay: { type: "boolean" }, group: { type: "string" }, devices: { type: "string" }, seed: { type: "string" },
       "broker-kind": { type: "string" }, "image-kb": { type: "string" }, "bad-hardware-share": { type: "string" }, "flaky-share": { type: "string" },
-      "power-cut-share": { type: "string" }, view: { type: "boolean" },
+      "power-cut-share": { type: "string" }, view: { type: "boolean" }, "client-id": { type: "string" }, device: { type: "string", multiple: true },
     });
     const [sub, arg] = positionals;
     const db = (values.db as string) ?? "fleet.db";
@@ -243,13 +279,25 @@ export const command: Command = {
         return status(values);
       case "history":
         return history(values, arg);
-      case "halt":
-      case "resume": {
-        const r = await api(db, `/api/${sub}`);
+      case "resume":
+      case "pause":
+      case "cancel":
+      case "download-only":
+      case "install": {
+        const devices = (values.device as string[] | undefined) ?? [];
+        const group = values.group as string | undefined;
+        if (sub === "resume" && !devices.length && group === undefined) return releaseCommand(db, sub, values);
+        if (!devices.length && group === undefined) throw new OtaError("USAGE", `${sub} needs --device ID or --group G`);
+        const q = new URLSearchParams();
+        for (const d of devices) q.append("device", d);
+        if (group !== undefined) q.set("group", group);
+        const r = (await api(db, `/api/control/${sub}?${q}`)) as { devices: string[] };
         if (values.json) printJson(r);
-        else process.stdout.write(`${sub === "halt" ? "halted" : "resumed"} ${(r as { id: string }).id}\n`);
+        else process.stdout.write(`${sub} sent to ${r.devices.length} devices${group ? ` of ${group}` : ""}\n`);
         return EXIT.OK;
       }
+      case "halt":
+        return releaseCommand(db, sub, values);
       case "force":
       case "check": {
         const group = sub === "force" ? requireOption(values.group as string | undefined, "group") : (values.group as string | undefined);

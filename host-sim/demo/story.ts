@@ -128,12 +128,12 @@ export async function runDemo(o: DemoOptions, ui: Ui): Promise<DemoResult> {
     ui.step(6, "Critical fix 1.2.1, forced to every group");
     const fw121 = b.firmware.get("1.2.1")!;
     publish(b, fw121, fleet.hostUrl);
-    const r121 = fleet.controller.startRelease(fields(fw121), parsePlan(PLANS["1.2.1"]), ROLLOUT("1.2.1"));
+    const r121 = await fleet.controller.startRelease(fields(fw121), parsePlan(PLANS["1.2.1"]), ROLLOUT("1.2.1"));
     let forced: string[] = [];
     for (let attempt = 1; ; attempt++) {
       const waiting = fleet.devices.filter((d) => fleet.versions().get(d.id) !== "1.2.1");
       const since = new Map(fleet.devices.map((d) => [d.id, d.sim.events.length]));
-      const sent = [...new Set(waiting.map((d) => d.hardware))].flatMap((g) => fleet.controller.force(g));
+      const sent = (await Promise.all([...new Set(waiting.map((d) => d.hardware))].map((g) => fleet.controller.force(g)))).flat();
       if (attempt === 1) {
         forced = sent;
         ui.ok(`forced to every group (${[...new Set(fleet.devices.map((d) => d.hardware))].join(", ")}): ${sent.length} devices; a forced update skips the rollout % and the maintenance window, never the signature or version checks`);
@@ -160,7 +160,7 @@ export async function runDemo(o: DemoOptions, ui: Ui): Promise<DemoResult> {
     }
     await fleet.until(() => fleet.log.release(r121.id)!.status !== "running", "release 1.2.1 to finish");
     await fleet.settle();
-    fleet.controller.sampleNow();
+    await fleet.controller.sampleNow();
     ui.ok(`${count(fleet, "1.2.1")}/${o.devices} devices on 1.2.1`);
 
     ui.step(7, "Audit log: which version each device runs");
@@ -233,7 +233,7 @@ async function rollout(ui: Ui, fleet: DemoFleet, b: BuildServer, version: string
   const fw = b.firmware.get(version)!;
   publish(b, fw, fleet.hostUrl);
   const id = ROLLOUT(version);
-  const r = fleet.controller.startRelease(fields(fw), stages, id);
+  const r = await fleet.controller.startRelease(fields(fw), stages, id);
   let stage = -1;
   let pacing: Promise<void> | undefined;
   const announce = (idx: number) => {
@@ -267,7 +267,7 @@ async function rollout(ui: Ui, fleet: DemoFleet, b: BuildServer, version: string
   await pacing;
   ui.clearBar();
   await fleet.settle();
-  fleet.controller.sampleNow();
+  await fleet.controller.sampleNow();
   return fleet.log.release(r.id)!;
 }
 

@@ -9,8 +9,12 @@
  * the retained announcement on releases/<product>/<channel> and handed to `publishManifest`
  * (the static host's copy at the devices' manifestUrl).
  *
- * State lives in the audit log (SQLite): a restarted controller picks up a running release
- * at its current stage.
+ * State lives in the audit log (SQLite or PostgreSQL, through AuditStore): a restarted
+ * controller picks up a running release at its current stage. Several controllers may share
+ * one PostgreSQL log: each ingests every event (duplicates dropped by (device, seq)), and every
+ * change of stage or status is a compare-and-set on the release row (AuditStore.transition), so
+ * when their stage timers fire together exactly one widens the rollout and announces it; the
+ * others follow the stage it wrote without announcing.
  */
 import type { ClockPort, TimerId } from "../../modules/ports";
 import type { AuditEvent } from "../../modules/events";
@@ -23,7 +27,8 @@ import { createManifest } from "../release/manifest-tool";
 import type { SigningKey } from "../release/keys";
 import { TcpMqttPort, type TcpMqttClient } from "../mqtt/client";
 import type { VirtualClock } from "../clock";
-import { AuditLog, type ReleaseRow } from "./audit-log";
+import { ControlTracker, IssueClock, controlMessage, type ControlCommand } from "./control";
+import type { AuditStore, Ingest, ReleaseRow, Expect, Transition } from "./audit-store";
 
 export interface Stage {
   percent: number;
@@ -40,7 +45,7 @@ export interface Thresholds {
 
 export interface ControllerOptions {
   broker: { host: string; port: number };
-  log: AuditLog;
+  log: AuditStore;
   clock: ClockPort;
   /** Held while broker round trips are in flight (simulation), and for `fanoutHoldMs` after each publish. */
   virtualClock?: VirtualClock;
@@ -80,7 +85,7 @@ export function parsePlan(text: string): Stage[] {
 }
 
 export class FleetController {
-  readonly log: AuditLog;
+  readonly log: AuditStore;
   private readonly clock: ClockPort;
   private readonly thresholds: Thresholds;
   private client: TcpMqttClient | undefined;
@@ -94,6 +99,13 @@ export class FleetController {
   private listeners = new Set<() => void>();
   private pending: { topic: string; payload: Uint8Array; retain: boolean }[] = [];
   private dirty = true;
+  /** Device messages waiting for the log (written in one transaction per turn). */
+  private inbox: Ingest[] = [];
+  private flushing = false;
+  private flushRetry: TimerId | 0 = 0;
+  /** Devices paused, awaiting install or awaiting reboot (per-update control, host-sim/fleet/control.ts). */
+  readonly activity = new ControlTracker();
+  private readonly issued: IssueClock;
   /** Duplicate deliveries dropped by (device, seq). */
   duplicates = 0;
   received = 0;
@@ -102,6 +114,7 @@ export class FleetController {
     this.log = options.log;
     this.clock = options.clock;
     this.thresholds = { maxFailureRate: options.thresholds?.maxFailureRate ?? 0.2, minFailures: options.thresholds?.minFailures ?? 3 };
+    this.issued = new IssueClock(() => this.clock.wallTime());
     this.port = new TcpMqttPort(options.virtualClock ? { clock: options.virtualClock } : {});
   }
 
@@ -109,8 +122,8 @@ export class FleetController {
   static async start(options: ControllerOptions): Promise<FleetController> {
     const c = new FleetController(options);
     await c.connect(true);
-    const running = c.current();
-    if (running && running.status === "running") c.enterStage(running, running.stage);
+    const running = await c.current();
+    if (running && running.status === "running") await c.follow(running, true);
     c.scheduleSample();
     return c;
   }
@@ -171,21 +184,18 @@ export class FleetController {
           const e = JSON.parse(text) as AuditEvent;
           if (typeof e.seq !== "number" || typeof e.state !== "string") return;
           this.received++;
-          if (!this.log.addEvent(device, e, now)) {
-            this.duplicates++;
-            return;
-          }
-          if (e.state === "rolled-back" || e.state === "failed") this.evaluate();
+          this.inbox.push({ kind: "event", device, event: e, at: now });
+          this.activity.note(device, e);
           break;
         }
         case "state":
-          if (text) this.log.setState(device, JSON.parse(text) as DeviceState, now);
+          if (text) this.inbox.push({ kind: "state", device, state: JSON.parse(text) as DeviceState, at: now });
           break;
         case "version":
-          if (text) this.log.setVersion(device, text, now);
+          if (text) this.inbox.push({ kind: "version", device, version: text, at: now });
           break;
         case "online":
-          this.log.setOnline(device, text === "1", now);
+          this.inbox.push({ kind: "online", device, online: text === "1", at: now });
           break;
         default:
           return;
@@ -193,7 +203,48 @@ export class FleetController {
     } catch {
       return; // a malformed message from a device is not the controller's failure
     }
-    this.changed();
+    void this.flush();
+  }
+
+  /**
+   * Write what arrived to the log, in arrival order, one transaction per batch (whatever queued
+   * up while the previous batch was written). A batch the log refused (database down) goes back
+   * to the front of the inbox and is retried after 1 s: the broker has already acked it.
+   * Virtual time is not held for it: a fleet's events arrive without pause, and a held clock
+   * would wait for a silence that never comes (each message is stamped when it arrives).
+   */
+  private async flush(): Promise<void> {
+    if (this.flushing || this.closed) return;
+    this.flushing = true;
+    try {
+      await Promise.resolve(); // let the rest of this socket read queue up
+      while (this.inbox.length && !this.closed) {
+        const items = this.inbox.splice(0);
+        let fresh: boolean[];
+        try {
+          fresh = await this.log.ingest(items);
+        } catch {
+          this.inbox.unshift(...items);
+          if (!this.flushRetry) this.flushRetry = this.clock.setTimeout(() => { this.flushRetry = 0; void this.flush(); }, 1000);
+          return;
+        }
+        let failed = false;
+        items.forEach((it, i) => {
+          if (it.kind !== "event") return;
+          if (!fresh[i]) this.duplicates++;
+          else if (it.event.state === "rolled-back" || it.event.state === "failed") failed = true;
+        });
+        if (failed) await this.evaluate();
+        this.changed();
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  /** Resolves when everything received so far is in the log. */
+  async settled(): Promise<void> {
+    while (this.flushing || this.inbox.length) await new Promise((r) => setImmediate(r));
   }
 
   private changed(): void {
@@ -208,14 +259,14 @@ export class FleetController {
   }
 
   /** The newest release. */
-  current(): ReleaseRow | undefined {
-    const all = this.log.releases();
+  async current(): Promise<ReleaseRow | undefined> {
+    const all = await this.log.releases();
     return all[all.length - 1];
   }
 
   /** Start a release through `plan`. Throws USAGE when a release is still running. */
-  startRelease(fields: ReleaseFields, plan: Stage[], rolloutId?: string): ReleaseRow {
-    const cur = this.current();
+  async startRelease(fields: ReleaseFields, plan: Stage[], rolloutId?: string): Promise<ReleaseRow> {
+    const cur = await this.current();
     if (cur && cur.status === "running") throw new OtaError("USAGE", `release ${cur.id} is still running; halt it first`);
     if (!plan.length) throw new OtaError("USAGE", "empty rollout plan");
     const now = this.clock.wallTime();
@@ -233,9 +284,10 @@ export class FleetController {
       updated: now,
       manifest: { ...fields } as Record<string, unknown>,
     };
-    this.log.putRelease(r);
+    await this.log.putRelease(r);
+    await this.log.stageStarted(r.id, 0, plan[0]!.percent, now);
     this.baseline = { failures: 0, attempts: 0 };
-    this.enterStage(r, 0);
+    this.entered(r);
     return r;
   }
 
@@ -251,71 +303,123 @@ export class FleetController {
     void this.options.publishManifest?.(env, r);
   }
 
-  private enterStage(r: ReleaseRow, idx: number): void {
-    const stage = r.plan[idx]!;
-    r.stage = idx;
-    r.updated = this.clock.wallTime();
-    this.log.putRelease(r);
-    this.log.stageStarted(r.id, idx, stage.percent, r.updated);
-    this.announce(r, stage.percent);
-    this.clearStageTimer();
-    this.stageTimer = this.clock.setTimeout(() => this.stageDone(r.id), stage.watchMs);
-    this.changed();
-  }
-
-  private stageDone(id: string): void {
-    this.stageTimer = 0;
-    const r = this.log.release(id);
-    if (!r || r.status !== "running") return;
-    this.log.stageEnded(id, r.stage, this.clock.wallTime());
-    if (this.evaluate()) return;
-    if (r.stage + 1 < r.plan.length) this.enterStage(r, r.stage + 1);
-    else {
-      r.status = "done";
-      r.updated = this.clock.wallTime();
-      this.log.putRelease(r);
-      this.changed();
+  /**
+   * Change the release from `from` (status, stage) to `next` if no other controller did first.
+   * True when this controller made the change (and so announces it).
+   */
+  private async transition(from: Expect, next: ReleaseRow, t: Omit<Transition, "next">): Promise<boolean> {
+    const release = this.options.virtualClock?.hold();
+    try {
+      return await this.log.transition(next.id, from, { next, ...t });
+    } finally {
+      release?.();
     }
   }
 
-  /** Halt the running release if failures passed the threshold. True when it halted. */
-  private evaluate(): boolean {
-    const r = this.current();
+  /** This controller wrote stage `r.stage`: announce it and watch it. */
+  private entered(r: ReleaseRow): void {
+    const stage = r.plan[r.stage]!;
+    this.announce(r, stage.percent);
+    this.clearStageTimer();
+    this.armStage(r.id, r.stage, stage.watchMs);
+    this.changed();
+  }
+
+  /**
+   * Watch a running release another controller (or an earlier run of this one) put in its stage:
+   * the stage timer runs out when that stage's watch does. `reannounce`: publish the stage's
+   * announcement again (a restarted controller, in case the last one died before it did).
+   */
+  private async follow(r: ReleaseRow, reannounce: boolean): Promise<void> {
+    this.clearStageTimer();
+    if (r.status !== "running") return;
+    const stage = r.plan[r.stage]!;
+    const open = (await this.log.stages(r.id)).filter((s) => s.idx === r.stage && s.ended === null).at(-1);
+    const started = open?.started ?? r.updated;
+    if (reannounce) this.announce(r, stage.percent);
+    const left = Math.max(0, started + stage.watchMs - this.clock.wallTime());
+    this.armStage(r.id, r.stage, left);
+    this.changed();
+  }
+
+  /**
+   * End stage `idx` of release `id` in `ms`. Virtual time stands still while the log is asked
+   * (the stage ends at the moment its watch does); a log that fails is asked again in 1 s.
+   */
+  private armStage(id: string, idx: number, ms: number): void {
+    this.clearStageTimer();
+    this.stageTimer = this.clock.setTimeout(() => {
+      this.stageTimer = 0;
+      const at = this.clock.wallTime();
+      const release = this.options.virtualClock?.hold();
+      this.stageDone(id, idx, at).catch(() => {
+        if (!this.closed && !this.stageTimer) this.armStage(id, idx, 1000);
+      }).finally(() => release?.());
+    }, ms);
+  }
+
+  private async stageDone(id: string, idx: number, now: number): Promise<void> {
+    const r = await this.log.release(id);
+    if (!r || r.status !== "running" || this.closed) return;
+    if (r.stage !== idx) return this.follow(r, false); // another controller widened it
+    if (await this.evaluate()) return;
+    const from = { status: r.status, stage: r.stage };
+    const last = r.stage + 1 >= r.plan.length;
+    const next: ReleaseRow = { ...r, stage: last ? r.stage : r.stage + 1, status: last ? "done" : "running", updated: now };
+    const won = await this.transition(from, next, {
+      ended: { idx: r.stage, at: now },
+      ...(last ? {} : { started: { idx: next.stage, percent: next.plan[next.stage]!.percent, at: now } }),
+    });
+    if (won && !last) this.entered(next);
+    else if (won) this.changed();
+    else {
+      const now2 = await this.log.release(id);
+      if (now2) await this.follow(now2, false);
+    }
+  }
+
+  /** Halt the running release if failures passed the threshold. True when it is halted. */
+  private async evaluate(): Promise<boolean> {
+    const r = await this.current();
     if (!r || r.status !== "running") return false;
-    const failures = this.log.failures(r.id, r.version).length - this.baseline.failures;
-    const attempts = Math.max(1, this.log.attempts(r.id, r.version) - this.baseline.attempts);
+    const failures = (await this.log.failures(r.id, r.version)).length - this.baseline.failures;
+    const attempts = Math.max(1, (await this.log.attempts(r.id, r.version)) - this.baseline.attempts);
     if (failures >= this.thresholds.minFailures && failures / attempts > this.thresholds.maxFailureRate) {
-      this.halt(`${failures} of ${attempts} devices failed or rolled back (threshold ${Math.round(this.thresholds.maxFailureRate * 100)} %)`, true);
+      await this.halt(`${failures} of ${attempts} devices failed or rolled back (threshold ${Math.round(this.thresholds.maxFailureRate * 100)} %)`, true)
+        .catch(() => undefined); // another controller halted it first
       return true;
     }
     return false;
   }
 
   /** Stop widening: re-sign at 0 % so no further device takes it. Throws USAGE when nothing runs. */
-  halt(reason = "halted by operator", flag = false): ReleaseRow {
-    const r = this.current();
+  async halt(reason = "halted by operator", flag = false): Promise<ReleaseRow> {
+    const r = await this.current();
     if (!r || r.status !== "running") throw new OtaError("USAGE", "no running release to halt");
+    const now = this.clock.wallTime();
+    const next: ReleaseRow = { ...r, status: "halted", flagged: r.flagged || flag, reason, updated: now };
+    if (!(await this.transition({ status: r.status, stage: r.stage }, next, { ended: { idx: r.stage, at: now } }))) {
+      throw new OtaError("USAGE", "no running release to halt (another controller changed it)");
+    }
     this.clearStageTimer();
-    r.status = "halted";
-    r.flagged = r.flagged || flag;
-    r.reason = reason;
-    r.updated = this.clock.wallTime();
-    this.log.putRelease(r);
-    this.log.stageEnded(r.id, r.stage, r.updated);
-    this.announce(r, 0);
+    this.announce(next, 0);
     this.changed();
-    return r;
+    return next;
   }
 
   /** Resume a halted release at its stage; failures so far are accepted. Throws USAGE. */
-  resume(): ReleaseRow {
-    const r = this.current();
+  async resume(): Promise<ReleaseRow> {
+    const r = await this.current();
     if (!r || r.status !== "halted") throw new OtaError("USAGE", "no halted release to resume");
-    this.baseline = { failures: this.log.failures(r.id, r.version).length, attempts: this.log.attempts(r.id, r.version) };
-    r.status = "running";
-    r.reason = null;
-    this.enterStage(r, r.stage);
-    return this.log.release(r.id)!;
+    const baseline = { failures: (await this.log.failures(r.id, r.version)).length, attempts: await this.log.attempts(r.id, r.version) };
+    const now = this.clock.wallTime();
+    const next: ReleaseRow = { ...r, status: "running", reason: null, updated: now };
+    if (!(await this.transition({ status: r.status, stage: r.stage }, next, { started: { idx: r.stage, percent: r.plan[r.stage]!.percent, at: now } }))) {
+      throw new OtaError("USAGE", "no halted release to resume (another controller changed it)");
+    }
+    this.baseline = baseline;
+    this.entered(next);
+    return (await this.log.release(r.id))!;
   }
 
   /**
@@ -323,19 +427,32 @@ export class FleetController {
    * force: true and groups: [group], sent as a cmd to each. The devices still verify the
    * signature and every version/anti-rollback rule. Returns the device ids. Throws USAGE.
    */
-  force(group: string): string[] {
-    const r = this.current();
+  async force(group: string): Promise<string[]> {
+    const r = await this.current();
     if (!r) throw new OtaError("USAGE", "no release to force");
     const env = this.sign(r, 100, { force: true, groups: [group] });
     const payload = JSON.stringify({ cmd: "force", manifest: toBase64(env) });
-    const ids = this.log.devices().filter((d) => d.groups.includes(group)).map((d) => d.id);
+    const ids = (await this.log.devices()).filter((d) => d.groups.includes(group)).map((d) => d.id);
     for (const id of ids) this.publish(topics.cmd(id), payload, false);
     return ids;
   }
 
   /** Ask devices (all known, or a group) to check now. */
-  checkNow(group?: string): string[] {
-    const ids = this.log.devices().filter((d) => group === undefined || d.groups.includes(group)).map((d) => d.id);
+  /**
+   * Per-update control: `cmd` signed for each device (the given ids, or every known device of
+   * `group`) and sent on its cmd topic. Returns the device ids. Throws USAGE without a target.
+   */
+  async control(cmd: ControlCommand, target: { devices?: string[]; group?: string }): Promise<string[]> {
+    const ids = target.devices?.length ? target.devices
+      : target.group !== undefined ? (await this.log.devices()).filter((d) => d.groups.includes(target.group!)).map((d) => d.id)
+      : undefined;
+    if (!ids) throw new OtaError("USAGE", `${cmd} needs --device or --group`);
+    for (const id of ids) this.publish(topics.cmd(id), controlMessage(this.options.signingKey, cmd, id, this.issued.next()), false);
+    return ids;
+  }
+
+  async checkNow(group?: string): Promise<string[]> {
+    const ids = (await this.log.devices()).filter((d) => group === undefined || d.groups.includes(group)).map((d) => d.id);
     for (const id of ids) this.publish(topics.cmd(id), JSON.stringify({ cmd: "check" }), false);
     return ids;
   }
@@ -343,16 +460,23 @@ export class FleetController {
   private scheduleSample(): void {
     const every = this.options.sampleEveryMs ?? 60_000;
     this.sampleTimer = this.clock.setTimeout(() => {
-      this.sampleNow();
+      void this.sampleNow().catch(() => {});
       if (!this.closed) this.scheduleSample();
     }, every);
   }
 
-  /** Record devices per version per group now (if anything changed). */
-  sampleNow(): void {
+  /**
+   * Record devices per version per group now (if anything changed). A controller that watches
+   * no stage looks for a release another controller resumed or started, and follows it.
+   */
+  async sampleNow(): Promise<void> {
+    if (!this.stageTimer) {
+      const r = await this.current();
+      if (r?.status === "running" && !this.stageTimer) await this.follow(r, false);
+    }
     if (!this.dirty) return;
     this.dirty = false;
-    this.log.sample(this.clock.wallTime());
+    await this.log.sample(this.clock.wallTime());
   }
 
   private clearStageTimer(): void {
@@ -371,6 +495,7 @@ export class FleetController {
     this.clearStageTimer();
     if (this.sampleTimer) this.clock.clearTimeout(this.sampleTimer);
     if (this.reconnectTimer) this.clock.clearTimeout(this.reconnectTimer);
+    if (this.flushRetry) this.clock.clearTimeout(this.flushRetry);
     this.client?.close();
     this.listeners.clear();
   }

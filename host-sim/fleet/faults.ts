@@ -60,6 +60,7 @@ export class FlakyHttp implements HttpPort {
         dead = true;
         req?.close();
       },
+      pull: () => { if (!dead) req?.pull?.(); },
     };
   }
 }

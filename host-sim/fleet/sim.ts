@@ -30,7 +30,7 @@ import { SimDevice } from "../device";
 import { SimChip } from "../chip";
 import { buildImage } from "../image-builder";
 import { writeImage } from "../lab";
-import { AuditLog, type ReleaseRow } from "./audit-log";
+import { openAuditStore, type AuditStore, type Awaitable, type ReleaseRow } from "./audit-store";
 import { FleetController, parsePlan, type Thresholds } from "./controller";
 import { FlakyHttp, memoCrypto, prng } from "./faults";
 import { startFleetView, type FleetView } from "./web";
@@ -116,7 +116,7 @@ export class FleetSim {
     readonly dir: string,
     readonly host: UpdateHost,
     readonly broker: Broker,
-    readonly log: AuditLog,
+    readonly log: AuditStore,
     readonly key: SigningKey,
     readonly controller: FleetController,
     readonly ca: string,
@@ -137,7 +137,7 @@ export class FleetSim {
     const cert = await makeServerCert(ca, { hosts: ["127.0.0.1", "localhost"] });
     const host = await startUpdateHost({ cert: cert.certPem, key: cert.keyPem, clock, routes: {} });
     const broker = await startBroker({ kind: o.brokerKind ?? "aedes" });
-    const log = new AuditLog(o.dbPath ?? join(dir, "audit.db"));
+    const log = await openAuditStore(o.dbPath ?? join(dir, "audit.db"));
     const key = generateKey("ecdsa-p256");
     const manifestPath = `/${o.product ?? "thermo"}/stable/release.json`;
     const controller = await FleetController.start({
@@ -271,19 +271,19 @@ export class FleetSim {
     const beat = setInterval(() => this.clock.activity(), 5);
     const cap = setTimeout(() => (clearInterval(beat), release()), 60_000);
     try {
-      await this.until(() => this.log.onlineOn(v) === this.devices.length, "every device to report its version");
+      await this.until(async () => (await this.log.onlineOn(v)) === this.devices.length, "every device to report its version");
     } finally {
       clearInterval(beat);
       clearTimeout(cap);
       release();
     }
-    this.controller.sampleNow();
+    await this.controller.sampleNow();
   }
 
   /** Wait (real time, while the devices drive the virtual clock) for `cond`. */
-  async until(cond: () => boolean, what: string): Promise<void> {
+  async until(cond: () => Awaitable<boolean>, what: string): Promise<void> {
     const deadline = performance.now() + this.maxRealMs;
-    while (!cond()) {
+    while (!(await cond())) {
       if (this.crashed) throw this.crashed;
       if (performance.now() > deadline) throw new Error(`fleet sim: timed out waiting for ${what}`);
       await wait(20);
@@ -296,8 +296,8 @@ export class FleetSim {
   }
 
   /** Events some device emitted that are not in the audit log (yet). */
-  missing(): number {
-    const have = new Set((this.log.db.prepare("SELECT device, seq FROM events").all() as { device: string; seq: number }[]).map((r) => `${r.device}:${r.seq}`));
+  async missing(): Promise<number> {
+    const have = new Set(await this.log.eventKeys());
     let n = 0;
     this.devices.forEach((d, i) => {
       for (const seq of new Set(d.events.map((e) => e.seq))) if (!have.has(`${this.ids[i]}:${seq}`)) n++;
@@ -309,8 +309,8 @@ export class FleetSim {
   async settle(): Promise<void> {
     const final = new Set(["committed", "rolled-back", "failed", "refused", "idle"]);
     await this.until(
-      () => this.devices.every((d) => !d.resetting && (d.events.length === 0 || final.has(d.events[d.events.length - 1]!.state)))
-        && this.log.eventCount() >= this.emitted() && this.missing() === 0,
+      async () => this.devices.every((d) => !d.resetting && (d.events.length === 0 || final.has(d.events[d.events.length - 1]!.state)))
+        && (await this.log.eventCount()) >= this.emitted() && (await this.missing()) === 0,
       "every device to settle and every event to reach the log",
     );
   }
@@ -319,27 +319,27 @@ export class FleetSim {
   async rollout(version: string, plan: string, options: { rolloutId?: string; secureVersion?: number } = {}): Promise<ReleaseRow> {
     const img = this.image(version, options.secureVersion ?? 1);
     const stages = parsePlan(plan);
-    const r = this.controller.startRelease({ product: this.product, channel: "stable", version, secureVersion: options.secureVersion ?? 1, url: img.url, size: img.bytes.length, sha256: toHex(sha256(img.bytes)) }, stages, options.rolloutId);
+    const r = await this.controller.startRelease({ product: this.product, channel: "stable", version, secureVersion: options.secureVersion ?? 1, url: img.url, size: img.bytes.length, sha256: toHex(sha256(img.bytes)) }, stages, options.rolloutId);
     const say = this.o.progress ?? (() => {});
     say(`release ${r.id}: ${stages.map((s) => `${s.percent}%`).join(" -> ")}`);
     let stage = -1;
-    await this.until(() => {
-      const cur = this.log.release(r.id)!;
+    await this.until(async () => {
+      const cur = (await this.log.release(r.id))!;
       if (cur.stage !== stage) {
         stage = cur.stage;
-        say(`stage ${cur.stage + 1}/${stages.length} (${stages[cur.stage]!.percent}%): ${JSON.stringify(this.log.versionTotals())}`);
+        say(`stage ${cur.stage + 1}/${stages.length} (${stages[cur.stage]!.percent}%): ${JSON.stringify(await this.log.versionTotals())}`);
       }
       return cur.status !== "running";
     }, `release ${r.id} to finish`);
     await this.settle();
-    this.controller.sampleNow();
-    return this.log.release(r.id)!;
+    await this.controller.sampleNow();
+    return (await this.log.release(r.id))!;
   }
 
-  report(release: ReleaseRow, startedAt: number, realSeconds: number): FleetSimReport {
+  async report(release: ReleaseRow, startedAt: number, realSeconds: number): Promise<FleetSimReport> {
     const updated = this.devices.filter((d) => d.running?.version === release.version).length;
     const timeline = new Map<number, Record<string, number>>();
-    for (const s of this.log.samples()) {
+    for (const s of await this.log.samples()) {
       if (s.grp !== "*" || s.time < startedAt) continue;
       const minute = Math.round((s.time - startedAt) / 60_000);
       (timeline.get(minute) ?? timeline.set(minute, {}).get(minute)!)[s.version] = s.count;
@@ -357,10 +357,10 @@ export class FleetSim {
       powerCuts: this.devices.reduce((n, d) => n + d.counters.powerCuts, 0),
       linkDrops: this.https.reduce((n, h) => n + h.drops, 0) + this.mqttDrops,
       events: {
-        emitted: this.emitted(), logged: this.log.eventCount(), duplicatesDropped: this.controller.duplicates,
-        lost: this.missing(), gaps: this.log.seqGaps(),
+        emitted: this.emitted(), logged: await this.log.eventCount(), duplicatesDropped: this.controller.duplicates,
+        lost: await this.missing(), gaps: await this.log.seqGaps(),
       },
-      final: { totals: this.log.versionTotals(), byGroup: this.log.versionsByGroup() },
+      final: { totals: await this.log.versionTotals(), byGroup: await this.log.versionsByGroup() },
       timeline: [...timeline.entries()].sort((a, b) => a[0] - b[0]).map(([minute, versions]) => ({ minute, versions })),
       virtualMinutes: Math.round((release.updated - startedAt) / 60_000),
       realSeconds: Math.round(realSeconds * 100) / 100,
@@ -380,7 +380,7 @@ export class FleetSim {
     for (const m of this.mqtts) m.powerOff();
     await this.view?.close();
     this.controller.close();
-    this.log.close();
+    await this.log.close();
     await this.ownEngine?.close();
     await this.broker.close();
     await this.host.close();
@@ -398,7 +398,7 @@ export async function runFleetSim(o: FleetSimSetup & { plan?: string; version?: 
     const v0 = sim.clock.wallTime();
     const version = o.version ?? "1.1.0";
     const r = await sim.rollout(version, o.plan ?? "5:10m,25:10m,100:10m", { rolloutId: `${sim.product}-${version}-sim${o.seed}` });
-    return sim.report(r, v0, (performance.now() - t0) / 1000);
+    return await sim.report(r, v0, (performance.now() - t0) / 1000);
   } finally {
     await sim.close();
   }

@@ -2,7 +2,8 @@
  * The fleet view's single page: plain HTML, CSS and a small script (no framework, no CDN:
  * nothing outside loopback is reachable). Live through EventSource, polling as a fallback.
  * Stable hooks for the browser test: #release-status, #devices-total, #online-total,
- * td[data-group][data-version], #failures li, #chart path[data-version], #stage-info.
+ * td[data-group][data-version], #failures li, #chart path[data-version], #stage-info,
+ * #paused-count, #awaiting-install-count, #awaiting-reboot-count, #control li[data-device][data-activity].
  */
 export const PAGE = `<!doctype html>
 <html lang="en">
@@ -48,6 +49,10 @@ export const PAGE = `<!doctype html>
     <div id="totals" class="legend"></div>
   </section>
   <section><h2>Failures and rollbacks (<span id="failure-count">0</span>)</h2><ul id="failures"></ul></section>
+  <section class="wide"><h2>Held updates</h2>
+    <div class="legend"><span>paused <b id="paused-count">0</b></span><span>waiting to install <b id="awaiting-install-count">0</b></span><span>waiting to reboot <b id="awaiting-reboot-count">0</b></span></div>
+    <ul id="control"></ul>
+  </section>
   <section class="wide"><h2>Rollout progress (devices per version)</h2>
     <svg id="chart" viewBox="0 0 900 260" width="100%" height="260" role="img" aria-label="devices per version over time"></svg>
     <div id="legend" class="legend"></div>
@@ -88,6 +93,14 @@ function render(s) {
     const tr = el("tr"); tr.append(el("td", {}, g)); let sum = 0;
     for (const v of versions) { const n = s.byGroup[g][v] || 0; sum += n; tr.append(el("td", { "data-group": g, "data-version": v }, String(n))); }
     tr.append(el("td", { "data-group-total": g }, String(sum))); body.append(tr);
+  }
+  const ctl = s.control || { paused: [], awaitingInstall: [], awaitingReboot: [] };
+  document.getElementById("paused-count").textContent = ctl.paused.length;
+  document.getElementById("awaiting-install-count").textContent = ctl.awaitingInstall.length;
+  document.getElementById("awaiting-reboot-count").textContent = ctl.awaitingReboot.length;
+  const cl = document.getElementById("control"); cl.textContent = "";
+  for (const [list, what, label] of [[ctl.paused, "paused", "paused"], [ctl.awaitingInstall, "awaiting-install", "waiting to install"], [ctl.awaitingReboot, "awaiting-reboot", "waiting to reboot"]]) {
+    for (const d of list.slice(0, 100)) cl.append(el("li", { "data-device": d, "data-activity": what }, d + " " + label));
   }
   drawChart(s, versions);
 }

@@ -5,11 +5,14 @@
  *
  *   GET  /              the page          GET  /api/status  JSON snapshot
  *   GET  /api/stream    SSE "status"      POST /api/halt | /api/resume | /api/force?group=G | /api/check[?group=G]
+ *   POST /api/control/<pause|resume|cancel|download-only|install>?device=ID[&device=ID...] | ?group=G
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { OtaError, codeOf } from "../../modules/errors";
 import type { FleetController } from "./controller";
+import type { AuditStore, Awaitable, ReleaseRow } from "./audit-store";
 import { PAGE } from "./web-page";
+import { parseControlCommand, type ControlSnapshot, type ControlTracker } from "./control";
 
 export interface FleetStatus {
   release: {
@@ -25,27 +28,32 @@ export interface FleetStatus {
   samples: { time: number; version: string; count: number }[];
   received: number;
   duplicates: number;
+  /** Per-update control: devices paused, awaiting install, awaiting reboot (the controller's view of their events). */
+  control: ControlSnapshot;
 }
 
+type StatusSource = { log: AuditStore; current(): Awaitable<ReleaseRow | undefined>; received?: number; duplicates?: number; activity?: ControlTracker };
+
 /** The snapshot the page and `xsota fleet status --json` show. */
-export function fleetStatus(controller: Pick<FleetController, "log" | "current"> & { received?: number; duplicates?: number }): FleetStatus {
+export async function fleetStatus(controller: StatusSource): Promise<FleetStatus> {
   const log = controller.log;
-  const r = controller.current();
-  const devices = log.devices();
+  const r = await controller.current();
+  const devices = await log.devices();
   return {
     release: r
       ? { id: r.id, version: r.version, status: r.status, flagged: r.flagged, reason: r.reason, stage: r.stage, plan: r.plan,
           percent: r.status === "halted" ? 0 : r.plan[r.stage]?.percent ?? 0 }
       : null,
-    stages: r ? log.stages(r.id) : [],
+    stages: r ? await log.stages(r.id) : [],
     devices: devices.length,
     online: devices.filter((d) => d.online).length,
-    totals: log.versionTotals(),
-    byGroup: log.versionsByGroup(),
-    failures: r ? log.failures(r.id, r.version) : [],
-    samples: log.samples().filter((s) => s.grp === "*").map((s) => ({ time: s.time, version: s.version, count: s.count })),
+    totals: await log.versionTotals(),
+    byGroup: await log.versionsByGroup(),
+    failures: r ? await log.failures(r.id, r.version) : [],
+    samples: (await log.samples()).filter((s) => s.grp === "*").map((s) => ({ time: s.time, version: s.version, count: s.count })),
     received: controller.received ?? 0,
     duplicates: controller.duplicates ?? 0,
+    control: controller.activity?.snapshot() ?? { paused: [], awaitingInstall: [], awaitingReboot: [] },
   };
 }
 
@@ -63,8 +71,10 @@ export async function startFleetView(controller: FleetController, options: { por
     if (pushTimer || streams.size === 0) return;
     pushTimer = setTimeout(() => {
       pushTimer = undefined;
-      const data = `event: status\ndata: ${JSON.stringify(fleetStatus(controller))}\n\n`;
-      for (const s of streams) s.write(data);
+      void fleetStatus(controller).then((status) => {
+        const data = `event: status\ndata: ${JSON.stringify(status)}\n\n`;
+        for (const s of streams) s.write(data);
+      }, () => {});
     }, 200);
     pushTimer.unref();
   };
@@ -75,36 +85,42 @@ export async function startFleetView(controller: FleetController, options: { por
     res.end(JSON.stringify(body));
   };
 
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => void answer(req, res));
+  const answer = async (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? "/", "http://127.0.0.1");
     try {
       if (req.method === "GET" && url.pathname === "/") {
         res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" });
         res.end(PAGE);
       } else if (req.method === "GET" && url.pathname === "/api/status") {
-        json(res, 200, fleetStatus(controller));
+        json(res, 200, await fleetStatus(controller));
       } else if (req.method === "GET" && url.pathname === "/api/stream") {
         res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-store", connection: "keep-alive" });
-        res.write(`event: status\ndata: ${JSON.stringify(fleetStatus(controller))}\n\n`);
+        res.write(`event: status\ndata: ${JSON.stringify(await fleetStatus(controller))}\n\n`);
         streams.add(res);
         req.on("close", () => streams.delete(res));
       } else if (req.method === "POST" && url.pathname === "/api/halt") {
-        json(res, 200, controller.halt(url.searchParams.get("reason") ?? "halted by operator"));
+        json(res, 200, await controller.halt(url.searchParams.get("reason") ?? "halted by operator"));
       } else if (req.method === "POST" && url.pathname === "/api/resume") {
-        json(res, 200, controller.resume());
+        json(res, 200, await controller.resume());
       } else if (req.method === "POST" && url.pathname === "/api/force") {
         const group = url.searchParams.get("group");
         if (!group) throw new OtaError("USAGE", "force needs ?group=");
-        json(res, 200, { group, devices: controller.force(group) });
+        json(res, 200, { group, devices: await controller.force(group) });
+      } else if (req.method === "POST" && url.pathname.startsWith("/api/control/")) {
+        const cmd = parseControlCommand(url.pathname.slice("/api/control/".length));
+        const group = url.searchParams.get("group");
+        const devices = await controller.control(cmd, { devices: url.searchParams.getAll("device"), ...(group ? { group } : {}) });
+        json(res, 200, { cmd, devices });
       } else if (req.method === "POST" && url.pathname === "/api/check") {
-        json(res, 200, { devices: controller.checkNow(url.searchParams.get("group") ?? undefined) });
+        json(res, 200, { devices: await controller.checkNow(url.searchParams.get("group") ?? undefined) });
       } else {
         json(res, 404, { error: "not found" });
       }
     } catch (e) {
       json(res, codeOf(e) === "USAGE" ? 409 : 500, { code: codeOf(e), error: (e as Error).message });
     }
-  });
+  };
   await new Promise<void>((resolve, reject) => {
     server.once("error", (e: NodeJS.ErrnoException) => reject(e.code === "EADDRINUSE" ? new OtaError("PORT_BUSY", `127.0.0.1:${options.port}`) : e));
     server.listen(options.port ?? 0, "127.0.0.1", () => resolve());

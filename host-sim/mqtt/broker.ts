@@ -44,6 +44,8 @@ export interface Broker {
   /** mqtt://127.0.0.1:PORT */
   readonly url: string;
   readonly running: boolean;
+  /** The broker's own process while it runs (mosquitto); undefined for the embedded one. */
+  readonly pid: number | undefined;
   /** Stop accepting and drop every connection (sessions survive for the next start()). */
   stop(): Promise<void>;
   /** Start again on the same port. */
@@ -107,6 +109,7 @@ export function indexRetained(p: AedesPersistence): AedesPersistence {
 class AedesBroker implements Broker {
   readonly kind = "aedes" as const;
   readonly host = HOST;
+  readonly pid = undefined;
   running = false;
   private aedes: Aedes | undefined;
   private server: Server | undefined;
@@ -174,6 +177,10 @@ class MosquittoBroker implements Broker {
 
   get url(): string {
     return `mqtt://${HOST}:${this.port}`;
+  }
+
+  get pid(): number | undefined {
+    return this.child?.exitCode === null ? this.child.pid : undefined;
   }
 
   private config(dir: string): string {

@@ -104,6 +104,9 @@ function tickerOf(clock: VirtualClock): ActivityTicker {
   return t;
 }
 
+const HIGH_WATER = 64 * 1024;
+const LOW_WATER = 16 * 1024;
+
 const TLS_ERRORS = /CERT|SSL|TLS|EPROTO|SELF_SIGNED|UNABLE_TO|ALTNAME|HOSTNAME|ERR_OSSL/i;
 
 function errorCode(err: NodeJS.ErrnoException): ErrorCode {
@@ -207,6 +210,8 @@ export class NodeHttp implements HttpPort {
         if (res) res.destroy();
         if (req) req.destroy();
       },
+      // A handler that left bytes unread (a bandwidth cap) asks for them again.
+      pull: () => deliver(),
     };
     this.live.add(entry);
     const fail = (code: ErrorCode, detail: string) => {
@@ -225,6 +230,7 @@ export class NodeHttp implements HttpPort {
         else queue[0] = head.subarray(take);
       }
       queued -= n;
+      if (res && res.isPaused() && queued < LOW_WATER) res.resume();
       return n;
     };
     const deliver = () => {
@@ -255,6 +261,9 @@ export class NodeHttp implements HttpPort {
           this.stats.bytes += chunk.byteLength;
           queue.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
           queued += chunk.byteLength;
+          // TCP flow control, as the chip's receive window gives it: a reader that does not keep
+          // up (a bandwidth cap) stops the socket instead of the whole body piling up here.
+          if (queued > HIGH_WATER) r.pause();
           deliver();
         });
         r.on("end", () => {

@@ -52,7 +52,7 @@ async function download(script: WireScript) {
   const http = new NodeHttp({ ca: ca.caCertPem, clock });
   const d = new Downloader({
     http, clock, crypto: nodeCrypto, slot, buffer: new Uint8Array(4096),
-    download: { stallMs: 10_000, minBytesPerSec: 16, rateWindowMs: 5000, journalEveryBytes: 8192 },
+    download: { stallMs: 10_000, minBytesPerSec: 16, rateWindowMs: 5000, journalEveryBytes: 8192, maxBytesPerSec: 0 },
     retry: { baseMs: 1000, maxMs: 4000, maxAttempts: 3 }, random: seededRandom(3),
     checkStart: () => {}, checkpoint: () => {}, progress: () => {},
     failedAttempt: (code) => { attempts.push(code); return attempts.length; },

@@ -62,7 +62,7 @@ async function download(faults: Fault | Fault[] | null, options: { checkStart?: 
   const http = new NodeHttp({ ca: ca.caCertPem, clock });
   const d = new Downloader({
     http, clock, crypto: nodeCrypto, slot: r.slot, buffer: new Uint8Array(4096),
-    download: { stallMs: 10_000, minBytesPerSec: options.minBytesPerSec ?? 256, rateWindowMs: 5000, journalEveryBytes: 8192 },
+    download: { stallMs: 10_000, minBytesPerSec: options.minBytesPerSec ?? 256, rateWindowMs: 5000, journalEveryBytes: 8192, maxBytesPerSec: 0 },
     retry: { baseMs: 1000, maxMs: 8000, maxAttempts: options.maxAttempts ?? 4 }, random: seededRandom(7),
     checkStart: options.checkStart ?? (() => {}),
     checkpoint: (w) => checkpoints.push(w),

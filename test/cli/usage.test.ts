@@ -73,6 +73,7 @@ const CASES: Case[] = [
   { name: "device: unreachable update host", args: () => ["device", "--flash", f("b.flash"), "--manifest", "https://127.0.0.1:1/m.json", "--ca", f("ca/ca.pem"), "--trust", f("key.pub")], status: 1, output: /HTTP_CONNECT/ },
   { name: "fleet: unknown subcommand", args: () => ["fleet", "frob"], status: 2, stderr: /USAGE/ },
   { name: "fleet status: missing audit log", args: () => ["fleet", "status", "--db", f("nope.db")], status: 3, stderr: /FILE_NOT_FOUND/ },
+  { name: "fleet status: unreachable PostgreSQL", args: () => ["fleet", "status", "--db", "postgres://xsota@127.0.0.1:1/fleet"], status: 3, stderr: /DB_CONNECT/ },
   { name: "fleet halt: no controller running", args: () => ["fleet", "halt", "--db", f("idle.db")], status: 3, stderr: /HTTP_CONNECT/ },
   { name: "fleet run: unreachable broker", args: () => ["fleet", "run", "--manifest", f("release.json"), "--key", f("key.pem"), "--broker", "mqtt://127.0.0.1:1", "--db", f("f1.db")], status: 3, stderr: /MQTT_CONNECT/ },
   { name: "fleet run: broker is not a URL", args: () => ["fleet", "run", "--manifest", f("release.json"), "--key", f("key.pem"), "--broker", "notaurl", "--db", f("f2.db")], status: 2, stderr: /USAGE: not a URL: 'notaurl'/ },

@@ -43,7 +43,7 @@ describe("xsota fleet status | history | halt | resume | force", () => {
     log.addEvent("aa02", { seq: 1, time: 1000, uptime: 5, state: "checking", from: "1.0.0" }, 1);
     log.addEvent("aa02", { seq: 2, time: 2000, uptime: 9, state: "downloading", from: "1.0.0", to: "1.1.0", progress: 50 }, 2);
     log.addEvent("aa02", { seq: 3, time: 3000, uptime: 20, state: "committed", from: "1.0.0", to: "1.1.0" }, 3);
-    controller.startRelease({ product: "thermo", channel: "stable", version: "1.1.0", secureVersion: 1, url: "https://127.0.0.1:1/x.bin", size: 1024, sha256: "ef".repeat(32) },
+    await controller.startRelease({ product: "thermo", channel: "stable", version: "1.1.0", secureVersion: 1, url: "https://127.0.0.1:1/x.bin", size: 1024, sha256: "ef".repeat(32) },
       parsePlan("5:10m,100"), "thermo-1.1.0-cli");
   }, 30_000);
 

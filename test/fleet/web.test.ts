@@ -42,7 +42,7 @@ describe.skipIf(!hasChromium)("fleet view in headless Chromium (install: apt-get
     }, clock, broker, keyConfigOf(key)));
     await driveUntil(clock, () => log.devices().length === 24, { maxRealMs: 10_000 });
     controller.sampleNow();
-    const r = controller.startRelease({ product: "thermo", channel: "stable", version: "1.1.0", secureVersion: 1, url: "https://127.0.0.1:1/x.bin", size: 65536, sha256: "cd".repeat(32) },
+    const r = await controller.startRelease({ product: "thermo", channel: "stable", version: "1.1.0", secureVersion: 1, url: "https://127.0.0.1:1/x.bin", size: 65536, sha256: "cd".repeat(32) },
       parsePlan("25:10m,100:10m"), "thermo-1.1.0-view");
     await driveUntil(clock, () => log.release(r.id)?.status === "done" && log.devices().filter((d) => d.version === "1.1.0").length === 21, { maxRealMs: 20_000 });
     clock.advance(120_000);

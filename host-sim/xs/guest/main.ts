@@ -9,7 +9,7 @@ import type { Ports } from "../../../modules/ports";
 import type { FirmwareBoot } from "../../engine";
 import { Ev, HEADER, Op } from "../protocol";
 import { call, collectGarbage, fromUtf8, utf8 } from "./host";
-import { httpHandlers, makePorts, mqttHandlers, timers } from "./ports";
+import { httpHandlers, httpPull, makePorts, mqttHandlers, timers } from "./ports";
 
 type BootFn = (ports: Ports, boot: FirmwareBoot) => { close(): void } | void;
 
@@ -42,6 +42,16 @@ function readPending(entry: { pending: Uint8Array[]; queued: number }, target: U
   entry.queued -= n;
   return n;
 }
+
+function deliverHttp(h: number): void {
+  const entry = httpHandlers.get(h);
+  if (!entry) return;
+  if (entry.queued > 0) guard(() => entry.handler.onData(entry.queued, (target) => readPending(entry, target)));
+  if (!entry.ended || entry.queued > 0 || !httpHandlers.has(h)) return;
+  httpHandlers.delete(h);
+  guard(() => entry.handler.onComplete());
+}
+httpPull.deliver = deliverHttp;
 
 function dispatch(message: ArrayBuffer): void {
   const v = new DataView(message);
@@ -77,11 +87,10 @@ function dispatch(message: ArrayBuffer): void {
         entry.queued += tail.byteLength;
         guard(() => handler.onData(entry.queued, (target) => readPending(entry, target)));
       } else if (kind === Ev.HTTP_COMPLETE) {
-        // As the Node port does at the end: offer what is left, complete only once all is read.
-        if (entry.queued > 0) guard(() => handler.onData(entry.queued, (target) => readPending(entry, target)));
-        if (entry.queued > 0 || !httpHandlers.has(h)) return;
-        httpHandlers.delete(h);
-        guard(() => handler.onComplete());
+        // As the Node port does at the end: offer what is left, complete only once all is read
+        // (now, or when a handler that left bytes unread pulls them).
+        entry.ended = true;
+        deliverHttp(h);
       } else {
         httpHandlers.delete(h);
         const [code, detail] = JSON.parse(fromUtf8(tail)) as [string, string];

@@ -12,7 +12,9 @@ import { call, callJson, f64, fromUtf8, json, u32, utf8 } from "./host";
 
 /** Handlers of outstanding callbacks, by the handle Node gave them. */
 export const timers = new Map<number, () => void>();
-export const httpHandlers = new Map<number, { handler: HttpHandler; pending: Uint8Array[]; queued: number }>();
+export const httpHandlers = new Map<number, { handler: HttpHandler; pending: Uint8Array[]; queued: number; ended?: boolean }>();
+/** Offers a request's unread bytes again (HttpRequest.pull); set by main.ts, which owns delivery. */
+export const httpPull = { deliver: (_h: number): void => {} };
 export const mqttHandlers = new Map<number, MqttHandler>();
 
 class PartitionStub implements FlashPartition {
@@ -96,6 +98,7 @@ const http: HttpPort = {
         if (!httpHandlers.delete(h)) return;
         call(Op.HTTP_CLOSE, h);
       },
+      pull: () => httpPull.deliver(h),
     };
   },
 };
