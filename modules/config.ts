@@ -80,6 +80,8 @@ export interface AppConfig {
   mqtt?: MqttConfig;
   /** Outbox capacity in events. */
   outboxCapacity: number;
+  /** false: never take a release's delta, always its full image (default: take a delta whose base is the running image). */
+  deltas?: boolean;
 }
 
 export const DEFAULTS = {
@@ -196,6 +198,7 @@ export function parseConfig(json: unknown): AppConfig {
   };
   if (config.retry.maxMs < config.retry.baseMs) fail("retry.maxMs", "must be >= retry.baseMs");
   if (config.download.journalEveryBytes % 4096) fail("download.journalEveryBytes", "must be a multiple of 4096");
+  if (o.deltas !== undefined) config.deltas = bool(o.deltas, "deltas", true);
   if (o.imageKeys !== undefined) config.imageKeys = keys(o.imageKeys, "imageKeys");
   const revoked = strList(o.revokedVersions, "revokedVersions");
   if (revoked) config.revokedVersions = revoked;

@@ -5,7 +5,8 @@
  */
 import { OtaError } from "../../modules/errors";
 import { toBase64, toHex, utf8Encode, utf8Decode } from "../../modules/bytes";
-import { manifestFromJson, parseEnvelope, MANIFEST_LIMITS, type Manifest, type SignatureAlg } from "../../modules/manifest";
+import { manifestFromJson, parseEnvelope, MANIFEST_LIMITS, type Manifest, type ManifestDelta, type DeltaCompression, type SignatureAlg } from "../../modules/manifest";
+import { parseImageStart } from "../../modules/image";
 import { sha256 } from "../crypto";
 import { signMessage, type SigningKey } from "./keys";
 
@@ -15,6 +16,19 @@ export type ManifestInput = Omit<Manifest, "schema" | "size" | "sha256"> & {
   size?: number;
   sha256?: string;
 };
+
+/**
+ * A manifest's delta entry for a patch from `base` (the image as the device runs it, signed
+ * bytes included): from.version from the base's esp_app_desc_t, sizes and SHA-256s computed.
+ * Throws IMAGE_* when the base is not an app image.
+ */
+export function deltaEntry(o: { base: Uint8Array; patch: Uint8Array; url: string; compression: DeltaCompression }): ManifestDelta {
+  const { appDesc } = parseImageStart(o.base.subarray(0, Math.min(o.base.length, 4096)));
+  return {
+    from: { version: appDesc.version, size: o.base.length, sha256: toHex(sha256(o.base)) },
+    url: o.url, size: o.patch.length, sha256: toHex(sha256(o.patch)), compression: o.compression,
+  };
+}
 
 /** Fill size/sha256 from the image and validate. Throws MANIFEST_FIELD naming the bad field. */
 export function buildManifest(input: ManifestInput): Manifest {
