@@ -1,0 +1,120 @@
+/*
+ * Heatshrink (LZSS) decoder, streaming, in the bit format of atomicobject/heatshrink:
+ * MSB-first bits; tag 1 + 8 bits = literal, tag 0 + index (window bits, offset - 1)
+ * + count (lookahead bits, length - 1) = back-reference into the last 2^window output
+ * bytes. The window starts zeroed, as heatshrink_decoder_reset leaves it: the encoder
+ * may match against that zero backlog at the start of a stream.
+ *
+ * Memory: the window (2^windowBits bytes, 256 for esp_delta_ota's 8/7) and a few numbers.
+ * Nothing is allocated per call.
+ */
+import { OtaError } from "../errors";
+
+/** Parameters esp_delta_ota's detools build accepts (HEATSHRINK_STATIC_WINDOW_BITS 8, LOOKAHEAD 7). */
+export const HEATSHRINK_WINDOW_BITS = 8;
+export const HEATSHRINK_LOOKAHEAD_BITS = 7;
+/** The largest window this decoder allocates (4 KB); detools' tool writes 8 unless told otherwise. */
+export const HEATSHRINK_MAX_WINDOW_BITS = 12;
+
+const TAG = 0;
+const LITERAL = 1;
+const INDEX = 2;
+const COUNT = 3;
+const BACKREF = 4;
+
+export class HeatshrinkDecoder {
+  readonly windowBits: number;
+  readonly lookaheadBits: number;
+  private readonly window: Uint8Array;
+  private readonly mask: number;
+  private head = 0;
+  private state = TAG;
+  private bits = 0;
+  private nbits = 0;
+  private index = 0;
+  private count = 0;
+  /** Input bytes taken from the last `decode` call's chunk. */
+  consumed = 0;
+
+  /** Throws DELTA_COMPRESSION for parameters outside window 4..12, lookahead 3..window-1. */
+  constructor(windowBits: number, lookaheadBits: number) {
+    if (windowBits < 4 || windowBits > HEATSHRINK_MAX_WINDOW_BITS || lookaheadBits < 3 || lookaheadBits >= windowBits) {
+      throw new OtaError("DELTA_COMPRESSION", `heatshrink window ${windowBits} / lookahead ${lookaheadBits} not supported`);
+    }
+    this.windowBits = windowBits;
+    this.lookaheadBits = lookaheadBits;
+    this.window = new Uint8Array(1 << windowBits);
+    this.mask = (1 << windowBits) - 1;
+  }
+
+  /** The byte detools writes before the stream: (window - 4) << 4 | (lookahead - 3). */
+  static fromHeader(byte: number): HeatshrinkDecoder {
+    return new HeatshrinkDecoder(((byte >> 4) & 0xf) + 4, (byte & 0xf) + 3);
+  }
+
+  /**
+   * Decode from input[inOff, inEnd) into out[outOff, outEnd). Returns the number of bytes
+   * written; `consumed` says how many input bytes were taken. Stops when the output is
+   * full or the input cannot complete the next field (the partial bits are kept).
+   */
+  decode(input: Uint8Array, inOff: number, inEnd: number, out: Uint8Array, outOff: number, outEnd: number): number {
+    const window = this.window;
+    const mask = this.mask;
+    let pos = inOff;
+    let o = outOff;
+    let bits = this.bits;
+    let nbits = this.nbits;
+    let state = this.state;
+    let head = this.head;
+    while (o < outEnd) {
+      if (state === BACKREF) {
+        let n = this.count;
+        if (n > outEnd - o) n = outEnd - o;
+        const back = this.index;
+        for (let i = 0; i < n; i++) {
+          const c = window[(head - back) & mask]!;
+          window[head & mask] = c;
+          head++;
+          out[o++] = c;
+        }
+        this.count -= n;
+        if (this.count === 0) state = TAG;
+        continue;
+      }
+      const need = state === TAG ? 1 : state === LITERAL ? 8 : state === INDEX ? this.windowBits : this.lookaheadBits;
+      while (nbits < need) {
+        if (pos >= inEnd) break;
+        bits = ((bits << 8) | input[pos++]!) & 0xffffff;
+        nbits += 8;
+      }
+      if (nbits < need) break;
+      nbits -= need;
+      const value = (bits >>> nbits) & ((1 << need) - 1);
+      if (state === TAG) {
+        state = value ? LITERAL : INDEX;
+      } else if (state === LITERAL) {
+        window[head & mask] = value;
+        head++;
+        out[o++] = value;
+        state = TAG;
+      } else if (state === INDEX) {
+        this.index = value + 1;
+        state = COUNT;
+      } else {
+        this.count = value + 1;
+        state = BACKREF;
+      }
+    }
+    this.bits = bits;
+    this.nbits = nbits;
+    this.state = state;
+    this.head = head;
+    this.consumed = pos - inOff;
+    return o - outOff;
+  }
+
+  /** True when output is still owed: a back-reference half emitted, or a whole byte of bits unread. */
+  get pending(): boolean {
+    return this.state === BACKREF || this.nbits >= 8;
+  }
+}
