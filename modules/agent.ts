@@ -19,7 +19,8 @@ import { parseImageStart, APP_DESC_OFFSET, APP_DESC_SIZE } from "./image";
 import { keyFromConfig, type TrustedKey } from "./keys";
 import { verifyManifest, MANIFEST_LIMITS, type Manifest } from "./manifest";
 import { OtaError, codeOf, type ErrorCode } from "./errors";
-import { decide } from "./policy";
+import { decide, chooseDelta } from "./policy";
+import { PatchSlot, runningBase, sha256Prefix } from "./delta-download";
 import { UpdateSlot } from "./install";
 import { Downloader, BLOCK } from "./download";
 import { checkImageStart, verifySlot } from "./verify";
@@ -194,15 +195,25 @@ export class Agent {
     if (code) return this.report("refused", manifest.sha256, code, { ...release, detail: `${this.running.version} -> ${manifest.version}` });
     if (options.force && journal.tries(manifest.sha256) >= this.config.retry.maxAttempts) journal.setTries(manifest.sha256, 0);
 
+    // A delta only when the running image is its base (hashed here, before anything is written); else the full image.
+    const running = this.ports.flash.open("running");
+    const delta = chooseDelta(manifest, this.config, this.running, running.byteLength, (n) => sha256Prefix(running, n, this.ports.crypto, this.ctx.scratch));
     const old = journal.load().journal;
-    const same = old && old.sha256 === manifest.sha256 && old.targetSlot === slots.next && (old.phase === "downloading" || old.phase === "verifying" || old.phase === "installing");
+    const same = old && old.sha256 === manifest.sha256 && old.targetSlot === slots.next && (old.phase === "downloading" || old.phase === "verifying" || old.phase === "installing") &&
+      (old.delta?.sha256 ?? "") === (delta?.sha256 ?? "");
     const j: Journal = {
       phase: "downloading", from: this.running.version, fromSlot: slots.running, to: manifest.version, secureVersion: manifest.secureVersion,
       sha256: manifest.sha256, size: manifest.size, url, targetSlot: slots.next, written: same ? old!.written : 0,
     };
+    if (delta) {
+      j.delta = { url: resolveUrl(this.config.manifestUrl, delta.url), size: delta.size, sha256: delta.sha256, baseSize: delta.from.size };
+      if (j.written < j.size) j.written = 0; // a patch restarts from its byte 0 (modules/delta-download.ts)
+    }
     if (manifest.rollout) j.rollout = manifest.rollout.id;
     if (same && old!.etag !== undefined) j.etag = old!.etag;
-    this.emit("checking", releaseFields(j, same ? { detail: `resume at byte ${j.written}` } : {}));
+    const how = delta ? `delta from ${delta.from.version}: ${delta.size} bytes instead of ${manifest.size}` : "";
+    const resume = same && j.written > 0 ? `resume at byte ${j.written}` : "";
+    this.emit("checking", releaseFields(j, how || resume ? { detail: [how, resume].filter((x) => x).join("; ") } : {}));
     journal.save(j);
     this.emit("downloading", releaseFields(j, { progress: Math.floor((j.written * 100) / j.size) }));
     return this.update(j);
@@ -213,13 +224,19 @@ export class Agent {
     const journal = ctx.journal;
     const slot = new UpdateSlot(ports.flash);
     let nextMilestone = MILESTONES.findIndex((m) => m > Math.floor((j.written * 100) / j.size));
+    const checkStart = (first: Uint8Array) => checkImageStart(first, this.running.project, ports.system.chipId());
+    let patch: PatchSlot | undefined;
+    try {
+      if (j.delta && j.written < j.size) patch = new PatchSlot({ slot, imageSize: j.size, base: runningBase(ports.flash, j.delta.baseSize), crypto: ports.crypto, checkStart });
+    } catch (e) {
+      return this.fail(j, e);
+    }
     const downloader = new Downloader({
-      http: ports.http, clock: ports.clock, crypto: ports.crypto, slot, buffer: ctx.scratch,
+      http: ports.http, clock: ports.clock, crypto: ports.crypto, slot: patch ?? slot, buffer: ctx.scratch,
       download: this.config.download, retry: this.config.retry, random: this.random,
-      checkStart: (first) => {
-        checkImageStart(first, this.running.project, ports.system.chipId());
-      },
+      checkStart: patch ? () => {} : checkStart,
       checkpoint: (written, etag) => {
+        if (patch) return; // nothing to resume from inside a patch: the journal keeps written = 0
         j.written = written;
         if (etag === undefined) delete j.etag;
         else j.etag = etag;
@@ -242,8 +259,14 @@ export class Agent {
       log: (line) => ports.system.log(line),
     });
     try {
-      const r = await downloader.run({ url: j.url, size: j.size, sha256: j.sha256, written: j.written, ...(j.etag !== undefined ? { etag: j.etag } : {}) });
-      if (r.etag !== undefined) j.etag = r.etag;
+      if (patch) {
+        await downloader.run({ url: j.delta!.url, size: j.delta!.size, sha256: j.delta!.sha256, written: 0 });
+        // The patch is the signed one; output that is not the manifest's image was made from another base.
+        if (patch.outputSha256 !== j.sha256) throw new OtaError("DELTA_BASE", `patch output ${patch.outputSha256.slice(0, 16)}..., manifest ${j.sha256.slice(0, 16)}...: made against another base`);
+      } else {
+        const r = await downloader.run({ url: j.url, size: j.size, sha256: j.sha256, written: j.written, ...(j.etag !== undefined ? { etag: j.etag } : {}) });
+        if (r.etag !== undefined) j.etag = r.etag;
+      }
     } catch (e) {
       slot.abort();
       return this.fail(j, e);

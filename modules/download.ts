@@ -32,11 +32,14 @@ export interface DownloadJob {
   etag?: string;
 }
 
+/** What the body goes into: the update slot, or a patch applier in front of it (modules/delta-download.ts). */
+export type SlotWriter = Pick<UpdateSlot, "begin" | "write" | "written" | "complete" | "adopt" | "read">;
+
 export interface DownloadDeps {
   http: HttpPort;
   clock: ClockPort;
   crypto: CryptoPort;
-  slot: UpdateSlot;
+  slot: SlotWriter;
   buffer: Uint8Array;
   download: DownloadConfig;
   retry: RetryConfig;

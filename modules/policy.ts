@@ -73,7 +73,7 @@ export function decide(f: PolicyFacts): ErrorCode | null {
 export function chooseDelta(m: Manifest, config: AppConfig, running: { version: string }, slotSize: number, runningSha256: (size: number) => string): ManifestDelta | undefined {
   if (config.deltas === false) return undefined;
   for (const d of m.deltas ?? []) {
-    if (d.from.version !== running.version || d.from.size > slotSize || d.size >= m.size) continue;
+    if (d.from.version !== running.version || d.from.size > slotSize) continue;
     if (runningSha256(d.from.size) === d.from.sha256) return d;
   }
   return undefined;
