@@ -17,6 +17,10 @@ import type { SimDevice, SimDeviceOptions } from "./device";
 import type { SimChip, Geometry } from "./chip";
 import { decodeEntry, OTA_SECTOR, stateName } from "../modules/otadata";
 import { JournalStore } from "../modules/journal";
+import type { ManifestDelta, DeltaCompression } from "../modules/manifest";
+import { deltaEntry } from "./release/manifest-tool";
+import { nextBuild } from "./release/next-build";
+import { createPatch } from "./delta/create";
 
 export interface Expect {
   /** Version running at the end. */
@@ -29,6 +33,25 @@ export interface Expect {
   app0Untouched?: boolean;
 }
 
+/**
+ * The first release as a delta from the factory image: its image is a next build of the factory
+ * (host-sim/release/next-build.ts: a new version and one changed 2 KB "module"), published with
+ * its full image and a patch made by host-sim/delta/ (the full image stays the fallback).
+ */
+export interface DeltaSpec {
+  compression?: DeltaCompression;
+  /** Make the patch from this image instead of the factory's (a patch for another base). */
+  patchFrom?: ImageSpec;
+  /** Make the patch to this image instead of the release's (a patch for another target). */
+  patchTo?: ImageSpec;
+  /** Change the manifest's delta entry (e.g. a base the device does not run). */
+  entry?: (d: ManifestDelta) => ManifestDelta;
+  /** Change the patch before its entry is made (a bad patch, signed as such). */
+  transform?: (patch: Uint8Array) => Uint8Array;
+  /** Change what the host serves after the entry was made from the real patch. */
+  serve?: (patch: Uint8Array) => Uint8Array;
+}
+
 export interface Scenario {
   name: string;
   summary: string;
@@ -37,7 +60,8 @@ export interface Scenario {
   releases: ReleaseSpec[];
   config?: Record<string, unknown>;
   /** Faults on the image path ("image") or the manifest path ("manifest"). */
-  faults?: { image?: Fault | Fault[]; manifest?: Fault | Fault[] };
+  faults?: { image?: Fault | Fault[]; manifest?: Fault | Fault[]; patch?: Fault | Fault[] };
+  delta?: DeltaSpec;
   /** Config's manifestUrl as http: instead of https:. */
   insecureManifestUrl?: boolean;
   /** The device trusts another CA than the host's. */
@@ -118,8 +142,69 @@ export const scenarios: Scenario[] = [
   { name: "500-then-ok", summary: "500, 503 with Retry-After, then success", releases: [{ image: V11 }], faults: { image: [{ kind: "status", statuses: [500] }, { kind: "retry-after", seconds: 7 }] }, expect: { version: "1.1.0", final: "committed" } },
   { name: "retry-cap-persists", summary: "a release that used up its attempts is not retried after a reboot (the count is in NVS)", releases: [{ image: V11 }, { image: V11 }], faults: { image: { kind: "status", statuses: [500, 500, 500, 500, 500, 500] } }, config: { retry: { baseMs: 1000, maxMs: 4000, maxAttempts: 2 } }, expect: { version: "1.0.0", final: "refused", code: "POLICY_RETRY_CAP", app0Untouched: true } },
   { name: "overlong", summary: "more bytes on the wire than Content-Length", releases: [{ image: V11 }], faults: { image: { kind: "overlong", extra: 64 } }, expect: { version: "1.1.0", final: "committed" } },
+  // Deltas (README "Delta updates"): a patch from the running image, the full image as the fallback
+  { name: "delta", summary: "1.0.0 -> 1.1.0 by a heatshrink patch from the running image", releases: [{ image: V11 }], delta: {}, expect: { version: "1.1.0", final: "committed" } },
+  { name: "delta-none", summary: "the same with an uncompressed patch", releases: [{ image: V11 }], delta: { compression: "none" }, expect: { version: "1.1.0", final: "committed" } },
+  { name: "delta-signed-image", summary: "a patch to an espsecure-signed image, signature required: the same full verification", releases: [{ image: V11, imageSignature: "trusted" }], delta: {}, config: { requireImageSignature: true }, expect: { version: "1.1.0", final: "committed" } },
+  { name: "delta-not-my-base", summary: "the manifest's delta is from another base: the full image is taken", releases: [{ image: V11 }], delta: { entry: (d) => ({ ...d, from: { ...d.from, sha256: "5a".repeat(32) } }) }, expect: { version: "1.1.0", final: "committed" } },
+  { name: "delta-off", summary: "config deltas: false: the full image", releases: [{ image: V11 }], delta: {}, config: { deltas: false }, expect: { version: "1.1.0", final: "committed" } },
+  { name: "delta-cuts", summary: "the patch cut on the wire at several bytes: each attempt restarts the patch from byte 0", releases: [{ image: V11 }], delta: {}, faults: { patch: cutAt(100, 1_500, 2_900) }, config: { retry: { baseMs: 1000, maxMs: 8000, maxAttempts: 6 } }, expect: { version: "1.1.0", final: "committed" } },
+  { name: "delta-corrupt-wire", summary: "one byte of the served patch changed: never written as an image", releases: [{ image: V11 }], delta: { serve: (p) => flip(p, 1_000) }, expect: { version: "1.0.0", final: "failed", code: "DOWNLOAD_HASH", app0Untouched: true } },
+  { name: "delta-truncated-wire", summary: "the host serves the patch cut short", releases: [{ image: V11 }], delta: { serve: (p) => p.subarray(0, p.length - 200) }, expect: { version: "1.0.0", final: "failed", code: "DOWNLOAD_SIZE", app0Untouched: true } },
+  { name: "delta-truncated-build", summary: "a patch cut short before it was signed", releases: [{ image: V11 }], delta: { transform: (p) => p.subarray(0, p.length - 200) }, expect: { version: "1.0.0", final: "failed", code: "DELTA_TRUNCATED", app0Untouched: true } },
+  { name: "delta-other-base", summary: "a patch made from another image, announced for the running one", releases: [{ image: V11 }], delta: { patchFrom: { version: "0.9.0", secureVersion: 1 } }, expect: { version: "1.0.0", final: "failed", code: "DELTA_BASE", app0Untouched: true } },
+  { name: "delta-overrun", summary: "a patch whose output is larger than the image (and the slot would take)", releases: [{ image: V11 }], delta: { patchTo: { version: "1.1.0", secureVersion: 1, size: 96 * 1024 } }, expect: { version: "1.0.0", final: "failed", code: "DELTA_OVERRUN", app0Untouched: true } },
+  { name: "delta-past-end", summary: "a heatshrink stream that decodes past the patch's end", releases: [{ image: V11 }], delta: { transform: (p) => concat(p, new Uint8Array(8).fill(0x55)) }, expect: { version: "1.0.0", final: "failed", code: "DELTA_COMPRESSION", app0Untouched: true } },
   { name: "overlong-declared", summary: "Content-Length larger than the manifest's size", releases: [{ image: V11 }], faults: { image: { kind: "overlong", extra: 64, declared: true } }, expect: { version: "1.0.0", final: "failed", code: "DOWNLOAD_SIZE", app0Untouched: true } },
 ];
+
+function flip(b: Uint8Array, at: number): Uint8Array {
+  const c = b.slice();
+  c[at] = c[at]! ^ 0x10;
+  return c;
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const c = new Uint8Array(a.length + b.length);
+  c.set(a);
+  c.set(b, a.length);
+  return c;
+}
+
+const patches = new Map<string, Uint8Array>();
+const builds = new Map<string, Uint8Array>();
+
+/** A next build of `base` (cached: the power-cut sweeps run a scenario hundreds of times). */
+export function nextBuildOf(base: Uint8Array, spec: ImageSpec): Uint8Array {
+  const k = `${sha(base)}:${spec.version}:${spec.secureVersion ?? 1}`;
+  let b = builds.get(k);
+  if (!b) builds.set(k, (b = nextBuild(base, { version: spec.version, secureVersion: spec.secureVersion ?? 1 })));
+  return b;
+}
+
+/** host-sim/delta's patch from `from` to `to` (cached). */
+export function patchOf(from: Uint8Array, to: Uint8Array, compression: DeltaCompression): Uint8Array {
+  const k = `${sha(from)}:${sha(to)}:${compression}`;
+  let p = patches.get(k);
+  if (!p) patches.set(k, (p = createPatch(from, to, { compression }).patch));
+  return p;
+}
+
+/** Publish `spec` under `dir` with a delta from `base` (the first release of a delta scenario). */
+function publishWithDelta(lab: Lab, dir: string, spec: ReleaseSpec, base: Uint8Array, d: DeltaSpec): { manifestUrl: string; imageUrl: string; patchUrl: string } {
+  const target = nextBuildOf(base, spec.image);
+  const release: ReleaseSpec = { ...spec, transform: () => (spec.transform ? spec.transform(target) : target) };
+  const image = lab.publish(dir, release).image;
+  const compression = d.compression ?? "heatshrink";
+  const from = d.patchFrom ? lab.image(d.patchFrom) : base;
+  let patch = patchOf(from, d.patchTo ? lab.image(d.patchTo) : image, compression);
+  if (d.transform) patch = d.transform(patch);
+  const patchPath = `/${dir}/patch-${spec.image.version}.bin`;
+  const entry = deltaEntry({ base, patch, url: `${lab.url}${patchPath}`, compression });
+  const p = lab.publish(dir, { ...release, manifest: { ...spec.manifest, deltas: [d.entry ? d.entry(entry) : entry] } });
+  lab.host.setRoute(patchPath, d.serve ? d.serve(patch) : patch);
+  return { manifestUrl: p.manifestUrl, imageUrl: p.imageUrl, patchUrl: `${lab.url}${patchPath}` };
+}
 
 function sha(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
@@ -187,11 +272,12 @@ export interface RunOptions {
 export async function runScenario(s: Scenario, engine: Engine, lab: Lab, options: RunOptions = {}): Promise<Outcome & { factoryApp0: string }> {
   // A fresh path per run: the host's per-path fault state (bytes served, uses) starts from zero.
   const dir = `${s.name}/${lab.nextRun()}`;
-  const first = lab.publish(dir, s.releases[0]!);
+  const first = s.delta ? publishWithDelta(lab, dir, s.releases[0]!, lab.image(s.factory ?? FACTORY), s.delta) : lab.publish(dir, s.releases[0]!);
   const manifestPath = new URL(first.manifestUrl).pathname;
   const imagePath = new URL(first.imageUrl).pathname;
   lab.setFault(imagePath, s.faults?.image ?? null);
   lab.setFault(manifestPath, s.faults?.manifest ?? null);
+  if ("patchUrl" in first) lab.setFault(new URL(first.patchUrl).pathname, s.faults?.patch ?? null);
   const manifestUrl = s.insecureManifestUrl ? first.manifestUrl.replace(/^https:/, "http:") : first.manifestUrl;
   const chip = lab.chip(s.factory ?? FACTORY, options.geometry);
   if (options.prepare) {

@@ -103,4 +103,42 @@ describe("what the scenarios show beyond the final state", () => {
     expect(o.final).toBe("committed");
     expect(imageRequests("500-then-ok").map((r) => r.status).slice(0, 3)).toEqual([500, 503, 200]);
   });
+
+  const patchRequests = (name: string) => lab.host.stats.log.filter((r) => r.path.startsWith(`/${name}/`) && r.path.includes("/patch-"));
+
+  it("a delta update: the patch is the only body on the wire, far smaller than the image, and every step still runs", () => {
+    const o = outcomes.get("delta")!;
+    expect(imageRequests("delta")).toEqual([]);
+    const patch = patchRequests("delta");
+    expect(patch.length).toBe(1);
+    expect(patch[0]!.bytes).toBeLessThan(64 * 1024 / 10);
+    const states = o.events.map((e) => e[0]);
+    for (const st of ["checking", "downloading", "verifying", "installing", "rebooting", "confirming", "committed"]) expect(states).toContain(st);
+    expect(o.running).toEqual({ version: "1.1.0", slot: 1 });
+  });
+
+  it("a delta is taken only from its base: another base or deltas off fetch the full image, never the patch", () => {
+    for (const name of ["delta-not-my-base", "delta-off"]) {
+      expect(patchRequests(name), name).toEqual([]);
+      expect(imageRequests(name).map((r) => [r.status, r.bytes]), name).toEqual([[200, 64 * 1024]]);
+    }
+  });
+
+  it("a cut patch restarts from its byte 0 (no Range): at most the patch again, never the image", () => {
+    const log = patchRequests("delta-cuts");
+    expect(log.map((r) => r.range)).toEqual([undefined, undefined, undefined, undefined]);
+    expect(log.map((r) => r.status)).toEqual([200, 200, 200, 200]);
+    const total = log.reduce((n, r) => n + r.bytes, 0);
+    expect(total).toBeLessThanOrEqual(4 * log[3]!.bytes);
+    expect(imageRequests("delta-cuts")).toEqual([]);
+  });
+
+  it("bad patches never reach otadata: the slot is not made bootable and app0 stays", () => {
+    for (const name of ["delta-corrupt-wire", "delta-truncated-build", "delta-other-base", "delta-overrun", "delta-past-end"]) {
+      const o = outcomes.get(name)!;
+      expect(o.events.map((e) => e[0]), name).not.toContain("installing");
+      expect(o.otadata.every((e) => e.state !== "NEW" && e.state !== "PENDING_VERIFY"), name).toBe(true);
+      expect(o.running, name).toEqual({ version: "1.0.0", slot: 0 });
+    }
+  });
 });
