@@ -35,6 +35,9 @@ export class HeatshrinkDecoder {
   private count = 0;
   /** Input bytes taken from the last `decode` call's chunk. */
   consumed = 0;
+  /** Input bytes taken in all, and the bit position where the last complete item ended. */
+  private taken = 0;
+  private itemEnd = 0;
 
   /** Throws DELTA_COMPRESSION for parameters outside window 4..12, lookahead 3..window-1. */
   constructor(windowBits: number, lookaheadBits: number) {
@@ -97,12 +100,14 @@ export class HeatshrinkDecoder {
         head++;
         out[o++] = value;
         state = TAG;
+        this.itemEnd = (this.taken + pos - inOff) * 8 - nbits;
       } else if (state === INDEX) {
         this.index = value + 1;
         state = COUNT;
       } else {
         this.count = value + 1;
         state = BACKREF;
+        this.itemEnd = (this.taken + pos - inOff) * 8 - nbits;
       }
     }
     this.bits = bits;
@@ -110,11 +115,21 @@ export class HeatshrinkDecoder {
     this.state = state;
     this.head = head;
     this.consumed = pos - inOff;
+    this.taken += pos - inOff;
     return o - outOff;
   }
 
-  /** True when output is still owed: a back-reference half emitted, or a whole byte of bits unread. */
+  /** True while a back-reference is only partly emitted. */
   get pending(): boolean {
-    return this.state === BACKREF || this.nbits >= 8;
+    return this.state === BACKREF;
+  }
+
+  /**
+   * Bits taken after the last complete item. The encoder pads its last byte with zeros, so
+   * a stream that ends where its last item does leaves fewer than 8; a whole byte more is
+   * a stream that goes on past its end.
+   */
+  get trailingBits(): number {
+    return this.taken * 8 - this.itemEnd;
   }
 }

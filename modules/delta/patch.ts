@@ -153,7 +153,7 @@ export class PatchApplier {
       if (this.bstate !== B_DONE) {
         throw new OtaError("DELTA_TRUNCATED", `patch ended after ${this.patchBytes} bytes with ${this.toOffset} of ${this.outputSize} output bytes`);
       }
-      if (this.decoder && this.decoder.pending) throw new OtaError("DELTA_COMPRESSION", "heatshrink stream decodes past the patch's end");
+      if (this.decoder && (this.decoder.pending || this.decoder.trailingBits >= 8)) throw new OtaError("DELTA_COMPRESSION", "heatshrink stream decodes past the patch's end");
       this.flush();
     } catch (e) {
       this.fail(e);
