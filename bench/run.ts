@@ -1,7 +1,7 @@
 /*
  * The bench as a library: runBench runs the selected parts (each figure measured side by side in
  * this one run), benchRows turns the report into the table `xsota bench` prints and the README
- * quotes. Parts: throughput, xs, wear, resume, fleet, endurance.
+ * quotes. Parts: throughput, xs, wear, resume, fleet, endurance, delta.
  */
 import { cpus } from "node:os";
 import { Lab } from "../host-sim/lab";
@@ -12,8 +12,9 @@ import { resume, CHUNK, type ResumeCase } from "./resume";
 import { fleetScale, type FleetScaleRow } from "./fleet";
 import { endurance, type EnduranceResult } from "./endurance";
 import { bridgeCost, type BridgeCost } from "./xs-bridge";
+import { deltaBench, DELTA_GOAL_SHARE, ESP_DELTA_OTA_SHARES, type DeltaResult } from "./delta";
 
-export const PARTS = ["throughput", "xs", "wear", "resume", "fleet", "endurance"] as const;
+export const PARTS = ["throughput", "xs", "wear", "resume", "fleet", "endurance", "delta"] as const;
 export type Part = (typeof PARTS)[number];
 
 export interface BenchOptions {
@@ -39,6 +40,7 @@ export interface BenchReport {
   resume?: ResumeCase[];
   fleet?: FleetScaleRow[];
   endurance?: EnduranceResult;
+  delta?: DeltaResult;
 }
 
 /** Run the selected parts in one process, one lab (update host, CA, keys) shared by the device parts. */
@@ -77,6 +79,7 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
   } finally {
     await lab.close();
   }
+  report.delta = await timed("delta", async () => deltaBench(quick ? { compressions: ["heatshrink"] } : {}));
   report.fleet = await timed("fleet", () => fleetScale({ sizes: o.fleet ?? (quick ? [100, 300] : [100, 1000, 5000]), maxRealMs: o.fleetBoundMs ?? 300_000, progress: say }));
   return report;
 }
@@ -159,6 +162,19 @@ export function benchRows(r: BenchReport): Row[] {
     add("  anti-rollback floor went down", `${e.floor.wentDown} times (final ${e.floor.final})`, "never", st(e.ok.floor));
     add("  audit events lost", `${e.events.lost} of ${n0(e.events.numbered)} (OUTBOX_FULL ${e.events.outboxFull})`, "0", st(e.ok.events));
     add("  NVS live bytes early -> max -> end", `${n0(e.nvs.liveBytesFirst)} -> ${n0(e.nvs.liveBytesMax)} -> ${n0(e.nvs.liveBytesEnd)} (${e.nvs.compactions} compactions)`, "no growth", st(e.ok.nvs));
+  }
+  const d = r.delta;
+  if (d) {
+    for (const x of d.rows) {
+      const goal = x.change === "one module" && x.compression === "heatshrink" ? `< ${DELTA_GOAL_SHARE} % (esp_delta_ota: ${ESP_DELTA_OTA_SHARES.low}-${ESP_DELTA_OTA_SHARES.high} %)` : "";
+      add(
+        `delta ${x.pair}, ${x.change}, ${x.compression}`,
+        `${n0(x.patchBytes)} B of ${n0(x.imageBytes)} = ${f2(x.share)} %; at 26 KB/s ${f2(x.deltaSeconds)} s vs full ${f2(x.fullSeconds)} s; create ${n0(x.createMs)} ms, apply ${f1(x.applyMs)} ms${x.exact ? "" : " (WRONG OUTPUT)"}`,
+        goal,
+        goal ? st(x.exact && x.share < DELTA_GOAL_SHARE) : x.exact ? "" : "MISSED",
+      );
+    }
+    add("delta applier memory (fixed, any image size)", `${n0(d.applierBufferBytes)} B of buffers`);
   }
   return rows;
 }
