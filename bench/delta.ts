@@ -5,13 +5,16 @@
  * host-sim/delta and applied by the device's own applier (modules/delta), which must give
  * back the exact image; the applier's peak memory is its fixed buffers.
  *
- * Pairs: test/delta/vectors (three musl-static builds of a small tool, README there), and
- * bench/delta-images when present (two builds of the XS engine's xsnap-worker, README there).
+ * Pairs: test/delta/vectors (three musl-static builds of a small tool, 30 KB) and
+ * bench/delta-images (three builds of the XS engine's xsnap-worker, 1.7 MB: the new ones are
+ * rebuilt from the base with detools' own patches and checked by SHA-256). READMEs there.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { brotliDecompressSync } from "node:zlib";
 import { createPatch, type Compression } from "../host-sim/delta/create";
+import { sha256 } from "../host-sim/crypto";
+import { toHex, concatBytes } from "../modules/bytes";
 import { PatchApplier } from "../modules/delta/patch";
 import { WIRE_BYTES_PER_SECOND } from "../host-sim/cli/delta";
 
@@ -55,7 +58,25 @@ function load(path: string): Uint8Array {
   return path.endsWith(".br") ? new Uint8Array(brotliDecompressSync(b)) : b;
 }
 
-export function deltaPairs(): DeltaPair[] {
+const XSNAP_SHA256: Record<string, string> = {
+  a: "39161e72daa817d8c16c3d7e333ff6f8d6759e4b5584c00f059a8d5a5d28dfca",
+  version: "cb74954653cc4e97e48007af329ef8e1e05a6d7eaaf5d0f15d36bef2a8ae322a",
+  module: "5f6506c3877673beb12510bf0c9e83d870ad74fdb9caf9027eb525752a2c97b6",
+};
+
+/** A target rebuilt from `from` and a stored detools patch, checked against its known SHA-256. */
+function rebuilt(from: Uint8Array, patch: Uint8Array, digest: string, what: string): Uint8Array {
+  const parts: Uint8Array[] = [];
+  const applier = new PatchApplier({ base: { size: from.length, read: (o, t) => t.set(from.subarray(o, o + t.length)) }, sink: { write: (d) => parts.push(d.slice()) }, maxOutput: 4 << 20 });
+  applier.write(patch);
+  applier.finish();
+  const out = concatBytes(parts);
+  if (toHex(sha256(out)) !== digest) throw new Error(`${what}: rebuilt image has the wrong SHA-256`);
+  return out;
+}
+
+/** The pairs; `large` (default true) adds the 1.7 MB xsnap-worker builds. */
+export function deltaPairs(o: { large?: boolean } = {}): DeltaPair[] {
   const v = join(ROOT, "test/delta/vectors");
   const base = load(join(v, "app-1.0.0.bin"));
   const pairs: DeltaPair[] = [
@@ -63,10 +84,12 @@ export function deltaPairs(): DeltaPair[] {
     { name: "vectortool (musl static, x86-64)", change: "one module", from: base, to: load(join(v, "app-1.1.0.bin")) },
   ];
   const x = join(ROOT, "bench/delta-images");
-  if (existsSync(join(x, "xsnap-a.bin.br"))) {
+  if (o.large !== false && existsSync(join(x, "xsnap-a.bin.br"))) {
     const a = load(join(x, "xsnap-a.bin.br"));
-    for (const [file, change] of [["xsnap-version.bin.br", "version string"], ["xsnap-module.bin.br", "one module"]] as const) {
-      if (existsSync(join(x, file))) pairs.push({ name: "xsnap-worker (XS engine, x86-64 -O3)", change, from: a, to: load(join(x, file)) });
+    if (toHex(sha256(a)) !== XSNAP_SHA256.a) throw new Error("xsnap-a.bin.br: wrong SHA-256");
+    for (const [name, change] of [["version", "version string"], ["module", "one module"]] as const) {
+      const to = rebuilt(a, load(join(x, `detools-a-${name}.patch`)), XSNAP_SHA256[name]!, name);
+      pairs.push({ name: "xsnap-worker (XS engine, x86-64 -O3)", change, from: a, to });
     }
   }
   return pairs;
@@ -92,10 +115,12 @@ function applyTimed(from: Uint8Array, patch: Uint8Array, to: Uint8Array): { ms: 
   return { ms: performance.now() - t0, exact: exact && n === to.length };
 }
 
-export function deltaBench(o: { compressions?: Compression[] } = {}): DeltaResult {
+export function deltaBench(o: { compressions?: Compression[]; large?: boolean } = {}): DeltaResult {
   const rows: DeltaRow[] = [];
-  for (const p of deltaPairs()) {
-    for (const compression of o.compressions ?? (["heatshrink", "none"] as Compression[])) {
+  for (const p of deltaPairs(o.large === undefined ? {} : { large: o.large })) {
+    // none only where it is cheap: it is the image's size again (the diff's zeros go out as they are)
+    const all: Compression[] = p.to.length < 1 << 20 ? ["heatshrink", "none"] : ["heatshrink"];
+    for (const compression of o.compressions ?? all) {
       const t0 = performance.now();
       const { patch } = createPatch(p.from, p.to, { compression });
       const createMs = performance.now() - t0;

@@ -4,7 +4,7 @@ import { deltaBench, DELTA_GOAL_SHARE } from "../../bench/delta";
 import { benchRows, type BenchReport } from "../../bench/run";
 
 describe("delta bench", () => {
-  const d = deltaBench({ compressions: ["heatshrink"] });
+  const d = deltaBench({ compressions: ["heatshrink"], large: false });
 
   it("reproduces every image exactly and keeps a one-module change under the goal", () => {
     expect(d.rows.length).toBeGreaterThanOrEqual(2);

@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { createPatch } from "../../host-sim/delta/create";
 import { toHex } from "../../modules/bytes";
 import { applyPatch } from "./helpers";
+import { deltaPairs } from "../../bench/delta";
 
 const dir = join(__dirname, "vectors");
 const read = (name: string) => new Uint8Array(readFileSync(join(dir, name)));
@@ -36,6 +37,11 @@ describe("delta vectors made by detools create_patch -t sequential", () => {
       expect(toHex(createPatch(base, read(`app-${to}.bin`), { compression: "none" }).patch)).toBe(toHex(read(`detools-1.0.0-${to}-none.patch`)));
     });
   }
+
+  it("detools' patches between 1.7 MB xsnap-worker builds (bench/delta-images) rebuild the exact images", () => {
+    const pairs = deltaPairs();
+    expect(pairs.filter((p) => p.to.length > 1_000_000).map((p) => p.change)).toEqual(["version string", "one module"]);
+  });
 
   it("a detools patch applied to the wrong base yields other bytes, which the image hash then refuses", () => {
     const patch = read("detools-1.0.0-1.1.0-heatshrink.patch");
