@@ -12,6 +12,7 @@ import { createPatch } from "../../host-sim/delta/create";
 import { toHex } from "../../modules/bytes";
 import { applyPatch } from "./helpers";
 import { deltaPairs } from "../../bench/delta";
+import { buildImage } from "../../host-sim/image-builder";
 
 const dir = join(__dirname, "vectors");
 const read = (name: string) => new Uint8Array(readFileSync(join(dir, name)));
@@ -71,4 +72,19 @@ describe.skipIf(!DETOOLS)(`live detools (${DETOOLS ? `DETOOLS=${DETOOLS}` : "ski
       });
     }
   }
+
+  it("an --esp-header patch, its 64 bytes stripped as esp_delta_ota_patch_gen.py's verify_patch does, applies with detools", () => {
+    const tmp = mkdtempSync(join(tmpdir(), "xsota-detools-"));
+    try {
+      const from = buildImage({ version: "1.0.0", size: 48_000 });
+      const to = buildImage({ version: "1.0.1", size: 48_000 });
+      const info = createPatch(from, to, { espHeader: true });
+      writeFileSync(join(tmp, "from"), from);
+      writeFileSync(join(tmp, "patch"), info.patch.subarray(64));
+      run("apply_patch", join(tmp, "from"), join(tmp, "patch"), join(tmp, "out"));
+      expect(same(new Uint8Array(readFileSync(join(tmp, "out"))), to)).toBe(true);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  });
 });
