@@ -17,6 +17,7 @@ import { sha256 } from "../host-sim/crypto";
 import { toHex, concatBytes } from "../modules/bytes";
 import { PatchApplier } from "../modules/delta/patch";
 import { WIRE_BYTES_PER_SECOND } from "../host-sim/cli/delta";
+import { deltaXsCost, type DeltaXsCost } from "./delta-xs";
 
 /** esp_delta_ota's README: patch sizes for ordinary code changes run from 7 % to 25 % of the image. */
 export const ESP_DELTA_OTA_SHARES = { low: 7, high: 25 } as const;
@@ -47,6 +48,8 @@ export interface DeltaRow {
 
 export interface DeltaResult {
   rows: DeltaRow[];
+  /** The last one-module pair applied inside xsnap-worker (bench/delta-xs.ts). */
+  xs?: DeltaXsCost;
   /** The applier's fixed buffers (output 4096 + base cache 512 + decode 256 + header 64 + window 256). */
   applierBufferBytes: number;
 }
@@ -115,8 +118,9 @@ function applyTimed(from: Uint8Array, patch: Uint8Array, to: Uint8Array): { ms: 
   return { ms: performance.now() - t0, exact: exact && n === to.length };
 }
 
-export function deltaBench(o: { compressions?: Compression[]; large?: boolean } = {}): DeltaResult {
+export async function deltaBench(o: { compressions?: Compression[]; large?: boolean; xs?: boolean } = {}): Promise<DeltaResult> {
   const rows: DeltaRow[] = [];
+  let xsPair: { name: string; from: Uint8Array; to: Uint8Array; patch: Uint8Array } | undefined;
   for (const p of deltaPairs(o.large === undefined ? {} : { large: o.large })) {
     // none only where it is cheap: it is the image's size again (the diff's zeros go out as they are)
     const all: Compression[] = p.to.length < 1 << 20 ? ["heatshrink", "none"] : ["heatshrink"];
@@ -124,6 +128,7 @@ export function deltaBench(o: { compressions?: Compression[]; large?: boolean } 
       const t0 = performance.now();
       const { patch } = createPatch(p.from, p.to, { compression });
       const createMs = performance.now() - t0;
+      if (p.change === "one module" && compression === "heatshrink") xsPair = { name: p.name, from: p.from, to: p.to, patch };
       const applied = applyTimed(p.from, patch, p.to);
       rows.push({
         pair: p.name,
@@ -140,5 +145,7 @@ export function deltaBench(o: { compressions?: Compression[]; large?: boolean } 
       });
     }
   }
-  return { rows, applierBufferBytes: 4096 + 512 + 256 + 64 + 256 };
+  const result: DeltaResult = { rows, applierBufferBytes: 4096 + 512 + 256 + 64 + 256 };
+  if (o.xs !== false && xsPair) result.xs = await deltaXsCost(xsPair);
+  return result;
 }

@@ -79,7 +79,7 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
   } finally {
     await lab.close();
   }
-  report.delta = await timed("delta", async () => deltaBench(quick ? { compressions: ["heatshrink"] } : {}));
+  report.delta = await timed("delta", () => deltaBench(quick ? { compressions: ["heatshrink"], large: false } : {}));
   report.fleet = await timed("fleet", () => fleetScale({ sizes: o.fleet ?? (quick ? [100, 300] : [100, 1000, 5000]), maxRealMs: o.fleetBoundMs ?? 300_000, progress: say }));
   return report;
 }
@@ -176,6 +176,10 @@ export function benchRows(r: BenchReport): Row[] {
     }
     add("  delta floor, heatshrink 8/7 sequential", "1.56 % of the image: each unchanged 128 bytes are a 16-bit back-reference over the diff's zeros");
     add("delta applier memory (fixed, any image size)", `${n0(d.applierBufferBytes)} B of buffers`);
+    if (d.xs) {
+      const full = r.xs ? `; the full-image path: ${n0(r.xs.computePerMB)} per MB` : "";
+      add(`delta apply in XS, ${d.xs.pair} one module`, `${n0(d.xs.computePerMB)} compute per MB of output, ${n0(d.xs.ms)} ms for ${f1(d.xs.imageBytes / 1048576)} MB here${full}${d.xs.exact ? "" : " (WRONG OUTPUT)"}`, "", d.xs.exact ? "" : "MISSED");
+    }
   }
   return rows;
 }

@@ -1,10 +1,13 @@
 /* The delta bench's deterministic goals as tests: exact output, and the one-module share under 10 %. */
-import { describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { deltaBench, DELTA_GOAL_SHARE } from "../../bench/delta";
 import { benchRows, type BenchReport } from "../../bench/run";
 
 describe("delta bench", () => {
-  const d = deltaBench({ compressions: ["heatshrink"], large: false });
+  let d: Awaited<ReturnType<typeof deltaBench>>;
+  beforeAll(async () => {
+    d = await deltaBench({ compressions: ["heatshrink"], large: false });
+  }, 60_000);
 
   it("reproduces every image exactly and keeps a one-module change under the goal", () => {
     expect(d.rows.length).toBeGreaterThanOrEqual(2);
@@ -13,6 +16,11 @@ describe("delta bench", () => {
       expect(r.deltaSeconds).toBeLessThan(r.fullSeconds);
       if (r.change === "one module") expect(r.share).toBeLessThan(DELTA_GOAL_SHARE);
     }
+  });
+
+  it("applies the one-module patch inside xsnap-worker to the exact image and meters it", () => {
+    expect(d.xs!.exact).toBe(true);
+    expect(d.xs!.compute).toBeGreaterThan(0);
   });
 
   it("prints a row per pair with the goal and esp_delta_ota's shares", () => {
