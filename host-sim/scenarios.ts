@@ -31,6 +31,8 @@ export interface Expect {
   code?: ErrorCode;
   /** The factory slot (app0) must be byte-identical at the end. */
   app0Untouched?: boolean;
+  /** Codes some event must carry on the way (e.g. a patch's failure before the full image). */
+  saw?: ErrorCode[];
 }
 
 /**
@@ -148,13 +150,14 @@ export const scenarios: Scenario[] = [
   { name: "delta-signed-image", summary: "a patch to an espsecure-signed image, signature required: the same full verification", releases: [{ image: V11, imageSignature: "trusted" }], delta: {}, config: { requireImageSignature: true }, expect: { version: "1.1.0", final: "committed" } },
   { name: "delta-not-my-base", summary: "the manifest's delta is from another base: the full image is taken", releases: [{ image: V11 }], delta: { entry: (d) => ({ ...d, from: { ...d.from, sha256: "5a".repeat(32) } }) }, expect: { version: "1.1.0", final: "committed" } },
   { name: "delta-off", summary: "config deltas: false: the full image", releases: [{ image: V11 }], delta: {}, config: { deltas: false }, expect: { version: "1.1.0", final: "committed" } },
+  { name: "delta-patch-404", summary: "the patch is missing on the host: the full image instead", releases: [{ image: V11 }], delta: {}, faults: { patch: { kind: "not-found" } }, expect: { version: "1.1.0", final: "committed", saw: ["HTTP_NOT_FOUND"] } },
   { name: "delta-cuts", summary: "the patch cut on the wire at several bytes: each attempt restarts the patch from byte 0", releases: [{ image: V11 }], delta: {}, faults: { patch: cutAt(100, 1_500, 2_900) }, config: { retry: { baseMs: 1000, maxMs: 8000, maxAttempts: 6 } }, expect: { version: "1.1.0", final: "committed" } },
-  { name: "delta-corrupt-wire", summary: "one byte of the served patch changed: never written as an image", releases: [{ image: V11 }], delta: { serve: (p) => flip(p, 1_000) }, expect: { version: "1.0.0", final: "failed", code: "DOWNLOAD_HASH", app0Untouched: true } },
-  { name: "delta-truncated-wire", summary: "the host serves the patch cut short", releases: [{ image: V11 }], delta: { serve: (p) => p.subarray(0, p.length - 200) }, expect: { version: "1.0.0", final: "failed", code: "DOWNLOAD_SIZE", app0Untouched: true } },
-  { name: "delta-truncated-build", summary: "a patch cut short before it was signed", releases: [{ image: V11 }], delta: { transform: (p) => p.subarray(0, p.length - 200) }, expect: { version: "1.0.0", final: "failed", code: "DELTA_TRUNCATED", app0Untouched: true } },
-  { name: "delta-other-base", summary: "a patch made from another image, announced for the running one", releases: [{ image: V11 }], delta: { patchFrom: { version: "0.9.0", secureVersion: 1 } }, expect: { version: "1.0.0", final: "failed", code: "DELTA_BASE", app0Untouched: true } },
-  { name: "delta-overrun", summary: "a patch whose output is larger than the image (and the slot would take)", releases: [{ image: V11 }], delta: { patchTo: { version: "1.1.0", secureVersion: 1, size: 96 * 1024 } }, expect: { version: "1.0.0", final: "failed", code: "DELTA_OVERRUN", app0Untouched: true } },
-  { name: "delta-past-end", summary: "a heatshrink stream that decodes past the patch's end", releases: [{ image: V11 }], delta: { transform: (p) => concat(p, new Uint8Array(8).fill(0x55)) }, expect: { version: "1.0.0", final: "failed", code: "DELTA_COMPRESSION", app0Untouched: true } },
+  { name: "delta-corrupt-wire", summary: "one byte of the served patch changed: never installed, the full image instead", releases: [{ image: V11 }], delta: { serve: (p) => flip(p, 1_000) }, expect: { version: "1.1.0", final: "committed", saw: ["DOWNLOAD_HASH"] } },
+  { name: "delta-truncated-wire", summary: "the host serves the patch cut short", releases: [{ image: V11 }], delta: { serve: (p) => p.subarray(0, p.length - 200) }, expect: { version: "1.1.0", final: "committed", saw: ["DOWNLOAD_SIZE"] } },
+  { name: "delta-truncated-build", summary: "a patch cut short before it was signed", releases: [{ image: V11 }], delta: { transform: (p) => p.subarray(0, p.length - 200) }, expect: { version: "1.1.0", final: "committed", saw: ["DELTA_TRUNCATED"] } },
+  { name: "delta-other-base", summary: "a patch made from another image, announced for the running one", releases: [{ image: V11 }], delta: { patchFrom: { version: "0.9.0", secureVersion: 1 } }, expect: { version: "1.1.0", final: "committed", saw: ["DELTA_BASE"] } },
+  { name: "delta-overrun", summary: "a patch whose output is larger than the image (and the slot would take)", releases: [{ image: V11 }], delta: { patchTo: { version: "1.1.0", secureVersion: 1, size: 96 * 1024 } }, expect: { version: "1.1.0", final: "committed", saw: ["DELTA_OVERRUN"] } },
+  { name: "delta-past-end", summary: "a heatshrink stream that decodes past the patch's end", releases: [{ image: V11 }], delta: { transform: (p) => concat(p, new Uint8Array(8).fill(0x55)) }, expect: { version: "1.1.0", final: "committed", saw: ["DELTA_COMPRESSION"] } },
   { name: "overlong-declared", summary: "Content-Length larger than the manifest's size", releases: [{ image: V11 }], faults: { image: { kind: "overlong", extra: 64, declared: true } }, expect: { version: "1.0.0", final: "failed", code: "DOWNLOAD_SIZE", app0Untouched: true } },
 ];
 
@@ -251,6 +254,7 @@ export function checkOutcome(s: Scenario, o: Outcome, factoryApp0?: string): str
   if (o.running?.version !== s.expect.version) bad.push(`running ${o.running?.version}, expected ${s.expect.version}`);
   if (o.final !== s.expect.final) bad.push(`final ${o.final}, expected ${s.expect.final}`);
   if (s.expect.code !== undefined && o.code !== s.expect.code) bad.push(`code ${o.code}, expected ${s.expect.code}`);
+  for (const c of s.expect.saw ?? []) if (!o.events.some((e) => e[1] === c)) bad.push(`no event with ${c}`);
   if (s.expect.app0Untouched && factoryApp0 !== undefined && o.sha256.app0 !== factoryApp0) bad.push("app0 changed");
   return bad;
 }

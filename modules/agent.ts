@@ -197,8 +197,9 @@ export class Agent {
 
     // A delta only when the running image is its base (hashed here, before anything is written); else the full image.
     const running = this.ports.flash.open("running");
-    const delta = chooseDelta(manifest, this.config, this.running, running.byteLength, (n) => sha256Prefix(running, n, this.ports.crypto, this.ctx.scratch));
     const old = journal.load().journal;
+    const patchFailed = old !== undefined && old.sha256 === manifest.sha256 && old.noDelta === true;
+    const delta = patchFailed ? undefined : chooseDelta(manifest, this.config, this.running, running.byteLength, (n) => sha256Prefix(running, n, this.ports.crypto, this.ctx.scratch));
     const same = old && old.sha256 === manifest.sha256 && old.targetSlot === slots.next && (old.phase === "downloading" || old.phase === "verifying" || old.phase === "installing") &&
       (old.delta?.sha256 ?? "") === (delta?.sha256 ?? "");
     const j: Journal = {
@@ -209,6 +210,7 @@ export class Agent {
       j.delta = { url: resolveUrl(this.config.manifestUrl, delta.url), size: delta.size, sha256: delta.sha256, baseSize: delta.from.size };
       if (j.written < j.size) j.written = 0; // a patch restarts from its byte 0 (modules/delta-download.ts)
     }
+    if (patchFailed) j.noDelta = true;
     if (manifest.rollout) j.rollout = manifest.rollout.id;
     if (same && old!.etag !== undefined) j.etag = old!.etag;
     const how = delta ? `delta from ${delta.from.version}: ${delta.size} bytes instead of ${manifest.size}` : "";
@@ -229,7 +231,7 @@ export class Agent {
     try {
       if (j.delta && j.written < j.size) patch = new PatchSlot({ slot, imageSize: j.size, base: runningBase(ports.flash, j.delta.baseSize), crypto: ports.crypto, checkStart });
     } catch (e) {
-      return this.fail(j, e);
+      return this.fallBack(j, e);
     }
     const downloader = new Downloader({
       http: ports.http, clock: ports.clock, crypto: ports.crypto, slot: patch ?? slot, buffer: ctx.scratch,
@@ -269,7 +271,7 @@ export class Agent {
       }
     } catch (e) {
       slot.abort();
-      return this.fail(j, e);
+      return patch ? this.fallBack(j, e) : this.fail(j, e);
     }
     j.written = j.size;
     j.phase = "verifying";
@@ -308,6 +310,26 @@ export class Agent {
     }
     ports.system.restart(`update to ${j.to}`);
     return { state: "rebooting", version: j.to };
+  }
+
+  /**
+   * The patch failed (a bad, cut or missing patch, or one from another base): once per release,
+   * report the code and fetch the full image instead, with the attempt count reset (journaled
+   * `noDelta`, so a reboot does not take the patch again). Nothing was installed: the slot is
+   * rewritten from 0. A power cut or a flash error is not a patch's fault and is not retried.
+   */
+  private fallBack(j: Journal, e: unknown): Promise<CheckOutcome> | CheckOutcome {
+    const code = codeOf(e);
+    if (code === "FLASH_POWER_CUT" || code.startsWith("FLASH_")) return this.fail(j, e);
+    const detail = e instanceof OtaError ? e.detail : String(e);
+    delete j.delta;
+    delete j.etag;
+    j.noDelta = true;
+    j.written = 0;
+    this.ctx.journal.setTries(j.sha256, 0);
+    this.ctx.journal.save(j);
+    this.emit("downloading", releaseFields(j, { code, progress: 0, detail: `delta failed (${detail}); fetching the full image` }));
+    return this.update(j);
   }
 
   /** A failed release: permanent failures use up the attempt cap so the release is not fetched again in a loop. */

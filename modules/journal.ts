@@ -36,6 +36,8 @@ export interface Journal {
   written: number;
   /** The release comes as a patch from the running image (modules/delta-download.ts): the patch's URL, size and SHA-256, the base's size. */
   delta?: JournalDelta;
+  /** This release's patch failed on this device: the full image only. */
+  noDelta?: boolean;
   code?: ErrorCode;
   detail?: string;
 }

@@ -104,4 +104,23 @@ describe("power cut at every flash operation", () => {
     expect(ends.stayed).toBeGreaterThan(0);
     console.log(`power-cut sweep (delta): ${total} flash operations, ${ends.updated} completed the update, ${ends.stayed} stayed on 1.0.0; patch ${patchSize} bytes`);
   });
+
+  it("of a bad patch and the full image after it: completes or stays, the patch asked for at most twice", async () => {
+    const bad: Scenario = {
+      ...sweep, name: "sweep-delta-fallback", factory: { version: "1.0.0", secureVersion: 1, size: 24 * 1024 }, delta: { transform: (p) => p.subarray(0, p.length - 100) },
+    };
+    const clean = await runScenario(bad, engine, lab);
+    expect(clean.final).toBe("committed");
+    expect(clean.events.some((e) => e[1] === "DELTA_TRUNCATED")).toBe(true);
+    const total = clean.flashOps;
+    for (let n = 1; n <= total; n++) {
+      const o = await runScenario(bad, engine, lab, { powerCutAt: n });
+      const where = `cut at op ${n}/${total}: boots ${o.bootVersions.join(",")}; ${o.events.filter((e) => e[0] !== "downloading" || e[1]).map((e) => `${e[0]}${e[1] ? ` ${e[1]}` : ""}`).join(", ")}`;
+      expect(o.bricked, where).toBe(false);
+      if (o.running!.version === "1.1.0") expect(o.final, where).toBe("committed");
+      else expect(o.sha256.app0, where).toBe(o.factoryApp0);
+      const run = /\/sweep-delta-fallback\/(\d+)\//.exec(lab.host.stats.log.filter((r) => r.path.startsWith("/sweep-delta-fallback/")).at(-1)!.path)![1];
+      expect(lab.host.stats.log.filter((r) => r.path.startsWith(`/sweep-delta-fallback/${run}/`) && r.path.includes("/patch-")).length, where).toBeLessThanOrEqual(2);
+    }
+  });
 });

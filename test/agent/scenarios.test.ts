@@ -133,12 +133,16 @@ describe("what the scenarios show beyond the final state", () => {
     expect(imageRequests("delta-cuts")).toEqual([]);
   });
 
-  it("bad patches never reach otadata: the slot is not made bootable and app0 stays", () => {
-    for (const name of ["delta-corrupt-wire", "delta-truncated-build", "delta-other-base", "delta-overrun", "delta-past-end"]) {
+  it("a bad or missing patch is asked for once, reported with its code, and the full image is installed instead", () => {
+    for (const name of ["delta-patch-404", "delta-corrupt-wire", "delta-truncated-wire", "delta-truncated-build", "delta-other-base", "delta-overrun", "delta-past-end"]) {
       const o = outcomes.get(name)!;
-      expect(o.events.map((e) => e[0]), name).not.toContain("installing");
-      expect(o.otadata.every((e) => e.state !== "NEW" && e.state !== "PENDING_VERIFY"), name).toBe(true);
-      expect(o.running, name).toEqual({ version: "1.0.0", slot: 0 });
+      const s = scenarios.find((x) => x.name === name)!;
+      const at = o.events.findIndex((e) => e[1] === s.expect.saw![0]);
+      expect(o.events[at]![0], name).toBe("downloading");
+      expect(o.events.slice(0, at).map((e) => e[0]), name).not.toContain("installing");
+      expect(patchRequests(name).length, name).toBe(1);
+      expect(imageRequests(name).map((r) => [r.status, r.bytes]), name).toEqual([[200, 64 * 1024]]);
+      expect(o.running, name).toEqual({ version: "1.1.0", slot: 1 });
     }
   });
 });
