@@ -5,6 +5,9 @@
  * The running firmware is never touched by a failed update: only "nextota" and, after full
  * verification, otadata are written.
  *
+ * A release whose delta has the running image as its base comes as a patch (modules/delta-download.ts),
+ * verified exactly as a full image; a failed patch falls back to the full image once.
+ *
  * "from" in events is the version the update started from (the running one before the
  * reboot), "to" the release's version.
  */
