@@ -1,7 +1,7 @@
 /*
  * The device's applier inside the real XS engine (xsnap-worker): modules/delta bundled alone,
  * base and patch handed over as binary messages, then one crank applies the patch as it would
- * arrive (1,400-byte pieces) into a reused 4 KB sink. The crank's meter is the apply's cost:
+ * arrive (1,400-byte pieces), the applier's own 4 KB output buffer going to the sink as the agent's does. The crank's meter is the apply's cost:
  * XS compute per MB of output, next to the full-image path's per-MB figure in the bench's xs part.
  */
 import { build } from "esbuild";
@@ -31,13 +31,11 @@ const GUEST = `
     if (b[0] === 1) { base = b.slice(1); return new ArrayBuffer(0); }
     if (b[0] === 2) { patch = b.slice(1); return new ArrayBuffer(0); }
     const out = new Uint8Array(4 << 20);
-    const scratch = new Uint8Array(4096);
     let n = 0;
     const applier = new Delta.PatchApplier({
       base: { size: base.length, read: (o, t) => t.set(base.subarray(o, o + t.length)) },
       sink: { write: (d) => { out.set(d, n); n += d.length; } },
       maxOutput: out.length,
-      scratch,
     });
     for (let i = 0; i < patch.length; i += 1400) applier.write(patch.subarray(i, i + 1400));
     applier.finish();

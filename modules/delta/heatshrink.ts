@@ -7,6 +7,11 @@
  *
  * Memory: the window (2^windowBits bytes, 256 for esp_delta_ota's 8/7) and a few numbers.
  * Nothing is allocated per call.
+ *
+ * Zero runs: a back-reference whose source lies in the zeros that end the history (the bulk
+ * of a bsdiff diff stream) is not copied byte by byte: `decode` returns 0 and says how many
+ * zero bytes follow in `zeros`, and the window is zero-filled natively. On XS that is most of
+ * the work of a patch (about 120 -> 20 compute per output byte).
  */
 import { OtaError } from "../errors";
 
@@ -35,6 +40,10 @@ export class HeatshrinkDecoder {
   private count = 0;
   /** Input bytes taken from the last `decode` call's chunk. */
   consumed = 0;
+  /** Zero bytes the last `decode` call produced instead of writing output (then it returned 0). */
+  zeros = 0;
+  /** Zero bytes that end the history (the window starts zeroed), at most the window size. */
+  private zrun: number;
   /** Input bytes taken in all, and the bit position where the last complete item ended. */
   private taken = 0;
   private itemEnd = 0;
@@ -48,6 +57,7 @@ export class HeatshrinkDecoder {
     this.lookaheadBits = lookaheadBits;
     this.window = new Uint8Array(1 << windowBits);
     this.mask = (1 << windowBits) - 1;
+    this.zrun = 1 << windowBits;
   }
 
   /** The byte detools writes before the stream: (window - 4) << 4 | (lookahead - 3). */
@@ -58,7 +68,8 @@ export class HeatshrinkDecoder {
   /**
    * Decode from input[inOff, inEnd) into out[outOff, outEnd). Returns the number of bytes
    * written; `consumed` says how many input bytes were taken. Stops when the output is
-   * full or the input cannot complete the next field (the partial bits are kept).
+   * full or the input cannot complete the next field (the partial bits are kept). A zero run
+   * comes alone: the call returns 0 with `zeros` > 0 (at most outEnd - outOff) and writes nothing.
    */
   decode(input: Uint8Array, inOff: number, inEnd: number, out: Uint8Array, outOff: number, outEnd: number): number {
     const window = this.window;
@@ -69,21 +80,48 @@ export class HeatshrinkDecoder {
     let nbits = this.nbits;
     let state = this.state;
     let head = this.head;
-    while (o < outEnd) {
+    let zrun = this.zrun;
+    const size = mask + 1;
+    let zeros = 0;
+    const room = outEnd - outOff;
+    while (o < outEnd && zeros < room) {
       if (state === BACKREF) {
+        const back = this.index;
+        if (back <= zrun) {
+          // every byte copied is zero: report the run instead of writing it
+          if (o > outOff) break;
+          let n = this.count;
+          if (n > room - zeros) n = room - zeros;
+          const at = head & mask;
+          if (n >= size) window.fill(0);
+          else if (at + n <= size) window.fill(0, at, at + n);
+          else {
+            window.fill(0, at);
+            window.fill(0, 0, at + n - size);
+          }
+          head += n;
+          zeros += n;
+          zrun = zrun + n > size ? size : zrun + n;
+          this.count -= n;
+          if (this.count === 0) state = TAG;
+          continue;
+        }
+        if (zeros > 0) break;
         let n = this.count;
         if (n > outEnd - o) n = outEnd - o;
-        const back = this.index;
-        for (let i = 0; i < n; i++) {
+        const stop = o + n;
+        while (o < stop) {
           const c = window[(head - back) & mask]!;
-          window[head & mask] = c;
-          head++;
+          window[head++ & mask] = c;
           out[o++] = c;
+          zrun = c === 0 ? zrun + 1 : 0;
         }
+        if (zrun > size) zrun = size;
         this.count -= n;
         if (this.count === 0) state = TAG;
         continue;
       }
+      if (state === LITERAL && zeros > 0) break;
       const need = state === TAG ? 1 : state === LITERAL ? 8 : state === INDEX ? this.windowBits : this.lookaheadBits;
       while (nbits < need) {
         if (pos >= inEnd) break;
@@ -99,6 +137,7 @@ export class HeatshrinkDecoder {
         window[head & mask] = value;
         head++;
         out[o++] = value;
+        zrun = value === 0 ? (zrun < size ? zrun + 1 : size) : 0;
         state = TAG;
         this.itemEnd = (this.taken + pos - inOff) * 8 - nbits;
       } else if (state === INDEX) {
@@ -114,6 +153,8 @@ export class HeatshrinkDecoder {
     this.nbits = nbits;
     this.state = state;
     this.head = head;
+    this.zrun = zrun;
+    this.zeros = zeros;
     this.consumed = pos - inOff;
     this.taken += pos - inOff;
     return o - outOff;

@@ -75,7 +75,10 @@ export class PatchApplier {
   private readonly container: "auto" | "esp" | "detools";
   private readonly out: Uint8Array;
   private outPos = 0;
-  private readonly cache = new Uint8Array(BASE_CACHE);
+  /** Output then base cache in one buffer (when the applier owns the output), for copyWithin. */
+  private readonly mem: Uint8Array | undefined;
+  private readonly cache: Uint8Array;
+  private readonly zero = new Uint8Array(1);
   private cacheStart = 0;
   private cacheEnd = 0;
   private readonly decoded = new Uint8Array(DECODE_BUFFER);
@@ -113,8 +116,15 @@ export class PatchApplier {
     this.sink = o.sink;
     this.maxOutput = o.maxOutput;
     this.container = o.container ?? "auto";
-    this.out = o.scratch ?? new Uint8Array(4096);
-    if (this.out.length < 16) throw new RangeError("scratch must hold at least 16 bytes");
+    if (o.scratch) {
+      if (o.scratch.length < 16) throw new RangeError("scratch must hold at least 16 bytes");
+      this.out = o.scratch;
+      this.cache = new Uint8Array(BASE_CACHE);
+    } else {
+      this.mem = new Uint8Array(4096 + BASE_CACHE);
+      this.out = this.mem.subarray(0, 4096);
+      this.cache = this.mem.subarray(4096);
+    }
   }
 
   /** True once the header is parsed (outputSize, compression and baseDigest are known). */
@@ -183,12 +193,60 @@ export class PatchApplier {
     while (off < end || dec.pending) {
       const n = dec.decode(data, off, end, this.decoded, 0, DECODE_BUFFER);
       off += dec.consumed;
-      if (n === 0) {
+      if (n > 0) this.body(this.decoded, 0, n);
+      else if (dec.zeros > 0) this.zeros(dec.zeros);
+      else {
         if (off < end) throw new OtaError("INTERNAL", "heatshrink decoder stalled");
         break;
       }
-      this.body(this.decoded, 0, n);
     }
+  }
+
+  /** `count` zero bytes of the decompressed body, without a buffer of them. */
+  private zeros(count: number): void {
+    while (count > 0) {
+      if (this.bstate === B_DIFF) count -= this.diffZeros(count);
+      else if (this.bstate === B_EXTRA) {
+        let n = count;
+        if (n > this.remaining) n = this.remaining;
+        if (n > this.out.length - this.outPos) n = this.out.length - this.outPos;
+        this.out.fill(0, this.outPos, this.outPos + n);
+        this.advance(n);
+        count -= n;
+        if (this.remaining === 0) this.bstate = B_ADJUST;
+      } else {
+        this.body(this.zero, 0, 1);
+        count--;
+      }
+    }
+  }
+
+  /** A diff of zeros is the base itself: copied natively when output and cache share a buffer. */
+  private diffZeros(count: number): number {
+    const out = this.out;
+    const cache = this.cache;
+    const mem = this.mem;
+    let done = 0;
+    while (done < count && this.remaining > 0) {
+      if (this.fromOffset < this.cacheStart || this.fromOffset >= this.cacheEnd) this.fill(this.fromOffset);
+      let n = count - done;
+      if (n > this.remaining) n = this.remaining;
+      if (n > out.length - this.outPos) n = out.length - this.outPos;
+      if (n > this.cacheEnd - this.fromOffset) n = this.cacheEnd - this.fromOffset;
+      const c = this.fromOffset - this.cacheStart;
+      if (mem) mem.copyWithin(this.outPos, out.length + c, out.length + c + n);
+      else {
+        let o = this.outPos;
+        let k = c;
+        const stop = c + n;
+        while (k < stop) out[o++] = cache[k++]!;
+      }
+      this.advance(n);
+      this.fromOffset += n;
+      done += n;
+    }
+    if (this.remaining === 0) this.bstate = B_EXTRA_SIZE;
+    return done;
   }
 
   /** One header byte; returns the next offset. */
@@ -330,7 +388,8 @@ export class PatchApplier {
       if (n > this.cacheEnd - this.fromOffset) n = this.cacheEnd - this.fromOffset;
       let o = this.outPos;
       let c = this.fromOffset - this.cacheStart;
-      for (const stop = off + n; off < stop; ) out[o++] = (data[off++]! + cache[c++]!) & 0xff;
+      const stop = off + n;
+      while (off < stop) out[o++] = (data[off++]! + cache[c++]!) & 0xff;
       this.advance(n);
       this.fromOffset += n;
     }
@@ -345,7 +404,8 @@ export class PatchApplier {
       if (n > this.remaining) n = this.remaining;
       if (n > out.length - this.outPos) n = out.length - this.outPos;
       let o = this.outPos;
-      for (const stop = off + n; off < stop; ) out[o++] = data[off++]!;
+      const stop = off + n;
+      while (off < stop) out[o++] = data[off++]!;
       this.advance(n);
     }
     if (this.remaining === 0) this.bstate = B_ADJUST;

@@ -54,9 +54,11 @@ describe("delta: create and apply round trips", () => {
     const sizes: number[] = [];
     let sameBuffer = true;
     const base = memoryBase(a);
-    const applier = new PatchApplier({ base, maxOutput: b.length, scratch, sink: { write: (d) => { sizes.push(d.length); if (d.length === 4096 && d !== scratch) sameBuffer = false; } } });
-    applier.write(patch);
+    const parts: Uint8Array[] = [];
+    const applier = new PatchApplier({ base, maxOutput: b.length, scratch, sink: { write: (d) => { parts.push(d.slice()); sizes.push(d.length); if (d.length === 4096 && d !== scratch) sameBuffer = false; } } });
+    for (let i = 0; i < patch.length; i += 333) applier.write(patch.subarray(i, i + 333));
     expect(applier.finish()).toBe(b.length);
+    expect(same(concatBytes(parts), b)).toBe(true);
     expect(sameBuffer).toBe(true);
     expect(sizes.slice(0, -1).every((n) => n === 4096)).toBe(true);
     expect(sizes.reduce((s, n) => s + n, 0)).toBe(b.length);
@@ -98,24 +100,36 @@ describe("delta: esp_delta_ota's 64-byte header", () => {
 describe("delta: heatshrink", () => {
   it("decodes what the encoder writes, for several window/lookahead pairs and any chunking", () => {
     const r = rng(9);
-    const text = concatBytes([firmwareLike(9000, 3), new Uint8Array(3000), new Uint8Array(500).map(() => r() & 0xff)]);
+    const text = concatBytes([firmwareLike(9000, 3), new Uint8Array(3000), new Uint8Array(500).map(() => r() & 0xff), Uint8Array.of(0, 0, 7, 0, 0, 0, 0, 9), new Uint8Array(700)]);
+    let zeroRuns = 0;
     for (const [w, l] of [[8, 7], [4, 3], [10, 4], [12, 8]] as const) {
       const enc = heatshrinkEncode(text, { windowBits: w, lookaheadBits: l });
       const dec = new HeatshrinkDecoder(w, l);
-      const out = new Uint8Array(text.length + 16);
+      const out = new Uint8Array(text.length + 16).fill(0xee);
       let o = 0;
       for (let at = 0; at < enc.length; ) {
         const end = Math.min(enc.length, at + 1 + (r() % 40));
         while (at < end) {
           const n = dec.decode(enc, at, end, out, o, Math.min(out.length, o + 1 + (r() % 300)));
           at += dec.consumed;
+          if (n === 0 && dec.zeros > 0) {
+            out.fill(0, o, o + dec.zeros);
+            o += dec.zeros;
+            zeroRuns++;
+            continue;
+          }
           o += n;
           if (n === 0 && dec.consumed === 0) break;
         }
       }
-      while (dec.pending) o += dec.decode(enc, enc.length, enc.length, out, o, out.length);
+      while (dec.pending) {
+        const n = dec.decode(enc, enc.length, enc.length, out, o, out.length);
+        if (n === 0) out.fill(0, o, o + dec.zeros);
+        o += n || dec.zeros;
+      }
       expect(same(out.subarray(0, o), text)).toBe(true);
     }
+    expect(zeroRuns).toBeGreaterThan(10);
   });
 
   it("reads the zeroed backlog at the start of a stream, as heatshrink's decoder does", () => {
@@ -123,8 +137,15 @@ describe("delta: heatshrink", () => {
     const stream = Uint8Array.of(0b0_1111111, 0b1_0000011, 0);
     const dec = new HeatshrinkDecoder(8, 7);
     const out = new Uint8Array(8).fill(9);
-    expect(dec.decode(stream, 0, 2, out, 0, 8)).toBe(4);
-    expect([...out.subarray(0, 4)]).toEqual([0, 0, 0, 0]);
+    // a run of zeros is reported, not written
+    expect(dec.decode(stream, 0, 2, out, 0, 8)).toBe(0);
+    expect(dec.zeros).toBe(4);
+    expect([...out]).toEqual([9, 9, 9, 9, 9, 9, 9, 9]);
+    // then a literal 0x41 and a back-reference to it: written
+    const more = Uint8Array.of(0b1_0100000, 0b1_0_000000, 0b00_000000, 0b1_0000000);
+    const d2 = new HeatshrinkDecoder(8, 7);
+    expect(d2.decode(more, 0, 4, out, 0, 8)).toBe(3);
+    expect([...out.subarray(0, 3)]).toEqual([0x41, 0x41, 0x41]);
   });
 
   it("refuses parameters outside what the device allocates", () => {
