@@ -20,7 +20,7 @@ import { BootControl } from "./bootctl";
 import { OtaState } from "./otadata";
 import { parseImageStart, APP_DESC_OFFSET, APP_DESC_SIZE } from "./image";
 import { keyFromConfig, type TrustedKey } from "./keys";
-import { verifyManifest, MANIFEST_LIMITS, type Manifest } from "./manifest";
+import { verifyManifest, MANIFEST_LIMITS, type Manifest, type ManifestDelta } from "./manifest";
 import { OtaError, codeOf, type ErrorCode } from "./errors";
 import { decide, chooseDelta } from "./policy";
 import { PatchSlot, runningBase, sha256Prefix } from "./delta-download";
@@ -199,10 +199,13 @@ export class Agent {
     if (options.force && journal.tries(manifest.sha256) >= this.config.retry.maxAttempts) journal.setTries(manifest.sha256, 0);
 
     // A delta only when the running image is its base (hashed here, before anything is written); else the full image.
-    const running = this.ports.flash.open("running");
     const old = journal.load().journal;
     const patchFailed = old !== undefined && old.sha256 === manifest.sha256 && old.noDelta === true;
-    const delta = patchFailed ? undefined : chooseDelta(manifest, this.config, this.running, running.byteLength, (n) => sha256Prefix(running, n, this.ports.crypto, this.ctx.scratch));
+    let delta: ManifestDelta | undefined;
+    if (!patchFailed && manifest.deltas && manifest.deltas.length) {
+      const running = this.ports.flash.open("running");
+      delta = chooseDelta(manifest, this.config, this.running, running.byteLength, (n) => sha256Prefix(running, n, this.ports.crypto, this.ctx.scratch));
+    }
     const same = old && old.sha256 === manifest.sha256 && old.targetSlot === slots.next && (old.phase === "downloading" || old.phase === "verifying" || old.phase === "installing") &&
       (old.delta?.sha256 ?? "") === (delta?.sha256 ?? "");
     const j: Journal = {
