@@ -1,7 +1,7 @@
 /*
  * The bench as a library: runBench runs the selected parts (each figure measured side by side in
  * this one run), benchRows turns the report into the table `xsota bench` prints and the README
- * quotes. Parts: throughput, xs, wear, resume, fleet, scale, endurance.
+ * quotes. Parts: throughput, xs, wear, resume, fleet, scale, endurance, moddable, delta.
  */
 import { cpus } from "node:os";
 import { Lab } from "../host-sim/lab";
@@ -13,8 +13,9 @@ import { fleetScale, fleetUnavailable, type FleetScaleRow } from "./fleet";
 import { endurance, type EnduranceResult } from "./endurance";
 import { bridgeCost, type BridgeCost } from "./xs-bridge";
 import { codeSize, CODE_GOAL, MENDER_ROM, AWS_OTA_CODE, type CodeSizeResult } from "./moddable-size";
+import { deltaBench, DELTA_GOAL_SHARE, ESP_DELTA_OTA_SHARES, type DeltaResult } from "./delta";
 
-export const PARTS = ["throughput", "xs", "wear", "resume", "fleet", "scale", "endurance", "moddable"] as const;
+export const PARTS = ["throughput", "xs", "wear", "resume", "fleet", "scale", "endurance", "moddable", "delta"] as const;
 export type Part = (typeof PARTS)[number];
 
 export interface BenchOptions {
@@ -46,6 +47,7 @@ export interface BenchReport {
   endurance?: EnduranceResult;
   /** Moddable's own toolchain (bench/moddable-size.ts): the esp32 link's bytecode. */
   moddable?: { code: CodeSizeResult };
+  delta?: DeltaResult;
 }
 
 /** Run the selected parts in one process, one lab (update host, CA, keys) shared by the device parts. */
@@ -85,6 +87,7 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
     await lab.close();
   }
   report.moddable = await timed("moddable", async () => ({ code: await codeSize() }));
+  report.delta = await timed("delta", () => deltaBench(quick ? { compressions: ["heatshrink"], large: false } : {}));
   report.fleet = await timed("fleet", () => fleetScale({ sizes: o.fleet ?? (quick ? [100, 300] : [100, 1000, 5000]), maxRealMs: o.fleetBoundMs ?? 300_000, progress: say }));
   report.scale = await timed("scale", async () => {
     const why = fleetUnavailable("mosquitto+postgres");
@@ -199,6 +202,24 @@ export function benchRows(r: BenchReport): Row[] {
     else {
       add("code size: agent bytecode xsl links for esp32 (modules/ + src/)", `${n0(c.agent)} B (${kib(c.agent)}): modules/ ${n0(c.modules)}, src/ ${n0(c.src)}; .xsb ${n0(c.xsb)} B; = ${f1(c.agent / MENDER_ROM)} x Mender MCU's 33 KiB ROM, ${f1(c.agent / AWS_OTA_CODE)} x AWS IoT OTA's 11.6 KB`, `<= 64 KiB`, st(c.agent <= CODE_GOAL));
       add("  largest modules, linked bytes", c.largest.map((l) => `${l.name.replace(/^(modules|src)\//, "")} ${n0(l.code)}`).join(", "));
+    }
+  }
+  const d = r.delta;
+  if (d) {
+    for (const x of d.rows) {
+      const goal = x.change === "one module" && x.compression === "heatshrink" ? `< ${DELTA_GOAL_SHARE} % (esp_delta_ota: ${ESP_DELTA_OTA_SHARES.low}-${ESP_DELTA_OTA_SHARES.high} %)` : "";
+      add(
+        `delta ${x.pair}, ${x.change}, ${x.compression}`,
+        `${n0(x.patchBytes)} B of ${n0(x.imageBytes)} = ${f2(x.share)} %; at 26 KB/s ${f2(x.deltaSeconds)} s vs full ${f2(x.fullSeconds)} s; create ${n0(x.createMs)} ms, apply ${f1(x.applyMs)} ms${x.exact ? "" : " (WRONG OUTPUT)"}`,
+        goal,
+        goal ? st(x.exact && x.share < DELTA_GOAL_SHARE) : x.exact ? "" : "MISSED",
+      );
+    }
+    add("  delta floor, heatshrink 8/7 sequential", "1.56 % of the image: each unchanged 128 bytes are a 16-bit back-reference over the diff's zeros");
+    add("delta applier memory (fixed, any image size)", `${n0(d.applierBufferBytes)} B of buffers`);
+    if (d.xs) {
+      const full = r.xs ? `; the full-image path: ${n0(r.xs.computePerMB)} per MB` : "";
+      add(`delta apply in XS, ${d.xs.pair} one module`, `${n0(d.xs.computePerMB)} compute per MB of output, ${n0(d.xs.ms)} ms for ${f1(d.xs.imageBytes / 1048576)} MB here${full}${d.xs.exact ? "" : " (WRONG OUTPUT)"}`, "", d.xs.exact ? "" : "MISSED");
     }
   }
   return rows;

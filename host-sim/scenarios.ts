@@ -21,6 +21,10 @@ import type { SimChip, Geometry } from "./chip";
 import { decodeEntry, OTA_SECTOR, stateName } from "../modules/otadata";
 import { JournalStore } from "../modules/journal";
 import type { StorePort } from "../modules/ports";
+import type { ManifestDelta, DeltaCompression } from "../modules/manifest";
+import { deltaEntry } from "./release/manifest-tool";
+import { nextBuild } from "./release/next-build";
+import { createPatch } from "./delta/create";
 
 export interface Expect {
   /** Version running at the end. */
@@ -35,6 +39,27 @@ export interface Expect {
   includes?: [AgentState, ErrorCode | null][];
   /** Bounds on the download's average rate in bytes per virtual second (the bandwidth cap). */
   bytesPerSec?: { min: number; max: number };
+  /** Codes some event must carry on the way (e.g. a patch's failure before the full image). */
+  saw?: ErrorCode[];
+}
+
+/**
+ * The first release as a delta from the factory image: its image is a next build of the factory
+ * (host-sim/release/next-build.ts: a new version and one changed 2 KB "module"), published with
+ * its full image and a patch made by host-sim/delta/ (the full image stays the fallback).
+ */
+export interface DeltaSpec {
+  compression?: DeltaCompression;
+  /** Make the patch from this image instead of the factory's (a patch for another base). */
+  patchFrom?: ImageSpec;
+  /** Make the patch to this image instead of the release's (a patch for another target). */
+  patchTo?: ImageSpec;
+  /** Change the manifest's delta entry (e.g. a base the device does not run). */
+  entry?: (d: ManifestDelta) => ManifestDelta;
+  /** Change the patch before its entry is made (a bad patch, signed as such). */
+  transform?: (patch: Uint8Array) => Uint8Array;
+  /** Change what the host serves after the entry was made from the real patch. */
+  serve?: (patch: Uint8Array) => Uint8Array;
 }
 
 export interface Scenario {
@@ -45,7 +70,8 @@ export interface Scenario {
   releases: ReleaseSpec[];
   config?: Record<string, unknown>;
   /** Faults on the image path ("image") or the manifest path ("manifest"). */
-  faults?: { image?: Fault | Fault[]; manifest?: Fault | Fault[] };
+  faults?: { image?: Fault | Fault[]; manifest?: Fault | Fault[]; patch?: Fault | Fault[] };
+  delta?: DeltaSpec;
   /**
    * The image and/or the manifest served by the lab's byte-controlled host instead (the same
    * bytes, framed by the script): the manifest's image URL and the device's manifest URL follow.
@@ -140,11 +166,73 @@ export const scenarios: Scenario[] = [
   { name: "manifest-cap", summary: "the manifest's maxBytesPerSec 8192 is below the device's 16384: the lower applies", releases: [{ image: V11, manifest: { maxBytesPerSec: 8192 } }], config: { download: { stallMs: 10_000, minBytesPerSec: 256, rateWindowMs: 5000, journalEveryBytes: 16 * 1024, maxBytesPerSec: 16_384 } }, expect: { version: "1.1.0", final: "committed", bytesPerSec: { min: 8192 * 0.9, max: 8192 * 1.1 } } },
   { name: "reboot-when", summary: "the application's job runs until 5 min of uptime: the restart waits for it", releases: [{ image: V11 }], config: { simApp: { busyUntilMs: 300_000 } }, expect: { version: "1.1.0", final: "committed", includes: [["installing", null], ["rebooting", null], ["awaiting-reboot", null], ["rebooting", null], ["committed", null]] } },
   { name: "reboot-deadline", summary: "the application never allows the restart: it happens at reboot.deadlineMs, reported", releases: [{ image: V11 }], config: { simApp: { busyUntilMs: 1e12 }, reboot: { deadlineMs: 120_000, pollMs: 5000 } }, expect: { version: "1.1.0", final: "committed", includes: [["awaiting-reboot", null], ["rebooting", "REBOOT_DEADLINE"], ["committed", null]] } },
+  // Deltas (README "Delta updates"): a patch from the running image, the full image as the fallback
+  { name: "delta", summary: "1.0.0 -> 1.1.0 by a heatshrink patch from the running image", releases: [{ image: V11 }], delta: {}, expect: { version: "1.1.0", final: "committed" } },
+  { name: "delta-none", summary: "the same with an uncompressed patch", releases: [{ image: V11 }], delta: { compression: "none" }, expect: { version: "1.1.0", final: "committed" } },
+  { name: "delta-signed-image", summary: "a patch to an espsecure-signed image, signature required: the same full verification", releases: [{ image: V11, imageSignature: "trusted" }], delta: {}, config: { requireImageSignature: true }, expect: { version: "1.1.0", final: "committed" } },
+  { name: "delta-not-my-base", summary: "the manifest's delta is from another base: the full image is taken", releases: [{ image: V11 }], delta: { entry: (d) => ({ ...d, from: { ...d.from, sha256: "5a".repeat(32) } }) }, expect: { version: "1.1.0", final: "committed" } },
+  { name: "delta-off", summary: "config deltas: false: the full image", releases: [{ image: V11 }], delta: {}, config: { deltas: false }, expect: { version: "1.1.0", final: "committed" } },
+  { name: "delta-patch-404", summary: "the patch is missing on the host: the full image instead", releases: [{ image: V11 }], delta: {}, faults: { patch: { kind: "not-found" } }, expect: { version: "1.1.0", final: "committed", saw: ["HTTP_NOT_FOUND"] } },
+  { name: "delta-cuts", summary: "the patch cut on the wire at several bytes: each attempt restarts the patch from byte 0", releases: [{ image: V11 }], delta: {}, faults: { patch: cutAt(100, 1_500, 2_900) }, config: { retry: { baseMs: 1000, maxMs: 8000, maxAttempts: 6 } }, expect: { version: "1.1.0", final: "committed" } },
+  { name: "delta-corrupt-wire", summary: "one byte of the served patch changed: never installed, the full image instead", releases: [{ image: V11 }], delta: { serve: (p) => flip(p, 1_000) }, expect: { version: "1.1.0", final: "committed", saw: ["DOWNLOAD_HASH"] } },
+  { name: "delta-truncated-wire", summary: "the host serves the patch cut short", releases: [{ image: V11 }], delta: { serve: (p) => p.subarray(0, p.length - 200) }, expect: { version: "1.1.0", final: "committed", saw: ["DOWNLOAD_SIZE"] } },
+  { name: "delta-truncated-build", summary: "a patch cut short before it was signed", releases: [{ image: V11 }], delta: { transform: (p) => p.subarray(0, p.length - 200) }, expect: { version: "1.1.0", final: "committed", saw: ["DELTA_TRUNCATED"] } },
+  { name: "delta-other-base", summary: "a patch made from another image, announced for the running one", releases: [{ image: V11 }], delta: { patchFrom: { version: "0.9.0", secureVersion: 1 } }, expect: { version: "1.1.0", final: "committed", saw: ["DELTA_BASE"] } },
+  { name: "delta-overrun", summary: "a patch whose output is larger than the image (and the slot would take)", releases: [{ image: V11 }], delta: { patchTo: { version: "1.1.0", secureVersion: 1, size: 96 * 1024 } }, expect: { version: "1.1.0", final: "committed", saw: ["DELTA_OVERRUN"] } },
+  { name: "delta-past-end", summary: "a heatshrink stream that decodes past the patch's end", releases: [{ image: V11 }], delta: { transform: (p) => concat(p, new Uint8Array(8).fill(0x55)) }, expect: { version: "1.1.0", final: "committed", saw: ["DELTA_COMPRESSION"] } },
   { name: "overlong-declared", summary: "Content-Length larger than the manifest's size", releases: [{ image: V11 }], faults: { image: { kind: "overlong", extra: 64, declared: true } }, expect: { version: "1.0.0", final: "failed", code: "DOWNLOAD_SIZE", app0Untouched: true } },
   // The wire as other hosts speak it (host-sim/wire-scenarios.ts)
   ...wireScenarios,
   ...redirectScenarios,
 ];
+
+function flip(b: Uint8Array, at: number): Uint8Array {
+  const c = b.slice();
+  c[at] = c[at]! ^ 0x10;
+  return c;
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const c = new Uint8Array(a.length + b.length);
+  c.set(a);
+  c.set(b, a.length);
+  return c;
+}
+
+const patches = new Map<string, Uint8Array>();
+const builds = new Map<string, Uint8Array>();
+
+/** A next build of `base` (cached: the power-cut sweeps run a scenario hundreds of times). */
+export function nextBuildOf(base: Uint8Array, spec: ImageSpec): Uint8Array {
+  const k = `${sha(base)}:${spec.version}:${spec.secureVersion ?? 1}`;
+  let b = builds.get(k);
+  if (!b) builds.set(k, (b = nextBuild(base, { version: spec.version, secureVersion: spec.secureVersion ?? 1 })));
+  return b;
+}
+
+/** host-sim/delta's patch from `from` to `to` (cached). */
+export function patchOf(from: Uint8Array, to: Uint8Array, compression: DeltaCompression): Uint8Array {
+  const k = `${sha(from)}:${sha(to)}:${compression}`;
+  let p = patches.get(k);
+  if (!p) patches.set(k, (p = createPatch(from, to, { compression }).patch));
+  return p;
+}
+
+/** Publish `spec` under `dir` with a delta from `base` (the first release of a delta scenario). */
+function publishWithDelta(lab: Lab, dir: string, spec: ReleaseSpec, base: Uint8Array, d: DeltaSpec): { manifestUrl: string; imageUrl: string; patchUrl: string } {
+  const target = nextBuildOf(base, spec.image);
+  const release: ReleaseSpec = { ...spec, transform: () => (spec.transform ? spec.transform(target) : target) };
+  const image = lab.publish(dir, release).image;
+  const compression = d.compression ?? "heatshrink";
+  const from = d.patchFrom ? lab.image(d.patchFrom) : base;
+  let patch = patchOf(from, d.patchTo ? lab.image(d.patchTo) : image, compression);
+  if (d.transform) patch = d.transform(patch);
+  const patchPath = `/${dir}/patch-${spec.image.version}.bin`;
+  const entry = deltaEntry({ base, patch, url: `${lab.url}${patchPath}`, compression });
+  const p = lab.publish(dir, { ...release, manifest: { ...spec.manifest, deltas: [d.entry ? d.entry(entry) : entry] } });
+  lab.host.setRoute(patchPath, d.serve ? d.serve(patch) : patch);
+  return { manifestUrl: p.manifestUrl, imageUrl: p.imageUrl, patchUrl: `${lab.url}${patchPath}` };
+}
 
 function sha(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
@@ -201,6 +289,7 @@ export function checkOutcome(s: Scenario, o: Outcome, factoryApp0?: string): str
   if (o.running?.version !== s.expect.version) bad.push(`running ${o.running?.version}, expected ${s.expect.version}`);
   if (o.final !== s.expect.final) bad.push(`final ${o.final}, expected ${s.expect.final}`);
   if (s.expect.code !== undefined && o.code !== s.expect.code) bad.push(`code ${o.code}, expected ${s.expect.code}`);
+  for (const c of s.expect.saw ?? []) if (!o.events.some((e) => e[1] === c)) bad.push(`no event with ${c}`);
   if (s.expect.app0Untouched && factoryApp0 !== undefined && o.sha256.app0 !== factoryApp0) bad.push("app0 changed");
   if (s.expect.includes) {
     let i = 0;
@@ -234,17 +323,19 @@ export async function runScenario(s: Scenario, engine: Engine, lab: Lab, options
   const dir = `${s.name}/${lab.nextRun()}`;
   const wireImage = s.wire?.image;
   const first0 = s.releases[0]!;
-  const first = lab.publish(dir, wireImage ? { ...first0, manifest: { ...first0.manifest, url: `${lab.wire.url}/${dir}/fw-${first0.image.version}.bin` } } : first0);
-  if (wireImage) {
-    const path = new URL(first.imageUrl).pathname;
-    lab.wire.route(path, first.image, wireImage);
-    lab.wireOther.route(path, first.image, (req, r) => { const h = honest(req, r); return [{ write: h.head }, { write: h.body }, { end: "fin" }]; });
+  const plain = s.delta ? undefined : lab.publish(dir, wireImage ? { ...first0, manifest: { ...first0.manifest, url: `${lab.wire.url}/${dir}/fw-${first0.image.version}.bin` } } : first0);
+  const first = plain ?? publishWithDelta(lab, dir, first0, lab.image(s.factory ?? FACTORY), s.delta!);
+  if (plain && wireImage) {
+    const path = new URL(plain.imageUrl).pathname;
+    lab.wire.route(path, plain.image, wireImage);
+    lab.wireOther.route(path, plain.image, (req, r) => { const h = honest(req, r); return [{ write: h.head }, { write: h.body }, { end: "fin" }]; });
   }
-  if (s.wire?.manifest) lab.wire.route(new URL(first.manifestUrl).pathname, first.envelope, s.wire.manifest);
+  if (plain && s.wire?.manifest) lab.wire.route(new URL(plain.manifestUrl).pathname, plain.envelope, s.wire.manifest);
   const manifestPath = new URL(first.manifestUrl).pathname;
   const imagePath = new URL(first.imageUrl).pathname;
   lab.setFault(imagePath, s.faults?.image ?? null);
   lab.setFault(manifestPath, s.faults?.manifest ?? null);
+  if ("patchUrl" in first) lab.setFault(new URL(first.patchUrl).pathname, s.faults?.patch ?? null);
   let manifestUrl = s.wire?.manifest ? first.manifestUrl.replace(lab.url, lab.wire.url) : first.manifestUrl;
   if (s.insecureManifestUrl) manifestUrl = manifestUrl.replace(/^https:/, "http:");
   const chip = lab.chip(s.factory ?? FACTORY, options.geometry);

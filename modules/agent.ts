@@ -5,6 +5,9 @@
  * The running firmware is never touched by a failed update: only "nextota" and, after full
  * verification, otadata are written.
  *
+ * A release whose delta has the running image as its base comes as a patch (modules/delta-download.ts),
+ * verified exactly as a full image; a failed patch falls back to the full image once.
+ *
  * "from" in events is the version the update started from (the running one before the
  * reboot), "to" the release's version.
  */
@@ -17,9 +20,10 @@ import { BootControl } from "./bootctl";
 import { OtaState } from "./otadata";
 import { parseImageStart, APP_DESC_OFFSET, APP_DESC_SIZE } from "./image";
 import { keyFromConfig, type TrustedKey } from "./keys";
-import { verifyManifest, MANIFEST_LIMITS, type Manifest } from "./manifest";
+import { verifyManifest, MANIFEST_LIMITS, type Manifest, type ManifestDelta } from "./manifest";
 import { OtaError, codeOf, type ErrorCode } from "./errors";
-import { decide } from "./policy";
+import { decide, chooseDelta } from "./policy";
+import { PatchSlot, runningBase, sha256Prefix } from "./delta-download";
 import { UpdateSlot } from "./install";
 import { Downloader, BLOCK } from "./download";
 import { RedirectingHttp } from "./redirect";
@@ -212,16 +216,31 @@ export class Agent {
     if (code) return this.report("refused", manifest.sha256, code, { ...release, detail: `${this.running.version} -> ${manifest.version}` });
     if (options.force && journal.tries(manifest.sha256) >= this.config.retry.maxAttempts) journal.setTries(manifest.sha256, 0);
 
+    // A delta only when the running image is its base (hashed here, before anything is written); else the full image.
     const old = journal.load().journal;
-    const same = old && old.sha256 === manifest.sha256 && old.targetSlot === slots.next && (old.phase === "downloading" || old.phase === "verifying" || old.phase === "installing" || old.phase === "awaiting-install");
+    const patchFailed = old !== undefined && old.sha256 === manifest.sha256 && old.noDelta === true;
+    let delta: ManifestDelta | undefined;
+    if (!patchFailed && manifest.deltas && manifest.deltas.length) {
+      const running = this.ports.flash.open("running");
+      delta = chooseDelta(manifest, this.config, this.running, running.byteLength, (n) => sha256Prefix(running, n, this.ports.crypto, this.ctx.scratch));
+    }
+    const same = old && old.sha256 === manifest.sha256 && old.targetSlot === slots.next && (old.phase === "downloading" || old.phase === "verifying" || old.phase === "installing" || old.phase === "awaiting-install") &&
+      (old.delta?.sha256 ?? "") === (delta?.sha256 ?? "");
     const j: Journal = {
       phase: "downloading", from: this.running.version, fromSlot: slots.running, to: manifest.version, secureVersion: manifest.secureVersion,
       sha256: manifest.sha256, size: manifest.size, url, targetSlot: slots.next, written: same ? old!.written : 0,
     };
+    if (delta) {
+      j.delta = { url: resolveUrl(this.config.manifestUrl, delta.url), size: delta.size, sha256: delta.sha256, baseSize: delta.from.size };
+      if (j.written < j.size) j.written = 0; // a patch restarts from its byte 0 (modules/delta-download.ts)
+    }
+    if (patchFailed) j.noDelta = true;
     if (manifest.rollout) j.rollout = manifest.rollout.id;
     if (same && old!.etag !== undefined) j.etag = old!.etag;
     if (same && old!.paused) j.paused = true;
-    this.emit("checking", releaseFields(j, same ? { detail: `resume at byte ${j.written}` } : {}));
+    const how = delta ? `delta from ${delta.from.version}: ${delta.size} bytes instead of ${manifest.size}` : "";
+    const resume = same && j.written > 0 ? `resume at byte ${j.written}` : "";
+    this.emit("checking", releaseFields(j, how || resume ? { detail: [how, resume].filter((x) => x).join("; ") } : {}));
     journal.save(j);
     this.emit("downloading", releaseFields(j, { progress: Math.floor((j.written * 100) / j.size) }));
     try {
@@ -240,13 +259,19 @@ export class Agent {
     const journal = ctx.journal;
     const slot = new UpdateSlot(ports.flash);
     let nextMilestone = MILESTONES.findIndex((m) => m > Math.floor((j.written * 100) / j.size));
+    const checkStart = (first: Uint8Array) => checkImageStart(first, this.running.project, ports.system.chipId());
+    let patch: PatchSlot | undefined;
+    try {
+      if (j.delta && j.written < j.size) patch = new PatchSlot({ slot, imageSize: j.size, base: runningBase(ports.flash, j.delta.baseSize), crypto: ports.crypto, checkStart });
+    } catch (e) {
+      return this.fallBack(j, e);
+    }
     const downloader = new Downloader({
-      http: ports.http, clock: ports.clock, crypto: ports.crypto, slot, buffer: ctx.scratch,
+      http: ports.http, clock: ports.clock, crypto: ports.crypto, slot: patch ?? slot, buffer: ctx.scratch,
       download, retry: this.config.retry, random: this.random, gate,
-      checkStart: (first) => {
-        checkImageStart(first, this.running.project, ports.system.chipId());
-      },
+      checkStart: patch ? () => {} : checkStart,
       checkpoint: (written, etag) => {
+        if (patch) return; // nothing to resume from inside a patch: the journal keeps written = 0
         j.written = written;
         if (etag === undefined) delete j.etag;
         else j.etag = etag;
@@ -269,11 +294,17 @@ export class Agent {
       log: (line) => ports.system.log(line),
     });
     try {
-      const r = await downloader.run({ url: j.url, size: j.size, sha256: j.sha256, written: j.written, ...(j.etag !== undefined ? { etag: j.etag } : {}) });
-      if (r.etag !== undefined) j.etag = r.etag;
+      if (patch) {
+        await downloader.run({ url: j.delta!.url, size: j.delta!.size, sha256: j.delta!.sha256, written: 0 });
+        // The patch is the signed one; output that is not the manifest's image was made from another base.
+        if (patch.outputSha256 !== j.sha256) throw new OtaError("DELTA_BASE", `patch output ${patch.outputSha256.slice(0, 16)}..., manifest ${j.sha256.slice(0, 16)}...: made against another base`);
+      } else {
+        const r = await downloader.run({ url: j.url, size: j.size, sha256: j.sha256, written: j.written, ...(j.etag !== undefined ? { etag: j.etag } : {}) });
+        if (r.etag !== undefined) j.etag = r.etag;
+      }
     } catch (e) {
       slot.abort();
-      return this.fail(j, e);
+      return patch ? this.fallBack(j, e) : this.fail(j, e);
     }
     j.written = j.size;
     j.phase = "verifying";
@@ -317,6 +348,26 @@ export class Agent {
     }
     ports.system.restart(`update to ${j.to}`);
     return { state: "rebooting", version: j.to };
+  }
+
+  /**
+   * The patch failed (a bad, cut or missing patch, or one from another base): once per release,
+   * report the code and fetch the full image instead, with the attempt count reset (journaled
+   * `noDelta`, so a reboot does not take the patch again). Nothing was installed: the slot is
+   * rewritten from 0. A power cut or a flash error is not a patch's fault and is not retried.
+   */
+  private fallBack(j: Journal, e: unknown): Promise<CheckOutcome> | CheckOutcome {
+    const code = codeOf(e);
+    if (code === "FLASH_POWER_CUT" || code.startsWith("FLASH_")) return this.fail(j, e);
+    const detail = e instanceof OtaError ? e.detail : String(e);
+    delete j.delta;
+    delete j.etag;
+    j.noDelta = true;
+    j.written = 0;
+    this.ctx.journal.setTries(j.sha256, 0);
+    this.ctx.journal.save(j);
+    this.emit("downloading", releaseFields(j, { code, progress: 0, detail: `delta failed (${detail}); fetching the full image` }));
+    return this.update(j);
   }
 
   /** A failed release: permanent failures use up the attempt cap so the release is not fetched again in a loop. */

@@ -93,6 +93,8 @@ export interface AppConfig {
   mqtt?: MqttConfig;
   /** Outbox capacity in events. */
   outboxCapacity: number;
+  /** false: never take a release's delta, always its full image (default: take a delta whose base is the running image). */
+  deltas?: boolean;
 }
 
 export const DEFAULTS = {
@@ -235,6 +237,7 @@ export function parseConfig(json: unknown): AppConfig {
   // One 4 KB block per stall window at least, or the cap itself would end every attempt.
   const cap = config.download.maxBytesPerSec;
   if (cap > 0 && cap * config.download.stallMs < 2 * 4096 * 1000) fail("download.maxBytesPerSec", `at least ${Math.ceil((2 * 4096 * 1000) / config.download.stallMs)} with stallMs ${config.download.stallMs}`);
+  if (o.deltas !== undefined) config.deltas = bool(o.deltas, "deltas", true);
   if (o.imageKeys !== undefined) config.imageKeys = keys(o.imageKeys, "imageKeys");
   const revoked = strList(o.revokedVersions, "revokedVersions");
   if (revoked) config.revokedVersions = revoked;

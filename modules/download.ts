@@ -36,11 +36,14 @@ export interface DownloadJob {
   etag?: string;
 }
 
+/** What the body goes into: the update slot, or a patch applier in front of it (modules/delta-download.ts). */
+export type SlotWriter = Pick<UpdateSlot, "begin" | "write" | "written" | "complete" | "adopt" | "read" | "state">;
+
 export interface DownloadDeps {
   http: HttpPort;
   clock: ClockPort;
   crypto: CryptoPort;
-  slot: UpdateSlot;
+  slot: SlotWriter;
   buffer: Uint8Array;
   download: DownloadConfig;
   retry: RetryConfig;
@@ -62,7 +65,7 @@ type Attempt =
   | { ok: false; code: ErrorCode; detail: string; permanent: boolean; restart: boolean; retryAfterMs?: number };
 
 const RESTART_CODES: readonly ErrorCode[] = ["HTTP_RANGE", "HTTP_RANGE_NOT_SATISFIABLE", "DOWNLOAD_ETAG_CHANGED"];
-const PERMANENT_CODES: readonly ErrorCode[] = ["HTTP_ENCODING", "HTTP_PROTOCOL", "HTTP_REDIRECT", "HTTP_REDIRECT_LOOP", "HTTP_NOT_FOUND", "HTTP_CLIENT_ERROR", "HTTP_STATUS", "HTTP_TLS", "HTTP_INSECURE_URL", "DOWNLOAD_SIZE", "DOWNLOAD_HASH", "IMAGE_TOO_LARGE", "IMAGE_MAGIC", "IMAGE_CHIP", "IMAGE_PROJECT", "IMAGE_SEGMENTS", "IMAGE_APP_DESC", "IMAGE_TRUNCATED", "IMAGE_VERSION"];
+const PERMANENT_CODES: readonly ErrorCode[] = ["HTTP_ENCODING", "HTTP_PROTOCOL", "HTTP_REDIRECT", "HTTP_REDIRECT_LOOP", "HTTP_NOT_FOUND", "HTTP_CLIENT_ERROR", "HTTP_STATUS", "HTTP_TLS", "HTTP_INSECURE_URL", "DOWNLOAD_SIZE", "DOWNLOAD_HASH", "IMAGE_TOO_LARGE", "IMAGE_MAGIC", "IMAGE_CHIP", "IMAGE_PROJECT", "IMAGE_SEGMENTS", "IMAGE_APP_DESC", "IMAGE_TRUNCATED", "IMAGE_VERSION", "DELTA_FORMAT", "DELTA_COMPRESSION", "DELTA_TRUNCATED", "DELTA_OVERRUN", "DELTA_BASE"];
 
 /** Status -> (code, permanent). 408/429/5xx are retried; other 4xx never are. */
 function statusCode(status: number): { code: ErrorCode; permanent: boolean } {

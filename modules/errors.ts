@@ -128,6 +128,13 @@ export const ERROR_TABLE = {
   PORT_BUSY: [0xc04, "network port already in use", "pick another --port"],
   DB_CONNECT: [0xc05, "cannot open the fleet's audit database", "check --db (a file path or postgres://user@host:port/db) and that the server runs"],
   INTERNAL: [0xcff, "internal error", "a bug: report it"],
+
+  // Delta updates (0xD00): detools sequential patches applied from the running slot
+  DELTA_FORMAT: [0xd01, "delta patch header or structure is invalid", "publish a detools sequential patch (xsota delta create)"],
+  DELTA_COMPRESSION: [0xd02, "delta patch compression unsupported or its stream is corrupt", "use heatshrink (window 8, lookahead 7) or none"],
+  DELTA_TRUNCATED: [0xd03, "delta patch ended before its output was complete", "resumed, or the full image is fetched"],
+  DELTA_OVERRUN: [0xd04, "delta patch output larger than its header or the slot allows", "make the patch for an image that fits the slot"],
+  DELTA_BASE: [0xd05, "delta patch reads outside the base image", "the patch was made against another base"],
 } as const satisfies Record<string, readonly [number, string, string]>;
 
 export type ErrorCode = keyof typeof ERROR_TABLE;

@@ -32,12 +32,23 @@ export interface Journal {
   rollout?: string;
   /** ETag of the image on the host, for If-Range. */
   etag?: string;
-  /** Bytes known to be in the slot (block aligned, or == size when complete). */
+  /** Bytes known to be in the slot (block aligned, or == size when complete; a delta's stays 0 until its output is complete). */
   written: number;
+  /** The release comes as a patch from the running image (modules/delta-download.ts): the patch's URL, size and SHA-256, the base's size. */
+  delta?: JournalDelta;
+  /** This release's patch failed on this device: the full image only. */
+  noDelta?: boolean;
   code?: ErrorCode;
   detail?: string;
   /** Paused by a control command: the next check does not resume the download until "resume". */
   paused?: boolean;
+}
+
+export interface JournalDelta {
+  url: string;
+  size: number;
+  sha256: string;
+  baseSize: number;
 }
 
 const PHASES: readonly AgentState[] = ["idle", "checking", "downloading", "verifying", "installing", "rebooting", "confirming", "committed", "failed", "rolled-back", "refused", "paused", "awaiting-install", "awaiting-reboot", "cancelled"];
@@ -48,7 +59,8 @@ function valid(j: Journal): boolean {
     typeof j.from === "string" && typeof j.to === "string" && typeof j.sha256 === "string" &&
     Number.isInteger(j.size) && Number.isInteger(j.written) && j.written >= 0 && j.written <= j.size &&
     Number.isInteger(j.targetSlot) && Number.isInteger(j.fromSlot) && typeof j.url === "string" &&
-    Number.isInteger(j.secureVersion) && (j.code === undefined || isErrorCode(j.code))
+    Number.isInteger(j.secureVersion) && (j.code === undefined || isErrorCode(j.code)) &&
+    (j.delta === undefined || (typeof j.delta === "object" && j.delta !== null && typeof j.delta.url === "string" && typeof j.delta.sha256 === "string" && Number.isInteger(j.delta.size) && Number.isInteger(j.delta.baseSize)))
   );
 }
 

@@ -30,6 +30,24 @@ export interface Manifest {
   notes?: string;
   /** Bandwidth cap for this release's download, bytes/s (the lower of it and the device's applies). */
   maxBytesPerSec?: number;
+  /** Patches to this release from older images (modules/delta-download.ts); the full image above stays the fallback. */
+  deltas?: ManifestDelta[];
+}
+
+export type DeltaCompression = "none" | "heatshrink";
+
+/**
+ * A detools sequential patch from one base image to this release. Taken only when the running
+ * image's first `from.size` bytes hash to `from.sha256`; signed with the rest of the manifest.
+ */
+export interface ManifestDelta {
+  from: { version: string; size: number; sha256: string };
+  /** https: URL of the patch (relative to the manifest URL allowed). */
+  url: string;
+  /** Patch bytes on the wire and their SHA-256 (lower-case hex). */
+  size: number;
+  sha256: string;
+  compression: DeltaCompression;
 }
 
 /** Bounds, shared by the tool that writes manifests (so it refuses what devices would). */
@@ -41,6 +59,7 @@ export const MANIFEST_LIMITS = {
   notes: 2048,
   listItems: 32,
   maxImageSize: 16 * 1024 * 1024,
+  deltas: 4,
 } as const;
 
 // Names become path segments on the update host (products/<product>/<channel>/): no "." or "..".
@@ -65,6 +84,35 @@ function list(v: unknown, field: string): string[] {
   return v.map((x, i) => name(x, `${field}[${i}]`));
 }
 
+function urlField(v: unknown, field: string): string {
+  if (typeof v !== "string" || v.length < 1 || v.length > MANIFEST_LIMITS.url || /[\u0000-\u0020\u007f]/.test(v)) fail(field, `expected 1..${MANIFEST_LIMITS.url} characters without spaces or control characters`);
+  return v;
+}
+
+function hex256(v: unknown, field: string): string {
+  if (typeof v !== "string" || !/^[0-9a-f]{64}$/.test(v)) fail(field, "expected 64 lower-case hex digits");
+  return v;
+}
+
+function delta(v: unknown, field: string): ManifestDelta {
+  if (!isPlainObject(v)) fail(field, "expected {from, url, size, sha256, compression}");
+  const from = own(v, "from");
+  if (!isPlainObject(from)) fail(`${field}.from`, "expected {version, size, sha256}");
+  const compression = own(v, "compression");
+  if (compression !== "none" && compression !== "heatshrink") fail(`${field}.compression`, "expected none or heatshrink");
+  return {
+    from: {
+      version: semver(own(from, "version"), `${field}.from.version`),
+      size: int(own(from, "size"), `${field}.from.size`, 1, MANIFEST_LIMITS.maxImageSize),
+      sha256: hex256(own(from, "sha256"), `${field}.from.sha256`),
+    },
+    url: urlField(own(v, "url"), `${field}.url`),
+    size: int(own(v, "size"), `${field}.size`, 1, MANIFEST_LIMITS.maxImageSize),
+    sha256: hex256(own(v, "sha256"), `${field}.sha256`),
+    compression,
+  };
+}
+
 function semver(v: unknown, field: string): string {
   if (!isSemver(v)) fail(field, "expected a semantic version (MAJOR.MINOR.PATCH)");
   return v;
@@ -79,10 +127,8 @@ function bool(v: unknown, field: string): boolean {
 export function manifestFromJson(v: unknown): Manifest {
   if (!isPlainObject(v)) fail("(payload)", "expected a JSON object");
   if (own(v, "schema") !== 1) fail("schema", "expected 1");
-  const url = own(v, "url");
-  if (typeof url !== "string" || url.length < 1 || url.length > MANIFEST_LIMITS.url || /[\u0000-\u0020\u007f]/.test(url)) fail("url", `expected 1..${MANIFEST_LIMITS.url} characters without spaces or control characters`);
-  const sha = own(v, "sha256");
-  if (typeof sha !== "string" || !/^[0-9a-f]{64}$/.test(sha)) fail("sha256", "expected 64 lower-case hex digits");
+  const url = urlField(own(v, "url"), "url");
+  const sha = hex256(own(v, "sha256"), "sha256");
   const m: Manifest = {
     schema: 1,
     product: name(own(v, "product"), "product"),
@@ -115,6 +161,11 @@ export function manifestFromJson(v: unknown): Manifest {
   if (notes !== undefined) {
     if (typeof notes !== "string" || notes.length > MANIFEST_LIMITS.notes) fail("notes", `expected a string of at most ${MANIFEST_LIMITS.notes} characters`);
     m.notes = notes;
+  }
+  const deltas = opt("deltas");
+  if (deltas !== undefined) {
+    if (!Array.isArray(deltas) || deltas.length > MANIFEST_LIMITS.deltas) fail("deltas", `expected an array of at most ${MANIFEST_LIMITS.deltas}`);
+    m.deltas = deltas.map((d, i) => delta(d, `deltas[${i}]`));
   }
   return m;
 }

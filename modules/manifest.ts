@@ -17,7 +17,7 @@ import { verifyWithKey, validKeyId, type TrustedKey } from "./keys";
 import { manifestFromJson, MANIFEST_LIMITS, type Manifest } from "./manifest-fields";
 import type { CryptoPort } from "./ports";
 
-export type { Manifest } from "./manifest-fields";
+export type { Manifest, ManifestDelta, DeltaCompression } from "./manifest-fields";
 export { MANIFEST_LIMITS, manifestFromJson } from "./manifest-fields";
 
 export type SignatureAlg = "ES256" | "RS256";

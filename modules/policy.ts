@@ -6,7 +6,7 @@
  * anti-rollback rule.
  */
 import type { ErrorCode } from "./errors";
-import type { Manifest } from "./manifest";
+import type { Manifest, ManifestDelta } from "./manifest";
 import type { AppConfig } from "./config";
 import type { CryptoPort } from "./ports";
 import { compareSemver } from "./semver";
@@ -61,4 +61,20 @@ export function decide(f: PolicyFacts): ErrorCode | null {
   const device = { id: f.deviceId, hardware: f.config.hardware, region: f.config.region, groups: f.config.groups };
   const m = f.force ? { ...f.manifest, force: true } : f.manifest;
   return checkEligibility(m, device, f.wallNow, f.config.maintenanceWindow, f.crypto);
+}
+
+/**
+ * The release's delta to take, or undefined for its full image: the first delta whose base is
+ * the running image, i.e. whose from.version is the running version (cheap, checked first) and
+ * whose from.sha256 is the SHA-256 of the running slot's first from.size bytes (`runningSha256`,
+ * one read of those bytes per candidate). A base larger than the slot is never the running image.
+ * Raises what `runningSha256` raises (FLASH_*).
+ */
+export function chooseDelta(m: Manifest, config: AppConfig, running: { version: string }, slotSize: number, runningSha256: (size: number) => string): ManifestDelta | undefined {
+  if (config.deltas === false) return undefined;
+  for (const d of m.deltas ?? []) {
+    if (d.from.version !== running.version || d.from.size > slotSize) continue;
+    if (runningSha256(d.from.size) === d.from.sha256) return d;
+  }
+  return undefined;
 }

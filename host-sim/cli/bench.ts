@@ -33,6 +33,8 @@ Parts: ${PARTS.join(", ")}
   xs          XS meter: compute per MB and per 4 KB chunk, allocation growth per chunk
   wear        erases and bytes per image sector, otadata writes per update, NVS writes per MB
   resume      bytes sent when the link drops at 10%, 50%, 90% of the image
+  delta       patch share of the image, bytes and time at 26 KB/s, full vs delta, for real
+              machine-code pairs (version string / one module changed); heatshrink only with --quick
   fleet       devices updated/s, CPU and peak memory at 100, 1,000, 5,000 devices (child processes;
               embedded aedes, SQLite)
   scale       the same at 1,000 and 10,000 devices on mosquitto and PostgreSQL (their own processes,

@@ -16,6 +16,7 @@ const COMMANDS: Record<string, [string, Loader]> = {
   verify: ["verify a signed firmware image or manifest", () => import("./verify")],
   manifest: ["write a signed update manifest for an image", () => import("./manifest")],
   publish: ["lay out a release for a static host or an S3 bucket", () => import("./publish")],
+  delta: ["make, apply or describe a delta patch (detools sequential, esp_delta_ota)", () => import("./delta")],
   serve: ["serve a release tree over HTTPS (Range, ETag)", () => import("./serve")],
   device: ["run one simulated ESP32 through boot, update and confirmation", () => import("./device")],
   fleet: ["fleet controller: rollouts, forced updates, audit log, fleet view", () => import("./fleet")],

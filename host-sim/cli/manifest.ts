@@ -5,7 +5,7 @@ import { parseImageStart } from "../../modules/image";
 import { detectScheme } from "../../modules/sigblock";
 import { parseEnvelope } from "../../modules/manifest";
 import { loadPrivateKey } from "../release/keys";
-import { createManifest, type ManifestInput } from "../release/manifest-tool";
+import { createManifest, deltaEntry, type ManifestInput } from "../release/manifest-tool";
 import { sha256 } from "../crypto";
 import { parse, printJson, requireFile, requireOption, EXIT, type Command } from "./common";
 
@@ -39,12 +39,20 @@ Options:
   --not-before DATE    ISO date or ms since the epoch
   --expires DATE       ISO date or ms since the epoch
   --notes TEXT         release notes (<= 2048 characters)
+  --delta F            a detools patch to this image (xsota delta create); repeatable, each with
+  --delta-from F       the image it was made from, as devices run it (its version, size and SHA-256
+                       are signed: a device takes the patch only when it runs exactly that image)
+  --delta-url URL      where devices download the patch (default with a --url ending in "/":
+                       deltas/<sha256>.bin, the name xsota publish gives it); one per --delta
   -o, --output F       envelope to write
   --json               print the manifest and key ids
 
 Examples:
   xsota manifest --image fw.signed.bin --url https://updates.example.com/ \\
     --key release.pem --hardware esp32-rev3 --rollout-id r-2026-11 --percent 5 -o release.json
+  xsota delta create --from fw-1.0.0.signed.bin --to fw.signed.bin -o 1.0.0.patch
+  xsota manifest --image fw.signed.bin --url https://updates.example.com/ --key release.pem \\
+    --delta 1.0.0.patch --delta-from fw-1.0.0.signed.bin -o release.json
 `,
   async run(argv) {
     const { values } = parse(argv, {
@@ -66,6 +74,9 @@ Examples:
       "not-before": { type: "string" },
       expires: { type: "string" },
       notes: { type: "string" },
+      delta: { type: "string", multiple: true },
+      "delta-from": { type: "string", multiple: true },
+      "delta-url": { type: "string", multiple: true },
       output: { type: "string", short: "o" },
       json: { type: "boolean" },
     }, false);
@@ -86,6 +97,7 @@ Examples:
     } catch (e) {
       if (!(values.product && values.version && values["secure-version"] !== undefined)) throw e;
     }
+    const deltas = deltaEntries(values.delta ?? [], values["delta-from"] ?? [], values["delta-url"] ?? [], url);
     if (url.endsWith("/")) url += `images/${toHex(sha256(image))}.bin`;
     const list = (s: string | undefined) => (s === undefined ? undefined : s.split(",").map((x) => x.trim()).filter(Boolean));
     const int = (s: string, name: string) => {
@@ -117,13 +129,31 @@ Examples:
       notes: values.notes,
       chip: desc?.header.chipId,
       signedImage: detectScheme((o, t) => t.set(image.subarray(o, o + t.length)), image.length) !== null ? true : undefined,
+      deltas: deltas.length ? deltas : undefined,
     } as ManifestInput;
     if (existsSync(output) && output === imagePath) throw new OtaError("USAGE", "output would overwrite the image");
     const envelope = createManifest({ ...input, keys, keyIds: ids });
     writeFileSync(output, envelope);
     const manifest = JSON.parse(utf8Decode(parseEnvelope(envelope).payload));
     if (values.json) printJson({ output, bytes: envelope.length, keyIds: keys.map((k, i) => ids[i] ?? k.id), manifest });
-    else process.stdout.write(`manifest ${manifest.product} ${manifest.version} (${image.length} bytes, sha256 ${manifest.sha256.slice(0, 16)}...) signed by ${keys.map((k, i) => ids[i] ?? k.id).join(", ")} -> ${output}\n`);
+    else {
+      process.stdout.write(`manifest ${manifest.product} ${manifest.version} (${image.length} bytes, sha256 ${manifest.sha256.slice(0, 16)}...) signed by ${keys.map((k, i) => ids[i] ?? k.id).join(", ")} -> ${output}\n`);
+      for (const d of deltas) process.stdout.write(`  delta from ${d.from.version} (${d.from.sha256.slice(0, 16)}...): ${d.size} bytes, ${((d.size * 100) / image.length).toFixed(1)} % of the image, ${d.compression}\n`);
+    }
     return EXIT.OK;
   },
 };
+
+/** --delta/--delta-from/--delta-url triples -> signed delta entries. Throws USAGE, FILE_NOT_FOUND, IMAGE_*, DELTA_*, HTTP_INSECURE_URL. */
+function deltaEntries(patches: string[], bases: string[], urls: string[], imageUrl: string) {
+  if (patches.length !== bases.length) throw new OtaError("USAGE", "each --delta needs its --delta-from (the image the patch was made from)");
+  if (urls.length && urls.length !== patches.length) throw new OtaError("USAGE", "give one --delta-url per --delta, or none (with a --url ending in /)");
+  if (!urls.length && patches.length && !imageUrl.endsWith("/")) throw new OtaError("USAGE", "--delta-url is needed when --url names the image itself");
+  return patches.map((f, i) => {
+    const patch = new Uint8Array(readFileSync(requireFile(f, "--delta")));
+    const base = new Uint8Array(readFileSync(requireFile(bases[i], "--delta-from")));
+    const url = urls[i] ?? `${imageUrl}deltas/${toHex(sha256(patch))}.bin`;
+    if (/^[a-z][a-z0-9+.-]*:/i.test(url) && !/^https:\/\//i.test(url)) throw new OtaError("HTTP_INSECURE_URL", `--delta-url ${url}: devices download only over https:`);
+    return deltaEntry({ base, patch, url });
+  });
+}

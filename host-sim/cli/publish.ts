@@ -11,10 +11,12 @@ export const command: Command = {
 
 Lay out a release so a static host (a CDN, an S3 bucket, xsota serve) can serve it:
   images/<sha256>.bin                          the image (content-addressed, immutable)
+  deltas/<sha256>.bin                          each --delta patch (content-addressed, immutable)
   products/<product>/<channel>/<version>.json  the signed manifest of this release (immutable)
   products/<product>/<channel>/latest.json     the manifest devices poll (Cache-Control: no-cache)
   products/<product>/<channel>/index.json      the versions published so far
-The image goes first and latest.json last. The manifest's size and SHA-256 must match the image.
+The image and patches go first and latest.json last. The manifest's size and SHA-256 must match
+the image, and each --delta one of the manifest's deltas.
 Publishing an older version than the current latest, or changing a published version, is refused
 unless --force.
 
@@ -26,11 +28,13 @@ Options:
   --region R       S3 region (default AWS_REGION or us-east-1)
   --channel C      default: the manifest's channel, else "stable"
   --pub F          verify the manifest with this public key first (repeatable)
+  --delta F        a patch the manifest lists (xsota manifest --delta); repeatable
   --force          allow an older latest / a changed published version
   --json           print what was written
 
 Examples:
   xsota publish --dir public/ release.json fw.signed.bin
+  xsota publish --dir public/ release.json fw.signed.bin --delta 1.0.0.patch
   xsota publish --s3 s3://fw-releases/prod --endpoint http://127.0.0.1:9000 release.json fw.signed.bin
 `,
   async run(argv) {
@@ -41,6 +45,7 @@ Examples:
       region: { type: "string" },
       channel: { type: "string" },
       pub: { type: "string", multiple: true },
+      delta: { type: "string", multiple: true },
       force: { type: "boolean" },
       json: { type: "boolean" },
     });
@@ -49,7 +54,8 @@ Examples:
     const envelope = new Uint8Array(readFileSync(requireFile(positionals[0], "manifest")));
     const image = new Uint8Array(readFileSync(requireFile(positionals[1], "image")));
     const keys = values.pub?.map((f) => trustedKeyOf(loadPublicKey(requireFile(f, "public key"))));
-    const options = { ...(keys ? { keys } : {}), ...(values.channel ? { channel: values.channel } : {}), force: !!values.force };
+    const patches = values.delta?.map((f) => new Uint8Array(readFileSync(requireFile(f, "--delta"))));
+    const options = { ...(keys ? { keys } : {}), ...(values.channel ? { channel: values.channel } : {}), ...(patches ? { patches } : {}), force: !!values.force };
     let result: PublishResult;
     let where: string;
     if (values.dir) {
@@ -68,7 +74,7 @@ Examples:
     }
     for (const w of result.layout.warnings) process.stderr.write(`warning: ${w}\n`);
     const m = result.layout.manifest;
-    if (values.json) printJson({ where, product: m.product, version: m.version, channel: result.layout.channel, image: result.layout.imagePath, latest: result.layout.latestPath, written: result.written, skipped: result.skipped, warnings: result.layout.warnings });
+    if (values.json) printJson({ where, product: m.product, version: m.version, channel: result.layout.channel, image: result.layout.imagePath, deltas: result.layout.files.filter((f) => f.path.startsWith("deltas/")).map((f) => f.path), latest: result.layout.latestPath, written: result.written, skipped: result.skipped, warnings: result.layout.warnings });
     else {
       process.stdout.write(`published ${m.product} ${m.version} (${result.layout.channel}) to ${where}\n`);
       for (const f of result.written) process.stdout.write(`  wrote   ${f}\n`);

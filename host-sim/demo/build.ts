@@ -2,6 +2,8 @@
  * The demo's build server: a release signing key and a TLS CA written to the output dir, the
  * four firmware builds of the story (test images from SIM's image builder), each signed as
  * espsecure.py sign_data does (v1), and published into the static tree the update host serves.
+ * A build with `deltaFrom` is a next build of that one (one changed module, host-sim/release/
+ * next-build.ts) and is published with a heatshrink patch from it next to its full image.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -10,7 +12,10 @@ import { buildImage } from "../image-builder";
 import { signImage } from "../release/espsecure";
 import { generateKey, writeKeyFiles, type SigningKey } from "../release/keys";
 import { makeCa, makeServerCert, type CaBundle, type ServerCert } from "../release/pki";
-import { createManifest } from "../release/manifest-tool";
+import { createManifest, deltaEntry } from "../release/manifest-tool";
+import { nextBuild } from "../release/next-build";
+import { createPatch } from "../delta/create";
+import type { ManifestDelta } from "../../modules/manifest";
 import { publishToDir } from "../release/publish";
 import { sha256 } from "../crypto";
 import type { Behavior } from "../device";
@@ -23,6 +28,8 @@ export interface FirmwareSpec {
   behavior: Behavior;
   /** One line for the story. */
   note: string;
+  /** Build this one as a next build of that version, and publish a patch from it. */
+  deltaFrom?: string;
 }
 
 export interface Firmware extends FirmwareSpec {
@@ -32,6 +39,8 @@ export interface Firmware extends FirmwareSpec {
   /** Set once published: where devices fetch it. */
   url?: string;
   file: string;
+  /** The patch from `deltaFrom`'s signed file to this one, and (once published) its manifest entry. */
+  patch?: { from: Firmware; bytes: Uint8Array; entry?: ManifestDelta };
 }
 
 export interface BuildServer {
@@ -53,20 +62,31 @@ export async function buildServer(out: string, specs: readonly FirmwareSpec[], i
   writeFileSync(join(dirs.tls, "server.pem"), server.certPem);
   writeFileSync(join(dirs.tls, "server.key"), server.keyPem, { mode: 0o600 });
   const firmware = new Map<string, Firmware>();
+  const unsigned = new Map<string, Uint8Array>();
   for (const spec of specs) {
-    const image = buildImage({ version: spec.version, secureVersion: 1, project: PRODUCT, size: imageBytes, behavior: spec.behavior });
+    const from = spec.deltaFrom === undefined ? undefined : firmware.get(spec.deltaFrom);
+    if (spec.deltaFrom !== undefined && !from) throw new RangeError(`${spec.version}: deltaFrom ${spec.deltaFrom} is not built before it`);
+    const image = from ? nextBuild(unsigned.get(from.version)!, { version: spec.version, secureVersion: 1 }) : buildImage({ version: spec.version, secureVersion: 1, project: PRODUCT, size: imageBytes, behavior: spec.behavior });
+    unsigned.set(spec.version, image);
     const bytes = signImage(image, [key], "v1");
     const file = join(dirs.firmware, `${PRODUCT}-${spec.version}.bin`);
     writeFileSync(file, bytes);
-    firmware.set(spec.version, { ...spec, bytes, sha256: toHex(sha256(bytes)), file });
+    const fw: Firmware = { ...spec, bytes, sha256: toHex(sha256(bytes)), file };
+    if (from) {
+      fw.patch = { from, bytes: createPatch(from.bytes, bytes, { compression: "heatshrink" }).patch };
+      writeFileSync(join(dirs.firmware, `${PRODUCT}-${from.version}-${spec.version}.patch`), fw.patch.bytes);
+    }
+    firmware.set(spec.version, fw);
   }
   return { key, ca, server, firmware, dirs };
 }
 
-/** Publish one build into the static tree (images/<sha>.bin, products/...): returns its signed base envelope. */
+/** Publish one build into the static tree (images/<sha>.bin, deltas/<sha>.bin, products/...): returns its signed base envelope. */
 export function publish(b: BuildServer, fw: Firmware, hostUrl: string): Uint8Array {
   fw.url = `${hostUrl}/images/${fw.sha256}.bin`;
-  const envelope = createManifest({ product: PRODUCT, channel: CHANNEL, version: fw.version, secureVersion: 1, url: fw.url, image: fw.bytes, keys: [b.key], notes: fw.note });
-  publishToDir(b.dirs.www, envelope, fw.bytes, { force: true });
+  if (fw.patch) fw.patch.entry = deltaEntry({ base: fw.patch.from.bytes, patch: fw.patch.bytes, url: `${hostUrl}/deltas/${toHex(sha256(fw.patch.bytes))}.bin` });
+  const deltas = fw.patch?.entry ? { deltas: [fw.patch.entry] } : {};
+  const envelope = createManifest({ product: PRODUCT, channel: CHANNEL, version: fw.version, secureVersion: 1, url: fw.url, image: fw.bytes, keys: [b.key], notes: fw.note, ...deltas });
+  publishToDir(b.dirs.www, envelope, fw.bytes, { force: true, ...(fw.patch ? { patches: [fw.patch.bytes] } : {}) });
   return envelope;
 }

@@ -11,7 +11,7 @@ import { createNodeEngine } from "../engine-node";
 import { createXsEngine } from "../xs";
 import { parsePlan, type Stage } from "../fleet/controller";
 import { startFleetView, type FleetView } from "../fleet/web";
-import { buildServer, publish, PRODUCT, CHANNEL, type BuildServer, type FirmwareSpec } from "./build";
+import { buildServer, publish, PRODUCT, CHANNEL, type BuildServer, type Firmware, type FirmwareSpec } from "./build";
 import { DemoFleet, type DemoDevice, type DeviceSpec, type External } from "./fleet";
 import { holdAcrossZeroDelay } from "./hardware";
 import { Ui, kb } from "./ui";
@@ -33,7 +33,7 @@ export const PLANS = { "1.1.0": "5:10m,25:10m,100:10m", "1.2.0": "25:10m,60:10m,
 
 export const FIRMWARE: FirmwareSpec[] = [
   { version: "1.0.0", behavior: "healthy", note: "factory image" },
-  { version: "1.1.0", behavior: "healthy", note: "healthy feature release" },
+  { version: "1.1.0", behavior: "healthy", note: "healthy feature release (one module changed: also published as a patch from 1.0.0)", deltaFrom: "1.0.0" },
   { version: "1.2.0", behavior: `fail-diagnostics@${BAD_REVISION}`, note: `regression: its self-test fails on ${BAD_REVISION} boards` },
   { version: "1.2.1", behavior: "healthy", note: "critical fix (forced)" },
 ];
@@ -47,6 +47,8 @@ export interface DemoResult {
   byGroup: Record<string, Record<string, number>>;
   releases: { id: string; version: string; status: string; flagged: boolean; reason: string | null; stage: number; plan: string }[];
   rolledBack: { id: string; hardware: string; code: string | null }[];
+  /** Devices that updated by a delta: the patch bytes they fetched and the full image's size. */
+  deltas: { id: string; to: string; patchBytes: number; imageBytes: number }[];
   keptBad: string[];
   forced: string[];
   realSeconds: number;
@@ -82,15 +84,17 @@ export async function runDemo(o: DemoOptions, ui: Ui): Promise<DemoResult> {
   ui.ok(`TLS CA + server certificate for 127.0.0.1  ${c.dim(b.dirs.tls + "/ca.pem")}`);
   for (const fw of b.firmware.values()) {
     ui.ok(`firmware ${c.bold(fw.version)}  ${kb(fw.bytes.length)}  signed (espsecure sign_data v1)  sha256 ${fw.sha256.slice(0, 12)}…  ${c.dim(fw.note)}`);
+    if (fw.patch) ui.ok(`patch ${fw.patch.from.version} → ${fw.version}  ${kb(fw.patch.bytes.length)} (${((fw.patch.bytes.length * 100) / fw.bytes.length).toFixed(1)} % of the image)  detools sequential, heatshrink  ${c.dim("xsota delta create")}`);
   }
 
   ui.step(2, "Update host, MQTT broker, fleet controller");
   const inner: Engine = o.engine === "xs" ? createXsEngine() : createNodeEngine();
   const rolledBack: DemoResult["rolledBack"] = [];
+  const deltas: DemoResult["deltas"] = [];
   const fleet = new DemoFleet({
     build: b, ...(o.external ? { external: o.external } : {}), engine: (clock) => (inner.name === "xs" ? holdAcrossZeroDelay(inner, clock) : inner), specs: deviceSpecs(o.devices), factory: b.firmware.get("1.0.0")!.bytes,
     thresholds: { maxFailureRate: 0.2, minFailures: 2 }, maxRealMs: o.maxRealMs,
-    onEvent: (d, e) => onEvent(ui, d, e, rolledBack, o.devices <= 20),
+    onEvent: (d, e) => onEvent(ui, d, e, rolledBack, deltas, o.devices <= 20),
   });
   let view: FleetView | undefined;
   try {
@@ -117,6 +121,11 @@ export async function runDemo(o: DemoOptions, ui: Ui): Promise<DemoResult> {
     ui.step(4, `Staged rollout of 1.1.0: ${planText(parsePlan(PLANS["1.1.0"]))}`);
     const r110 = await rollout(ui, fleet, b, "1.1.0", parsePlan(PLANS["1.1.0"]));
     ui.ok(`release ${r110.id}: ${r110.status}; ${count(fleet, "1.1.0")}/${o.devices} devices on 1.1.0`);
+    const byDelta = deltas.filter((x) => x.to === "1.1.0");
+    if (byDelta.length) {
+      const wire = byDelta.reduce((n, x) => n + x.patchBytes, 0);
+      ui.ok(`${byDelta.length} of them by delta from the image they ran: ${kb(wire)} on the wire instead of ${kb(byDelta.length * byDelta[0]!.imageBytes)} of full images`);
+    }
 
     ui.step(5, `Staged rollout of 1.2.0: ${planText(parsePlan(PLANS["1.2.0"]))}, halt when > 20 % (at least 2) roll back`);
     const r120 = await rollout(ui, fleet, b, "1.2.0", parsePlan(PLANS["1.2.0"]));
@@ -164,7 +173,7 @@ export async function runDemo(o: DemoOptions, ui: Ui): Promise<DemoResult> {
     ui.ok(`${count(fleet, "1.2.1")}/${o.devices} devices on 1.2.1`);
 
     ui.step(7, "Audit log: which version each device runs");
-    const result = summarize(fleet, b, o, rolledBack, keptBad, forced, t0);
+    const result = summarize(fleet, b, o, rolledBack, deltas, keptBad, forced, t0);
     printAudit(ui, result);
     if (view) {
       result.viewUrl = view.url;
@@ -193,8 +202,9 @@ export async function closeServed(): Promise<void> {
   await s.engine.close();
 }
 
-function fields(fw: { version: string; url?: string; bytes: Uint8Array; sha256: string; note: string }) {
-  return { product: PRODUCT, channel: CHANNEL, version: fw.version, secureVersion: 1, url: fw.url!, size: fw.bytes.length, sha256: fw.sha256, notes: fw.note };
+/** The release's fields for the controller, which re-signs them at each stage (the delta entries with them). */
+function fields(fw: Firmware) {
+  return { product: PRODUCT, channel: CHANNEL, version: fw.version, secureVersion: 1, url: fw.url!, size: fw.bytes.length, sha256: fw.sha256, notes: fw.note, ...(fw.patch?.entry ? { deltas: [fw.patch.entry] } : {}) };
 }
 
 function planText(stages: Stage[]): string {
@@ -205,8 +215,13 @@ function count(fleet: DemoFleet, version: string): number {
   return [...fleet.versions().values()].filter((v) => v === version).length;
 }
 
-function onEvent(ui: Ui, d: DemoDevice, e: AuditEvent, rolledBack: DemoResult["rolledBack"], chatty: boolean): void {
-  if (e.state === "rolled-back") {
+function onEvent(ui: Ui, d: DemoDevice, e: AuditEvent, rolledBack: DemoResult["rolledBack"], deltas: DemoResult["deltas"], chatty: boolean): void {
+  const delta = e.state === "checking" && e.to ? /^delta from \S+: (\d+) bytes instead of (\d+)/.exec(e.detail ?? "") : null;
+  if (delta) {
+    // The agent's own account (modules/agent.ts): the patch is all it fetches.
+    deltas.push({ id: d.id, to: e.to!, patchBytes: Number(delta[1]), imageBytes: Number(delta[2]) });
+    if (deltas.length === 1) ui.info(`${d.id} (${d.hardware}) updates ${e.from} → ${e.to} by delta: ${kb(Number(delta[1]))} on the wire instead of ${kb(Number(delta[2]))} (the running image is the patch's base)`);
+  } else if (e.state === "rolled-back") {
     rolledBack.push({ id: d.id, hardware: d.hardware, code: e.code ?? null });
     ui.bad(`${d.id} (${d.hardware}) rolled back ${e.to ?? "?"} → ${e.from}: ${e.code ?? ""}`);
   } else if (e.state === "committed" && chatty) {
@@ -271,7 +286,7 @@ async function rollout(ui: Ui, fleet: DemoFleet, b: BuildServer, version: string
   return fleet.log.release(r.id)!;
 }
 
-function summarize(fleet: DemoFleet, b: BuildServer, o: DemoOptions, rolledBack: DemoResult["rolledBack"], keptBad: string[], forced: string[], t0: number): DemoResult {
+function summarize(fleet: DemoFleet, b: BuildServer, o: DemoOptions, rolledBack: DemoResult["rolledBack"], deltas: DemoResult["deltas"], keptBad: string[], forced: string[], t0: number): DemoResult {
   const versions = fleet.versions();
   return {
     engine: o.engine,
@@ -284,6 +299,7 @@ function summarize(fleet: DemoFleet, b: BuildServer, o: DemoOptions, rolledBack:
     byGroup: fleet.log.versionsByGroup(),
     releases: fleet.log.releases().map((r) => ({ id: r.id, version: r.version, status: r.status, flagged: r.flagged, reason: r.reason, stage: r.stage, plan: r.plan.map((s) => `${s.percent}%`).join(",") })),
     rolledBack,
+    deltas,
     keptBad,
     forced,
     realSeconds: Math.round((performance.now() - t0) / 100) / 10,

@@ -5,7 +5,9 @@
  */
 import { OtaError } from "../../modules/errors";
 import { toBase64, toHex, utf8Encode, utf8Decode } from "../../modules/bytes";
-import { manifestFromJson, parseEnvelope, MANIFEST_LIMITS, type Manifest, type SignatureAlg } from "../../modules/manifest";
+import { manifestFromJson, parseEnvelope, MANIFEST_LIMITS, type Manifest, type ManifestDelta, type DeltaCompression, type SignatureAlg } from "../../modules/manifest";
+import { parseImageStart } from "../../modules/image";
+import { COMPRESSION_HEATSHRINK, COMPRESSION_NONE, ESP_DELTA_HEADER_SIZE, ESP_DELTA_MAGIC } from "../../modules/delta/patch";
 import { sha256 } from "../crypto";
 import { signMessage, type SigningKey } from "./keys";
 
@@ -15,6 +17,32 @@ export type ManifestInput = Omit<Manifest, "schema" | "size" | "sha256"> & {
   size?: number;
   sha256?: string;
 };
+
+/**
+ * A manifest's delta entry for a patch from `base` (the image as the device runs it, signed
+ * bytes included): from.version from the base's esp_app_desc_t, sizes and SHA-256s computed.
+ * Throws IMAGE_* when the base is not an app image.
+ */
+export function deltaEntry(o: { base: Uint8Array; patch: Uint8Array; url: string; compression?: DeltaCompression }): ManifestDelta {
+  const { appDesc } = parseImageStart(o.base.subarray(0, Math.min(o.base.length, 4096)));
+  return {
+    from: { version: appDesc.version, size: o.base.length, sha256: toHex(sha256(o.base)) },
+    url: o.url, size: o.patch.length, sha256: toHex(sha256(o.patch)), compression: o.compression ?? patchCompression(o.patch),
+  };
+}
+
+/**
+ * The compression a detools sequential patch declares (its first byte, after esp_delta_ota's
+ * 64-byte header when there is one). Throws DELTA_FORMAT, DELTA_COMPRESSION.
+ */
+export function patchCompression(patch: Uint8Array): DeltaCompression {
+  const esp = patch.length >= ESP_DELTA_HEADER_SIZE && ((patch[0]! | (patch[1]! << 8) | (patch[2]! << 16) | (patch[3]! << 24)) >>> 0) === ESP_DELTA_MAGIC;
+  const b = patch[esp ? ESP_DELTA_HEADER_SIZE : 0];
+  if (b === undefined || (b >> 4) & 7) throw new OtaError("DELTA_FORMAT", "not a detools sequential patch");
+  if ((b & 0xf) === COMPRESSION_NONE) return "none";
+  if ((b & 0xf) === COMPRESSION_HEATSHRINK) return "heatshrink";
+  throw new OtaError("DELTA_COMPRESSION", `compression ${b & 0xf}; only none (0) and heatshrink (4)`);
+}
 
 /** Fill size/sha256 from the image and validate. Throws MANIFEST_FIELD naming the bad field. */
 export function buildManifest(input: ManifestInput): Manifest {

@@ -2,11 +2,12 @@
  * Release layout for a static host (a directory a CDN serves, or an S3-compatible bucket):
  *
  *   images/<sha256>.bin                          the image as published (immutable, content-addressed)
+ *   deltas/<sha256>.bin                          each patch the manifest lists (immutable, content-addressed)
  *   products/<product>/<channel>/<version>.json  the signed envelope of that release (immutable)
  *   products/<product>/<channel>/latest.json     the signed envelope devices poll (no-cache)
  *   products/<product>/<channel>/index.json      list of published versions (for people and tools)
  *
- * Files are written image first and latest.json last, so a device never sees a manifest whose
+ * Files are written image (and patches) first and latest.json last, so a device never sees a manifest whose
  * image is missing. Directory writes are atomic (temp file + rename).
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
@@ -43,11 +44,21 @@ export interface ReleaseLayout {
 const IMMUTABLE = "public, max-age=31536000, immutable";
 const NO_CACHE = "no-cache";
 
+export interface PublishOptions {
+  keys?: readonly TrustedKey[];
+  channel?: string;
+  /** Patches of the manifest's deltas (each must be one of them, by SHA-256 and size). */
+  patches?: readonly Uint8Array[];
+  force?: boolean;
+  now?: Date;
+}
+
 /**
- * Check that `envelope` describes `image` and compute the files to publish. With `keys`, the
- * envelope must also verify. Throws MANIFEST_*, SIG_*, DOWNLOAD_SIZE, DOWNLOAD_HASH.
+ * Check that `envelope` describes `image` (and each of `patches` one of its deltas) and compute
+ * the files to publish. With `keys`, the envelope must also verify.
+ * Throws MANIFEST_*, SIG_*, DOWNLOAD_SIZE, DOWNLOAD_HASH (a patch no delta lists, too).
  */
-export function layoutRelease(envelope: Uint8Array, image: Uint8Array, options: { keys?: readonly TrustedKey[]; channel?: string } = {}): ReleaseLayout {
+export function layoutRelease(envelope: Uint8Array, image: Uint8Array, options: PublishOptions = {}): ReleaseLayout {
   let manifest: Manifest;
   if (options.keys) manifest = verifyManifest(envelope, options.keys, nodeCrypto).manifest;
   else {
@@ -69,6 +80,22 @@ export function layoutRelease(envelope: Uint8Array, image: Uint8Array, options: 
   const imagePath = `images/${hash}.bin`;
   const warnings: string[] = [];
   if (!manifest.url.endsWith(imagePath)) warnings.push(`manifest url ${manifest.url} does not point at ${imagePath}: devices will fetch the url as signed`);
+  const patchFiles: PublishedFile[] = [];
+  const given = new Set<string>();
+  for (const patch of options.patches ?? []) {
+    const h = toHex(sha256(patch));
+    const d = (manifest.deltas ?? []).find((x) => x.sha256 === h);
+    if (!d) throw new OtaError("DOWNLOAD_HASH", `patch ${h.slice(0, 16)}... is none of the manifest's deltas`);
+    if (d.size !== patch.length) throw new OtaError("DOWNLOAD_SIZE", `manifest says the patch has ${d.size} bytes, it has ${patch.length}`);
+    if (given.has(h)) continue;
+    given.add(h);
+    const path = `deltas/${h}.bin`;
+    if (!d.url.endsWith(path)) warnings.push(`delta url ${d.url} does not point at ${path}: devices will fetch the url as signed`);
+    patchFiles.push({ path, bytes: patch, contentType: "application/octet-stream", cacheControl: IMMUTABLE, immutable: true });
+  }
+  for (const d of manifest.deltas ?? []) {
+    if (!given.has(d.sha256)) warnings.push(`no patch given for the delta from ${d.from.version}: devices running it will fetch ${d.url} as signed`);
+  }
   return {
     manifest,
     channel,
@@ -78,6 +105,7 @@ export function layoutRelease(envelope: Uint8Array, image: Uint8Array, options: 
     indexPath: `${base}/index.json`,
     files: [
       { path: imagePath, bytes: image, contentType: "application/octet-stream", cacheControl: IMMUTABLE, immutable: true },
+      ...patchFiles,
       { path: `${base}/${manifest.version}.json`, bytes: envelope, contentType: "application/json", cacheControl: IMMUTABLE, immutable: true },
       { path: `${base}/latest.json`, bytes: envelope, contentType: "application/json", cacheControl: NO_CACHE, immutable: false },
     ],
@@ -129,12 +157,12 @@ export interface PublishResult {
 }
 
 /** Publish into a directory tree. Throws as layoutRelease, and POLICY_NOT_NEWER unless `force`. */
-export function publishToDir(dir: string, envelope: Uint8Array, image: Uint8Array, options: { keys?: readonly TrustedKey[]; channel?: string; force?: boolean; now?: Date } = {}): PublishResult {
+export function publishToDir(dir: string, envelope: Uint8Array, image: Uint8Array, options: PublishOptions = {}): PublishResult {
   const layout = layoutRelease(envelope, image, options);
   const read = (p: string) => (existsSync(join(dir, p)) ? new Uint8Array(readFileSync(join(dir, p))) : undefined);
   refuseOlder(latestVersionOf(read(layout.latestPath)), layout, !!options.force);
   const files = [...layout.files];
-  files.splice(2, 0, { path: layout.indexPath, bytes: nextIndex(read(layout.indexPath), layout, options.now ?? new Date()), contentType: "application/json", cacheControl: NO_CACHE, immutable: false });
+  files.splice(files.length - 1, 0, { path: layout.indexPath, bytes: nextIndex(read(layout.indexPath), layout, options.now ?? new Date()), contentType: "application/json", cacheControl: NO_CACHE, immutable: false });
   const written: string[] = [];
   const skipped: string[] = [];
   for (const f of files) {
@@ -194,7 +222,7 @@ async function s3Exists(t: S3Target, key: string): Promise<boolean> {
 }
 
 /** Publish into an S3-compatible bucket through the AWS SDK, in the same order and layout. */
-export async function publishToS3(target: S3Target, envelope: Uint8Array, image: Uint8Array, options: { keys?: readonly TrustedKey[]; channel?: string; force?: boolean; now?: Date } = {}): Promise<PublishResult> {
+export async function publishToS3(target: S3Target, envelope: Uint8Array, image: Uint8Array, options: PublishOptions = {}): Promise<PublishResult> {
   const layout = layoutRelease(envelope, image, options);
   const key = (p: string) => (target.prefix ? target.prefix.replace(/\/?$/, "/") : "") + p;
   refuseOlder(latestVersionOf(await s3Get(target, key(layout.latestPath))), layout, !!options.force);
@@ -202,11 +230,11 @@ export async function publishToS3(target: S3Target, envelope: Uint8Array, image:
   if (published && !options.force && !Buffer.from(published).equals(Buffer.from(envelope)))
     throw new OtaError("POLICY_NOT_NEWER", `${layout.manifestPath} exists with other content: a published version is immutable (bump the version)`);
   const files = [...layout.files];
-  files.splice(2, 0, { path: layout.indexPath, bytes: nextIndex(await s3Get(target, key(layout.indexPath)), layout, options.now ?? new Date()), contentType: "application/json", cacheControl: NO_CACHE, immutable: false });
+  files.splice(files.length - 1, 0, { path: layout.indexPath, bytes: nextIndex(await s3Get(target, key(layout.indexPath)), layout, options.now ?? new Date()), contentType: "application/json", cacheControl: NO_CACHE, immutable: false });
   const written: string[] = [];
   const skipped: string[] = [];
   for (const f of files) {
-    if (f.path === layout.imagePath && (await s3Exists(target, key(f.path)))) {
+    if ((f.path === layout.imagePath || f.path.startsWith("deltas/")) && (await s3Exists(target, key(f.path)))) {
       skipped.push(f.path);
       continue;
     }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { decide, type PolicyFacts } from "../../modules/policy";
+import { decide, chooseDelta, type PolicyFacts } from "../../modules/policy";
 import { bootAction } from "../../modules/confirm";
 import { backoffDelay, parseRetryAfter, seedOf, seededRandom } from "../../modules/backoff";
 import { parseConfig } from "../../modules/config";
@@ -43,6 +43,33 @@ describe("policy table", () => {
     const windowed = { ...config, maintenanceWindow: { startMinute: 60, endMinute: 120 } };
     expect(f({}, { config: windowed })).toBe("POLICY_WINDOW");
     expect(f({}, { config: windowed, force: true })).toBeNull();
+  });
+});
+
+describe("delta choice", () => {
+  const running = "11".repeat(32);
+  const d = (version: string, sha256: string, size = 500, patch = 100) => ({ from: { version, size, sha256 }, url: "https://h/p.bin", size: patch, sha256: "22".repeat(32), compression: "none" as const });
+  const hashed: number[] = [];
+  const sha = (size: number) => {
+    hashed.push(size);
+    return size === 500 ? running : "33".repeat(32);
+  };
+  const pick = (deltas: Manifest["deltas"], c = config) => chooseDelta({ ...manifest, deltas }, c, { version: "1.0.0" }, 1 << 20, sha);
+
+  it("takes the delta whose base is the running image, hashing only candidates of the running version", () => {
+    hashed.length = 0;
+    expect(pick([d("0.9.0", running), d("1.0.0", "44".repeat(32), 600), d("1.0.0", running)])).toEqual(d("1.0.0", running));
+    expect(hashed).toEqual([600, 500]);
+  });
+  it.each([
+    ["no deltas", undefined],
+    ["another version", [d("0.9.0", running)]],
+    ["another base of the same version", [d("1.0.0", "44".repeat(32))]],
+    ["the same bytes, another length", [d("1.0.0", running, 501)]],
+    ["a base larger than the slot", [d("1.0.0", running, (1 << 20) + 1)]],
+  ])("full image: %s", (_n, deltas) => expect(pick(deltas)).toBeUndefined());
+  it("config deltas: false always takes the full image", () => {
+    expect(pick([d("1.0.0", running)], parseConfig({ product: "p", manifestUrl: "https://h/r.json", trustedKeys: [{ type: "ecdsa-p256", spki: "AAAA" }], deltas: false }))).toBeUndefined();
   });
 });
 

@@ -70,4 +70,57 @@ describe("power cut at every flash operation", () => {
       expect(o.final, where).toBe("rolled-back");
     }
   });
+
+  it("of a delta update: completes or stays, and a cut costs at most the patch again, never the full image", async () => {
+    const delta: Scenario = {
+      ...sweep, name: "sweep-delta", factory: { version: "1.0.0", secureVersion: 1, size: 24 * 1024 }, delta: {},
+    };
+    const clean = await runScenario(delta, engine, lab);
+    expect(clean.final).toBe("committed");
+    const total = clean.flashOps;
+    const patchBytes = (run: number) => lab.host.stats.log.filter((r) => r.path.startsWith(`/sweep-delta/${run}/`) && r.path.includes("/patch-"));
+    const runs = () => Number(/\/sweep-delta\/(\d+)\//.exec(lab.host.stats.log.filter((r) => r.path.startsWith("/sweep-delta/")).at(-1)!.path)![1]);
+    const patchSize = patchBytes(runs()).reduce((n, r) => n + r.bytes, 0);
+    expect(patchSize).toBeGreaterThan(0);
+    const ends = { updated: 0, stayed: 0 };
+    for (let n = 1; n <= total; n++) {
+      const o = await runScenario(delta, engine, lab, { powerCutAt: n });
+      const where = `cut at op ${n}/${total}: boots ${o.bootVersions.join(",")}; ${o.events.filter((e) => e[0] !== "downloading").map((e) => `${e[0]}${e[1] ? ` ${e[1]}` : ""}`).join(", ")}`;
+      expect(o.bricked, where).toBe(false);
+      expect(o.cutHappened, where).toBe(true);
+      if (o.running!.version === "1.1.0") {
+        ends.updated++;
+        expect(o.final, where).toBe("committed");
+      } else {
+        ends.stayed++;
+        expect(o.running!.version, where).toBe("1.0.0");
+        expect(o.sha256.app0, where).toBe(o.factoryApp0);
+      }
+      const log = lab.host.stats.log.filter((r) => r.path.startsWith(`/sweep-delta/${runs()}/`));
+      expect(log.filter((r) => r.path.includes("/fw-")), where).toEqual([]);
+      expect(log.filter((r) => r.path.includes("/patch-")).reduce((k, r) => k + r.bytes, 0), where).toBeLessThanOrEqual(2 * patchSize);
+    }
+    expect(ends.updated).toBeGreaterThan(0);
+    expect(ends.stayed).toBeGreaterThan(0);
+    console.log(`power-cut sweep (delta): ${total} flash operations, ${ends.updated} completed the update, ${ends.stayed} stayed on 1.0.0; patch ${patchSize} bytes`);
+  });
+
+  it("of a bad patch and the full image after it: completes or stays, the patch asked for at most twice", async () => {
+    const bad: Scenario = {
+      ...sweep, name: "sweep-delta-fallback", factory: { version: "1.0.0", secureVersion: 1, size: 24 * 1024 }, delta: { transform: (p) => p.subarray(0, p.length - 100) },
+    };
+    const clean = await runScenario(bad, engine, lab);
+    expect(clean.final).toBe("committed");
+    expect(clean.events.some((e) => e[1] === "DELTA_TRUNCATED")).toBe(true);
+    const total = clean.flashOps;
+    for (let n = 1; n <= total; n++) {
+      const o = await runScenario(bad, engine, lab, { powerCutAt: n });
+      const where = `cut at op ${n}/${total}: boots ${o.bootVersions.join(",")}; ${o.events.filter((e) => e[0] !== "downloading" || e[1]).map((e) => `${e[0]}${e[1] ? ` ${e[1]}` : ""}`).join(", ")}`;
+      expect(o.bricked, where).toBe(false);
+      if (o.running!.version === "1.1.0") expect(o.final, where).toBe("committed");
+      else expect(o.sha256.app0, where).toBe(o.factoryApp0);
+      const run = /\/sweep-delta-fallback\/(\d+)\//.exec(lab.host.stats.log.filter((r) => r.path.startsWith("/sweep-delta-fallback/")).at(-1)!.path)![1];
+      expect(lab.host.stats.log.filter((r) => r.path.startsWith(`/sweep-delta-fallback/${run}/`) && r.path.includes("/patch-")).length, where).toBeLessThanOrEqual(2);
+    }
+  });
 });

@@ -118,4 +118,46 @@ describe("what the scenarios show beyond the final state", () => {
     expect(outcomes.get("wire-extra-same-write")!.final).toBe("committed");
     expect(lab.wire.log.filter((r) => r.path.startsWith("/wire-extra-same-write/") && r.path.includes("/fw-")).length).toBe(1);
   });
+
+  const patchRequests = (name: string) => lab.host.stats.log.filter((r) => r.path.startsWith(`/${name}/`) && r.path.includes("/patch-"));
+
+  it("a delta update: the patch is the only body on the wire, far smaller than the image, and every step still runs", () => {
+    const o = outcomes.get("delta")!;
+    expect(imageRequests("delta")).toEqual([]);
+    const patch = patchRequests("delta");
+    expect(patch.length).toBe(1);
+    expect(patch[0]!.bytes).toBeLessThan(64 * 1024 / 10);
+    const states = o.events.map((e) => e[0]);
+    for (const st of ["checking", "downloading", "verifying", "installing", "rebooting", "confirming", "committed"]) expect(states).toContain(st);
+    expect(o.running).toEqual({ version: "1.1.0", slot: 1 });
+  });
+
+  it("a delta is taken only from its base: another base or deltas off fetch the full image, never the patch", () => {
+    for (const name of ["delta-not-my-base", "delta-off"]) {
+      expect(patchRequests(name), name).toEqual([]);
+      expect(imageRequests(name).map((r) => [r.status, r.bytes]), name).toEqual([[200, 64 * 1024]]);
+    }
+  });
+
+  it("a cut patch restarts from its byte 0 (no Range): at most the patch again, never the image", () => {
+    const log = patchRequests("delta-cuts");
+    expect(log.map((r) => r.range)).toEqual([undefined, undefined, undefined, undefined]);
+    expect(log.map((r) => r.status)).toEqual([200, 200, 200, 200]);
+    const total = log.reduce((n, r) => n + r.bytes, 0);
+    expect(total).toBeLessThanOrEqual(4 * log[3]!.bytes);
+    expect(imageRequests("delta-cuts")).toEqual([]);
+  });
+
+  it("a bad or missing patch is asked for once, reported with its code, and the full image is installed instead", () => {
+    for (const name of ["delta-patch-404", "delta-corrupt-wire", "delta-truncated-wire", "delta-truncated-build", "delta-other-base", "delta-overrun", "delta-past-end"]) {
+      const o = outcomes.get(name)!;
+      const s = scenarios.find((x) => x.name === name)!;
+      const at = o.events.findIndex((e) => e[1] === s.expect.saw![0]);
+      expect(o.events[at]![0], name).toBe("downloading");
+      expect(o.events.slice(0, at).map((e) => e[0]), name).not.toContain("installing");
+      expect(patchRequests(name).length, name).toBe(1);
+      expect(imageRequests(name).map((r) => [r.status, r.bytes]), name).toEqual([[200, 64 * 1024]]);
+      expect(o.running, name).toEqual({ version: "1.1.0", slot: 1 });
+    }
+  });
 });

@@ -49,6 +49,16 @@ describe("xsota demo in the XS engine (12 devices, --quick)", () => {
     for (const d of r.devices) expect(d.path.slice(0, 2)).toEqual(["1.0.0", "1.1.0"]);
   });
 
+  it("1.1.0 went by delta: every stage the controller re-signed carried the patch, each device fetched only it", () => {
+    const by = r.deltas.filter((x) => x.to === "1.1.0");
+    expect(by.map((x) => x.id).sort()).toEqual(r.devices.map((d) => d.id).sort());
+    for (const x of by) {
+      expect(x.patchBytes).toBeGreaterThan(0);
+      expect(x.patchBytes).toBeLessThan(x.imageBytes / 2);
+    }
+    expect(r.deltas.filter((x) => x.to !== "1.1.0")).toEqual([]);
+  });
+
   it("halted and flagged 1.2.0 before 100 %, after rollbacks on esp32-rev1 only", () => {
     const rel = r.releases.find((x) => x.version === "1.2.0")!;
     expect(rel.status).toBe("halted");
@@ -88,6 +98,7 @@ describe("xsota demo in the XS engine (12 devices, --quick)", () => {
     const index = JSON.parse(readFileSync(join(dir, "www/products/thermo/stable/index.json"), "utf8")) as { releases: { version: string }[] };
     expect(index.releases.map((x) => x.version)).toEqual(["1.0.0", "1.1.0", "1.2.0", "1.2.1"]);
     expect(readdirSync(join(dir, "www/images"))).toHaveLength(4);
+    expect(readdirSync(join(dir, "www/deltas"))).toHaveLength(1);
     const status = xsota(["fleet", "status", "--db", join(dir, "audit.db"), "--json"]);
     expect(status.status).toBe(0);
     expect(status.stdout).toContain("1.2.1");

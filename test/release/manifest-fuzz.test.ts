@@ -26,7 +26,8 @@ const keys = [trustedKeyOf(ec), trustedKeyOf(rsa)];
 // Wall-clock bound is loose because the suite shares two cores with everything else.
 const HANG_GUARD_MS = 2000;
 const image = new Uint8Array(4096).fill(7);
-const valid = createManifest({ product: "sensor", version: "1.2.3", secureVersion: 2, url: "https://h/i.bin", image, groups: ["a", "b"], rollout: { id: "r", percent: 50 }, keys: [ec, rsa] });
+const delta = { from: { version: "1.2.2", size: 4096, sha256: "ab".repeat(32) }, url: "https://h/d.bin", size: 300, sha256: "cd".repeat(32), compression: "heatshrink" as const };
+const valid = createManifest({ product: "sensor", version: "1.2.3", secureVersion: 2, url: "https://h/i.bin", image, groups: ["a", "b"], rollout: { id: "r", percent: 50 }, deltas: [delta], keys: [ec, rsa] });
 const signedPayload = Buffer.from(parseEnvelope(valid).payload);
 
 const TOKENS = ["{", "}", "[", "]", ",", ":", '"', "\\", "null", "true", "1e999", "-0", "\u0000", "\uffff", '"payload"', '"signatures"', '"__proto__"', "AAAA", "=", "\xff"];
@@ -112,8 +113,8 @@ describe("manifest fuzz (seeded)", () => {
 
   it("signed but hostile payloads (wrong types, huge, deep, odd values): refused with MANIFEST_* or accepted well-typed", () => {
     const r = rng(4);
-    const values: unknown[] = [null, true, 0, -1, 1.5, 1e308, "", "x".repeat(3000), [], {}, [1, 2], { id: 1 }, "1.2.3", "01.2.3", "https://x", -0, 2 ** 53, "é"];
-    const fields = ["schema", "product", "version", "secureVersion", "url", "size", "sha256", "chip", "hardware", "groups", "regions", "rollout", "force", "minVersion", "notBefore", "expires", "channel", "signedImage", "notes", "unknown"];
+    const values: unknown[] = [null, true, 0, -1, 1.5, 1e308, "", "x".repeat(3000), [], {}, [1, 2], { id: 1 }, "1.2.3", "01.2.3", "https://x", -0, 2 ** 53, "é", [delta], [delta, delta, delta, delta, delta], [{ ...delta, compression: "lzma" }]];
+    const fields = ["schema", "product", "version", "secureVersion", "url", "size", "sha256", "chip", "hardware", "groups", "regions", "rollout", "force", "minVersion", "notBefore", "expires", "channel", "signedImage", "notes", "deltas", "unknown"];
     const base = JSON.parse(signedPayload.toString("utf8")) as Record<string, unknown>;
     let accepted = 0;
     for (let i = 0; i < 400; i++) {
@@ -136,6 +137,7 @@ describe("manifest fuzz (seeded)", () => {
         expect(Number.isInteger(manifest.size)).toBe(true);
         expect(manifest.sha256).toMatch(/^[0-9a-f]{64}$/);
         if (manifest.hardware) expect(manifest.hardware.every((h) => typeof h === "string")).toBe(true);
+        for (const d of manifest.deltas ?? []) expect(d).toEqual(delta);
         expect(Object.keys(manifest)).not.toContain("unknown");
       } catch (e) {
         if (!(e instanceof OtaError)) throw e;
@@ -148,5 +150,48 @@ describe("manifest fuzz (seeded)", () => {
     const p = parseEnvelope(valid).payload;
     const foreign = utf8Encode(JSON.stringify({ payload: toBase64(p), signatures: [{ keyId: stranger.id, alg: "ES256", sig: toBase64(signMessage(stranger, p)) }] }));
     expect(() => verifyManifest(foreign, keys, nodeCrypto)).toThrow(/SIG_UNKNOWN_KEY/);
+  });
+});
+
+describe("manifest deltas", () => {
+  const base = JSON.parse(signedPayload.toString("utf8")) as Record<string, unknown>;
+  const verify = (deltas: unknown) => verifyManifest(signPayload(utf8Encode(JSON.stringify({ ...base, deltas })), [ec]), keys, nodeCrypto).manifest;
+
+  it("a signed delta comes out exactly, and a change to any of its bytes breaks the signature", () => {
+    expect(verifyManifest(valid, keys, nodeCrypto).manifest.deltas).toEqual([delta]);
+    const env = parseEnvelope(valid);
+    const text = Buffer.from(env.payload).toString("utf8").replace('"heatshrink"', '"none"');
+    const forged = utf8Encode(JSON.stringify({ payload: toBase64(utf8Encode(text)), signatures: env.signatures.map((s) => ({ keyId: s.keyId, alg: s.alg, sig: toBase64(s.sig) })) }));
+    expect(() => verifyManifest(forged, keys, nodeCrypto)).toThrow(/SIG_INVALID/);
+  });
+
+  it("every delta field is type- and size-checked, and named in the code's detail", () => {
+    const bad: [unknown, string][] = [
+      [{ ...delta, from: undefined }, "deltas[0].from"],
+      [{ ...delta, from: { ...delta.from, version: "1.2" } }, "deltas[0].from.version"],
+      [{ ...delta, from: { ...delta.from, size: 0 } }, "deltas[0].from.size"],
+      [{ ...delta, from: { ...delta.from, size: 17 * 1024 * 1024 } }, "deltas[0].from.size"],
+      [{ ...delta, from: { ...delta.from, sha256: "AB".repeat(32) } }, "deltas[0].from.sha256"],
+      [{ ...delta, url: "" }, "deltas[0].url"],
+      [{ ...delta, url: "https://h/a b" }, "deltas[0].url"],
+      [{ ...delta, url: "x".repeat(1025) }, "deltas[0].url"],
+      [{ ...delta, size: 1.5 }, "deltas[0].size"],
+      [{ ...delta, sha256: "cd" }, "deltas[0].sha256"],
+      [{ ...delta, compression: "lzma" }, "deltas[0].compression"],
+      ["x", "deltas[0]"],
+      [null, "deltas[0]"],
+    ];
+    for (const [d, field] of bad) {
+      expect(() => verify([d]), field).toThrow(OtaError);
+      try {
+        verify([d]);
+      } catch (e) {
+        expect((e as OtaError).code).toBe("MANIFEST_FIELD");
+        expect((e as OtaError).detail.startsWith(`${field}:`), `${field}: ${(e as OtaError).detail}`).toBe(true);
+      }
+    }
+    expect(() => verify([delta, delta, delta, delta, delta])).toThrow(/deltas/);
+    expect(() => verify({})).toThrow(/deltas/);
+    expect(verify([delta, { ...delta, compression: "none", extra: 1 }]).deltas).toEqual([delta, { ...delta, compression: "none" }]);
   });
 });
