@@ -58,7 +58,7 @@ sim options:           --devices N (1000)  --seed S (1)  --broker-kind aedes|mos
                        --view (serve the fleet view while it runs)
 
 Examples:
-  xsota fleet run --manifest release.json --key release.pem --embedded aedes --publish www/thermo/stable/release.json
+  mkdir -p www/thermo/stable && xsota fleet run --manifest release.json --key release.pem --embedded aedes --publish www/thermo/stable/release.json
   xsota fleet status --db fleet.db
   xsota fleet history 240ac4000001 --json
   xsota fleet halt --db fleet.db

@@ -17,7 +17,7 @@ import type { Command } from "../../host-sim/cli/common";
 const ROOT = join(import.meta.dirname, "../..");
 /** Help order: each command's examples may use the files of the commands before it. */
 const ORDER = ["keygen", "image", "flash", "sign", "manifest", "verify", "publish", "serve", "device", "fleet", "demo", "bench"];
-const LONG = /^(xsota (serve|demo|bench)\b|xsota fleet (run|sim)\b|npm |NO_COLOR=1 xsota demo)/;
+const LONG = /^(mkdir -p \S+ && )?(xsota (serve|demo|bench)\b|xsota fleet (run|sim)\b|npm |NO_COLOR=1 xsota demo)/;
 const LIFETIME_MS = 3000;
 /**
  * Not yet run: they need a service the temp dir does not have. The S3 example needs an S3
