@@ -42,10 +42,11 @@ Options:
   --json              print the figures as JSON
 
 Examples:
-  xsota delta create --from build/app-1.0.0.bin --to build/app-1.1.0.bin --out release/1.0.0-1.1.0.patch
-  xsota delta create --from test/delta/vectors/app-1.0.0.bin --to test/delta/vectors/app-1.1.0.bin --compression none --out /tmp/p.patch --json
-  xsota delta apply --from test/delta/vectors/app-1.0.0.bin --patch test/delta/vectors/detools-1.0.0-1.1.0-heatshrink.patch --out /tmp/app-1.1.0.bin
-  xsota delta info test/delta/vectors/detools-1.0.0-1.1.0-heatshrink.patch
+  xsota image build --version 2.1.4 --size 1.2M -o fw-2.1.4.bin && xsota sign --key release.pem fw-2.1.4.bin -o fw-2.1.4.signed.bin
+  xsota delta create --from fw.signed.bin --to fw-2.1.4.signed.bin --out 2.1.3-2.1.4.patch
+  xsota delta create --from fw.signed.bin --to fw-2.1.4.signed.bin --compression none --out plain.patch --json
+  xsota delta apply --from fw.signed.bin --patch 2.1.3-2.1.4.patch --out fw-2.1.4.check.bin
+  xsota delta info 2.1.3-2.1.4.patch
 `;
 
 const readBytes = (path: string, what: string) => new Uint8Array(readFileSync(requireFile(path, what)));

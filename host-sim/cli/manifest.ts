@@ -50,9 +50,8 @@ Options:
 Examples:
   xsota manifest --image fw.signed.bin --url https://updates.example.com/ \\
     --key release.pem --hardware esp32-rev3 --rollout-id r-2026-11 --percent 5 -o release.json
-  xsota delta create --from fw-1.0.0.signed.bin --to fw.signed.bin -o 1.0.0.patch
-  xsota manifest --image fw.signed.bin --url https://updates.example.com/ --key release.pem \\
-    --delta 1.0.0.patch --delta-from fw-1.0.0.signed.bin -o release.json
+  xsota manifest --image fw-2.1.4.signed.bin --url https://updates.example.com/ --key release.pem \\
+    --delta 2.1.3-2.1.4.patch --delta-from fw.signed.bin -o release-2.1.4.json
 `,
   async run(argv) {
     const { values } = parse(argv, {

@@ -34,7 +34,7 @@ Options:
 
 Examples:
   xsota publish --dir public/ release.json fw.signed.bin
-  xsota publish --dir public/ release.json fw.signed.bin --delta 1.0.0.patch
+  xsota publish --dir public/ release-2.1.4.json fw-2.1.4.signed.bin --delta 2.1.3-2.1.4.patch
   xsota publish --s3 s3://fw-releases/prod --endpoint http://127.0.0.1:9000 release.json fw.signed.bin
 `,
   async run(argv) {

@@ -16,15 +16,15 @@ import type { Command } from "../../host-sim/cli/common";
 
 const ROOT = join(import.meta.dirname, "../..");
 /** Help order: each command's examples may use the files of the commands before it. */
-const ORDER = ["keygen", "image", "flash", "sign", "manifest", "verify", "publish", "serve", "device", "fleet", "demo", "bench"];
+const ORDER = ["keygen", "image", "flash", "sign", "delta", "manifest", "verify", "publish", "serve", "device", "fleet", "demo", "bench"];
 const LONG = /^(mkdir -p \S+ && )?(xsota (serve|demo|bench)\b|xsota fleet (run|sim)\b|npm |NO_COLOR=1 xsota demo)/;
 const LIFETIME_MS = 3000;
 /**
  * Not yet run: they need a service the temp dir does not have. The S3 example needs an S3
  * endpoint with credentials on 127.0.0.1:9000; the fleet controller's subcommands need a
- * `fleet run` controller alive on fleet.db. Listed here so the gap is visible, not silent.
+ * `fleet run` controller alive on fleet.db (or its HTTP API, for the per-update control commands). Listed here so the gap is visible, not silent.
  */
-const NEEDS_SERVICE = [/^xsota publish --s3 /, /^xsota fleet (status|history|halt|force)\b/];
+const NEEDS_SERVICE = [/^xsota publish --s3 /, /^xsota fleet (status|history|halt|force|pause|resume|cancel|download-only)\b/];
 
 let dir = "";
 let bin = "";
@@ -99,7 +99,7 @@ afterAll(() => {
 describe("every --help example runs as written", () => {
   it("each command's help has examples, and each one runs", async () => {
     expect(new Set(examples.map((e) => e.command))).toEqual(new Set(ORDER));
-    expect(examples.filter((e) => NEEDS_SERVICE.some((n) => n.test(e.line))).length).toBe(5);
+    expect(examples.filter((e) => NEEDS_SERVICE.some((n) => n.test(e.line))).length).toBe(9);
     const failed: string[] = [];
     const check = (command: string, line: string, r: Running) => {
       if (r.status !== 0 && !r.survived) failed.push(`[${command}] ${line}\n  -> status ${r.status}: ${r.out.trim().split("\n").slice(-3).join(" | ")}`);
