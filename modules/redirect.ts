@@ -103,6 +103,10 @@ export class RedirectingHttp implements HttpPort {
         closed = true;
         current?.close();
       },
+      // The bandwidth cap (modules/control.ts) pulls unread bytes of the final hop's body.
+      pull() {
+        if (!closed && current && current.pull) current.pull();
+      },
     };
   }
 }

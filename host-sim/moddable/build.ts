@@ -10,6 +10,7 @@
  * `npx tsx host-sim/moddable/build.ts` runs both and prints the program's path.
  */
 import { execFileSync, spawnSync } from "node:child_process";
+import { availableParallelism } from "node:os";
 import { cpSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -45,7 +46,7 @@ export function buildTools(source: string, target: string, log: (line: string) =
   const steps = [...["xsc", "xsid", "xsl"].map((t) => join(target, "xs", "makefiles", "lin", `${t}.mk`)), "serial2xsbug.mk", "tools.mk"];
   for (const mk of steps) {
     log(`make -f ${mk}`);
-    const r = spawnSync("make", ["GOAL=release", "-f", mk], { cwd, env, encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
+    const r = spawnSync("make", [`-j${Math.max(1, availableParallelism())}`, "GOAL=release", "-f", mk], { cwd, env, encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
     if (r.status !== 0) throw new Error(`building the Moddable tools failed at ${mk}:\n${(r.stderr || r.stdout || "").slice(-2000)}`);
   }
   if (!hasTools(target)) throw new Error(`no mcconfig in ${join(target, TOOLS)} after the build`);
