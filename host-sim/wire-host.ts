@@ -51,6 +51,8 @@ export interface WireHost {
   /** Handed to scripts as `req.vars`. */
   vars: Record<string, string>;
   route(path: string, body: Uint8Array, script: WireScript): void;
+  /** Scripts inside a `pause` step now: a virtual clock should not jump meanwhile (the host is not idle). */
+  readonly pausing: number;
   close(): Promise<void>;
 }
 
@@ -84,6 +86,14 @@ export function honest(req: WireRequest, r: { body: Uint8Array; etag: string }):
   return { head: head(200, [["Content-Length", r.body.length], ["ETag", r.etag], ["Connection", "close"]]), body: r.body };
 }
 
+/**
+ * How long a script waits after its last bytes before a TCP reset. A reset makes the peer's kernel
+ * drop what it received and its process has not read yet (Linux), so a client slowed by a loaded
+ * machine would lose the body and the case would test the wrong thing (40 ms was too short in a
+ * loaded CI run). Drive a virtual clock with `pausing` as a block, or the pause lets it jump.
+ */
+export const BEFORE_RESET_MS = 300;
+
 const pause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 function parseRequest(text: string, n: (path: string) => number, vars: Record<string, string>): WireRequest {
@@ -104,6 +114,7 @@ export async function startWireHost(options: { cert: string; key: string; gapMs?
   const routes = new Map<string, { body: Uint8Array; etag: string; script: WireScript }>();
   const counts = new Map<string, number>();
   const log: WireRequest[] = [];
+  let pausing = 0;
   const sockets = new Set<TLSSocket>();
   // The TCP socket under each TLS one (by client port): a reset is a TCP RST, which a TLSSocket cannot send.
   const raw = new Map<number, Socket>();
@@ -126,7 +137,7 @@ export async function startWireHost(options: { cert: string; key: string; gapMs?
       log.push(req);
       const r = routes.get(req.path);
       const steps: WireStep[] = r ? r.script(req, r) : [{ write: head(404, [["Content-Length", 0], ["Connection", "close"]], "Not Found") }, { end: "fin" }];
-      void play(socket, raw.get(socket.remotePort ?? -1), steps, gap);
+      void play(socket, raw.get(socket.remotePort ?? -1), steps, gap, (d) => { pausing += d; });
     };
     socket.on("data", onData);
     socket.on("end", () => { if (!socket.destroyed) socket.end(); });
@@ -143,6 +154,7 @@ export async function startWireHost(options: { cert: string; key: string; gapMs?
     port,
     log,
     vars: {},
+    get pausing() { return pausing; },
     route(path, body, script) {
       routes.set(path, { body, etag: `"${createHash("sha256").update(body).digest("hex").slice(0, 16)}"`, script });
     },
@@ -161,7 +173,7 @@ export function redirect(status: number, location: string | undefined): WireStep
   return [{ write: head(status, [...headers, ["Content-Length", 0], ["Connection", "close"]], "Redirect") }, { end: "fin" }];
 }
 
-async function play(socket: TLSSocket, tcp: Socket | undefined, steps: WireStep[], gap: number): Promise<void> {
+async function play(socket: TLSSocket, tcp: Socket | undefined, steps: WireStep[], gap: number, pausingBy: (d: number) => void): Promise<void> {
   const write = (b: Uint8Array) => new Promise<void>((resolve) => {
     if (socket.destroyed) return resolve();
     socket.write(b, () => resolve());
@@ -172,7 +184,8 @@ async function play(socket: TLSSocket, tcp: Socket | undefined, steps: WireStep[
       await write(bytes(step.write));
       await pause(gap);
     } else if ("pause" in step) {
-      await pause(step.pause);
+      pausingBy(1);
+      try { await pause(step.pause); } finally { pausingBy(-1); }
     } else if ("bytewise" in step) {
       const b = bytes(step.bytewise);
       for (let i = 0; i < b.length; i++) {

@@ -11,7 +11,7 @@ import { SimFlash } from "../../host-sim/flash";
 import { VirtualClock } from "../../host-sim/clock";
 import { driveDevice } from "../../host-sim/device";
 import { NodeHttp } from "../../host-sim/ports/http";
-import { startWireHost, head, honest, chunked, type WireHost, type WireScript } from "../../host-sim/wire-host";
+import { BEFORE_RESET_MS, startWireHost, head, honest, chunked, type WireHost, type WireScript } from "../../host-sim/wire-host";
 import { makeCa, makeServerCert, type CaBundle } from "../../host-sim/release/pki";
 import { nodeCrypto } from "../../host-sim/crypto";
 import { Downloader } from "../../modules/download";
@@ -61,7 +61,7 @@ async function download(script: WireScript) {
   let error: OtaError | undefined;
   let done = false;
   d.run({ url: `${wire.url}${path}`, size: SIZE, sha256: sha, written: 0 }).then(() => { done = true; }, (e: OtaError) => { error = e; done = true; });
-  await driveDevice(clock, () => done, { maxRealMs: 20_000, quietMs: 50 }, () => http.waiting > 0);
+  await driveDevice(clock, () => done, { maxRealMs: 20_000, quietMs: 50 }, () => http.waiting > 0 || wire.pausing > 0);
   // The whole slot: nothing past SIZE may have been written (erased flash reads 0xFF).
   const all = new Uint8Array(SLOT);
   flash.read(SLOT, all);
@@ -82,14 +82,14 @@ describe("download: the attempt's end is judged from the bytes written", () => {
 
   it("extra bytes in a later write, and extra bytes before a reset: complete", async () => {
     for (const end of ["fin", "reset"] as const) {
-      const r = await download(body((h) => [{ write: h.head + "" }, { write: h.body }, { write: EXTRA }, { pause: 40 }, { end }]));
+      const r = await download(body((h) => [{ write: h.head + "" }, { write: h.body }, { write: EXTRA }, { pause: BEFORE_RESET_MS }, { end }]));
       expect(r.error, end).toBeUndefined();
       expect([r.state, r.intact, r.past], end).toEqual(["written", true, true]);
     }
   });
 
   it("a body that ends exactly at its length and then resets counts as complete", async () => {
-    const r = await download(body((h) => [{ write: h.head }, { write: h.body }, { pause: 40 }, { end: "reset" }]));
+    const r = await download(body((h) => [{ write: h.head }, { write: h.body }, { pause: BEFORE_RESET_MS }, { end: "reset" }]));
     expect(r.error).toBeUndefined();
     expect([r.state, r.intact, r.requests.length]).toEqual(["written", true, 1]);
   });
@@ -97,7 +97,7 @@ describe("download: the attempt's end is judged from the bytes written", () => {
   it("a reset one byte short resumes with Range and ends intact", async () => {
     const r = await download((req, res) => {
       const h = honest(req, res);
-      return req.n === 0 ? [{ write: h.head }, { write: h.body.subarray(0, SIZE - 1) }, { pause: 40 }, { end: "reset" }] : [{ write: h.head }, { write: h.body }, { end: "fin" }];
+      return req.n === 0 ? [{ write: h.head }, { write: h.body.subarray(0, SIZE - 1) }, { pause: BEFORE_RESET_MS }, { end: "reset" }] : [{ write: h.head }, { write: h.body }, { end: "fin" }];
     });
     expect(r.error).toBeUndefined();
     expect(r.attempts).toEqual(["HTTP_CLOSED"]);
@@ -153,7 +153,7 @@ describe("download: the attempt's end is judged from the bytes written", () => {
   it("a 206 with a second Content-Range: HTTP_RANGE, restart from 0, then intact", async () => {
     const r = await download((req, res) => {
       const h = honest(req, res);
-      if (req.n === 0) return [{ write: h.head }, { write: h.body.subarray(0, 9000) }, { pause: 40 }, { end: "reset" }];
+      if (req.n === 0) return [{ write: h.head }, { write: h.body.subarray(0, 9000) }, { pause: BEFORE_RESET_MS }, { end: "reset" }];
       if (req.n === 1) return [{ write: h.head.replace("Content-Range:", "Content-Range: bytes 0-19999/20000\r\nContent-Range:") }, { write: h.body }, { end: "fin" }];
       return [{ write: h.head }, { write: h.body }, { end: "fin" }];
     });
@@ -174,7 +174,7 @@ describe("the manifest over the wire", () => {
     let error: OtaError | undefined;
     let done = false;
     fetchSmall({ http, clock }, `${wire.url}${path}`, 8192, 10_000).then((b) => { out = b; done = true; }, (e: OtaError) => { error = e; done = true; });
-    await driveDevice(clock, () => done, { maxRealMs: 20_000, quietMs: 50 }, () => http.waiting > 0);
+    await driveDevice(clock, () => done, { maxRealMs: 20_000, quietMs: 50 }, () => http.waiting > 0 || wire.pausing > 0);
     return { same: out !== undefined && Buffer.from(out).equals(text), code: error?.code };
   }
 
