@@ -124,7 +124,6 @@ export const command: Command = {
     if (values.engine === "moddable") return runOnModdable(flashPath, values.out, config, ca, values["device-id"], values.hardware, json);
     const engine = await loadEngine(values.engine ?? "node");
     const clock = new VirtualClock({ epoch: Date.now() });
-    let progress: Progress | undefined;
     let lastOta: string | undefined;
     const say = (line: string) => { if (!json) process.stderr.write(line + "\n"); };
     const device = new SimDevice({
@@ -134,16 +133,7 @@ export const command: Command = {
       hardware: values.hardware ?? "esp32-rev3",
       onLog: (line) => { if (line.startsWith("ota ")) lastOta = line; },
       onBoot: (b) => say(color.dim(`boot #${b.n}: slot ota_${b.slot}, ${b.version} (${b.reason})`)),
-      onEvent: (e) => {
-        if (e.state === "downloading" && e.progress !== undefined && e.progress > 0) return;
-        if (progress) { progress.done(); progress = undefined; }
-        say(describe(e));
-      },
-      onProgress: (w, t) => {
-        if (json) return;
-        progress ??= new Progress("download", t);
-        progress.update(w);
-      },
+      ...printer(say, json),
     });
     try {
       await device.run((d) => d.idle, { maxVirtualMs: 24 * 3600_000, maxRealMs: 30 * 60_000, quietMs: 100, ...(values.realtime ? { realtime: true } : {}) });
@@ -163,6 +153,23 @@ export const command: Command = {
   },
 };
 
+/** The device's events as lines, and one progress bar per download (none with --json), for every engine. */
+function printer(say: (line: string) => void, json: boolean): { onEvent(e: AuditEvent): void; onProgress(written: number, total: number): void } {
+  let progress: Progress | undefined;
+  return {
+    onEvent: (e) => {
+      if (e.state === "downloading" && e.progress !== undefined && e.progress > 0) return;
+      if (progress) { progress.done(); progress = undefined; }
+      say(describe(e));
+    },
+    onProgress: (w, t) => {
+      if (json) return;
+      progress ??= new Progress("download", t);
+      progress.update(w);
+    },
+  };
+}
+
 function exitOf(outcome: Outcome, lastOta: string | undefined): number {
   if (outcome.bricked) return EXIT.FAILED;
   if (outcome.final === null) return lastOta && /^ota (refused|failed)/.test(lastOta) ? EXIT.FAILED : EXIT.OK;
@@ -175,21 +182,11 @@ function exitOf(outcome: Outcome, lastOta: string | undefined): number {
 async function runOnModdable(flashPath: string, out: string | undefined, config: Record<string, unknown>, ca: string, deviceId: string | undefined, hardware: string | undefined, json: boolean): Promise<number> {
   const { runModdable } = await import("../moddable/cli");
   const say = (line: string) => { if (!json) process.stderr.write(line + "\n"); };
-  let progress: Progress | undefined;
   const r = await runModdable({
     flashPath, ...(out ? { out } : {}), config, caPem: ca, deviceId: deviceId ?? "240ac4000001", hardware: hardware ?? "esp32-rev3",
     say: (line) => say(color.dim(line)),
     onBoot: (b) => say(color.dim(`boot #${b.n}: slot ota_${b.slot}, ${b.version} (${b.reason}), moddable`)),
-    onEvent: (e) => {
-      if (e.state === "downloading" && e.progress !== undefined && e.progress > 0) return;
-      if (progress) { progress.done(); progress = undefined; }
-      say(describe(e));
-    },
-    onProgress: (w, t) => {
-      if (json) return;
-      progress ??= new Progress("download", t);
-      progress.update(w);
-    },
+    ...printer(say, json),
   });
   if (json) printJson({ ...r.outcome, flash: r.flash });
   else say(color.dim(`flash saved to ${r.flash}; running ${r.outcome.running?.version ?? "nothing (bricked)"}`));
