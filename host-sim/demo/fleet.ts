@@ -64,6 +64,12 @@ export interface DemoFleetOptions {
 
 const IN_PROGRESS: ReadonlySet<string> = new Set(["checking", "downloading", "verifying", "installing", "rebooting", "confirming"]);
 
+/** The state a device's events leave it in: that of its last event other than "refused". */
+function stateOf(events: readonly AuditEvent[]): string {
+  for (let i = events.length - 1; i >= 0; i--) if (events[i]!.state !== "refused") return events[i]!.state;
+  return "idle";
+}
+
 const wait = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export class DemoFleet {
@@ -217,9 +223,14 @@ export class DemoFleet {
     return ids.every((d) => d.sim.events.slice(since.get(d.id) ?? 0).some((e) => e.to === version));
   }
 
-  /** No device is mid-update or resetting. */
+  /**
+   * No device is mid-update or resetting. A "refused" event answers a command (POLICY_BUSY while a
+   * self-test runs) and changes no state: the state is that of the last other event. Counting it
+   * as the state let the demo read a rev1 device as settled on 1.2.0 in the middle of the self-test
+   * that rolled it back (1 run in 6 of `xsota demo --devices 12 --quick`).
+   */
   quiet(): boolean {
-    return this.devices.every((d) => !d.sim.resetting && !IN_PROGRESS.has(d.sim.last()?.state ?? "idle"));
+    return this.devices.every((d) => !d.sim.resetting && !IN_PROGRESS.has(stateOf(d.sim.events)));
   }
 
   /**
