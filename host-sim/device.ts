@@ -282,7 +282,7 @@ export class SimDevice {
       if (this.bricked) return;
       const done = () => this.resetting || until(this);
       if (options.realtime) await driveRealtime(this.clock, done, options);
-      else await driveDevice(this.clock, done, options, () => (this.o.http.waiting ?? 0) > 0);
+      else await driveDevice(this.clock, done, options, () => (this.o.http.waiting ?? 0) > 0 || (options.busy?.() ?? false));
       if (!this.resetting) return;
       await this.reset();
       if (this.counters.boots >= maxBoots) return;

@@ -353,7 +353,9 @@ export async function runScenario(s: Scenario, engine: Engine, lab: Lab, options
   }
   const dev = lab.device(engine, chip, config, extra);
   if (options.powerCutAt !== undefined) dev.powerCutAt(options.powerCutAt, options.keep);
-  const drive = { maxVirtualMs: 6 * 3600_000, maxRealMs: options.maxRealMs ?? 30_000, quietMs: options.quietMs ?? 100 };
+  // A wire host inside a scripted pause (before a reset) is the host at work: virtual time must not jump meanwhile.
+  const busy = () => lab.wire.pausing > 0 || lab.wireOther.pausing > 0;
+  const drive = { maxVirtualMs: 6 * 3600_000, maxRealMs: options.maxRealMs ?? 30_000, quietMs: options.quietMs ?? 100, busy };
   try {
     await dev.run((d) => d.idle, drive);
     for (let i = 1; i < s.releases.length; i++) {

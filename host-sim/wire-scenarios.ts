@@ -5,7 +5,7 @@
  */
 import { gzipSync } from "node:zlib";
 import type { Scenario } from "./scenarios";
-import { head, honest, chunked, type WireScript, type WireStep } from "./wire-host";
+import { BEFORE_RESET_MS, head, honest, chunked, type WireScript, type WireStep } from "./wire-host";
 
 const V11 = { version: "1.1.0", secureVersion: 1 };
 const EXTRA = new TextEncoder().encode("\r\n<!-- 64 bytes a proxy appended after the body ------------ -->");
@@ -22,7 +22,7 @@ export const wireScenarios: Scenario[] = [
   },
   {
     name: "wire-extra-then-reset", summary: "extra bytes in a later write, then a TCP reset", releases: [{ image: V11 }],
-    wire: { image: framed((h) => [{ write: h.head }, { write: h.body }, { write: EXTRA }, { pause: 40 }, { end: "reset" }]) },
+    wire: { image: framed((h) => [{ write: h.head }, { write: h.body }, { write: EXTRA }, { pause: BEFORE_RESET_MS }, { end: "reset" }]) },
     expect: { version: "1.1.0", final: "committed" },
   },
   {
@@ -75,7 +75,7 @@ export const wireScenarios: Scenario[] = [
     wire: {
       image: (req, r) => {
         const h = honest(req, r);
-        if (req.n === 0) return [{ write: h.head }, { write: h.body.subarray(0, 20_000) }, { pause: 40 }, { end: "reset" }];
+        if (req.n === 0) return [{ write: h.head }, { write: h.body.subarray(0, 20_000) }, { pause: BEFORE_RESET_MS }, { end: "reset" }];
         if (req.n === 1) return [{ write: h.head.replace("Content-Range:", "Content-Range: bytes 0-99/65536\r\nContent-Range:") }, { write: h.body }, { end: "fin" }];
         return [{ write: h.head }, { write: h.body }, { end: "fin" }];
       },
