@@ -19,7 +19,9 @@ function differences(a: object, b: object): string {
   return out.join("; ");
 }
 
-describe("power cut at every flash operation, in both engines", () => {
+// Long sweeps (about 13 s, 5 s and 10 s on a quiet machine): generous bounds, as a loaded run is
+// several times slower and a timed-out sweep leaves its engine busy for the next test.
+describe("power cut at every flash operation, in both engines", { timeout: 300_000 }, () => {
   const base = scenarios.find((s) => s.name === "happy")!;
   const sweep: Scenario = {
     ...base,
@@ -54,7 +56,7 @@ describe("power cut at every flash operation, in both engines", () => {
 
   // A delta update, cut at every one of its flash operations in both engines (about 0.6 s a cut
   // for the pair on a quiet machine; test/agent/power-cut.test.ts sweeps Node alone too).
-  it("of a delta update: each cut ends the same way in XS as in Node", { timeout: 300_000 }, async () => {
+  it("of a delta update: each cut ends the same way in XS as in Node", async () => {
     const delta: Scenario = { ...sweep, name: "xs-sweep-delta", factory: { version: "1.0.0", secureVersion: 1, size: 24 * 1024 }, delta: {} };
     const { n: clean, x: cleanXs } = await both(delta);
     expect(clean.final).toBe("committed");
