@@ -11,7 +11,7 @@
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { availableParallelism } from "node:os";
-import { cpSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readdirSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -52,18 +52,28 @@ export function buildTools(source: string, target: string, log: (line: string) =
   if (!hasTools(target)) throw new Error(`no mcconfig in ${join(target, TOOLS)} after the build`);
 }
 
+const LOCAL = join(REPO, "out", "moddable");
+const SHARED = resolve(REPO, "..", "shared", "moddable");
+
+/** Why no Moddable program can be had here (checked without building anything), or undefined. */
+export function whyNoModdable(): string | undefined {
+  const missing = missingHostPackages();
+  if (missing) return `cannot build for x-cli-lin: ${missing}`;
+  const env = process.env.MODDABLE;
+  if (env) return hasTools(env) ? undefined : `MODDABLE=${env} has no host tools (${TOOLS}/mcconfig): build them first`;
+  if (hasTools(LOCAL) || existsSync(join(SHARED, "xs"))) return undefined;
+  return "no Moddable SDK: set MODDABLE to a built tree or put the source at ../shared/moddable";
+}
+
 /** The Moddable tree to use, building out/moddable from ../shared/moddable when needed; or why there is none. */
 export function moddableTree(log?: (line: string) => void): Tree {
-  const missing = missingHostPackages();
-  if (missing) return { skip: `cannot build for x-cli-lin: ${missing}` };
+  const why = whyNoModdable();
+  if (why) return { skip: why };
   const env = process.env.MODDABLE;
-  if (env) return hasTools(env) ? { root: env } : { skip: `MODDABLE=${env} has no host tools (${TOOLS}/mcconfig): build them first` };
-  const local = join(REPO, "out", "moddable");
-  if (hasTools(local)) return { root: local };
-  const shared = resolve(REPO, "..", "shared", "moddable");
-  if (!existsSync(join(shared, "xs"))) return { skip: "no Moddable SDK: set MODDABLE to a built tree or put the source at ../shared/moddable" };
-  buildTools(shared, local, log);
-  return { root: local };
+  if (env) return { root: env };
+  if (hasTools(LOCAL)) return { root: LOCAL };
+  buildTools(SHARED, LOCAL, log);
+  return { root: LOCAL };
 }
 
 /** Newest modification time under the sources the program is made of. */
@@ -78,6 +88,14 @@ function newestSource(): number {
   walk(join(REPO, "host-sim", "firmware.ts"));
   walk(join(REPO, "host-sim", "engine.ts"));
   return newest;
+}
+
+/** The program's path when it is built and newer than every source it is made of (nothing to build), else undefined. */
+export function freshProgram(): string | undefined {
+  if (whyNoModdable()) return undefined;
+  const env = process.env.MODDABLE;
+  if (!hasTools(env || LOCAL)) return undefined;
+  return existsSync(PROGRAM) && statSync(PROGRAM).mtimeMs >= newestSource() ? PROGRAM : undefined;
 }
 
 /**
@@ -111,8 +129,26 @@ export function moddableProgram(log?: (line: string) => void): { program: string
   return { program: buildProgram(tree.root, log) };
 }
 
+export type BuildResult = { program: string } | { skip: string } | { error: string };
+
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const out = moddableProgram((line) => process.stderr.write(line + "\n"));
+  // --result FILE: write the outcome there as JSON (tmp + rename, so a reader never sees half of it);
+  // test/moddable/setup.ts runs the build this way in the background while other test files run.
+  const at = process.argv.indexOf("--result");
+  const resultFile = at > 0 ? process.argv[at + 1] : undefined;
+  const log = (line: string) => process.stderr.write(line + "\n");
+  if (resultFile) {
+    let result: BuildResult;
+    try {
+      result = moddableProgram(log);
+    } catch (e) {
+      result = { error: (e as Error).message };
+    }
+    writeFileSync(resultFile + ".tmp", JSON.stringify(result));
+    renameSync(resultFile + ".tmp", resultFile);
+    process.exit("error" in result ? 1 : 0);
+  }
+  const out = moddableProgram(log);
   if ("skip" in out) {
     process.stderr.write(`skipped: ${out.skip}\n`);
     process.exit(3);

@@ -4,16 +4,17 @@
  * SDK's typings and xsc on every module, xsl links mc.xs.c. Any error before the IDF fails here.
  * Skipped, with the reason, when no Moddable tree with built host tools is found.
  */
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, cpSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
-import { REPO, buildEsp32, findModdable, type Esp32Build } from "../../bench/moddable-esp32";
+import { REPO, buildEsp32, findModdable, type Esp32Build, type ModdableTree } from "../../bench/moddable-esp32";
+import { skip, program, BUILD_WAIT_MS } from "../moddable/built";
 import { parseSdkconfig } from "./moddable-model";
 
-const found = findModdable();
-const moddable = "reason" in found ? undefined : found;
-if (!moddable) console.warn(`test/device/esp32-build: skipped: ${"reason" in found ? found.reason : ""}`);
+// The host tools come from the same build as test/moddable's program (test/moddable/setup.ts: in
+// the background on a fresh clone, this file running last with test/moddable); skipped with its reason.
+let moddable: ModdableTree;
 
 /** Kconfig's reading of a defaults file: "# CONFIG_X is not set" is X=n, the last assignment wins. */
 function lastAssignments(text: string): Map<string, string> {
@@ -30,13 +31,19 @@ function localModules(): string[] {
   return names.concat("src/native/esp32", "setup/xsota"); // src/setup-deadline.ts is linked as the setup module
 }
 
-describe.skipIf(!moddable)("ESP32 build with Moddable's mcconfig, tsc, xsc and xsl (no ESP-IDF)", () => {
+describe.skipIf(skip !== undefined)("ESP32 build with Moddable's mcconfig, tsc, xsc and xsl (no ESP-IDF)", () => {
   let build: Esp32Build;
+  beforeAll(async () => {
+    await program();
+    const found = findModdable();
+    if ("reason" in found) throw new Error(found.reason);
+    moddable = found;
+  }, BUILD_WAIT_MS + 10_000);
   const outDir = mkdtempSync(join(tmpdir(), "xsota-esp32-"));
   afterAll(() => rmSync(outDir, { recursive: true, force: true }));
 
   it("resolves manifest.json for -p esp32, compiles every module and links mc.xs.c", async () => {
-    build = await buildEsp32({ moddable: moddable!, outDir });
+    build = await buildEsp32({ moddable, outDir });
     expect(build.ok, `${build.failed} failed:\n${build.log.slice(-4000)}`).toBe(true);
     // every module of modules/ and src/ is in the link, with bytecode (none dropped, none preloaded)
     const linked = new Map(build.scripts.map((s) => [s.name, s]));
@@ -73,7 +80,7 @@ describe.skipIf(!moddable)("ESP32 build with Moddable's mcconfig, tsc, xsc and x
 
   it("refuses subplatform targets, whose own SDKCONFIGPATH would replace sdkconfig/ (rollback off)", async () => {
     for (const target of ["esp32/wt32_eth01", "esp32/esp32s3"]) {
-      const b = await buildEsp32({ moddable: moddable!, outDir: join(outDir, "sub"), platform: target });
+      const b = await buildEsp32({ moddable, outDir: join(outDir, "sub"), platform: target });
       expect(b.failed, target).toBe("mcconfig");
       expect(b.log, target).toMatch(/xsota builds with -p esp32 only/);
     }
@@ -85,12 +92,12 @@ describe.skipIf(!moddable)("ESP32 build with Moddable's mcconfig, tsc, xsc and x
       for (const p of ["manifest.json", "partitions.csv", "sdkconfig", "modules", "src"]) cpSync(join(REPO, p), join(broken, p), { recursive: true });
       const manifest = JSON.parse(readFileSync(join(broken, "manifest.json"), "utf8")) as { include: string[] };
       writeFileSync(join(broken, "manifest.json"), JSON.stringify({ ...manifest, include: [...manifest.include, "$(MODULES)/network/nosuch/manifest.json"] }));
-      const missing = await buildEsp32({ moddable: moddable!, outDir: join(broken, "out"), manifestDir: broken });
+      const missing = await buildEsp32({ moddable, outDir: join(broken, "out"), manifestDir: broken });
       expect(missing.failed).toBe("mcconfig");
       writeFileSync(join(broken, "manifest.json"), JSON.stringify(manifest));
       // a module that type-checks under Node's lib but not against the SDK's (no DOM, no Node globals)
       writeFileSync(join(broken, "src", "url.ts"), readFileSync(join(broken, "src", "url.ts"), "utf8") + "\nexport const nodeOnly: number = process.pid;\n");
-      const typeError = await buildEsp32({ moddable: moddable!, outDir: join(broken, "out"), manifestDir: broken, only: /\/src\/url\.xsb$/ });
+      const typeError = await buildEsp32({ moddable, outDir: join(broken, "out"), manifestDir: broken, only: /\/src\/url\.xsb$/ });
       expect(typeError.failed).toBe("modules");
       expect(typeError.log).toMatch(/src\/url\.ts\(\d+,\d+\): error TS\d+: Cannot find name 'process'/);
     } finally {

@@ -4,15 +4,14 @@
  * `xsota device --engine moddable` on a flash file from `xsota flash create`; `xsota flash show`
  * reads what the Moddable program wrote. Skipped like runtime.test.ts.
  */
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { skip, program as built, BUILD_WAIT_MS } from "./built";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { REPO } from "../../host-sim/moddable/build";
 
-const built = inject("moddable");
-const skip = "skip" in built && !built.skip.startsWith("BUILD FAILED") ? built.skip : undefined;
 const XSOTA = join(REPO, "bin", "xsota.js");
 
 function xsota(cwd: string, ...args: string[]): { status: number; out: string } {
@@ -25,7 +24,7 @@ describe.skipIf(skip !== undefined)("xsota device --engine moddable", { timeout:
   let server: ChildProcess | undefined;
   let url = "";
   beforeAll(async () => {
-    if (!("program" in built)) throw new Error(built.skip);
+    await built(); // a failed build fails every test here
     dir = mkdtempSync(join(tmpdir(), "xsota-moddable-cli-"));
     // A short self-test window: Moddable's runtime runs on real time (30 s stays the default).
     mkdirSync(join(dir, "public"));
@@ -50,7 +49,7 @@ describe.skipIf(skip !== undefined)("xsota device --engine moddable", { timeout:
     expect(manifest.status, manifest.out).toBe(0);
     const publish = xsota(dir, "publish", "--dir", "public", "release.json", "fw-1.1.0.bin");
     expect(publish.status, publish.out).toBe(0);
-  });
+  }, BUILD_WAIT_MS + 120_000);
   afterAll(() => {
     server?.kill();
     if (dir) rmSync(dir, { recursive: true, force: true });

@@ -6,7 +6,8 @@
  * the outcomes must be equal (host-sim/moddable/scenarios.ts comparable(): flash operation counts
  * and NVS internals differ by design). Skipped, with the reason, when no Moddable tree is there.
  */
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { skip, program as built, BUILD_WAIT_MS } from "./built";
 import { Lab } from "../../host-sim/lab";
 import { scenarios, runScenario, checkOutcome, type Scenario } from "../../host-sim/scenarios";
 import { createNodeEngine } from "../../host-sim/engine-node";
@@ -17,9 +18,6 @@ import { startBroker, type Broker } from "../../host-sim/mqtt/broker";
 import { TcpMqttPort } from "../../host-sim/mqtt/client";
 import { FACTORY } from "../../host-sim/lab";
 
-const built = inject("moddable");
-const skip = "skip" in built && !built.skip.startsWith("BUILD FAILED") ? built.skip : undefined;
-if (skip) console.warn(`test/moddable skipped: ${skip}`);
 
 const byName = (name: string): Scenario => {
   const s = scenarios.find((x) => x.name === name);
@@ -32,11 +30,10 @@ describe.skipIf(skip !== undefined)("the agent on Moddable's runtime (x-cli-lin)
   let program: string;
   const xs = createXsEngine();
   beforeAll(async () => {
-    if (!("program" in built)) throw new Error(built.skip); // the build failed: every test here fails with it
-    program = built.program;
+    program = await built(); // a failed build fails every test here
     lab = await Lab.create();
     await xs.prepared();
-  });
+  }, BUILD_WAIT_MS + 60_000);
   afterAll(async () => {
     await xs.close();
     await lab?.close();

@@ -1,27 +1,52 @@
 /*
- * vitest globalSetup: build (or reuse) the Moddable tools and moddable-host's Linux program once
- * per run, before any test file, so `npm test` (and .ci/run) builds what test/moddable needs.
- * Tests read the outcome with inject("moddable"): the program's path, or why there is none.
+ * vitest globalSetup for test/moddable: decide at once whether the Moddable program is there, can
+ * be built, or cannot be had (and why). When it must be built (a fresh clone: Moddable's tools,
+ * then moddable-host with mcconfig, about 2.5 minutes), the build runs in the background
+ * (host-sim/moddable/build.ts --result FILE) while the other test files run; test/moddable runs
+ * last (vitest.config.ts) and waits for the result file (test/moddable/built.ts).
  */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import type { TestProject } from "vitest/node";
-import { moddableProgram } from "../../host-sim/moddable/build";
+import { REPO, freshProgram, whyNoModdable } from "../../host-sim/moddable/build";
+
+export type Moddable = { program: string } | { skip: string } | { pending: string };
 
 declare module "vitest" {
   export interface ProvidedContext {
-    moddable: { program: string } | { skip: string };
+    moddable: Moddable;
   }
 }
 
-export default function setup(project: TestProject): void {
-  const t0 = Date.now();
-  let result: { program: string } | { skip: string };
-  try {
-    result = moddableProgram((line) => process.stderr.write(`[moddable] ${line}\n`));
-  } catch (e) {
-    // A broken build is a failure of the tests that need it, not a skip: they report it.
-    result = { skip: `BUILD FAILED: ${(e as Error).message}` };
+let child: ChildProcess | undefined;
+
+export default function setup(project: TestProject): () => void {
+  const why = whyNoModdable();
+  const ready = why ? undefined : freshProgram();
+  if (why) {
+    process.stderr.write(`[moddable] test/moddable skipped: ${why}\n`);
+    project.provide("moddable", { skip: why });
+  } else if (ready) {
+    project.provide("moddable", { program: ready });
+  } else {
+    mkdirSync(join(REPO, "out"), { recursive: true });
+    const result = join(REPO, "out", "moddable-build.json");
+    rmSync(result, { force: true });
+    process.stderr.write(`[moddable] building Moddable's tools and moddable-host in the background (result: ${result})\n`);
+    child = spawn(process.execPath, ["--import", "tsx", join(REPO, "host-sim", "moddable", "build.ts"), "--result", result], {
+      cwd: REPO,
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let rest = "";
+    child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
+      const lines = (rest + chunk).split("\n");
+      rest = lines.pop() ?? "";
+      for (const line of lines) process.stderr.write(`[moddable] ${line}\n`);
+    });
+    project.provide("moddable", { pending: result });
   }
-  if ("program" in result) process.stderr.write(`[moddable] program ready in ${Date.now() - t0} ms: ${result.program}\n`);
-  else process.stderr.write(`[moddable] test/moddable skipped: ${result.skip}\n`);
-  project.provide("moddable", result);
+  return () => {
+    if (child && child.exitCode === null) child.kill();
+  };
 }
