@@ -58,10 +58,13 @@ sim options:           --devices N (1000)  --seed S (1)  --broker-kind aedes|mos
                        --view (serve the fleet view while it runs)
 
 Examples:
-  mkdir -p www/thermo/stable && xsota fleet run --manifest release.json --key release.pem --embedded aedes --publish www/thermo/stable/release.json
+  xsota fleet sim --devices 20 --seed 7 --db fleet.db     # 20 simulated devices, their audit log kept in fleet.db
   xsota fleet status --db fleet.db
   xsota fleet history 240ac4000001 --json
+  mkdir -p www/thermo/stable && xsota fleet run --manifest release.json --key release.pem \
+    --embedded aedes --publish www/thermo/stable/release.json --http-port 0 --stay &   # the controller the next lines talk to
   xsota fleet halt --db fleet.db
+  xsota fleet resume --db fleet.db
   xsota fleet force --group lab --db fleet.db
   xsota fleet pause --device 240ac4000001 --db fleet.db
   xsota fleet resume --device 240ac4000001 --db fleet.db

@@ -35,7 +35,7 @@ Options:
 Examples:
   xsota publish --dir public/ release.json fw.signed.bin
   xsota publish --dir public/ release-2.1.4.json fw-2.1.4.signed.bin --delta 2.1.3-2.1.4.patch
-  xsota publish --s3 s3://fw-releases/prod --endpoint http://127.0.0.1:9000 release.json fw.signed.bin
+  xsota publish --s3 s3://fw-releases/prod --endpoint http://127.0.0.1:9000 release.json fw.signed.bin   # MinIO, s3rver, ... there
 `,
   async run(argv) {
     const { values, positionals } = parse(argv, {
