@@ -165,11 +165,14 @@ export class OtaError extends Error {
   constructor(code: ErrorCode, detail?: string) {
     const base = ERROR_TABLE[code][1];
     super(detail ? `${code}: ${base}: ${detail}` : `${code}: ${base}`);
-    this.name = "OtaError";
     this.code = code;
     this.detail = detail ?? "";
   }
 }
+// On the prototype, not `this.name = ...`: xsl freezes the built-ins of any build with a preload
+// (the devkit's preloads http, timer...), and assigning over frozen Error.prototype.name throws
+// "set name: not writable", which turned every OtaError into an INTERNAL TypeError on the chip.
+Object.defineProperty(OtaError.prototype, "name", { value: "OtaError", writable: true, configurable: true });
 
 /** The code of anything thrown: an OtaError's own, else INTERNAL. */
 export function codeOf(e: unknown): ErrorCode {
