@@ -32,6 +32,17 @@ const void *mcGetResource(xsMachine *the, char *path, size_t *size)
 
 void fxAbort(xsMachine *the, int status)
 {
+	if (status == XS_JAVASCRIPT_STACK_OVERFLOW_EXIT) {
+		/* the path that overflowed, innermost first, each frame with the stack slots in use below it */
+		txMachine *m = (txMachine *)the;
+		txSlot *frame;
+		char name[128];
+		for (frame = m->frame; frame; frame = frame->next) {
+			name[0] = 0;
+			fxBufferFrameName(m, name, sizeof(name), frame, "");
+			fprintf(stdout, "@stack %ld %s\n", (long)(m->stackTop - frame), name);
+		}
+	}
 	fprintf(stdout, "@panic xs abort %d\n", status);
 	fflush(stdout);
 	exit(70);

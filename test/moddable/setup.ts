@@ -16,7 +16,9 @@ export default function setup(project: TestProject): void {
   const t0 = Date.now();
   let result: { program: string } | { skip: string };
   try {
-    result = moddableProgram((line) => process.stderr.write(`[moddable] ${line}\n`));
+    // XSOTA_MODDABLE_PROGRAM: run the tests on another build of moddable-host (e.g. other creation sizes)
+    const other = process.env.XSOTA_MODDABLE_PROGRAM;
+    result = other ? { program: other } : moddableProgram((line) => process.stderr.write(`[moddable] ${line}\n`));
   } catch (e) {
     // A broken build is a failure of the tests that need it, not a skip: they report it.
     result = { skip: `BUILD FAILED: ${(e as Error).message}` };
