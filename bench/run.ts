@@ -222,7 +222,7 @@ export function benchRows(r: BenchReport): Row[] {
       const own = liveBytes(up) - liveBytes(mm.raw);
       add("Moddable runtime: agent's peak live XS memory above the idle app", `${kib(mm.agentAboveIdle)} (chunks +${n0(up.chunks - idle.chunks)} B, slots +${n0(up.slots - idle.slots)} x ${ESP32_SLOT_BYTES} B): Moddable's http + TLS + Digest alone (raw download) ${kib(mm.rawAboveIdle)}, the agent's own ${kib(own)}; = ${f1(mm.agentAboveIdle / MENDER_RAM)} x Mender MCU's 15 KiB RAM`, `<= ${kib(MEMORY_GOAL)} above idle`, st(mm.agentAboveIdle <= MEMORY_GOAL));
       const peaks = (p: typeof up) => `${n0(p.chunks)} B + ${n0(p.slots)} slots`;
-      add(`  peak live (GC every 20 ms): idle / raw / update boots, ${f1(mm.imageBytes / 1024)} KB image`, `${peaks(idle)} / ${peaks(mm.raw)} / ${mm.boots.map(peaks).join(", ")}; XS high-water with garbage ${n0(up.peakChunks)} B + ${n0(up.peakSlots)} slots; stack ${up.stack} of ${up.stackSlots} slots (regex states below: ${up.regexStack}); chunk bytes as on this host (${up.slotBytes}-byte slots; 16 on the chip)`);
+      add(`  peak live (GC every 20 ms): idle / raw / update boots, ${f1(mm.imageBytes / 1024)} KB image`, `${peaks(idle)} / ${peaks(mm.raw)} / ${mm.boots.map(peaks).join(", ")}; XS high-water with garbage ${n0(up.peakChunks)} B + ${n0(up.peakSlots)} slots; stack written ${up.stack} of ${up.stackSlots} slots (an upper bound: xsre.c borrows free stack for regex states, ${up.regexStack} slots here; overflow builds show 512 suffice, moddable-host/README.md); chunk bytes as on this host (${up.slotBytes}-byte slots; 16 on the chip)`);
     }
   }
   const d = r.delta;
