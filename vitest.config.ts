@@ -3,7 +3,7 @@ import { defineConfig } from "vitest/config";
 import { BaseSequencer, type TestSpecification } from "vitest/node";
 
 /** Files that need Moddable's tools or program: run last, so a background build (test/moddable/setup.ts) overlaps the rest. */
-const needsModdable = (file: string) => /test\/moddable\/|test\/device\/esp32-build\./.test(file);
+const needsModdable = (file: string) => /test\/moddable\/|test\/device\/esp32-build\.|test\/bench\/moddable\./.test(file);
 
 class ModdableLast extends BaseSequencer {
   async sort(files: TestSpecification[]): Promise<TestSpecification[]> {

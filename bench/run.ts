@@ -13,6 +13,7 @@ import { fleetScale, fleetUnavailable, type FleetScaleRow } from "./fleet";
 import { endurance, type EnduranceResult } from "./endurance";
 import { bridgeCost, type BridgeCost } from "./xs-bridge";
 import { codeSize, CODE_GOAL, MENDER_ROM, AWS_OTA_CODE, type CodeSizeResult } from "./moddable-size";
+import { moddableRuntime, liveBytes, THROUGHPUT_GOAL, MEMORY_GOAL, MENDER_RAM, ESP32_SLOT_BYTES, type ModdableRuntimeResult } from "./moddable-run";
 import { deltaBench, DELTA_GOAL_SHARE, ESP_DELTA_OTA_SHARES, type DeltaResult } from "./delta";
 
 export const PARTS = ["throughput", "xs", "wear", "resume", "fleet", "scale", "endurance", "moddable", "delta"] as const;
@@ -29,6 +30,11 @@ export interface BenchOptions {
   fleetBoundMs?: number;
   /** Sizes of the mosquitto + PostgreSQL series (default 1,000, 10,000; quick 100, 300). */
   scale?: number[];
+  /** Image bytes of the moddable part's throughput run (default 1.5 MB; quick 256 KB) and of its memory runs (default min(that, 256 KB)). */
+  moddableSize?: number;
+  moddableMemorySize?: number;
+  /** The moddable part without its code-size figure (the esp32 link takes a minute or more). */
+  moddableNoCode?: boolean;
   progress?: (line: string) => void;
 }
 
@@ -45,8 +51,8 @@ export interface BenchReport {
   /** The same fleet on mosquitto and PostgreSQL, or why it was skipped. */
   scale?: FleetScaleRow[] | { skipped: string };
   endurance?: EnduranceResult;
-  /** Moddable's own toolchain (bench/moddable-size.ts): the esp32 link's bytecode. */
-  moddable?: { code: CodeSizeResult };
+  /** Moddable's own toolchain and runtime: the esp32 link's bytecode (bench/moddable-size.ts), throughput and memory (bench/moddable-run.ts). */
+  moddable?: { code?: CodeSizeResult; runtime: ModdableRuntimeResult };
   delta?: DeltaResult;
 }
 
@@ -86,7 +92,11 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
   } finally {
     await lab.close();
   }
-  report.moddable = await timed("moddable", async () => ({ code: await codeSize() }));
+  report.moddable = await timed("moddable", async () => {
+    const size = o.moddableSize ?? (quick ? 256 * 1024 : FULL_IMAGE);
+    const runtime = await moddableRuntime({ size, ...(o.moddableMemorySize ? { memorySize: o.moddableMemorySize } : {}), progress: say });
+    return o.moddableNoCode ? { runtime } : { code: await codeSize(), runtime };
+  });
   report.delta = await timed("delta", () => deltaBench(quick ? { compressions: ["heatshrink"], large: false } : {}));
   report.fleet = await timed("fleet", () => fleetScale({ sizes: o.fleet ?? (quick ? [100, 300] : [100, 1000, 5000]), maxRealMs: o.fleetBoundMs ?? 300_000, progress: say }));
   report.scale = await timed("scale", async () => {
@@ -196,12 +206,23 @@ export function benchRows(r: BenchReport): Row[] {
   }
   const m = r.moddable;
   if (m) {
-    const c = m.code;
     const kib = (b: number) => `${f1(b / 1024)} KiB`;
-    if (c.skipped) add("code size on Moddable's toolchain (esp32 link)", `skipped: ${c.skipped}`);
-    else {
+    const c = m.code;
+    if (c?.skipped) add("code size on Moddable's toolchain (esp32 link)", `skipped: ${c.skipped}`);
+    else if (c) {
       add("code size: agent bytecode xsl links for esp32 (modules/ + src/)", `${n0(c.agent)} B (${kib(c.agent)}): modules/ ${n0(c.modules)}, src/ ${n0(c.src)}; .xsb ${n0(c.xsb)} B; = ${f1(c.agent / MENDER_ROM)} x Mender MCU's 33 KiB ROM, ${f1(c.agent / AWS_OTA_CODE)} x AWS IoT OTA's 11.6 KB`, `<= 64 KiB`, st(c.agent <= CODE_GOAL));
       add("  largest modules, linked bytes", c.largest.map((l) => `${l.name.replace(/^(modules|src)\//, "")} ${n0(l.code)}`).join(", "));
+    }
+    const u = m.runtime;
+    if (u.skipped) add("throughput and memory on Moddable's runtime (x-cli-lin)", `skipped: ${u.skipped}`);
+    else {
+      const mb = (u.imageBytes / 1048576).toFixed(2);
+      add(`Moddable runtime: agent update vs raw GET + SHA-256, ${mb} MB`, `raw ${n0(u.raw.ms)} ms (${f1(u.raw.bytesPerMs)} B/ms), agent image GET -> restart ${n0(u.agent.ms)} ms (${f1(u.agent.bytesPerMs)} B/ms) = ${f2(u.ratio)} x raw (Linux socket ~48 KB/s)`, `>= ${f2(THROUGHPUT_GOAL)} x raw`, st(u.ratio >= THROUGHPUT_GOAL));
+      const mm = u.memory, up = mm.update, idle = mm.idle;
+      const own = liveBytes(up) - liveBytes(mm.raw);
+      add("Moddable runtime: agent's peak live XS memory above the idle app", `${kib(mm.agentAboveIdle)} (chunks +${n0(up.chunks - idle.chunks)} B, slots +${n0(up.slots - idle.slots)} x ${ESP32_SLOT_BYTES} B): Moddable's http + TLS + Digest alone (raw download) ${kib(mm.rawAboveIdle)}, the agent's own ${kib(own)}; = ${f1(mm.agentAboveIdle / MENDER_RAM)} x Mender MCU's 15 KiB RAM`, `<= ${kib(MEMORY_GOAL)} above idle`, st(mm.agentAboveIdle <= MEMORY_GOAL));
+      const peaks = (p: typeof up) => `${n0(p.chunks)} B + ${n0(p.slots)} slots`;
+      add(`  peak live (GC every 20 ms): idle / raw / update boots, ${f1(mm.imageBytes / 1024)} KB image`, `${peaks(idle)} / ${peaks(mm.raw)} / ${mm.boots.map(peaks).join(", ")}; XS high-water with garbage ${n0(up.peakChunks)} B + ${n0(up.peakSlots)} slots; stack written ${up.stack} of ${up.stackSlots} slots (an upper bound: xsre.c borrows free stack for regex states, ${up.regexStack} slots here; overflow builds show 512 suffice, moddable-host/README.md); chunk bytes as on this host (${up.slotBytes}-byte slots; 16 on the chip)`);
     }
   }
   const d = r.delta;

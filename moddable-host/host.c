@@ -32,6 +32,17 @@ const void *mcGetResource(xsMachine *the, char *path, size_t *size)
 
 void fxAbort(xsMachine *the, int status)
 {
+	if (status == XS_JAVASCRIPT_STACK_OVERFLOW_EXIT) {
+		/* the path that overflowed, innermost first, each frame with the stack slots in use below it */
+		txMachine *m = (txMachine *)the;
+		txSlot *frame;
+		char name[128];
+		for (frame = m->frame; frame; frame = frame->next) {
+			name[0] = 0;
+			fxBufferFrameName(m, name, sizeof(name), frame, "");
+			fprintf(stdout, "@stack %ld %s\n", (long)(m->stackTop - frame), name);
+		}
+	}
 	fprintf(stdout, "@panic xs abort %d\n", status);
 	fflush(stdout);
 	exit(70);
@@ -135,11 +146,90 @@ void xs_host_free_heap(xsMachine *the)
 	xsmcSetInteger(xsResult, used < 4 * 1024 * 1024 ? (xsIntegerValue)(4 * 1024 * 1024 - used) : 0);
 }
 
+/* The unused part of the XS stack is filled with this byte at start. Pushes write downward from
+ * stackTop; the regular expression engine (xsre.c fxPushState) also keeps its states upward from
+ * stackBottom. So the high-water mark of the pushes is the first run of untouched slots found
+ * going down from the current stack pointer (release builds have no mxInstrument stackPeak). */
+#define STACK_FILL 0xA5
+#define STACK_GAP 4
+
+static void fillStack(txMachine *m)
+{
+	c_memset(m->stackBottom, STACK_FILL, (char *)m->stack - (char *)m->stackBottom);
+}
+
+static int untouched(txSlot *slot)
+{
+	const uint8_t *p = (const uint8_t *)slot;
+	size_t i;
+	for (i = 0; i < sizeof(txSlot); i++) if (p[i] != STACK_FILL) return 0;
+	return 1;
+}
+
+static long stackUsed(txMachine *m)
+{
+	txSlot *p = m->stack;
+	int clean = 0;
+	while (p > m->stackBottom && clean < STACK_GAP) {
+		p--;
+		clean = untouched(p) ? clean + 1 : 0;
+	}
+	if (clean == STACK_GAP) p += STACK_GAP;
+	return (long)(m->stackTop - p);
+}
+
+/* Slots written upward from stackBottom (the regular expression engine's states), up to the first untouched run. */
+static long stackBottomUsed(txMachine *m)
+{
+	txSlot *p = m->stackBottom;
+	int clean = 0;
+	while (p < m->stack && clean < STACK_GAP) {
+		clean = untouched(p) ? clean + 1 : 0;
+		p++;
+	}
+	if (clean == STACK_GAP) p -= STACK_GAP;
+	return (long)(p - m->stackBottom);
+}
+
+/*
+ * host.memory(collect): [chunk bytes in use, slots in use, peak chunk bytes, peak slots, chunk
+ * heap bytes, slot heap count, stack slots used at most, stack slots, bytes per slot, slots the
+ * regular expression engine used from the stack's bottom]. With
+ * collect, a full garbage collection runs first, so the "in use" figures are what is live.
+ * The peaks are XS's own (xsMemory.c: highest in use since start, garbage included).
+ */
+void xs_host_memory(xsMachine *the)
+{
+	txMachine *m = (txMachine *)the;
+	long values[10];
+	int i;
+	if (xsmcArgc > 0 && xsmcTest(xsArg(0))) xsCollectGarbage();
+	values[0] = (long)m->currentChunksSize;
+	values[1] = (long)m->currentHeapCount;
+	values[2] = (long)m->peakChunksSize;
+	values[3] = (long)m->peakHeapCount;
+	values[4] = (long)m->maximumChunksSize;
+	values[5] = (long)m->maximumHeapCount;
+	values[6] = stackUsed(m);
+	values[7] = (long)(m->stackTop - m->stackBottom);
+	values[8] = (long)sizeof(txSlot);
+	values[9] = stackBottomUsed(m);
+	xsmcVars(1);
+	xsmcSetNewArray(xsResult, 10);
+	for (i = 0; i < 10; i++) {
+		xsmcSetInteger(xsVar(0), (xsIntegerValue)values[i]);
+		xsmcSetIndex(xsResult, i, xsVar(0));
+	}
+}
+
 int main(int argc, char *argv[])
 {
 	GMainLoop *loop;
 	xsMachine *machine;
+	int i, idle = 0;
 	gArgc = argc;
+	/* --idle: the bench's baseline, the same program with none of the agent's modules imported */
+	for (i = 1; i < argc; i++) if (!strcmp(argv[i], "--idle")) idle = 1;
 	gArgv = argv;
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	loop = g_main_loop_new(NULL, FALSE);
@@ -148,11 +238,12 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "cannot create the XS machine\n");
 		return 71;
 	}
+	fillStack((txMachine *)machine);
 	xsBeginHost(machine);
 	{
 		xsmcVars(1);
 		xsTry {
-			xsVar(0) = xsAwaitImport("moddable-host/main", XS_IMPORT_DEFAULT);
+			xsVar(0) = xsAwaitImport(idle ? "moddable-host/idle" : "moddable-host/main", XS_IMPORT_DEFAULT);
 			xsCallFunction0(xsVar(0), xsGlobal);
 		}
 		xsCatch {

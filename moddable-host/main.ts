@@ -6,7 +6,11 @@
  * (crypt), src/store.ts (preference), src/clock.ts (time, timer), src/mqtt.ts (mqtt). Only flash
  * and system facts are Linux's: moddable-host/flash.ts, moddable-host/system.ts.
  *
- * Usage: xsota-moddable --boot BOOT.json --flash FLASH.bin --slot N --nvs DIR
+ * Usage: xsota-moddable --boot BOOT.json --flash FLASH.bin --slot N --nvs DIR [--timing] [--memory]
+ *        xsota-moddable --boot BOOT.json --nvs DIR --raw URL [--memory]   (the bench's raw download)
+ *        xsota-moddable --idle [--memory]   (host.c runs moddable-host/idle instead: the app without the agent)
+ * --timing: "@time request URL MS" per request and "@time restart MS" (ticks); --memory: a GC and
+ * a sample every 20 ms (moddable-host/bench.ts), "@memory {json}" before the process ends.
  * BOOT.json (written by host-sim/moddable/driver.ts): { config, behavior, ca, mqttCa?, deviceId,
  * hardware, chipId, resetReason }, ca and mqttCa as base64 DER.
  * stdout: the firmware's log lines ("@event ", "@progress "...), then "@idle" when nothing is
@@ -27,6 +31,8 @@ import { EspMqtt } from "../src/mqtt";
 import { FileFlashPort } from "./flash";
 import { HostSystem, IDLE_STATUS, PANIC_STATUS, type HostSystemOptions } from "./system";
 import { args, exit, write } from "./native";
+import { rawDownload } from "./bench";
+import { MemorySampler } from "./memory";
 
 interface BootFile extends FirmwareBoot, HostSystemOptions {
   ca: string;
@@ -47,8 +53,11 @@ function der(b64: string): ArrayBuffer {
   return fromBase64(b64).slice().buffer as ArrayBuffer;
 }
 
+/** Real ms between memory samples (each a full GC) with --memory. */
+const SAMPLE_MS = 20;
+
 /** The ports' timers and requests, counted, so the program knows when the device has nothing left to do. */
-function counted(clock: ClockPort, http: HttpPort) {
+function counted(clock: ClockPort, http: HttpPort, timing: boolean) {
   const timers = new Set<number>();
   let requests = 0;
   const countedClock: ClockPort = {
@@ -70,6 +79,7 @@ function counted(clock: ClockPort, http: HttpPort) {
   const countedHttp: HttpPort = {
     request(options, handler) {
       requests++;
+      if (timing) write(`@time request ${options.url} ${clock.now()}\n`);
       let open = true;
       const done = () => {
         if (open) requests--;
@@ -93,11 +103,29 @@ export default function main(): void {
   let firmware: FirmwareHandle | undefined;
   try {
     const argv = args();
+    const sampler = argv.includes("--memory") ? new MemorySampler(SAMPLE_MS) : undefined;
+    const leave = (status: number) => {
+      if (sampler) write(`@memory ${JSON.stringify(sampler.sample())}\n`);
+      exit(status);
+    };
     const file = new File(option(argv, "--boot"));
     const boot = JSON.parse(file.read(String)) as BootFile;
     file.close();
-    const system = new HostSystem({ deviceId: boot.deviceId, hardware: boot.hardware, chipId: boot.chipId, resetReason: boot.resetReason });
-    const io = counted(new ModdableClock(), new EspHttp({ ca: der(boot.ca) }));
+    const clock = new ModdableClock();
+    const timing = argv.includes("--timing");
+    const rawAt = argv.indexOf("--raw");
+    if (rawAt >= 0) {
+      rawDownload(option(argv, "--raw"), new EspHttp({ ca: der(boot.ca) }), new ModdableCrypto(), clock, (r) => {
+        write(`@raw ${JSON.stringify(r)}\n`);
+        leave(r.error ? PANIC_STATUS : IDLE_STATUS);
+      });
+      return;
+    }
+    const system = new HostSystem({ deviceId: boot.deviceId, hardware: boot.hardware, chipId: boot.chipId, resetReason: boot.resetReason }, () => {
+      if (timing) write(`@time restart ${clock.now()}\n`);
+      if (sampler) write(`@memory ${JSON.stringify(sampler.sample())}\n`);
+    });
+    const io = counted(clock, new EspHttp({ ca: der(boot.ca) }), timing);
     const ports: Ports = {
       flash: new FileFlashPort(option(argv, "--flash"), Number(option(argv, "--slot"))),
       store: new PreferenceStore(),
@@ -118,7 +146,7 @@ export default function main(): void {
       const drain = app?.agent.beforeRestart ? app.agent.beforeRestart() : Promise.resolve();
       drain.catch(() => undefined).then(() => {
         write("@idle\n");
-        exit(IDLE_STATUS);
+        leave(IDLE_STATUS);
       });
     }, 100);
   } catch (e) {

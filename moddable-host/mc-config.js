@@ -6,11 +6,16 @@
  */
 import { args } from "moddable-host/native";
 
-const argv = args();
-const at = argv.indexOf("--nvs");
-const root = at >= 0 && argv[at + 1] ? argv[at + 1] : "/tmp";
+// Preloaded like the devkit's mc/config (moddable-host/manifest.json "preload"): the root is read
+// from the arguments when first asked for, at run time, not when xsl runs the module at link time.
+function root() {
+	const argv = args();
+	const at = argv.indexOf("--nvs");
+	const dir = at >= 0 && argv[at + 1] ? argv[at + 1] : "/tmp";
+	return dir.endsWith("/") ? dir : dir + "/";
+}
 
 export default Object.freeze({
-	file: Object.freeze({ root: root.endsWith("/") ? root : root + "/" }),
+	file: Object.freeze({ get root() { return root(); } }),
 	tls: Object.freeze({ DHE_RSA: true, ECDHE_RSA: true }),
 }, true);

@@ -9,3 +9,9 @@ export declare function flashRead(offset: number, target: Uint8Array): void;
 export declare function flashWrite(offset: number, data: Uint8Array): void;
 export declare function flashErase(offset: number, length: number): void;
 export declare function freeHeap(): number;
+/**
+ * [chunk bytes in use, slots in use, peak chunk bytes, peak slots, chunk heap bytes, slot heap
+ * count, stack slots used at most, stack slots, bytes per slot, stack slots the regular expression
+ * engine took from the bottom]; collect runs a full GC first.
+ */
+export declare function memory(collect: boolean): number[];

@@ -9,5 +9,6 @@ function flashRead() @ "xs_host_flash_read";
 function flashWrite() @ "xs_host_flash_write";
 function flashErase() @ "xs_host_flash_erase";
 function freeHeap() @ "xs_host_free_heap";
+function memory() @ "xs_host_memory";
 
-export { args, exit, write, flashOpen, flashRead, flashWrite, flashErase, freeHeap };
+export { args, exit, write, flashOpen, flashRead, flashWrite, flashErase, freeHeap, memory };

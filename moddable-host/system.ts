@@ -18,8 +18,10 @@ export interface HostSystemOptions {
 }
 
 export class HostSystem implements SystemPort {
-  constructor(private readonly o: HostSystemOptions) {}
+  /** beforeRestart: the bench's last lines (moddable-host/main.ts --timing, --memory). */
+  constructor(private readonly o: HostSystemOptions, private readonly beforeRestart?: () => void) {}
   restart(reason: string): void {
+    this.beforeRestart?.();
     write(`@restart ${reason}\n`);
     exit(RESTART_STATUS);
   }

@@ -29,11 +29,11 @@ export const SIG_BLOCK_VERSION_RSA = 0x02;
 export const SIG_BLOCK_VERSION_ECDSA = 0x03;
 export const ECDSA_SHA_256 = 0;
 export const CURVE_ID_P256 = 2;
-const CRC_OFFSET = 1196;
+export const CRC_OFFSET = 1196;
 
 export type SigScheme = "v1" | "v2";
 
-function reverseInto(src: Uint8Array, dst: Uint8Array, at: number): void {
+export function reverseInto(src: Uint8Array, dst: Uint8Array, at: number): void {
   for (let i = 0; i < src.length; i++) dst[at + src.length - 1 - i] = src[i]!;
 }
 
@@ -41,31 +41,6 @@ function reversed(src: Uint8Array): Uint8Array {
   const out = new Uint8Array(src.length);
   reverseInto(src, out, 0);
   return out;
-}
-
-/** The 68-byte v1 trailer for raw big-endian r||s. */
-export function encodeV1Trailer(rs: Uint8Array): Uint8Array {
-  if (rs.length !== 64) throw new RangeError("expected 64-byte r||s");
-  const out = new Uint8Array(V1_TRAILER_SIZE);
-  out.set(rs, 4);
-  return out;
-}
-
-/** One v2 ECDSA P-256 block: digest (32), public point 0x04||X||Y (65, big-endian), r||s (64, big-endian). */
-export function encodeV2EcdsaBlock(digest: Uint8Array, point: Uint8Array, rs: Uint8Array): Uint8Array {
-  if (digest.length !== 32 || point.length !== 65 || point[0] !== 4 || rs.length !== 64) throw new RangeError("bad v2 block fields");
-  const b = new Uint8Array(V2_BLOCK_SIZE);
-  b[0] = SIG_BLOCK_MAGIC;
-  b[1] = SIG_BLOCK_VERSION_ECDSA;
-  b[2] = ECDSA_SHA_256;
-  b.set(digest, 4);
-  b[36] = CURVE_ID_P256;
-  reverseInto(point.subarray(1, 33), b, 37);
-  reverseInto(point.subarray(33, 65), b, 69);
-  reverseInto(rs.subarray(0, 32), b, 101);
-  reverseInto(rs.subarray(32, 64), b, 133);
-  new DataView(b.buffer).setUint32(CRC_OFFSET, crc32(b.subarray(0, CRC_OFFSET)), true);
-  return b;
 }
 
 export interface V2Block {

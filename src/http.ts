@@ -99,15 +99,7 @@ export class EspHttp implements HttpPort {
       // A redirect host's CA named by the configuration (modules/redirect.ts) replaces the pinned one for this request only.
       secure: { certificate: options.ca === undefined ? this.#ca : derOf(options.ca), protocolVersion: 0x303, serverName: target.host },
     };
-    try {
-      req = new Request(dictionary);
-    } catch (e) {
-      // securesocket's constructor throws for TLS setup (e.g. the pinned certificate is not yet
-      // valid because SNTP has not set the clock); delivered asynchronously, as a socket error is.
-      Timer.set(() => fail("HTTP_TLS", String(e)));
-      return { close: () => void (closed = true) };
-    }
-    req.callback = (message: number, value1?: unknown, value2?: unknown) => {
+    const callback = (message: number, value1?: unknown, value2?: unknown) => {
       if (closed) return;
       try {
         switch (message) {
@@ -128,6 +120,21 @@ export class EspHttp implements HttpPort {
         fail(codeOf(e), String(e));
       }
     };
+    // The request starts from a timer, on a fresh XS stack: new Request() builds the TLS session
+    // and parses the pinned CA (ssl_cert.js -> BER.decode), about 160 slots deep, and the agent
+    // calls request() about 350 slots deep (a timer, its loop, check, fetch, the redirect
+    // wrapper, all async); together they overflowed a 512-slot stack (moddable-host/README.md).
+    Timer.set(() => {
+      if (closed) return;
+      try {
+        req = new Request(dictionary);
+        req.callback = callback;
+      } catch (e) {
+        // securesocket's constructor throws for TLS setup (e.g. the pinned certificate is not yet
+        // valid because SNTP has not set the clock); reported as a socket error is.
+        fail("HTTP_TLS", String(e));
+      }
+    });
     return {
       close() {
         if (closed) return;

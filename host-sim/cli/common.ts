@@ -4,7 +4,8 @@
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { existsSync } from "node:fs";
-import { OtaError, errorHint, type ErrorCode } from "../../modules/errors";
+import { OtaError, type ErrorCode } from "../../modules/errors";
+import { errorHint } from "../error-hints";
 
 export interface Command {
   name: string;

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { OtaError } from "../../modules/errors";
-import { decodeEntry, entryValid, seqCrc, stateName, activeEntry, OTA_SECTOR, ENTRY_SIZE } from "../../modules/otadata";
+import { decodeEntry, entryValid, seqCrc, activeEntry, OTA_SECTOR, ENTRY_SIZE } from "../../modules/otadata";
+import { stateName } from "../otadata-model";
 import { SimChip } from "../chip";
 import { boot } from "../bootloader";
 import { parsePartitionCsv, typeName, subtypeName } from "../partition-table";

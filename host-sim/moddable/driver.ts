@@ -34,13 +34,15 @@ export interface ModdableDeviceOptions {
   /** Real ms one boot may take before it counts as hung and is killed (a watchdog reset). */
   bootTimeoutMs?: number;
   maxBoots?: number;
+  /** Extra program arguments on every boot (the bench's --timing, --memory). */
+  programArgs?: string[];
   onEvent?(e: AuditEvent): void;
   onProgress?(written: number, total: number): void;
   onLog?(line: string): void;
   onBoot?(info: BootRecord): void;
 }
 
-function derBase64(pem: string): string {
+export function derBase64(pem: string): string {
   const m = /-----BEGIN CERTIFICATE-----([^-]+)-----END CERTIFICATE-----/.exec(pem);
   if (!m) throw new Error("no certificate in the CA PEM");
   return m[1]!.replace(/\s+/g, "");
@@ -152,7 +154,7 @@ export class ModdableDevice {
       ca: derBase64(this.o.caPem), ...(this.o.mqttCaPem ? { mqttCa: derBase64(this.o.mqttCaPem) } : {}),
       deviceId: this.o.deviceId, hardware: this.o.hardware, chipId: this.o.chipId ?? 0, resetReason: record.reason,
     }));
-    const child = spawn(this.o.program, ["--boot", bootFile, "--flash", this.o.flashPath, "--slot", String(record.slot), "--nvs", this.nvsDir], {
+    const child = spawn(this.o.program, ["--boot", bootFile, "--flash", this.o.flashPath, "--slot", String(record.slot), "--nvs", this.nvsDir, ...(this.o.programArgs ?? [])], {
       stdio: ["ignore", "pipe", "pipe"],
     });
     let rest = "";

@@ -7,9 +7,10 @@
  */
 import { OtaError } from "../../modules/errors";
 import {
-  encodeV1Trailer, encodeV2EcdsaBlock, decodeV2Block, detectScheme, verifyImageSignature,
+  decodeV2Block, detectScheme, verifyImageSignature,
   SECTOR_SIZE, V2_BLOCK_SIZE, V2_MAX_BLOCKS, type SigScheme, type V2Block,
 } from "../../modules/sigblock";
+import { encodeV1Trailer, encodeV2EcdsaBlock } from "./sigblock-encode";
 import type { TrustedKey } from "../../modules/keys";
 import { nodeCrypto, sha256 } from "../crypto";
 import { signDigestEcdsa, type SigningKey } from "./keys";

@@ -22,8 +22,10 @@ declare module "vitest" {
 let child: ChildProcess | undefined;
 
 export default function setup(project: TestProject): () => void {
-  const why = whyNoModdable();
-  const ready = why ? undefined : freshProgram();
+  // XSOTA_MODDABLE_PROGRAM: run the tests on another build of moddable-host (e.g. other creation sizes).
+  const other = process.env.XSOTA_MODDABLE_PROGRAM;
+  const why = other ? undefined : whyNoModdable();
+  const ready = other ?? (why ? undefined : freshProgram());
   if (why) {
     process.stderr.write(`[moddable] test/moddable skipped: ${why}\n`);
     project.provide("moddable", { skip: why });

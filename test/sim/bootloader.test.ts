@@ -3,7 +3,8 @@ import { SimChip } from "../../host-sim/chip";
 import { boot } from "../../host-sim/bootloader";
 import { buildImage } from "../../host-sim/image-builder";
 import { PowerCut } from "../../host-sim/flash";
-import { encodeEntry, decodeEntry, OtaState, stateName } from "../../modules/otadata";
+import { encodeEntry, decodeEntry, OtaState } from "../../modules/otadata";
+import { stateName } from "../../host-sim/otadata-model";
 
 const img = (version: string, extra: Parameters<typeof buildImage>[0] extends infer T ? Partial<T> : never = {}) =>
   buildImage({ version, size: 16 * 1024, ...extra });

@@ -4,7 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SimChip } from "../../host-sim/chip";
 import { buildImage } from "../../host-sim/image-builder";
-import { encodeEntryRaw, decodeEntry, entryInvalid, entryInitial, encodeEntry, OtaState } from "../../modules/otadata";
+import { decodeEntry, encodeEntry, OtaState } from "../../modules/otadata";
+import { encodeEntryRaw, entryInvalid, entryInitial } from "../../host-sim/otadata-model";
 import { codeOf } from "../codes";
 
 describe("SimChip", () => {

@@ -1,0 +1,44 @@
+/*
+ * Memory use of the XS machine, sampled (main.ts and idle.ts with --memory): every `everyMs` a full
+ * GC, then the live chunk bytes and slots (host.c xs_host_memory); the highest of each is the
+ * peak. XS's own high-water marks (garbage included), the heaps' sizes and the stack's high-water
+ * mark come with it. Imports nothing of the agent, so the idle baseline stays agent-free.
+ */
+import Timer from "timer";
+import { memory } from "./native";
+
+export interface MemoryPeaks {
+  /** Highest live chunk bytes / slots seen at a sample (after a full GC). */
+  chunks: number;
+  slots: number;
+  /** XS's high-water marks since start (garbage not yet collected included). */
+  peakChunks: number;
+  peakSlots: number;
+  /** What the heaps grew to. */
+  chunkHeap: number;
+  slotHeap: number;
+  /** Stack slots used at most, of `stackSlots`. */
+  stack: number;
+  stackSlots: number;
+  /** sizeof(txSlot) on this host (16 on the ESP32). */
+  slotBytes: number;
+  /** Stack slots xsre.c's states took from the bottom at most (they fall back to malloc when there is no room). */
+  regexStack: number;
+  samples: number;
+}
+
+export class MemorySampler {
+  readonly #peaks: MemoryPeaks = { chunks: 0, slots: 0, peakChunks: 0, peakSlots: 0, chunkHeap: 0, slotHeap: 0, stack: 0, stackSlots: 0, slotBytes: 0, regexStack: 0, samples: 0 };
+  constructor(everyMs: number) {
+    this.sample();
+    Timer.repeat(() => this.sample(), everyMs);
+  }
+  sample(): MemoryPeaks {
+    const [chunks, slots, peakChunks, peakSlots, chunkHeap, slotHeap, stack, stackSlots, slotBytes, regexStack] = memory(true) as [number, number, number, number, number, number, number, number, number, number];
+    const p = this.#peaks;
+    p.chunks = Math.max(p.chunks, chunks);
+    p.slots = Math.max(p.slots, slots);
+    Object.assign(p, { peakChunks, peakSlots, chunkHeap, slotHeap, stack, stackSlots, slotBytes, regexStack, samples: p.samples + 1 });
+    return p;
+  }
+}
