@@ -226,7 +226,7 @@ describe("manifest.json is a Moddable manifest for the ESP32 build", () => {
     expect(sdkconfigProblems(fragment.replace("CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE=y", "CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE=n"), version)).toEqual(["rollback is not enabled"]);
     expect(sdkconfigProblems(fragment.replace(/^CONFIG_BOOTLOADER_SKIP_VALIDATE_ALWAYS=n$/m, ""), version)).toHaveLength(1);
     expect(sdkconfigProblems(fragment, "9.9.9")).toHaveLength(1);
-  });
+  }, 180_000); // a whole-tree tsc: over a minute on a loaded 2-core machine
 
   it("carries a semver version, https endpoints, a broker and keys the agent accepts", () => {
     const config = load().config as Json;
