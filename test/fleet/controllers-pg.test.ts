@@ -66,8 +66,11 @@ describe.skipIf(noPostgres !== undefined)("two controllers on one PostgreSQL aud
     expect(stages.map((s) => [s.idx, s.percent])).toEqual([[0, 10], [1, 30], [2, 50], [3, 80], [4, 100]]);
     // Stage 3 (50 %) is watched a virtual day, so a loaded machine's coarse poll still sees it before a stops.
     expect(stages.slice(1).map((s, i) => s.started - stages[i]!.started)).toEqual([600_000, 600_000, 86_400_000, 600_000]);
-    // One announcement per stage, from whichever controller won it.
-    await new Promise((res) => setTimeout(res, 200));
+    // One announcement per stage, from whichever controller won it: wait (real time, a loaded
+    // machine's broker may take a while) for the fifth, then a little longer for any duplicate.
+    await waitFor(async () => watch.messages.length >= 5, 20_000);
+    await b.settled();
+    await new Promise((res) => setTimeout(res, 300));
     const percents = watch.messages.map((m) => verifyManifest(Buffer.from(m.payload), [keyFromConfig(keyConfigOf(key), nodeCrypto)], nodeCrypto).manifest.rollout?.percent);
     expect(percents).toEqual([10, 30, 50, 80, 100]);
     // Both ingested every event; the log holds each once.
