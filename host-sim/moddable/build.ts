@@ -11,7 +11,7 @@
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { availableParallelism } from "node:os";
-import { cpSync, existsSync, mkdirSync, readdirSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -122,11 +122,63 @@ export function buildProgram(root: string, log: (line: string) => void = () => {
   return PROGRAM;
 }
 
+const LOCK = join(REPO, "out", "moddable-build.lock");
+
+/**
+ * Hold out/moddable-build.lock (a directory: mkdir is atomic) while `fn` runs, so two builds
+ * (two `npm test`s, a test file run while the suite's background build is going, the bench)
+ * never make the same tree at once: the second waits for the first, then finds its work done.
+ * A lock whose process is gone is taken over.
+ */
+function withBuildLock<T>(fn: () => T, log: (line: string) => void = () => {}): T {
+  mkdirSync(dirname(LOCK), { recursive: true });
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  let told = false;
+  for (;;) {
+    try {
+      mkdirSync(LOCK);
+      writeFileSync(join(LOCK, "pid"), String(process.pid));
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+      let holder = 0;
+      try {
+        holder = Number(readFileSync(join(LOCK, "pid"), "utf8"));
+      } catch {
+        // just made, pid not written yet
+      }
+      let alive = holder === 0 && Date.now() - (statSync(LOCK, { throwIfNoEntry: false })?.mtimeMs ?? 0) < 10_000;
+      if (holder) {
+        try {
+          process.kill(holder, 0);
+          alive = true;
+        } catch {
+          alive = false;
+        }
+      }
+      if (!alive) {
+        rmSync(LOCK, { recursive: true, force: true });
+        continue;
+      }
+      if (!told) log(`waiting for the Moddable build of process ${holder} (${LOCK})`);
+      told = true;
+      Atomics.wait(pause, 0, 0, 500);
+    }
+  }
+  try {
+    return fn();
+  } finally {
+    rmSync(LOCK, { recursive: true, force: true });
+  }
+}
+
 /** The program, built when needed; or why it cannot be. */
 export function moddableProgram(log?: (line: string) => void): { program: string } | { skip: string } {
-  const tree = moddableTree(log);
-  if ("skip" in tree) return tree;
-  return { program: buildProgram(tree.root, log) };
+  return withBuildLock(() => {
+    const tree = moddableTree(log);
+    if ("skip" in tree) return tree;
+    return { program: buildProgram(tree.root, log) };
+  }, log);
 }
 
 export type BuildResult = { program: string } | { skip: string } | { error: string };
