@@ -210,7 +210,10 @@ async function status(values: Record<string, unknown>): Promise<number> {
   }
   const r = s.release;
   process.stdout.write(r ? `release ${r.id} (${r.version}): ${r.status}${r.flagged ? color.red(" FLAGGED") : ""}, stage ${r.stage + 1}/${r.plan.length} at ${r.percent} %${r.reason ? ` (${r.reason})` : ""}\n` : "no release\n");
-  process.stdout.write(`${s.devices} devices, ${s.online} online, ${s.failures.length} failed this release\n\n`);
+  process.stdout.write(`${s.devices} devices, ${s.online} online, ${s.failures.length} failed this release\n`);
+  const held = ([["paused", s.control.paused], ["waiting to install", s.control.awaitingInstall], ["waiting to reboot", s.control.awaitingReboot]] as const)
+    .filter(([, ids]) => ids.length).map(([what, ids]) => `${what}: ${ids.length > 8 ? `${ids.slice(0, 8).join(", ")} and ${ids.length - 8} more` : ids.join(", ")}`);
+  process.stdout.write(`${held.length ? held.join("; ") + "\n" : ""}\n`);
   const versions = Object.keys(s.totals).sort();
   const rows = [["group", ...versions, "total"]];
   for (const [g, m] of Object.entries(s.byGroup).sort()) rows.push([g, ...versions.map((v) => String(m[v] ?? 0)), String(Object.values(m).reduce((a, b) => a + b, 0))]);

@@ -122,6 +122,10 @@ export class AuditLog implements AuditStore {
     return (this.st(SQL.seqGaps).get() as { n: number }).n;
   }
 
+  latestEvents(): { device: string; seq: number; state: string }[] {
+    return this.st(SQL.latestEvents).all() as { device: string; seq: number; state: string }[];
+  }
+
   versionsByGroup(): Record<string, Record<string, number>> {
     return groupVersions(this.devices());
   }

@@ -187,6 +187,10 @@ export class PgAuditLog implements AuditStore {
     return (await this.q<{ n: number }>(SQL.seqGaps))[0]!.n;
   }
 
+  async latestEvents(): Promise<{ device: string; seq: number; state: string }[]> {
+    return this.q<{ device: string; seq: number; state: string }>(SQL.latestEvents);
+  }
+
   async versionsByGroup(): Promise<Record<string, Record<string, number>>> {
     return groupVersions(await this.devices());
   }

@@ -96,6 +96,8 @@ export interface AuditStore {
   eventKeys(): Awaitable<string[]>;
   /** Seqs missing between each device's first and last logged event, summed over devices. */
   seqGaps(): Awaitable<number>;
+  /** Each device's newest logged event (highest seq): what it is doing now, e.g. awaiting-install. */
+  latestEvents(): Awaitable<{ device: string; seq: number; state: string }[]>;
   versionsByGroup(): Awaitable<Record<string, Record<string, number>>>;
   versionTotals(): Awaitable<Record<string, number>>;
   failures(rolloutId: string, version: string): Awaitable<{ device: string; state: string; code: string | null }[]>;
@@ -168,6 +170,8 @@ export const SQL = {
     GROUP BY device ORDER BY device`,
   attempts: `SELECT COUNT(DISTINCT device) AS n FROM events WHERE state IN ('downloading', 'verifying', 'installing', 'rebooting', 'confirming', 'committed', 'rolled-back', 'failed')
       AND (rollout = ? OR to_version = ?)`,
+  latestEvents: `SELECT e.device, e.seq, e.state FROM events e
+    JOIN (SELECT device, MAX(seq) AS seq FROM events GROUP BY device) m ON e.device = m.device AND e.seq = m.seq ORDER BY e.device`,
   seqGaps: "SELECT COALESCE(SUM(g), 0) AS n FROM (SELECT MAX(seq) - MIN(seq) + 1 - COUNT(*) AS g FROM events GROUP BY device) AS per_device",
   versionTotals: "SELECT COALESCE(version, 'unknown') AS v, COUNT(*) AS n FROM devices GROUP BY COALESCE(version, 'unknown') ORDER BY 1",
   insertSample: "INSERT INTO samples (time, grp, version, count) VALUES (?, ?, ?, ?)",

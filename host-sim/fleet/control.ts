@@ -6,6 +6,8 @@
  *   devices/<id>/cmd. `issued` grows strictly (the device refuses anything not newer).
  * - ControlTracker: which devices are paused, awaiting an install or awaiting a reboot, from
  *   their audit events (the newest seq per device wins), for the fleet view and `status`.
+ *   It starts from the audit log (`load`), so a restarted controller and `xsota fleet status`,
+ *   which runs without one, show what the devices were last seen doing.
  */
 import type { AuditEvent } from "../../modules/events";
 import type { ControlCommand } from "../../modules/control";
@@ -14,6 +16,7 @@ import { OtaError } from "../../modules/errors";
 import { toBase64, utf8Encode } from "../../modules/bytes";
 import { signPayload } from "../release/manifest-tool";
 import type { SigningKey } from "../release/keys";
+import type { Awaitable } from "./audit-store";
 
 export type { ControlCommand } from "../../modules/control";
 
@@ -53,8 +56,14 @@ export interface ControlSnapshot {
 export class ControlTracker {
   private readonly now = new Map<string, { seq: number; activity: Activity | undefined }>();
 
+  /** Each device's newest logged event, as if it had just arrived. */
+  async load(log: { latestEvents(): Awaitable<{ device: string; seq: number; state: string }[]> }): Promise<this> {
+    for (const r of await log.latestEvents()) this.note(r.device, r);
+    return this;
+  }
+
   /** An audit event arrived (in any order: the newest seq decides). */
-  note(device: string, e: AuditEvent): void {
+  note(device: string, e: Pick<AuditEvent, "seq"> & { state: string }): void {
     const cur = this.now.get(device);
     if (cur && cur.seq >= e.seq) return;
     this.now.set(device, { seq: e.seq, activity: ACTIVITIES.indexOf(e.state) >= 0 ? (e.state as Activity) : undefined });

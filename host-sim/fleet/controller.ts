@@ -121,6 +121,7 @@ export class FleetController {
   /** Connect (waits for the broker) and pick up a running release. Throws MQTT_CONNECT. */
   static async start(options: ControllerOptions): Promise<FleetController> {
     const c = new FleetController(options);
+    await c.activity.load(options.log);
     await c.connect(true);
     const running = await c.current();
     if (running && running.status === "running") await c.follow(running, true);

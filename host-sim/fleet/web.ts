@@ -12,7 +12,7 @@ import { OtaError, codeOf } from "../../modules/errors";
 import type { FleetController } from "./controller";
 import type { AuditStore, Awaitable, ReleaseRow } from "./audit-store";
 import { PAGE } from "./web-page";
-import { parseControlCommand, type ControlSnapshot, type ControlTracker } from "./control";
+import { ControlTracker, parseControlCommand, type ControlSnapshot } from "./control";
 
 export interface FleetStatus {
   release: {
@@ -53,7 +53,7 @@ export async function fleetStatus(controller: StatusSource): Promise<FleetStatus
     samples: (await log.samples()).filter((s) => s.grp === "*").map((s) => ({ time: s.time, version: s.version, count: s.count })),
     received: controller.received ?? 0,
     duplicates: controller.duplicates ?? 0,
-    control: controller.activity?.snapshot() ?? { paused: [], awaitingInstall: [], awaitingReboot: [] },
+    control: (controller.activity ?? (await new ControlTracker().load(log))).snapshot(),
   };
 }
 

@@ -8,6 +8,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openAuditStore, MIGRATIONS, type AuditStore, type ReleaseRow } from "../../host-sim/fleet/audit-store";
 import type { AuditEvent } from "../../modules/events";
+import { ControlTracker } from "../../host-sim/fleet/control";
+import { fleetStatus } from "../../host-sim/fleet/web";
 import { noPostgres, usePg } from "./pg";
 
 const pg = usePg();
@@ -39,6 +41,26 @@ describe.each(["sqlite", "postgres"] as const)("audit store (%s)", (kind) => {
     };
     return { log: await again(), again };
   }
+
+  it.skipIf(skip)("a restarted controller (a new handle) sees which devices are paused, awaiting install or reboot: each device's newest event decides", async () => {
+    const { log, again } = await fresh();
+    await log.ingest([
+      { kind: "event", device: "p1", event: ev(1, "downloading"), at: 1 },
+      { kind: "event", device: "p1", event: ev(3, "paused"), at: 2 },
+      { kind: "event", device: "p1", event: ev(2, "downloading"), at: 3 }, // late, older: does not undo the pause
+      { kind: "event", device: "i1", event: ev(7, "awaiting-install"), at: 4 },
+      { kind: "event", device: "r1", event: ev(4, "awaiting-reboot"), at: 5 },
+      { kind: "event", device: "r2", event: ev(1, "awaiting-reboot"), at: 6 },
+      { kind: "event", device: "r2", event: ev(2, "rebooting"), at: 7 }, // no longer waiting
+    ]);
+    const other = await again();
+    expect(await other.latestEvents()).toEqual([
+      { device: "i1", seq: 7, state: "awaiting-install" }, { device: "p1", seq: 3, state: "paused" },
+      { device: "r1", seq: 4, state: "awaiting-reboot" }, { device: "r2", seq: 2, state: "rebooting" },
+    ]);
+    expect((await new ControlTracker().load(other)).snapshot()).toEqual({ paused: ["p1"], awaitingInstall: ["i1"], awaitingReboot: ["r1"] });
+    expect((await fleetStatus({ log: other, current: () => undefined })).control).toEqual({ paused: ["p1"], awaitingInstall: ["i1"], awaitingReboot: ["r1"] });
+  });
 
   it.skipIf(skip)("drops redelivered events by (device, seq), within a batch and across batches and handles", async () => {
     const { log, again } = await fresh();

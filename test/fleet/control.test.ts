@@ -10,6 +10,7 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
+import { execFileSync } from "node:child_process";
 import { chromium } from "playwright-core";
 import { Lab, FACTORY } from "../../host-sim/lab";
 import { startBroker, type Broker } from "../../host-sim/mqtt/broker";
@@ -148,6 +149,11 @@ describe.each(engines)("per-update control (%s engine)", (name, engine) => {
       await d.dev.run((x) => x.last()?.state === "awaiting-install" && controller.activity.activity(d.id) === "awaiting-install", drive);
       expect(d.states()).toContain("verifying");
       expect(d.dev.running?.version).toBe("1.0.0");
+      if (name === "node") {
+        // `xsota fleet status` runs without the controller: it reads the held devices from the log.
+        const out = execFileSync(process.execPath, [join(__dirname, "../../bin/xsota.js"), "fleet", "status", "--db", join(dir, "audit.db")], { env: { ...process.env, NO_COLOR: "1" } }).toString();
+        expect(out).toMatch(new RegExp(`waiting to install: (.*, )?${d.id}`));
+      }
       if (name === "node" && existsSync(CHROMIUM)) {
         const view = await startFleetView(controller);
         const browser = await chromium.launchPersistentContext(join(dir, "profile"), {
