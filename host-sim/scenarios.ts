@@ -318,8 +318,13 @@ export interface RunOptions {
   quietMs?: number;
 }
 
-/** Run one scenario on `engine` in `lab` (published under /<name>/<run>/). */
-export async function runScenario(s: Scenario, engine: Engine, lab: Lab, options: RunOptions = {}): Promise<Outcome & { factoryApp0: string }> {
+/**
+ * Publish a scenario's first release in `lab` as its hosts serve it (wire routes, redirects,
+ * faults, delta) under a fresh /<name>/<run>/, and make the device's configuration: the same
+ * for every runtime (runScenario here, runModdableScenario in host-sim/moddable). `overrides`
+ * go under the scenario's own config (e.g. the Moddable run's short windows), `extra` over it.
+ */
+export function stageScenario(s: Scenario, lab: Lab, overrides: Record<string, unknown> = {}, extra: Record<string, unknown> = {}): { dir: string; first: { manifestUrl: string; imageUrl: string }; config: Record<string, unknown> } {
   // A fresh path per run: the host's per-path fault state (bytes served, uses) starts from zero.
   const dir = `${s.name}/${lab.nextRun()}`;
   const wireImage = s.wire?.image;
@@ -332,21 +337,25 @@ export async function runScenario(s: Scenario, engine: Engine, lab: Lab, options
     lab.wireOther.route(path, plain.image, (req, r) => { const h = honest(req, r); return [{ write: h.head }, { write: h.body }, { end: "fin" }]; });
   }
   if (plain && s.wire?.manifest) lab.wire.route(new URL(plain.manifestUrl).pathname, plain.envelope, s.wire.manifest);
-  const manifestPath = new URL(first.manifestUrl).pathname;
-  const imagePath = new URL(first.imageUrl).pathname;
-  lab.setFault(imagePath, s.faults?.image ?? null);
-  lab.setFault(manifestPath, s.faults?.manifest ?? null);
+  lab.setFault(new URL(first.imageUrl).pathname, s.faults?.image ?? null);
+  lab.setFault(new URL(first.manifestUrl).pathname, s.faults?.manifest ?? null);
   if ("patchUrl" in first) lab.setFault(new URL(first.patchUrl).pathname, s.faults?.patch ?? null);
   let manifestUrl = s.wire?.manifest ? first.manifestUrl.replace(lab.url, lab.wire.url) : first.manifestUrl;
   if (s.insecureManifestUrl) manifestUrl = manifestUrl.replace(/^https:/, "http:");
+  const config = lab.config(manifestUrl, { ...overrides, ...s.config, ...extra });
+  if (s.trustOtherForRedirects) config.redirects = { ...(config.redirects as object | undefined), hostCas: { [new URL(lab.wireOther.url).host]: lab.otherCa.caCertPem } };
+  return { dir, first, config };
+}
+
+/** Run one scenario on `engine` in `lab` (published under /<name>/<run>/). */
+export async function runScenario(s: Scenario, engine: Engine, lab: Lab, options: RunOptions = {}): Promise<Outcome & { factoryApp0: string }> {
+  const { dir, first, config } = stageScenario(s, lab);
   const chip = lab.chip(s.factory ?? FACTORY, options.geometry);
   if (options.prepare) {
     options.prepare(chip);
     chip.flash.resetStats();
   }
   const factoryApp0 = sha(readPartition(chip, "app0"));
-  const config = lab.config(manifestUrl, s.config);
-  if (s.trustOtherForRedirects) config.redirects = { ...(config.redirects as object | undefined), hostCas: { [new URL(lab.wireOther.url).host]: lab.otherCa.caCertPem } };
   const extra: Partial<SimDeviceOptions> = { ...s.device };
   if (s.wrongCa) {
     const { NodeHttp } = await import("./ports/http");

@@ -28,6 +28,7 @@ export interface EspHttpOptions {
 }
 
 const STATUS = 1, HEADER = 2, HEADERS_COMPLETE = 3, FRAGMENT = 4, COMPLETE = 5, ERROR = -2;
+const MAX_HEAD_BYTES = 8192;
 const SOCKET_CONNECTED = 1;
 
 /**
@@ -75,7 +76,7 @@ export class EspHttp implements HttpPort {
     const method = options.method ?? "GET";
     const headers: string[] = [];
     for (const [name, value] of options.headers ?? []) headers.push(name, value);
-    let closed = false, status = 0, headersDone = false;
+    let closed = false, status = 0, headersDone = false, headBytes = 0;
     let tls: "none" | "tcp" | "secure" = "none";
     // A capped download leaves bytes of a fragment unread (modules/control.ts); they are read
     // from http.js when the handler pulls, and the body completes only after that.
@@ -104,7 +105,14 @@ export class EspHttp implements HttpPort {
       try {
         switch (message) {
           case STATUS: status = Number(value1); handler.onStatus(status); break;
-          case HEADER: handler.onHeader(String(value1), String(value2)); break;
+          case HEADER:
+            // http.js gathers a header line whole, however long, before it calls back: the
+            // response head is bounded here, as ESP-IDF's 8 KB header buffer and the host
+            // bindings bound it (a longer head is HTTP_PROTOCOL on every runtime).
+            headBytes += String(value1).length + String(value2).length + 4;
+            if (headBytes > MAX_HEAD_BYTES) fail("HTTP_PROTOCOL", `response head longer than ${MAX_HEAD_BYTES} bytes`);
+            else handler.onHeader(String(value1), String(value2));
+            break;
           case HEADERS_COMPLETE: headersDone = true; handler.onHeadersComplete(); break;
           case FRAGMENT: unread += Number(value1); drain(); break;
           case COMPLETE: completePending = true; drain(); break;

@@ -1,6 +1,7 @@
 /*
  * host-sim/scenarios.ts on Moddable's runtime: the same Scenario data, published in the same Lab,
- * run by ModdableDevice (one process per boot over a flash file) instead of SimDevice. The
+ * staged by the same stageScenario (wire routes, redirects, faults, delta), run by ModdableDevice
+ * (one process per boot over a flash file) instead of SimDevice. The
  * outcome has the same shape; what differs by nature is listed in `comparable`.
  */
 import { mkdtempSync } from "node:fs";
@@ -8,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Lab } from "../lab";
 import { FACTORY } from "../lab";
-import { outcomeOf, type Outcome, type Scenario } from "../scenarios";
+import { outcomeOf, stageScenario, type Outcome, type Scenario } from "../scenarios";
 import { ModdableDevice } from "./driver";
 
 /**
@@ -30,15 +31,10 @@ export interface ModdableRunOptions {
 
 /** Run one scenario on the Moddable program in `lab` (published under /<name>/<run>/). */
 export async function runModdableScenario(s: Scenario, lab: Lab, o: ModdableRunOptions): Promise<Outcome & { device: ModdableDevice }> {
-  const dir = `${s.name}/${lab.nextRun()}`;
-  const first = lab.publish(dir, s.releases[0]!);
-  lab.setFault(new URL(first.imageUrl).pathname, s.faults?.image ?? null);
-  lab.setFault(new URL(first.manifestUrl).pathname, s.faults?.manifest ?? null);
-  const manifestUrl = s.insecureManifestUrl ? first.manifestUrl.replace(/^https:/, "http:") : first.manifestUrl;
+  const { dir, config } = stageScenario(s, lab, o.config ?? FAST, o.mqtt ? { mqtt: o.mqtt } : {});
   const work = mkdtempSync(join(tmpdir(), `xsota-moddable-${s.name}-`));
   const flashPath = join(work, "flash.bin");
   lab.chip(s.factory ?? FACTORY).save(flashPath);
-  const config = lab.config(manifestUrl, { ...(o.config ?? FAST), ...s.config, ...(o.mqtt ? { mqtt: o.mqtt } : {}) });
   const device = new ModdableDevice({
     program: o.program, flashPath, config,
     caPem: s.wrongCa ? lab.otherCa.caCertPem : lab.ca.caCertPem,
