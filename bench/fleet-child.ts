@@ -37,6 +37,9 @@ export interface FleetScaleRun {
   /** The broker's own process (mosquitto): CPU seconds and peak RSS; 0 when it runs in this process. */
   brokerCpuSeconds: number;
   brokerPeakRssMb: number;
+  /** The most HTTPS requests that waited at once for one of the simulator's connections (FleetSimSetup.maxHttpConnections). */
+  httpWaitPeak: number;
+  httpMaxConnections: number;
   error?: string;
 }
 
@@ -47,7 +50,7 @@ const db = process.argv[7] || undefined;
 const mb = (b: number) => Math.round((b / 1048576) * 10) / 10;
 const baseline = process.memoryUsage().rss;
 const out: FleetScaleRun = { devices, bootSeconds: 0, rolloutSeconds: 0, updated: 0, failed: 0, rolledBack: 0, failureCodes: {}, notUpdated: {}, completed: false, devicesUpdatedPerSecond: 0, baselineRssMb: mb(baseline), peakRssMb: 0, cpuSeconds: 0, eventsLost: null,
-  eventsLogged: 0, eventsReceived: 0, broker: brokerKind, db: db ? "postgres" : "sqlite", brokerCpuSeconds: 0, brokerPeakRssMb: 0 };
+  eventsLogged: 0, eventsReceived: 0, broker: brokerKind, db: db ? "postgres" : "sqlite", brokerCpuSeconds: 0, brokerPeakRssMb: 0, httpWaitPeak: 0, httpMaxConnections: 0 };
 const cpu0 = process.cpuUsage();
 const sim = await FleetSim.create({ devices, seed, brokerKind, badHardwareShare: 0, flakyShare: 0, powerCutShare: 0, maxRealMs, ...(db ? { dbPath: db } : {}) });
 try {
@@ -86,6 +89,8 @@ try {
     }
   }
   out.eventsReceived = sim.controller.received;
+  out.httpWaitPeak = sim.gate.peakWaiting;
+  out.httpMaxConnections = sim.gate.max;
   out.brokerCpuSeconds = treeCpuSeconds(sim.broker.pid);
   out.brokerPeakRssMb = Math.round(treePeakRssMb(sim.broker.pid));
   const cpu = process.cpuUsage(cpu0);

@@ -11,12 +11,68 @@ export function prng(seed: number): () => number {
 }
 
 /**
+ * At most `max` HTTPS requests of the whole simulated fleet open at once; the others wait to
+ * connect, as behind a congested uplink. One process holds both ends of every simulated
+ * connection (the update host runs in it) plus each device's MQTT socket, and a process has
+ * 20,000 descriptors here: 10,000 devices downloading at once would need 30,000. While any
+ * request waits, virtual time stands still (the wait is the network's, not a timeout's).
+ */
+export class ConnectionGate {
+  private open = 0;
+  private readonly queue: (() => void)[] = [];
+  private beat: ReturnType<typeof setInterval> | undefined;
+  /** The most requests that waited at once. */
+  peakWaiting = 0;
+  constructor(readonly max: number, private readonly clock?: { hold(): () => void; activity(): void }) {}
+
+  /** Run `start` when a slot is free; the returned function gives the slot back (once). */
+  enter(start: () => void): { leave(): void } {
+    let state: "waiting" | "in" | "out" = "waiting";
+    const release = this.clock?.hold();
+    const go = () => {
+      if (state !== "waiting") return;
+      state = "in";
+      release?.();
+      this.open++;
+      start();
+    };
+    if (this.open < this.max) go();
+    else {
+      this.queue.push(go);
+      this.peakWaiting = Math.max(this.peakWaiting, this.queue.length);
+      if (!this.beat && this.clock) {
+        const clock = this.clock;
+        this.beat = setInterval(() => clock.activity(), 5);
+      }
+    }
+    return {
+      leave: () => {
+        if (state === "out") return;
+        const was = state;
+        state = "out";
+        if (was === "waiting") {
+          release?.();
+          return;
+        }
+        this.open--;
+        while (this.open < this.max && this.queue.length) this.queue.shift()!();
+        if (!this.queue.length && this.beat) {
+          clearInterval(this.beat);
+          this.beat = undefined;
+        }
+      },
+    };
+  }
+}
+
+/**
  * An HttpPort whose requests die with HTTP_CLOSED after a random number of body bytes, with
- * probability `dropRate` per request (the agent resumes with a Range request).
+ * probability `dropRate` per request (the agent resumes with a Range request); through `gate`
+ * when one is given.
  */
 export class FlakyHttp implements HttpPort {
   drops = 0;
-  constructor(private readonly inner: HttpPort & { closeAll?(): void }, private readonly random: () => number, private readonly dropRate: number) {}
+  constructor(private readonly inner: HttpPort & { closeAll?(): void }, private readonly random: () => number, private readonly dropRate: number, private readonly gate?: ConnectionGate) {}
 
   closeAll(): void {
     this.inner.closeAll?.();
@@ -38,6 +94,7 @@ export class FlakyHttp implements HttpPort {
           dead = true;
           this.drops++;
           req?.close();
+          slot?.leave();
           handler.onError("HTTP_CLOSED", "flaky link dropped the connection");
           return;
         }
@@ -47,18 +104,29 @@ export class FlakyHttp implements HttpPort {
           return n;
         });
       },
-      onComplete: () => { if (!dead) handler.onComplete(); },
+      onComplete: () => {
+        slot?.leave();
+        if (!dead) handler.onComplete();
+      },
       onError: (code, detail) => {
+        slot?.leave();
         if (dead) return;
         dead = true;
         handler.onError(code, detail);
       },
     };
-    req = this.inner.request(options, wrapped);
+    let slot: { leave(): void } | undefined;
+    if (this.gate) {
+      slot = this.gate.enter(() => {
+        if (!dead) req = this.inner.request(options, wrapped);
+        else slot?.leave();
+      });
+    } else req = this.inner.request(options, wrapped);
     return {
       close: () => {
         dead = true;
         req?.close();
+        slot?.leave();
       },
       pull: () => { if (!dead) req?.pull?.(); },
     };

@@ -32,7 +32,7 @@ import { buildImage } from "../image-builder";
 import { writeImage } from "../lab";
 import { openAuditStore, type AuditStore, type Awaitable, type ReleaseRow } from "./audit-store";
 import { FleetController, parsePlan, type Thresholds } from "./controller";
-import { FlakyHttp, memoCrypto, prng } from "./faults";
+import { ConnectionGate, FlakyHttp, memoCrypto, prng } from "./faults";
 import { startFleetView, type FleetView } from "./web";
 
 export interface FleetSimSetup {
@@ -57,6 +57,11 @@ export interface FleetSimSetup {
   regions?: string[];
   thresholds?: Partial<Thresholds>;
   dbPath?: string;
+  /**
+   * HTTPS requests of the whole fleet open at once (default 2,000); the others wait to connect
+   * while virtual time stands still (faults.ts ConnectionGate: one process has 20,000 descriptors).
+   */
+  maxHttpConnections?: number;
   /** Serve the fleet view while the simulation runs (127.0.0.1, any port); gets its URL. */
   onView?: (url: string) => void;
   maxRealMs?: number;
@@ -76,6 +81,8 @@ export interface FleetSimReport {
   failed: number;
   powerCuts: number;
   linkDrops: number;
+  /** HTTPS requests that waited at once, at most, for one of the fleet's connections (maxHttpConnections). */
+  httpWaitPeak: number;
   /**
    * lost: events a device emitted that never reached the log (must be 0). gaps: seqs missing
    * between a device's first and last logged event (must be 0 while no outbox overflowed).
@@ -100,6 +107,8 @@ export class FleetSim {
   readonly product: string;
   readonly manifestPath: string;
   private https: FlakyHttp[] = [];
+  /** Every device's HTTPS requests through one gate (faults.ts ConnectionGate). */
+  readonly gate: ConnectionGate;
   private mqtts: TcpMqttPort[] = [];
   private mqttDrops = 0;
   private runs: Promise<void>[] = [];
@@ -124,7 +133,14 @@ export class FleetSim {
   ) {
     this.product = o.product ?? "thermo";
     this.manifestPath = `/${this.product}/stable/release.json`;
-    this.rssTimer = setInterval(() => (this.peakRss = Math.max(this.peakRss, process.memoryUsage().rss)), 100);
+    this.gate = new ConnectionGate(o.maxHttpConnections ?? 2000, clock);
+    this.rssTimer = setInterval(() => {
+      try {
+        this.peakRss = Math.max(this.peakRss, process.memoryUsage().rss);
+      } catch {
+        // EMFILE: /proc cannot be opened when the process is out of descriptors; the sockets report it
+      }
+    }, 100);
     this.rssTimer.unref();
   }
 
@@ -204,7 +220,7 @@ export class FleetSim {
       const group = groups[Math.floor(random() * groups.length)]!;
       const chip = SimChip.create({});
       writeImage(chip, "app0", factory.bytes);
-      const http = new FlakyHttp(new NodeHttp({ ca: this.ca, clock: this.clock }), prng(o.seed * 7919 + i), flaky ? 0.5 : 0);
+      const http = new FlakyHttp(new NodeHttp({ ca: this.ca, clock: this.clock }), prng(o.seed * 7919 + i), flaky ? 0.5 : 0, this.gate);
       const mqtt = new TcpMqttPort({ clock: this.clock });
       this.https.push(http);
       this.mqtts.push(mqtt);
@@ -356,6 +372,7 @@ export class FleetSim {
       failed: this.devices.filter((d) => d.events.some((e) => e.state === "failed" && inRelease(e))).length,
       powerCuts: this.devices.reduce((n, d) => n + d.counters.powerCuts, 0),
       linkDrops: this.https.reduce((n, h) => n + h.drops, 0) + this.mqttDrops,
+      httpWaitPeak: this.gate.peakWaiting,
       events: {
         emitted: this.emitted(), logged: await this.log.eventCount(), duplicatesDropped: this.controller.duplicates,
         lost: await this.missing(), gaps: await this.log.seqGaps(),

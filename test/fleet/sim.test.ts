@@ -44,6 +44,20 @@ describe("fleet simulator", () => {
     expect(at(19)).toBeLessThan(N * 0.35);
   }, 300_000);
 
+  it("with 4 HTTPS connections for 60 devices, the others wait to connect without a timeout: the same outcome as ungated", async () => {
+    const setup = { devices: 60, seed: 4, badHardwareShare: 0, flakyShare: 0.3, powerCutShare: 0, plan: "100:10m" };
+    const gated = await runFleetSim({ ...setup, maxHttpConnections: 4 });
+    const free = await runFleetSim(setup);
+    expect(gated.httpWaitPeak).toBeGreaterThan(10); // they did queue
+    expect(free.httpWaitPeak).toBe(0);
+    expect(gated.linkDrops).toBeGreaterThan(0); // a dropped link gives its connection back too
+    expect(gated.release.status).toBe("done");
+    expect(gated.updated).toBeGreaterThan(55);
+    // Waiting is the network's: no timeout, no extra failure (the seeded flaky links decide).
+    expect([gated.updated, gated.failed, gated.linkDrops]).toEqual([free.updated, free.failed, free.linkDrops]);
+    expect(gated.events.lost).toBe(0);
+  }, 120_000);
+
   it("halts and flags a release whose failures pass the threshold", async () => {
     const r = await runFleetSim({ devices: 60, seed: 2, badHardwareShare: 0.5, flakyShare: 0, powerCutShare: 0, plan: "10:10m,50:10m,100:10m" });
     expect(r.release.status).toBe("halted");
