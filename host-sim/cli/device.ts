@@ -9,6 +9,7 @@ import { parseImageStart, APP_DESC_OFFSET, APP_DESC_SIZE } from "../../modules/i
 import { parse, requireFile, requireOption, printJson, color, Progress, EXIT, type Command } from "./common";
 import { VirtualClock } from "../clock";
 import { NodeHttp } from "../ports/http";
+import { TcpMqttPort } from "../mqtt/client";
 import { SimDevice } from "../device";
 import { SimChip } from "../chip";
 import { loadPublicKey, keyConfigOf } from "../release/keys";
@@ -39,6 +40,9 @@ Options:
                       process per boot over FILE, NVS in FILE.nvs/; needs $MODDABLE or
                       ../shared/moddable (built into out/ on first use). --realtime implied
   --realtime          let timers run on the wall clock instead of virtual time
+  --mqtt URL          mqtt://HOST:PORT: report to a broker as a fleet device does (the
+                      version on every boot, retained, on devices/<id>/version; state; each
+                      audit event over QoS 1) and take announcements and commands
   --out FILE          save the flash here instead of over --flash
   --json              print the outcome as JSON
   -h, --help          this help
@@ -101,8 +105,9 @@ export const command: Command = {
       flash: { type: "string" }, manifest: { type: "string" }, ca: { type: "string" }, trust: { type: "string", multiple: true },
       "image-key": { type: "string", multiple: true }, "require-signature": { type: "boolean" },
       "device-id": { type: "string" }, hardware: { type: "string" }, product: { type: "string" }, config: { type: "string" },
-      engine: { type: "string" }, realtime: { type: "boolean" }, out: { type: "string" }, json: { type: "boolean" },
+      engine: { type: "string" }, realtime: { type: "boolean" }, out: { type: "string" }, json: { type: "boolean" }, mqtt: { type: "string" },
     }, false);
+    const broker = values.mqtt === undefined ? undefined : mqttTarget(values.mqtt);
     const flashPath = requireFile(values.flash, "--flash");
     const manifestUrl = requireOption(values.manifest, "manifest");
     if (!/^https:\/\//i.test(manifestUrl)) throw new OtaError("HTTP_INSECURE_URL", `${manifestUrl}: the device fetches over https: only`);
@@ -118,6 +123,7 @@ export const command: Command = {
       product, manifestUrl, trustedKeys, checkIntervalMs: 0,
       requireImageSignature: values["require-signature"] === true || imageKeys.length > 0,
       ...(imageKeys.length ? { imageKeys } : {}),
+      ...(broker ? { mqtt: broker } : {}),
       ...(values.config ? (JSON.parse(readFileSync(requireFile(values.config, "--config"), "utf8")) as Record<string, unknown>) : {}),
     };
     const json = values.json === true;
@@ -126,19 +132,25 @@ export const command: Command = {
     const clock = new VirtualClock({ epoch: Date.now() });
     let lastOta: string | undefined;
     const say = (line: string) => { if (!json) process.stderr.write(line + "\n"); };
+    const mqtt = broker ? new TcpMqttPort({ clock }) : undefined;
     const device = new SimDevice({
       chip, engine, clock, config,
       http: new NodeHttp({ ca, clock }),
+      ...(mqtt ? { mqtt } : {}),
       deviceId: values["device-id"] ?? "240ac4000001",
       hardware: values.hardware ?? "esp32-rev3",
       onLog: (line) => { if (line.startsWith("ota ")) lastOta = line; },
-      onBoot: (b) => say(color.dim(`boot #${b.n}: slot ota_${b.slot}, ${b.version} (${b.reason})`)),
+      onBoot: (b) => {
+        mqtt?.powerOff(); // a reset drops the chip's connection; the next boot makes its own
+        say(color.dim(`boot #${b.n}: slot ota_${b.slot}, ${b.version} (${b.reason})`));
+      },
       ...printer(say, json),
     });
     try {
       await device.run((d) => d.idle, { maxVirtualMs: 24 * 3600_000, maxRealMs: 30 * 60_000, quietMs: 100, ...(values.realtime ? { realtime: true } : {}) });
     } finally {
       await device.stop();
+      mqtt?.powerOff();
       await engine.close();
     }
     const out = values.out ?? flashPath;
@@ -168,6 +180,19 @@ function printer(say: (line: string) => void, json: boolean): { onEvent(e: Audit
       progress.update(w);
     },
   };
+}
+
+/** --mqtt mqtt://HOST:PORT (plain TCP, as the simulator's MQTT port speaks). Throws USAGE. */
+function mqttTarget(text: string): { host: string; port: number } {
+  let u: URL;
+  try {
+    u = new URL(text);
+  } catch {
+    throw new OtaError("USAGE", `--mqtt ${text}: not a URL (mqtt://HOST:PORT)`);
+  }
+  if (u.protocol !== "mqtt:") throw new OtaError("USAGE", `--mqtt ${text}: only mqtt://HOST:PORT (plain TCP) is simulated`);
+  const port = u.port ? Number(u.port) : 1883;
+  return { host: u.hostname.replace(/^\[|\]$/g, ""), port };
 }
 
 function exitOf(outcome: Outcome, lastOta: string | undefined): number {

@@ -10,6 +10,8 @@ import { Lab, FACTORY } from "../../host-sim/lab";
 import { publicKeyPem } from "../../host-sim/release/keys";
 import { SimChip } from "../../host-sim/chip";
 import { boot } from "../../host-sim/bootloader";
+import { startBroker } from "../../host-sim/mqtt/broker";
+import { subscribe, realWait } from "../fleet/helpers";
 
 let lab: Lab;
 let dir: string;
@@ -63,6 +65,43 @@ describe("xsota device", () => {
     const code = await quiet(() => main(["device", "--flash", flash, "--manifest", rel.manifestUrl, "--ca", join(dir, "ca.pem"), "--trust", join(dir, "rogue.pem")]));
     expect(code).toBe(1);
     expect((quiet as { last?: string }).last).toContain("SIG_UNKNOWN_KEY");
+  });
+
+  it.each(["node", "xs"])("--mqtt reports to a broker as a fleet device does (%s engine): the version on every boot, retained, and each event", async (engine) => {
+    const broker = await startBroker({ kind: "aedes" });
+    const id = engine === "node" ? "240ac40000a1" : "240ac40000a2";
+    const live = subscribe(broker, `watch-${id}`, [`devices/${id}/#`]);
+    try {
+      await live.ready;
+      const rel = lab.publish(`cli-mqtt-${engine}`, { image: { version: "1.1.0" } });
+      const flash = join(dir, `flash-mqtt-${engine}.bin`);
+      lab.chip(FACTORY).save(flash);
+      const code = await quiet(() => main(["device", "--flash", flash, "--manifest", rel.manifestUrl, "--ca", join(dir, "ca.pem"), "--trust", join(dir, "pub.pem"),
+        "--device-id", id, "--engine", engine, "--mqtt", `mqtt://${broker.host}:${broker.port}`]));
+      expect(code, (quiet as { last?: string }).last).toBe(0);
+      await realWait(() => live.messages.some((m) => m.topic.endsWith("/events") && JSON.parse(m.payload).state === "committed"), 10_000);
+      const versions = live.messages.filter((m) => m.topic === `devices/${id}/version`).map((m) => m.payload);
+      expect(versions).toContain("1.0.0");
+      expect(versions.at(-1)).toBe("1.1.0");
+      // A subscriber that comes later is given the version the broker retained.
+      const late = subscribe(broker, `late-${id}`, [`devices/${id}/version`]);
+      await late.ready;
+      await realWait(() => late.messages.length > 0);
+      expect(late.messages[0]!.payload).toBe("1.1.0");
+      late.client.close();
+    } finally {
+      live.client.close();
+      await broker.close();
+    }
+  }, 60_000);
+
+  it("--mqtt takes mqtt://HOST:PORT only", async () => {
+    const flash = join(dir, "flash-mqtt-bad.bin");
+    lab.chip(FACTORY).save(flash);
+    for (const bad of ["mqtts://127.0.0.1:8883", "127.0.0.1:1883"]) {
+      expect(await quiet(() => main(["device", "--flash", flash, "--manifest", "https://127.0.0.1/r.json", "--ca", join(dir, "ca.pem"), "--trust", join(dir, "pub.pem"), "--mqtt", bad]))).toBe(2);
+      expect((quiet as { last?: string }).last).toMatch(/--mqtt/);
+    }
   });
 
   it("refuses http: and usage errors with their statuses", async () => {
