@@ -62,15 +62,17 @@ export const MANIFEST_LIMITS = {
   deltas: 4,
 } as const;
 
-// Names become path segments on the update host (products/<product>/<channel>/): no "." or "..".
-const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 function fail(field: string, why: string): never {
   throw new OtaError("MANIFEST_FIELD", `${field}: ${why}`);
 }
 
+// Names become path segments on the update host (products/<product>/<channel>/): no "." or "..".
+// The RegExp is made where it is used, not at module level: a module-level RegExp of a module
+// preloaded by xsl lives in ROM, and its exec crashed XS (SIGSEGV in fx_RegExp_prototype_exec,
+// 2 to 9 boots in 15 on x-cli-lin; moddable-host/README.md).
 function name(v: unknown, field: string): string {
-  if (typeof v !== "string" || v.length < 1 || v.length > MANIFEST_LIMITS.name || !NAME.test(v)) fail(field, `expected 1..${MANIFEST_LIMITS.name} characters of [A-Za-z0-9._-], starting with a letter or digit`);
+  if (typeof v !== "string" || v.length < 1 || v.length > MANIFEST_LIMITS.name || !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(v)) fail(field, `expected 1..${MANIFEST_LIMITS.name} characters of [A-Za-z0-9._-], starting with a letter or digit`);
   return v;
 }
 

@@ -14,7 +14,10 @@ export interface Semver {
 
 const NUM = "(0|[1-9]\\d*)";
 const IDENT = "(?:0|[1-9]\\d*|\\d*[A-Za-z-][0-9A-Za-z-]*)";
-const SEMVER = new RegExp(`^${NUM}\\.${NUM}\\.${NUM}(?:-(${IDENT}(?:\\.${IDENT})*))?(?:\\+([0-9A-Za-z-]+(?:\\.[0-9A-Za-z-]+)*))?$`);
+const SOURCE = `^${NUM}\\.${NUM}\\.${NUM}(?:-(${IDENT}(?:\\.${IDENT})*))?(?:\\+([0-9A-Za-z-]+(?:\\.[0-9A-Za-z-]+)*))?$`;
+// Made at the first parse, in RAM: a module-level RegExp of a module xsl preloads lives in ROM,
+// and XS's exec on one crashed (modules/manifest-fields.ts, moddable-host/README.md).
+let semverRe: RegExp | undefined;
 
 function num(s: string): number {
   const n = Number(s);
@@ -25,7 +28,7 @@ function num(s: string): number {
 /** Parse "MAJOR.MINOR.PATCH[-pre][+build]". Throws TypeError when `s` is not a valid version. */
 export function parseSemver(s: string): Semver {
   if (typeof s !== "string" || s.length > 64) throw new TypeError("semver: expected a string of at most 64 characters");
-  const m = SEMVER.exec(s);
+  const m = (semverRe ??= new RegExp(SOURCE)).exec(s);
   if (!m) throw new TypeError(`semver: not a version: ${JSON.stringify(s)}`);
   return {
     major: num(m[1]!),

@@ -189,8 +189,10 @@ export class ModdableDevice {
         clearTimeout(timer);
         reject(e);
       });
-      child.on("close", (code) => {
+      child.on("close", (code, signal) => {
         clearTimeout(timer);
+        // A crash (SIGSEGV in XS) says so in the logs the error quotes, not only "status -1".
+        if (signal && !hung) this.logs.push(`the program was killed by ${signal}`);
         if (rest) line(rest);
         resolve(hung ? "hung" : (code ?? -1));
       });
