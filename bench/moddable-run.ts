@@ -122,7 +122,7 @@ export async function moddableRuntime(o: { size?: number; memorySize?: number; p
     const raw = async (url: string, image: Uint8Array, memory: boolean) => {
       const r = await run(program, ["--boot", bootFile, "--nvs", work, "--raw", url, ...(memory ? ["--memory"] : [])], 300_000);
       const [res] = lineJson<{ bytes: number; ms: number; headersMs: number; sha256: string; error?: string }>(r.lines, "@raw ");
-      if (r.status !== 0 || !res || res.error) throw new Error(`raw download on Moddable: status ${r.status}: ${res?.error ?? r.lines.slice(-4).join(" | ")}`);
+      if (r.status !== 0 || !res || res.error) throw new Error(`raw download on Moddable: status ${r.status}: ${res?.error ?? ""} | ${r.lines.filter((l) => !l.startsWith("@raw ")).slice(-6).join(" | ")}`);
       if (res.bytes !== image.length || res.sha256 !== createHash("sha256").update(image).digest("hex")) throw new Error(`raw download on Moddable: ${res.bytes} bytes, sha256 ${res.sha256}: not the image`);
       return { ...res, memory: lineJson<MemoryPeaks>(r.lines, "@memory ")[0] };
     };

@@ -63,10 +63,16 @@ export class Lab {
   ) {}
 
   /** `key`: the release key manifests are signed with (default a fresh ECDSA P-256 key; RSA-2048 works too). */
-  static async create(options: { key?: SigningKey } = {}): Promise<Lab> {
-    const ca = await makeCa();
+  static async create(options: { key?: SigningKey; /** Tests: the CA's or the leaf's signature is one Moddable's TLS misreads (release/pki.ts moddableTlsDefect). */ moddableDefect?: "ca" | "leaf";
+    /** Tests: the hosts send a leaf the other CA signed, followed by the pinned CA's own certificate (a man in the middle's chain). */
+    forgedLeaf?: boolean } = {}): Promise<Lab> {
+    const ca = await makeCa(undefined, undefined, { moddableDefect: options.moddableDefect === "ca" });
     const otherCa = await makeCa(undefined, "some other CA");
-    const cert = await makeServerCert(ca, { hosts: ["127.0.0.1", "localhost"] });
+    let cert = await makeServerCert(ca, { hosts: ["127.0.0.1", "localhost"], moddableDefect: options.moddableDefect === "leaf" });
+    if (options.forgedLeaf) {
+      const forged = await makeServerCert(otherCa, { hosts: ["127.0.0.1", "localhost"] });
+      cert = { certPem: forged.certPem.slice(0, forged.certPem.indexOf("-----END CERTIFICATE-----") + 26) + ca.caCertPem, keyPem: forged.keyPem };
+    }
     const wire = await startWireHost({ cert: cert.certPem, key: cert.keyPem });
     const otherCert = await makeServerCert(otherCa, { hosts: ["127.0.0.1", "localhost"] });
     const wireOther = await startWireHost({ cert: otherCert.certPem, key: otherCert.keyPem });

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join, resolve, sep } from "node:path";
 import { OtaError } from "../../modules/errors";
-import { makeCa, makeServerCert, type CaBundle } from "../release/pki";
+import { chainTlsDefects, makeCa, makeServerCert, type CaBundle } from "../release/pki";
 import { startUpdateHost, type RequestLog } from "../update-host";
 import { parse, printJson, EXIT, color, type Command } from "./common";
 
@@ -74,6 +74,9 @@ Examples:
       ({ certPem: cert, keyPem: key } = await makeServerCert(ca, { hosts }));
       caPath = join(caDir, "ca.pem");
     }
+    // Moddable's TLS refuses about 1 ECDSA certificate in 256 (release/pki.ts moddableTlsDefect):
+    // say so before a fleet is pointed at this host. Certificates made here are re-signed until fine.
+    for (const why of chainTlsDefects(cert)) process.stderr.write(color.yellow(`warning: ${why}\n`));
     const log = (e: RequestLog) => process.stderr.write(`${new Date().toISOString()} ${e.method} ${e.path}${e.range ? ` [${e.range}]` : ""} -> ${e.status} ${e.bytes} bytes\n`);
     const host = await startUpdateHost({ dir, cert, key, port, host: values.host!, ...(redirectTo !== undefined ? { redirectTo } : {}), ...(values.quiet ? {} : { onLog: log }) });
     const url = values.host === "0.0.0.0" ? `https://127.0.0.1:${host.port}` : host.url;

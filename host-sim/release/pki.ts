@@ -8,6 +8,7 @@ import { webcrypto } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as x509 from "@peculiar/x509";
+import { readChildren, readTlv, integerBytes } from "../../modules/der";
 
 type X509Crypto = Parameters<typeof x509.cryptoProvider.set>[0];
 type KeyPair = x509.X509CertificateCreateSelfSignedParams["keys"];
@@ -51,10 +52,69 @@ async function exportKey(key: SigningKey): Promise<string> {
 
 const day = 24 * 3600 * 1000;
 
+/**
+ * Why Moddable's TLS cannot verify this certificate's signature, or undefined. Moddable SDK 8.2.3
+ * (modules/crypt/ssl/ssl_cert.js `_verify`) turns an ECDSA signature into r||s with
+ * `ArrayBuffer.fromBigInt(r).concat(ArrayBuffer.fromBigInt(s))`, minimal lengths, and ecdsa.js
+ * `verify` splits that at the curve's size: when r has a leading zero byte (about 1 signature in
+ * 256) r and s are misread and the signature never verifies. Which certificate it hits decides
+ * what happens: ssl_cert.js `verify` checks the last certificate of the chain (the CA the server
+ * sends) against the pinned one, so a CA certificate with such a self-signature is refused on
+ * every device, every time (HTTP_TLS: 5 of about 1,500 fresh test PKIs here); a leaf with one is
+ * accepted today only because `verify` falls back to that CA check when the leaf's own signature
+ * fails (which also accepts a leaf the CA never signed: README, "TLS on Moddable").
+ * A short s is harmless (r is read right, s is the rest); RSA signatures are not affected.
+ */
+export function moddableTlsDefect(der: Uint8Array): string | undefined {
+  const cert = readTlv(der, 0);
+  const [, algo, sig] = readChildren(der, cert);
+  if (!algo || !sig || sig.tag !== 0x03) throw new TypeError("not an X.509 certificate");
+  const oid = readChildren(der, algo)[0]!;
+  // ecdsa-with-SHA224/256/384/512: 1.2.840.10045.4.3.1-4
+  const ecdsa = [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03];
+  if (oid.end - oid.start !== 8 || ecdsa.some((b, i) => der[oid.start + i] !== b)) return undefined;
+  const value = der.subarray(sig.start + 1, sig.end); // past the unused-bits byte
+  const [r, sv] = readChildren(value, readTlv(value, 0)).map((t) => integerBytes(value, t));
+  const longest = Math.max(r!.length, sv!.length);
+  const size = longest <= 32 ? 32 : longest <= 48 ? 48 : 66;
+  if (r!.length >= size) return undefined;
+  return `its ECDSA signature's r has ${r!.length} bytes, not ${size}: Moddable's TLS (SDK 8.2.3 ssl_cert.js) misreads it`;
+}
+
+/**
+ * moddableTlsDefect for each certificate of a PEM chain (leaf first): "certificate N (subject):
+ * why, and what it does to a device". The last one is the one that makes devices refuse the host.
+ */
+export function chainTlsDefects(chainPem: string): string[] {
+  const out: string[] = [];
+  const blocks = chainPem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+  blocks.forEach((block, i) => {
+    const why = moddableTlsDefect(unpem(block));
+    if (!why) return;
+    const effect = i === blocks.length - 1
+      ? "every Moddable device refuses this host (HTTP_TLS): re-sign this certificate with the same key (devices pinned to it keep working) or reissue it"
+      : "accepted today only because SDK 8.2.3 does not enforce the leaf's signature; re-sign it";
+    out.push(`certificate ${i + 1} (${new x509.X509Certificate(block).subject}): ${why}; ${effect}`);
+  });
+  return out;
+}
+
+/**
+ * Sign until Moddable's TLS can verify the result (a few tries at most: each is 1 in 256 to be
+ * refused). `want: "defect"` (tests) signs until it cannot.
+ */
+async function signed(make: () => Promise<x509.X509Certificate>, want: "verifiable" | "defect" = "verifiable"): Promise<x509.X509Certificate> {
+  for (let tries = want === "defect" ? 8192 : 32; tries > 0; tries--) {
+    const cert = await make();
+    if ((moddableTlsDefect(new Uint8Array(cert.rawData)) === undefined) === (want === "verifiable")) return cert;
+  }
+  throw new Error(`no ${want} signature after many tries`);
+}
+
 /** A self-signed CA (valid from yesterday for 10 years). Writes ca.pem and ca.key when `dir` is given. */
-export async function makeCa(dir?: string, name = "xsota test CA"): Promise<CaBundle> {
+export async function makeCa(dir?: string, name = "xsota test CA", options: { /** Tests: a self-signature Moddable's TLS cannot verify (moddableTlsDefect). */ moddableDefect?: boolean } = {}): Promise<CaBundle> {
   const keys = await newKeys();
-  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+  const cert = await signed(async () => x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: Buffer.from(webcrypto.getRandomValues(new Uint8Array(8))).toString("hex").replace(/^[89a-f]/, "1"),
     name: `CN=${name}`,
     notBefore: new Date(Date.now() - day),
@@ -70,7 +130,7 @@ export async function makeCa(dir?: string, name = "xsota test CA"): Promise<CaBu
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey as unknown as x509.PublicKeyType),
       await x509.AuthorityKeyIdentifierExtension.create(keys.publicKey as unknown as x509.PublicKeyType),
     ],
-  });
+  }), options.moddableDefect ? "defect" : "verifiable");
   const bundle = { caCertPem: cert.toString("pem") + "\n", caKeyPem: await exportKey(keys.privateKey) };
   if (dir) {
     mkdirSync(dir, { recursive: true });
@@ -81,12 +141,12 @@ export async function makeCa(dir?: string, name = "xsota test CA"): Promise<CaBu
 }
 
 /** A server certificate signed by `ca` for `hosts` (IP addresses and DNS names), as the chain leaf + CA. */
-export async function makeServerCert(ca: CaBundle, options: { hosts?: string[]; days?: number } = {}): Promise<ServerCert> {
+export async function makeServerCert(ca: CaBundle, options: { hosts?: string[]; days?: number; /** Tests: a signature Moddable's TLS cannot verify (moddableTlsDefect). */ moddableDefect?: boolean } = {}): Promise<ServerCert> {
   const hosts = options.hosts ?? ["127.0.0.1", "localhost"];
   const caCert = new x509.X509Certificate(ca.caCertPem);
   const caKey = await webcrypto.subtle.importKey("pkcs8", unpem(ca.caKeyPem), ALG, false, ["sign"]);
   const keys = await newKeys();
-  const cert = await x509.X509CertificateGenerator.create({
+  const cert = await signed(async () => x509.X509CertificateGenerator.create({
     serialNumber: Buffer.from(webcrypto.getRandomValues(new Uint8Array(8))).toString("hex").replace(/^[89a-f]/, "1"),
     subject: `CN=${hosts[0] ?? "localhost"}`,
     issuer: caCert.subject,
@@ -102,6 +162,6 @@ export async function makeServerCert(ca: CaBundle, options: { hosts?: string[]; 
       await x509.AuthorityKeyIdentifierExtension.create(caCert.publicKey),
       new x509.SubjectAlternativeNameExtension(hosts.map((h) => ({ type: /^[\d.]+$|:/.test(h) ? ("ip" as const) : ("dns" as const), value: h }))),
     ],
-  });
+  }), options.moddableDefect ? "defect" : "verifiable");
   return { certPem: cert.toString("pem") + "\n" + ca.caCertPem, keyPem: await exportKey(keys.privateKey) };
 }

@@ -89,6 +89,43 @@ describe.skipIf(skip !== undefined)("the agent on Moddable's runtime (x-cli-lin)
     expect(m.bootVersions).toEqual(["1.0.0", "1.1.0", "1.0.0"]);
   });
 
+  // Moddable SDK 8.2.3's certificate check (ssl_cert.js), found here; release/pki.ts moddableTlsDefect, README "TLS on Moddable".
+  async function onOddLab(options: Parameters<typeof Lab.create>[0]) {
+    const odd = await Lab.create(options);
+    try {
+      const m = await runModdableScenario(byName("happy"), odd, { program });
+      const n = await runScenario({ ...byName("happy"), config: { ...FAST } }, createNodeEngine(), odd);
+      return { moddable: [m.final, m.code, m.running?.version], node: [n.final, n.code, n.running?.version] };
+    } finally {
+      await odd.close();
+    }
+  }
+
+  it("a CA whose ECDSA self-signature has a short r: every Moddable device refuses the host (SDK defect), Node's TLS accepts it", async () => {
+    const r = await onOddLab({ moddableDefect: "ca" });
+    expect(r.moddable).toEqual(["failed", "HTTP_TLS", "1.0.0"]);
+    expect(r.node).toEqual(["committed", null, "1.1.0"]);
+  });
+
+  it("a leaf whose signature has a short r is accepted: SDK 8.2.3 does not hold the leaf to its signature", async () => {
+    const r = await onOddLab({ moddableDefect: "leaf" });
+    expect(r.moddable).toEqual(["committed", null, "1.1.0"]);
+  });
+
+  // KNOWN DEFECT (it.fails: passes while the defect is there, fails the day it is fixed, in the SDK
+  // or in src/http.ts): a leaf the pinned CA never signed, sent with the pinned CA's own (public)
+  // certificate, passes Moddable's TLS, because ssl_cert.js verify() falls back to checking the
+  // last certificate against the pinned one when the leaf's signature fails. The manifest and
+  // image signatures still stop any firmware a man in the middle could offer (Node refuses the
+  // chain outright), but the TLS pin does not hold on the device.
+  let forged: ReturnType<typeof onOddLab> | undefined;
+  it("a leaf the pinned CA never signed, followed by the pinned CA's certificate: Node's TLS refuses it", async () => {
+    expect((await (forged ??= onOddLab({ forgedLeaf: true }))).node).toEqual(["failed", "HTTP_TLS", "1.0.0"]);
+  });
+  it.fails("... and so does Moddable's (KNOWN DEFECT: today it commits the update from that host)", async () => {
+    expect((await (forged ??= onOddLab({ forgedLeaf: true }))).moddable).toEqual(["failed", "HTTP_TLS", "1.0.0"]);
+  });
+
   it("an RSA-2048 signed manifest verifies (PKCS#1 v1.5 over Moddable's RSA)", async () => {
     const rsa = await Lab.create({ key: generateKey("rsa-2048") });
     try {

@@ -1,0 +1,73 @@
+/*
+ * The test PKI and Moddable's TLS: about 1 ECDSA certificate in 256 has a signature whose r has a
+ * leading zero byte, which Moddable SDK 8.2.3's ssl_cert.js misreads (release/pki.ts
+ * moddableTlsDefect; on the real runtime: test/moddable/runtime.test.ts). Certificates made here
+ * are re-signed until fine (CA and leaf); `xsota serve --cert` warns about a chain that has one.
+ */
+import { afterAll, describe, expect, it } from "vitest";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import "../../host-sim/release/reflect-shim";
+import * as x509 from "@peculiar/x509";
+import { chainTlsDefects, makeCa, makeServerCert, moddableTlsDefect } from "../../host-sim/release/pki";
+import { readChildren, readTlv, integerBytes } from "../../modules/der";
+
+const BIN = join(__dirname, "../../bin/xsota.js");
+const der = (pem: string) => new Uint8Array(new x509.X509Certificate(pem).rawData);
+
+/** r and s of a certificate's ECDSA signature, as DER integers (minimal). */
+function rs(cert: Uint8Array): [Uint8Array, Uint8Array] {
+  const [, , sig] = readChildren(cert, readTlv(cert, 0));
+  const v = cert.subarray(sig!.start + 1, sig!.end);
+  const [r, s] = readChildren(v, readTlv(v, 0)).map((t) => integerBytes(v, t));
+  return [r!, s!];
+}
+
+describe("the PKI against Moddable's ECDSA certificate check", () => {
+  const dir = mkdtempSync(join(tmpdir(), "xsota-pki-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("names a certificate whose signature's r is short, and only that", async () => {
+    const ca = await makeCa();
+    const bad = await makeServerCert(ca, { moddableDefect: true });
+    const leaf = bad.certPem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/)![0];
+    const [r] = rs(der(leaf));
+    expect(r.length).toBeLessThan(32);
+    expect(moddableTlsDefect(der(leaf))).toMatch(/r has \d+ bytes, not 32: Moddable's TLS/);
+    expect(chainTlsDefects(bad.certPem)).toEqual([expect.stringMatching(/^certificate 1 \(CN=127\.0\.0\.1\): its ECDSA signature's r.*accepted today only/)]);
+    // The same in the CA's self-signature (the last certificate of the chain): every device refuses the host.
+    const badCa = await makeCa(undefined, "odd CA", { moddableDefect: true });
+    const chain = (await makeServerCert(badCa)).certPem;
+    expect(chainTlsDefects(chain)).toEqual([expect.stringMatching(/^certificate 2 \(CN=odd CA\): .*every Moddable device refuses this host \(HTTP_TLS\)/)]);
+    // A short s alone is read right: only r decides.
+    for (let i = 0; i < 40; i++) {
+      const ok = await makeServerCert(ca);
+      const [r2, s2] = rs(der(ok.certPem.split("-----END CERTIFICATE-----")[0] + "-----END CERTIFICATE-----"));
+      expect(r2.length).toBe(32);
+      expect(s2.length).toBeLessThanOrEqual(32);
+      expect(chainTlsDefects(ok.certPem)).toEqual([]); // leaf and CA both
+    }
+  });
+
+  it("xsota serve --cert warns about a chain Moddable devices would refuse", async () => {
+    const ca = await makeCa();
+    const bad = await makeServerCert(ca, { moddableDefect: true });
+    writeFileSync(join(dir, "chain.pem"), bad.certPem);
+    writeFileSync(join(dir, "key.pem"), bad.keyPem);
+    const child = spawn(process.execPath, [BIN, "serve", "--dir", dir, "--port", "0", "--cert", join(dir, "chain.pem"), "--key", join(dir, "key.pem"), "--json", "--quiet"], { env: { ...process.env, NO_COLOR: "1" } });
+    let err = "";
+    let out = "";
+    child.stderr.on("data", (b: Buffer) => (err += b.toString()));
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on("data", (b: Buffer) => {
+        out += b.toString();
+        if (out.includes('"url"')) resolve();
+      });
+      child.on("exit", (code) => reject(new Error(`serve exited ${code}: ${err}`)));
+    });
+    child.kill();
+    expect(err).toMatch(/^warning: certificate 1 \(CN=127\.0\.0\.1\): its ECDSA signature's r has \d+ bytes.*Moddable/m);
+  });
+});
