@@ -7,6 +7,7 @@
  */
 import { Request } from "http";
 import SecureSocket from "securesocket";
+import X509 from "x509";
 import Timer from "timer";
 import type { HttpHandler, HttpPort, HttpRequest, HttpRequestOptions } from "../modules/ports";
 import { OtaError, codeOf } from "../modules/errors";
@@ -31,6 +32,49 @@ const STATUS = 1, HEADER = 2, HEADERS_COMPLETE = 3, FRAGMENT = 4, COMPLETE = 5, 
 const MAX_HEAD_BYTES = 8192;
 const SOCKET_CONNECTED = 1;
 
+/** The part of SDK 8.2.3's ssl/cert CertificateManager used here (modules/crypt/ssl/ssl_cert.js). */
+interface CertificateManagerLike {
+  verify(certs: ArrayBuffer[], options: unknown): boolean;
+  _verify(spki: unknown, x509: unknown): boolean;
+}
+
+/**
+ * SDK 8.2.3's verify() does not hold the leaf to its signature: when the leaf does not verify
+ * against the next certificate it falls back to checking the chain's last certificate against
+ * the pinned one, so a leaf the pinned CA never signed, sent with the pinned CA's own public
+ * certificate, was accepted (a man in the middle; README "TLS on Moddable"). On this session's
+ * certificate manager (an instance: the preloaded class stays frozen), verify() now also needs
+ * every certificate signed by the next one and the last one signed by the pinned certificate's
+ * key (or being the pinned certificate itself), with the SDK's own signature check (_verify).
+ */
+function holdChainToItsSignatures(cm: CertificateManagerLike | undefined, pinned: ArrayBuffer | undefined): void {
+  if (!cm || !pinned) return;
+  const sdkVerify = cm.verify;
+  // defineProperty, not assignment: the frozen prototype's verify is not writable, and assigning
+  // over an inherited read-only property throws ("set verify: not writable").
+  Object.defineProperty(cm, "verify", { configurable: true, value: function (this: CertificateManagerLike, certs: ArrayBuffer[], options: unknown): boolean {
+    if (!sdkVerify.call(this, certs, options)) return false;
+    try {
+      for (let i = 0; i + 1 < certs.length; i++) {
+        if (!this._verify(X509.decodeSPKI(certs[i + 1]!), X509.decode(certs[i]!))) return false;
+      }
+      const last = certs[certs.length - 1];
+      if (!last) return false;
+      return sameBytes(last, pinned) || this._verify(X509.decodeSPKI(pinned), X509.decode(last));
+    } catch {
+      return false;
+    }
+  } });
+}
+
+function sameBytes(a: ArrayBuffer | Uint8Array, b: ArrayBuffer): boolean {
+  const x = a instanceof Uint8Array ? a : new Uint8Array(a);
+  const y = new Uint8Array(b);
+  if (x.length !== y.length) return false;
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  return true;
+}
+
 /**
  * SecureSocket that tells its dictionary when TCP connected. http.js reports a refused connection
  * and a failed TLS handshake alike (error -2 before any status; securesocket.js swallows the TLS
@@ -38,8 +82,9 @@ const SOCKET_CONNECTED = 1;
  * (securesocket.js deletes `handshaking`), so an error in between is HTTP_TLS.
  */
 class WatchedSecureSocket extends SecureSocket {
-  constructor(dict: { onTls?: (stage: "tcp" | "secure") => void; [k: string]: unknown }) {
+  constructor(dict: { onTls?: (stage: "tcp" | "secure") => void; secure?: { certificate?: ArrayBuffer }; [k: string]: unknown }) {
     super(dict);
+    holdChainToItsSignatures((this as unknown as { ssl?: { certificateManager?: CertificateManagerLike } }).ssl?.certificateManager, dict.secure?.certificate);
     const sock = this.sock as unknown as { callback: (message: number, value?: unknown) => void };
     const inner = sock.callback;
     sock.callback = (message, value) => {

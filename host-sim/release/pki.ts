@@ -57,12 +57,11 @@ const day = 24 * 3600 * 1000;
  * (modules/crypt/ssl/ssl_cert.js `_verify`) turns an ECDSA signature into r||s with
  * `ArrayBuffer.fromBigInt(r).concat(ArrayBuffer.fromBigInt(s))`, minimal lengths, and ecdsa.js
  * `verify` splits that at the curve's size: when r has a leading zero byte (about 1 signature in
- * 256) r and s are misread and the signature never verifies. Which certificate it hits decides
- * what happens: ssl_cert.js `verify` checks the last certificate of the chain (the CA the server
- * sends) against the pinned one, so a CA certificate with such a self-signature is refused on
- * every device, every time (HTTP_TLS: 5 of about 1,500 fresh test PKIs here); a leaf with one is
- * accepted today only because `verify` falls back to that CA check when the leaf's own signature
- * fails (which also accepts a leaf the CA never signed: README, "TLS on Moddable").
+ * 256) r and s are misread and the signature never verifies, on every device, every time
+ * (HTTP_TLS). The SDK checks the chain's last certificate (the CA the server sends) against the
+ * pinned one (5 of about 1,500 fresh test PKIs here failed so); src/http.ts also holds every other
+ * certificate to its signature with the same check (the SDK alone did not: README, "TLS on
+ * Moddable"), so a leaf with such a signature is refused too.
  * A short s is harmless (r is read right, s is the rest); RSA signatures are not affected.
  */
 export function moddableTlsDefect(der: Uint8Array): string | undefined {
@@ -82,8 +81,8 @@ export function moddableTlsDefect(der: Uint8Array): string | undefined {
 }
 
 /**
- * moddableTlsDefect for each certificate of a PEM chain (leaf first): "certificate N (subject):
- * why, and what it does to a device". The last one is the one that makes devices refuse the host.
+ * moddableTlsDefect for each certificate of a PEM chain (leaf first): "certificate N of M
+ * (subject): why, and what it does to a device".
  */
 export function chainTlsDefects(chainPem: string): string[] {
   const out: string[] = [];
@@ -91,10 +90,8 @@ export function chainTlsDefects(chainPem: string): string[] {
   blocks.forEach((block, i) => {
     const why = moddableTlsDefect(unpem(block));
     if (!why) return;
-    const effect = i === blocks.length - 1
-      ? "every Moddable device refuses this host (HTTP_TLS): re-sign this certificate with the same key (devices pinned to it keep working) or reissue it"
-      : "accepted today only because SDK 8.2.3 does not enforce the leaf's signature; re-sign it";
-    out.push(`certificate ${i + 1} (${new x509.X509Certificate(block).subject}): ${why}; ${effect}`);
+    const effect = "every Moddable device refuses this host (HTTP_TLS): re-sign this certificate (the same key: devices pinned to it keep working) or reissue it";
+    out.push(`certificate ${i + 1} of ${blocks.length} (${new x509.X509Certificate(block).subject}): ${why}; ${effect}`);
   });
   return out;
 }

@@ -5,6 +5,16 @@
  * Shapes are read from the SDK source, file named per module.
  */
 
+// modules/crypt/etc/x509.js: decode() -> {tbs, algo, sig, spki...}; decodeSPKI(cert) -> the key
+// ssl_cert.js's _verify takes (the shapes are the SDK's own, opaque here)
+declare module "x509" {
+  const X509: {
+    decode(cert: ArrayBuffer | Uint8Array): unknown;
+    decodeSPKI(cert: ArrayBuffer | Uint8Array): unknown;
+  };
+  export default X509;
+}
+
 // modules/crypt/arith/ecp.js
 declare module "ecp" {
   export default class ECPoint {

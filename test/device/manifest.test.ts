@@ -42,6 +42,7 @@ const HOST_MODULES: Record<string, string | null> = {
   curve: "$(MODULES)/crypt/tls.json",
   ecp: "$(MODULES)/crypt/tls.json", // crypt/arith/*
   rsa: "$(MODULES)/crypt/tls.json",
+  x509: "$(MODULES)/crypt/tls.json", // tls_common.json
   preference: "$(MODULES)/files/preference/manifest.json",
   "embedded:storage/flash": "$(MODULES)/io/flash/manifest.json",
   resetReason: "$(MODDABLE)/build/devices/esp32/modules/resetReason/manifest.json",
