@@ -48,7 +48,8 @@ interface CertificateManagerLike {
  * key (or being the pinned certificate itself), with the SDK's own signature check (_verify).
  */
 function holdChainToItsSignatures(cm: CertificateManagerLike | undefined, pinned: ArrayBuffer | undefined): void {
-  if (!cm || !pinned) return;
+  // Fail closed: without the check the SDK's fallback would let a forged leaf through again.
+  if (!cm || typeof cm._verify !== "function" || !pinned) throw new Error("TLS: no certificate manager to hold to the chain check (Moddable SDK 8.2.3's ssl_cert.js expected)");
   const sdkVerify = cm.verify;
   // defineProperty, not assignment: the frozen prototype's verify is not writable, and assigning
   // over an inherited read-only property throws ("set verify: not writable").
