@@ -9,7 +9,7 @@ import type { Engine } from "./engine";
 import type { Fault, UpdateHost } from "./update-host";
 import { startUpdateHost } from "./update-host";
 import { startWireHost, type WireHost } from "./wire-host";
-import { makeCa, makeServerCert, type CaBundle } from "./release/pki";
+import { makeCa, makeIntermediateCa, makeServerCert, type CaBundle } from "./release/pki";
 import { generateKey, keyConfigOf, type SigningKey } from "./release/keys";
 import { createManifest, type ManifestInput } from "./release/manifest-tool";
 import { signImage } from "./release/espsecure";
@@ -65,10 +65,13 @@ export class Lab {
   /** `key`: the release key manifests are signed with (default a fresh ECDSA P-256 key; RSA-2048 works too). */
   static async create(options: { key?: SigningKey; /** Tests: the CA's or the leaf's signature is one Moddable's TLS misreads (release/pki.ts moddableTlsDefect). */ moddableDefect?: "ca" | "leaf";
     /** Tests: the hosts send a leaf the other CA signed, followed by the pinned CA's own certificate (a man in the middle's chain). */
-    forgedLeaf?: boolean } = {}): Promise<Lab> {
-    const ca = await makeCa(undefined, undefined, { moddableDefect: options.moddableDefect === "ca" });
+    forgedLeaf?: boolean;
+    /** Tests: the hosts' leaf is signed by an intermediate CA the pinned one signed, and sent with it (leaf + intermediate). */
+    intermediate?: boolean } = {}): Promise<Lab> {
+    const ca = await makeCa(undefined, undefined, { moddableDefect: options.moddableDefect === "ca", ...(options.intermediate ? { pathLength: 1 } : {}) });
     const otherCa = await makeCa(undefined, "some other CA");
     let cert = await makeServerCert(ca, { hosts: ["127.0.0.1", "localhost"], moddableDefect: options.moddableDefect === "leaf" });
+    if (options.intermediate) cert = await makeServerCert(await makeIntermediateCa(ca), { hosts: ["127.0.0.1", "localhost"] });
     if (options.forgedLeaf) {
       const forged = await makeServerCert(otherCa, { hosts: ["127.0.0.1", "localhost"] });
       cert = { certPem: forged.certPem.slice(0, forged.certPem.indexOf("-----END CERTIFICATE-----") + 26) + ca.caCertPem, keyPem: forged.keyPem };

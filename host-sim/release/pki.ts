@@ -109,7 +109,7 @@ async function signed(make: () => Promise<x509.X509Certificate>, want: "verifiab
 }
 
 /** A self-signed CA (valid from yesterday for 10 years). Writes ca.pem and ca.key when `dir` is given. */
-export async function makeCa(dir?: string, name = "xsota test CA", options: { /** Tests: a self-signature Moddable's TLS cannot verify (moddableTlsDefect). */ moddableDefect?: boolean } = {}): Promise<CaBundle> {
+export async function makeCa(dir?: string, name = "xsota test CA", options: { /** Tests: a self-signature Moddable's TLS cannot verify (moddableTlsDefect). */ moddableDefect?: boolean; /** BasicConstraints pathLenConstraint (default 0: no intermediate below it). */ pathLength?: number } = {}): Promise<CaBundle> {
   const keys = await newKeys();
   const cert = await signed(async () => x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: Buffer.from(webcrypto.getRandomValues(new Uint8Array(8))).toString("hex").replace(/^[89a-f]/, "1"),
@@ -122,7 +122,7 @@ export async function makeCa(dir?: string, name = "xsota test CA", options: { /*
     // id of each certificate after the leaf (here the CA itself) with the pinned CA's subject key id,
     // and Bin.comp throws on a missing one. A root carrying its own AKI is common practice (RFC 5280 4.2.1.1).
     extensions: [
-      new x509.BasicConstraintsExtension(true, 0, true),
+      new x509.BasicConstraintsExtension(true, options.pathLength ?? 0, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey as unknown as x509.PublicKeyType),
       await x509.AuthorityKeyIdentifierExtension.create(keys.publicKey as unknown as x509.PublicKeyType),
@@ -135,6 +135,30 @@ export async function makeCa(dir?: string, name = "xsota test CA", options: { /*
     writeFileSync(join(dir, "ca.key"), bundle.caKeyPem, { mode: 0o600 });
   }
   return bundle;
+}
+
+/** An intermediate CA signed by `root` (tests: chains of three, as public CAs serve them). Its bundle signs server certificates like a root's. */
+export async function makeIntermediateCa(root: CaBundle, name = "xsota test intermediate CA"): Promise<CaBundle> {
+  const rootCert = new x509.X509Certificate(root.caCertPem);
+  const rootKey = await webcrypto.subtle.importKey("pkcs8", unpem(root.caKeyPem), ALG, false, ["sign"]);
+  const keys = await newKeys();
+  const cert = await signed(async () => x509.X509CertificateGenerator.create({
+    serialNumber: Buffer.from(webcrypto.getRandomValues(new Uint8Array(8))).toString("hex").replace(/^[89a-f]/, "1"),
+    subject: `CN=${name}`,
+    issuer: rootCert.subject,
+    notBefore: new Date(Date.now() - day),
+    notAfter: new Date(Date.now() + 1825 * day),
+    signingAlgorithm: ALG,
+    publicKey: keys.publicKey,
+    signingKey: rootKey as unknown as SigningKey,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, 0, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey as unknown as x509.PublicKeyType),
+      await x509.AuthorityKeyIdentifierExtension.create(rootCert.publicKey),
+    ],
+  }));
+  return { caCertPem: cert.toString("pem") + "\n", caKeyPem: await exportKey(keys.privateKey) };
 }
 
 /** A server certificate signed by `ca` for `hosts` (IP addresses and DNS names), as the chain leaf + CA. */

@@ -123,6 +123,12 @@ describe.skipIf(skip !== undefined)("the agent on Moddable's runtime (x-cli-lin)
     expect(r.moddable).toEqual(r.node);
   });
 
+  it("a chain with an intermediate CA (leaf + intermediate, the root pinned) passes the chain check, as on Node", async () => {
+    const r = await onOddLab({ intermediate: true });
+    expect(r.moddable).toEqual(["committed", null, "1.1.0"]);
+    expect(r.node).toEqual(r.moddable);
+  });
+
   it("an RSA-2048 signed manifest verifies (PKCS#1 v1.5 over Moddable's RSA)", async () => {
     const rsa = await Lab.create({ key: generateKey("rsa-2048") });
     try {
