@@ -23,7 +23,9 @@ export default defineConfig({
     poolOptions: { forks: { maxForks: Math.max(2, availableParallelism() + 1) } },
     sequence: { sequencer: ModdableLast },
     testTimeout: 60_000,
-    hookTimeout: 60_000,
+    // Set-up hooks build the XS snapshot (xs.prepared()) and PKIs; on a fresh clone they compete
+    // with the background Moddable build for 2 cores: test/xs/power-cut's took over 60 s once in CI.
+    hookTimeout: 180_000,
     reporters: ["default"],
   },
 });
