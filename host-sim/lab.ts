@@ -9,7 +9,7 @@ import type { Engine } from "./engine";
 import type { Fault, UpdateHost } from "./update-host";
 import { startUpdateHost } from "./update-host";
 import { startWireHost, type WireHost } from "./wire-host";
-import { makeCa, makeIntermediateCa, makeServerCert, type CaBundle } from "./release/pki";
+import { makeCa, makeIntermediateCa, makeServerCert, pemCertificates, type CaBundle } from "./release/pki";
 import { generateKey, keyConfigOf, type SigningKey } from "./release/keys";
 import { createManifest, type ManifestInput } from "./release/manifest-tool";
 import { signImage } from "./release/espsecure";
@@ -74,7 +74,7 @@ export class Lab {
     if (options.intermediate) cert = await makeServerCert(await makeIntermediateCa(ca), { hosts: ["127.0.0.1", "localhost"] });
     if (options.forgedLeaf) {
       const forged = await makeServerCert(otherCa, { hosts: ["127.0.0.1", "localhost"] });
-      cert = { certPem: forged.certPem.slice(0, forged.certPem.indexOf("-----END CERTIFICATE-----") + 26) + ca.caCertPem, keyPem: forged.keyPem };
+      cert = { certPem: pemCertificates(forged.certPem)[0]! + ca.caCertPem, keyPem: forged.keyPem };
     }
     const wire = await startWireHost({ cert: cert.certPem, key: cert.keyPem });
     const otherCert = await makeServerCert(otherCa, { hosts: ["127.0.0.1", "localhost"] });

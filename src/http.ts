@@ -13,7 +13,7 @@ import type { HttpHandler, HttpPort, HttpRequest, HttpRequestOptions } from "../
 import { OtaError, codeOf } from "../modules/errors";
 import { parseHttpsUrl, type HttpsTarget } from "./url";
 import { drainFragment } from "./http-drain";
-import { fromBase64 } from "../modules/bytes";
+import { bytesEqual, fromBase64 } from "../modules/bytes";
 
 /** DER of a PEM certificate (securesocket's "certificate" takes DER). */
 function derOf(pem: string): ArrayBuffer {
@@ -61,19 +61,11 @@ function holdChainToItsSignatures(cm: CertificateManagerLike | undefined, pinned
       }
       const last = certs[certs.length - 1];
       if (!last) return false;
-      return sameBytes(last, pinned) || this._verify(X509.decodeSPKI(pinned), X509.decode(last));
+      return bytesEqual(new Uint8Array(last), new Uint8Array(pinned)) || this._verify(X509.decodeSPKI(pinned), X509.decode(last));
     } catch {
       return false;
     }
   } });
-}
-
-function sameBytes(a: ArrayBuffer | Uint8Array, b: ArrayBuffer): boolean {
-  const x = a instanceof Uint8Array ? a : new Uint8Array(a);
-  const y = new Uint8Array(b);
-  if (x.length !== y.length) return false;
-  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
-  return true;
 }
 
 /**

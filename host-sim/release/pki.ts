@@ -52,6 +52,9 @@ async function exportKey(key: SigningKey): Promise<string> {
 
 const day = 24 * 3600 * 1000;
 
+/** A random positive 64-bit serial number, hex. */
+const serial = () => Buffer.from(webcrypto.getRandomValues(new Uint8Array(8))).toString("hex").replace(/^[89a-f]/, "1");
+
 /**
  * Why Moddable's TLS cannot verify this certificate's signature, or undefined. Moddable SDK 8.2.3
  * (modules/crypt/ssl/ssl_cert.js `_verify`) turns an ECDSA signature into r||s with
@@ -65,19 +68,30 @@ const day = 24 * 3600 * 1000;
  * A short s is harmless (r is read right, s is the rest); RSA signatures are not affected.
  */
 export function moddableTlsDefect(der: Uint8Array): string | undefined {
-  const cert = readTlv(der, 0);
-  const [, algo, sig] = readChildren(der, cert);
+  const sig = ecdsaSignature(der);
+  if (!sig) return undefined;
+  const longest = Math.max(sig.r.length, sig.s.length);
+  const size = longest <= 32 ? 32 : longest <= 48 ? 48 : 66;
+  if (sig.r.length >= size) return undefined;
+  return `its ECDSA signature's r has ${sig.r.length} bytes, not ${size}: Moddable's TLS (SDK 8.2.3 ssl_cert.js) misreads it`;
+}
+
+/** r and s (minimal unsigned bytes) of a certificate's ECDSA signature; undefined for another algorithm. */
+export function ecdsaSignature(der: Uint8Array): { r: Uint8Array; s: Uint8Array } | undefined {
+  const [, algo, sig] = readChildren(der, readTlv(der, 0));
   if (!algo || !sig || sig.tag !== 0x03) throw new TypeError("not an X.509 certificate");
   const oid = readChildren(der, algo)[0]!;
   // ecdsa-with-SHA224/256/384/512: 1.2.840.10045.4.3.1-4
   const ecdsa = [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03];
   if (oid.end - oid.start !== 8 || ecdsa.some((b, i) => der[oid.start + i] !== b)) return undefined;
   const value = der.subarray(sig.start + 1, sig.end); // past the unused-bits byte
-  const [r, sv] = readChildren(value, readTlv(value, 0)).map((t) => integerBytes(value, t));
-  const longest = Math.max(r!.length, sv!.length);
-  const size = longest <= 32 ? 32 : longest <= 48 ? 48 : 66;
-  if (r!.length >= size) return undefined;
-  return `its ECDSA signature's r has ${r!.length} bytes, not ${size}: Moddable's TLS (SDK 8.2.3 ssl_cert.js) misreads it`;
+  const [r, s] = readChildren(value, readTlv(value, 0)).map((t) => integerBytes(value, t));
+  return { r: r!, s: s! };
+}
+
+/** The certificates of a PEM chain, in order, each as its own PEM block. */
+export function pemCertificates(chainPem: string): string[] {
+  return chainPem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n?/g) ?? [];
 }
 
 /**
@@ -86,7 +100,7 @@ export function moddableTlsDefect(der: Uint8Array): string | undefined {
  */
 export function chainTlsDefects(chainPem: string): string[] {
   const out: string[] = [];
-  const blocks = chainPem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+  const blocks = pemCertificates(chainPem);
   blocks.forEach((block, i) => {
     const why = moddableTlsDefect(unpem(block));
     if (!why) return;
@@ -112,7 +126,7 @@ async function signed(make: () => Promise<x509.X509Certificate>, want: "verifiab
 export async function makeCa(dir?: string, name = "xsota test CA", options: { /** Tests: a self-signature Moddable's TLS cannot verify (moddableTlsDefect). */ moddableDefect?: boolean; /** BasicConstraints pathLenConstraint (default 0: no intermediate below it). */ pathLength?: number } = {}): Promise<CaBundle> {
   const keys = await newKeys();
   const cert = await signed(async () => x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: Buffer.from(webcrypto.getRandomValues(new Uint8Array(8))).toString("hex").replace(/^[89a-f]/, "1"),
+    serialNumber: serial(),
     name: `CN=${name}`,
     notBefore: new Date(Date.now() - day),
     notAfter: new Date(Date.now() + 3650 * day),
@@ -143,7 +157,7 @@ export async function makeIntermediateCa(root: CaBundle, name = "xsota test inte
   const rootKey = await webcrypto.subtle.importKey("pkcs8", unpem(root.caKeyPem), ALG, false, ["sign"]);
   const keys = await newKeys();
   const cert = await signed(async () => x509.X509CertificateGenerator.create({
-    serialNumber: Buffer.from(webcrypto.getRandomValues(new Uint8Array(8))).toString("hex").replace(/^[89a-f]/, "1"),
+    serialNumber: serial(),
     subject: `CN=${name}`,
     issuer: rootCert.subject,
     notBefore: new Date(Date.now() - day),
@@ -168,7 +182,7 @@ export async function makeServerCert(ca: CaBundle, options: { hosts?: string[]; 
   const caKey = await webcrypto.subtle.importKey("pkcs8", unpem(ca.caKeyPem), ALG, false, ["sign"]);
   const keys = await newKeys();
   const cert = await signed(async () => x509.X509CertificateGenerator.create({
-    serialNumber: Buffer.from(webcrypto.getRandomValues(new Uint8Array(8))).toString("hex").replace(/^[89a-f]/, "1"),
+    serialNumber: serial(),
     subject: `CN=${hosts[0] ?? "localhost"}`,
     issuer: caCert.subject,
     notBefore: new Date(Date.now() - day),

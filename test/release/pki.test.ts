@@ -11,19 +11,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import "../../host-sim/release/reflect-shim";
 import * as x509 from "@peculiar/x509";
-import { chainTlsDefects, makeCa, makeServerCert, moddableTlsDefect } from "../../host-sim/release/pki";
-import { readChildren, readTlv, integerBytes } from "../../modules/der";
+import { chainTlsDefects, ecdsaSignature, makeCa, makeServerCert, moddableTlsDefect, pemCertificates } from "../../host-sim/release/pki";
 
 const BIN = join(__dirname, "../../bin/xsota.js");
 const der = (pem: string) => new Uint8Array(new x509.X509Certificate(pem).rawData);
-
-/** r and s of a certificate's ECDSA signature, as DER integers (minimal). */
-function rs(cert: Uint8Array): [Uint8Array, Uint8Array] {
-  const [, , sig] = readChildren(cert, readTlv(cert, 0));
-  const v = cert.subarray(sig!.start + 1, sig!.end);
-  const [r, s] = readChildren(v, readTlv(v, 0)).map((t) => integerBytes(v, t));
-  return [r!, s!];
-}
 
 describe("the PKI against Moddable's ECDSA certificate check", () => {
   const dir = mkdtempSync(join(tmpdir(), "xsota-pki-"));
@@ -35,9 +26,8 @@ describe("the PKI against Moddable's ECDSA certificate check", () => {
   it("names a certificate whose signature's r is short, and only that", async () => {
     const ca = await makeCa();
     const bad = await odd();
-    const leaf = bad.certPem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/)![0];
-    const [r] = rs(der(leaf));
-    expect(r.length).toBeLessThan(32);
+    const leaf = pemCertificates(bad.certPem)[0]!;
+    expect(ecdsaSignature(der(leaf))!.r.length).toBeLessThan(32);
     expect(moddableTlsDefect(der(leaf))).toMatch(/r has \d+ bytes, not 32: Moddable's TLS/);
     expect(chainTlsDefects(bad.certPem)).toEqual([expect.stringMatching(/^certificate 1 of 2 \(CN=127\.0\.0\.1\): its ECDSA signature's r.*every Moddable device refuses this host \(HTTP_TLS\)/)]);
     // The same in the CA's self-signature (the last certificate of the chain): every device refuses the host.
@@ -47,7 +37,7 @@ describe("the PKI against Moddable's ECDSA certificate check", () => {
     // A short s alone is read right: only r decides.
     for (let i = 0; i < 40; i++) {
       const ok = await makeServerCert(ca);
-      const [r2, s2] = rs(der(ok.certPem.split("-----END CERTIFICATE-----")[0] + "-----END CERTIFICATE-----"));
+      const { r: r2, s: s2 } = ecdsaSignature(der(pemCertificates(ok.certPem)[0]!))!;
       expect(r2.length).toBe(32);
       expect(s2.length).toBeLessThanOrEqual(32);
       expect(chainTlsDefects(ok.certPem)).toEqual([]); // leaf and CA both
