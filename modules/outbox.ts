@@ -27,8 +27,16 @@ function isProgress(e: AuditEvent): boolean {
 export class Outbox {
   private readonly store: StorePort;
   private readonly capacity: number;
-  private events: AuditEvent[] = [];
-  private note: AuditEvent | undefined;
+  /**
+   * Seqs of the stored events, ascending, and of those that are download progress milestones
+   * (the first to go when full). Only numbers stay in RAM: each event is read from the store when
+   * it is sent, so 32 pending events while the broker is away cost 32 numbers, not 32 objects.
+   */
+  private seqs: number[] = [];
+  private milestones: number[] = [];
+  /** Seq of the OUTBOX_FULL note, and the count it carries. */
+  private noteSeq: number | undefined;
+  private droppedCount = 0;
   private next = 1;
 
   /** Loads what a previous boot left. Throws STORE_* codes from the store. */
@@ -40,17 +48,21 @@ export class Outbox {
     if (typeof next === "number") this.next = next;
     for (const key of store.keys(DOMAIN)) {
       if (key !== "full" && key[0] !== "e") continue;
-      const raw = store.get(DOMAIN, key);
-      const event = typeof raw === "string" ? parseEvent(raw) : undefined;
+      const event = this.read(key);
       if (!event) {
         store.delete(DOMAIN, key);
         continue;
       }
-      if (key === "full") this.note = event;
-      else this.events.push(event);
+      if (key === "full") {
+        this.noteSeq = event.seq;
+        this.droppedCount = droppedOf(event);
+      } else {
+        this.seqs.push(event.seq);
+        if (isProgress(event)) this.milestones.push(event.seq);
+      }
       if (event.seq >= this.next) this.next = event.seq + 1;
     }
-    this.events.sort((a, b) => a.seq - b.seq);
+    this.seqs.sort((a, b) => a - b);
   }
 
   /** The seq the next appended event gets. */
@@ -60,8 +72,12 @@ export class Outbox {
 
   /** How many events were dropped since the OUTBOX_FULL note was last acknowledged. */
   get dropped(): number {
-    const m = this.note?.detail ? /^(\d+)/.exec(this.note.detail) : null;
-    return m ? Number(m[1]) : 0;
+    return this.droppedCount;
+  }
+
+  /** Events (and the OUTBOX_FULL note) not yet acknowledged. */
+  get size(): number {
+    return this.seqs.length + (this.noteSeq === undefined ? 0 : 1);
   }
 
   /**
@@ -73,57 +89,102 @@ export class Outbox {
     const event: AuditEvent = { ...e, seq: this.next };
     if (event.detail !== undefined && event.detail.length > MAX_DETAIL) event.detail = event.detail.slice(0, MAX_DETAIL);
     let drops = 0;
-    while (this.events.length >= this.capacity) {
-      let victim = this.events.findIndex(isProgress);
-      if (victim < 0) victim = 0;
-      const [gone] = this.events.splice(victim, 1);
-      this.store.delete(DOMAIN, `e${gone!.seq}`);
+    while (this.seqs.length >= this.capacity) {
+      const gone = this.milestones.length ? this.milestones.shift()! : this.seqs[0]!;
+      this.forget(gone);
+      this.store.delete(DOMAIN, `e${gone}`);
       drops++;
     }
     this.store.set(DOMAIN, `e${event.seq}`, JSON.stringify(event));
     this.store.set(DOMAIN, "next", event.seq + 1);
     this.next = event.seq + 1;
-    this.events.push(event);
+    this.seqs.push(event.seq);
+    if (isProgress(event)) this.milestones.push(event.seq);
     if (drops) this.recordDrops(drops, event);
     return event;
   }
 
   private recordDrops(drops: number, after: AuditEvent): void {
-    const total = this.dropped + drops;
-    const note: AuditEvent = this.note
-      ? { ...this.note, detail: `${total} events dropped` }
+    const total = this.droppedCount + drops;
+    const old = this.noteSeq === undefined ? undefined : this.read("full");
+    const note: AuditEvent = old
+      ? { ...old, detail: `${total} events dropped` }
       : { seq: this.next, time: after.time, uptime: after.uptime, state: after.state, from: after.from, code: "OUTBOX_FULL", detail: `${total} events dropped` };
-    if (!this.note) {
+    if (!old) {
       this.store.set(DOMAIN, "next", this.next + 1);
       this.next++;
     }
     this.store.set(DOMAIN, "full", JSON.stringify(note));
-    this.note = note;
+    this.noteSeq = note.seq;
+    this.droppedCount = total;
   }
 
-  /** Events not yet acknowledged, oldest first (the OUTBOX_FULL note in seq order). */
+  /** Seqs not yet acknowledged, ascending (the OUTBOX_FULL note's among them). */
+  pendingSeqs(): number[] {
+    const all = this.seqs.slice();
+    if (this.noteSeq !== undefined) {
+      let i = all.length;
+      while (i > 0 && all[i - 1]! > this.noteSeq) i--;
+      all.splice(i, 0, this.noteSeq);
+    }
+    return all;
+  }
+
+  /** The stored JSON of a pending event (what the reporter publishes), or undefined. */
+  json(seq: number): string | undefined {
+    const key = seq === this.noteSeq ? "full" : this.seqs.indexOf(seq) >= 0 ? `e${seq}` : undefined;
+    const raw = key === undefined ? undefined : this.store.get(DOMAIN, key);
+    return typeof raw === "string" ? raw : undefined;
+  }
+
+  /** Events not yet acknowledged, oldest first (the OUTBOX_FULL note in seq order), read from the store. */
   pending(): AuditEvent[] {
-    const all = this.note ? [...this.events, this.note] : [...this.events];
-    return all.sort((a, b) => a.seq - b.seq);
+    const out: AuditEvent[] = [];
+    for (const seq of this.pendingSeqs()) {
+      const raw = this.json(seq);
+      const event = raw === undefined ? undefined : parseEvent(raw);
+      if (event) out.push(event);
+    }
+    return out;
   }
 
   /** The broker has the event `seq`: forget it. Unknown seqs are ignored. */
   ack(seq: number): void {
-    if (this.note && this.note.seq === seq) {
+    if (this.noteSeq === seq) {
       this.store.delete(DOMAIN, "full");
-      this.note = undefined;
+      this.noteSeq = undefined;
+      this.droppedCount = 0;
       return;
     }
-    const i = this.events.findIndex((e) => e.seq === seq);
-    if (i < 0) return;
-    this.events.splice(i, 1);
+    if (!this.forget(seq)) return;
     this.store.delete(DOMAIN, `e${seq}`);
   }
 
   /** Acknowledge every event with seq <= `seq`. */
   ackUpTo(seq: number): void {
-    for (const e of this.pending()) if (e.seq <= seq) this.ack(e.seq);
+    for (const s of this.pendingSeqs()) if (s <= seq) this.ack(s);
   }
+
+  private forget(seq: number): boolean {
+    const i = this.seqs.indexOf(seq);
+    if (i < 0) return false;
+    this.seqs.splice(i, 1);
+    const m = this.milestones.indexOf(seq);
+    if (m >= 0) this.milestones.splice(m, 1);
+    return true;
+  }
+
+  private read(key: string): AuditEvent | undefined {
+    const raw = this.store.get(DOMAIN, key);
+    return typeof raw === "string" ? parseEvent(raw) : undefined;
+  }
+}
+
+function droppedOf(note: AuditEvent): number {
+  const detail = note.detail ?? "";
+  let n = 0, i = 0;
+  for (; i < detail.length && detail[i]! >= "0" && detail[i]! <= "9"; i++) n = n * 10 + (detail.charCodeAt(i) - 48);
+  return i > 0 ? n : 0;
 }
 
 function parseEvent(raw: string): AuditEvent | undefined {

@@ -33,6 +33,7 @@ import { backoffDelay, seededRandom, seedOf } from "./backoff";
 import { fetchSmall } from "./fleet-fetch";
 import { decodeCommand } from "./commands";
 import type { ControlCommand } from "./control";
+import { constant } from "./constant";
 
 /** What the reporter needs of modules/agent.ts's Agent. */
 export interface ReporterAgent {
@@ -84,19 +85,19 @@ export interface ReporterOptions {
 }
 
 const DOMAIN = "reporter";
-const RESULT_STATES: readonly AgentState[] = ["committed", "rolled-back", "failed", "refused"];
+const RESULT_STATES: readonly AgentState[] = constant(["committed", "rolled-back", "failed", "refused"]);
 const MAX_ANNOUNCE = 8 * 1024;
 const BUSY_RETRY_MS = 5000;
 const MAX_BUSY_RETRIES = 60;
 
-export const topics = {
+export const topics = constant({
   online: (id: string) => `devices/${id}/online`,
   version: (id: string) => `devices/${id}/version`,
   state: (id: string) => `devices/${id}/state`,
   events: (id: string) => `devices/${id}/events`,
   cmd: (id: string) => `devices/${id}/cmd`,
   releases: (product: string, channel: string) => `releases/${product}/${channel}`,
-};
+});
 
 /**
  * Connect to config.mqtt and start reporting. Throws TypeError when ports.mqtt or config.mqtt
@@ -136,7 +137,7 @@ export function startReporter(ports: Ports, config: AppConfig, agent: ReporterAg
   let busyTimer = 0;
   const drainWaiters: Array<() => void> = [];
   function drained(): void {
-    if (drainWaiters.length && (!ready || outbox.pending().length === 0)) for (const w of drainWaiters.splice(0)) w();
+    if (drainWaiters.length && (!ready || outbox.size === 0)) for (const w of drainWaiters.splice(0)) w();
   }
 
   function loadLast(): LastResult | null {
@@ -219,12 +220,14 @@ export function startReporter(ports: Ports, config: AppConfig, agent: ReporterAg
 
   function flush(): void {
     if (!ready || !client) return;
-    for (const e of outbox.pending()) {
+    for (const seq of outbox.pendingSeqs()) {
       if (inflight.size >= maxInflight) return;
-      if (sentSeqs.has(e.seq)) continue;
-      const packetId = client.publish(topics.events(id), JSON.stringify(e), { qos: 1 });
-      inflight.set(packetId, e.seq);
-      sentSeqs.add(e.seq);
+      if (sentSeqs.has(seq)) continue;
+      const json = outbox.json(seq);
+      if (json === undefined) continue;
+      const packetId = client.publish(topics.events(id), json, { qos: 1 });
+      inflight.set(packetId, seq);
+      sentSeqs.add(seq);
     }
   }
 
@@ -357,7 +360,7 @@ export function startReporter(ports: Ports, config: AppConfig, agent: ReporterAg
       return ready;
     },
     drain(maxMs: number): Promise<void> {
-      if (closed || !ready || outbox.pending().length === 0) return Promise.resolve();
+      if (closed || !ready || outbox.size === 0) return Promise.resolve();
       return new Promise<void>((resolve) => {
         let done = false;
         const finish = () => {
