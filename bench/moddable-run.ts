@@ -45,6 +45,8 @@ export interface MemoryPeaks {
   slotBytes: number;
   regexStack: number;
   samples: number;
+  /** Per agent state, its sample with the most live bytes. */
+  phases: Record<string, { chunks: number; slots: number }>;
 }
 
 export interface ModdableRuntimeResult {
@@ -69,7 +71,7 @@ export interface ModdableRuntimeResult {
   seconds: number;
 }
 
-const EMPTY_PEAKS: MemoryPeaks = { chunks: 0, slots: 0, peakChunks: 0, peakSlots: 0, chunkHeap: 0, slotHeap: 0, stack: 0, stackSlots: 0, slotBytes: 0, regexStack: 0, samples: 0 };
+const EMPTY_PEAKS: MemoryPeaks = { chunks: 0, slots: 0, peakChunks: 0, peakSlots: 0, chunkHeap: 0, slotHeap: 0, stack: 0, stackSlots: 0, slotBytes: 0, regexStack: 0, samples: 0, phases: {} };
 
 function run(program: string, args: string[], timeoutMs: number): Promise<{ status: number | null; lines: string[] }> {
   return new Promise((resolve, reject) => {
@@ -89,13 +91,19 @@ function run(program: string, args: string[], timeoutMs: number): Promise<{ stat
 const lineJson = <T>(lines: string[], prefix: string): T[] => lines.filter((l) => l.startsWith(prefix)).map((l) => JSON.parse(l.slice(prefix.length)) as T);
 
 function maxPeaks(all: MemoryPeaks[]): MemoryPeaks {
-  const out = { ...EMPTY_PEAKS };
-  for (const p of all) for (const k of Object.keys(out) as (keyof MemoryPeaks)[]) out[k] = Math.max(out[k], p[k]);
+  const out: MemoryPeaks = { ...EMPTY_PEAKS, phases: {} };
+  for (const p of all) {
+    for (const k of Object.keys(out) as (keyof MemoryPeaks)[]) if (k !== "phases") out[k] = Math.max(out[k], p[k]);
+    for (const [name, v] of Object.entries(p.phases ?? {})) {
+      const had = out.phases[name];
+      if (!had || liveBytes(v) > liveBytes(had)) out.phases[name] = v;
+    }
+  }
   return out;
 }
 
 /** Live bytes at the chip's slot size: chunk bytes + slots x 16. */
-export const liveBytes = (p: MemoryPeaks) => p.chunks + p.slots * ESP32_SLOT_BYTES;
+export const liveBytes = (p: { chunks: number; slots: number }) => p.chunks + p.slots * ESP32_SLOT_BYTES;
 
 export async function moddableRuntime(o: { size?: number; memorySize?: number; progress?: (line: string) => void } = {}): Promise<ModdableRuntimeResult> {
   const size = o.size ?? FULL_IMAGE;

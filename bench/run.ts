@@ -212,6 +212,8 @@ export function benchRows(r: BenchReport): Row[] {
     else if (c) {
       add("code size: agent bytecode xsl links for esp32 (modules/ + src/)", `${n0(c.agent)} B (${kib(c.agent)}): modules/ ${n0(c.modules)}, src/ ${n0(c.src)}; .xsb ${n0(c.xsb)} B; = ${f1(c.agent / MENDER_ROM)} x Mender MCU's 33 KiB ROM, ${f1(c.agent / AWS_OTA_CODE)} x AWS IoT OTA's 11.6 KB`, `<= 64 KiB`, st(c.agent <= CODE_GOAL));
       add("  largest modules, linked bytes", c.largest.map((l) => `${l.name.replace(/^(modules|src)\//, "")} ${n0(l.code)}`).join(", "));
+      const pl = c.preload;
+      if (pl.modules.length) add("  preloaded (manifest.json): flash besides bytecode", `${pl.modules.join(", ")} and all they import run at link time: their objects are ${n0(pl.romBytes)} B of ROM heap (16 B slots; ${n0(pl.inlineCode)} B of the bytecode above is the preloaded modules' functions, written inline), ${pl.aliases} objects left unfrozen (${n0(pl.aliases * 4)} B of RAM pointers at boot); bytecode + ROM heap = ${kib(c.agent + pl.romBytes)}`);
     }
     const u = m.runtime;
     if (u.skipped) add("throughput and memory on Moddable's runtime (x-cli-lin)", `skipped: ${u.skipped}`);
@@ -221,6 +223,8 @@ export function benchRows(r: BenchReport): Row[] {
       const mm = u.memory, up = mm.update, idle = mm.idle;
       const own = liveBytes(up) - liveBytes(mm.raw);
       add("Moddable runtime: agent's peak live XS memory above the idle app", `${kib(mm.agentAboveIdle)} (chunks +${n0(up.chunks - idle.chunks)} B, slots +${n0(up.slots - idle.slots)} x ${ESP32_SLOT_BYTES} B): Moddable's http + TLS + Digest alone (raw download) ${kib(mm.rawAboveIdle)}, the agent's own ${kib(own)}; = ${f1(mm.agentAboveIdle / MENDER_RAM)} x Mender MCU's 15 KiB RAM`, `<= ${kib(MEMORY_GOAL)} above idle`, st(mm.agentAboveIdle <= MEMORY_GOAL));
+      const phases = Object.entries(up.phases).sort((a, b) => liveBytes(b[1]) - liveBytes(a[1]));
+      if (phases.length) add("  the agent's own peak by state (above the raw download)", phases.map(([name, v]) => `${name} ${kib(liveBytes(v) - liveBytes(mm.raw))}`).join(", "));
       const peaks = (p: typeof up) => `${n0(p.chunks)} B + ${n0(p.slots)} slots`;
       add(`  peak live (GC every 20 ms): idle / raw / update boots, ${f1(mm.imageBytes / 1024)} KB image`, `${peaks(idle)} / ${peaks(mm.raw)} / ${mm.boots.map(peaks).join(", ")}; XS high-water with garbage ${n0(up.peakChunks)} B + ${n0(up.peakSlots)} slots; stack written ${up.stack} of ${up.stackSlots} slots (an upper bound: xsre.c borrows free stack for regex states, ${up.regexStack} slots here; overflow builds show 512 suffice, moddable-host/README.md); chunk bytes as on this host (${up.slotBytes}-byte slots; 16 on the chip)`);
     }

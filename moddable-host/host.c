@@ -256,3 +256,79 @@ int main(int argc, char *argv[])
 	g_main_loop_run(loop);
 	return 0;
 }
+
+/*
+ * host.census() (main.ts --memory --census): after a full GC, to stdout: "@census kinds K:N ..." the
+ * live slots by XS kind (xsAll.h txKind; 0 counts free slots too), "@census chunks K:BYTES ..." the
+ * chunk bytes those slots own (strings, arrays, array buffers, code, suspended stacks; 64-bit
+ * sizes), then the instances grouped by their first five property names (#K for an internal
+ * property of kind K, "?" for an index or symbol), largest first: what holds the slots.
+ */
+#define CENSUS_GROUPS 512
+void xs_host_census(xsMachine *the)
+{
+	txMachine *m = (txMachine *)the;
+	long kinds[64] = { 0 };
+	static char sig[CENSUS_GROUPS][96];
+	static long gcount[CENSUS_GROUPS], gslots[CENSUS_GROUPS];
+	int groups = 0, i;
+	txSlot *heap, *s, *limit, *p;
+	long cbytes[64] = { 0 };
+	xsCollectGarbage();
+	for (heap = m->firstHeap; heap; heap = heap->next) {
+		limit = heap->value.reference;
+		for (s = heap + 1; s < limit; s++) {
+			if (s->kind >= 0 && s->kind < 64) {
+				void *ptr = NULL;
+				txBlock *b;
+				kinds[s->kind]++;
+				switch (s->kind) {
+				case XS_STRING_KIND: ptr = s->value.string; break;
+				case XS_BIGINT_KIND: ptr = s->value.bigint.data; break;
+				case XS_ARRAY_KIND: case XS_STACK_KIND: case XS_ARGUMENTS_STRICT_KIND: case XS_ARGUMENTS_SLOPPY_KIND: ptr = s->value.array.address; break;
+				case XS_ARRAY_BUFFER_KIND: ptr = s->value.arrayBuffer.address; break;
+				case XS_CODE_KIND: ptr = s->value.code.address; break;
+				case XS_MAP_KIND: case XS_SET_KIND: case XS_WEAK_MAP_KIND: case XS_WEAK_SET_KIND: ptr = s->value.table.address; break;
+				}
+				if (ptr) for (b = m->firstBlock; b; b = b->nextBlock) {
+					if ((txByte *)ptr > (txByte *)(b + 1) && (txByte *)ptr < b->limit) {
+						cbytes[s->kind] += (long)(((txChunk *)((txByte *)ptr - sizeof(txChunk)))->size & 0x7FFFFFFF) + (long)sizeof(txChunk);
+						break;
+					}
+				}
+			}
+			if (s->kind == XS_INSTANCE_KIND) {
+				char buf[96];
+				int n = 1, names = 0;
+				buf[0] = 0;
+				for (p = s->next; p; p = p->next) {
+					n++;
+					if (names < 5 && strlen(buf) < 80) {
+						if (p->flag & XS_INTERNAL_FLAG) { snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "#%d,", p->kind); names++; }
+						else {
+							char *k = (p->ID != XS_NO_ID) ? fxGetKeyName(the, p->ID) : NULL;
+							snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "%s,", k ? k : "?");
+							names++;
+						}
+					}
+				}
+				for (i = 0; i < groups; i++) if (!strcmp(sig[i], buf)) break;
+				if (i == groups && groups < CENSUS_GROUPS) { strcpy(sig[groups], buf); gcount[groups] = 0; gslots[groups] = 0; groups++; }
+				if (i < groups) { gcount[i]++; gslots[i] += n; }
+			}
+		}
+	}
+	printf("@census kinds");
+	for (i = 0; i < 64; i++) if (kinds[i]) printf(" %d:%ld", i, kinds[i]);
+	printf("\n@census chunks");
+	for (i = 0; i < 64; i++) if (cbytes[i]) printf(" %d:%ld", i, cbytes[i]);
+	printf("\n");
+	for (;;) {
+		long best = 0; int bi = -1;
+		for (i = 0; i < groups; i++) if (gslots[i] > best) { best = gslots[i]; bi = i; }
+		if (bi < 0 || best < 3) break;
+		printf("@census %5ld slots %4ld x {%s}\n", gslots[bi], gcount[bi], sig[bi]);
+		gslots[bi] = 0;
+	}
+	fflush(stdout);
+}

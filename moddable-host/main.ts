@@ -10,7 +10,8 @@
  *        xsota-moddable --boot BOOT.json --nvs DIR --raw URL [--memory]   (the bench's raw download)
  *        xsota-moddable --idle [--memory]   (host.c runs moddable-host/idle instead: the app without the agent)
  * --timing: "@time request URL MS" per request and "@time restart MS" (ticks); --memory: a GC and
- * a sample every 20 ms (moddable-host/bench.ts), "@memory {json}" before the process ends.
+ * a sample every 20 ms (moddable-host/memory.ts), "@memory {json}" before the process ends;
+ * --census with --memory: what the live memory is made of at each state's peak (memory.ts).
  * BOOT.json (written by host-sim/moddable/driver.ts): { config, behavior, ca, mqttCa?, deviceId,
  * hardware, chipId, resetReason }, ca and mqttCa as base64 DER.
  * stdout: the firmware's log lines ("@event ", "@progress "...), then "@idle" when nothing is
@@ -103,7 +104,7 @@ export default function main(): void {
   let firmware: FirmwareHandle | undefined;
   try {
     const argv = args();
-    const sampler = argv.includes("--memory") ? new MemorySampler(SAMPLE_MS) : undefined;
+    const sampler = argv.includes("--memory") ? new MemorySampler(SAMPLE_MS, argv.includes("--census")) : undefined;
     const leave = (status: number) => {
       if (sampler) write(`@memory ${JSON.stringify(sampler.sample())}\n`);
       exit(status);
@@ -124,7 +125,11 @@ export default function main(): void {
     const system = new HostSystem({ deviceId: boot.deviceId, hardware: boot.hardware, chipId: boot.chipId, resetReason: boot.resetReason }, () => {
       if (timing) write(`@time restart ${clock.now()}\n`);
       if (sampler) write(`@memory ${JSON.stringify(sampler.sample())}\n`);
-    });
+    }, sampler && ((line) => {
+      // "@event {...,"state":"downloading",...}": the samples from here on are that state's
+      const at = line.startsWith("@event ") ? line.indexOf('"state":"') : -1;
+      if (at >= 0) sampler.phase(line.slice(at + 9, line.indexOf('"', at + 9)));
+    }));
     const io = counted(clock, new EspHttp({ ca: der(boot.ca) }), timing);
     const ports: Ports = {
       flash: new FileFlashPort(option(argv, "--flash"), Number(option(argv, "--slot"))),

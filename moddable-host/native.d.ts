@@ -15,3 +15,5 @@ export declare function freeHeap(): number;
  * engine took from the bottom]; collect runs a full GC first.
  */
 export declare function memory(collect: boolean): number[];
+/** After a full GC, prints what the live slots and chunks are (host.c xs_host_census: "@census ..." lines). */
+export declare function census(): void;

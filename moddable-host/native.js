@@ -10,5 +10,6 @@ function flashWrite() @ "xs_host_flash_write";
 function flashErase() @ "xs_host_flash_erase";
 function freeHeap() @ "xs_host_free_heap";
 function memory() @ "xs_host_memory";
+function census() @ "xs_host_census";
 
-export { args, exit, write, flashOpen, flashRead, flashWrite, flashErase, freeHeap, memory };
+export { args, exit, write, flashOpen, flashRead, flashWrite, flashErase, freeHeap, memory, census };

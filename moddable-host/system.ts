@@ -19,7 +19,8 @@ export interface HostSystemOptions {
 
 export class HostSystem implements SystemPort {
   /** beforeRestart: the bench's last lines (moddable-host/main.ts --timing, --memory). */
-  constructor(private readonly o: HostSystemOptions, private readonly beforeRestart?: () => void) {}
+  /** onLog: each line the firmware logs (main.ts --memory names the sampler's phase after "@event" states). */
+  constructor(private readonly o: HostSystemOptions, private readonly beforeRestart?: () => void, private readonly onLog?: (line: string) => void) {}
   restart(reason: string): void {
     this.beforeRestart?.();
     write(`@restart ${reason}\n`);
@@ -41,6 +42,7 @@ export class HostSystem implements SystemPort {
     return freeHeap();
   }
   log(line: string): void {
+    this.onLog?.(line);
     write(line + "\n");
   }
 }

@@ -36,6 +36,7 @@ import type { DiagnosticCheck } from "./diagnostics";
 import type { AgentContext, RunningInfo } from "./context";
 import { UpdateControl, type ControlResult } from "./agent-control";
 import { holdForInstall, type ControlCommand } from "./control";
+import { constant } from "./constant";
 
 export type { BootOutcome } from "./confirm";
 export type { RunningInfo } from "./context";
@@ -53,7 +54,7 @@ export interface CheckOutcome {
   version?: string;
 }
 
-const MILESTONES = [25, 50, 75, 100];
+const MILESTONES = constant([25, 50, 75, 100]);
 
 /** Read the running image's esp_app_desc_t. Throws IMAGE_* codes, FLASH_NO_PARTITION. */
 export function readRunning(ports: Ports): RunningInfo {

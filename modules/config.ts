@@ -8,6 +8,7 @@
  */
 import { OtaError } from "./errors";
 import { REDIRECT_DEFAULTS, type RedirectConfig } from "./redirect";
+import { constant } from "./constant";
 
 /** A trusted public key as configured: SIGN's keyFromConfig input (modules/keys.ts). */
 export interface KeyConfig {
@@ -97,7 +98,7 @@ export interface AppConfig {
   deltas?: boolean;
 }
 
-export const DEFAULTS = {
+export const DEFAULTS = constant({
   channel: "stable",
   checkIntervalMs: 3600_000,
   retry: { baseMs: 2_000, maxMs: 600_000, maxAttempts: 8 },
@@ -106,7 +107,7 @@ export const DEFAULTS = {
   reboot: { deadlineMs: 600_000, pollMs: 1000 },
   // Events are ~150-350 bytes of JSON in NVS (20 KB on the seed's table, one sector kept free for compaction).
   outboxCapacity: 32,
-} as const;
+} as const);
 
 type Json = Record<string, unknown>;
 

@@ -13,6 +13,7 @@ import { OtaState, entryValid, slotOfSeq } from "./otadata";
 import { validateImage } from "./image";
 import { runDiagnostics, builtinChecks } from "./diagnostics";
 import { codeOf, type ErrorCode } from "./errors";
+import { constant } from "./constant";
 
 export type RunningFact = "pending" | "settled";
 export type JournalFact = "none" | "in-download" | "switching" | "awaiting" | "done";
@@ -27,7 +28,7 @@ interface BootRow {
 }
 
 /** First matching row wins. */
-export const BOOT_TABLE: readonly BootRow[] = [
+export const BOOT_TABLE: readonly BootRow[] = constant([
   // The bootloader gave this image its one unconfirmed boot.
   { running: "pending", journal: "*", target: "*", action: "self-test" },
   // We were told to reboot into the target (or were self-testing it) and run it, confirmed:
@@ -42,15 +43,15 @@ export const BOOT_TABLE: readonly BootRow[] = [
   { running: "settled", journal: "in-download", target: "*", action: "resume" },
   { running: "settled", journal: "none", target: "*", action: "idle" },
   { running: "settled", journal: "done", target: "*", action: "idle" },
-];
+]);
 
-const JOURNAL_FACT: Readonly<Record<AgentState, JournalFact>> = {
+const JOURNAL_FACT: Readonly<Record<AgentState, JournalFact>> = constant({
   idle: "done", checking: "in-download", downloading: "in-download", verifying: "in-download",
   installing: "switching", rebooting: "awaiting", confirming: "awaiting",
   committed: "done", failed: "done", "rolled-back": "done", refused: "done",
   // A paused or downloaded-and-held release resumes (and is verified again) by the next check.
   paused: "in-download", "awaiting-install": "in-download", "awaiting-reboot": "awaiting", cancelled: "done",
-};
+});
 
 export function bootAction(running: RunningFact, journal: JournalFact, target: TargetFact): BootAction {
   for (const row of BOOT_TABLE) {

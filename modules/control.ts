@@ -18,9 +18,10 @@ import { parseEnvelope, verifyEnvelopeSignatures } from "./manifest";
 import { parseJsonBytes, isPlainObject, own } from "./json";
 import { utf8Decode } from "./bytes";
 import type { TrustedKey } from "./keys";
+import { constant } from "./constant";
 
 export type ControlCommand = "pause" | "resume" | "cancel" | "download-only" | "install";
-export const CONTROL_COMMANDS: readonly ControlCommand[] = ["pause", "resume", "cancel", "download-only", "install"];
+export const CONTROL_COMMANDS: readonly ControlCommand[] = constant(["pause", "resume", "cancel", "download-only", "install"]);
 export type HaltCode = "CONTROL_PAUSED" | "CONTROL_CANCELLED";
 
 /** Bucket depth: one 4 KB block, so a capped download never bursts more than a block ahead. */

@@ -12,9 +12,10 @@
  *   - a complete attempt leaves the slot "written"; nothing reaches verification in "writing".
  */
 import type { ErrorCode } from "./errors";
+import { constant } from "./constant";
 
 /** Codes that condemn the body itself: a slot full of its bytes is not an image. */
-const BODY_REFUSED: readonly ErrorCode[] = ["HTTP_TOO_LONG"];
+const BODY_REFUSED: readonly ErrorCode[] = constant(["HTTP_TOO_LONG"]);
 
 /** The attempt's verdict, as the download loop sees it. */
 export type AttemptEnd = { ok: true } | { ok: false; code: ErrorCode };

@@ -24,6 +24,7 @@ import type { UpdateSlot } from "./install";
 import { toHex } from "./bytes";
 import { attemptComplete, readRoom } from "./download-outcome";
 import type { DownloadGate } from "./control";
+import { constant } from "./constant";
 
 export const BLOCK = 4096;
 
@@ -64,8 +65,8 @@ type Attempt =
   | { ok: true }
   | { ok: false; code: ErrorCode; detail: string; permanent: boolean; restart: boolean; retryAfterMs?: number };
 
-const RESTART_CODES: readonly ErrorCode[] = ["HTTP_RANGE", "HTTP_RANGE_NOT_SATISFIABLE", "DOWNLOAD_ETAG_CHANGED"];
-const PERMANENT_CODES: readonly ErrorCode[] = ["HTTP_ENCODING", "HTTP_PROTOCOL", "HTTP_REDIRECT", "HTTP_REDIRECT_LOOP", "HTTP_NOT_FOUND", "HTTP_CLIENT_ERROR", "HTTP_STATUS", "HTTP_TLS", "HTTP_INSECURE_URL", "DOWNLOAD_SIZE", "DOWNLOAD_HASH", "IMAGE_TOO_LARGE", "IMAGE_MAGIC", "IMAGE_CHIP", "IMAGE_PROJECT", "IMAGE_SEGMENTS", "IMAGE_APP_DESC", "IMAGE_TRUNCATED", "IMAGE_VERSION", "DELTA_FORMAT", "DELTA_COMPRESSION", "DELTA_TRUNCATED", "DELTA_OVERRUN", "DELTA_BASE"];
+const RESTART_CODES: readonly ErrorCode[] = constant(["HTTP_RANGE", "HTTP_RANGE_NOT_SATISFIABLE", "DOWNLOAD_ETAG_CHANGED"]);
+const PERMANENT_CODES: readonly ErrorCode[] = constant(["HTTP_ENCODING", "HTTP_PROTOCOL", "HTTP_REDIRECT", "HTTP_REDIRECT_LOOP", "HTTP_NOT_FOUND", "HTTP_CLIENT_ERROR", "HTTP_STATUS", "HTTP_TLS", "HTTP_INSECURE_URL", "DOWNLOAD_SIZE", "DOWNLOAD_HASH", "IMAGE_TOO_LARGE", "IMAGE_MAGIC", "IMAGE_CHIP", "IMAGE_PROJECT", "IMAGE_SEGMENTS", "IMAGE_APP_DESC", "IMAGE_TRUNCATED", "IMAGE_VERSION", "DELTA_FORMAT", "DELTA_COMPRESSION", "DELTA_TRUNCATED", "DELTA_OVERRUN", "DELTA_BASE"]);
 
 /** Status -> (code, permanent). 408/429/5xx are retried; other 4xx never are. */
 function statusCode(status: number): { code: ErrorCode; permanent: boolean } {

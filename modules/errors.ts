@@ -7,8 +7,9 @@
  * Add new codes at the end of their group; never renumber (numbers are stored in NVS and
  * reported to the fleet).
  */
+import { constant } from "./constant";
 
-export const ERROR_TABLE = {
+export const ERROR_TABLE = constant({
   // Flash and partitions (0x100)
   FLASH_NO_PARTITION: [0x101, "no partition with that label"],
   FLASH_OUT_OF_BOUNDS: [0x102, "flash access outside the partition"],
@@ -136,7 +137,7 @@ export const ERROR_TABLE = {
   DELTA_TRUNCATED: [0xd03, "delta patch ended before its output was complete"],
   DELTA_OVERRUN: [0xd04, "delta patch output larger than its header or the slot allows"],
   DELTA_BASE: [0xd05, "delta patch reads outside the base image"],
-} as const satisfies Record<string, readonly [number, string]>;
+} as const satisfies Record<string, readonly [number, string]>);
 
 export type ErrorCode = keyof typeof ERROR_TABLE;
 

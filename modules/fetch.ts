@@ -5,6 +5,7 @@
 import type { Ports } from "./ports";
 import { OtaError, type ErrorCode } from "./errors";
 import { concatBytes } from "./bytes";
+import { constant } from "./constant";
 
 function statusError(status: number): OtaError {
   const code: ErrorCode = status === 404 ? "HTTP_NOT_FOUND" : status >= 500 ? "HTTP_SERVER_ERROR" : status >= 400 ? "HTTP_CLIENT_ERROR" : "HTTP_STATUS";
@@ -12,7 +13,7 @@ function statusError(status: number): OtaError {
 }
 
 /** Port error codes reported as they are; any other becomes HTTP_CLOSED. */
-const PASSED: readonly string[] = ["HTTP_TLS", "HTTP_INSECURE_URL", "HTTP_CONNECT", "HTTP_PROTOCOL", "HTTP_REDIRECT", "HTTP_REDIRECT_LOOP"];
+const PASSED: readonly string[] = constant(["HTTP_TLS", "HTTP_INSECURE_URL", "HTTP_CONNECT", "HTTP_PROTOCOL", "HTTP_REDIRECT", "HTTP_REDIRECT_LOOP"]);
 
 /**
  * GET `url` (https: only) and return the body, at most `limit` bytes.

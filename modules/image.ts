@@ -16,6 +16,7 @@
 import type { CryptoPort } from "./ports";
 import { OtaError } from "./errors";
 import { utf8Decode } from "./bytes";
+import { constant } from "./constant";
 
 export const IMAGE_MAGIC = 0xe9;
 export const APP_DESC_MAGIC = 0xabcd5432;
@@ -30,7 +31,7 @@ export const HASH_LEN = 32;
 const MAX_SEGMENT_LEN = 16 * 1024 * 1024;
 const MMU_PAGE = 0x10000;
 
-export const ChipId = { ESP32: 0, ESP32S2: 2, ESP32C3: 5, ESP32S3: 9, ESP32C2: 0xc, ESP32C6: 0xd, ESP32H2: 0x10 } as const;
+export const ChipId = constant({ ESP32: 0, ESP32S2: 2, ESP32C3: 5, ESP32S3: 9, ESP32C2: 0xc, ESP32C6: 0xd, ESP32H2: 0x10 } as const);
 
 export interface ImageHeader {
   magic: 0xe9;

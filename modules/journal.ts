@@ -14,6 +14,7 @@
 import type { StorePort } from "./ports";
 import type { AgentState } from "./events";
 import { isErrorCode, type ErrorCode } from "./errors";
+import { constant } from "./constant";
 
 const DOMAIN = "ota";
 const MAX_BAD = 8;
@@ -51,7 +52,7 @@ export interface JournalDelta {
   baseSize: number;
 }
 
-const PHASES: readonly AgentState[] = ["idle", "checking", "downloading", "verifying", "installing", "rebooting", "confirming", "committed", "failed", "rolled-back", "refused", "paused", "awaiting-install", "awaiting-reboot", "cancelled"];
+const PHASES: readonly AgentState[] = constant(["idle", "checking", "downloading", "verifying", "installing", "rebooting", "confirming", "committed", "failed", "rolled-back", "refused", "paused", "awaiting-install", "awaiting-reboot", "cancelled"]);
 
 function valid(j: Journal): boolean {
   return (

@@ -8,6 +8,7 @@ import { OtaError } from "./errors";
 import { fromBase64, toHex } from "./bytes";
 import { readTlv, readChildren, contentEquals, integerBytes } from "./der";
 import type { CryptoPort } from "./ports";
+import { constant } from "./constant";
 
 export type KeyType = "ecdsa-p256" | "rsa-2048";
 
@@ -35,9 +36,9 @@ export type ParsedPublicKey =
   | { type: "ecdsa-p256"; point: Uint8Array }
   | { type: "rsa-2048"; modulus: Uint8Array; exponent: Uint8Array };
 
-const OID_EC_PUBLIC_KEY = [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
-const OID_P256 = [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
-const OID_RSA = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+const OID_EC_PUBLIC_KEY = constant([0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01]);
+const OID_P256 = constant([0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07]);
+const OID_RSA = constant([0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01]);
 
 /** Key ids: 1..64 characters of [A-Za-z0-9._:-]. */
 export function validKeyId(id: unknown): id is string {

@@ -5,6 +5,7 @@
 import { OtaError } from "./errors";
 import { isPlainObject, own } from "./json";
 import { isSemver } from "./semver";
+import { constant } from "./constant";
 
 export interface Manifest {
   schema: 1;
@@ -51,7 +52,7 @@ export interface ManifestDelta {
 }
 
 /** Bounds, shared by the tool that writes manifests (so it refuses what devices would). */
-export const MANIFEST_LIMITS = {
+export const MANIFEST_LIMITS = constant({
   envelopeBytes: 8192,
   payloadBytes: 6000,
   name: 64,
@@ -60,7 +61,7 @@ export const MANIFEST_LIMITS = {
   listItems: 32,
   maxImageSize: 16 * 1024 * 1024,
   deltas: 4,
-} as const;
+} as const);
 
 
 function fail(field: string, why: string): never {

@@ -16,6 +16,7 @@ import { parseJsonBytes, isPlainObject, own } from "./json";
 import { verifyWithKey, validKeyId, type TrustedKey } from "./keys";
 import { manifestFromJson, MANIFEST_LIMITS, type Manifest } from "./manifest-fields";
 import type { CryptoPort } from "./ports";
+import { constant } from "./constant";
 
 export type { Manifest, ManifestDelta, DeltaCompression } from "./manifest-fields";
 export { MANIFEST_LIMITS, manifestFromJson } from "./manifest-fields";
@@ -85,7 +86,7 @@ export function parseEnvelope(envelope: Uint8Array): Envelope {
   return { payload, signatures };
 }
 
-const ALG_OF_TYPE = { "ecdsa-p256": "ES256", "rsa-2048": "RS256" } as const;
+const ALG_OF_TYPE = constant({ "ecdsa-p256": "ES256", "rsa-2048": "RS256" } as const);
 
 /**
  * Find one signature over `payload` by a trusted, non-revoked key. Returns its key id.

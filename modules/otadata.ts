@@ -8,18 +8,19 @@
  * bootloader to select. One implementation, so both sides agree by construction; the tests
  * pin it to hand-computed bytes.
  */
+import { constant } from "./constant";
 
 export const OTA_SECTOR = 4096;
 export const ENTRY_SIZE = 32;
 
-export const OtaState = {
+export const OtaState = constant({
   NEW: 0,
   PENDING_VERIFY: 1,
   VALID: 2,
   INVALID: 3,
   ABORTED: 4,
   UNDEFINED: 0xffffffff,
-} as const;
+} as const);
 export type OtaStateName = keyof typeof OtaState;
 
 export interface OtaEntry {
@@ -29,23 +30,17 @@ export interface OtaEntry {
   crc: number;
 }
 
-let crcTable: Uint32Array | undefined;
-function table(): Uint32Array {
-  if (crcTable) return crcTable;
-  crcTable = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    crcTable[n] = c >>> 0;
-  }
-  return crcTable;
-}
-
-/** zlib CRC-32 (binascii.crc32(data, init)); init 0 is the usual zlib crc32. */
+/**
+ * zlib CRC-32 (binascii.crc32(data, init)); init 0 is the usual zlib crc32. Bit by bit, without a
+ * table: its inputs are a 4-byte sequence number and a 1,196-byte signature block, and a 1 KB
+ * table would sit in RAM on the device (the preloaded module cannot keep one in flash).
+ */
 export function crc32(data: Uint8Array, init = 0): number {
-  const t = table();
   let c = (init ^ 0xffffffff) >>> 0;
-  for (let i = 0; i < data.length; i++) c = t[(c ^ data[i]!) & 0xff]! ^ (c >>> 8);
+  for (let i = 0; i < data.length; i++) {
+    c ^= data[i]!;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  }
   return (c ^ 0xffffffff) >>> 0;
 }
 

@@ -11,6 +11,7 @@ import type { AppConfig } from "./config";
 import type { CryptoPort } from "./ports";
 import { compareSemver } from "./semver";
 import { checkEligibility } from "./eligibility";
+import { constant } from "./constant";
 
 export interface PolicyFacts {
   manifest: Manifest;
@@ -40,7 +41,7 @@ interface Rule {
 
 const after = (a: string, b: string) => compareSemver(a, b) > 0;
 
-export const POLICY_RULES: readonly Rule[] = [
+export const POLICY_RULES: readonly Rule[] = constant([
   { code: "POLICY_BUSY", refuse: (f) => f.pendingVerify },
   { code: "POLICY_PRODUCT", refuse: (f) => f.manifest.product !== f.config.product },
   { code: "POLICY_REVOKED_VERSION", refuse: (f) => (f.config.revokedVersions ?? []).indexOf(f.manifest.version) >= 0 },
@@ -53,7 +54,7 @@ export const POLICY_RULES: readonly Rule[] = [
   { code: "MANIFEST_EXPIRED", refuse: (f) => f.wallNow > 0 && f.manifest.expires !== undefined && f.wallNow >= f.manifest.expires },
   { code: "MANIFEST_NOT_YET", refuse: (f) => f.wallNow > 0 && f.manifest.notBefore !== undefined && f.wallNow < f.manifest.notBefore },
   { code: "POLICY_RETRY_CAP", refuse: (f) => !f.force && f.tries >= f.config.retry.maxAttempts },
-];
+]);
 
 /** null when the release may be installed now, else the first refusal code (ErrorCode). Raises nothing. */
 export function decide(f: PolicyFacts): ErrorCode | null {

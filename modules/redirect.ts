@@ -14,6 +14,7 @@
  */
 import type { HttpHandler, HttpPort, HttpRequest, HttpRequestOptions } from "./ports";
 import { resolveUrl } from "./fetch";
+import { constant } from "./constant";
 
 export interface RedirectConfig {
   /** Hops followed per request (0: none, a redirect is HTTP_REDIRECT). */
@@ -22,9 +23,9 @@ export interface RedirectConfig {
   hostCas: Record<string, string>;
 }
 
-export const REDIRECT_DEFAULTS: RedirectConfig = { max: 5, hostCas: {} };
+export const REDIRECT_DEFAULTS: RedirectConfig = constant({ max: 5, hostCas: {} });
 
-const REDIRECTS: readonly number[] = [301, 302, 303, 307, 308];
+const REDIRECTS: readonly number[] = constant([301, 302, 303, 307, 308]);
 
 /** "host:port" and "host" of an https: URL (lower case), or undefined. */
 function authority(url: string): { hostPort: string; host: string } | undefined {

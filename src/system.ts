@@ -9,9 +9,10 @@
 import getResetReason from "resetReason";
 import type { ResetReason, SystemPort } from "../modules/ports";
 import { baseMac, chipId, chipRevision, freeHeap, restart } from "./native/esp32";
+import { constant } from "../modules/constant";
 
 /** esp_reset_reason_t (esp_system.h) -> the port's names. */
-const REASONS: readonly ResetReason[] = [
+const REASONS: readonly ResetReason[] = constant([
   "unknown", // ESP_RST_UNKNOWN
   "power-on", // ESP_RST_POWERON
   "unknown", // ESP_RST_EXT (external pin)
@@ -23,7 +24,7 @@ const REASONS: readonly ResetReason[] = [
   "unknown", // ESP_RST_DEEPSLEEP
   "brownout", // ESP_RST_BROWNOUT
   "unknown", // ESP_RST_SDIO
-];
+]);
 
 export interface EspSystemOptions {
   /** Board revision to report; default from the chip: "esp32-rev<major>[.<minor>]". */
