@@ -71,20 +71,19 @@ export function start(ports: Ports, config: AppConfig | unknown, extra: AppExtra
       void loop();
     }, ms);
   };
-  const loop = async () => {
-    const out = await run({});
-    if (out.state === "rebooting") return;
-    // +-10 % seeded jitter: a fleet booted together does not poll the host in lockstep.
-    if (agent.config.checkIntervalMs > 0) schedule(Math.round(agent.config.checkIntervalMs * (0.9 + 0.2 * jitter())));
-  };
-  const run = async (options: CheckOptions): Promise<CheckOutcome> => {
-    try {
-      return await agent.check(options);
-    } catch (e) {
+  // Promise chains, not async functions: each suspended async frame would hold about 1 KB of RAM
+  // on the chip for as long as the download runs.
+  const loop = () =>
+    run({}).then((out) => {
+      if (out.state === "rebooting") return;
+      // +-10 % seeded jitter: a fleet booted together does not poll the host in lockstep.
+      if (agent.config.checkIntervalMs > 0) schedule(Math.round(agent.config.checkIntervalMs * (0.9 + 0.2 * jitter())));
+    });
+  const run = (options: CheckOptions): Promise<CheckOutcome> =>
+    agent.check(options).then(undefined, (e: unknown): CheckOutcome => {
       ports.system.log(`check failed: ${e instanceof Error ? e.message : String(e)}`);
       return { state: "failed", code: "INTERNAL" };
-    }
-  };
+    });
   const booted = agent.boot().then((out) => {
     // A failed self-test has already asked for a restart: nothing more this boot.
     if (!(out.action === "self-test" && out.state === "rolled-back")) schedule(extra.firstCheckMs ?? 0);
