@@ -107,7 +107,8 @@ function tickerOf(clock: VirtualClock): ActivityTicker {
 const HIGH_WATER = 64 * 1024;
 const LOW_WATER = 16 * 1024;
 
-const TLS_ERRORS = /CERT|SSL|TLS|EPROTO|SELF_SIGNED|UNABLE_TO|ALTNAME|HOSTNAME|ERR_OSSL/i;
+// Node's TLS errors and OpenSSL's X509 verify codes (some name neither CERT nor SSL: PATH_LENGTH_EXCEEDED, INVALID_CA, ...).
+const TLS_ERRORS = /CERT|SSL|TLS|EPROTO|SELF_SIGNED|UNABLE_TO|ALTNAME|HOSTNAME|ERR_OSSL|PATH_LENGTH|INVALID_CA|INVALID_PURPOSE|CRL|CHAIN_TOO_LONG/i;
 
 function errorCode(err: NodeJS.ErrnoException): ErrorCode {
   const c = err.code ?? "";

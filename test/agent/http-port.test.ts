@@ -3,7 +3,7 @@ import { createServer, type Server } from "node:net";
 import { NodeHttp } from "../../host-sim/ports/http";
 import { VirtualClock } from "../../host-sim/clock";
 import { startUpdateHost, type UpdateHost } from "../../host-sim/update-host";
-import { makeCa, makeServerCert, type CaBundle } from "../../host-sim/release/pki";
+import { makeCa, makeIntermediateCa, makeServerCert, type CaBundle } from "../../host-sim/release/pki";
 import type { HttpRequestOptions } from "../../modules/ports";
 
 interface Result { status: number; headers: Record<string, string>; body: Uint8Array; error?: string; completed: boolean }
@@ -55,6 +55,19 @@ describe("NodeHttp (the simulator's HttpPort)", () => {
     const r = await get(new NodeHttp({ ca: other.caCertPem }), { url: `${host.url}/x.bin` });
     expect(r.error).toBe("HTTP_TLS");
     expect(r.completed).toBe(false);
+  });
+
+  it("refuses a chain that breaks the pinned CA's path length (an intermediate under pathLen 0) as HTTP_TLS", async () => {
+    // OpenSSL's verdict is PATH_LENGTH_EXCEEDED, which names neither CERT nor SSL; it was HTTP_CLOSED
+    const leaf = await makeServerCert(await makeIntermediateCa(ca), { hosts: ["127.0.0.1"] });
+    const deep = await startUpdateHost({ cert: leaf.certPem, key: leaf.keyPem, routes: { "/x.bin": body } });
+    try {
+      const r = await get(new NodeHttp({ ca: ca.caCertPem }), { url: `${deep.url}/x.bin` });
+      expect(r.error).toBe("HTTP_TLS");
+      expect(r.completed).toBe(false);
+    } finally {
+      await deep.close();
+    }
   });
 
   it("needs a CA: there is no default trust", () => {
