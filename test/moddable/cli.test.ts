@@ -11,8 +11,21 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { REPO } from "../../host-sim/moddable/build";
+import { startBroker } from "../../host-sim/mqtt/broker";
+import { subscribe, realWait } from "../fleet/helpers";
 
 const XSOTA = join(REPO, "bin", "xsota.js");
+
+/** xsota in a child without blocking this process (whose broker the child talks to). */
+function xsotaAsync(cwd: string, ...args: string[]): Promise<{ status: number; out: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [XSOTA, ...args], { cwd, env: { ...process.env, NO_COLOR: "1" }, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout!.on("data", (b: Buffer) => (out += b.toString()));
+    child.stderr!.on("data", (b: Buffer) => (out += b.toString()));
+    child.on("close", (status) => resolve({ status: status ?? -1, out }));
+  });
+}
 
 function xsota(cwd: string, ...args: string[]): { status: number; out: string } {
   const r = spawnSync(process.execPath, [XSOTA, ...args], { cwd, encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } });
@@ -67,5 +80,35 @@ describe.skipIf(skip !== undefined)("xsota device --engine moddable", { timeout:
     const show = xsota(dir, "flash", "show", "flash.bin", "--json");
     expect(show.status, show.out).toBe(0);
     expect(show.out).toContain("1.1.0");
+  });
+
+  it("--mqtt reports to a broker as a fleet device does: the version on every boot, retained, and each event", async () => {
+    const broker = await startBroker({ kind: "aedes" });
+    const id = "240ac40000a3";
+    const live = subscribe(broker, `watch-${id}`, [`devices/${id}/#`]);
+    try {
+      await live.ready;
+      expect(xsota(dir, "flash", "create", "-o", "flash-mqtt.bin", "--image", "fw-1.0.0.bin").status).toBe(0);
+      const list = spawnSync("find", ["public", "-name", "*.json"], { cwd: dir, encoding: "utf8" }).stdout.trim().split("\n");
+      const manifestUrl = `${url}/${list.find((p) => p.endsWith(".json"))!.replace(/^public\//, "")}`;
+      const run = await xsotaAsync(dir, "device", "--engine", "moddable", "--flash", "flash-mqtt.bin", "--manifest", manifestUrl, "--ca", "ca/ca.pem",
+        "--trust", "release.pub.pem", "--config", "fast.json", "--device-id", id, "--mqtt", `mqtt://${broker.host}:${broker.port}`, "--json");
+      expect(run.status, run.out).toBe(0);
+      await realWait(() => live.messages.some((m) => m.topic.endsWith("/events") && JSON.parse(m.payload).state === "committed"), 10_000);
+      const versions = live.messages.filter((m) => m.topic === `devices/${id}/version`).map((m) => m.payload);
+      expect(versions).toContain("1.0.0");
+      expect(versions.at(-1)).toBe("1.1.0");
+      const states = live.messages.filter((m) => m.topic === `devices/${id}/events`).map((m) => (JSON.parse(m.payload) as { state: string }).state);
+      expect(states).toEqual(expect.arrayContaining(["checking", "downloading", "verifying", "installing", "rebooting", "confirming", "committed"]));
+      // a subscriber that comes later is given the version the broker retained
+      const late = subscribe(broker, `late-${id}`, [`devices/${id}/version`]);
+      await late.ready;
+      await realWait(() => late.messages.length > 0);
+      expect(late.messages[0]!.payload).toBe("1.1.0");
+      late.client.close();
+    } finally {
+      live.client.close();
+      await broker.close();
+    }
   });
 });
