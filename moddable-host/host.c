@@ -262,7 +262,8 @@ int main(int argc, char *argv[])
  * live slots by XS kind (xsAll.h txKind; 0 counts free slots too), "@census chunks K:BYTES ..." the
  * chunk bytes those slots own (strings, arrays, array buffers, code, suspended stacks; 64-bit
  * sizes), then the instances grouped by their first five property names (#K for an internal
- * property of kind K, "?" for an index or symbol), largest first: what holds the slots.
+ * property of kind K, "?" for an index or symbol; functions by their name), largest first: what
+ * holds the slots.
  */
 #define CENSUS_GROUPS 512
 void xs_host_census(xsMachine *the)
@@ -311,6 +312,18 @@ void xs_host_census(xsMachine *the)
 							names++;
 						}
 					}
+				}
+				if (s->next && (s->next->kind == XS_CODE_KIND || s->next->kind == XS_CODE_X_KIND || s->next->kind == XS_CALLBACK_KIND)) {
+					/* a function: group by its name instead */
+					buf[0] = 0;
+					for (p = s->next; p; p = p->next) {
+						char *k = (p->ID != XS_NO_ID && !(p->flag & XS_INTERNAL_FLAG)) ? fxGetKeyName(the, p->ID) : NULL;
+						if (k && !strcmp(k, "name") && (p->kind == XS_STRING_KIND || p->kind == XS_STRING_X_KIND)) {
+							snprintf(buf, sizeof(buf), "function %.60s", p->value.string);
+							break;
+						}
+					}
+					if (!buf[0]) snprintf(buf, sizeof(buf), "function (kind %d)", s->next->kind);
 				}
 				for (i = 0; i < groups; i++) if (!strcmp(sig[i], buf)) break;
 				if (i == groups && groups < CENSUS_GROUPS) { strcpy(sig[groups], buf); gcount[groups] = 0; gslots[groups] = 0; groups++; }
