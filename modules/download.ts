@@ -16,7 +16,7 @@
  * - Control (optional `gate`, modules/control.ts): reads are paced to the bandwidth cap, and a
  *   pause or cancel ends the attempt in flight; a pause waits for resume and is not an attempt.
  */
-import type { ClockPort, CryptoPort, HttpPort, Sha256 } from "./ports";
+import type { ClockPort, CryptoPort, HttpHandler, HttpPort, HttpRequest, Sha256 } from "./ports";
 import type { DownloadConfig, RetryConfig } from "./config";
 import { OtaError, codeOf, type ErrorCode } from "./errors";
 import { backoffDelay, parseRetryAfter } from "./backoff";
@@ -78,8 +78,9 @@ function statusCode(status: number): { code: ErrorCode; permanent: boolean } {
 }
 
 export class Downloader {
-  private sha: Sha256;
-  private hashedTo = 0;
+  // sha, hashedTo and lastEtag are shared with the attempt in flight (Transfer)
+  sha: Sha256;
+  hashedTo = 0;
 
   constructor(private readonly d: DownloadDeps) {
     if (d.buffer.byteLength < BLOCK) throw new RangeError("download buffer must hold one 4 KB block");
@@ -145,7 +146,7 @@ export class Downloader {
     }
   }
 
-  private lastEtag: string | undefined;
+  lastEtag: string | undefined;
 
   /** A backoff wait; a pause or cancel cuts it short (the next attempt then stops at once). */
   private sleep(ms: number): Promise<void> {
@@ -178,7 +179,6 @@ export class Downloader {
 
   private attempt(job: DownloadJob, from: number, etag: string | undefined): Promise<Attempt> {
     const d = this.d;
-    const { clock } = d;
     if (!/^https:\/\//i.test(job.url)) return Promise.resolve({ ok: false, code: "HTTP_INSECURE_URL", detail: job.url, permanent: true, restart: false });
     if (this.hashedTo !== from) this.rehash(from);
     d.slot.begin(job.size, from);
@@ -191,159 +191,245 @@ export class Downloader {
       if (etag !== undefined) headers.push(["if-range", etag]);
     }
     this.lastEtag = etag;
-    const buf = d.buffer.subarray(0, BLOCK);
-    return new Promise<Attempt>((resolve) => {
-      let settled = false;
-      let status = 0;
-      let contentRange: string | undefined;
-      let retryAfter: string | undefined;
-      let newEtag: string | undefined;
-      let contentLength: number | undefined;
-      let encoding: string | undefined;
-      let lengths = 0;
-      let ranges = 0;
-      let fill = 0;
-      let offset = from;
-      let lastCheckpoint = from;
-      let windowBytes = 0;
-      let stallTimer = 0;
-      let rateTimer = 0;
-      let req: { close(): void; pull?(): void } | undefined;
-      const offHalt = d.gate?.onHalt((code) => fail(code, `at byte ${offset}`));
-      const finish = (r: Attempt) => {
-        if (settled) return;
-        settled = true;
-        if (offHalt) offHalt();
-        clock.clearTimeout(stallTimer);
-        clock.clearTimeout(rateTimer);
-        if (req) req.close();
-        resolve(r);
-      };
-      const fail = (code: ErrorCode, detail: string, extra: { permanent?: boolean; restart?: boolean; retryAfterMs?: number } = {}) => {
-        const r: Attempt = { ok: false, code, detail, permanent: extra.permanent ?? PERMANENT_CODES.indexOf(code) >= 0, restart: extra.restart ?? RESTART_CODES.indexOf(code) >= 0 };
-        if (extra.retryAfterMs !== undefined) r.retryAfterMs = extra.retryAfterMs;
-        finish(r);
-      };
-      // The stall timer is armed once and, when it fires, re-armed for what is left of the
-      // window since the last bytes: data only notes its time (no timer set and cleared per chunk).
-      let lastData = clock.now();
-      let stallArmed = false;
-      const checkStall = () => {
-        const idle = clock.now() - lastData;
-        if (idle >= d.download.stallMs) return fail("HTTP_TIMEOUT", `no data for ${d.download.stallMs} ms at byte ${offset + fill}`);
-        stallTimer = clock.setTimeout(checkStall, d.download.stallMs - idle);
-      };
-      const armStall = () => {
-        lastData = clock.now();
-        if (!stallArmed) stallTimer = clock.setTimeout(checkStall, d.download.stallMs);
-        stallArmed = true;
-      };
-      const armRate = () => {
-        rateTimer = clock.setTimeout(() => {
-          const rate = (windowBytes * 1000) / d.download.rateWindowMs;
-          if (rate < d.download.minBytesPerSec) return fail("HTTP_TIMEOUT", `${Math.floor(rate)} B/s < ${d.download.minBytesPerSec} B/s at byte ${offset + fill}`);
-          windowBytes = 0;
-          armRate();
-        }, d.download.rateWindowMs);
-      };
-      const flush = () => {
-        const block = fill === BLOCK ? buf : buf.subarray(0, fill);
-        if (offset === 0) d.checkStart(block);
-        d.slot.write(block);
-        this.sha.write(block);
-        offset += fill;
-        this.hashedTo = offset;
-        fill = 0;
-        d.progress(offset, job.size);
-        if (offset - lastCheckpoint >= d.download.journalEveryBytes && offset < job.size) {
-          d.checkpoint(offset, this.lastEtag);
-          lastCheckpoint = offset;
-        }
-      };
-      const guard = (fn: () => void) => {
-        if (settled) return;
-        try {
-          fn();
-        } catch (e) {
-          const code = codeOf(e);
-          fail(code, e instanceof OtaError ? e.detail : String(e), code === "INTERNAL" || code.startsWith("FLASH_") ? { permanent: true } : {});
-        }
-      };
-      req = d.http.request({ url: job.url, headers }, {
-        onStatus: (s) => guard(() => { status = s; }),
-        onHeader: (name, value) => guard(() => {
-          if (name === "content-range") { contentRange = value; ranges++; }
-          else if (name === "etag") newEtag = value;
-          else if (name === "retry-after") retryAfter = value;
-          else if (name === "content-encoding") encoding = value.trim().toLowerCase();
-          else if (name === "content-length") { contentLength = /^\d+$/.test(value) ? Number(value) : undefined; lengths++; }
-        }),
-        onHeadersComplete: () => guard(() => {
-          armStall();
-          if (status === 416) return fail("HTTP_RANGE_NOT_SATISFIABLE", `at byte ${from}`);
-          if (status >= 300 || status < 200) {
-            const { code, permanent } = statusCode(status);
-            const ra = status === 429 || status === 503 ? parseRetryAfter(retryAfter, clock.wallTime()) : undefined;
-            return fail(code, `status ${status}`, ra === undefined ? { permanent } : { permanent, retryAfterMs: ra });
-          }
-          // The framing is judged before any byte is taken (RFC 9112 6.3: a repeated Content-Length is an error).
-          if (lengths > 1) return fail("HTTP_PROTOCOL", `${lengths} Content-Length headers`, { permanent: true });
-          if (encoding !== undefined && encoding !== "identity") return fail("HTTP_ENCODING", `Content-Encoding: ${encoding}`, { permanent: true });
-          if (ranges > 1) return fail("HTTP_RANGE", `${ranges} Content-Range headers`);
-          if (from > 0) {
-            if (etag !== undefined && newEtag !== undefined && newEtag !== etag) return fail("DOWNLOAD_ETAG_CHANGED", `${etag} -> ${newEtag}`);
-            if (status !== 206) return fail("HTTP_RANGE", `status ${status} to a Range request`);
-            const want = `bytes ${from}-${job.size - 1}/${job.size}`;
-            if ((contentRange ?? "").replace(/\s+/g, " ").trim() !== want) return fail("HTTP_RANGE", `Content-Range '${contentRange ?? ""}', wanted '${want}'`);
-          } else {
-            if (status !== 200) return fail("HTTP_STATUS", `status ${status} to a plain GET`);
-          }
-          if (contentLength !== undefined && contentLength !== job.size - from) {
-            return fail("DOWNLOAD_SIZE", `Content-Length ${contentLength}, expected ${job.size - from}`);
-          }
-          this.lastEtag = newEtag;
-          if (from === 0) d.checkpoint(0, newEtag);
-          armRate();
-        }),
-        onData: (available, read) => guard(() => {
-          if (available <= 0) return;
-          armStall();
-          const gate = d.gate;
-          for (;;) {
-            const room = readRoom(offset, fill, BLOCK, job.size);
-            if (room === 0) {
-              // Every byte is in. Past a declared Content-Length the bytes are not the body:
-              // the attempt is complete. A chunked or close-delimited body goes on: refused.
-              if (contentLength !== undefined) return finish({ ok: true });
-              if (read(buf.subarray(0, 1)) <= 0) return;
-              return fail("HTTP_TOO_LONG", `body longer than ${job.size} bytes`, { permanent: true, restart: true });
-            }
-            const allowed = gate ? Math.min(room, gate.allowance()) : room;
-            if (allowed <= 0) {
-              // Over the cap: leave the bytes unread (the port offers them again) and pull them later.
-              gate!.wake(() => guard(() => req?.pull?.()));
-              break;
-            }
-            const n = read(fill === 0 && allowed === BLOCK ? buf : buf.subarray(fill, fill + allowed));
-            if (n <= 0) break;
-            if (gate) gate.consumed(n);
-            windowBytes += n;
-            fill += n;
-            if (fill === BLOCK || offset + fill === job.size) flush();
-            if (settled) return;
-          }
-        }),
-        onComplete: () => guard(() => {
-          if (offset !== job.size) return fail("HTTP_CLOSED", `body ended at byte ${offset + fill} of ${job.size}`);
-          finish({ ok: true });
-        }),
-        onError: (code, detail) => guard(() => {
-          const c = (code === "HTTP_TLS" || code === "HTTP_INSECURE_URL" || code === "HTTP_CONNECT" || code === "HTTP_CLOSED" || code === "HTTP_TIMEOUT" || code === "HTTP_TOO_LONG" || code === "HTTP_PROTOCOL" || code === "HTTP_REDIRECT" || code === "HTTP_REDIRECT_LOOP") ? code : "HTTP_CLOSED";
-          fail(c, detail);
-        }),
-      });
-      if (settled) req.close();
-      else armStall();
-    });
+    return new Promise<Attempt>((resolve) => new Transfer(this, d, job, from, etag, headers, resolve));
+  }
+}
+
+/**
+ * One attempt: the request's handler and its state. A class, not closures in `attempt`: its
+ * methods stay in flash on the device (the agent is preloaded), where a dozen closures and their
+ * environment were made in RAM for every attempt.
+ */
+class Transfer implements HttpHandler {
+  private settled = false;
+  private status = 0;
+  private contentRange: string | undefined;
+  private retryAfter: string | undefined;
+  private newEtag: string | undefined;
+  private contentLength: number | undefined;
+  private encoding: string | undefined;
+  private lengths = 0;
+  private ranges = 0;
+  private fill = 0;
+  private offset: number;
+  private lastCheckpoint: number;
+  private windowBytes = 0;
+  private stallTimer = 0;
+  private rateTimer = 0;
+  // The stall timer is armed once and, when it fires, re-armed for what is left of the
+  // window since the last bytes: data only notes its time (no timer set and cleared per chunk).
+  private lastData: number;
+  private stallArmed = false;
+  private readonly buf: Uint8Array;
+  private readonly req: HttpRequest;
+  private readonly offHalt: (() => void) | undefined;
+
+  constructor(
+    private readonly owner: Downloader,
+    private readonly d: DownloadDeps,
+    private readonly job: DownloadJob,
+    private readonly from: number,
+    private readonly etag: string | undefined,
+    headers: [string, string][],
+    private readonly resolve: (r: Attempt) => void,
+  ) {
+    this.offset = from;
+    this.lastCheckpoint = from;
+    this.buf = d.buffer.subarray(0, BLOCK);
+    this.lastData = d.clock.now();
+    this.offHalt = d.gate?.onHalt((code) => this.fail(code, `at byte ${this.offset}`));
+    this.req = d.http.request({ url: job.url, headers }, this);
+    if (this.settled) this.req.close();
+    else this.armStall();
+  }
+
+  private finish(r: Attempt): void {
+    if (this.settled) return;
+    this.settled = true;
+    if (this.offHalt) this.offHalt();
+    this.d.clock.clearTimeout(this.stallTimer);
+    this.d.clock.clearTimeout(this.rateTimer);
+    // during the request() call itself there is no req yet: the constructor closes it
+    if (this.req) this.req.close();
+    this.resolve(r);
+  }
+
+  private fail(code: ErrorCode, detail: string, extra: { permanent?: boolean; restart?: boolean; retryAfterMs?: number } = {}): void {
+    const r: Attempt = { ok: false, code, detail, permanent: extra.permanent ?? PERMANENT_CODES.indexOf(code) >= 0, restart: extra.restart ?? RESTART_CODES.indexOf(code) >= 0 };
+    if (extra.retryAfterMs !== undefined) r.retryAfterMs = extra.retryAfterMs;
+    this.finish(r);
+  }
+
+  /** What a handler threw ends the attempt: FLASH_* and INTERNAL for good. */
+  private caught(e: unknown): void {
+    const code = codeOf(e);
+    this.fail(code, e instanceof OtaError ? e.detail : String(e), code === "INTERNAL" || code.startsWith("FLASH_") ? { permanent: true } : {});
+  }
+
+  private checkStall(): void {
+    if (this.settled) return;
+    const stallMs = this.d.download.stallMs;
+    const idle = this.d.clock.now() - this.lastData;
+    if (idle >= stallMs) return this.fail("HTTP_TIMEOUT", `no data for ${stallMs} ms at byte ${this.offset + this.fill}`);
+    this.stallTimer = this.d.clock.setTimeout(() => this.checkStall(), stallMs - idle);
+  }
+
+  private armStall(): void {
+    this.lastData = this.d.clock.now();
+    if (!this.stallArmed) this.stallTimer = this.d.clock.setTimeout(() => this.checkStall(), this.d.download.stallMs);
+    this.stallArmed = true;
+  }
+
+  private armRate(): void {
+    this.rateTimer = this.d.clock.setTimeout(() => this.checkRate(), this.d.download.rateWindowMs);
+  }
+
+  private checkRate(): void {
+    if (this.settled) return;
+    const dl = this.d.download;
+    const rate = (this.windowBytes * 1000) / dl.rateWindowMs;
+    if (rate < dl.minBytesPerSec) return this.fail("HTTP_TIMEOUT", `${Math.floor(rate)} B/s < ${dl.minBytesPerSec} B/s at byte ${this.offset + this.fill}`);
+    this.windowBytes = 0;
+    this.armRate();
+  }
+
+  private flush(): void {
+    const { d, owner, job } = this;
+    const block = this.fill === BLOCK ? this.buf : this.buf.subarray(0, this.fill);
+    if (this.offset === 0) d.checkStart(block);
+    d.slot.write(block);
+    owner.sha.write(block);
+    this.offset += this.fill;
+    owner.hashedTo = this.offset;
+    this.fill = 0;
+    d.progress(this.offset, job.size);
+    if (this.offset - this.lastCheckpoint >= d.download.journalEveryBytes && this.offset < job.size) {
+      d.checkpoint(this.offset, owner.lastEtag);
+      this.lastCheckpoint = this.offset;
+    }
+  }
+
+  onStatus(s: number): void {
+    if (!this.settled) this.status = s;
+  }
+
+  onHeader(name: string, value: string): void {
+    if (this.settled) return;
+    try {
+      if (name === "content-range") { this.contentRange = value; this.ranges++; }
+      else if (name === "etag") this.newEtag = value;
+      else if (name === "retry-after") this.retryAfter = value;
+      else if (name === "content-encoding") this.encoding = value.trim().toLowerCase();
+      else if (name === "content-length") { this.contentLength = /^\d+$/.test(value) ? Number(value) : undefined; this.lengths++; }
+    } catch (e) {
+      this.caught(e);
+    }
+  }
+
+  onHeadersComplete(): void {
+    if (this.settled) return;
+    try {
+      this.headersComplete();
+    } catch (e) {
+      this.caught(e);
+    }
+  }
+
+  private headersComplete(): void {
+    const { status, from, etag, job, newEtag, contentRange, contentLength } = this;
+    this.armStall();
+    if (status === 416) return this.fail("HTTP_RANGE_NOT_SATISFIABLE", `at byte ${from}`);
+    if (status >= 300 || status < 200) {
+      const { code, permanent } = statusCode(status);
+      const ra = status === 429 || status === 503 ? parseRetryAfter(this.retryAfter, this.d.clock.wallTime()) : undefined;
+      return this.fail(code, `status ${status}`, ra === undefined ? { permanent } : { permanent, retryAfterMs: ra });
+    }
+    // The framing is judged before any byte is taken (RFC 9112 6.3: a repeated Content-Length is an error).
+    if (this.lengths > 1) return this.fail("HTTP_PROTOCOL", `${this.lengths} Content-Length headers`, { permanent: true });
+    if (this.encoding !== undefined && this.encoding !== "identity") return this.fail("HTTP_ENCODING", `Content-Encoding: ${this.encoding}`, { permanent: true });
+    if (this.ranges > 1) return this.fail("HTTP_RANGE", `${this.ranges} Content-Range headers`);
+    if (from > 0) {
+      if (etag !== undefined && newEtag !== undefined && newEtag !== etag) return this.fail("DOWNLOAD_ETAG_CHANGED", `${etag} -> ${newEtag}`);
+      if (status !== 206) return this.fail("HTTP_RANGE", `status ${status} to a Range request`);
+      const want = `bytes ${from}-${job.size - 1}/${job.size}`;
+      if ((contentRange ?? "").replace(/\s+/g, " ").trim() !== want) return this.fail("HTTP_RANGE", `Content-Range '${contentRange ?? ""}', wanted '${want}'`);
+    } else {
+      if (status !== 200) return this.fail("HTTP_STATUS", `status ${status} to a plain GET`);
+    }
+    if (contentLength !== undefined && contentLength !== job.size - from) {
+      return this.fail("DOWNLOAD_SIZE", `Content-Length ${contentLength}, expected ${job.size - from}`);
+    }
+    this.owner.lastEtag = newEtag;
+    if (from === 0) this.d.checkpoint(0, newEtag);
+    this.armRate();
+  }
+
+  onData(available: number, read: (target: Uint8Array) => number): void {
+    if (this.settled) return;
+    try {
+      this.data(available, read);
+    } catch (e) {
+      this.caught(e);
+    }
+  }
+
+  private data(available: number, read: (target: Uint8Array) => number): void {
+    if (available <= 0) return;
+    this.armStall();
+    const { gate } = this.d;
+    const { job, buf } = this;
+    for (;;) {
+      const room = readRoom(this.offset, this.fill, BLOCK, job.size);
+      if (room === 0) {
+        // Every byte is in. Past a declared Content-Length the bytes are not the body:
+        // the attempt is complete. A chunked or close-delimited body goes on: refused.
+        if (this.contentLength !== undefined) return this.finish({ ok: true });
+        if (read(buf.subarray(0, 1)) <= 0) return;
+        return this.fail("HTTP_TOO_LONG", `body longer than ${job.size} bytes`, { permanent: true, restart: true });
+      }
+      const allowed = gate ? Math.min(room, gate.allowance()) : room;
+      if (allowed <= 0) {
+        // Over the cap: leave the bytes unread (the port offers them again) and pull them later.
+        gate!.wake(() => this.pullLater());
+        break;
+      }
+      const fill = this.fill;
+      const n = read(fill === 0 && allowed === BLOCK ? buf : buf.subarray(fill, fill + allowed));
+      if (n <= 0) break;
+      if (gate) gate.consumed(n);
+      this.windowBytes += n;
+      this.fill += n;
+      if (this.fill === BLOCK || this.offset + this.fill === job.size) this.flush();
+      if (this.settled) return;
+    }
+  }
+
+  private pullLater(): void {
+    if (this.settled) return;
+    try {
+      this.req.pull?.();
+    } catch (e) {
+      this.caught(e);
+    }
+  }
+
+  onComplete(): void {
+    if (this.settled) return;
+    try {
+      if (this.offset !== this.job.size) return this.fail("HTTP_CLOSED", `body ended at byte ${this.offset + this.fill} of ${this.job.size}`);
+      this.finish({ ok: true });
+    } catch (e) {
+      this.caught(e);
+    }
+  }
+
+  onError(code: string, detail: string): void {
+    if (this.settled) return;
+    try {
+      const c = (code === "HTTP_TLS" || code === "HTTP_INSECURE_URL" || code === "HTTP_CONNECT" || code === "HTTP_CLOSED" || code === "HTTP_TIMEOUT" || code === "HTTP_TOO_LONG" || code === "HTTP_PROTOCOL" || code === "HTTP_REDIRECT" || code === "HTTP_REDIRECT_LOOP") ? code : "HTTP_CLOSED";
+      this.fail(c, detail);
+    } catch (e) {
+      this.caught(e);
+    }
   }
 }

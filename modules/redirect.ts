@@ -43,71 +43,104 @@ export class RedirectingHttp implements HttpPort {
   constructor(private readonly inner: HttpPort, private readonly config: RedirectConfig = REDIRECT_DEFAULTS) {}
 
   request(options: HttpRequestOptions, handler: HttpHandler): HttpRequest {
-    const { inner, config } = this;
-    const visited: string[] = [canonical(options.url)];
-    let current: HttpRequest | undefined;
-    let closed = false;
-    let hops = 0;
-    const end = (code: string, detail: string) => {
-      if (closed) return;
-      closed = true;
-      handler.onError(code, detail);
-    };
-    const go = (url: string) => {
-      let redirect = false;
-      let status = 0;
-      let location: string | undefined;
-      const hop: HttpRequestOptions = { ...options, url };
-      const a = hops > 0 ? authority(url) : undefined;
-      const ca = a ? (config.hostCas[a.hostPort] ?? config.hostCas[a.host]) : undefined;
-      if (ca !== undefined) hop.ca = ca;
-      else delete hop.ca;
-      const req = inner.request(hop, {
-        onStatus: (s) => {
-          if (closed) return;
-          status = s;
-          redirect = REDIRECTS.indexOf(s) >= 0;
-          if (!redirect) handler.onStatus(s);
-        },
-        onHeader: (name, value) => {
-          if (closed) return;
-          if (!redirect) handler.onHeader(name, value);
-          else if (name === "location") location = value.trim();
-        },
-        onHeadersComplete: () => {
-          if (closed) return;
-          if (!redirect) return handler.onHeadersComplete();
-          req.close();
-          if (location === undefined || location === "") return end("HTTP_REDIRECT", `status ${status} without a Location`);
-          const next = resolveUrl(url, location);
-          if (!/^https:\/\//i.test(next)) return end("HTTP_INSECURE_URL", `redirect to ${next}: https: only`);
-          if (visited.indexOf(canonical(next)) >= 0) return end("HTTP_REDIRECT_LOOP", `${url} -> ${next} (seen after ${hops} hops)`);
-          if (++hops > config.max) return end("HTTP_REDIRECT", `more than ${config.max} redirects (last to ${next})`);
-          visited.push(canonical(next));
-          go(next);
-        },
-        onData: (available, read) => {
-          if (!closed && !redirect) handler.onData(available, read);
-        },
-        onComplete: () => {
-          if (closed || redirect) return;
-          closed = true;
-          handler.onComplete();
-        },
-        onError: (code, detail) => end(code, hops > 0 ? `${detail} (after ${hops} redirects, at ${url})` : detail),
-      });
-      current = req;
-    };
-    go(options.url);
-    return {
-      close() {
-        closed = true;
-        current?.close();
-      },
-      // The bandwidth cap (modules/control.ts) pulls unread bytes of the final hop's body.
-      pull() {
-        if (!closed && current && current.pull) current.pull();
-      },
-    };
+    const r = new Redirection(this.inner, this.config, options, handler);
+    r.go(options.url);
+    return r;
+  }
+}
+
+/**
+ * One request through its hops, and what the caller holds (close, pull). Classes, not closures:
+ * on the device their methods stay in flash (the agent is preloaded), where each request made a
+ * dozen closures in RAM.
+ */
+class Redirection implements HttpRequest {
+  readonly visited: string[];
+  current: HttpRequest | undefined;
+  closed = false;
+  hops = 0;
+
+  constructor(readonly inner: HttpPort, readonly config: RedirectConfig, readonly options: HttpRequestOptions, readonly handler: HttpHandler) {
+    this.visited = [canonical(options.url)];
+  }
+
+  end(code: string, detail: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.handler.onError(code, detail);
+  }
+
+  go(url: string): void {
+    const hop: HttpRequestOptions = { ...this.options, url };
+    const a = this.hops > 0 ? authority(url) : undefined;
+    const ca = a ? (this.config.hostCas[a.hostPort] ?? this.config.hostCas[a.host]) : undefined;
+    if (ca !== undefined) hop.ca = ca;
+    else delete hop.ca;
+    const h = new Hop(this, url);
+    h.req = this.inner.request(hop, h);
+    this.current = h.req;
+  }
+
+  close(): void {
+    this.closed = true;
+    this.current?.close();
+  }
+
+  // The bandwidth cap (modules/control.ts) pulls unread bytes of the final hop's body.
+  pull(): void {
+    if (!this.closed && this.current && this.current.pull) this.current.pull();
+  }
+}
+
+/** One hop's handler: a redirect is followed, anything else goes to the caller's handler. */
+class Hop implements HttpHandler {
+  redirect = false;
+  status = 0;
+  location: string | undefined;
+  req: HttpRequest | undefined;
+
+  constructor(readonly r: Redirection, readonly url: string) {}
+
+  onStatus(s: number): void {
+    if (this.r.closed) return;
+    this.status = s;
+    this.redirect = REDIRECTS.indexOf(s) >= 0;
+    if (!this.redirect) this.r.handler.onStatus(s);
+  }
+
+  onHeader(name: string, value: string): void {
+    if (this.r.closed) return;
+    if (!this.redirect) this.r.handler.onHeader(name, value);
+    else if (name === "location") this.location = value.trim();
+  }
+
+  onHeadersComplete(): void {
+    const { r, url, location, status } = this;
+    if (r.closed) return;
+    if (!this.redirect) return r.handler.onHeadersComplete();
+    this.req?.close();
+    if (location === undefined || location === "") return r.end("HTTP_REDIRECT", `status ${status} without a Location`);
+    const next = resolveUrl(url, location);
+    if (!/^https:\/\//i.test(next)) return r.end("HTTP_INSECURE_URL", `redirect to ${next}: https: only`);
+    if (r.visited.indexOf(canonical(next)) >= 0) return r.end("HTTP_REDIRECT_LOOP", `${url} -> ${next} (seen after ${r.hops} hops)`);
+    if (++r.hops > r.config.max) return r.end("HTTP_REDIRECT", `more than ${r.config.max} redirects (last to ${next})`);
+    r.visited.push(canonical(next));
+    r.go(next);
+  }
+
+  onData(available: number, read: (target: Uint8Array) => number): void {
+    if (!this.r.closed && !this.redirect) this.r.handler.onData(available, read);
+  }
+
+  onComplete(): void {
+    const r = this.r;
+    if (r.closed || this.redirect) return;
+    r.closed = true;
+    r.handler.onComplete();
+  }
+
+  onError(code: string, detail: string): void {
+    const r = this.r;
+    r.end(code, r.hops > 0 ? `${detail} (after ${r.hops} redirects, at ${this.url})` : detail);
   }
 }
