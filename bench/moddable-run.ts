@@ -62,7 +62,7 @@ export interface ModdableRuntimeResult {
     raw: MemoryPeaks;
     /** Per boot of the update (update boot, confirm boot). */
     boots: MemoryPeaks[];
-    /** The highest of the boots, field by field. */
+    /** The highest of the boots, field by field, but chunks and slots: the worst boot's live peak. */
     update: MemoryPeaks;
     /** Live peak bytes above idle at 16 B per slot: chunks + slots. */
     agentAboveIdle: number;
@@ -169,7 +169,12 @@ export async function moddableRuntime(o: { size?: number; memorySize?: number; p
     const memPublished = publishRelease(lab, "moddable-raw-memory", memorySize);
     const rm = (await raw(memPublished.imageUrl, memPublished.image, true)).memory ?? EMPTY_PEAKS;
     const am = await agent("moddable-agent-memory", memorySize, true);
+    // XS's marks and the heaps field by field; the live peak is one sample's (the worst boot's), not
+    // the chunks of one boot added to the slots of another
     const update = maxPeaks(am.memory);
+    const worst = am.memory.reduce((w, b) => (liveBytes(b) > liveBytes(w) ? b : w), EMPTY_PEAKS);
+    update.chunks = worst.chunks;
+    update.slots = worst.slots;
     return {
       imageBytes: size,
       raw: { ms: r.ms, headersMs: r.headersMs, bytesPerMs: size / r.ms },
