@@ -1,4 +1,5 @@
 /* Shared pieces for fleet tests: an in-memory NVS-like store, a subscriber, ports for one device. */
+import { expect } from "vitest";
 import type { Ports, StorePort, StoreValue, SystemPort } from "../../modules/ports";
 import { TcpMqttPort, type TcpMqttClient } from "../../host-sim/mqtt/client";
 import type { Broker } from "../../host-sim/mqtt/broker";
@@ -80,5 +81,17 @@ export async function realWait(cond: () => boolean, ms = 5000): Promise<void> {
   while (!cond()) {
     if (performance.now() > end) throw new Error("condition not reached in time");
     await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** A subscriber that comes after the device is given the version the broker retained for it. */
+export async function expectRetainedVersion(broker: Broker, id: string, version: string): Promise<void> {
+  const late = subscribe(broker, `late-${id}`, [`devices/${id}/version`]);
+  try {
+    await late.ready;
+    await realWait(() => late.messages.length > 0);
+    expect(late.messages[0]!.payload).toBe(version);
+  } finally {
+    late.client.close();
   }
 }

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { REPO } from "../../host-sim/moddable/build";
 import { startBroker } from "../../host-sim/mqtt/broker";
-import { subscribe, realWait } from "../fleet/helpers";
+import { subscribe, realWait, expectRetainedVersion } from "../fleet/helpers";
 
 const XSOTA = join(REPO, "bin", "xsota.js");
 
@@ -100,12 +100,7 @@ describe.skipIf(skip !== undefined)("xsota device --engine moddable", { timeout:
       expect(versions.at(-1)).toBe("1.1.0");
       const states = live.messages.filter((m) => m.topic === `devices/${id}/events`).map((m) => (JSON.parse(m.payload) as { state: string }).state);
       expect(states).toEqual(expect.arrayContaining(["checking", "downloading", "verifying", "installing", "rebooting", "confirming", "committed"]));
-      // a subscriber that comes later is given the version the broker retained
-      const late = subscribe(broker, `late-${id}`, [`devices/${id}/version`]);
-      await late.ready;
-      await realWait(() => late.messages.length > 0);
-      expect(late.messages[0]!.payload).toBe("1.1.0");
-      late.client.close();
+      await expectRetainedVersion(broker, id, "1.1.0");
     } finally {
       live.client.close();
       await broker.close();
