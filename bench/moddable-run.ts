@@ -34,6 +34,7 @@ export const ESP32_SLOT_BYTES = 16;
 
 /** moddable-host/memory.ts MemoryPeaks, as the program prints it. */
 export interface MemoryPeaks {
+  /** The worst sample's live chunk bytes and slots (one sample's). */
   chunks: number;
   slots: number;
   peakChunks: number;
@@ -90,10 +91,15 @@ function run(program: string, args: string[], timeoutMs: number): Promise<{ stat
 
 const lineJson = <T>(lines: string[], prefix: string): T[] => lines.filter((l) => l.startsWith(prefix)).map((l) => JSON.parse(l.slice(prefix.length)) as T);
 
+/** XS's marks and the heaps field by field; the live peak (chunks, slots) and each phase's are one sample's, the worst boot's. */
 function maxPeaks(all: MemoryPeaks[]): MemoryPeaks {
   const out: MemoryPeaks = { ...EMPTY_PEAKS, phases: {} };
   for (const p of all) {
-    for (const k of Object.keys(out) as (keyof MemoryPeaks)[]) if (k !== "phases") out[k] = Math.max(out[k], p[k]);
+    for (const k of Object.keys(out) as (keyof MemoryPeaks)[]) if (k !== "phases" && k !== "chunks" && k !== "slots") out[k] = Math.max(out[k], p[k]);
+    if (liveBytes(p) > liveBytes(out)) {
+      out.chunks = p.chunks;
+      out.slots = p.slots;
+    }
     for (const [name, v] of Object.entries(p.phases ?? {})) {
       const had = out.phases[name];
       if (!had || liveBytes(v) > liveBytes(had)) out.phases[name] = v;
@@ -169,12 +175,7 @@ export async function moddableRuntime(o: { size?: number; memorySize?: number; p
     const memPublished = publishRelease(lab, "moddable-raw-memory", memorySize);
     const rm = (await raw(memPublished.imageUrl, memPublished.image, true)).memory ?? EMPTY_PEAKS;
     const am = await agent("moddable-agent-memory", memorySize, true);
-    // XS's marks and the heaps field by field; the live peak is one sample's (the worst boot's), not
-    // the chunks of one boot added to the slots of another
     const update = maxPeaks(am.memory);
-    const worst = am.memory.reduce((w, b) => (liveBytes(b) > liveBytes(w) ? b : w), EMPTY_PEAKS);
-    update.chunks = worst.chunks;
-    update.slots = worst.slots;
     return {
       imageBytes: size,
       raw: { ms: r.ms, headersMs: r.headersMs, bytesPerMs: size / r.ms },

@@ -53,7 +53,7 @@ export async function codeSize(options: { outDir?: string } = {}): Promise<CodeS
   const sum = (xs: ScriptSize[]) => xs.reduce((n, s) => n + s.code, 0);
   const xsb = xsbSizes(join(build.tmpDir, "modules"));
   let xsbAgent = 0;
-  for (const [name, bytes] of xsb) if (name.startsWith("modules/") || name.startsWith("src/") || name === "setup/xsota") xsbAgent += bytes;
+  for (const [name, bytes] of xsb) if (isAgentModule(name)) xsbAgent += bytes;
   const p = build.preload ?? { modules: [], inlineCode: 0, heapSlots: 0, aliases: 0 };
   // the preloaded modules (src/main, setup/xsota) count under src/
   return {

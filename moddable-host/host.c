@@ -299,32 +299,25 @@ void xs_host_census(xsMachine *the)
 				}
 			}
 			if (s->kind == XS_INSTANCE_KIND) {
+				/* a function is grouped by its name, any other instance by its first five property names */
+				int function = s->next && (s->next->kind == XS_CODE_KIND || s->next->kind == XS_CODE_X_KIND || s->next->kind == XS_CALLBACK_KIND);
 				char buf[96];
 				int n = 1, names = 0;
 				buf[0] = 0;
 				for (p = s->next; p; p = p->next) {
+					char *k = (p->ID != XS_NO_ID && !(p->flag & XS_INTERNAL_FLAG)) ? fxGetKeyName(the, p->ID) : NULL;
 					n++;
-					if (names < 5 && strlen(buf) < 80) {
-						if (p->flag & XS_INTERNAL_FLAG) { snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "#%d,", p->kind); names++; }
-						else {
-							char *k = (p->ID != XS_NO_ID) ? fxGetKeyName(the, p->ID) : NULL;
-							snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "%s,", k ? k : "?");
-							names++;
-						}
-					}
-				}
-				if (s->next && (s->next->kind == XS_CODE_KIND || s->next->kind == XS_CODE_X_KIND || s->next->kind == XS_CALLBACK_KIND)) {
-					/* a function: group by its name instead */
-					buf[0] = 0;
-					for (p = s->next; p; p = p->next) {
-						char *k = (p->ID != XS_NO_ID && !(p->flag & XS_INTERNAL_FLAG)) ? fxGetKeyName(the, p->ID) : NULL;
-						if (k && !strcmp(k, "name") && (p->kind == XS_STRING_KIND || p->kind == XS_STRING_X_KIND)) {
+					if (function) {
+						if (!buf[0] && k && !strcmp(k, "name") && (p->kind == XS_STRING_KIND || p->kind == XS_STRING_X_KIND))
 							snprintf(buf, sizeof(buf), "function %.60s", p->value.string);
-							break;
-						}
 					}
-					if (!buf[0]) snprintf(buf, sizeof(buf), "function (kind %d)", s->next->kind);
+					else if (names < 5 && strlen(buf) < 80) {
+						if (p->flag & XS_INTERNAL_FLAG) snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "#%d,", p->kind);
+						else snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "%s,", k ? k : "?");
+						names++;
+					}
 				}
+				if (function && !buf[0]) snprintf(buf, sizeof(buf), "function (kind %d)", s->next->kind);
 				for (i = 0; i < groups; i++) if (!strcmp(sig[i], buf)) break;
 				if (i == groups && groups < CENSUS_GROUPS) { strcpy(sig[groups], buf); gcount[groups] = 0; gslots[groups] = 0; groups++; }
 				if (i < groups) { gcount[i]++; gslots[i] += n; }

@@ -1,7 +1,7 @@
 /*
  * Memory use of the XS machine, sampled (main.ts and idle.ts with --memory): every `everyMs` a full
- * GC, then the live chunk bytes and slots (host.c xs_host_memory); the highest of each is the
- * peak. XS's own high-water marks (garbage included), the heaps' sizes and the stack's high-water
+ * GC, then the live chunk bytes and slots (host.c xs_host_memory); the sample with the most live
+ * bytes is the peak (one sample's chunks and slots, never the highest of each from two samples). XS's own high-water marks (garbage included), the heaps' sizes and the stack's high-water
  * mark come with it. Per phase (the agent's last state) the worst sample too, and with --census a
  * breakdown at each phase's new peak: "@census-phase STATE CHUNKS SLOTS", then live slots by XS kind,
  * chunk bytes by kind, and instances grouped by their first property names (what holds the slots).
@@ -11,7 +11,7 @@ import Timer from "timer";
 import { memory, census, write } from "./native";
 
 export interface MemoryPeaks {
-  /** Highest live chunk bytes / slots seen at a sample (after a full GC). */
+  /** The sample (after a full GC) with the most live bytes at 16 B a slot: its chunk bytes and slots. */
   chunks: number;
   slots: number;
   /** XS's high-water marks since start (garbage not yet collected included). */
@@ -46,8 +46,10 @@ export class MemorySampler {
   sample(): MemoryPeaks {
     const [chunks, slots, peakChunks, peakSlots, chunkHeap, slotHeap, stack, stackSlots, slotBytes, regexStack] = memory(true) as [number, number, number, number, number, number, number, number, number, number];
     const p = this.#peaks;
-    p.chunks = Math.max(p.chunks, chunks);
-    p.slots = Math.max(p.slots, slots);
+    if (live(chunks, slots) > live(p.chunks, p.slots)) {
+      p.chunks = chunks;
+      p.slots = slots;
+    }
     Object.assign(p, { peakChunks, peakSlots, chunkHeap, slotHeap, stack, stackSlots, slotBytes, regexStack, samples: p.samples + 1 });
     const worst = p.phases[this.#phase];
     if (!worst || live(chunks, slots) > live(worst.chunks, worst.slots)) {

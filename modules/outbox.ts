@@ -180,11 +180,10 @@ export class Outbox {
   }
 }
 
+/** The count an OUTBOX_FULL note's detail starts with ("12 events dropped"). */
 function droppedOf(note: AuditEvent): number {
-  const detail = note.detail ?? "";
-  let n = 0, i = 0;
-  for (; i < detail.length && detail[i]! >= "0" && detail[i]! <= "9"; i++) n = n * 10 + (detail.charCodeAt(i) - 48);
-  return i > 0 ? n : 0;
+  const n = parseInt(note.detail ?? "", 10);
+  return Number.isNaN(n) ? 0 : n;
 }
 
 function parseEvent(raw: string): AuditEvent | undefined {

@@ -36,6 +36,7 @@ describe.skipIf(skip !== undefined)("xsota device --engine moddable", { timeout:
   let dir: string;
   let server: ChildProcess | undefined;
   let url = "";
+  let manifestUrl = "";
   beforeAll(async () => {
     await built(); // a failed build fails every test here
     dir = mkdtempSync(join(tmpdir(), "xsota-moddable-cli-"));
@@ -62,6 +63,8 @@ describe.skipIf(skip !== undefined)("xsota device --engine moddable", { timeout:
     expect(manifest.status, manifest.out).toBe(0);
     const publish = xsota(dir, "publish", "--dir", "public", "release.json", "fw-1.1.0.bin");
     expect(publish.status, publish.out).toBe(0);
+    const list = spawnSync("find", ["public", "-name", "*.json"], { cwd: dir, encoding: "utf8" }).stdout.trim().split("\n");
+    manifestUrl = `${url}/${list.find((p) => p.endsWith(".json"))!.replace(/^public\//, "")}`;
   }, BUILD_WAIT_MS + 120_000);
   afterAll(() => {
     server?.kill();
@@ -69,8 +72,6 @@ describe.skipIf(skip !== undefined)("xsota device --engine moddable", { timeout:
   });
 
   it("updates a flash file from xsota flash create against xsota serve: committed, and flash show agrees", () => {
-    const list = spawnSync("find", ["public", "-name", "*.json"], { cwd: dir, encoding: "utf8" }).stdout.trim().split("\n");
-    const manifestUrl = `${url}/${list.find((p) => p.endsWith(".json"))!.replace(/^public\//, "")}`;
     const run = xsota(dir, "device", "--engine", "moddable", "--flash", "flash.bin", "--manifest", manifestUrl, "--ca", "ca/ca.pem", "--trust", "release.pub.pem",
       "--config", "fast.json", "--json");
     expect(run.status, run.out).toBe(0);
@@ -89,8 +90,6 @@ describe.skipIf(skip !== undefined)("xsota device --engine moddable", { timeout:
     try {
       await live.ready;
       expect(xsota(dir, "flash", "create", "-o", "flash-mqtt.bin", "--image", "fw-1.0.0.bin").status).toBe(0);
-      const list = spawnSync("find", ["public", "-name", "*.json"], { cwd: dir, encoding: "utf8" }).stdout.trim().split("\n");
-      const manifestUrl = `${url}/${list.find((p) => p.endsWith(".json"))!.replace(/^public\//, "")}`;
       const run = await xsotaAsync(dir, "device", "--engine", "moddable", "--flash", "flash-mqtt.bin", "--manifest", manifestUrl, "--ca", "ca/ca.pem",
         "--trust", "release.pub.pem", "--config", "fast.json", "--device-id", id, "--mqtt", `mqtt://${broker.host}:${broker.port}`, "--json");
       expect(run.status, run.out).toBe(0);
