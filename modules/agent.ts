@@ -11,9 +11,9 @@
  * "from" in events is the version the update started from (the running one before the
  * reboot), "to" the release's version.
  */
-import type { Ports } from "./ports";
+import type { ClockPort, CryptoPort, HttpPort, Ports } from "./ports";
 import type { AgentObserver, AgentState, AuditEvent } from "./events";
-import { parseConfig, type AppConfig } from "./config";
+import { parseConfig, type AppConfig, type DownloadConfig, type RetryConfig } from "./config";
 import { Outbox } from "./outbox";
 import { JournalStore, type Journal } from "./journal";
 import { BootControl } from "./bootctl";
@@ -25,7 +25,7 @@ import { OtaError, codeOf, type ErrorCode } from "./errors";
 import { decide, chooseDelta } from "./policy";
 import { PatchSlot, runningBase, sha256Prefix } from "./delta-download";
 import { UpdateSlot } from "./install";
-import { Downloader, BLOCK } from "./download";
+import { Downloader, BLOCK, type DownloadDeps, type SlotWriter } from "./download";
 import { RedirectingHttp } from "./redirect";
 import { checkImageStart, verifySlot } from "./verify";
 import { onBoot, releaseFields, type BootOutcome } from "./confirm";
@@ -35,7 +35,7 @@ import { toHex } from "./bytes";
 import type { DiagnosticCheck } from "./diagnostics";
 import type { AgentContext, RunningInfo } from "./context";
 import { UpdateControl, type ControlResult } from "./agent-control";
-import { holdForInstall, type ControlCommand } from "./control";
+import { holdForInstall, type ControlCommand, type DownloadGate } from "./control";
 import { constant } from "./constant";
 
 export type { BootOutcome } from "./confirm";
@@ -140,16 +140,59 @@ export class Agent {
    * Fetch (or take) a manifest, decide, and update. Resolves with the final state; a state of
    * "rebooting" means system.restart() was called. Raises nothing for update failures (they
    * are in the outcome and the outbox); FLASH_* / STORE_* when the hardware fails.
+   *
+   * One promise for the whole check, settled by checked(): no async frame and no promise chain is
+   * held across the download (on the chip each costs RAM for as long as the download runs).
    */
   check(options: CheckOptions = {}): Promise<CheckOutcome> {
     if (this.closed) return Promise.resolve({ state: this.current, code: "OTADATA_STATE" });
     if (this.busy) return Promise.resolve({ state: this.current, code: "POLICY_BUSY" });
     this.busy = true;
-    // A chained promise, not an async function: a suspended async frame costs about 1 KB of RAM
-    // on the chip for the whole download (doCheck, which is async, never throws synchronously).
-    return this.doCheck(options).finally(() => {
-      this.busy = false;
+    return new Promise<CheckOutcome>((resolve, reject) => {
+      this.resolveCheck = resolve;
+      this.rejectCheck = reject;
+      this.current = "checking";
+      if (options.manifest) return this.checkEnvelope(options.manifest, options);
+      let fetching: Promise<Uint8Array>;
+      try {
+        fetching = fetchSmall(this.ports, this.config.manifestUrl, MANIFEST_LIMITS.envelopeBytes, this.config.download.stallMs);
+      } catch (e) {
+        return this.manifestFailed(e);
+      }
+      fetching.then((envelope) => this.checkEnvelope(envelope, options), (e: unknown) => this.manifestFailed(e));
     });
+  }
+
+  private resolveCheck: ((out: CheckOutcome) => void) | undefined;
+  private rejectCheck: ((e: unknown) => void) | undefined;
+
+  /** The check is over: `out`, or the hardware error that ended it. */
+  private checked(out: CheckOutcome | undefined, error?: unknown): void {
+    const resolve = this.resolveCheck, reject = this.rejectCheck;
+    this.resolveCheck = this.rejectCheck = undefined;
+    this.busy = false;
+    if (out) resolve!(out);
+    else reject!(error);
+  }
+
+  private manifestFailed(e: unknown): void {
+    let out: CheckOutcome;
+    try {
+      out = this.report("failed", "manifest", codeOf(e), { detail: e instanceof OtaError ? e.detail : String(e) });
+    } catch (e2) {
+      return this.checked(undefined, e2);
+    }
+    this.checked(out);
+  }
+
+  private checkEnvelope(envelope: Uint8Array, options: CheckOptions): void {
+    let out: CheckOutcome | undefined;
+    try {
+      out = this.decideRelease(envelope, options);
+    } catch (e) {
+      return this.checked(undefined, e);
+    }
+    if (out) this.checked(out);
   }
 
   close(): void {
@@ -177,15 +220,9 @@ export class Agent {
     return out;
   }
 
-  private async doCheck(options: CheckOptions): Promise<CheckOutcome> {
-    this.current = "checking";
-    let envelope: Uint8Array;
+  /** Verify and decide; returns the outcome of a refusal, or undefined once the update has started (it ends in checked()). */
+  private decideRelease(envelope: Uint8Array, options: CheckOptions): CheckOutcome | undefined {
     let manifest: Manifest;
-    try {
-      envelope = options.manifest ?? (await fetchSmall(this.ports, this.config.manifestUrl, MANIFEST_LIMITS.envelopeBytes, this.config.download.stallMs));
-    } catch (e) {
-      return this.report("failed", "manifest", codeOf(e), { detail: e instanceof OtaError ? e.detail : String(e) });
-    }
     try {
       manifest = verifyManifest(envelope, this.keys, this.ports.crypto).manifest;
     } catch (e) {
@@ -244,69 +281,63 @@ export class Agent {
     this.emit("checking", releaseFields(j, how || resume ? { detail: [how, resume].filter((x) => x).join("; ") } : {}));
     journal.save(j);
     this.emit("downloading", releaseFields(j, { progress: Math.floor((j.written * 100) / j.size) }));
+    this.update(j, manifest.maxBytesPerSec);
+    return undefined;
+  }
+
+  /** The update is over (checked() follows): the control's gate and timers end with it. */
+  private updated(out: CheckOutcome | undefined, error?: unknown): void {
     try {
-      return await this.update(j, manifest.maxBytesPerSec);
-    } finally {
       this.control.end();
+    } catch (e) {
+      if (out) return this.checked(undefined, e);
+    }
+    this.checked(out, error);
+  }
+
+  /** Download into the update slot (a callback state machine, UpdateRun), then afterDownload(). Ends in updated(). */
+  private update(j: Journal, manifestCap?: number): void {
+    const { ports, ctx } = this;
+    let run: UpdateRun;
+    try {
+      const gate = this.control.begin(j, manifestCap);
+      const slot = new UpdateSlot(ports.flash);
+      let patch: PatchSlot | undefined;
+      try {
+        if (j.delta && j.written < j.size) patch = new PatchSlot({ slot, imageSize: j.size, base: runningBase(ports.flash, j.delta.baseSize), crypto: ports.crypto, checkStart: (first) => run.checkImage(first) });
+      } catch (e) {
+        return this.fallBack(j, e);
+      }
+      run = new UpdateRun(ctx, j, gate, slot, patch, this.random, this.observer);
+      const done = (error: unknown, etag?: string) => this.downloaded(run, error, etag);
+      if (patch) run.downloader.start({ url: j.delta!.url, size: j.delta!.size, sha256: j.delta!.sha256, written: 0 }, done);
+      else run.downloader.start({ url: j.url, size: j.size, sha256: j.sha256, written: j.written, ...(j.etag !== undefined ? { etag: j.etag } : {}) }, done);
+    } catch (e) {
+      return this.updated(undefined, e);
     }
   }
 
-  private async update(j: Journal, manifestCap?: number): Promise<CheckOutcome> {
-    const { ports, ctx } = this;
-    const gate = this.control.begin(j, manifestCap);
-    // A cap below the rate floor would end every attempt: the floor follows the cap down.
-    const cap = gate.bytesPerSec;
-    const download = cap > 0 && cap < this.config.download.minBytesPerSec * 2 ? { ...this.config.download, minBytesPerSec: Math.floor(cap / 2) } : this.config.download;
-    const journal = ctx.journal;
-    const slot = new UpdateSlot(ports.flash);
-    let nextMilestone = MILESTONES.findIndex((m) => m > Math.floor((j.written * 100) / j.size));
-    const checkStart = (first: Uint8Array) => checkImageStart(first, this.running.project, ports.system.chipId());
-    let patch: PatchSlot | undefined;
+  private downloaded(run: UpdateRun, error: unknown, etag: string | undefined): void {
+    const { j, full: slot, patch } = run;
     try {
-      if (j.delta && j.written < j.size) patch = new PatchSlot({ slot, imageSize: j.size, base: runningBase(ports.flash, j.delta.baseSize), crypto: ports.crypto, checkStart });
-    } catch (e) {
-      return this.fallBack(j, e);
-    }
-    const downloader = new Downloader({
-      http: ports.http, clock: ports.clock, crypto: ports.crypto, slot: patch ?? slot, buffer: ctx.scratch,
-      download, retry: this.config.retry, random: this.random, gate,
-      checkStart: patch ? () => {} : checkStart,
-      checkpoint: (written, etag) => {
-        if (patch) return; // nothing to resume from inside a patch: the journal keeps written = 0
-        j.written = written;
-        if (etag === undefined) delete j.etag;
-        else j.etag = etag;
-        journal.save(j);
-      },
-      progress: (written, total) => {
-        if (this.observer.onProgress) this.observer.onProgress(written, total);
-        const pct = Math.floor((written * 100) / total);
-        while (nextMilestone >= 0 && nextMilestone < MILESTONES.length && pct >= MILESTONES[nextMilestone]!) {
-          this.emit("downloading", releaseFields(j, { progress: MILESTONES[nextMilestone]! }));
-          nextMilestone++;
-        }
-      },
-      failedAttempt: (code, detail) => {
-        const n = journal.tries(j.sha256) + 1;
-        journal.setTries(j.sha256, n);
-        ports.system.log(`download attempt ${n} failed: ${code} ${detail}`);
-        return n;
-      },
-      log: (line) => ports.system.log(line),
-    });
-    try {
-      if (patch) {
-        await downloader.run({ url: j.delta!.url, size: j.delta!.size, sha256: j.delta!.sha256, written: 0 });
-        // The patch is the signed one; output that is not the manifest's image was made from another base.
-        if (patch.outputSha256 !== j.sha256) throw new OtaError("DELTA_BASE", `patch output ${patch.outputSha256.slice(0, 16)}..., manifest ${j.sha256.slice(0, 16)}...: made against another base`);
-      } else {
-        const r = await downloader.run({ url: j.url, size: j.size, sha256: j.sha256, written: j.written, ...(j.etag !== undefined ? { etag: j.etag } : {}) });
-        if (r.etag !== undefined) j.etag = r.etag;
+      // The patch is the signed one; output that is not the manifest's image was made from another base.
+      if (error === null && patch && patch.outputSha256 !== j.sha256) error = new OtaError("DELTA_BASE", `patch output ${patch.outputSha256.slice(0, 16)}..., manifest ${j.sha256.slice(0, 16)}...: made against another base`);
+      if (error !== null) {
+        slot.abort();
+        if (patch) return this.fallBack(j, error);
+        return this.endUpdate(j, error);
       }
     } catch (e) {
-      slot.abort();
-      return patch ? this.fallBack(j, e) : this.fail(j, e);
+      return this.updated(undefined, e);
     }
+    if (!patch && etag !== undefined) j.etag = etag;
+    this.afterDownload(j, slot).then((out) => this.updated(out), (e: unknown) => this.updated(undefined, e));
+  }
+
+  /** Every byte is in: verify, (hold,) install, (hold,) restart. */
+  private async afterDownload(j: Journal, slot: UpdateSlot): Promise<CheckOutcome> {
+    const { ports, ctx } = this;
+    const journal = ctx.journal;
     j.written = j.size;
     j.phase = "verifying";
     journal.save(j);
@@ -357,18 +388,33 @@ export class Agent {
    * `noDelta`, so a reboot does not take the patch again). Nothing was installed: the slot is
    * rewritten from 0. A power cut or a flash error is not a patch's fault and is not retried.
    */
-  private fallBack(j: Journal, e: unknown): Promise<CheckOutcome> | CheckOutcome {
+  private fallBack(j: Journal, e: unknown): void {
     const code = codeOf(e);
-    if (code === "FLASH_POWER_CUT" || code.startsWith("FLASH_")) return this.fail(j, e);
+    if (code === "FLASH_POWER_CUT" || code.startsWith("FLASH_")) return this.endUpdate(j, e);
     const detail = e instanceof OtaError ? e.detail : String(e);
-    delete j.delta;
-    delete j.etag;
-    j.noDelta = true;
-    j.written = 0;
-    this.ctx.journal.setTries(j.sha256, 0);
-    this.ctx.journal.save(j);
-    this.emit("downloading", releaseFields(j, { code, progress: 0, detail: `delta failed (${detail}); fetching the full image` }));
-    return this.update(j);
+    try {
+      delete j.delta;
+      delete j.etag;
+      j.noDelta = true;
+      j.written = 0;
+      this.ctx.journal.setTries(j.sha256, 0);
+      this.ctx.journal.save(j);
+      this.emit("downloading", releaseFields(j, { code, progress: 0, detail: `delta failed (${detail}); fetching the full image` }));
+    } catch (e2) {
+      return this.updated(undefined, e2);
+    }
+    this.update(j);
+  }
+
+  /** fail(), then updated() with its outcome or what it threw. */
+  private endUpdate(j: Journal, e: unknown): void {
+    let out: CheckOutcome;
+    try {
+      out = this.fail(j, e);
+    } catch (e2) {
+      return this.updated(undefined, e2);
+    }
+    this.updated(out);
   }
 
   /** A failed release: permanent failures use up the attempt cap so the release is not fetched again in a loop. */
@@ -386,5 +432,84 @@ export class Agent {
     this.emit(state, releaseFields(failed, { code, detail }));
     journal.save(failed);
     return { state, code, version: j.to };
+  }
+}
+
+/**
+ * One update's download: the Downloader's dependencies as methods (in flash on the device, the
+ * agent being preloaded) rather than a dozen closures made in RAM for the whole download.
+ */
+class UpdateRun implements DownloadDeps {
+  readonly http: HttpPort;
+  readonly clock: ClockPort;
+  readonly crypto: CryptoPort;
+  /** What the body goes into: the slot, or the patch applier in front of it. */
+  readonly slot: SlotWriter;
+  readonly buffer: Uint8Array;
+  readonly download: DownloadConfig;
+  readonly retry: RetryConfig;
+  readonly downloader: Downloader;
+  private nextMilestone: number;
+
+  constructor(
+    private readonly ctx: AgentContext,
+    readonly j: Journal,
+    readonly gate: DownloadGate,
+    readonly full: UpdateSlot,
+    readonly patch: PatchSlot | undefined,
+    readonly random: () => number,
+    private readonly observer: AgentObserver,
+  ) {
+    const { ports, config } = ctx;
+    this.http = ports.http;
+    this.clock = ports.clock;
+    this.crypto = ports.crypto;
+    this.slot = patch ?? full;
+    this.buffer = ctx.scratch;
+    // A cap below the rate floor would end every attempt: the floor follows the cap down.
+    const cap = gate.bytesPerSec;
+    this.download = cap > 0 && cap < config.download.minBytesPerSec * 2 ? { ...config.download, minBytesPerSec: Math.floor(cap / 2) } : config.download;
+    this.retry = config.retry;
+    this.nextMilestone = MILESTONES.findIndex((m) => m > Math.floor((j.written * 100) / j.size));
+    this.downloader = new Downloader(this);
+  }
+
+  /** The image's first block (of the patch's output, for a delta): magic, chip, project, size. */
+  checkImage(first: Uint8Array): void {
+    checkImageStart(first, this.ctx.running.project, this.ctx.ports.system.chipId());
+  }
+
+  checkStart(first: Uint8Array): void {
+    if (!this.patch) this.checkImage(first); // a patch checks its output's first block itself
+  }
+
+  checkpoint(written: number, etag: string | undefined): void {
+    if (this.patch) return; // nothing to resume from inside a patch: the journal keeps written = 0
+    const j = this.j;
+    j.written = written;
+    if (etag === undefined) delete j.etag;
+    else j.etag = etag;
+    this.ctx.journal.save(j);
+  }
+
+  progress(written: number, total: number): void {
+    if (this.observer.onProgress) this.observer.onProgress(written, total);
+    const pct = Math.floor((written * 100) / total);
+    while (this.nextMilestone >= 0 && this.nextMilestone < MILESTONES.length && pct >= MILESTONES[this.nextMilestone]!) {
+      this.ctx.emit("downloading", releaseFields(this.j, { progress: MILESTONES[this.nextMilestone]! }));
+      this.nextMilestone++;
+    }
+  }
+
+  failedAttempt(code: ErrorCode, detail: string): number {
+    const journal = this.ctx.journal;
+    const n = journal.tries(this.j.sha256) + 1;
+    journal.setTries(this.j.sha256, n);
+    this.ctx.ports.system.log(`download attempt ${n} failed: ${code} ${detail}`);
+    return n;
+  }
+
+  log(line: string): void {
+    this.ctx.ports.system.log(line);
   }
 }

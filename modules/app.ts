@@ -4,7 +4,7 @@
  * right after boot and then every checkIntervalMs, plus checks on command.
  */
 import type { Ports } from "./ports";
-import type { AgentObserver } from "./events";
+import type { AgentObserver, AuditEvent } from "./events";
 import type { AppConfig } from "./config";
 import { Agent, type BootOutcome, type CheckOptions, type CheckOutcome } from "./agent";
 import type { DiagnosticCheck } from "./diagnostics";
@@ -38,67 +38,89 @@ export interface App {
   close(): void;
 }
 
+/** The app's observer and the reporter's, in that order (a class: its methods stay in flash on the device). */
+class Fanout implements AgentObserver {
+  reporter: Reporter | undefined;
+  constructor(private readonly outer: AgentObserver = {}) {}
+  onEvent(e: AuditEvent): void {
+    if (this.outer.onEvent) this.outer.onEvent(e);
+    if (this.reporter) this.reporter.onEvent(e);
+  }
+  onProgress(written: number, total: number): void {
+    if (this.outer.onProgress) this.outer.onProgress(written, total);
+  }
+}
+
 /** Start the agent on `ports`. Throws what the Agent constructor throws (CONFIG_INVALID, KEY_*, IMAGE_*). */
 export function start(ports: Ports, config: AppConfig | unknown, extra: AppExtra = {}): App {
-  let reporter: Reporter | undefined;
-  const outer = extra.observer ?? {};
-  const observer: AgentObserver = {
-    onEvent: (e) => {
-      if (outer.onEvent) outer.onEvent(e);
-      if (reporter) reporter.onEvent(e);
-    },
-    onProgress: (w, t) => {
-      if (outer.onProgress) outer.onProgress(w, t);
-    },
-  };
-  const agent = new Agent(ports, config, observer, extra.checks ? { checks: extra.checks } : {});
-  if (extra.rebootWhen) agent.control.rebootWhen = extra.rebootWhen;
-  // FLEET's reporter: version and state on boot, the outbox over QoS 1, announcements and commands.
-  if (agent.config.mqtt && ports.mqtt) {
-    const r = startReporter(ports, agent.config, agent, agent.outbox);
-    reporter = r;
-    // Up to RESTART_DRAIN_MS for the update's last events to be acknowledged before the restart.
-    agent.beforeRestart = () => r.drain(RESTART_DRAIN_MS);
+  return new Runner(ports, config, extra);
+}
+
+/**
+ * The app: boot, then the check loop. A class, not closures in start(): its methods stay in flash
+ * on the device (the agent is preloaded), and it holds one reaction on the agent's check, no async
+ * frame and no promise chain, for as long as a download runs.
+ */
+class Runner implements App {
+  readonly agent: Agent;
+  readonly booted: Promise<BootOutcome>;
+  private readonly observer: Fanout;
+  private readonly jitter: () => number;
+  private timer = 0;
+  private closed = false;
+
+  constructor(private readonly ports: Ports, config: AppConfig | unknown, extra: AppExtra) {
+    const observer = (this.observer = new Fanout(extra.observer));
+    const agent = (this.agent = new Agent(ports, config, observer, extra.checks ? { checks: extra.checks } : {}));
+    if (extra.rebootWhen) agent.control.rebootWhen = extra.rebootWhen;
+    // FLEET's reporter: version and state on boot, the outbox over QoS 1, announcements and commands.
+    if (agent.config.mqtt && ports.mqtt) {
+      const r = startReporter(ports, agent.config, agent, agent.outbox);
+      observer.reporter = r;
+      // Up to RESTART_DRAIN_MS for the update's last events to be acknowledged before the restart.
+      agent.beforeRestart = () => r.drain(RESTART_DRAIN_MS);
+    }
+    this.jitter = seededRandom(seedOf(`${ports.system.deviceId()}:check`));
+    const firstCheckMs = extra.firstCheckMs ?? 0;
+    this.booted = agent.boot().then((out) => {
+      // A failed self-test has already asked for a restart: nothing more this boot.
+      if (!(out.action === "self-test" && out.state === "rolled-back")) this.schedule(firstCheckMs);
+      return out;
+    });
   }
-  const clock = ports.clock;
-  const jitter = seededRandom(seedOf(`${ports.system.deviceId()}:check`));
-  let timer = 0;
-  let closed = false;
-  const schedule = (ms: number) => {
-    if (closed) return;
-    clock.clearTimeout(timer);
-    timer = clock.setTimeout(() => {
-      void loop();
-    }, ms);
-  };
-  // Promise chains, not async functions: each suspended async frame would hold about 1 KB of RAM
-  // on the chip for as long as the download runs.
-  const loop = () =>
-    run({}).then((out) => {
-      if (out.state === "rebooting") return;
-      // +-10 % seeded jitter: a fleet booted together does not poll the host in lockstep.
-      if (agent.config.checkIntervalMs > 0) schedule(Math.round(agent.config.checkIntervalMs * (0.9 + 0.2 * jitter())));
-    });
-  const run = (options: CheckOptions): Promise<CheckOutcome> =>
-    agent.check(options).then(undefined, (e: unknown): CheckOutcome => {
-      ports.system.log(`check failed: ${e instanceof Error ? e.message : String(e)}`);
-      return { state: "failed", code: "INTERNAL" };
-    });
-  const booted = agent.boot().then((out) => {
-    // A failed self-test has already asked for a restart: nothing more this boot.
-    if (!(out.action === "self-test" && out.state === "rolled-back")) schedule(extra.firstCheckMs ?? 0);
-    return out;
-  });
-  return {
-    agent,
-    booted,
-    check: (options = {}) => run(options),
-    close() {
-      if (closed) return;
-      closed = true;
-      clock.clearTimeout(timer);
-      agent.close();
-      if (reporter) reporter.close();
-    },
-  };
+
+  check(options: CheckOptions = {}): Promise<CheckOutcome> {
+    return this.agent.check(options).then(undefined, (e: unknown) => this.failed(e));
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.ports.clock.clearTimeout(this.timer);
+    this.agent.close();
+    if (this.observer.reporter) this.observer.reporter.close();
+  }
+
+  private schedule(ms: number): void {
+    if (this.closed) return;
+    const clock = this.ports.clock;
+    clock.clearTimeout(this.timer);
+    this.timer = clock.setTimeout(() => this.loop(), ms);
+  }
+
+  private loop(): void {
+    this.agent.check({}).then((out) => this.next(out), (e: unknown) => this.next(this.failed(e)));
+  }
+
+  private failed(e: unknown): CheckOutcome {
+    this.ports.system.log(`check failed: ${e instanceof Error ? e.message : String(e)}`);
+    return { state: "failed", code: "INTERNAL" };
+  }
+
+  private next(out: CheckOutcome): void {
+    if (out.state === "rebooting") return;
+    const interval = this.agent.config.checkIntervalMs;
+    // +-10 % seeded jitter: a fleet booted together does not poll the host in lockstep.
+    if (interval > 0) this.schedule(Math.round(interval * (0.9 + 0.2 * this.jitter())));
+  }
 }

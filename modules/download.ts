@@ -77,10 +77,24 @@ function statusCode(status: number): { code: ErrorCode; permanent: boolean } {
   return { code: "HTTP_STATUS", permanent: true };
 }
 
+/** How a download ends: `error` null when every byte is in and the SHA-256 matches. */
+export type DownloadDone = (error: unknown, etag?: string) => void;
+
+/**
+ * The download as a callback state machine, not an async loop: on the chip a download runs for
+ * minutes, and an async function (or a promise per attempt) keeps its frame, promise and resolving
+ * functions in RAM all that time. Here only this object and the attempt in flight (Transfer) are live.
+ */
 export class Downloader {
   // sha, hashedTo and lastEtag are shared with the attempt in flight (Transfer)
   sha: Sha256;
   hashedTo = 0;
+  lastEtag: string | undefined;
+  private job: DownloadJob | undefined;
+  private written = 0;
+  private etag: string | undefined;
+  private done: DownloadDone | undefined;
+  private adopt = false;
 
   constructor(private readonly d: DownloadDeps) {
     if (d.buffer.byteLength < BLOCK) throw new RangeError("download buffer must hold one 4 KB block");
@@ -92,48 +106,43 @@ export class Downloader {
    * byte is written and the streamed SHA-256 matches. Throws the attempt's code when it is
    * permanent or the attempt cap is reached; DOWNLOAD_HASH; FLASH_* from the slot.
    */
-  async run(job: DownloadJob): Promise<{ etag?: string }> {
-    let written = job.written - (job.written % BLOCK);
-    let etag = job.etag;
-    if (written >= job.size) {
-      written = job.size;
-      this.d.slot.adopt(job.size);
-    }
-    for (;;) {
-      if (written < job.size) {
-        const r = await this.attempt(job, written, etag);
-        // Decided from what was written and hashed (download-outcome.ts), not from how the connection ended.
-        if (attemptComplete(r, this.d.slot.written, job.size)) {
-          if (!r.ok) this.d.log(`download: ${r.code} ${r.detail} after the last byte: complete`);
-          if (this.d.slot.state === "writing") this.d.slot.complete();
-          written = job.size;
-          etag = this.lastEtag;
-        } else if (r.ok) {
-          throw new OtaError("INTERNAL", `attempt ended at byte ${this.d.slot.written} of ${job.size}`);
-        } else {
-          written = this.d.slot.written - (this.d.slot.written % BLOCK);
-          if (r.restart) {
-            written = 0;
-            etag = undefined;
-            this.d.checkpoint(0, undefined);
-          } else if (this.lastEtag !== undefined) {
-            etag = this.lastEtag;
-          }
-          if (r.code === "CONTROL_PAUSED" || r.code === "CONTROL_CANCELLED") {
-            this.d.checkpoint(written, etag);
-            if (r.code === "CONTROL_CANCELLED" || !(await this.d.gate!.whenRunnable())) throw new OtaError("CONTROL_CANCELLED", `at byte ${written}`);
-            continue;
-          }
-          this.d.log(`download: ${r.code} ${r.detail}${r.restart ? " (restart from 0)" : ""}`);
-          if (r.permanent) throw new OtaError(r.code, r.detail);
-          const attempts = this.d.failedAttempt(r.code, r.detail);
-          if (attempts >= this.d.retry.maxAttempts) throw new OtaError(r.code, `${r.detail}; gave up after ${attempts} attempts`);
-          this.d.checkpoint(written, etag);
-          const delay = r.retryAfterMs ?? backoffDelay(attempts, this.d.retry, this.d.random);
-          await this.sleep(delay);
-          continue;
-        }
+  run(job: DownloadJob): Promise<{ etag?: string }> {
+    return new Promise((resolve, reject) => {
+      this.start(job, (error, etag) => {
+        if (error !== null) reject(error);
+        else resolve(etag === undefined ? {} : { etag });
+      });
+    });
+  }
+
+  /** As run(), ending in `done` (once, never synchronously): what the agent uses. */
+  start(job: DownloadJob, done: DownloadDone): void {
+    this.job = job;
+    this.done = done;
+    this.written = job.written - (job.written % BLOCK);
+    this.etag = job.etag;
+    this.adopt = this.written >= job.size;
+    Promise.resolve().then(() => this.next());
+  }
+
+  private end(error: unknown, etag?: string): void {
+    const done = this.done;
+    this.done = undefined;
+    this.job = undefined;
+    if (done) done(error, etag);
+  }
+
+  /** The next attempt, or the end: every byte in and hashed. */
+  private next(): void {
+    const job = this.job!;
+    try {
+      if (this.adopt) {
+        // journaled as complete (a reboot after the last byte): adopt what is in the slot
+        this.adopt = false;
+        this.written = job.size;
+        this.d.slot.adopt(job.size);
       }
+      if (this.written < job.size) return this.attempt(job, this.written, this.etag);
       if (this.d.slot.state !== "written") throw new OtaError("INTERNAL", `download done with the slot ${this.d.slot.state}`);
       if (this.hashedTo !== job.size) this.rehash(job.size);
       const digest = toHex(this.sha.close());
@@ -142,25 +151,66 @@ export class Downloader {
         this.d.checkpoint(0, undefined);
         throw new OtaError("DOWNLOAD_HASH", `got ${digest.slice(0, 16)}...`);
       }
-      return etag === undefined ? {} : { etag };
+      this.end(null, this.etag);
+    } catch (e) {
+      this.end(e);
     }
   }
 
-  lastEtag: string | undefined;
+  /** An attempt ended (called from a microtask, never inside the HTTP port's callback). */
+  attempted(r: Attempt): void {
+    const job = this.job!;
+    const d = this.d;
+    try {
+      // Decided from what was written and hashed (download-outcome.ts), not from how the connection ended.
+      if (attemptComplete(r, d.slot.written, job.size)) {
+        if (!r.ok) d.log(`download: ${r.code} ${r.detail} after the last byte: complete`);
+        if (d.slot.state === "writing") d.slot.complete();
+        this.written = job.size;
+        this.etag = this.lastEtag;
+        return this.next();
+      }
+      if (r.ok) throw new OtaError("INTERNAL", `attempt ended at byte ${d.slot.written} of ${job.size}`);
+      let written = d.slot.written - (d.slot.written % BLOCK);
+      if (r.restart) {
+        written = 0;
+        this.etag = undefined;
+        d.checkpoint(0, undefined);
+      } else if (this.lastEtag !== undefined) {
+        this.etag = this.lastEtag;
+      }
+      this.written = written;
+      if (r.code === "CONTROL_PAUSED" || r.code === "CONTROL_CANCELLED") {
+        d.checkpoint(written, this.etag);
+        if (r.code === "CONTROL_CANCELLED") throw new OtaError("CONTROL_CANCELLED", `at byte ${written}`);
+        d.gate!.whenRunnable().then((runnable) => {
+          if (runnable) this.next();
+          else this.end(new OtaError("CONTROL_CANCELLED", `at byte ${written}`));
+        }, (e: unknown) => this.end(e));
+        return;
+      }
+      d.log(`download: ${r.code} ${r.detail}${r.restart ? " (restart from 0)" : ""}`);
+      if (r.permanent) throw new OtaError(r.code, r.detail);
+      const attempts = d.failedAttempt(r.code, r.detail);
+      if (attempts >= d.retry.maxAttempts) throw new OtaError(r.code, `${r.detail}; gave up after ${attempts} attempts`);
+      d.checkpoint(written, this.etag);
+      this.sleep(r.retryAfterMs ?? backoffDelay(attempts, d.retry, d.random));
+    } catch (e) {
+      this.end(e);
+    }
+  }
 
   /** A backoff wait; a pause or cancel cuts it short (the next attempt then stops at once). */
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const gate = this.d.gate;
-      const t = this.d.clock.setTimeout(() => {
-        if (off) off();
-        resolve();
-      }, ms);
-      const off = gate?.onHalt(() => {
-        this.d.clock.clearTimeout(t);
-        off!();
-        resolve();
-      });
+  private sleep(ms: number): void {
+    const gate = this.d.gate;
+    const t = this.d.clock.setTimeout(() => {
+      if (off) off();
+      this.next();
+    }, ms);
+    const off = gate?.onHalt(() => {
+      this.d.clock.clearTimeout(t);
+      off!();
+      this.next();
     });
   }
 
@@ -177,21 +227,26 @@ export class Downloader {
     this.hashedTo = to;
   }
 
-  private attempt(job: DownloadJob, from: number, etag: string | undefined): Promise<Attempt> {
+  /** Ends in attempted(), from a microtask. */
+  settle(r: Attempt): void {
+    Promise.resolve(r).then((x) => this.attempted(x));
+  }
+
+  private attempt(job: DownloadJob, from: number, etag: string | undefined): void {
     const d = this.d;
-    if (!/^https:\/\//i.test(job.url)) return Promise.resolve({ ok: false, code: "HTTP_INSECURE_URL", detail: job.url, permanent: true, restart: false });
+    if (!/^https:\/\//i.test(job.url)) return this.settle({ ok: false, code: "HTTP_INSECURE_URL", detail: job.url, permanent: true, restart: false });
     if (this.hashedTo !== from) this.rehash(from);
     d.slot.begin(job.size, from);
-    // After begin, so that the run loop reads the resume point back from the slot.
+    // After begin, so that attempted() reads the resume point back from the slot.
     const halted = d.gate?.halted();
-    if (halted) return Promise.resolve({ ok: false, code: halted, detail: `at byte ${from}`, permanent: false, restart: false });
+    if (halted) return this.settle({ ok: false, code: halted, detail: `at byte ${from}`, permanent: false, restart: false });
     const headers: [string, string][] = [];
     if (from > 0) {
       headers.push(["range", `bytes=${from}-`]);
       if (etag !== undefined) headers.push(["if-range", etag]);
     }
     this.lastEtag = etag;
-    return new Promise<Attempt>((resolve) => new Transfer(this, d, job, from, etag, headers, resolve));
+    new Transfer(this, d, job, from, etag, headers);
   }
 }
 
@@ -214,12 +269,15 @@ class Transfer implements HttpHandler {
   private offset: number;
   private lastCheckpoint: number;
   private windowBytes = 0;
-  private stallTimer = 0;
-  private rateTimer = 0;
-  // The stall timer is armed once and, when it fires, re-armed for what is left of the
-  // window since the last bytes: data only notes its time (no timer set and cleared per chunk).
+  // One timer watches both the stall (no bytes for stallMs) and the rate window, at whichever is
+  // due first; data only notes its time (no timer set and cleared per chunk). One timer, not two:
+  // each pending timer holds a callback, a closure and a host timer in RAM on the device.
+  private timer = 0;
+  private timerAt = 0;
+  /** When the rate window ends (0: not watched yet, before the headers). */
+  private rateAt = 0;
   private lastData: number;
-  private stallArmed = false;
+  private readonly tick = () => this.onTimer();
   private readonly buf: Uint8Array;
   private readonly req: HttpRequest;
   private readonly offHalt: (() => void) | undefined;
@@ -231,7 +289,6 @@ class Transfer implements HttpHandler {
     private readonly from: number,
     private readonly etag: string | undefined,
     headers: [string, string][],
-    private readonly resolve: (r: Attempt) => void,
   ) {
     this.offset = from;
     this.lastCheckpoint = from;
@@ -247,11 +304,10 @@ class Transfer implements HttpHandler {
     if (this.settled) return;
     this.settled = true;
     if (this.offHalt) this.offHalt();
-    this.d.clock.clearTimeout(this.stallTimer);
-    this.d.clock.clearTimeout(this.rateTimer);
+    this.d.clock.clearTimeout(this.timer);
     // during the request() call itself there is no req yet: the constructor closes it
     if (this.req) this.req.close();
-    this.resolve(r);
+    this.owner.settle(r);
   }
 
   private fail(code: ErrorCode, detail: string, extra: { permanent?: boolean; restart?: boolean; retryAfterMs?: number } = {}): void {
@@ -266,31 +322,40 @@ class Transfer implements HttpHandler {
     this.fail(code, e instanceof OtaError ? e.detail : String(e), code === "INTERNAL" || code.startsWith("FLASH_") ? { permanent: true } : {});
   }
 
-  private checkStall(): void {
+  /** Arm the one timer for the stall or the rate window, whichever is due first (unless it is armed for earlier). */
+  private arm(): void {
+    const stallAt = this.lastData + this.d.download.stallMs;
+    const due = this.rateAt !== 0 && this.rateAt < stallAt ? this.rateAt : stallAt;
+    if (this.timer !== 0 && this.timerAt <= due) return;
+    const clock = this.d.clock;
+    clock.clearTimeout(this.timer);
+    this.timerAt = due;
+    this.timer = clock.setTimeout(this.tick, Math.max(0, due - clock.now()));
+  }
+
+  private onTimer(): void {
+    this.timer = 0;
     if (this.settled) return;
-    const stallMs = this.d.download.stallMs;
-    const idle = this.d.clock.now() - this.lastData;
-    if (idle >= stallMs) return this.fail("HTTP_TIMEOUT", `no data for ${stallMs} ms at byte ${this.offset + this.fill}`);
-    this.stallTimer = this.d.clock.setTimeout(() => this.checkStall(), stallMs - idle);
+    const dl = this.d.download;
+    const now = this.d.clock.now();
+    if (now - this.lastData >= dl.stallMs) return this.fail("HTTP_TIMEOUT", `no data for ${dl.stallMs} ms at byte ${this.offset + this.fill}`);
+    if (this.rateAt !== 0 && now >= this.rateAt) {
+      const rate = (this.windowBytes * 1000) / dl.rateWindowMs;
+      if (rate < dl.minBytesPerSec) return this.fail("HTTP_TIMEOUT", `${Math.floor(rate)} B/s < ${dl.minBytesPerSec} B/s at byte ${this.offset + this.fill}`);
+      this.windowBytes = 0;
+      this.rateAt = now + dl.rateWindowMs;
+    }
+    this.arm();
   }
 
   private armStall(): void {
     this.lastData = this.d.clock.now();
-    if (!this.stallArmed) this.stallTimer = this.d.clock.setTimeout(() => this.checkStall(), this.d.download.stallMs);
-    this.stallArmed = true;
+    this.arm();
   }
 
   private armRate(): void {
-    this.rateTimer = this.d.clock.setTimeout(() => this.checkRate(), this.d.download.rateWindowMs);
-  }
-
-  private checkRate(): void {
-    if (this.settled) return;
-    const dl = this.d.download;
-    const rate = (this.windowBytes * 1000) / dl.rateWindowMs;
-    if (rate < dl.minBytesPerSec) return this.fail("HTTP_TIMEOUT", `${Math.floor(rate)} B/s < ${dl.minBytesPerSec} B/s at byte ${this.offset + this.fill}`);
-    this.windowBytes = 0;
-    this.armRate();
+    this.rateAt = this.d.clock.now() + this.d.download.rateWindowMs;
+    this.arm();
   }
 
   private flush(): void {
