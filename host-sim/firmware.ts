@@ -20,9 +20,25 @@ import type { Ports } from "../modules/ports";
 import type { FirmwareBoot } from "./engine";
 import { start, type App } from "../modules/app";
 import type { DiagnosticCheck } from "../modules/diagnostics";
+import type { AgentObserver, AuditEvent } from "../modules/events";
 
 export const EVENT_PREFIX = "@event ";
 export const PROGRESS_PREFIX = "@progress ";
+
+/** The simulator's observer: events and progress as log lines (a class: its methods stay in flash on Moddable). */
+class LogObserver implements AgentObserver {
+  private lastPct = -1;
+  constructor(private readonly ports: Ports) {}
+  onEvent(e: AuditEvent): void {
+    this.ports.system.log(EVENT_PREFIX + JSON.stringify(e));
+  }
+  onProgress(written: number, total: number): void {
+    const pct = Math.floor((written * 100) / total);
+    if (pct === this.lastPct) return;
+    this.lastPct = pct;
+    this.ports.system.log(`${PROGRESS_PREFIX}${written} ${total}`);
+  }
+}
 
 export interface FirmwareHandle {
   app?: App;
@@ -34,21 +50,12 @@ export function bootFirmware(ports: Ports, boot: FirmwareBoot): FirmwareHandle {
   const checks: DiagnosticCheck[] = [];
   const failsHere = boot.behavior === "fail-diagnostics" || boot.behavior === `fail-diagnostics@${ports.system.hardwareRevision()}`;
   if (failsHere) checks.push({ name: "app-selftest", run: () => false });
-  let lastPct = -1;
   const sim = (boot.config as { simApp?: { busyUntilMs?: unknown } } | null)?.simApp;
   const busyUntil = typeof sim?.busyUntilMs === "number" ? sim.busyUntilMs : undefined;
   const app = start(ports, boot.config, {
     checks,
     ...(busyUntil !== undefined ? { rebootWhen: () => ports.clock.now() >= busyUntil } : {}),
-    observer: {
-      onEvent: (e) => ports.system.log(EVENT_PREFIX + JSON.stringify(e)),
-      onProgress: (written, total) => {
-        const pct = Math.floor((written * 100) / total);
-        if (pct === lastPct) return;
-        lastPct = pct;
-        ports.system.log(`${PROGRESS_PREFIX}${written} ${total}`);
-      },
-    },
+    observer: new LogObserver(ports),
   });
   app.booted.catch((e: unknown) => ports.system.log(`boot failed: ${e instanceof Error ? e.message : String(e)}`));
   return { app, close: () => app.close() };

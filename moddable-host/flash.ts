@@ -62,24 +62,30 @@ class FilePartition implements FlashPartition {
   }
 }
 
+/** The OTA app slots of the table, in subtype order. */
+function appSlots(entries: Entry[]): Entry[] {
+  return entries.filter((e) => e.type === APP && e.subtype >= OTA_0 && e.subtype < OTA_0 + 16).sort((a, b) => a.subtype - b.subtype);
+}
+
+/**
+ * The table is read again at each open(), not kept: ESP-IDF keeps its copy in C, outside the JS
+ * heap, so keeping it here would count about 400 B of Linux-only objects as the agent's RAM.
+ */
 export class FileFlashPort implements FlashPort {
-  readonly #entries: Entry[];
-  readonly #slots: Entry[];
   readonly #info: SlotInfo;
 
   /** Opens `path`; `running` is the ota_N the bootloader model chose for this boot. */
   constructor(path: string, running: number) {
     flashOpen(path);
-    this.#entries = readTable();
-    this.#slots = this.#entries.filter((e) => e.type === APP && e.subtype >= OTA_0 && e.subtype < OTA_0 + 16).sort((a, b) => a.subtype - b.subtype);
-    const count = this.#slots.length;
+    const count = appSlots(readTable()).length;
     if (!(Number.isInteger(running) && running >= 0 && running < count)) throw new OtaError("FLASH_NO_PARTITION", `running slot ${running} of ${count}`);
     this.#info = { count, running, next: (running + 1) % count };
   }
   open(label: string): FlashPartition {
-    if (label === "running") return new FilePartition(this.#slots[this.#info.running]!);
-    if (label === "nextota") return new FilePartition(this.#slots[this.#info.next]!);
-    const entry = this.#entries.find((e) => e.name === label && e.type === DATA);
+    const entries = readTable();
+    if (label === "running") return new FilePartition(appSlots(entries)[this.#info.running]!);
+    if (label === "nextota") return new FilePartition(appSlots(entries)[this.#info.next]!);
+    const entry = entries.find((e) => e.name === label && e.type === DATA);
     if (!entry) throw new OtaError("FLASH_NO_PARTITION", `${label} (data partitions, "running" and "nextota" only)`);
     return new FilePartition(entry);
   }

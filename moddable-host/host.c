@@ -275,6 +275,7 @@ void xs_host_census(xsMachine *the)
 	int groups = 0, i;
 	txSlot *heap, *s, *limit, *p;
 	long cbytes[64] = { 0 };
+	int detail = getenv("XSOTA_CENSUS_DETAIL") != NULL;
 	xsCollectGarbage();
 	for (heap = m->firstHeap; heap; heap = heap->next) {
 		limit = heap->value.reference;
@@ -293,7 +294,11 @@ void xs_host_census(xsMachine *the)
 				}
 				if (ptr) for (b = m->firstBlock; b; b = b->nextBlock) {
 					if ((txByte *)ptr > (txByte *)(b + 1) && (txByte *)ptr < b->limit) {
-						cbytes[s->kind] += (long)(((txChunk *)((txByte *)ptr - sizeof(txChunk)))->size & 0x7FFFFFFF) + (long)sizeof(txChunk);
+						long size = (long)(((txChunk *)((txByte *)ptr - sizeof(txChunk)))->size & 0x7FFFFFFF) + (long)sizeof(txChunk);
+						cbytes[s->kind] += size;
+						/* XSOTA_CENSUS_DETAIL=1: each string and array chunk of 24 bytes or more */
+						if (detail && s->kind == XS_STRING_KIND && size >= 24) printf("@census string %ld %.48s\n", size, s->value.string);
+						if (detail && s->kind == XS_ARRAY_KIND) printf("@census array %ld length %u\n", size, (unsigned)s->value.array.length);
 						break;
 					}
 				}
@@ -317,7 +322,18 @@ void xs_host_census(xsMachine *the)
 						names++;
 					}
 				}
-				if (function && !buf[0]) snprintf(buf, sizeof(buf), "function (kind %d)", s->next->kind);
+				if (function && (!buf[0] || (detail && !strcmp(buf, "function ")))) {
+					/* an anonymous function; with XSOTA_CENSUS_DETAIL, by the names its closure holds */
+					txSlot *env = (s->next->kind == XS_CODE_KIND || s->next->kind == XS_CODE_X_KIND) ? s->next->value.code.closures : NULL;
+					snprintf(buf, sizeof(buf), "function ");
+					if (detail) {
+						snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "closure ");
+						if (env) for (p = env->next; p && strlen(buf) < 80; p = p->next) {
+							char *k = p->ID != XS_NO_ID ? fxGetKeyName(the, p->ID) : NULL;
+							snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "%s,", k ? k : "?");
+						}
+					}
+				}
 				for (i = 0; i < groups; i++) if (!strcmp(sig[i], buf)) break;
 				if (i == groups && groups < CENSUS_GROUPS) { strcpy(sig[groups], buf); gcount[groups] = 0; gslots[groups] = 0; groups++; }
 				if (i < groups) { gcount[i]++; gslots[i] += n; }

@@ -19,7 +19,7 @@
  */
 import { File } from "file";
 import Timer from "timer";
-import type { ClockPort, HttpPort, Ports } from "../modules/ports";
+import type { Ports } from "../modules/ports";
 import { fromBase64 } from "../modules/bytes";
 import { codeOf } from "../modules/errors";
 import { bootFirmware, type FirmwareHandle } from "../host-sim/firmware";
@@ -34,6 +34,7 @@ import { HostSystem, IDLE_STATUS, PANIC_STATUS, type HostSystemOptions } from ".
 import { args, exit, write } from "./native";
 import { rawDownload } from "./bench";
 import { MemorySampler } from "./memory";
+import { CountedClock, CountedHttp } from "./counted";
 
 interface BootFile extends FirmwareBoot, HostSystemOptions {
   ca: string;
@@ -56,49 +57,6 @@ function der(b64: string): ArrayBuffer {
 
 /** Real ms between memory samples (each a full GC) with --memory. */
 const SAMPLE_MS = 20;
-
-/** The ports' timers and requests, counted, so the program knows when the device has nothing left to do. */
-function counted(clock: ClockPort, http: HttpPort, timing: boolean) {
-  const timers = new Set<number>();
-  let requests = 0;
-  const countedClock: ClockPort = {
-    now: () => clock.now(),
-    wallTime: () => clock.wallTime(),
-    setTimeout(callback, ms) {
-      const id = clock.setTimeout(() => {
-        timers.delete(id);
-        callback();
-      }, ms);
-      timers.add(id);
-      return id;
-    },
-    clearTimeout(id) {
-      timers.delete(id);
-      clock.clearTimeout(id);
-    },
-  };
-  const countedHttp: HttpPort = {
-    request(options, handler) {
-      requests++;
-      if (timing) write(`@time request ${options.url} ${clock.now()}\n`);
-      let open = true;
-      const done = () => {
-        if (open) requests--;
-        open = false;
-      };
-      const req = http.request(options, {
-        onStatus: (s) => handler.onStatus(s),
-        onHeader: (n, v) => handler.onHeader(n, v),
-        onHeadersComplete: () => handler.onHeadersComplete(),
-        onData: (n, read) => handler.onData(n, read),
-        onComplete: () => { done(); handler.onComplete(); },
-        onError: (code, detail) => { done(); handler.onError(code, detail); },
-      });
-      return { close: () => { done(); req.close(); } };
-    },
-  };
-  return { clock: countedClock, http: countedHttp, busy: () => timers.size > 0 || requests > 0 };
-}
 
 export default function main(): void {
   let firmware: FirmwareHandle | undefined;
@@ -130,21 +88,25 @@ export default function main(): void {
       const at = line.startsWith("@event ") ? line.indexOf('"state":"') : -1;
       if (at >= 0) sampler.phase(line.slice(at + 9, line.indexOf('"', at + 9)));
     }));
-    const io = counted(clock, new EspHttp({ ca: der(boot.ca) }), timing);
+    const countedClock = new CountedClock(clock);
+    const countedHttp = new CountedHttp(new EspHttp({ ca: der(boot.ca) }), clock, timing);
+    const busy = () => countedClock.pending() || countedHttp.requests > 0;
     const ports: Ports = {
       flash: new FileFlashPort(option(argv, "--flash"), Number(option(argv, "--slot"))),
       store: new PreferenceStore(),
-      http: io.http,
+      http: countedHttp,
       crypto: new ModdableCrypto(),
-      clock: io.clock,
+      clock: countedClock,
       system,
-      mqtt: new EspMqtt({ ca: der(boot.mqttCa ?? boot.ca) }),
     };
+    // As src/ports.ts does on the devkit: a broker port only when the configuration names a broker
+    // (each EspMqtt holds its own copy of the CA's DER).
+    if ((boot.config as { mqtt?: unknown } | null)?.mqtt !== undefined) ports.mqtt = new EspMqtt({ ca: der(boot.mqttCa ?? boot.ca) });
     firmware = bootFirmware(ports, { config: boot.config, behavior: boot.behavior });
     const app = firmware.app;
     let quiet = 0, leaving = false;
     Timer.repeat(() => {
-      quiet = io.busy() ? 0 : quiet + 1;
+      quiet = busy() ? 0 : quiet + 1;
       if (quiet < QUIET_POLLS || leaving) return;
       leaving = true;
       // As before a restart: the outbox's last events get a bounded chance to reach the broker.

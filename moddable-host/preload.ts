@@ -7,14 +7,16 @@
  * and xsl strips a listed module's bytecode, so each closure it creates at run time copies its
  * code into RAM (about 10 KB more during a download, measured), where a module that is loaded
  * through an import keeps its bytecode in flash and closures refer to it in place.
- * src/store is not here: the Linux preference module reads its file when its class is made,
- * which xsl cannot do (the devkit's preference is preloaded by the SDK).
+ * The SDK's Linux preference module read its file when its class was made, which xsl cannot do;
+ * this program's own (./nvs/preference.ts) reads it at each call, so src/store is here too.
  */
 import "../host-sim/firmware";
 import "../src/clock";
 import "../src/crypto";
 import "../src/http";
 import "../src/mqtt";
+import "../src/store";
 import "./flash";
 import "./system";
 import "./bench";
+import "./counted";
