@@ -15,10 +15,14 @@ import { ModdableDevice } from "./driver";
 /**
  * Real time instead of virtual: the self-test window and the backoffs short (configuration, as the
  * issue asks; 30 s stays the default). Give the node/xs runs the same overrides to compare.
+ * The window is 5 s, not less: a passing self-test commits as soon as its checks pass, but the
+ * network check's HEAD (a TLS handshake in Moddable's JavaScript TLS) took more than 1.5 s in a
+ * full suite on this 2-core machine, and the failing-self-test scenario then ended CONFIRM_TIMEOUT
+ * instead of CONFIRM_DIAGNOSTICS (2026-12-03).
  */
 export const FAST = {
   retry: { baseMs: 200, maxMs: 800, maxAttempts: 4 },
-  diagnostics: { windowMs: 1500, heapFloor: 16 * 1024, checkTimeoutMs: 5000 },
+  diagnostics: { windowMs: 5000, heapFloor: 16 * 1024, checkTimeoutMs: 5000 },
 } as const;
 
 export interface ModdableRunOptions {

@@ -42,7 +42,7 @@ describe.skipIf(skip !== undefined)("xsota device --engine moddable", { timeout:
     dir = mkdtempSync(join(tmpdir(), "xsota-moddable-cli-"));
     // A short self-test window: Moddable's runtime runs on real time (30 s stays the default).
     mkdirSync(join(dir, "public"));
-    writeFileSync(join(dir, "fast.json"), JSON.stringify({ diagnostics: { windowMs: 1500, heapFloor: 16384, checkTimeoutMs: 5000 } }));
+    writeFileSync(join(dir, "fast.json"), JSON.stringify({ diagnostics: { windowMs: 5000, heapFloor: 16384, checkTimeoutMs: 5000 } }));
     for (const args of [
       ["keygen", "-o", "release.pem", "--pub", "release.pub.pem"],
       ["image", "build", "--version", "1.0.0", "-o", "fw-1.0.0.bin"],
