@@ -98,7 +98,8 @@ export class Agent {
     this.ports = ports;
     const crypto = ports.crypto;
     this.keys = this.config.trustedKeys.map((k) => keyFromConfig(k, crypto));
-    this.imageKeys = (this.config.imageKeys ?? this.config.trustedKeys).map((k) => keyFromConfig(k, crypto));
+    // The manifest keys sign images too unless imageKeys names others (one parsed copy, not two).
+    this.imageKeys = this.config.imageKeys ? this.config.imageKeys.map((k) => keyFromConfig(k, crypto)) : this.keys;
     this.outbox = options.outbox ?? new Outbox(ports.store, { capacity: this.config.outboxCapacity });
     this.running = readRunning(ports);
     this.random = seededRandom(seedOf(ports.system.deviceId()));
@@ -130,10 +131,11 @@ export class Agent {
   }
 
   /** Confirm or roll back after a reboot, report what happened. Throws FLASH_* / STORE_* only. */
-  async boot(): Promise<BootOutcome> {
-    const out = await onBoot(this.ctx);
-    this.current = out.state === "committed" || out.state === "rolled-back" || out.state === "failed" ? out.state : "idle";
-    return out;
+  boot(): Promise<BootOutcome> {
+    return onBoot(this.ctx).then((out) => {
+      this.current = out.state === "committed" || out.state === "rolled-back" || out.state === "failed" ? out.state : "idle";
+      return out;
+    });
   }
 
   /**

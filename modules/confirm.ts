@@ -11,7 +11,7 @@ import type { Journal } from "./journal";
 import type { AgentContext } from "./context";
 import { OtaState, entryValid, slotOfSeq } from "./otadata";
 import { validateImage } from "./image";
-import { runDiagnostics, builtinChecks } from "./diagnostics";
+import { runDiagnostics, builtinChecks, type DiagnosticResult } from "./diagnostics";
 import { codeOf, type ErrorCode } from "./errors";
 import { constant } from "./constant";
 
@@ -97,8 +97,20 @@ function rollbackPossible(ctx: AgentContext): boolean {
   }
 }
 
-/** Decide and carry out the boot action. Throws FLASH_* / STORE_* from the ports only. */
-export async function onBoot(ctx: AgentContext): Promise<BootOutcome> {
+/**
+ * Decide and carry out the boot action. Rejects with FLASH_* / STORE_* from the ports only.
+ * A promise chain, not async functions: the self-test runs for up to the diagnostic window, and
+ * each suspended async frame would hold RAM on the chip all that time.
+ */
+export function onBoot(ctx: AgentContext): Promise<BootOutcome> {
+  try {
+    return decideBoot(ctx);
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+
+function decideBoot(ctx: AgentContext): Promise<BootOutcome> {
   const loaded = ctx.journal.load();
   if (loaded.corrupt) ctx.emit("idle", { code: "JOURNAL_CORRUPT" });
   const j = loaded.journal;
@@ -107,7 +119,7 @@ export async function onBoot(ctx: AgentContext): Promise<BootOutcome> {
     case "self-test":
       return selfTest(ctx, j);
     case "report-committed":
-      return commit(ctx, j!, action);
+      return Promise.resolve(commit(ctx, j!, action));
     case "report-rollback": {
       const code: ErrorCode = j!.code ?? "ROLLBACK_BOOT";
       ctx.journal.markBad(j!.sha256);
@@ -118,12 +130,12 @@ export async function onBoot(ctx: AgentContext): Promise<BootOutcome> {
       // repeats the report on the next boot (at least once) instead of losing it.
       ctx.emit("rolled-back", releaseFields(done, { code, detail: j!.detail ?? `running ${ctx.running.version} in slot ${ctx.running.slot}` }));
       ctx.journal.save(done);
-      return { action, state: "rolled-back", code };
+      return Promise.resolve({ action, state: "rolled-back", code });
     }
     case "resume":
-      return { action, state: "idle" };
+      return Promise.resolve({ action, state: "idle" });
     case "idle":
-      return { action, state: "idle" };
+      return Promise.resolve({ action, state: "idle" });
   }
 }
 
@@ -133,7 +145,7 @@ export function releaseFields(j: Journal, extra: Partial<AuditEvent> = {}): Part
   return f;
 }
 
-async function selfTest(ctx: AgentContext, found: Journal | undefined): Promise<BootOutcome> {
+function selfTest(ctx: AgentContext, found: Journal | undefined): Promise<BootOutcome> {
   const r = ctx.running;
   const j: Journal = found && found.to === r.version && found.targetSlot === r.slot
     ? { ...found, phase: "confirming" }
@@ -144,7 +156,11 @@ async function selfTest(ctx: AgentContext, found: Journal | undefined): Promise<
   ctx.emit("confirming", releaseFields(j));
   const checks = [...builtinChecks(ctx.ports, ctx.config), ...ctx.checks];
   const d = ctx.config.diagnostics;
-  const result = await runDiagnostics(checks, ctx.ports.clock, d.windowMs, d.checkTimeoutMs);
+  return runDiagnostics(checks, ctx.ports.clock, d.windowMs, d.checkTimeoutMs).then((result) => selfTested(ctx, j, result));
+}
+
+/** The self-test's verdict: commit, keep (nothing to go back to), or mark INVALID and restart. */
+function selfTested(ctx: AgentContext, j: Journal, result: DiagnosticResult): BootOutcome {
   if (result.ok) return commit(ctx, j);
   if (!rollbackPossible(ctx)) {
     // Nothing to go back to: keep running this image (IDF's esp_ota_mark_app_invalid_rollback fails the same way),

@@ -17,32 +17,68 @@ export interface DiagnosticCheck {
 
 export type DiagnosticResult = { ok: true } | { ok: false; code: ErrorCode; check: string; detail: string };
 
-function withTimeout<T>(clock: ClockPort, p: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const id = clock.setTimeout(() => reject(new OtaError("CONFIRM_TIMEOUT", `${what} did not finish in ${ms} ms`)), ms);
-    p.then(
-      (v) => { clock.clearTimeout(id); resolve(v); },
-      (e) => { clock.clearTimeout(id); reject(e); },
-    );
-  });
+/**
+ * Run `checks` in order within `windowMs`. Raises nothing: the result carries the code.
+ * One promise for the whole run, settled by a small state machine (Diagnostics), not an async
+ * loop with a timeout promise per check: what is pending is held in RAM on the chip, and the
+ * self-test runs while the new image's network and TLS are up.
+ */
+export function runDiagnostics(checks: readonly DiagnosticCheck[], clock: ClockPort, windowMs: number, checkTimeoutMs: number): Promise<DiagnosticResult> {
+  return new Promise<DiagnosticResult>((resolve) => new Diagnostics(checks, clock, windowMs, checkTimeoutMs, resolve).next());
 }
 
-/** Run `checks` in order within `windowMs`. Raises nothing: the result carries the code. */
-export async function runDiagnostics(checks: readonly DiagnosticCheck[], clock: ClockPort, windowMs: number, checkTimeoutMs: number): Promise<DiagnosticResult> {
-  const deadline = clock.now() + windowMs;
-  for (const check of checks) {
-    const left = deadline - clock.now();
-    if (left <= 0) return { ok: false, code: "CONFIRM_TIMEOUT", check: check.name, detail: `window of ${windowMs} ms used up` };
-    const limit = Math.min(left, check.timeoutMs ?? checkTimeoutMs);
-    try {
-      const ok = await withTimeout(clock, Promise.resolve().then(() => check.run()), limit, `check '${check.name}'`);
-      if (ok === false) return { ok: false, code: "CONFIRM_DIAGNOSTICS", check: check.name, detail: `check '${check.name}' failed` };
-    } catch (e) {
-      const code = codeOf(e) === "CONFIRM_TIMEOUT" ? "CONFIRM_TIMEOUT" : "CONFIRM_DIAGNOSTICS";
-      return { ok: false, code, check: check.name, detail: e instanceof Error ? e.message : String(e) };
-    }
+class Diagnostics {
+  private readonly deadline: number;
+  private index = -1;
+  private timer = 0;
+  private done = false;
+
+  constructor(
+    private readonly checks: readonly DiagnosticCheck[],
+    private readonly clock: ClockPort,
+    private readonly windowMs: number,
+    private readonly checkTimeoutMs: number,
+    private readonly resolve: (r: DiagnosticResult) => void,
+  ) {
+    this.deadline = clock.now() + windowMs;
   }
-  return { ok: true };
+
+  /** The next check (from a microtask: a check never runs inside the previous one's callback). */
+  next(): void {
+    const i = ++this.index;
+    const check = this.checks[i];
+    if (!check) return this.end({ ok: true });
+    const left = this.deadline - this.clock.now();
+    if (left <= 0) return this.end({ ok: false, code: "CONFIRM_TIMEOUT", check: check.name, detail: `window of ${this.windowMs} ms used up` });
+    const limit = Math.min(left, check.timeoutMs ?? this.checkTimeoutMs);
+    this.timer = this.clock.setTimeout(() => {
+      if (this.index === i) this.failed(i, new OtaError("CONFIRM_TIMEOUT", `check '${check.name}' did not finish in ${limit} ms`));
+    }, limit);
+    Promise.resolve()
+      .then(() => check.run())
+      .then((ok) => this.passed(i, ok), (e: unknown) => this.failed(i, e));
+  }
+
+  private passed(i: number, ok: boolean | void): void {
+    if (this.done || this.index !== i) return;
+    this.clock.clearTimeout(this.timer);
+    const check = this.checks[i]!;
+    if (ok === false) return this.end({ ok: false, code: "CONFIRM_DIAGNOSTICS", check: check.name, detail: `check '${check.name}' failed` });
+    this.next();
+  }
+
+  private failed(i: number, e: unknown): void {
+    if (this.done || this.index !== i) return;
+    this.clock.clearTimeout(this.timer);
+    const code = codeOf(e) === "CONFIRM_TIMEOUT" ? "CONFIRM_TIMEOUT" : "CONFIRM_DIAGNOSTICS";
+    this.end({ ok: false, code, check: this.checks[i]!.name, detail: e instanceof Error ? e.message : String(e) });
+  }
+
+  private end(r: DiagnosticResult): void {
+    if (this.done) return;
+    this.done = true;
+    this.resolve(r);
+  }
 }
 
 /** A HEAD of the manifest URL: any HTTP answer proves the network; a 2xx/3xx proves the host. */
@@ -82,8 +118,8 @@ export function builtinChecks(ports: { http: HttpPort; system: SystemPort; mqtt?
   const status = () => (probe ??= probeHost(ports.http, config.manifestUrl));
   const checks: DiagnosticCheck[] = [
     { name: "heap", run: () => ports.system.freeHeap() >= config.diagnostics.heapFloor },
-    { name: "network", run: async () => (await status()) > 0 },
-    { name: "update-host", run: async () => { const s = await status(); return s >= 200 && s < 400; } },
+    { name: "network", run: () => status().then((s) => s > 0) },
+    { name: "update-host", run: () => status().then((s) => s >= 200 && s < 400) },
   ];
   const mqtt = config.mqtt;
   if (mqtt && ports.mqtt) {
