@@ -24,6 +24,10 @@ export type ControlCommand = "pause" | "resume" | "cancel" | "download-only" | "
 export const CONTROL_COMMANDS: readonly ControlCommand[] = constant(["pause", "resume", "cancel", "download-only", "install"]);
 export type HaltCode = "CONTROL_PAUSED" | "CONTROL_CANCELLED";
 
+export interface HaltListener {
+  halted(code: HaltCode): void;
+}
+
 /** Bucket depth: one 4 KB block, so a capped download never bursts more than a block ahead. */
 const BURST = 4096;
 
@@ -32,7 +36,7 @@ export class DownloadGate {
   private tokens = BURST;
   private last: number;
   private wakeTimer: TimerId = 0;
-  private haltListeners: Array<(code: HaltCode) => void> = [];
+  private haltListeners: Array<((code: HaltCode) => void) | HaltListener> = [];
   private runWaiters: Array<(go: boolean) => void> = [];
 
   /** `maxBytesPerSec` 0 = no cap. */
@@ -85,6 +89,16 @@ export class DownloadGate {
     };
   }
 
+  /** As onHalt, for an object (no closure made: the attempt in flight, modules/download.ts). */
+  watch(l: HaltListener): void {
+    this.haltListeners.push(l);
+  }
+
+  unwatch(l: HaltListener): void {
+    const i = this.haltListeners.indexOf(l);
+    if (i >= 0) this.haltListeners.splice(i, 1);
+  }
+
   /** Resolves true on resume, false on cancel (at once when running). */
   whenRunnable(): Promise<boolean> {
     if (this.mode !== "pause") return Promise.resolve(this.mode === "run");
@@ -120,7 +134,10 @@ export class DownloadGate {
   private halt(code: HaltCode): void {
     if (this.wakeTimer) this.clock.clearTimeout(this.wakeTimer);
     this.wakeTimer = 0;
-    for (const l of this.haltListeners.slice()) l(code);
+    for (const l of this.haltListeners.slice()) {
+      if (typeof l === "function") l(code);
+      else l.halted(code);
+    }
   }
 }
 

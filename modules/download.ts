@@ -23,7 +23,7 @@ import { backoffDelay, parseRetryAfter } from "./backoff";
 import type { UpdateSlot } from "./install";
 import { toHex } from "./bytes";
 import { attemptComplete, readRoom } from "./download-outcome";
-import type { DownloadGate } from "./control";
+import type { DownloadGate, HaltCode, HaltListener } from "./control";
 import { constant } from "./constant";
 
 export const BLOCK = 4096;
@@ -255,7 +255,7 @@ export class Downloader {
  * methods stay in flash on the device (the agent is preloaded), where a dozen closures and their
  * environment were made in RAM for every attempt.
  */
-class Transfer implements HttpHandler {
+class Transfer implements HttpHandler, HaltListener {
   private settled = false;
   private status = 0;
   private contentRange: string | undefined;
@@ -280,7 +280,6 @@ class Transfer implements HttpHandler {
   private readonly tick = () => this.onTimer();
   private readonly buf: Uint8Array;
   private readonly req: HttpRequest;
-  private readonly offHalt: (() => void) | undefined;
 
   constructor(
     private readonly owner: Downloader,
@@ -294,7 +293,7 @@ class Transfer implements HttpHandler {
     this.lastCheckpoint = from;
     this.buf = d.buffer.subarray(0, BLOCK);
     this.lastData = d.clock.now();
-    this.offHalt = d.gate?.onHalt((code) => this.fail(code, `at byte ${this.offset}`));
+    if (d.gate) d.gate.watch(this);
     this.req = d.http.request({ url: job.url, headers }, this);
     if (this.settled) this.req.close();
     else this.armStall();
@@ -303,7 +302,7 @@ class Transfer implements HttpHandler {
   private finish(r: Attempt): void {
     if (this.settled) return;
     this.settled = true;
-    if (this.offHalt) this.offHalt();
+    if (this.d.gate) this.d.gate.unwatch(this);
     this.d.clock.clearTimeout(this.timer);
     // during the request() call itself there is no req yet: the constructor closes it
     if (this.req) this.req.close();
@@ -372,6 +371,11 @@ class Transfer implements HttpHandler {
       d.checkpoint(this.offset, owner.lastEtag);
       this.lastCheckpoint = this.offset;
     }
+  }
+
+  /** A pause or cancel (modules/control.ts) ends the attempt. */
+  halted(code: HaltCode): void {
+    this.fail(code, `at byte ${this.offset}`);
   }
 
   onStatus(s: number): void {
