@@ -222,7 +222,11 @@ export function benchRows(r: BenchReport): Row[] {
       add(`Moddable runtime: agent update vs raw GET + SHA-256, ${mb} MB`, `raw ${n0(u.raw.ms)} ms (${f1(u.raw.bytesPerMs)} B/ms), agent image GET -> restart ${n0(u.agent.ms)} ms (${f1(u.agent.bytesPerMs)} B/ms) = ${f2(u.ratio)} x raw (Linux socket ~48 KB/s)`, `>= ${f2(THROUGHPUT_GOAL)} x raw`, st(u.ratio >= THROUGHPUT_GOAL));
       const mm = u.memory, up = mm.update, idle = mm.idle;
       const own = liveBytes(up) - liveBytes(mm.raw);
-      add("Moddable runtime: agent's peak live XS memory above the idle app", `${kib(mm.agentAboveIdle)} (chunks +${n0(up.chunks - idle.chunks)} B, slots +${n0(up.slots - idle.slots)} x ${ESP32_SLOT_BYTES} B): Moddable's http + TLS + Digest alone (raw download) ${kib(mm.rawAboveIdle)}, the agent's own ${kib(own)}; = ${f1(mm.agentAboveIdle / MENDER_RAM)} x Mender MCU's 15 KiB RAM`, `<= ${kib(MEMORY_GOAL)} above idle`, st(mm.agentAboveIdle <= MEMORY_GOAL));
+      // Two readings of the goal, each with its status: all the update costs above an app without
+      // the agent (Moddable's http + TLS included), and the agent's own part above Moddable's raw
+      // download of the same URL (which, like the agent, reads into one 4 KB buffer).
+      add("Moddable runtime: agent's peak live XS memory above the idle app", `${kib(mm.agentAboveIdle)} (chunks +${n0(up.chunks - idle.chunks)} B, slots +${n0(up.slots - idle.slots)} x ${ESP32_SLOT_BYTES} B), Moddable's http + TLS + Digest included (the raw download alone: ${kib(mm.rawAboveIdle)}); = ${f1(mm.agentAboveIdle / MENDER_RAM)} x Mender MCU's 15 KiB RAM`, `<= ${kib(MEMORY_GOAL)} above idle`, st(mm.agentAboveIdle <= MEMORY_GOAL));
+      add("Moddable runtime: the agent's own peak live XS memory (update above the raw download)", `${kib(own)}; the 4 KB read buffer both hold not counted (with it ${kib(own + 4096)}); = ${f1(own / MENDER_RAM)} x Mender MCU's 15 KiB RAM (which leaves out its TLS stack)`, `<= ${kib(MEMORY_GOAL)}`, st(own <= MEMORY_GOAL));
       const phases = Object.entries(up.phases).sort((a, b) => liveBytes(b[1]) - liveBytes(a[1]));
       if (phases.length) add("  the agent's own peak by state (above the raw download)", phases.map(([name, v]) => `${name} ${kib(liveBytes(v) - liveBytes(mm.raw))}`).join(", "));
       const peaks = (p: typeof up) => `${n0(p.chunks)} B + ${n0(p.slots)} slots`;
