@@ -93,6 +93,8 @@ export class FleetController {
   private connected = false;
   private closed = false;
   private stageTimer: TimerId | 0 = 0;
+  /** Bumped whenever the stage timer is cleared or armed (follow() checks it after asking the log). */
+  private stageGen = 0;
   private sampleTimer: TimerId | 0 = 0;
   private reconnectTimer: TimerId | 0 = 0;
   private baseline = { failures: 0, attempts: 0 };
@@ -334,8 +336,21 @@ export class FleetController {
   private async follow(r: ReleaseRow, reannounce: boolean): Promise<void> {
     this.clearStageTimer();
     if (r.status !== "running") return;
+    const gen = this.stageGen;
     const stage = r.plan[r.stage]!;
-    const open = (await this.log.stages(r.id)).filter((s) => s.idx === r.stage && s.ended === null).at(-1);
+    // Virtual time stands still while the log is asked, as in armStage and transition.
+    const release = this.options.virtualClock?.hold();
+    let open: { started: number } | undefined;
+    try {
+      open = (await this.log.stages(r.id)).filter((s) => s.idx === r.stage && s.ended === null).at(-1);
+    } finally {
+      release?.();
+    }
+    // The stage timer was armed (or cleared) while the log was asked: by entered() for a stage this
+    // controller just widened, or by a fresher follow. That decision is newer than `r`; it stands.
+    // (Without this, a sample's follow() of the stage before replaced the new stage's timer, and a
+    // CI dry run saw the 80 % stage widened 114 virtual minutes late instead of 10.)
+    if (gen !== this.stageGen || this.closed) return;
     const started = open?.started ?? r.updated;
     if (reannounce) this.announce(r, stage.percent);
     const left = Math.max(0, started + stage.watchMs - this.clock.wallTime());
@@ -483,6 +498,7 @@ export class FleetController {
   private clearStageTimer(): void {
     if (this.stageTimer) this.clock.clearTimeout(this.stageTimer);
     this.stageTimer = 0;
+    this.stageGen++;
   }
 
   get isConnected(): boolean {
