@@ -36,7 +36,7 @@ export class DownloadGate {
   private tokens = BURST;
   private last: number;
   private wakeTimer: TimerId = 0;
-  private haltListeners: Array<((code: HaltCode) => void) | HaltListener> = [];
+  private haltListeners: HaltListener[] = [];
   private runWaiters: Array<(go: boolean) => void> = [];
 
   /** `maxBytesPerSec` 0 = no cap. */
@@ -80,16 +80,7 @@ export class DownloadGate {
     return this.mode === "pause" ? "CONTROL_PAUSED" : this.mode === "cancel" ? "CONTROL_CANCELLED" : undefined;
   }
 
-  /** An attempt in flight registers here to be ended by pause/cancel; returns the unregister. */
-  onHalt(fn: (code: HaltCode) => void): () => void {
-    this.haltListeners.push(fn);
-    return () => {
-      const i = this.haltListeners.indexOf(fn);
-      if (i >= 0) this.haltListeners.splice(i, 1);
-    };
-  }
-
-  /** As onHalt, for an object (no closure made: the attempt in flight, modules/download.ts). */
+  /** The attempt in flight (or a backoff wait) registers here to be ended by pause/cancel (an object: no closure made). */
   watch(l: HaltListener): void {
     this.haltListeners.push(l);
   }
@@ -134,10 +125,7 @@ export class DownloadGate {
   private halt(code: HaltCode): void {
     if (this.wakeTimer) this.clock.clearTimeout(this.wakeTimer);
     this.wakeTimer = 0;
-    for (const l of this.haltListeners.slice()) {
-      if (typeof l === "function") l(code);
-      else l.halted(code);
-    }
+    for (const l of this.haltListeners.slice()) l.halted(code);
   }
 }
 

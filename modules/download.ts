@@ -85,7 +85,7 @@ export type DownloadDone = (error: unknown, etag?: string) => void;
  * minutes, and an async function (or a promise per attempt) keeps its frame, promise and resolving
  * functions in RAM all that time. Here only this object and the attempt in flight (Transfer) are live.
  */
-export class Downloader {
+export class Downloader implements HaltListener {
   // sha, hashedTo and lastEtag are shared with the attempt in flight (Transfer)
   sha: Sha256;
   hashedTo = 0;
@@ -95,6 +95,7 @@ export class Downloader {
   private etag: string | undefined;
   private done: DownloadDone | undefined;
   private adopt = false;
+  private sleepTimer = 0;
 
   constructor(private readonly d: DownloadDeps) {
     if (d.buffer.byteLength < BLOCK) throw new RangeError("download buffer must hold one 4 KB block");
@@ -202,16 +203,21 @@ export class Downloader {
 
   /** A backoff wait; a pause or cancel cuts it short (the next attempt then stops at once). */
   private sleep(ms: number): void {
-    const gate = this.d.gate;
-    const t = this.d.clock.setTimeout(() => {
-      if (off) off();
+    this.sleepTimer = this.d.clock.setTimeout(() => {
+      this.sleepTimer = 0;
+      if (this.d.gate) this.d.gate.unwatch(this);
       this.next();
     }, ms);
-    const off = gate?.onHalt(() => {
-      this.d.clock.clearTimeout(t);
-      off!();
-      this.next();
-    });
+    if (this.d.gate) this.d.gate.watch(this);
+  }
+
+  /** A pause or cancel during the backoff wait cuts it short (the next attempt then stops at once). */
+  halted(): void {
+    if (!this.sleepTimer) return;
+    this.d.clock.clearTimeout(this.sleepTimer);
+    this.sleepTimer = 0;
+    this.d.gate!.unwatch(this);
+    this.next();
   }
 
   /** Hash what is already in flash up to `to` (after a reboot the streamed state is gone). */
