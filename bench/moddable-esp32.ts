@@ -43,12 +43,14 @@ export interface Esp32BuildOptions {
   moddable: ModdableTree;
   /** Output directory (mcconfig -o); emptied first. Default out/esp32-build. */
   outDir?: string;
-  /** Manifest directory (default the repo). */
+  /** Directory of the app's manifest.json (default examples/device, the reference app that includes the component). */
   manifestDir?: string;
   /** Platform argument (default "esp32"). */
   platform?: string;
   /** make -j (default 2). */
   jobs?: number;
+  /** Only resolve the manifest and write the makefile (mcconfig), no module is compiled. */
+  mcconfigOnly?: boolean;
   /** Build only the .xsb targets whose module path matches (default all); the link is then skipped. */
   only?: RegExp;
   /**
@@ -136,15 +138,23 @@ function toolEnv(moddable: ModdableTree, idfPath: string): NodeJS.ProcessEnv {
 
 const since = (t0: number) => Math.round((performance.now() - t0) / 100) / 10;
 
+/** The app's name as mcconfig takes it: build.NAME of its manifest, else the manifest's folder name. */
+export function appName(manifestDir: string): string {
+  const m = JSON.parse(readFileSync(join(manifestDir, "manifest.json"), "utf8")) as { build?: { NAME?: string } };
+  return m.build?.NAME ?? manifestDir.split("/").filter(Boolean).pop()!;
+}
+
 /** mcconfig for esp32 (makefile only), then the makefile's module targets, then xsl. */
 export async function buildEsp32(o: Esp32BuildOptions): Promise<Esp32Build> {
   const outDir = o.outDir ?? join(REPO, "out", "esp32-build");
-  const manifestDir = o.manifestDir ?? REPO;
+  const manifestDir = o.manifestDir ?? join(REPO, "examples", "device");
   const platform = o.platform ?? "esp32";
   rmSync(outDir, { recursive: true, force: true });
   mkdirSync(outDir, { recursive: true });
   const env = toolEnv(o.moddable, idfStub(join(outDir, "idf-stub")));
-  const tmpDir = join(outDir, "tmp", ...platform.split("/"), "release", "xsota");
+  // mcconfig's temporary directory is named after the app (build.NAME, else the manifest's folder)
+  const name = appName(manifestDir);
+  const tmpDir = join(outDir, "tmp", ...platform.split("/"), "release", name);
   const result: Esp32Build = { ok: false, log: "", tmpDir, xsb: [], xslWarnings: [], scripts: [], seconds: { mcconfig: 0, modules: 0, link: 0 } };
   // asynchronous, so a test runner's worker stays responsive through a minute of tsc
   const run = (cmd: string, args: string[], cwd: string) =>
@@ -164,6 +174,7 @@ export async function buildEsp32(o: Esp32BuildOptions): Promise<Esp32Build> {
   result.log = mc.out;
   const makefile = join(tmpDir, "makefile");
   if (mc.status !== 0 || /### Error/.test(mc.out) || !existsSync(makefile)) return { ...result, failed: "mcconfig" };
+  if (o.mcconfigOnly) return { ...result, ok: true };
 
   // 2. every .xsb the makefile lists (TypeScript: tsc then xsc; JavaScript: xsc), as `make` would before the C.
   const printer = join(outDir, "print-modules.mk");
@@ -268,8 +279,8 @@ export function linkedScripts(mcxs: string): ScriptSize[] {
   return out;
 }
 
-/** The agent's own modules, as xsl names them (setup/xsota is src/setup-deadline.ts). */
-export const isAgentModule = (name: string) => name.startsWith("modules/") || name.startsWith("src/") || name === "setup/xsota";
+/** The agent's own modules, as xsl names them: the component's specifiers (setup/xsota is src/component/setup.ts). */
+export const isAgentModule = (name: string) => name === "xsota" || name.startsWith("xsota/") || name === "setup/xsota";
 
 /** Inline bytecode, ROM heap slots and aliases of an mc.xs.c. */
 export function linkLayout(mcxs: string): LinkLayout {

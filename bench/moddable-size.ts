@@ -58,8 +58,8 @@ export async function codeSize(options: { outDir?: string } = {}): Promise<CodeS
   // modules/ and src/: the scripts xsl keeps; the listed modules' functions are in preload.inlineCode
   return {
     agent: sum(agent) + p.inlineCode,
-    modules: sum(agent.filter((s) => s.name.startsWith("modules/"))),
-    src: sum(agent.filter((s) => !s.name.startsWith("modules/"))),
+    modules: sum(agent.filter((s) => s.name.startsWith("xsota/modules/"))),
+    src: sum(agent.filter((s) => !s.name.startsWith("xsota/modules/"))),
     xsb: xsbAgent,
     largest: [...agent].sort((a, b) => b.code - a.code).slice(0, 6).map(({ name, code }) => ({ name, code })),
     sdk: sum(build.scripts.filter((s) => !isAgent(s))),

@@ -1,7 +1,7 @@
 /*
  * The C host of the Linux program (mcconfig -p x-cli-lin): the SDK has no main() for x-cli
  * targets, so this one creates the XS machine from the linked archive (mc.xs.c), runs the
- * default export of "moddable-host/main" and then the GLib main loop that Moddable's lin
+ * default export of "xsota/moddable-host/main" and then the GLib main loop that Moddable's lin
  * timer, socket and promise jobs attach to. Plus the few natives Linux cannot borrow from
  * the SDK (moddable-host/native.js): argv, exit, a file-backed NOR flash, and mcGetResource
  * (ssl_cert.js looks CA indexes up as resources; x-cli builds have none, so every lookup is
@@ -243,7 +243,7 @@ int main(int argc, char *argv[])
 	{
 		xsmcVars(1);
 		xsTry {
-			xsVar(0) = xsAwaitImport(idle ? "moddable-host/idle" : "moddable-host/main", XS_IMPORT_DEFAULT);
+			xsVar(0) = xsAwaitImport(idle ? "xsota/moddable-host/idle" : "xsota/moddable-host/main", XS_IMPORT_DEFAULT);
 			xsCallFunction0(xsVar(0), xsGlobal);
 		}
 		xsCatch {

@@ -4,7 +4,7 @@
  * modpreferences.json lives). The root comes from the command line (--nvs DIR), so each simulated
  * device keeps its NVS beside its flash file.
  */
-import { args } from "moddable-host/native";
+import { args } from "xsota/moddable-host/native";
 
 // Preloaded like the devkit's mc/config (moddable-host/manifest.json "preload"): the root is read
 // from the arguments when first asked for, at run time, not when xsl runs the module at link time.

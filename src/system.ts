@@ -1,3 +1,4 @@
+/// <reference path="./types/moddable.d.ts" />
 /*
  * SystemPort on the ESP32: restart, heap and chip facts from src/native (esp_restart,
  * esp_get_free_heap_size, esp_chip_info, esp_efuse_mac_get_default), the reset reason from

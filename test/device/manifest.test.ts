@@ -25,7 +25,10 @@ import { nodeCrypto } from "../../host-sim/crypto";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const TYPINGS = join(REPO, "node_modules/@moddable/typings");
+/** The component (the repo's manifest.json) and the reference app that includes it (examples/device). */
 const load = (): Json => JSON.parse(readFileSync(join(REPO, "manifest.json"), "utf8")) as Json;
+const APP_DIR = join(REPO, "examples", "device");
+const loadApp = (): Json => JSON.parse(readFileSync(join(APP_DIR, "manifest.json"), "utf8")) as Json;
 const clone = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
 
 /** Host modules src/ may import, and the SDK manifest that brings each one in. */
@@ -61,11 +64,16 @@ function resolveImport(fromFile: string, spec: string): string | undefined {
  * specifier is where XS's relative resolution lands; every other import a host module whose
  * manifest is included. Returns the problems and the files reached.
  */
-function importProblems(m: Json): { problems: string[]; reached: string[]; files: ModuleFile[] } {
+function importProblems(m: Json, app: Json = loadApp()): { problems: string[]; reached: string[]; files: ModuleFile[] } {
   const esp = forPlatform(m, "esp32");
-  const { files, problems } = expandModules(esp.modules, REPO);
+  const appEsp = forPlatform(app, "esp32");
+  const component = expandModules(esp.modules, REPO);
+  const own = expandModules(appEsp.modules, APP_DIR);
+  const files = [...own.files, ...component.files];
+  const problems = [...own.problems, ...component.problems];
+  esp.includes.push(...appEsp.includes);
   const bySource = new Map(files.map((f) => [realpathSync(f.source), f]));
-  const main = String(esp.creation.main ?? "main");
+  const main = String(appEsp.creation.main ?? "main");
   const entry = files.find((f) => f.target === main && f.kind === "ts");
   if (!entry) return { problems: [...problems, `creation.main "${main}" is not a listed TypeScript module`], reached: [], files };
   const queue = [realpathSync(entry.source)];
@@ -76,7 +84,16 @@ function importProblems(m: Json): { problems: string[]; reached: string[]; files
     for (const { fileName: spec } of ts.preProcessFile(readFileSync(file, "utf8"), true, true).importedFiles) {
       const where = `${rel(REPO, file)} imports "${spec}"`;
       if (!spec.startsWith(".")) {
-        if (files.some((f) => f.target === spec)) continue;
+        const local = files.find((f) => f.target === spec && f.kind !== "other" && f.kind !== "c");
+        if (local) {
+          // a listed module named by its specifier ("xsota/modules/app"): walk into it
+          const target = realpathSync(local.source);
+          if (!seen.has(target)) {
+            seen.add(target);
+            if (!target.endsWith(".d.ts")) queue.push(target);
+          }
+          continue;
+        }
         if (!(spec in HOST_MODULES)) problems.push(`${where}: not a listed module nor a known host module`);
         else if (HOST_MODULES[spec] && !esp.includes.includes(HOST_MODULES[spec]!)) problems.push(`${where}: include ${HOST_MODULES[spec]}`);
         continue;
@@ -84,7 +101,7 @@ function importProblems(m: Json): { problems: string[]; reached: string[]; files
       const target = resolveImport(file, spec);
       if (!target) { problems.push(`${where}: no such file`); continue; }
       const listed = bySource.get(target);
-      if (!listed) problems.push(`${where}: ${rel(REPO, target)} is not listed in manifest.json modules`);
+      if (!listed) problems.push(`${where}: ${rel(REPO, target)} is not listed in the manifests' modules`);
       else if (importer && xsResolve(importer.target, spec) !== listed.target)
         problems.push(`${where}: XS resolves it to "${xsResolve(importer.target, spec)}", the module is "${listed.target}"`);
       if (seen.has(target)) continue;
@@ -98,7 +115,8 @@ function importProblems(m: Json): { problems: string[]; reached: string[]; files
 /** tsc as mcconfig runs it: its options, SDK typings (npm's) mapped by specifier, no strictness added. */
 function compileAsMcconfig(m: Json, extraRoots: string[] = []): readonly ts.Diagnostic[] {
   const esp = forPlatform(m, "esp32");
-  const { files } = expandModules(esp.modules, REPO);
+  const app = forPlatform(loadApp(), "esp32");
+  const files = [...expandModules(app.modules, APP_DIR).files, ...expandModules(esp.modules, REPO).files];
   const sdk: Record<string, string> = {};
   // examples/manifest_typings.json maps the SDK's typings/ folders to these specifier prefixes
   for (const [dir, prefix] of [["", ""], ["mc", "mc/"], ["embedded_io", "embedded:io/"], ["embedded_provider", "embedded:provider/"]] as const)
@@ -108,7 +126,7 @@ function compileAsMcconfig(m: Json, extraRoots: string[] = []): readonly ts.Diag
     ...esp.types.map((t) => localPath(t, REPO) ?? t),
     join(REPO, "src/types/sdk-typings"), // stands in for the SDK 8 typings npm's 5.6.0 lacks (crypt, embedded:*)
   ];
-  const json = mcconfigCompilerOptions(files, sdk, types, esp.compilerOptions);
+  const json = mcconfigCompilerOptions(files, sdk, types, { ...app.compilerOptions, ...esp.compilerOptions });
   const { options, errors } = ts.convertCompilerOptionsFromJson(json, REPO);
   if (errors.length) return errors;
   const roots = [...files.filter((f) => f.kind === "ts").map((f) => f.source), ...extraRoots];
@@ -147,10 +165,11 @@ function partitions(csv: string): { name: string; type: string; subtype: string;
   });
 }
 
-describe("manifest.json is a Moddable manifest for the ESP32 build", () => {
+describe("manifest.json is a Moddable component, examples/device an app that includes it", () => {
   it("parses and uses only the keys mcconfig knows, with the right value types", () => {
     const m = load();
     expect(shapeProblems(m)).toEqual([]);
+    expect(shapeProblems(loadApp())).toEqual([]);
     const bad = clone(m);
     bad.modules_ = {};
     (bad.platforms as Json).esp32 = { ...((bad.platforms as Json).esp32 as Json), build: { PARTITIONS_FILE: 7 }, sdkconfig: "x" };
@@ -161,52 +180,92 @@ describe("manifest.json is a Moddable manifest for the ESP32 build", () => {
     ]);
   });
 
-  it("points PARTITIONS_FILE at the repo's partitions.csv (the simulator's table) and SDKCONFIGPATH at the fragment", () => {
-    const build = forPlatform(load(), "esp32").build;
-    expect(localPath(build.PARTITIONS_FILE!, REPO)).toBe(join(REPO, "partitions.csv"));
-    expect(existsSync(join(localPath(build.SDKCONFIGPATH!, REPO)!, "sdkconfig.defaults"))).toBe(true);
+  it("imposes nothing on the app that includes it: no name, main, build settings, compiler options or config arrays", () => {
+    const m = load();
+    const problems = (c: Json): string[] => {
+      const out: string[] = [];
+      for (const part of [c, ...Object.values((c.platforms as Json | undefined) ?? {})] as Json[]) {
+        if (part.build !== undefined) out.push(`build ${JSON.stringify(part.build)}`);
+        if (part.creation !== undefined) out.push(`creation ${JSON.stringify(part.creation)}`);
+        if (part.typescript !== undefined) out.push("typescript");
+      }
+      const walk = (v: unknown, path: string) => {
+        if (Array.isArray(v)) out.push(`config array ${path}`); // mcconfig merges arrays index by index
+        else if (v && typeof v === "object") for (const [k, x] of Object.entries(v)) walk(x, `${path}.${k}`);
+      };
+      walk(c.config, "config");
+      for (const k of Object.keys((c.config as Json) ?? {})) if (k !== "xsota") out.push(`config.${k} outside the namespace`);
+      return out;
+    };
+    expect(problems(m)).toEqual([]);
+    const bad = clone(m);
+    bad.build = { NAME: "xsota" };
+    (bad.config as Json).ota = { trustedKeys: [{ id: "x" }] };
+    expect(problems(bad)).toEqual(['build {"NAME":"xsota"}', "config array config.ota.trustedKeys", "config.ota outside the namespace"]);
+    // every module under "xsota" or "xsota/...", the setup module under setup/xsota
+    const esp = forPlatform(m, "esp32");
+    const targets = expandModules(esp.modules, REPO).files.map((f) => f.target).filter((t) => !t.startsWith("$"));
+    expect(targets.filter((t) => t !== "xsota" && !t.startsWith("xsota/") && t !== "setup/xsota" && t !== "builtinCommon")).toEqual([]);
+    expect(targets).toContain("xsota");
+    // on another platform (Moddable's simulator) the app still builds: "xsota" is a stub
+    const sim = forPlatform(m, "...").modules;
+    expect(sim).toEqual([["xsota", "./src/component/stub"]]);
+  });
+
+  it("the reference app points PARTITIONS_FILE at the repo's partitions.csv (the simulator's table) and SDKCONFIGPATH at the fragment", () => {
+    const build = forPlatform(loadApp(), "esp32").build;
+    expect(localPath(build.PARTITIONS_FILE!, APP_DIR)).toBe(join(REPO, "partitions.csv"));
+    expect(existsSync(join(localPath(build.SDKCONFIGPATH!, APP_DIR)!, "sdkconfig.defaults"))).toBe(true);
     const rows = partitions(readFileSync(join(REPO, "partitions.csv"), "utf8"));
     // Two OTA slots and otadata, no factory app: mcconfig's OTA autosplit leaves it alone and rollback has a target.
     expect(rows.filter((r) => r.type === "app").map((r) => r.subtype)).toEqual(["ota_0", "ota_1"]);
     expect(rows.find((r) => r.subtype === "ota")?.size).toBe(0x2000);
     expect(Math.max(...rows.map((r) => r.offset + r.size))).toBeLessThanOrEqual(4 * 1048576);
+    // an app with Moddable's factory table gets two OTA slots and otadata from mcconfig's autosplit
+    expect(((load().platforms as Json).esp32 as Json).defines).toEqual({ ota: { autosplit: 1 } });
   });
 
   it("names only local paths that exist (modules, TypeScript types)", () => {
     const esp = forPlatform(load(), "esp32");
     expect(expandModules(esp.modules, REPO).problems).toEqual([]);
+    expect(expandModules(forPlatform(loadApp(), "esp32").modules, APP_DIR).problems).toEqual([]);
     for (const t of esp.types) expect(existsSync(localPath(t, REPO)! + ".d.ts"), t).toBe(true);
     expect(expandModules([["gone/*", "./no-such-dir/*"], ["src/*", "./src/nothing*"]], REPO).problems).toHaveLength(2);
   });
 
-  it("lists every module the app imports, under the specifier XS resolves, and includes the host modules' manifests", () => {
+  it("lists every module the app reaches, under the specifier XS resolves, and includes the host modules' manifests", () => {
     const { problems, reached } = importProblems(load());
     expect(problems).toEqual([]);
-    for (const f of ["src/main.ts", "modules/app.ts", "modules/agent.ts", "src/flash.ts", "src/native/esp32.d.ts", "modules/otadata.ts"])
+    for (const f of ["examples/device/main.ts", "src/component/xsota.ts", "modules/app.ts", "modules/agent.ts", "src/flash.ts", "src/native/esp32.d.ts", "modules/otadata.ts"])
       expect(reached).toContain(f);
     const noSrc = load();
-    noSrc.modules = { "modules/*": "./modules/*" };
-    expect(importProblems(noSrc).problems).toEqual(['creation.main "src/main" is not a listed TypeScript module']);
+    delete (((noSrc.platforms as Json).esp32 as Json).modules as Json)["xsota/src/*"];
+    expect(importProblems(noSrc).problems.some((p) => p.includes('imports "xsota/src/ports": not a listed module'))).toBe(true);
     const noNative = load();
-    delete (((noNative.platforms as Json).esp32 as Json).modules as Json)["src/native/*"];
+    delete (((noNative.platforms as Json).esp32 as Json).modules as Json)["xsota/src/native/*"];
     expect(importProblems(noNative).problems.some((p) => p.includes("src/native/esp32.d.ts is not listed"))).toBe(true);
-    const rootMain = load();
-    rootMain.modules = { "modules/*": "./modules/*", "*": "./src/*" };
-    (rootMain.creation as Json).main = "main";
-    expect(importProblems(rootMain).problems.some((p) => p.includes('imports "../modules/app": XS resolves it to "null"'))).toBe(true);
+    // modules/ under another name than src/'s "../modules/x" climbs to
+    const renamed = load();
+    const rm = ((renamed.platforms as Json).esp32 as Json).modules as Json;
+    delete rm["xsota/modules/*"];
+    rm["xsota/lib/*"] = "./modules/*";
+    expect(importProblems(renamed).problems).toContain('src/ports.ts imports "../modules/ports": XS resolves it to "xsota/modules/ports", the module is "xsota/lib/ports"');
     const noTls = load();
-    noTls.include = (noTls.include as string[]).filter((i) => !i.endsWith("tls.json"));
+    const esp = (noTls.platforms as Json).esp32 as Json;
+    esp.include = (esp.include as string[]).filter((i) => !i.endsWith("tls.json"));
     expect(importProblems(noTls).problems.some((p) => p.includes("include $(MODULES)/crypt/tls.json"))).toBe(true);
   });
 
   it("resolves relative specifiers the way XS does", () => {
-    expect(xsResolve("src/main", "../modules/app")).toBe("modules/app");
-    expect(xsResolve("modules/agent", "./otadata")).toBe("modules/otadata");
-    expect(xsResolve("src/flash", "./native/esp32")).toBe("src/native/esp32");
+    expect(xsResolve("xsota/src/ports", "../modules/app")).toBe("xsota/modules/app");
+    expect(xsResolve("xsota/modules/agent", "./otadata")).toBe("xsota/modules/otadata");
+    expect(xsResolve("xsota/src/flash", "./native/esp32")).toBe("xsota/src/native/esp32");
+    // the entry and the setup module sit at the root of their names: their imports are written "xsota/..."
+    expect(xsResolve("xsota", "./modules/app")).toBe("modules/app");
     expect(xsResolve("main", "../modules/app")).toBeNull();
   });
 
-  it("compiles modules/ and src/ under the compiler options mcconfig generates", () => {
+  it("compiles the component and the reference app under the compiler options mcconfig generates", () => {
     const m = load();
     expect(show(compileAsMcconfig(m))).toEqual([]);
     const dir = mkdtempSync(join(tmpdir(), "xsota-tsc-"));
@@ -220,19 +279,20 @@ describe("manifest.json is a Moddable manifest for the ESP32 build", () => {
   }, 60_000);
 
   it("turns rollback on in the sdkconfig fragment, merged over Moddable's base as mcconfig merges it", () => {
-    const m = load();
+    const app = loadApp();
     const fragment = readFileSync(join(REPO, "sdkconfig/sdkconfig.defaults"), "utf8");
-    const version = (m.config as Json).version;
+    const version = (app.config as Json).version;
     expect(sdkconfigProblems(fragment, version)).toEqual([]);
     expect(sdkconfigProblems(fragment.replace("CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE=y", "CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE=n"), version)).toEqual(["rollback is not enabled"]);
     expect(sdkconfigProblems(fragment.replace(/^CONFIG_BOOTLOADER_SKIP_VALIDATE_ALWAYS=n$/m, ""), version)).toHaveLength(1);
     expect(sdkconfigProblems(fragment, "9.9.9")).toHaveLength(1);
   }, 180_000); // a whole-tree tsc: over a minute on a loaded 2-core machine
 
-  it("carries a semver version, https endpoints, a broker and keys the agent accepts", () => {
-    const config = load().config as Json;
+  it("the reference app carries a semver version, https endpoints, a broker and keys the agent accepts", () => {
+    const config = loadApp().config as Json;
     expect(() => parseSemver(String(config.version))).not.toThrow();
-    const app = parseConfig(config.ota);
+    const { ca, ...xsota } = config.xsota as Json;
+    const app = parseConfig({ ...((load().config as Json).xsota as Json), ...xsota });
     expect(app.manifestUrl).toMatch(/^https:\/\//);
     expect(app.mqtt?.host).toBeTruthy();
     expect(app.requireImageSignature).toBe(true);
@@ -241,8 +301,8 @@ describe("manifest.json is a Moddable manifest for the ESP32 build", () => {
       const key = keyFromConfig(k, nodeCrypto);
       expect(key.id).toBe(keyId(fromBase64(k.spki), nodeCrypto));
     }
-    const ca = new X509Certificate(Buffer.from(fromBase64(String(config.otaCa))));
-    expect(ca.ca).toBe(true);
-    expect(() => parseConfig({ ...(config.ota as Json), manifestUrl: "ftp://x" })).toThrow(/CONFIG_INVALID/);
+    const cert = new X509Certificate(Buffer.from(fromBase64(String(ca))));
+    expect(cert.ca).toBe(true);
+    expect(() => parseConfig({ ...xsota, manifestUrl: "ftp://x" })).toThrow(/CONFIG_INVALID/);
   });
 });

@@ -1,0 +1,147 @@
+/*
+ * xsota: the public API of the component (manifest.json maps it to the specifier "xsota").
+ *
+ *   import OTA from "xsota";
+ *   const ota = new OTA({ checks: [{ name: "sensor", run: () => sensor.ready }] });
+ *   ota.start();
+ *
+ * start() confirms or rolls back the running image (the self-test after an update), reports its
+ * version, then checks for updates every checkIntervalMs. Configuration comes from the app's
+ * manifest (config.xsota, over the component's defaults), the values provisioned in NVS for this
+ * device (domain "xsota.dev", see OTA.provision) and options.config, in rising precedence.
+ *
+ * Imports are written "xsota/...", not "./x": XS resolves a relative import from the module's
+ * name ("xsota", at the root), TypeScript from this file in src/; mcconfig maps both.
+ */
+import config from "mc/config";
+import { start, type App } from "xsota/modules/app";
+import { OtaError } from "xsota/modules/errors";
+import { fromBase64 } from "xsota/modules/bytes";
+import { createDevicePorts } from "xsota/src/ports";
+import type { AgentState, AuditEvent } from "xsota/modules/events";
+import type { DiagnosticCheck } from "xsota/modules/diagnostics";
+import type { BootOutcome, CheckOutcome } from "xsota/modules/agent";
+import type { ErrorCode } from "xsota/modules/errors";
+
+export type { AgentState as OTAState, AuditEvent as OTAEvent, DiagnosticCheck as SelfTest, BootOutcome, CheckOutcome, ErrorCode };
+
+/** What the running image is (its esp_app_desc_t), for the app's UI. */
+export interface RunningImage {
+  version: string;
+  project?: string;
+  secureVersion: number;
+  slot: number;
+}
+
+export interface OTAOptions {
+  /**
+   * Configuration that wins over the manifest's config.xsota and the NVS-provisioned values:
+   * any key of config.xsota (product, manifestUrl, trustedKeys, ca, mqtt...). Arrays replace.
+   */
+  config?: Record<string, unknown>;
+  /** Application self-tests run after an update, after the built-in ones (heap, network, update host, broker). */
+  checks?: DiagnosticCheck[];
+  /**
+   * Whether a restart is acceptable now. After an update is installed the agent asks every
+   * reboot.pollMs and restarts once it says yes, or at reboot.deadlineMs regardless (REBOOT_DEADLINE).
+   */
+  rebootWhen?: () => boolean;
+  /** Every state transition (already stored in the outbox when called). */
+  onEvent?: (event: AuditEvent) => void;
+  /** Bytes of the image written so far; per chunk, keep it cheap. */
+  onProgress?: (written: number, total: number) => void;
+  /** false: no MQTT reporter even when config.xsota.mqtt names a broker. */
+  mqtt?: false;
+  /** Delay of the first update check after boot (ms, default 0). */
+  firstCheckMs?: number;
+}
+
+/** Layers `over` onto `base`: objects merge key by key, anything else (arrays too) replaces. */
+function layer(base: Record<string, unknown>, over: Record<string, unknown> | undefined): Record<string, unknown> {
+  if (!over) return base;
+  const out: Record<string, unknown> = { ...base };
+  for (const key of Object.keys(over)) {
+    const a = out[key], b = over[key];
+    out[key] = isRecord(a) && isRecord(b) ? layer(a, b) : b;
+  }
+  return out;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function der(b64: unknown, name: string): ArrayBuffer {
+  if (typeof b64 !== "string" || b64 === "") throw new OtaError("CONFIG_INVALID", `${name}: the pinned CA certificate (base64 DER) is required`);
+  return fromBase64(b64).slice().buffer as ArrayBuffer;
+}
+
+export default class OTA {
+  readonly #options: OTAOptions;
+  #app: App | undefined;
+
+  constructor(options: OTAOptions = {}) {
+    if (typeof options !== "object" || options === null) throw new TypeError("options must be an object");
+    this.#options = options;
+  }
+
+  /**
+   * Start the agent: the boot action (self-test or report), then the update loop. Throws
+   * CONFIG_INVALID (a missing or bad setting, named), KEY_* (a trusted key), IMAGE_* (the running
+   * image has no readable app descriptor), FLASH_NO_PARTITION (no OTA slots or otadata), and
+   * CONTROL_STATE when already started.
+   */
+  start(): void {
+    if (this.#app) throw new OtaError("CONTROL_STATE", "xsota is already started");
+    const o = this.#options;
+    const all = layer(isRecord(config.xsota) ? (config.xsota as Record<string, unknown>) : {}, o.config);
+    const { ca, mqttCa, ...agentConfig } = all;
+    if (o.mqtt === false) delete agentConfig.mqtt;
+    const ports = createDevicePorts({
+      ca: der(ca, "config.xsota.ca"),
+      ...(mqttCa !== undefined ? { mqttCa: der(mqttCa, "config.xsota.mqttCa") } : {}),
+      mqtt: agentConfig.mqtt !== undefined,
+      ...(typeof agentConfig.hardware === "string" ? { hardware: agentConfig.hardware } : {}),
+    });
+    const observer = { onEvent: o.onEvent, onProgress: o.onProgress };
+    this.#app = start(ports, agentConfig, {
+      observer,
+      ...(o.checks ? { checks: o.checks } : {}),
+      ...(o.rebootWhen ? { rebootWhen: o.rebootWhen } : {}),
+      ...(o.firstCheckMs !== undefined ? { firstCheckMs: o.firstCheckMs } : {}),
+    });
+  }
+
+  /** Stop the update loop and the reporter; safe to call twice. A download in flight is abandoned (it resumes at the next start). */
+  stop(): void {
+    const app = this.#app;
+    this.#app = undefined;
+    if (app) app.close();
+  }
+
+  /** Check for an update now. `force` (a critical patch) overrides the maintenance window, the rollout percentage and the attempt cap. */
+  check(force = false): Promise<CheckOutcome> {
+    if (!this.#app) return Promise.reject(new OtaError("CONTROL_STATE", "xsota is not started"));
+    return this.#app.check(force ? { force } : {});
+  }
+
+  /** Settles once the boot action (self-test, report) is done. */
+  get booted(): Promise<BootOutcome> {
+    if (!this.#app) return Promise.reject(new OtaError("CONTROL_STATE", "xsota is not started"));
+    return this.#app.booted;
+  }
+
+  /** The agent's state ("idle" before start). */
+  get state(): AgentState {
+    return this.#app ? this.#app.agent.state : "idle";
+  }
+
+  /** The running image (undefined before start). */
+  get running(): RunningImage | undefined {
+    if (!this.#app) return undefined;
+    const r = this.#app.agent.running;
+    const out: RunningImage = { version: r.version, secureVersion: r.secureVersion, slot: r.slot };
+    if (r.project !== undefined) out.project = r.project;
+    return out;
+  }
+}
