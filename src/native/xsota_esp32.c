@@ -14,6 +14,7 @@
 #include "xsmc.h"
 #include "xsHost.h"
 #include "sdkconfig.h"
+#include "xsota_sdkconfig_check.h"	/* stops the build when the app's sdkconfig lacks an option the agent relies on */
 
 #include "esp_system.h"
 #include "esp_chip_info.h"
