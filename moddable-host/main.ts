@@ -7,6 +7,8 @@
  * and system facts are Linux's: moddable-host/flash.ts, moddable-host/system.ts.
  *
  * Usage: xsota-moddable --boot BOOT.json --flash FLASH.bin --slot N --nvs DIR [--timing] [--memory]
+ *        xsota-moddable --app --boot BOOT.json --flash FLASH.bin --slot N --nvs DIR   (an app built with
+ *          the component by host-sim/moddable/build.ts buildAppProgram: its main instead of the firmware)
  *        xsota-moddable --boot BOOT.json --nvs DIR --raw URL [--memory]   (the bench's raw download)
  *        xsota-moddable --idle [--memory]   (host.c runs moddable-host/idle instead: the app without the agent)
  * --timing: "@time request URL MS" per request and "@time restart MS" (ticks); --memory: a GC and
@@ -35,6 +37,7 @@ import { args, exit, write } from "./native";
 import { rawDownload } from "./bench";
 import { MemorySampler } from "./memory";
 import { CountedClock, CountedHttp } from "./counted";
+import { runApp } from "./app";
 
 interface BootFile extends FirmwareBoot, HostSystemOptions {
   ca: string;
@@ -62,6 +65,7 @@ export default function main(): void {
   let firmware: FirmwareHandle | undefined;
   try {
     const argv = args();
+    if (argv.includes("--app")) return runApp();
     const sampler = argv.includes("--memory") ? new MemorySampler(SAMPLE_MS, argv.includes("--census")) : undefined;
     const leave = (status: number) => {
       if (sampler) write(`@memory ${JSON.stringify(sampler.sample())}\n`);

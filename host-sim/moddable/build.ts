@@ -122,6 +122,34 @@ export function buildProgram(root: string, log: (line: string) => void = () => {
   return PROGRAM;
 }
 
+/**
+ * The program for a Moddable app that includes the component: moddable-host/manifest.json with the
+ * app's own modules (its "modules" entries with local paths, "main" among them), built into
+ * `outDir`. Run it with --app: it runs the app's main, whose `import OTA from "xsota"` gets the
+ * Linux ports (moddable-host/platform/ports.ts) and config.xsota from the driver's boot description.
+ * The app's esp32 settings (includes, partitions, sdkconfig) are the devkit's and are not used here.
+ */
+export function buildAppProgram(root: string, appDir: string, outDir: string): string {
+  const app = JSON.parse(readFileSync(join(appDir, "manifest.json"), "utf8")) as { modules?: Record<string, string | string[]> };
+  const modules: Record<string, string | string[]> = {};
+  for (const [specifier, sources] of Object.entries(app.modules ?? {})) {
+    const local = ([] as string[]).concat(sources).filter((p) => p.startsWith("./") || p.startsWith("../")).map((p) => resolve(appDir, p));
+    if (local.length) modules[specifier] = local;
+  }
+  mkdirSync(outDir, { recursive: true });
+  const manifest = join(outDir, "manifest.json");
+  writeFileSync(manifest, JSON.stringify({ include: [join(REPO, "moddable-host", "manifest.json")], modules }, null, "\t"));
+  const program = join(outDir, "bin", "lin", "release", "xsota-moddable");
+  const env = { ...process.env, MODDABLE: root, PATH: [join(root, TOOLS), join(REPO, "node_modules", ".bin"), process.env.PATH ?? ""].join(":") };
+  const r = spawnSync(join(root, TOOLS, "mcconfig"), ["-m", "-p", "x-cli-lin", "-o", outDir, manifest], { cwd: outDir, env, encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
+  writeFileSync(join(outDir, "build.log"), (r.stdout ?? "") + (r.stderr ?? ""));
+  if (r.status !== 0 || !existsSync(program)) {
+    const errors = ((r.stdout ?? "") + (r.stderr ?? "")).split("\n").filter((l) => !l.startsWith("# ")).join("\n");
+    throw new Error(`mcconfig -p x-cli-lin of ${appDir} failed (${join(outDir, "build.log")}):\n${errors.slice(-3000)}`);
+  }
+  return program;
+}
+
 const LOCK = join(REPO, "out", "moddable-build.lock");
 
 /**

@@ -17,7 +17,7 @@ import config from "mc/config";
 import { start, type App } from "xsota/modules/app";
 import { OtaError } from "xsota/modules/errors";
 import { fromBase64 } from "xsota/modules/bytes";
-import { createDevicePorts } from "xsota/src/ports";
+import { createDevicePorts } from "xsota/platform";
 import type { AgentState, AuditEvent } from "xsota/modules/events";
 import type { DiagnosticCheck } from "xsota/modules/diagnostics";
 import type { BootOutcome, CheckOutcome } from "xsota/modules/agent";

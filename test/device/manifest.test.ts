@@ -240,7 +240,7 @@ describe("manifest.json is a Moddable component, examples/device an app that inc
       expect(reached).toContain(f);
     const noSrc = load();
     delete (((noSrc.platforms as Json).esp32 as Json).modules as Json)["xsota/src/*"];
-    expect(importProblems(noSrc).problems.some((p) => p.includes('imports "xsota/src/ports": not a listed module'))).toBe(true);
+    expect(importProblems(noSrc).problems.some((p) => p.includes('imports "xsota/src/flash": not a listed module'))).toBe(true);
     const noNative = load();
     delete (((noNative.platforms as Json).esp32 as Json).modules as Json)["xsota/src/native/*"];
     expect(importProblems(noNative).problems.some((p) => p.includes("src/native/esp32.d.ts is not listed"))).toBe(true);
@@ -249,7 +249,7 @@ describe("manifest.json is a Moddable component, examples/device an app that inc
     const rm = ((renamed.platforms as Json).esp32 as Json).modules as Json;
     delete rm["xsota/modules/*"];
     rm["xsota/lib/*"] = "./modules/*";
-    expect(importProblems(renamed).problems).toContain('src/ports.ts imports "../modules/ports": XS resolves it to "xsota/modules/ports", the module is "xsota/lib/ports"');
+    expect(importProblems(renamed).problems).toContain('src/flash.ts imports "../modules/ports": XS resolves it to "xsota/modules/ports", the module is "xsota/lib/ports"');
     const noTls = load();
     const esp = (noTls.platforms as Json).esp32 as Json;
     esp.include = (esp.include as string[]).filter((i) => !i.endsWith("tls.json"));
@@ -257,7 +257,7 @@ describe("manifest.json is a Moddable component, examples/device an app that inc
   });
 
   it("resolves relative specifiers the way XS does", () => {
-    expect(xsResolve("xsota/src/ports", "../modules/app")).toBe("xsota/modules/app");
+    expect(xsResolve("xsota/src/flash", "../modules/errors")).toBe("xsota/modules/errors");
     expect(xsResolve("xsota/modules/agent", "./otadata")).toBe("xsota/modules/otadata");
     expect(xsResolve("xsota/src/flash", "./native/esp32")).toBe("xsota/src/native/esp32");
     // the entry and the setup module sit at the root of their names: their imports are written "xsota/..."

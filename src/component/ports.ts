@@ -1,14 +1,17 @@
 /*
- * Every port of modules/ports.ts bound to Moddable on the ESP32, in one place.
+ * Every port of modules/ports.ts bound to Moddable on the ESP32, in one place: the module
+ * "xsota/platform" that the API (src/component/xsota.ts) asks for its ports. Moddable's runtime
+ * for Linux maps the same specifier to moddable-host/platform/ports.ts. Imports are "xsota/...": XS
+ * resolves relative ones from the module's name, which is not this file's folder.
  */
-import type { Ports } from "../modules/ports";
-import { EspFlashPort } from "./flash";
-import { PreferenceStore } from "./store";
-import { EspHttp } from "./http";
-import { ModdableCrypto } from "./crypto";
-import { EspMqtt } from "./mqtt";
-import { ModdableClock } from "./clock";
-import { EspSystem } from "./system";
+import type { Ports } from "xsota/modules/ports";
+import { EspFlashPort } from "xsota/src/flash";
+import { PreferenceStore } from "xsota/src/store";
+import { EspHttp } from "xsota/src/http";
+import { ModdableCrypto } from "xsota/src/crypto";
+import { EspMqtt } from "xsota/src/mqtt";
+import { ModdableClock } from "xsota/src/clock";
+import { EspSystem } from "xsota/src/system";
 
 export interface DevicePortsOptions {
   /** DER of the CA pinned for the update host (and the broker when `mqttCa` is absent). */
