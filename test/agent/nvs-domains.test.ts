@@ -106,7 +106,7 @@ describe("namespaced NVS domains", () => {
     const store = SimChip.create({}).store();
     oldFirmware(store);
     const first = open(store).journal;
-    first.save({ ...journal("failed"), code: "DIAG_FAILED" }); // the new image fails its self-test
+    first.save({ ...journal("failed"), code: "CONFIRM_DIAGNOSTICS" }); // the new image fails its self-test
     // The old firmware boots again: its journal is where it left it; it reports the rollback,
     // marks 1.1.0 bad, and later installs 1.2.0.
     expect(JSON.parse(store.get("ota", "journal") as string).phase).toBe("rebooting");
