@@ -191,6 +191,13 @@ function merge(base: unknown, top: unknown, path: string): unknown {
 
 function layer(v: unknown, what: string): Json {
   if (v === undefined || v === null) return {};
+  if (typeof v === "string") {
+    try {
+      v = JSON.parse(v);
+    } catch (e) {
+      throw new OtaError("CONFIG_INVALID", `${what}: not JSON (${(e as Error).message})`);
+    }
+  }
   if (!isObject(v)) throw new OtaError("CONFIG_INVALID", `${what}: expected an object`);
   if (Object.prototype.hasOwnProperty.call(v, "__proto__")) throw new OtaError("CONFIG_INVALID", `${what}: __proto__ is not a configuration key`);
   return v;
@@ -213,7 +220,7 @@ export function provisionedLayer(p: Provisioned): Json {
 
 /**
  * The raw configuration for parseConfig(): `overrides` > `provisioned` > `defaults` (see the
- * header). `defaults` and `overrides` are objects or undefined (a frozen mc/config is fine); the
+ * header). `defaults` and `overrides` are objects, JSON text or undefined (a frozen mc/config is fine); the
  * result is a fresh tree. Throws CONFIG_INVALID for a layer that is not an object.
  */
 export function layerConfig(defaults: unknown, provisioned: Provisioned, overrides?: unknown): unknown {

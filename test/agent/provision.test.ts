@@ -22,6 +22,7 @@ import { VirtualClock } from "../../host-sim/clock";
 import { generateKey, keyConfigOf } from "../../host-sim/release/keys";
 import { devicePorts, simSystem, subscribe, realWait } from "../fleet/helpers";
 import { codeOf } from "../codes";
+import { main } from "../../host-sim/cli/main";
 
 const keyA = keyConfigOf(generateKey("ecdsa-p256"));
 const keyB = keyConfigOf(generateKey("ecdsa-p256"));
@@ -87,7 +88,9 @@ describe("layerConfig: code overrides > provisioned (NVS) > manifest defaults", 
   it("unknown keys reach parseConfig as they would unlayered; a bad layer or value is CONFIG_INVALID naming it", () => {
     const plain = { ...defaults, colour: "blue" };
     expect(parseConfig(layerConfig(defaults, {}, { colour: "blue" }))).toEqual(parseConfig(plain));
-    expect(detail(() => layerConfig("{}", {}))).toMatch(/^CONFIG_INVALID defaults: expected an object/);
+    expect(detail(() => layerConfig("[]", {}))).toMatch(/^CONFIG_INVALID defaults: expected an object/);
+    expect(detail(() => layerConfig("{", {}))).toMatch(/^CONFIG_INVALID defaults: not JSON/);
+    expect(parseConfig(layerConfig(JSON.stringify(defaults), { region: "us" })).region).toBe("us");
     expect(detail(() => layerConfig(defaults, {}, [1]))).toMatch(/^CONFIG_INVALID overrides: expected an object/);
     expect(detail(() => layerConfig(defaults, {}, JSON.parse('{"mqtt": {"__proto__": {"x": 1}}}')))).toMatch(/^CONFIG_INVALID mqtt\.__proto__/);
     expect(detail(() => parseConfig(layerConfig(defaults, {}, { mqtt: { port: "1883" } })))).toMatch(/^CONFIG_INVALID .*mqtt\.port/);
@@ -176,6 +179,34 @@ describe("provisioning in NVS (xsota.dev)", () => {
     expect([s.deviceId(), s.hardwareRevision(), s.chipId(), s.resetReason(), s.freeHeap()]).toEqual(["thermo-0042", "esp32-rev3", 0, "power-on", 100_000]);
     s.log("hello");
     expect(logs).toEqual(["hello"]);
+  });
+});
+
+describe("xsota provision (CLI, in-process)", () => {
+  it("writes into the flash file's NVS, clears, and refuses bad values and usage with their statuses", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), "xsota-prov-cli-")), "flash.bin");
+    SimChip.create({}).save(path);
+    const out: string[] = [];
+    const write = process.stdout.write.bind(process.stdout);
+    const err = process.stderr.write.bind(process.stderr);
+    process.stdout.write = ((t: string) => (out.push(String(t)), true)) as typeof process.stdout.write;
+    process.stderr.write = ((t: string) => (out.push(String(t)), true)) as typeof process.stderr.write;
+    try {
+      expect(await main(["provision", "--flash", path, "--id", "thermo-7", "--groups", "lab,north", "--user", "u7", "--password", "pw7", "--client-id", "c7", "--broker", "mqtt://10.0.0.5:1884"])).toBe(0);
+      expect(readProvisioned(SimChip.load(path).store())).toEqual({ deviceId: "thermo-7", groups: ["lab", "north"], username: "u7", password: "pw7", clientId: "c7", host: "10.0.0.5", port: 1884 });
+      expect(out.join("")).not.toContain("pw7");
+      expect(await main(["provision", "--flash", path, "--clear", "password", "--clear", "clientId"])).toBe(0);
+      expect(readProvisioned(SimChip.load(path).store())).toEqual({ deviceId: "thermo-7", groups: ["lab", "north"], username: "u7", host: "10.0.0.5", port: 1884 });
+      expect(await main(["provision", "--flash", path, "--id", "a/b"])).toBe(1);
+      expect(out.join("")).toContain("CONFIG_INVALID");
+      expect(await main(["provision", "--flash", path, "--clear", "colour"])).toBe(2);
+      expect(await main(["provision", "--flash", path, "--broker", "http://h:1"])).toBe(2);
+      expect(await main(["provision", "--flash", join(path, "..", "nope.bin")])).toBe(3);
+      expect(readProvisioned(SimChip.load(path).store()).deviceId).toBe("thermo-7");
+    } finally {
+      process.stdout.write = write;
+      process.stderr.write = err;
+    }
   });
 });
 
