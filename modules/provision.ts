@@ -111,7 +111,8 @@ function check(kind: Kind, key: string, v: unknown): string | number | string[] 
       return v;
     default: {
       if (!Array.isArray(v)) bad(key, "expected an array of group names");
-      const list = v.map((g, i) => name(g, `${key}[${i}]`, MAX_NAME));
+      const list: string[] = [];
+      for (let i = 0; i < v.length; i++) list.push(name(v[i], `${key}[${i}]`, MAX_NAME));
       const bytes = utf8Encode(JSON.stringify(list)).length;
       if (bytes > MAX_STRING) bad(key, `${bytes} bytes of JSON, NVS holds ${MAX_STRING}`);
       return list;
@@ -175,7 +176,11 @@ function isObject(v: unknown): v is Json {
 
 /** `top` over `base`: objects key by key, anything else (arrays too) replaces; null deletes. Fresh objects and arrays throughout. */
 function merge(base: unknown, top: unknown, path: string): unknown {
-  if (Array.isArray(top)) return top.map((v, i) => merge(undefined, v, `${path}${i}.`));
+  if (Array.isArray(top)) {
+    const copy: unknown[] = [];
+    for (let i = 0; i < top.length; i++) copy.push(merge(undefined, top[i], `${path}${i}.`));
+    return copy;
+  }
   if (!isObject(top)) return top;
   const out: Json = {};
   if (isObject(base)) for (const k of Object.keys(base)) out[k] = base[k];
