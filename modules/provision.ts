@@ -29,7 +29,7 @@
  */
 import type { ResetReason, StorePort, SystemPort } from "./ports";
 import { OtaError } from "./errors";
-import { MAX_CLIENT_ID } from "./config";
+import { MAX_CLIENT_ID, parseConfig, type AppConfig } from "./config";
 import { DOMAINS } from "./nvs-domains";
 import { utf8Encode } from "./bytes";
 import { constant } from "./constant";
@@ -231,6 +231,22 @@ export function provisionedLayer(p: Provisioned): Json {
 export function layerConfig(defaults: unknown, provisioned: Provisioned, overrides?: unknown): unknown {
   const base = merge(undefined, layer(defaults, "defaults"), "");
   return merge(merge(base, provisionedLayer(provisioned), ""), layer(overrides, "overrides"), "");
+}
+
+export interface Configured {
+  config: AppConfig;
+  provisioned: Provisioned;
+}
+
+/**
+ * What an entry module does before start(): read the device's NVS layer, put it between the
+ * manifest's defaults and the code's overrides, validate. Then `withDeviceId(ports.system,
+ * provisioned.deviceId)` once the ports exist. Throws CONFIG_INVALID (a bad layer, stored value
+ * or resulting field) and STORE_*.
+ */
+export function configure(store: StorePort, defaults: unknown, overrides?: unknown): Configured {
+  const provisioned = readProvisioned(store);
+  return { config: parseConfig(layerConfig(defaults, provisioned, overrides)), provisioned };
 }
 
 /** A SystemPort whose deviceId() is the provisioned id; everything else is the chip's. */

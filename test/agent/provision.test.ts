@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SimChip } from "../../host-sim/chip";
 import { parseConfig, brokerOptions } from "../../modules/config";
-import { layerConfig, provision, readProvisioned, withDeviceId, PROVISION_KEYS, type Provisioned } from "../../modules/provision";
+import { configure, layerConfig, provision, readProvisioned, withDeviceId, PROVISION_KEYS, type Provisioned } from "../../modules/provision";
 import { DOMAINS } from "../../modules/nvs-domains";
 import { constant } from "../../modules/constant";
 import { startReporter, type Reporter } from "../../modules/reporter";
@@ -169,6 +169,16 @@ describe("provisioning in NVS (xsota.dev)", () => {
     store.set(DOMAINS.provision, "groups", "[\"lab\"]");
     store.set(DOMAINS.provision, "id", true);
     expect(detail(() => readProvisioned(store))).toMatch(/^CONFIG_INVALID xsota\.dev\/id/);
+  });
+
+  it("configure: NVS between the defaults and the overrides, validated", () => {
+    const store = SimChip.create({}).store();
+    provision(store, { deviceId: "thermo-9", region: "us", username: "u9", password: "p9" });
+    const { config, provisioned } = configure(store, defaults, { region: "ap" });
+    expect(provisioned.deviceId).toBe("thermo-9");
+    expect([config.region, config.mqtt?.username, config.mqtt?.password, config.mqtt?.host]).toEqual(["ap", "u9", "p9", "broker.example"]);
+    store.set(DOMAINS.provision, "port", 0);
+    expect(detail(() => configure(store, defaults))).toMatch(/^CONFIG_INVALID xsota\.dev\/port/);
   });
 
   it("withDeviceId: the provisioned id instead of the MAC, the rest is the chip's", () => {
