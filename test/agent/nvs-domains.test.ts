@@ -138,6 +138,28 @@ describe("namespaced NVS domains", () => {
       open(c.store());
       return c.flash.ops - ops;
     })();
+    it("and of the commit that drops the old domains: the floor never goes back to the old one", () => {
+      const adopted = base.clone();
+      const j = open(adopted.store()).journal;
+      j.raiseFloor(5);
+      const ops = adopted.flash.ops;
+      j.save(journal("committed"));
+      const cuts = adopted.flash.ops - ops;
+      expect(cuts).toBeGreaterThan(5);
+      for (let n = 1; n <= cuts; n++) {
+        const chip = base.clone(n);
+        const jj = open(chip.store()).journal;
+        jj.raiseFloor(5);
+        chip.flash.cutPowerAt(n);
+        expect(() => jj.save(journal("committed")), `cut at op ${n}`).toThrow(PowerCut);
+        chip.flash.powerOn();
+        const again = open(chip.store()).journal;
+        expect(again.floor(), `cut at op ${n}`).toBe(5);
+        again.save(journal("committed"));
+        expect([chip.store().keys("ota"), chip.store().keys("ctl")]).toEqual([[], []]);
+        expect(open(chip.store()).journal.floor()).toBe(5);
+      }
+    });
     it(`loses nothing (${total} cut points)`, () => {
       expect(total).toBeGreaterThan(10);
       for (let n = 1; n <= total; n++) {
