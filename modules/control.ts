@@ -137,7 +137,7 @@ export interface SignedControl {
   issued: number;
 }
 
-/** NVS domain "xsota.ctl" (modules/nvs-domains.ts; firmware before it used "ctl", moved by JournalStore). */
+/** NVS domain "xsota.ctl" (modules/nvs-domains.ts; firmware before it used "ctl": copied when the journal opens, dropped at the commit). */
 const DOMAIN = DOMAINS.control;
 
 /**
