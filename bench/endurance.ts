@@ -17,6 +17,7 @@ import type { Behavior } from "../host-sim/device";
 import { Outbox } from "../modules/outbox";
 import { JournalStore } from "../modules/journal";
 import { DEFAULTS } from "../modules/config";
+import { DOMAINS } from "../modules/nvs-domains";
 
 export interface EnduranceResult {
   cycles: number;
@@ -127,7 +128,7 @@ export async function endurance(options: { cycles?: number; seed?: number; image
     await engine.close();
     if (!options.lab) await lab.close();
   }
-  const nextSeq = store.get("outbox", "next");
+  const nextSeq = store.get(DOMAINS.outbox, "next");
   const numbered = (typeof nextSeq === "number" ? nextSeq : 1) - 1;
   const box = new Outbox(store, { capacity: DEFAULTS.outboxCapacity });
   for (const e of box.pending()) if (e.code !== "OUTBOX_FULL") delivered.add(e.seq);

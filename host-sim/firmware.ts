@@ -9,6 +9,11 @@
  *   engine: a crash resets the chip (panic) before the app can confirm; a hang never runs the
  *   app and the simulated task watchdog resets it. If called anyway, this firmware does nothing.
  *
+ * Configuration in layers, as on the device (modules/provision.ts): the image's config is the
+ * manifest's defaults, the chip's NVS ("xsota.dev", e.g. written by `xsota provision`) the
+ * device's own values over them; a provisioned id replaces the MAC. A bad provisioned value
+ * leaves the app not started (logged), like a bad configuration on the device.
+ *
  * The simulated application's job: config "simApp": {"busyUntilMs": N} keeps it busy until N ms
  * of uptime, and its rebootWhen (modules/app.ts) says no until then.
  *
@@ -21,6 +26,8 @@ import type { FirmwareBoot } from "./engine";
 import { start, type App } from "../modules/app";
 import type { DiagnosticCheck } from "../modules/diagnostics";
 import type { AgentObserver, AuditEvent } from "../modules/events";
+import { layerConfig, readProvisioned, withDeviceId } from "../modules/provision";
+import { codeOf } from "../modules/errors";
 
 export const EVENT_PREFIX = "@event ";
 export const PROGRESS_PREFIX = "@progress ";
@@ -45,14 +52,26 @@ export interface FirmwareHandle {
   close(): void;
 }
 
-export function bootFirmware(ports: Ports, boot: FirmwareBoot): FirmwareHandle {
+export function bootFirmware(devicePorts: Ports, boot: FirmwareBoot): FirmwareHandle {
   if (boot.behavior === "crash-on-boot" || boot.behavior === "hang") return { close() {} };
+  let ports = devicePorts;
+  let config: unknown = boot.config;
+  try {
+    const provisioned = readProvisioned(ports.store);
+    if (Object.keys(provisioned).length > 0) {
+      config = layerConfig(boot.config, provisioned);
+      if (provisioned.deviceId !== undefined) ports = { ...ports, system: withDeviceId(ports.system, provisioned.deviceId) };
+    }
+  } catch (e) {
+    ports.system.log(`not started: ${codeOf(e)} ${e instanceof Error ? e.message : String(e)}`);
+    return { close() {} };
+  }
   const checks: DiagnosticCheck[] = [];
   const failsHere = boot.behavior === "fail-diagnostics" || boot.behavior === `fail-diagnostics@${ports.system.hardwareRevision()}`;
   if (failsHere) checks.push({ name: "app-selftest", run: () => false });
   const sim = (boot.config as { simApp?: { busyUntilMs?: unknown } } | null)?.simApp;
   const busyUntil = typeof sim?.busyUntilMs === "number" ? sim.busyUntilMs : undefined;
-  const app = start(ports, boot.config, {
+  const app = start(ports, config, {
     checks,
     ...(busyUntil !== undefined ? { rebootWhen: () => ports.clock.now() >= busyUntil } : {}),
     observer: new LogObserver(ports),

@@ -9,6 +9,7 @@
 import { OtaError } from "./errors";
 import { REDIRECT_DEFAULTS, type RedirectConfig } from "./redirect";
 import { constant } from "./constant";
+import type { MqttConnectOptions } from "./ports";
 
 /** A trusted public key as configured: SIGN's keyFromConfig input (modules/keys.ts). */
 export interface KeyConfig {
@@ -67,6 +68,26 @@ export interface MqttConfig {
   port: number;
   secure?: boolean;
   keepaliveMs?: number;
+  /** CONNECT user name (usually provisioned per device in NVS, modules/provision.ts). */
+  username?: string;
+  /** CONNECT password; MQTT 3.1.1 allows it only with a user name. */
+  password?: string;
+  /** CONNECT client id (default: the device id). */
+  clientId?: string;
+}
+
+/** Longest MQTT client id taken (3.1.1 promises 23; brokers such as mosquitto and aedes take more). */
+export const MAX_CLIENT_ID = 64;
+
+/**
+ * The MqttPort connect options for `mqtt` (host, port, TLS, keep-alive, credentials), client id
+ * `mqtt.clientId` or else `deviceId` followed by `suffix` (e.g. "-diag" for a second connection).
+ */
+export function brokerOptions(mqtt: MqttConfig, deviceId: string, suffix = ""): MqttConnectOptions {
+  const o: MqttConnectOptions = { host: mqtt.host, port: mqtt.port, id: (mqtt.clientId ?? deviceId) + suffix, keepalive: mqtt.keepaliveMs ?? 60_000, secure: mqtt.secure ?? false };
+  if (mqtt.username !== undefined) o.user = mqtt.username;
+  if (mqtt.password !== undefined) o.password = mqtt.password;
+  return o;
 }
 
 export interface AppConfig {
@@ -260,6 +281,18 @@ export function parseConfig(json: unknown): AppConfig {
     const mqtt: MqttConfig = { host: str(m.host, "mqtt.host"), port: num(m.port, "mqtt.port", undefined, 1, 65535) };
     if (m.secure !== undefined) mqtt.secure = bool(m.secure, "mqtt.secure", false);
     if (m.keepaliveMs !== undefined) mqtt.keepaliveMs = num(m.keepaliveMs, "mqtt.keepaliveMs", undefined, 1000);
+    const username = optStr(m.username, "mqtt.username");
+    if (username !== undefined) mqtt.username = username;
+    if (m.password !== undefined) {
+      if (typeof m.password !== "string") fail("mqtt.password", "expected a string");
+      if (username === undefined) fail("mqtt.password", "needs mqtt.username (MQTT 3.1.1)");
+      mqtt.password = m.password;
+    }
+    const clientId = optStr(m.clientId, "mqtt.clientId");
+    if (clientId !== undefined) {
+      if (clientId.length > MAX_CLIENT_ID) fail("mqtt.clientId", `at most ${MAX_CLIENT_ID} characters`);
+      mqtt.clientId = clientId;
+    }
     config.mqtt = mqtt;
   }
   return config;

@@ -19,6 +19,7 @@ import { parseJsonBytes, isPlainObject, own } from "./json";
 import { utf8Decode } from "./bytes";
 import type { TrustedKey } from "./keys";
 import { constant } from "./constant";
+import { DOMAINS } from "./nvs-domains";
 
 export type ControlCommand = "pause" | "resume" | "cancel" | "download-only" | "install";
 export const CONTROL_COMMANDS: readonly ControlCommand[] = constant(["pause", "resume", "cancel", "download-only", "install"]);
@@ -136,7 +137,8 @@ export interface SignedControl {
   issued: number;
 }
 
-const DOMAIN = "ctl";
+/** NVS domain "xsota.ctl" (modules/nvs-domains.ts; firmware before it used "ctl": copied when the journal opens, dropped at the commit). */
+const DOMAIN = DOMAINS.control;
 
 /**
  * A control command's envelope -> the command, when it is signed by a trusted key, addressed to

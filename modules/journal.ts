@@ -2,7 +2,7 @@
  * The update journal: what the agent has done to the update slot and otadata, stored in NVS
  * before each next side effect, so a power cut or a reboot at any point resumes or recovers.
  *
- * Store layout (domain "ota", each key one atomic NVS set):
+ * Store layout (domain "xsota", modules/nvs-domains.ts; each key one atomic NVS set):
  *   "journal"  JSON Journal (the release in progress and its last phase)
  *   "floor", "floor2"  anti-rollback floor (integer, the larger of the two: see raiseFloor).
  *              With hardware anti-rollback on, the chip's secure-version eFuse would hold it
@@ -15,8 +15,9 @@ import type { StorePort } from "./ports";
 import type { AgentState } from "./events";
 import { isErrorCode, type ErrorCode } from "./errors";
 import { constant } from "./constant";
+import { DOMAINS, adoptLegacy, dropLegacy } from "./nvs-domains";
 
-const DOMAIN = "ota";
+const DOMAIN = DOMAINS.journal;
 const MAX_BAD = 8;
 
 export interface Journal {
@@ -66,7 +67,14 @@ function valid(j: Journal): boolean {
 }
 
 export class JournalStore {
-  constructor(private readonly store: StorePort) {}
+  /**
+   * Takes what firmware before the namespacing left in "ota" and "ctl" (modules/control.ts has no
+   * open of its own: the journal is opened first on every boot); the old keys stay until this
+   * image commits (modules/nvs-domains.ts). Throws STORE_*.
+   */
+  constructor(private readonly store: StorePort) {
+    adoptLegacy(store);
+  }
 
   /** The stored journal; undefined when none. A corrupt one is deleted (JOURNAL_CORRUPT is the caller's to report) and `corrupt` is set. */
   load(): { journal?: Journal; corrupt: boolean } {
@@ -85,6 +93,7 @@ export class JournalStore {
   /** One NVS set. Throws STORE_* from the store. */
   save(j: Journal): void {
     this.store.set(DOMAIN, "journal", JSON.stringify(j));
+    if (j.phase === "committed") dropLegacy(this.store);
   }
 
   clear(): void {

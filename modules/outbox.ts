@@ -4,15 +4,16 @@
  * PUBACK). Bounded: when full, the oldest download progress milestones go first, then the
  * oldest events; a single OUTBOX_FULL note (stored outside the capacity) says how many.
  *
- * Store layout (domain "outbox"): "next" = next seq; "e<seq>" = one event as JSON;
+ * Store layout (domain "xsota.outbox", modules/nvs-domains.ts; "outbox" before, moved at open): "next" = next seq; "e<seq>" = one event as JSON;
  * "full" = the OUTBOX_FULL note. Each event is written before "next", so a power cut between
  * the two is repaired on load (next = max(next, highest stored seq + 1)): seq never repeats.
  */
 import type { StorePort } from "./ports";
 import type { AuditEvent } from "./events";
 import { OtaError } from "./errors";
+import { DOMAINS, LEGACY_DOMAINS, moveDomain } from "./nvs-domains";
 
-const DOMAIN = "outbox";
+const DOMAIN = DOMAINS.outbox;
 const MAX_DETAIL = 200;
 
 export interface OutboxOptions {
@@ -44,6 +45,7 @@ export class Outbox {
     if (!Number.isInteger(options.capacity) || options.capacity < 1) throw new RangeError("outbox capacity must be >= 1");
     this.store = store;
     this.capacity = options.capacity;
+    moveDomain(store, LEGACY_DOMAINS.outbox, DOMAIN);
     const next = store.get(DOMAIN, "next");
     if (typeof next === "number") this.next = next;
     for (const key of store.keys(DOMAIN)) {

@@ -22,7 +22,7 @@
  * must keep devices/+/cmd writable by the controller alone.
  */
 import type { MqttClient, Ports } from "./ports";
-import type { AppConfig } from "./config";
+import { brokerOptions, type AppConfig } from "./config";
 import type { AgentState, AuditEvent } from "./events";
 import type { Outbox } from "./outbox";
 import { OtaError, codeOf, type ErrorCode } from "./errors";
@@ -34,6 +34,7 @@ import { fetchSmall } from "./fleet-fetch";
 import { decodeCommand } from "./commands";
 import type { ControlCommand } from "./control";
 import { constant } from "./constant";
+import { DOMAINS, LEGACY_DOMAINS, moveDomain } from "./nvs-domains";
 
 /** What the reporter needs of modules/agent.ts's Agent. */
 export interface ReporterAgent {
@@ -84,7 +85,8 @@ export interface ReporterOptions {
   reconnect?: { baseMs: number; maxMs: number };
 }
 
-const DOMAIN = "reporter";
+/** NVS domain "xsota.rep" (modules/nvs-domains.ts; "reporter" before, moved at start). */
+const DOMAIN = DOMAINS.reporter;
 const RESULT_STATES: readonly AgentState[] = constant(["committed", "rolled-back", "failed", "refused"]);
 const MAX_ANNOUNCE = 8 * 1024;
 const BUSY_RETRY_MS = 5000;
@@ -110,6 +112,7 @@ export function startReporter(ports: Ports, config: AppConfig, agent: ReporterAg
   if (!mqtt || !broker) throw new TypeError("startReporter needs ports.mqtt and config.mqtt");
   const { clock, store, system, crypto } = ports;
   const id = system.deviceId();
+  moveDomain(store, LEGACY_DOMAINS.reporter, DOMAIN);
   const maxInflight = options.maxInflight ?? 8;
   const backoff = { baseMs: options.reconnect?.baseMs ?? 1000, maxMs: options.reconnect?.maxMs ?? 60_000, maxAttempts: 1 };
   const random = seededRandom(seedOf(`mqtt:${id}`));
@@ -175,7 +178,8 @@ export function startReporter(ports: Ports, config: AppConfig, agent: ReporterAg
     if (closed) return;
     ready = false;
     const will = { topic: topics.online(id), payload: "0", qos: 1 as const, retain: true };
-    const opts = { host: broker!.host, port: broker!.port, id, will, keepalive: broker!.keepaliveMs ?? 60_000, secure: broker!.secure ?? false };
+    const opts = brokerOptions(broker!, id);
+    opts.will = will;
     client = mqtt!.connect(opts, {
       onReady() {
         if (closed) return;

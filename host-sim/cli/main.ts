@@ -19,6 +19,7 @@ const COMMANDS: Record<string, [string, Loader]> = {
   delta: ["make, apply or describe a delta patch (detools sequential, esp_delta_ota)", () => import("./delta")],
   serve: ["serve a release tree over HTTPS (Range, ETag)", () => import("./serve")],
   device: ["run one simulated ESP32 through boot, update and confirmation", () => import("./device")],
+  provision: ["write a simulated device's own values (id, groups, broker credentials) into its NVS", () => import("./provision")],
   fleet: ["fleet controller: rollouts, forced updates, audit log, fleet view", () => import("./fleet")],
   demo: ["the whole story on the embedded defaults (npm start)", () => import("./demo")],
   bench: ["benchmarks: throughput, XS cost, flash wear, fleet scale", () => import("./bench")],

@@ -35,6 +35,11 @@ export interface BrokerOptions {
   port?: number;
   /** Path of the mosquitto binary (default: found on PATH or /usr/sbin/mosquitto). */
   mosquittoPath?: string;
+  /**
+   * aedes only: decides each CONNECT (client id, user name, password as UTF-8); false refuses it
+   * with return code 5 (not authorized). Absent: every client is accepted.
+   */
+  authenticate?: (clientId: string, username: string | undefined, password: string | undefined) => boolean;
 }
 
 export interface Broker {
@@ -80,7 +85,8 @@ export async function freePort(): Promise<number> {
 export async function startBroker(options: BrokerOptions = {}): Promise<Broker> {
   const kind = options.kind ?? "aedes";
   const port = options.port || (await freePort());
-  const b = kind === "aedes" ? new AedesBroker(port) : new MosquittoBroker(port, options.mosquittoPath);
+  if (options.authenticate && kind !== "aedes") throw new OtaError("MQTT_CONNECT", "authenticate is for the embedded aedes broker");
+  const b = kind === "aedes" ? new AedesBroker(port, options.authenticate) : new MosquittoBroker(port, options.mosquittoPath);
   await b.start();
   return b;
 }
@@ -116,7 +122,7 @@ class AedesBroker implements Broker {
   private sockets = new Set<Socket>();
   private persistence: AedesPersistence | undefined;
 
-  constructor(readonly port: number) {}
+  constructor(readonly port: number, private readonly authenticate?: BrokerOptions["authenticate"]) {}
 
   get url(): string {
     return `mqtt://${HOST}:${this.port}`;
@@ -127,6 +133,14 @@ class AedesBroker implements Broker {
     const opts: Record<string, unknown> = { heartbeatInterval: 3600_000, concurrency: 1000, queueLimit: 1000, drainTimeout: 30_000 };
     this.persistence ??= indexRetained(aedesPersistence());
     opts.persistence = this.persistence;
+    const auth = this.authenticate;
+    if (auth) {
+      opts.authenticate = (client: { id: string }, username: string | undefined, password: Uint8Array | undefined, done: (e: Error | null, ok: boolean) => void) => {
+        const ok = auth(client.id, username, password === undefined ? undefined : Buffer.from(password).toString("utf8"));
+        if (ok) done(null, true);
+        else done(Object.assign(new Error("not authorized"), { returnCode: 5 }), false);
+      };
+    }
     const aedes = await Aedes.createBroker(opts);
     const server = createServer((socket) => {
       socket.setNoDelay(true);

@@ -90,6 +90,39 @@ describe("xsota device", () => {
     }
   }, 60_000);
 
+  it.each(["node", "xs"])("xsota provision: the device reports under the provisioned id, with the provisioned broker credentials (%s engine)", async (engine) => {
+    const seen: { id: string; user?: string; ok: boolean }[] = [];
+    const broker = await startBroker({
+      kind: "aedes",
+      authenticate: (id, user, pass) => {
+        // The self-test's broker check (modules/diagnostics.ts) connects as <id>-diag without credentials.
+        const ok = id.startsWith("watch-") || id.endsWith("-diag") || (user === `dev-${engine}` && pass === "s3cret");
+        seen.push({ id, ok, ...(user !== undefined ? { user } : {}) });
+        return ok;
+      },
+    });
+    const id = `thermo-${engine}`;
+    const live = subscribe(broker, `watch-prov-${engine}`, ["devices/#"]);
+    try {
+      await live.ready;
+      const rel = lab.publish(`cli-prov-${engine}`, { image: { version: "1.1.0" } });
+      const flash = join(dir, `flash-prov-${engine}.bin`);
+      lab.chip(FACTORY).save(flash);
+      expect(await quiet(() => main(["provision", "--flash", flash, "--id", id, "--groups", "lab", "--user", `dev-${engine}`, "--password", "s3cret"]))).toBe(0);
+      const code = await quiet(() => main(["device", "--flash", flash, "--manifest", rel.manifestUrl, "--ca", join(dir, "ca.pem"), "--trust", join(dir, "pub.pem"),
+        "--device-id", "240ac40000b1", "--engine", engine, "--mqtt", `mqtt://${broker.host}:${broker.port}`]));
+      expect(code, (quiet as { last?: string }).last).toBe(0);
+      await realWait(() => live.messages.some((m) => m.topic === `devices/${id}/events` && JSON.parse(m.payload).state === "committed"), 10_000);
+      expect(live.messages.some((m) => m.topic.includes("240ac40000b1"))).toBe(false);
+      expect(JSON.parse(live.messages.filter((m) => m.topic === `devices/${id}/state`).at(-1)!.payload).groups).toEqual(["lab"]);
+      expect(seen).toContainEqual({ id, user: `dev-${engine}`, ok: true });
+      expect(seen.filter((s) => !s.ok)).toEqual([]);
+    } finally {
+      live.client.close();
+      await broker.close();
+    }
+  }, 60_000);
+
   it("--mqtt takes mqtt://HOST:PORT only", async () => {
     const flash = join(dir, "flash-mqtt-bad.bin");
     lab.chip(FACTORY).save(flash);

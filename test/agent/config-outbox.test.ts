@@ -69,7 +69,7 @@ describe("Outbox", () => {
     const store = new MemStore();
     const a = new Outbox(store, { capacity: 8 });
     a.append(ev("checking"));
-    store.set("outbox", "e2", JSON.stringify({ ...ev("checking"), seq: 2 }));
+    store.set("xsota.outbox", "e2", JSON.stringify({ ...ev("checking"), seq: 2 }));
     expect(new Outbox(store, { capacity: 8 }).nextSeq).toBe(3);
   });
   it("drops progress milestones first when full and says so", () => {

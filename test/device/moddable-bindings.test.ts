@@ -7,6 +7,7 @@ import { beforeAll, describe, expect, it, vi } from "vitest";
 import * as mqttPacket from "mqtt-packet";
 import { installXsGlobals, moddableFile } from "./moddable-runtime";
 import { SimChip } from "../../host-sim/chip";
+import { brokerOptions, parseConfig } from "../../modules/config";
 
 vi.mock("mqtt", async () => {
   const { moddableFile: find, installXsGlobals: install } = await import("./moddable-runtime");
@@ -78,6 +79,17 @@ describe.skipIf(!MQTT_JS)("EspMqtt on Moddable's mqtt.js (src/mqtt.ts)", () => {
     new EspMqtt({ ca: new ArrayBuffer(8) }).connect({ host: "", port: 1883, id: "d", keepalive: 0 }, handler(closedFirst)).close();
     await tick();
     expect(closedFirst.reason).toBeUndefined(); // close() before the report: no onClose, as for a live client
+  });
+
+  it("puts the configured user name, password and client id in CONNECT (brokerOptions -> src/mqtt.ts -> mqtt.js user/password)", async () => {
+    Socket.made.length = 0;
+    const mqtt = parseConfig({ product: "p", manifestUrl: "https://h/m.json", trustedKeys: [{ type: "ecdsa-p256", spki: "AAAA" }], mqtt: { host: "broker", port: 1883, username: "dev-0042", password: "s3cret ✓", clientId: "thermo-0042-c" } }).mqtt!;
+    const client = new EspMqtt().connect(brokerOptions(mqtt, "240ac4123456"), handler({}));
+    const socket = Socket.made[0]!;
+    socket.connect();
+    const connect = sent(socket)[0] as mqttPacket.IConnectPacket;
+    expect([connect.cmd, connect.clientId, connect.username, Buffer.from(connect.password ?? []).toString("utf8")]).toEqual(["connect", "thermo-0042-c", "dev-0042", "s3cret ✓"]);
+    client.close();
   });
 
   it("never hands out packet id 0: after 65,535 QoS 1 publishes the next id is 1, on the wire and to the outbox", async () => {
