@@ -9,6 +9,10 @@
  *   engine: a crash resets the chip (panic) before the app can confirm; a hang never runs the
  *   app and the simulated task watchdog resets it. If called anyway, this firmware does nothing.
  *
+ * The network: FirmwareBoot.networkUpMs (SimDevice's networkUpMs) says when this boot's network
+ * comes up; the firmware calls App.networkUp() then, as an app that brings up its own network
+ * would (a no-op unless diagnostics.waitForNetwork).
+ *
  * The simulated application's job: config "simApp": {"busyUntilMs": N} keeps it busy until N ms
  * of uptime, and its rebootWhen (modules/app.ts) says no until then.
  *
@@ -58,5 +62,8 @@ export function bootFirmware(ports: Ports, boot: FirmwareBoot): FirmwareHandle {
     observer: new LogObserver(ports),
   });
   app.booted.catch((e: unknown) => ports.system.log(`boot failed: ${e instanceof Error ? e.message : String(e)}`));
+  const upMs = boot.networkUpMs;
+  if (upMs === undefined) app.networkUp();
+  else if (upMs >= 0) ports.clock.setTimeout(() => app.networkUp(), upMs);
   return { app, close: () => app.close() };
 }
