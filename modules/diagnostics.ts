@@ -201,7 +201,8 @@ class SelfTest implements RunSink, NetworkWaiter {
 
   ended(run: Diagnostics, r: DiagnosticResult): void {
     if (run === this.own) return this.settled(r, true);
-    this.settled(r.ok ? r : { ok: false, code: "CONFIRM_UNREACHABLE", check: r.check, detail: `${r.code}: ${r.detail}` }, false);
+    // The check's own code stays in the detail (an OtaError's message starts with it already).
+    this.settled(r.ok ? r : { ok: false, code: "CONFIRM_UNREACHABLE", check: r.check, detail: r.detail.indexOf(r.code) === 0 ? r.detail : `${r.code}: ${r.detail}` }, false);
   }
 
   /** The image's failure ends the self-test at once; the network's waits for the image's checks (which may name the image instead). */
