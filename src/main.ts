@@ -28,6 +28,9 @@ export default function main(): void {
       ...(appConfig.hardware ? { hardware: appConfig.hardware } : {}),
     });
     const app = start(ports, appConfig);
+    // main runs once setup/network has an IP: the network is up (a no-op unless diagnostics.waitForNetwork;
+    // an app that brings up its own network calls networkUp() itself, from its own main).
+    app.networkUp();
     const running = app.agent.running;
     trace(`xsota: running ${running.project} ${running.version} (secure_version ${running.secureVersion}) in ota_${running.slot}\n`);
     if (config.version !== undefined && running.version !== config.version)
