@@ -145,7 +145,11 @@ function reportRollback(ctx: AgentContext, j: Journal): BootOutcome {
   const out: BootOutcome = { action: "report-rollback", state: "rolled-back", code };
   const journal = ctx.journal;
   let detail = j.detail ?? `running ${ctx.running.version} in slot ${ctx.running.slot}`;
-  const n = NETWORK_CAUSES.indexOf(code) >= 0 ? journal.netRollbacks(j.sha256) + 1 : 0;
+  const network = NETWORK_CAUSES.indexOf(code) >= 0;
+  // Counted once: the journal says so before the count is written, so a report repeated after a
+  // power cut does not count twice (a cut between the two loses one count: one more retry at most).
+  const n = network ? journal.netRollbacks(j.sha256) + (j.netCounted ? 0 : 1) : 0;
+  if (network && !j.netCounted) journal.save({ ...j, netCounted: true });
   const retry = ctx.config.networkRetry;
   if (n > 0 && n < retry.maxAttempts) {
     const delay = backoffDelay(n, retry, seededRandom(seedOf(`${ctx.ports.system.deviceId()}:netrb:${n}`)));
@@ -163,6 +167,7 @@ function reportRollback(ctx: AgentContext, j: Journal): BootOutcome {
     detail = `cause: ${n > 0 ? `network, ${n} times: not retried` : "image"}; ${detail}`;
   }
   const done: Journal = { ...j, phase: "rolled-back", code };
+  delete done.netCounted;
   // A result goes to the outbox before the journal closes: a power cut between the two
   // repeats the report on the next boot (at least once) instead of losing it.
   ctx.emit("rolled-back", releaseFields(done, { code, detail }));

@@ -45,6 +45,8 @@ export interface Journal {
   detail?: string;
   /** Paused by a control command: the next check does not resume the download until "resume". */
   paused?: boolean;
+  /** This rollback's network cause is already counted in "netrb" (a report repeated after a power cut counts once). */
+  netCounted?: boolean;
 }
 
 export interface JournalDelta {
