@@ -15,7 +15,11 @@ import { seedOf, seededRandom } from "./backoff";
 export const RESTART_DRAIN_MS = 3000;
 
 export interface AppExtra {
-  /** Application self-tests added to the built-in diagnostics. */
+  /**
+   * Application self-tests added to the built-in diagnostics. They run in the window from boot;
+   * one marked `network: true` runs with the network checks, from when the network is up, and its
+   * failure counts as the network's (CONFIRM_UNREACHABLE: retried), not the image's.
+   */
   checks?: DiagnosticCheck[];
   observer?: AgentObserver;
   /** Delay of the first check after boot (ms, default 0). */
