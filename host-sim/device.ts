@@ -10,7 +10,7 @@
  * PowerCut from the torn op and from every later one) stops the firmware at once; the device
  * then powers on and boots again.
  */
-import type { CryptoPort, FlashPort, HttpPort, MqttPort, Ports, ResetReason, StorePort } from "../modules/ports";
+import type { CryptoPort, FlashPort, HttpHandler, HttpPort, HttpRequest, MqttPort, Ports, ResetReason, StorePort } from "../modules/ports";
 import type { AuditEvent } from "../modules/events";
 import type { Engine, FirmwareBoot, RunningFirmware } from "./engine";
 import { VirtualClock, driveUntil, type DriveOptions } from "./clock";
@@ -41,6 +41,11 @@ export interface SimDeviceOptions {
   crashAfterMs?: number;
   /** Reset the chip (panic) whenever the firmware reports one of these states, up to `times` (reboot-loop tests). */
   resetOn?: { state: AuditEvent["state"]; times: number };
+  /**
+   * When this boot's network comes up (ms after boot, -1 never; undefined: at boot): until then
+   * every HTTP request fails with HTTP_CONNECT (a Wi-Fi outage, a broken access point).
+   */
+  networkUpMs?: (boot: BootRecord) => number | undefined;
   /** Stop booting after this many boots (a reboot loop that never ends is a test failure, not a hang). */
   maxBoots?: number;
   onEvent?(e: AuditEvent): void;
@@ -233,10 +238,11 @@ export class SimDevice {
       },
       onLog: (line) => this.onLog(line),
     });
+    const networkUpMs = this.o.networkUpMs?.(record);
     const ports: Ports = {
       flash: this.watchFlash(this.chip.flashPort(result.slot)),
       store: this.watchStore(this.chip.store()),
-      http: this.o.http,
+      http: networkUpMs === undefined ? this.o.http : new LateNetwork(this.o.http, clock, networkUpMs < 0 ? Infinity : bootAt + networkUpMs),
       crypto: this.o.crypto ?? nodeCrypto,
       clock: {
         now: () => clock.now() - bootAt,
@@ -247,7 +253,7 @@ export class SimDevice {
       system,
     };
     if (this.o.mqtt) ports.mqtt = this.o.mqtt;
-    this.firmware = await this.o.engine.boot(ports, { config: this.o.config, behavior: record.behavior });
+    this.firmware = await this.o.engine.boot(ports, { config: this.o.config, behavior: record.behavior, ...(networkUpMs !== undefined ? { networkUpMs } : {}) });
   }
 
   /** Stop this boot's firmware and carry out the pending reset. */
@@ -305,6 +311,16 @@ export class SimDevice {
   last(state?: AuditEvent["state"]): AuditEvent | undefined {
     for (let i = this.events.length - 1; i >= 0; i--) if (!state || this.events[i]!.state === state) return this.events[i];
     return undefined;
+  }
+}
+
+/** HTTP through a network that is up only from `upAt` (virtual ms): before that, HTTP_CONNECT. */
+class LateNetwork implements HttpPort {
+  constructor(private readonly http: HttpPort, private readonly clock: VirtualClock, private readonly upAt: number) {}
+  request(options: Parameters<HttpPort["request"]>[0], handler: HttpHandler): HttpRequest {
+    if (this.clock.now() >= this.upAt) return this.http.request(options, handler);
+    const id = this.clock.setTimeout(() => handler.onError("HTTP_CONNECT", "network down (simulated)"), 0);
+    return { close: () => this.clock.clearTimeout(id) };
   }
 }
 

@@ -15,6 +15,11 @@ export interface FirmwareBoot {
   /** What the simulated firmware image does when booted (embedded in the image by xsota image build). */
   /** `fail-diagnostics@<hardware revision>`: the self-test fails only on boards of that revision. */
   behavior: "healthy" | "fail-diagnostics" | "crash-on-boot" | "hang" | `fail-diagnostics@${string}`;
+  /**
+   * The network of this boot comes up this many ms after boot (-1: never); absent: at boot. The
+   * device's HTTP fails with HTTP_CONNECT until then, and the firmware calls App.networkUp() then.
+   */
+  networkUpMs?: number;
 }
 
 export interface RunningFirmware {

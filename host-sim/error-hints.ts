@@ -72,6 +72,8 @@ export const ERROR_HINTS: Record<ErrorCode, string> = {
   POLICY_RETRY_CAP: "publish a new release or force a retry",
   POLICY_MIN_VERSION: "update through an intermediate release",
   POLICY_ROLLED_BACK: "publish a fixed version",
+  POLICY_ROLLBACK_BACKOFF: "retried after networkRetry's backoff; check the network",
+  POLICY_ROLLBACK_CAP: "the network never worked with this release: check Wi-Fi/host/broker, publish again",
 
   // HTTP and download (0x800)
   HTTP_INSECURE_URL: "serve the update host over HTTPS",
@@ -102,6 +104,8 @@ export const ERROR_HINTS: Record<ErrorCode, string> = {
   CONFIRM_NO_ROLLBACK: "the device keeps the running image",
   ROLLBACK_BOOT: "see the crash reason of the new image",
   REBOOT_DEADLINE: "restarted anyway; raise reboot.deadlineMs",
+  CONFIRM_NETWORK: "rolled back, retried later; check Wi-Fi or raise diagnostics.networkDeadlineMs",
+  CONFIRM_UNREACHABLE: "rolled back, retried later; check the update host and broker",
 
   // Store / NVS (0xA00)
   STORE_KEY: "a bug: shorten the key",

@@ -14,6 +14,10 @@
  * device's own values over them; a provisioned id replaces the MAC. A bad provisioned value
  * leaves the app not started (logged), like a bad configuration on the device.
  *
+ * The network: FirmwareBoot.networkUpMs (SimDevice's networkUpMs) says when this boot's network
+ * comes up; the firmware calls App.networkUp() then, as an app that brings up its own network
+ * would (a no-op unless diagnostics.waitForNetwork).
+ *
  * The simulated application's job: config "simApp": {"busyUntilMs": N} keeps it busy until N ms
  * of uptime, and its rebootWhen (modules/app.ts) says no until then.
  *
@@ -77,5 +81,8 @@ export function bootFirmware(devicePorts: Ports, boot: FirmwareBoot): FirmwareHa
     observer: new LogObserver(ports),
   });
   app.booted.catch((e: unknown) => ports.system.log(`boot failed: ${e instanceof Error ? e.message : String(e)}`));
+  const upMs = boot.networkUpMs;
+  if (upMs === undefined) app.networkUp();
+  else if (upMs >= 0) ports.clock.setTimeout(() => app.networkUp(), upMs);
   return { app, close: () => app.close() };
 }

@@ -14,6 +14,7 @@ import type { Fault } from "./update-host";
 import { honest, type WireScript } from "./wire-host";
 import { wireScenarios } from "./wire-scenarios";
 import { redirectScenarios } from "./redirect-scenarios";
+import { networkScenarios } from "./network-scenarios";
 import { createHash } from "node:crypto";
 import { Lab, FACTORY, type ReleaseSpec, type ImageSpec } from "./lab";
 import type { SimDevice, SimDeviceOptions } from "./device";
@@ -42,6 +43,8 @@ export interface Expect {
   bytesPerSec?: { min: number; max: number };
   /** Codes some event must carry on the way (e.g. a patch's failure before the full image). */
   saw?: ErrorCode[];
+  /** Boots in all (e.g. no rollback on the way). */
+  boots?: number;
 }
 
 /**
@@ -84,7 +87,7 @@ export interface Scenario {
   insecureManifestUrl?: boolean;
   /** The device trusts another CA than the host's. */
   wrongCa?: boolean;
-  device?: Partial<Pick<SimDeviceOptions, "resetOn" | "watchdogMs" | "crashAfterMs" | "freeHeap" | "hardware">>;
+  device?: Partial<Pick<SimDeviceOptions, "resetOn" | "watchdogMs" | "crashAfterMs" | "freeHeap" | "hardware" | "networkUpMs">>;
   expect: Expect;
 }
 
@@ -185,6 +188,7 @@ export const scenarios: Scenario[] = [
   // The wire as other hosts speak it (host-sim/wire-scenarios.ts)
   ...wireScenarios,
   ...redirectScenarios,
+  ...networkScenarios,
 ];
 
 function flip(b: Uint8Array, at: number): Uint8Array {
@@ -290,6 +294,7 @@ export function checkOutcome(s: Scenario, o: Outcome, factoryApp0?: string): str
   if (o.running?.version !== s.expect.version) bad.push(`running ${o.running?.version}, expected ${s.expect.version}`);
   if (o.final !== s.expect.final) bad.push(`final ${o.final}, expected ${s.expect.final}`);
   if (s.expect.code !== undefined && o.code !== s.expect.code) bad.push(`code ${o.code}, expected ${s.expect.code}`);
+  if (s.expect.boots !== undefined && o.boots !== s.expect.boots) bad.push(`${o.boots} boots, expected ${s.expect.boots}`);
   for (const c of s.expect.saw ?? []) if (!o.events.some((e) => e[1] === c)) bad.push(`no event with ${c}`);
   if (s.expect.app0Untouched && factoryApp0 !== undefined && o.sha256.app0 !== factoryApp0) bad.push("app0 changed");
   if (s.expect.includes) {

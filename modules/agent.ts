@@ -32,7 +32,7 @@ import { onBoot, releaseFields, type BootOutcome } from "./confirm";
 import { seedOf, seededRandom } from "./backoff";
 import { fetchSmall, resolveUrl } from "./fetch";
 import { toHex } from "./bytes";
-import type { DiagnosticCheck } from "./diagnostics";
+import { NetworkSignal, type DiagnosticCheck } from "./diagnostics";
 import type { AgentContext, RunningInfo } from "./context";
 import { UpdateControl, type ControlResult } from "./agent-control";
 import { holdForInstall, type ControlCommand, type DownloadGate } from "./control";
@@ -91,7 +91,8 @@ export class Agent {
    */
   private readonly ports: Ports;
 
-  constructor(portsIn: Ports, config: AppConfig | unknown, private readonly observer: AgentObserver = {}, options: { checks?: readonly DiagnosticCheck[]; outbox?: Outbox } = {}) {
+  /** `waitForNetwork` overrides config.diagnostics.waitForNetwork (AppExtra.network). */
+  constructor(portsIn: Ports, config: AppConfig | unknown, private readonly observer: AgentObserver = {}, options: { checks?: readonly DiagnosticCheck[]; outbox?: Outbox; waitForNetwork?: boolean } = {}) {
     this.config = parseConfig(config);
     // Redirects are followed here, once for every binding (the manifest and the image).
     const ports: Ports = { ...portsIn, http: new RedirectingHttp(portsIn.http, this.config.redirects) };
@@ -110,6 +111,7 @@ export class Agent {
       boot: new BootControl(ports.flash),
       running: this.running,
       checks: options.checks ?? [],
+      network: new NetworkSignal(ports.clock, options.waitForNetwork ?? this.config.diagnostics.waitForNetwork),
       scratch: new Uint8Array(BLOCK),
       emit: (state, fields) => this.emit(state, fields),
     };
@@ -123,6 +125,26 @@ export class Agent {
 
   get state(): AgentState {
     return this.current;
+  }
+
+  /**
+   * The network is up (the app's own Wi-Fi, Ethernet, provisioning): the self-test's network
+   * checks start their window now. Only needed with waitForNetwork; idempotent.
+   */
+  networkUp(): void {
+    this.ctx.network.signal();
+  }
+
+  get networkIsUp(): boolean {
+    return this.ctx.network.up;
+  }
+
+  /** Held after a network-caused rollback: this boot's hold (uptime), else the stored one (wall time, when the clock is set). */
+  private held(sha256: string): boolean {
+    const hold = this.ctx.hold;
+    if (hold && hold.sha256 === sha256) return this.ports.clock.now() < hold.until;
+    const wall = this.ports.clock.wallTime();
+    return wall > 0 && wall < this.ctx.journal.netHold(sha256);
   }
 
   /** The anti-rollback floor in force. */
@@ -242,6 +264,7 @@ export class Agent {
           manifest, config: this.config, running: this.running, pendingVerify: this.ctx.boot.runningState() === OtaState.PENDING_VERIFY,
           floor: journal.floor(), chipId: this.ports.system.chipId(), deviceId: this.ports.system.deviceId(), slotSize,
           wallNow: this.ports.clock.wallTime(), tries: journal.tries(manifest.sha256), rolledBack: journal.isBad(manifest.sha256),
+          networkRollbacks: journal.netRollbacks(manifest.sha256), rollbackHold: this.held(manifest.sha256),
           force: options.force === true, crypto: this.ports.crypto,
         })
       : "HTTP_INSECURE_URL";

@@ -15,7 +15,11 @@ import { seedOf, seededRandom } from "./backoff";
 export const RESTART_DRAIN_MS = 3000;
 
 export interface AppExtra {
-  /** Application self-tests added to the built-in diagnostics. */
+  /**
+   * Application self-tests added to the built-in diagnostics. They run in the window from boot;
+   * one marked `network: true` runs with the network checks, from when the network is up, and its
+   * failure counts as the network's (CONFIRM_UNREACHABLE: retried), not the image's.
+   */
   checks?: DiagnosticCheck[];
   observer?: AgentObserver;
   /** Delay of the first check after boot (ms, default 0). */
@@ -26,6 +30,12 @@ export interface AppExtra {
    * or at reboot.deadlineMs regardless (reported as REBOOT_DEADLINE). Absent: restart at once.
    */
   rebootWhen?: () => boolean;
+  /**
+   * "app": the application brings the network up itself and calls App.networkUp() (the network
+   * checks of a self-test wait for it, bounded by diagnostics.networkDeadlineMs; the first check
+   * waits for it too). "ready" (default, unless diagnostics.waitForNetwork): up when main runs.
+   */
+  network?: "ready" | "app";
 }
 
 export interface App {
@@ -34,6 +44,8 @@ export interface App {
   readonly booted: Promise<BootOutcome>;
   /** Check now (also what an MQTT "check"/"force" command calls). */
   check(options?: CheckOptions): Promise<CheckOutcome>;
+  /** The network is up (with network "app" / diagnostics.waitForNetwork; else a no-op). */
+  networkUp(): void;
   /** Stop the loop; safe to call twice. */
   close(): void;
 }
@@ -68,10 +80,15 @@ class Runner implements App {
   private readonly jitter: () => number;
   private timer = 0;
   private closed = false;
+  /** The first check's delay, held until the network is up. */
+  private firstCheck = -1;
 
   constructor(private readonly ports: Ports, config: AppConfig | unknown, extra: AppExtra) {
     const observer = (this.observer = new Fanout(extra.observer));
-    const agent = (this.agent = new Agent(ports, config, observer, extra.checks ? { checks: extra.checks } : {}));
+    const agent = (this.agent = new Agent(ports, config, observer, {
+      ...(extra.checks ? { checks: extra.checks } : {}),
+      ...(extra.network ? { waitForNetwork: extra.network === "app" } : {}),
+    }));
     if (extra.rebootWhen) agent.control.rebootWhen = extra.rebootWhen;
     // FLEET's reporter: version and state on boot, the outbox over QoS 1, announcements and commands.
     if (agent.config.mqtt && ports.mqtt) {
@@ -84,13 +101,24 @@ class Runner implements App {
     const firstCheckMs = extra.firstCheckMs ?? 0;
     this.booted = agent.boot().then((out) => {
       // A failed self-test has already asked for a restart: nothing more this boot.
-      if (!(out.action === "self-test" && out.state === "rolled-back")) this.schedule(firstCheckMs);
+      if (out.action === "self-test" && out.state === "rolled-back") return out;
+      // After a network-caused rollback the release is held for retryMs: the first check waits that long.
+      const first = Math.max(firstCheckMs, out.retryMs ?? 0);
+      if (agent.networkIsUp) this.schedule(first);
+      else this.firstCheck = first;
       return out;
     });
   }
 
   check(options: CheckOptions = {}): Promise<CheckOutcome> {
     return this.agent.check(options).then(undefined, (e: unknown) => this.failed(e));
+  }
+
+  networkUp(): void {
+    this.agent.networkUp();
+    const first = this.firstCheck;
+    this.firstCheck = -1;
+    if (first >= 0) this.schedule(first);
   }
 
   close(): void {

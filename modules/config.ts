@@ -36,6 +36,15 @@ export interface DiagnosticsConfig {
   heapFloor: number;
   /** Per-check timeout (ms). */
   checkTimeoutMs: number;
+  /**
+   * true: the network is up only when the app says so (App.networkUp(): its own Wi-Fi, Ethernet,
+   * provisioning); false (default): up when main runs, after Moddable's setup/network.
+   */
+  waitForNetwork: boolean;
+  /** Longest wait for the network after boot (ms of uptime) before the self-test fails with CONFIRM_NETWORK. */
+  networkDeadlineMs: number;
+  /** false: the built-in checks (heap, network, update host, broker) are left out; the application's replace them. */
+  builtin: boolean;
 }
 
 export interface DownloadConfig {
@@ -117,6 +126,11 @@ export interface AppConfig {
   outboxCapacity: number;
   /** false: never take a release's delta, always its full image (default: take a delta whose base is the running image). */
   deltas?: boolean;
+  /**
+   * A release rolled back for a network cause (CONFIRM_NETWORK, CONFIRM_UNREACHABLE) is tried
+   * again after backoffDelay(n, networkRetry); maxAttempts such rollbacks refuse it (POLICY_ROLLBACK_CAP).
+   */
+  networkRetry: RetryConfig;
 }
 
 export const DEFAULTS = constant({
@@ -128,6 +142,8 @@ export const DEFAULTS = constant({
   reboot: { deadlineMs: 600_000, pollMs: 1000 },
   // Events are ~150-350 bytes of JSON in NVS (20 KB on the seed's table, one sector kept free for compaction).
   outboxCapacity: 32,
+  networkDeadlineMs: 120_000,
+  networkRetry: { baseMs: 300_000, maxMs: 6 * 3600_000, maxAttempts: 3 },
 } as const);
 
 type Json = Record<string, unknown>;
@@ -186,6 +202,17 @@ function keys(v: unknown, path: string): KeyConfig[] {
   });
 }
 
+function retryOf(v: unknown, path: string, fallback: RetryConfig): RetryConfig {
+  const r = v === undefined ? {} : obj(v, path);
+  const retry = {
+    baseMs: num(r.baseMs, `${path}.baseMs`, fallback.baseMs, 1),
+    maxMs: num(r.maxMs, `${path}.maxMs`, fallback.maxMs, 1),
+    maxAttempts: num(r.maxAttempts, `${path}.maxAttempts`, fallback.maxAttempts, 1, 1000),
+  };
+  if (retry.maxMs < retry.baseMs) fail(`${path}.maxMs`, `must be >= ${path}.baseMs`);
+  return retry;
+}
+
 function redirectsOf(v: unknown): RedirectConfig {
   if (v === undefined) return { max: REDIRECT_DEFAULTS.max, hostCas: {} };
   const r = obj(v, "redirects");
@@ -239,7 +266,7 @@ export function parseConfig(json: unknown): AppConfig {
       windowMs: num(d.windowMs, "diagnostics.windowMs", DEFAULTS.diagnostics.windowMs, 1),
       heapFloor: num(d.heapFloor, "diagnostics.heapFloor", DEFAULTS.diagnostics.heapFloor),
       checkTimeoutMs: num(d.checkTimeoutMs, "diagnostics.checkTimeoutMs", DEFAULTS.diagnostics.checkTimeoutMs, 1),
-    },
+    } as DiagnosticsConfig,
     download: {
       stallMs: num(dl.stallMs, "download.stallMs", DEFAULTS.download.stallMs, 1),
       minBytesPerSec: num(dl.minBytesPerSec, "download.minBytesPerSec", DEFAULTS.download.minBytesPerSec),
@@ -253,7 +280,11 @@ export function parseConfig(json: unknown): AppConfig {
     },
     outboxCapacity: num(o.outboxCapacity, "outboxCapacity", DEFAULTS.outboxCapacity, 4, 1000),
     redirects: redirectsOf(o.redirects),
+    networkRetry: retryOf(o.networkRetry, "networkRetry", DEFAULTS.networkRetry),
   };
+  config.diagnostics.waitForNetwork = bool(d.waitForNetwork, "diagnostics.waitForNetwork", false);
+  config.diagnostics.networkDeadlineMs = num(d.networkDeadlineMs, "diagnostics.networkDeadlineMs", DEFAULTS.networkDeadlineMs, 1);
+  config.diagnostics.builtin = bool(d.builtin, "diagnostics.builtin", true);
   if (config.retry.maxMs < config.retry.baseMs) fail("retry.maxMs", "must be >= retry.baseMs");
   if (config.download.journalEveryBytes % 4096) fail("download.journalEveryBytes", "must be a multiple of 4096");
   // One 4 KB block per stall window at least, or the cap itself would end every attempt.

@@ -11,7 +11,8 @@ import type { Journal } from "./journal";
 import type { AgentContext } from "./context";
 import { OtaState, entryValid, slotOfSeq } from "./otadata";
 import { validateImage } from "./image";
-import { runDiagnostics, builtinChecks, type DiagnosticResult } from "./diagnostics";
+import { runSelfTest, builtinChecks, type DiagnosticResult } from "./diagnostics";
+import { backoffDelay, seedOf, seededRandom } from "./backoff";
 import { codeOf, type ErrorCode } from "./errors";
 import { constant } from "./constant";
 
@@ -64,7 +65,12 @@ export interface BootOutcome {
   action: BootAction;
   state: AgentState;
   code?: ErrorCode;
+  /** A release rolled back for a network cause is tried again after this long (ms). */
+  retryMs?: number;
 }
+
+/** Rollback causes outside the image: the release is tried again (networkRetry), not refused for good. */
+export const NETWORK_CAUSES: readonly ErrorCode[] = constant(["CONFIRM_NETWORK", "CONFIRM_UNREACHABLE"]);
 
 function facts(ctx: AgentContext, j: Journal | undefined): [RunningFact, JournalFact, TargetFact] {
   const state = ctx.boot.runningState();
@@ -120,23 +126,53 @@ function decideBoot(ctx: AgentContext): Promise<BootOutcome> {
       return selfTest(ctx, j);
     case "report-committed":
       return Promise.resolve(commit(ctx, j!, action));
-    case "report-rollback": {
-      const code: ErrorCode = j!.code ?? "ROLLBACK_BOOT";
-      ctx.journal.markBad(j!.sha256);
-      // The rolled-back event says it: the refusal that follows for this release stays silent.
-      ctx.journal.alreadySaid(j!.sha256, "POLICY_ROLLED_BACK");
-      const done: Journal = { ...j!, phase: "rolled-back", code };
-      // A result goes to the outbox before the journal closes: a power cut between the two
-      // repeats the report on the next boot (at least once) instead of losing it.
-      ctx.emit("rolled-back", releaseFields(done, { code, detail: j!.detail ?? `running ${ctx.running.version} in slot ${ctx.running.slot}` }));
-      ctx.journal.save(done);
-      return Promise.resolve({ action, state: "rolled-back", code });
-    }
+    case "report-rollback":
+      return Promise.resolve(reportRollback(ctx, j!));
     case "resume":
       return Promise.resolve({ action, state: "idle" });
     case "idle":
       return Promise.resolve({ action, state: "idle" });
   }
+}
+
+/**
+ * The previous image reports the rollback with its cause. The image's own failure (crash, hang,
+ * failed check, heap, self-test timeout) refuses the release for good; a network cause holds it
+ * for backoffDelay(n, networkRetry) and tries again, until networkRetry.maxAttempts such rollbacks.
+ */
+function reportRollback(ctx: AgentContext, j: Journal): BootOutcome {
+  const code: ErrorCode = j.code ?? "ROLLBACK_BOOT";
+  const out: BootOutcome = { action: "report-rollback", state: "rolled-back", code };
+  const journal = ctx.journal;
+  let detail = j.detail ?? `running ${ctx.running.version} in slot ${ctx.running.slot}`;
+  const network = NETWORK_CAUSES.indexOf(code) >= 0;
+  // Counted once: the journal says so before the count is written, so a report repeated after a
+  // power cut does not count twice (a cut between the two loses one count: one more retry at most).
+  const n = network ? journal.netRollbacks(j.sha256) + (j.netCounted ? 0 : 1) : 0;
+  if (network && !j.netCounted) journal.save({ ...j, netCounted: true });
+  const retry = ctx.config.networkRetry;
+  if (n > 0 && n < retry.maxAttempts) {
+    const delay = backoffDelay(n, retry, seededRandom(seedOf(`${ctx.ports.system.deviceId()}:netrb:${n}`)));
+    const wall = ctx.ports.clock.wallTime();
+    journal.setNetRollbacks(j.sha256, n, wall > 0 ? wall + delay : 0);
+    ctx.hold = { sha256: j.sha256, until: ctx.ports.clock.now() + delay };
+    // The rolled-back event says it: the hold that follows stays silent.
+    journal.alreadySaid(j.sha256, "POLICY_ROLLBACK_BACKOFF");
+    out.retryMs = delay;
+    detail = `cause: network (${n} of ${retry.maxAttempts}), retried in ${delay} ms; ${detail}`;
+  } else {
+    if (n > 0) journal.setNetRollbacks(j.sha256, n, 0); // POLICY_ROLLBACK_CAP is reported by the next check
+    else journal.alreadySaid(j.sha256, "POLICY_ROLLED_BACK"); // the rolled-back event says it
+    journal.markBad(j.sha256);
+    detail = `cause: ${n > 0 ? `network, ${n} times: not retried` : "image"}; ${detail}`;
+  }
+  const done: Journal = { ...j, phase: "rolled-back", code };
+  delete done.netCounted;
+  // A result goes to the outbox before the journal closes: a power cut between the two
+  // repeats the report on the next boot (at least once) instead of losing it.
+  ctx.emit("rolled-back", releaseFields(done, { code, detail }));
+  journal.save(done);
+  return out;
 }
 
 export function releaseFields(j: Journal, extra: Partial<AuditEvent> = {}): Partial<AuditEvent> {
@@ -155,8 +191,7 @@ function selfTest(ctx: AgentContext, found: Journal | undefined): Promise<BootOu
   ctx.journal.save(j);
   ctx.emit("confirming", releaseFields(j));
   const checks = [...builtinChecks(ctx.ports, ctx.config), ...ctx.checks];
-  const d = ctx.config.diagnostics;
-  return runDiagnostics(checks, ctx.ports.clock, d.windowMs, d.checkTimeoutMs).then((result) => selfTested(ctx, j, result));
+  return runSelfTest(checks, ctx.network, ctx.ports.clock, ctx.config.diagnostics).then((result) => selfTested(ctx, j, result));
 }
 
 /** The self-test's verdict: commit, keep (nothing to go back to), or mark INVALID and restart. */

@@ -7,7 +7,7 @@ import type { AppConfig } from "./config";
 import type { AgentState, AuditEvent } from "./events";
 import type { JournalStore } from "./journal";
 import type { BootControl } from "./bootctl";
-import type { DiagnosticCheck } from "./diagnostics";
+import type { DiagnosticCheck, NetworkSignal } from "./diagnostics";
 
 export interface RunningInfo {
   version: string;
@@ -23,6 +23,10 @@ export interface AgentContext {
   boot: BootControl;
   running: RunningInfo;
   checks: readonly DiagnosticCheck[];
+  /** Whether (and since when) the network is up: the network checks' window starts then. */
+  network: NetworkSignal;
+  /** This boot's hold on a release rolled back for a network cause: not tried before `until` (uptime ms). */
+  hold?: { sha256: string; until: number };
   /** The one 4 KB buffer of the update path (download, verification, validation). */
   scratch: Uint8Array;
   /** Record a transition: outbox first (persistent), then observers. Returns the stored event. */

@@ -76,6 +76,8 @@ export const ERROR_TABLE = constant({
   POLICY_RETRY_CAP: [0x70a, "too many failed attempts at this release"],
   POLICY_MIN_VERSION: [0x70b, "running version is below the release's minimum"],
   POLICY_ROLLED_BACK: [0x70c, "this release was rolled back on this device"],
+  POLICY_ROLLBACK_BACKOFF: [0x70d, "release rolled back for a network cause: retried after a backoff"],
+  POLICY_ROLLBACK_CAP: [0x70e, "release rolled back for network causes too many times"],
 
   // HTTP and download (0x800)
   HTTP_INSECURE_URL: [0x801, "only https: URLs are allowed"],
@@ -106,6 +108,8 @@ export const ERROR_TABLE = constant({
   CONFIRM_NO_ROLLBACK: [0x903, "cannot roll back: the other slot does not hold a valid image"],
   ROLLBACK_BOOT: [0x904, "new image failed to boot and was rolled back"],
   REBOOT_DEADLINE: [0x905, "the application did not allow the restart before the deadline"],
+  CONFIRM_NETWORK: [0x906, "the network did not come up within its deadline after the update"],
+  CONFIRM_UNREACHABLE: [0x907, "update host or broker unreachable during the self-test"],
 
   // Store / NVS (0xA00)
   STORE_KEY: [0xa01, "NVS domain or key longer than 15 characters"],

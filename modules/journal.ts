@@ -10,6 +10,8 @@
  *   "tries"    "<sha256>:<count>" failed download attempts for one release (survives reboots)
  *   "said"     "<sha256>:<code>" the last refusal/failure reported, so it is reported once
  *   "bad"      JSON string[] of sha256 prefixes of releases rolled back on this device
+ *   "netrb"    "<sha256 prefix>:<count>:<wall ms>" rollbacks of one release for a network cause,
+ *              and the wall time (0: clock unset) before which it is not tried again
  */
 import type { StorePort } from "./ports";
 import type { AgentState } from "./events";
@@ -44,6 +46,8 @@ export interface Journal {
   detail?: string;
   /** Paused by a control command: the next check does not resume the download until "resume". */
   paused?: boolean;
+  /** This rollback's network cause is already counted in "netrb" (a report repeated after a power cut counts once). */
+  netCounted?: boolean;
 }
 
 export interface JournalDelta {
@@ -134,6 +138,28 @@ export class JournalStore {
     if (this.store.get(DOMAIN, "said") === key) return true;
     this.store.set(DOMAIN, "said", key);
     return false;
+  }
+
+  /** Rollbacks of this release for a network cause (CONFIRM_NETWORK, CONFIRM_UNREACHABLE). */
+  netRollbacks(sha256: string): number {
+    return this.netrb(sha256)[0];
+  }
+
+  /** Wall time (ms) before which this release is held after a network rollback; 0 when none. */
+  netHold(sha256: string): number {
+    return this.netrb(sha256)[1];
+  }
+
+  setNetRollbacks(sha256: string, count: number, holdUntilWall: number): void {
+    this.store.set(DOMAIN, "netrb", `${sha256.slice(0, 32)}:${count}:${Math.max(0, Math.floor(holdUntilWall))}`);
+  }
+
+  private netrb(sha256: string): [number, number] {
+    const t = this.store.get(DOMAIN, "netrb");
+    if (typeof t !== "string") return [0, 0];
+    const parts = t.split(":");
+    if (parts[0] !== sha256.slice(0, 32)) return [0, 0];
+    return [Number(parts[1]) || 0, Number(parts[2]) || 0];
   }
 
   isBad(sha256: string): boolean {

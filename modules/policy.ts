@@ -2,8 +2,10 @@
  * Whether to take a verified release: a readonly table of rules, each a stored or reported
  * fact -> refusal code, checked in order (busy first, then the lasting reasons, then the
  * transient ones). `force` overrides only the maintenance window and the rollout percentage
- * (FLEET's checkEligibility) and the per-release attempt cap; never a version, signature or
- * anti-rollback rule.
+ * (FLEET's checkEligibility), the per-release attempt cap and the backoff after a network-caused
+ * rollback; never a version, signature or anti-rollback rule. A release rolled back for its own
+ * failure is refused for good (POLICY_ROLLED_BACK); one rolled back for a network cause is held
+ * (POLICY_ROLLBACK_BACKOFF) and tried again, up to networkRetry.maxAttempts (POLICY_ROLLBACK_CAP).
  */
 import type { ErrorCode } from "./errors";
 import type { Manifest, ManifestDelta } from "./manifest";
@@ -30,6 +32,10 @@ export interface PolicyFacts {
   tries: number;
   /** This release was rolled back on this device before. */
   rolledBack: boolean;
+  /** Rollbacks of this release for a network cause so far (default 0). */
+  networkRollbacks?: number;
+  /** Within the backoff after such a rollback. */
+  rollbackHold?: boolean;
   force: boolean;
   crypto: CryptoPort;
 }
@@ -45,6 +51,7 @@ export const POLICY_RULES: readonly Rule[] = constant([
   { code: "POLICY_BUSY", refuse: (f) => f.pendingVerify },
   { code: "POLICY_PRODUCT", refuse: (f) => f.manifest.product !== f.config.product },
   { code: "POLICY_REVOKED_VERSION", refuse: (f) => (f.config.revokedVersions ?? []).indexOf(f.manifest.version) >= 0 },
+  { code: "POLICY_ROLLBACK_CAP", refuse: (f) => (f.networkRollbacks ?? 0) >= f.config.networkRetry.maxAttempts },
   { code: "POLICY_ROLLED_BACK", refuse: (f) => f.rolledBack },
   { code: "POLICY_NOT_NEWER", refuse: (f) => !after(f.manifest.version, f.running.version) },
   { code: "POLICY_DOWNGRADE", refuse: (f) => f.manifest.secureVersion < Math.max(f.floor, f.running.secureVersion) },
@@ -54,6 +61,7 @@ export const POLICY_RULES: readonly Rule[] = constant([
   { code: "MANIFEST_EXPIRED", refuse: (f) => f.wallNow > 0 && f.manifest.expires !== undefined && f.wallNow >= f.manifest.expires },
   { code: "MANIFEST_NOT_YET", refuse: (f) => f.wallNow > 0 && f.manifest.notBefore !== undefined && f.wallNow < f.manifest.notBefore },
   { code: "POLICY_RETRY_CAP", refuse: (f) => !f.force && f.tries >= f.config.retry.maxAttempts },
+  { code: "POLICY_ROLLBACK_BACKOFF", refuse: (f) => !f.force && f.rollbackHold === true },
 ]);
 
 /** null when the release may be installed now, else the first refusal code (ErrorCode). Raises nothing. */

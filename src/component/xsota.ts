@@ -8,7 +8,8 @@
  * start() confirms or rolls back the running image (the self-test after an update), reports its
  * version, then checks for updates every checkIntervalMs. Configuration comes from the app's
  * manifest (config.xsota, over the component's defaults), the values provisioned in NVS for this
- * device (domain "xsota.dev", see OTA.provision) and options.config, in rising precedence.
+ * device (domain "xsota.dev", see OTA.provision) and options.config, in rising precedence
+ * (modules/provision.ts layerConfig: objects merge key by key, arrays replace, null deletes).
  *
  * Imports are written "xsota/...", not "./x": XS resolves a relative import from the module's
  * name ("xsota", at the root), TypeScript from this file in src/; mcconfig maps both.
@@ -17,13 +18,15 @@ import config from "mc/config";
 import { start, type App } from "xsota/modules/app";
 import { OtaError } from "xsota/modules/errors";
 import { fromBase64 } from "xsota/modules/bytes";
+import { configure, provision, readProvisioned, withDeviceId, type Provisioned, type ProvisionValues } from "xsota/modules/provision";
+import { PreferenceStore } from "xsota/src/store";
 import { createDevicePorts } from "xsota/platform";
 import type { AgentState, AuditEvent } from "xsota/modules/events";
 import type { DiagnosticCheck } from "xsota/modules/diagnostics";
 import type { BootOutcome, CheckOutcome } from "xsota/modules/agent";
 import type { ErrorCode } from "xsota/modules/errors";
 
-export type { AgentState as OTAState, AuditEvent as OTAEvent, DiagnosticCheck as SelfTest, BootOutcome, CheckOutcome, ErrorCode };
+export type { AgentState as OTAState, AuditEvent as OTAEvent, DiagnosticCheck as SelfTest, BootOutcome, CheckOutcome, ErrorCode, Provisioned, ProvisionValues };
 
 /** What the running image is (its esp_app_desc_t), for the app's UI. */
 export interface RunningImage {
@@ -39,8 +42,20 @@ export interface OTAOptions {
    * any key of config.xsota (product, manifestUrl, trustedKeys, ca, mqtt...). Arrays replace.
    */
   config?: Record<string, unknown>;
-  /** Application self-tests run after an update, after the built-in ones (heap, network, update host, broker). */
+  /**
+   * Application self-tests run after an update, beside the built-in ones (heap, network, update
+   * host, broker). A check with `network: true` waits for the network like the built-in network checks.
+   */
   checks?: DiagnosticCheck[];
+  /** true: `checks` replace the built-in ones (config diagnostics.builtin false). */
+  replaceChecks?: boolean;
+  /**
+   * "setup" (default): the network is up when start() is called (Moddable's setup/network runs
+   * main once Wi-Fi has an IP). "app": the app brings its network up itself (Ethernet,
+   * provisioning, a slow access point) and calls ota.networkUp(); the network checks of a
+   * self-test and the first update check wait for it, bounded by diagnostics.networkDeadlineMs.
+   */
+  network?: "setup" | "app";
   /**
    * Whether a restart is acceptable now. After an update is installed the agent asks every
    * reboot.pollMs and restarts once it says yes, or at reboot.deadlineMs regardless (REBOOT_DEADLINE).
@@ -50,21 +65,10 @@ export interface OTAOptions {
   onEvent?: (event: AuditEvent) => void;
   /** Bytes of the image written so far; per chunk, keep it cheap. */
   onProgress?: (written: number, total: number) => void;
-  /** false: no MQTT reporter even when config.xsota.mqtt names a broker. */
+  /** false: no MQTT reporter and no broker check, even when config.xsota.mqtt names a broker. */
   mqtt?: false;
   /** Delay of the first update check after boot (ms, default 0). */
   firstCheckMs?: number;
-}
-
-/** Layers `over` onto `base`: objects merge key by key, anything else (arrays too) replaces. */
-function layer(base: Record<string, unknown>, over: Record<string, unknown> | undefined): Record<string, unknown> {
-  if (!over) return base;
-  const out: Record<string, unknown> = { ...base };
-  for (const key of Object.keys(over)) {
-    const a = out[key], b = over[key];
-    out[key] = isRecord(a) && isRecord(b) ? layer(a, b) : b;
-  }
-  return out;
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {
@@ -94,22 +98,54 @@ export default class OTA {
   start(): void {
     if (this.#app) throw new OtaError("CONTROL_STATE", "xsota is already started");
     const o = this.#options;
-    const all = layer(isRecord(config.xsota) ? (config.xsota as Record<string, unknown>) : {}, o.config);
-    const { ca, mqttCa, ...agentConfig } = all;
-    if (o.mqtt === false) delete agentConfig.mqtt;
+    const store = new PreferenceStore();
+    const defaults = isRecord(config.xsota) ? (config.xsota as Record<string, unknown>) : {};
+    // The CA(s) are the device port's, not the agent's configuration: taken out of each layer.
+    const { ca: caDefault, mqttCa: mqttCaDefault, ...base } = defaults;
+    const { ca: caOver, mqttCa: mqttCaOver, ...over } = o.config ?? {};
+    const code: Record<string, unknown> = { ...over };
+    if (o.mqtt === false) code.mqtt = null;
+    if (o.replaceChecks) code.diagnostics = { ...(isRecord(over.diagnostics) ? over.diagnostics : {}), builtin: false };
+    const { config: agentConfig, provisioned } = configure(store, base, code);
+    const ca = caOver ?? caDefault, mqttCa = mqttCaOver ?? mqttCaDefault;
     const ports = createDevicePorts({
       ca: der(ca, "config.xsota.ca"),
       ...(mqttCa !== undefined ? { mqttCa: der(mqttCa, "config.xsota.mqttCa") } : {}),
       mqtt: agentConfig.mqtt !== undefined,
-      ...(typeof agentConfig.hardware === "string" ? { hardware: agentConfig.hardware } : {}),
+      ...(agentConfig.hardware !== undefined ? { hardware: agentConfig.hardware } : {}),
     });
+    ports.system = withDeviceId(ports.system, provisioned.deviceId);
     const observer = { onEvent: o.onEvent, onProgress: o.onProgress };
-    this.#app = start(ports, agentConfig, {
+    const app = start(ports, agentConfig, {
       observer,
+      network: o.network === "app" ? "app" : "ready",
       ...(o.checks ? { checks: o.checks } : {}),
       ...(o.rebootWhen ? { rebootWhen: o.rebootWhen } : {}),
       ...(o.firstCheckMs !== undefined ? { firstCheckMs: o.firstCheckMs } : {}),
     });
+    this.#app = app;
+    // main runs once setup/network has an IP: the network is up (an "app" network says so itself)
+    if (o.network !== "app") app.networkUp();
+  }
+
+  /** The app's network is up (with options.network "app"; harmless otherwise). */
+  networkUp(): void {
+    if (this.#app) this.#app.networkUp();
+  }
+
+  /**
+   * This device's own values, kept in NVS (domain "xsota.dev") so one signed image serves a whole
+   * fleet: deviceId, groups, region, username/password/clientId for the broker, host/port. Every
+   * value is checked before any is written (CONFIG_INVALID naming it); null deletes one. They take
+   * effect at the next start(): code's options.config > provisioned > the manifest's config.xsota.
+   */
+  static provision(values: ProvisionValues): Provisioned {
+    return provision(new PreferenceStore(), values);
+  }
+
+  /** The values provisioned on this device. */
+  static get provisioned(): Provisioned {
+    return readProvisioned(new PreferenceStore());
   }
 
   /** Stop the update loop and the reporter; safe to call twice. A download in flight is abandoned (it resumes at the next start). */

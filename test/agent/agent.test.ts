@@ -7,14 +7,15 @@ import { createHash } from "node:crypto";
 import { Lab, writeImage } from "../../host-sim/lab";
 import { Agent } from "../../modules/agent";
 import { Outbox } from "../../modules/outbox";
+import { JournalStore, type Journal } from "../../modules/journal";
 import { UpdateSlot } from "../../modules/install";
 import { BootControl } from "../../modules/bootctl";
-import { OtaState, encodeEntry } from "../../modules/otadata";
+import { OtaState, encodeEntry, OTA_SECTOR } from "../../modules/otadata";
 import { nodeCrypto } from "../../host-sim/crypto";
 import { NodeHttp } from "../../host-sim/ports/http";
 import { SimSystem } from "../../host-sim/ports/system";
 import { driveDevice } from "../../host-sim/device";
-import { scenarios, runScenario } from "../../host-sim/scenarios";
+import { scenarios, runScenario, stageScenario } from "../../host-sim/scenarios";
 import { createNodeEngine } from "../../host-sim/engine-node";
 import type { Ports } from "../../modules/ports";
 import type { SimChip } from "../../host-sim/chip";
@@ -221,6 +222,53 @@ describe("Agent", () => {
     expect(stored.map((e) => [e.state, e.progress ?? null])).toEqual(dev.events.map((e) => [e.state, e.progress ?? null]));
     expect(stored.map((e) => e.seq)).toEqual(stored.map((_, i) => i + 1));
     expect(stored.at(-1)).toMatchObject({ state: "committed", from: "1.0.0", to: "1.1.0" });
+  });
+
+  it("a network-caused rollback is reported with its cause and retried after the backoff, in virtual time", async () => {
+    const s = scenarios.find((x) => x.name === "network-never-retry")!;
+    const { config } = stageScenario(s, lab);
+    const dev = lab.device(createNodeEngine(), lab.chip(), config, { ...s.device, deviceId: "240ac4000011" });
+    await dev.run((d) => d.idle, { quietMs: 100, maxVirtualMs: 6 * 3600_000 });
+    await dev.stop();
+    const i = dev.events.findIndex((e) => e.state === "rolled-back");
+    const rb = dev.events[i]!;
+    expect(rb).toMatchObject({ code: "CONFIRM_NETWORK", from: "1.0.0", to: "1.1.0", detail: expect.stringMatching(/^cause: network \(1 of 3\), retried in \d+ ms/) });
+    const delay = Number(/retried in (\d+) ms/.exec(rb.detail!)![1]);
+    expect(delay).toBeGreaterThanOrEqual(30_000); // networkRetry.baseMs 60 s, half of it fixed
+    expect(delay).toBeLessThanOrEqual(60_000);
+    const retry = dev.events[i + 1]!;
+    expect(retry.state).toBe("checking");
+    expect(retry.uptime - rb.uptime).toBeGreaterThanOrEqual(delay);
+    expect(dev.last()).toMatchObject({ state: "committed", to: "1.1.0" });
+    const journal = new JournalStore(dev.chip.store());
+    const sha = journal.load().journal!.sha256;
+    expect(journal.netRollbacks(sha)).toBe(1);
+    expect(journal.netHold(sha)).toBeGreaterThan(0); // the lab's wall clock is set: the hold survives a power cycle
+  });
+
+  it("a network rollback is counted once: a report repeated after a power cut does not count twice", async () => {
+    const chip = lab.chip();
+    const ota = chip.partition("otadata");
+    ota.eraseBlock(0);
+    ota.eraseBlock(1);
+    ota.write(0, encodeEntry(1, OtaState.VALID));
+    ota.write(OTA_SECTOR, encodeEntry(2, OtaState.ABORTED)); // the new image in slot 1, aborted by the bootloader
+    const journal = new JournalStore(chip.store());
+    const sha = "cd".repeat(32);
+    const awaiting: Journal = { phase: "rebooting", from: "1.0.0", fromSlot: 0, to: "1.1.0", secureVersion: 1, sha256: sha, size: 65536, url: "https://h/fw.bin", targetSlot: 1, written: 65536, code: "CONFIRM_NETWORK", detail: "network not up" };
+    const report = async (j: Journal) => {
+      journal.save(j);
+      const out = await new Agent(ports(chip, 0), lab.config(`${lab.url}/none.json`, { networkRetry: { baseMs: 1000, maxMs: 8000, maxAttempts: 3 } })).boot();
+      return [out.code, out.retryMs !== undefined, journal.netRollbacks(sha)];
+    };
+    expect(await report(awaiting)).toEqual(["CONFIRM_NETWORK", true, 1]);
+    expect(journal.load().journal).toMatchObject({ phase: "rolled-back" });
+    expect(journal.load().journal!.netCounted).toBeUndefined();
+    // Power cut after the count, before the journal closed: the same rollback is reported again, counted once.
+    expect(await report({ ...awaiting, netCounted: true })).toEqual(["CONFIRM_NETWORK", true, 1]);
+    expect(await report(awaiting)).toEqual(["CONFIRM_NETWORK", true, 2]); // the next install, rolled back
+    expect(await report(awaiting)).toEqual(["CONFIRM_NETWORK", false, 3]); // the cap: no retry
+    expect(journal.isBad(sha)).toBe(true);
   });
 
   it.each([

@@ -91,3 +91,20 @@ describe("Outbox", () => {
     expect(reloaded.dropped).toBe(0);
   });
 });
+
+describe("parseConfig: the self-test and the network", () => {
+  const base = { product: "p", manifestUrl: "https://h/r.json", trustedKeys: [key] };
+  it("defaults: the network is up at start, 120 s to come up, network rollbacks retried from 5 min, 3 at most", () => {
+    const c = parseConfig(base);
+    expect(c.diagnostics).toMatchObject({ windowMs: 30_000, waitForNetwork: false, networkDeadlineMs: 120_000 });
+    expect(c.networkRetry).toEqual({ baseMs: 300_000, maxMs: 6 * 3600_000, maxAttempts: 3 });
+  });
+  it("takes waitForNetwork, networkDeadlineMs and networkRetry, and names a bad field", () => {
+    const c = parseConfig({ ...base, diagnostics: { waitForNetwork: true, networkDeadlineMs: 60_000 }, networkRetry: { baseMs: 1000, maxMs: 2000, maxAttempts: 1 } });
+    expect(c.diagnostics).toMatchObject({ waitForNetwork: true, networkDeadlineMs: 60_000, windowMs: 30_000 });
+    expect(c.networkRetry).toEqual({ baseMs: 1000, maxMs: 2000, maxAttempts: 1 });
+    expect(() => parseConfig({ ...base, diagnostics: { waitForNetwork: "yes" } })).toThrow(/diagnostics.waitForNetwork/);
+    expect(() => parseConfig({ ...base, diagnostics: { networkDeadlineMs: 0 } })).toThrow(/diagnostics.networkDeadlineMs/);
+    expect(() => parseConfig({ ...base, networkRetry: { baseMs: 5000, maxMs: 1000 } })).toThrow(/networkRetry.maxMs/);
+  });
+});

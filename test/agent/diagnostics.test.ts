@@ -83,3 +83,62 @@ describe("built-in checks against real services", () => {
     }
   });
 });
+
+describe("the self-test and the network (runSelfTest)", async () => {
+  const { runSelfTest, NetworkSignal } = await import("../../modules/diagnostics");
+  const { parseConfig } = await import("../../modules/config");
+  const d = (o: Record<string, unknown> = {}) => parseConfig({ product: "p", manifestUrl: "https://h/r.json", trustedKeys: [{ type: "ecdsa-p256", spki: "AAAA" }], diagnostics: { windowMs: 30_000, checkTimeoutMs: 10_000, networkDeadlineMs: 120_000, ...o } }).diagnostics;
+  const wait = (clock: VirtualClock, ms: number) => new Promise<void>((res) => clock.setTimeout(res, ms));
+
+  /** Runs the self-test on virtual time; `upAt` (ms) signals the network then (undefined: never). */
+  async function selfTest(checks: (clock: VirtualClock, ran: Record<string, number>) => DiagnosticCheck[], o: { wait?: boolean; upAt?: number; config?: Record<string, unknown> } = {}) {
+    const clock = new VirtualClock();
+    const ran: Record<string, number> = {};
+    const network = new NetworkSignal(clock, o.wait ?? true);
+    if (o.upAt !== undefined) clock.setTimeout(() => network.signal(), o.upAt);
+    let r: DiagnosticResult | undefined;
+    let at = -1;
+    void runSelfTest(checks(clock, ran), network, clock, d(o.config)).then((x) => { r = x; at = clock.now(); });
+    for (let i = 0; i < 200 && !r; i++) { await new Promise((res) => setImmediate(res)); if (!r) clock.step(); }
+    return { r: r!, at, ran };
+  }
+  const mark = (name: string, ran: Record<string, number>, clock: VirtualClock, ok = true, network = false): DiagnosticCheck => ({ name, network, run: () => { ran[name] = clock.now(); return ok; } });
+
+  it("network up after 40 s, signalled: the image's checks run from boot, the network ones from then, and it passes", async () => {
+    const { r, ran, at } = await selfTest((clock, ran) => [mark("heap", ran, clock), { name: "app", run: () => wait(clock, 5000).then(() => { ran.app = clock.now(); }) }, { name: "net", network: true, run: () => wait(clock, 9000).then(() => { ran.net = clock.now(); }) }], { upAt: 40_000 });
+    expect(r).toEqual({ ok: true });
+    expect(ran).toEqual({ heap: 0, app: 5000, net: 49_000 });
+    expect(at).toBe(49_000);
+  });
+
+  it("network never up: CONFIRM_NETWORK at networkDeadlineMs, the network checks never ran", async () => {
+    const { r, ran, at } = await selfTest((clock, ran) => [mark("heap", ran, clock), mark("net", ran, clock, true, true)], { config: { networkDeadlineMs: 90_000 } });
+    expect(r).toMatchObject({ ok: false, code: "CONFIRM_NETWORK", check: "network" });
+    expect(ran).toEqual({ heap: 0 });
+    expect(at).toBe(90_000);
+  });
+
+  it("a network check that fails or times out is CONFIRM_UNREACHABLE, with the check's own code in the detail", async () => {
+    const failed = await selfTest((clock, ran) => [mark("heap", ran, clock), mark("update-host", ran, clock, false, true)], { wait: false });
+    expect(failed.r).toMatchObject({ ok: false, code: "CONFIRM_UNREACHABLE", check: "update-host", detail: expect.stringContaining("CONFIRM_DIAGNOSTICS") });
+    const slow = await selfTest(() => [{ name: "broker", network: true, timeoutMs: 3000, run: never }], { upAt: 10_000 });
+    expect(slow.r).toMatchObject({ ok: false, code: "CONFIRM_UNREACHABLE", check: "broker", detail: expect.stringContaining("CONFIRM_TIMEOUT") });
+    expect(slow.at).toBe(13_000);
+  });
+
+  it("the image's failure wins and ends the wait for the network at once", async () => {
+    const early = await selfTest((clock, ran) => [mark("app", ran, clock, false), mark("net", ran, clock, true, true)]);
+    expect(early.r).toMatchObject({ ok: false, code: "CONFIRM_DIAGNOSTICS", check: "app" });
+    expect(early.at).toBe(0);
+    // The network fails first; the image's own check, still running, fails later: the image is named.
+    const later = await selfTest((clock) => [{ name: "app", run: () => wait(clock, 8000).then(() => false) }, { name: "net", network: true, run: () => false }], { wait: false });
+    expect(later.r).toMatchObject({ ok: false, code: "CONFIRM_DIAGNOSTICS", check: "app" });
+    expect(later.at).toBe(8000);
+  });
+
+  it("by default the network is up at start: one window from boot, as before", async () => {
+    const { r, at } = await selfTest((clock) => [1, 2, 3, 4].map((i) => ({ name: `n${i}`, network: true, run: () => wait(clock, 9000) })), { wait: false });
+    expect(r).toMatchObject({ ok: false, code: "CONFIRM_UNREACHABLE", check: "n4", detail: "CONFIRM_TIMEOUT: self-diagnostics did not finish in time: check 'n4' did not finish in 3000 ms" });
+    expect(at).toBe(30_000);
+  });
+});

@@ -32,9 +32,17 @@ describe("policy table", () => {
     ["expired", f({ expires: Date.UTC(2025, 0, 1) }), "MANIFEST_EXPIRED"],
     ["not yet", f({ notBefore: Date.UTC(2027, 0, 1) }), "MANIFEST_NOT_YET"],
     ["attempt cap", f({}, { tries: 3 }), "POLICY_RETRY_CAP"],
+    ["held after a network rollback", f({}, { rollbackHold: true }), "POLICY_ROLLBACK_BACKOFF"],
+    ["network rollbacks at the cap", f({}, { networkRollbacks: 3, rolledBack: true }), "POLICY_ROLLBACK_CAP"],
     ["hardware", f({ hardware: ["esp32-rev1"] }), "POLICY_HARDWARE"],
     ["rollout 0%", f({ rollout: { id: "r", percent: 0 } }), "POLICY_ROLLOUT"],
   ])("refuses: %s", (_n, got, want) => expect(got).toBe(want));
+  it("a release rolled back for a network cause is tried again under the cap; force skips the hold, not the cap", () => {
+    expect(f({}, { networkRollbacks: 2 })).toBeNull();
+    expect(f({}, { rollbackHold: true, force: true })).toBeNull();
+    expect(f({}, { networkRollbacks: 3, force: true })).toBe("POLICY_ROLLBACK_CAP");
+    expect(f({}, { networkRollbacks: 1, rolledBack: true })).toBe("POLICY_ROLLED_BACK");
+  });
   it("force overrides rollout, window and the attempt cap, never versions", () => {
     expect(f({ rollout: { id: "r", percent: 0 } }, { force: true })).toBeNull();
     expect(f({}, { tries: 3, force: true })).toBeNull();

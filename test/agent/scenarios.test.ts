@@ -62,6 +62,17 @@ describe("what the scenarios show beyond the final state", () => {
     }
   });
 
+  it("the network: a network-caused rollback downloads the release again, the image's own failure never does", () => {
+    expect(imageRequests("network-late-app").length).toBe(1);
+    expect(imageRequests("network-never-retry").length).toBe(2);
+    expect(imageRequests("network-down-default").length).toBe(2);
+    expect(imageRequests("network-retry-cap").length).toBe(2);
+    expect(imageRequests("app-check-fails-no-network").length).toBe(1);
+    const cap = outcomes.get("network-retry-cap")!;
+    expect(cap.bootVersions).toEqual(["1.0.0", "1.1.0", "1.0.0", "1.1.0", "1.0.0"]);
+    expect(cap.events.filter((e) => e[0] === "refused").map((e) => e[1])).toEqual(["POLICY_ROLLBACK_CAP"]);
+  });
+
   it("a refusal is reported once per release, not on every check", () => {
     const o = outcomes.get("refused-once")!;
     expect(o.boots).toBe(2);

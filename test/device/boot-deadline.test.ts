@@ -13,8 +13,10 @@ import { BootControl } from "../../modules/bootctl";
 import { OtaState } from "../../modules/otadata";
 import { JournalStore, type Journal } from "../../modules/journal";
 import { armBootDeadline } from "../../src/boot-deadline";
+import { DEFAULTS } from "../../modules/config";
 
-const WINDOW = 30_000;
+/** diagnostics.networkDeadlineMs's default: the same bound as the agent's wait for the network. */
+const WINDOW = DEFAULTS.networkDeadlineMs;
 
 /** A chip that has just rebooted into a new image in ota_1 (PENDING_VERIFY), the previous one in ota_0. */
 function pendingChip() {
@@ -42,8 +44,8 @@ describe("the self-test deadline before main runs (src/boot-deadline.ts)", () =>
     expect(armBootDeadline(t.ports, WINDOW)).toBeDefined();
     expect(t.clock.step()).toBe(true);
     expect(t.clock.now()).toBe(WINDOW);
-    expect(t.restarts).toEqual(["CONFIRM_TIMEOUT: no self-test before the deadline"]);
-    expect(new JournalStore(t.store).load().journal).toMatchObject({ phase: "rebooting", to: "1.1.0", code: "CONFIRM_TIMEOUT" });
+    expect(t.restarts).toEqual(["CONFIRM_NETWORK: no self-test before the deadline"]);
+    expect(new JournalStore(t.store).load().journal).toMatchObject({ phase: "rebooting", to: "1.1.0", code: "CONFIRM_NETWORK" });
     expect(bootloaderBoot(t.chip)).toMatchObject({ kind: "booted", slot: 0 });
   });
 
