@@ -32,7 +32,7 @@ function localModules(): string[] {
   for (const dir of ["modules", "modules/delta", "src"])
     for (const f of readdirSync(join(REPO, dir)))
       if (f.endsWith(".ts") && !f.endsWith(".d.ts")) names.push(`xsota/${dir}/${f.slice(0, -3)}`);
-  return names.concat("xsota", "xsota/src/native/esp32", "setup/xsota"); // src/component/{xsota,setup}.ts
+  return names.concat("xsota", "xsota/platform", "xsota/src/native/esp32", "setup/xsota"); // src/component/{xsota,ports,setup}.ts
 }
 
 const componentPreload = (): string[] =>
