@@ -157,6 +157,15 @@ describe.skipIf(skip !== undefined)("ESP32 build with Moddable's mcconfig, tsc, 
     }
   }, 600_000);
 
+  it("leaves the app buildable for Moddable's simulator (-p lin): there \"xsota\" is the stub, no agent module", async () => {
+    const app = outsideApp(join(outDir, "sim"));
+    const b = await buildEsp32({ moddable, outDir: join(outDir, "sim-out"), manifestDir: app, platform: "lin", mcconfigOnly: true });
+    expect(b.ok, b.log.slice(-2000)).toBe(true);
+    const makefile = readFileSync(join(b.tmpDir, "makefile"), "utf8");
+    expect(makefile).toMatch(/src\/component\/stub\.ts/);
+    expect(makefile).not.toMatch(/modules\/agent\.ts/);
+  }, 120_000);
+
   it("resolves the component with mcconfig for every plain-ESP32 board of the SDK", async () => {
     const app = outsideApp(join(outDir, "boards"));
     const boards = plainEsp32Boards(moddable.root);
