@@ -8,7 +8,7 @@
  * on PUBACK).
  *
  * Invariants at the end (and along the way): a valid firmware runs (never bricked), the anti-
- * rollback floor (NVS "ota/floor" and the eFuse) never went down, every seq the outbox ever
+ * rollback floor (NVS "xsota/floor" and the eFuse) never went down, every seq the outbox ever
  * numbered was delivered (none lost, no OUTBOX_FULL), and NVS live usage did not grow.
  */
 import { Lab, FACTORY, type ReleaseSpec } from "../host-sim/lab";

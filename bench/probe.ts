@@ -33,7 +33,7 @@ export interface PortProfile {
   marks: Array<[string, number]>;
   /** Writes and erases the firmware made per partition label it opened ("otadata", "nextota"...). */
   byLabel: Record<string, { writes: number; erases: number }>;
-  /** store.set calls per "domain/key" ("ota/journal", "outbox/..."). */
+  /** store.set calls per "domain/key" ("xsota/journal", "xsota.outbox/..."). */
   setsByDomain: Record<string, number>;
 }
 

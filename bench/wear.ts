@@ -25,7 +25,7 @@ export interface WearResult {
   slot: PartitionWear & { erasesPerImageSector: number; bytesWrittenPerImageByte: number };
   otadata: { app: { erases: number; writes: number }; bootloader: { erases: number; writes: number } };
   nvs: PartitionWear & { writesPerMB: number; bytesPerMB: number; usageBefore: number; usageAfter: number };
-  /** store.set calls of the whole cycle per domain/key, and the journal (ota/journal)'s per MB of image. */
+  /** store.set calls of the whole cycle per domain/key, and the journal (xsota/journal)'s per MB of image. */
   setsByDomain: Record<string, number>;
   journalSetsPerMB: number;
   /** Goals met: one erase per image sector and none twice, no rewrite, bytes = image, otadata = IDF's. */
@@ -89,7 +89,7 @@ export async function wear(options: { size?: number; lab?: Lab } = {}): Promise<
       otadata: { app, bootloader },
       nvs: { ...nvsW, writesPerMB: nvsW.writes / mb, bytesPerMB: nvsW.bytesWritten / mb, usageBefore, usageAfter },
       setsByDomain,
-      journalSetsPerMB: (setsByDomain["ota/journal"] ?? 0) / mb,
+      journalSetsPerMB: (setsByDomain["xsota/journal"] ?? 0) / mb,
       ok: {
         slot: slotW.erases === imageSectors && slotW.sectorsErasedTwice === 0 && slotW.rewriteBytes === 0 && slotW.bytesWritten === imageBytes,
         otadata: app.erases === IDF_OTADATA.app.erases && app.writes === IDF_OTADATA.app.writes

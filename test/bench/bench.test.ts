@@ -39,7 +39,7 @@ describe("flash wear of one update", () => {
 
   it("counts the journal's NVS writes", () => {
     const w = report.wear!;
-    expect(w.setsByDomain["ota/journal"]).toBeGreaterThan(0);
+    expect(w.setsByDomain["xsota/journal"]).toBeGreaterThan(0);
     expect(w.nvs.writes).toBeGreaterThanOrEqual(Object.values(w.setsByDomain).reduce((a, b) => a + b, 0));
   });
 });
