@@ -45,7 +45,7 @@ describe.skipIf(skip !== undefined)("an app that includes the component, on Modd
     await built(); // the tools and the base program (a failed build fails here)
     const tree = moddableTree();
     if ("skip" in tree) throw new Error(tree.skip);
-    program = buildAppProgram(tree.root, writeApp(work), join(work, "build"));
+    program = await buildAppProgram(tree.root, writeApp(work), join(work, "build"));
     lab = await Lab.create();
   }, BUILD_WAIT_MS + 300_000);
   afterAll(async () => {
