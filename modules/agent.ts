@@ -6,7 +6,8 @@
  * verification, otadata are written.
  *
  * A release whose delta has the running image as its base comes as a patch (modules/delta-download.ts),
- * verified exactly as a full image; a failed patch falls back to the full image once.
+ * verified exactly as a full image; a failed patch falls back to the full image once. Deltas are an
+ * optional feature (modules/features.ts): without it, the full image is always fetched.
  *
  * "from" in events is the version the update started from (the running one before the
  * reboot), "to" the release's version.
@@ -23,7 +24,7 @@ import { keyFromConfig, type TrustedKey } from "./keys";
 import { verifyManifest, MANIFEST_LIMITS, type Manifest, type ManifestDelta } from "./manifest";
 import { OtaError, codeOf, type ErrorCode } from "./errors";
 import { decide, chooseDelta } from "./policy";
-import { PatchSlot, runningBase, sha256Prefix } from "./delta-download";
+import type { DeltaFeature, Features, PatchWriter } from "./features";
 import { UpdateSlot } from "./install";
 import { Downloader, BLOCK, type DownloadDeps, type SlotWriter } from "./download";
 import { RedirectingHttp } from "./redirect";
@@ -79,6 +80,8 @@ export class Agent {
   private readonly keys: TrustedKey[];
   private readonly imageKeys: TrustedKey[];
   private readonly random: () => number;
+  /** The delta feature, when included. */
+  private readonly delta: DeltaFeature | null;
   /** Pause / resume / cancel / download-only / install, the bandwidth cap, rebootWhen (modules/agent-control.ts). */
   readonly control: UpdateControl;
   private current: AgentState = "idle";
@@ -92,8 +95,9 @@ export class Agent {
   private readonly ports: Ports;
 
   /** `waitForNetwork` overrides config.diagnostics.waitForNetwork (AppExtra.network). */
-  constructor(portsIn: Ports, config: AppConfig | unknown, private readonly observer: AgentObserver = {}, options: { checks?: readonly DiagnosticCheck[]; outbox?: Outbox; waitForNetwork?: boolean } = {}) {
+  constructor(portsIn: Ports, config: AppConfig | unknown, private readonly observer: AgentObserver = {}, options: { checks?: readonly DiagnosticCheck[]; outbox?: Outbox; waitForNetwork?: boolean; features?: Features } = {}) {
     this.config = parseConfig(config);
+    this.delta = options.features?.delta ?? null;
     // Redirects are followed here, once for every binding (the manifest and the image).
     const ports: Ports = { ...portsIn, http: new RedirectingHttp(portsIn.http, this.config.redirects) };
     this.ports = ports;
@@ -283,9 +287,10 @@ export class Agent {
     const old = journal.load().journal;
     const patchFailed = old !== undefined && old.sha256 === manifest.sha256 && old.noDelta === true;
     let delta: ManifestDelta | undefined;
-    if (!patchFailed && manifest.deltas && manifest.deltas.length) {
+    const feature = this.delta;
+    if (feature && !patchFailed && manifest.deltas && manifest.deltas.length) {
       const running = this.ports.flash.open("running");
-      delta = chooseDelta(manifest, this.config, this.running, running.byteLength, (n) => sha256Prefix(running, n, this.ports.crypto, this.ctx.scratch));
+      delta = chooseDelta(manifest, this.config, this.running, running.byteLength, (n) => feature.sha256Prefix(running, n, this.ports.crypto, this.ctx.scratch));
     }
     const same = old && old.sha256 === manifest.sha256 && old.targetSlot === slots.next && (old.phase === "downloading" || old.phase === "verifying" || old.phase === "installing" || old.phase === "awaiting-install") &&
       (old.delta?.sha256 ?? "") === (delta?.sha256 ?? "");
@@ -327,9 +332,12 @@ export class Agent {
     try {
       const gate = this.control.begin(j, manifestCap);
       const slot = new UpdateSlot(ports.flash);
-      let patch: PatchSlot | undefined;
+      let patch: PatchWriter | undefined;
       try {
-        if (j.delta && j.written < j.size) patch = new PatchSlot({ slot, imageSize: j.size, base: runningBase(ports.flash, j.delta.baseSize), crypto: ports.crypto, checkStart: (first) => run.checkImage(first) });
+        if (j.delta && j.written < j.size) {
+          if (!this.delta) throw new OtaError("DELTA_FORMAT", "a journaled patch, but deltas are not included in this firmware");
+          patch = this.delta.patchSlot({ slot, imageSize: j.size, baseSize: j.delta.baseSize, flash: ports.flash, crypto: ports.crypto, checkStart: (first) => run.checkImage(first) });
+        }
       } catch (e) {
         return this.fallBack(j, e);
       }
@@ -481,7 +489,7 @@ class UpdateRun implements DownloadDeps {
     readonly j: Journal,
     readonly gate: DownloadGate,
     readonly full: UpdateSlot,
-    readonly patch: PatchSlot | undefined,
+    readonly patch: PatchWriter | undefined,
     readonly random: () => number,
     private readonly observer: AgentObserver,
   ) {

@@ -11,6 +11,9 @@
  * device (domain "xsota.dev", see OTA.provision) and options.config, in rising precedence
  * (modules/provision.ts layerConfig: objects merge key by key, arrays replace, null deletes).
  *
+ * The optional features come through their specifiers ("xsota/feature/fleet", "xsota/feature/delta"): null unless the app
+ * includes the feature's manifest (features/<name>/manifest.json; modules/features.ts).
+ *
  * Imports are written "xsota/...", not "./x": XS resolves a relative import from the module's
  * name ("xsota", at the root), TypeScript from this file in src/; mcconfig maps both.
  */
@@ -21,6 +24,8 @@ import { fromBase64 } from "xsota/modules/bytes";
 import { configure, provision, readProvisioned, withDeviceId, type Provisioned, type ProvisionValues } from "xsota/modules/provision";
 import { PreferenceStore } from "xsota/src/store";
 import { createDevicePorts } from "xsota/platform";
+import fleet from "xsota/feature/fleet";
+import delta from "xsota/feature/delta";
 import type { AgentState, AuditEvent } from "xsota/modules/events";
 import type { DiagnosticCheck } from "xsota/modules/diagnostics";
 import type { BootOutcome, CheckOutcome } from "xsota/modules/agent";
@@ -111,7 +116,7 @@ export default class OTA {
     const ports = createDevicePorts({
       ca: der(ca, "config.xsota.ca"),
       ...(mqttCa !== undefined ? { mqttCa: der(mqttCa, "config.xsota.mqttCa") } : {}),
-      mqtt: agentConfig.mqtt !== undefined,
+      mqtt: agentConfig.mqtt !== undefined && fleet !== null,
       ...(agentConfig.hardware !== undefined ? { hardware: agentConfig.hardware } : {}),
     });
     ports.system = withDeviceId(ports.system, provisioned.deviceId);
@@ -122,6 +127,7 @@ export default class OTA {
       ...(o.checks ? { checks: o.checks } : {}),
       ...(o.rebootWhen ? { rebootWhen: o.rebootWhen } : {}),
       ...(o.firstCheckMs !== undefined ? { firstCheckMs: o.firstCheckMs } : {}),
+      features: { fleet, delta },
     });
     this.#app = app;
     // main runs once setup/network has an IP: the network is up (an "app" network says so itself)
