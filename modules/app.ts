@@ -93,7 +93,7 @@ class Runner implements App {
       ...(extra.network ? { waitForNetwork: extra.network === "app" } : {}),
       ...(extra.features ? { features: extra.features } : {}),
     }));
-    if (extra.rebootWhen) agent.control.rebootWhen = extra.rebootWhen;
+    if (extra.rebootWhen) agent.rebootWhen = extra.rebootWhen;
     // FLEET's reporter: version and state on boot, the outbox over QoS 1, announcements and commands.
     const fleet = extra.features?.fleet;
     if (agent.config.mqtt && ports.mqtt && !fleet) ports.system.log("ota: config.mqtt names a broker, but the fleet feature is not included (features/fleet/manifest.json)");

@@ -12,8 +12,11 @@ import type { SlotWriter } from "./download";
 import type { UpdateSlot } from "./install";
 import type { AppConfig } from "./config";
 import type { Outbox } from "./outbox";
-import type { AuditEvent } from "./events";
-import type { ControlCommand } from "./control";
+import type { AgentState, AuditEvent } from "./events";
+import type { DownloadGate } from "./download";
+import type { Journal } from "./journal";
+import type { AgentContext } from "./context";
+import type { ErrorCode } from "./errors";
 
 /** What the reporter needs of modules/agent.ts's Agent. */
 export interface ReporterAgent {
@@ -70,8 +73,41 @@ export interface DeltaFeature {
   patchSlot(options: PatchSlotOptions): PatchWriter;
 }
 
+/** A signed per-update control command (modules/control.ts verifyControl). */
+export type ControlCommand = "pause" | "resume" | "cancel" | "download-only" | "install";
+
+export interface ControlResult {
+  /** The command applied; otherwise `code` says why not (reported as a refused event). */
+  ok: boolean;
+  state: AgentState;
+  code?: ErrorCode;
+}
+
+/** The agent's side of per-update control (modules/agent-control.ts UpdateControl). */
+export interface UpdateControlPort {
+  /** A new update starts: the gate of its download (the lower of the device's and the manifest's caps). */
+  begin(j: Journal, manifestCap?: number): DownloadGate;
+  /** The update is over. */
+  end(): void;
+  /** Apply a verified control command. Raises STORE_* only. */
+  command(cmd: ControlCommand): ControlResult;
+  /** download-only is held (NVS): a release outside the window is downloaded anyway, and waits. */
+  holdsForInstall(): boolean;
+  /** After verification: wait for an install command or the window when download-only is held. Resolves false on cancel. */
+  holdBeforeInstall(j: Journal): Promise<boolean>;
+}
+
+/**
+ * Update control (modules/control.ts, modules/agent-control.ts): the bandwidth cap (the device's
+ * download.maxBytesPerSec and the manifest's), pause / resume / cancel / download-only / install.
+ */
+export interface ControlFeature {
+  create(ctx: AgentContext): UpdateControlPort;
+}
+
 /** What the app and the agent are given of the optional features; absent or null: not included. */
 export interface Features {
   fleet?: FleetFeature | null;
   delta?: DeltaFeature | null;
+  control?: ControlFeature | null;
 }

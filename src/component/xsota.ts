@@ -11,7 +11,7 @@
  * device (domain "xsota.dev", see OTA.provision) and options.config, in rising precedence
  * (modules/provision.ts layerConfig: objects merge key by key, arrays replace, null deletes).
  *
- * The optional features come through their specifiers ("xsota/feature/fleet", "xsota/feature/delta"): null unless the app
+ * The optional features come through their specifiers ("xsota/feature/fleet", ".../delta", ".../control"): null unless the app
  * includes the feature's manifest (features/<name>/manifest.json; modules/features.ts).
  *
  * Imports are written "xsota/...", not "./x": XS resolves a relative import from the module's
@@ -26,6 +26,7 @@ import { PreferenceStore } from "xsota/src/store";
 import { createDevicePorts } from "xsota/platform";
 import fleet from "xsota/feature/fleet";
 import delta from "xsota/feature/delta";
+import control from "xsota/feature/control";
 import type { AgentState, AuditEvent } from "xsota/modules/events";
 import type { DiagnosticCheck } from "xsota/modules/diagnostics";
 import type { BootOutcome, CheckOutcome } from "xsota/modules/agent";
@@ -127,7 +128,7 @@ export default class OTA {
       ...(o.checks ? { checks: o.checks } : {}),
       ...(o.rebootWhen ? { rebootWhen: o.rebootWhen } : {}),
       ...(o.firstCheckMs !== undefined ? { firstCheckMs: o.firstCheckMs } : {}),
-      features: { fleet, delta },
+      features: { fleet, delta, control },
     });
     this.#app = app;
     // main runs once setup/network has an IP: the network is up (an "app" network says so itself)

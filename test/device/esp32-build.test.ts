@@ -162,7 +162,7 @@ describe.skipIf(skip !== undefined)("ESP32 build with Moddable's mcconfig, tsc, 
 
   it("links none of the features' modules in an app that includes only the core (modules/features.ts), and builds", async () => {
     const features = featureModules();
-    expect([...features.keys()].sort()).toEqual(["delta", "fleet"]);
+    expect([...features.keys()].sort()).toEqual(["control", "delta", "fleet"]);
     const app = featureApp(join(outDir, "core-only"), []);
     const b = await buildEsp32({ moddable, outDir: join(outDir, "core-only", "out"), manifestDir: app });
     expect(b.ok, `${b.failed} failed:\n${b.log.slice(-3000)}`).toBe(true);
