@@ -154,7 +154,8 @@ export async function buildEsp32(o: Esp32BuildOptions): Promise<Esp32Build> {
   const env = toolEnv(o.moddable, idfStub(join(outDir, "idf-stub")));
   // mcconfig's temporary directory is named after the app (build.NAME, else the manifest's folder)
   const name = appName(manifestDir);
-  const tmpDir = join(outDir, "tmp", ...platform.split("/"), "release", name);
+  // (Moddable's simulator builds, -p lin / mac, put theirs under an "mc" folder)
+  const tmpDir = join(outDir, "tmp", ...platform.split("/"), ...(platform === "lin" || platform === "mac" ? ["mc"] : []), "release", name);
   const result: Esp32Build = { ok: false, log: "", tmpDir, xsb: [], xslWarnings: [], scripts: [], seconds: { mcconfig: 0, modules: 0, link: 0 } };
   // asynchronous, so a test runner's worker stays responsive through a minute of tsc
   const run = (cmd: string, args: string[], cwd: string) =>

@@ -2,7 +2,7 @@
  * The self-test deadline before main runs. Moddable's setup/network calls main only once Wi-Fi
  * has an IP (and SNTP answered): an image that breaks Wi-Fi would never start its self-test, and
  * the idle XS loop feeds the task watchdog, so it would stay PENDING_VERIFY until someone resets
- * it. src/setup-deadline.ts runs this as a setup module, before setup/network's Wi-Fi is up.
+ * it. src/component/setup.ts ("setup/xsota") runs this as a setup module, before setup/network's Wi-Fi is up.
  *
  * Decided from stored state only: when the deadline passes, the running image is still
  * PENDING_VERIFY and no self-test has started this boot (the journal is not "confirming"),

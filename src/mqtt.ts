@@ -18,7 +18,7 @@ import type { MqttClient, MqttConnectOptions, MqttHandler, MqttPort } from "../m
 import { OtaError } from "../modules/errors";
 import { PubackScanner } from "./mqtt-frames";
 
-class WatchedClient extends Client {
+export class WatchedClient extends Client {
   scanner: PubackScanner | undefined;
   /**
    * mqtt.js increments `packet` before each publish/subscribe and writes its low 16 bits, so the

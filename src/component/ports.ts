@@ -11,7 +11,7 @@ import { EspHttp } from "xsota/src/http";
 import { ModdableCrypto } from "xsota/src/crypto";
 import { ModdableClock } from "xsota/src/clock";
 import { EspSystem } from "xsota/src/system";
-// the MQTT port is the fleet feature's (src/mqtt.ts is linked only with features/fleet/manifest.json)
+// the agent's own MQTT connection is the fleet feature's (features/fleet/manifest.json)
 import fleet from "xsota/feature/fleet";
 
 export interface DevicePortsOptions {

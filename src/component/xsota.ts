@@ -27,11 +27,13 @@ import { createDevicePorts } from "xsota/platform";
 import fleet from "xsota/feature/fleet";
 import delta from "xsota/feature/delta";
 import control from "xsota/feature/control";
+import { SharedClient, SharedMqtt } from "xsota/src/shared-mqtt";
 import type { AgentState, AuditEvent } from "xsota/modules/events";
 import type { DiagnosticCheck } from "xsota/modules/diagnostics";
 import type { BootOutcome, CheckOutcome } from "xsota/modules/agent";
 import type { ErrorCode } from "xsota/modules/errors";
 
+export { SharedClient };
 export type { AgentState as OTAState, AuditEvent as OTAEvent, DiagnosticCheck as SelfTest, BootOutcome, CheckOutcome, ErrorCode, Provisioned, ProvisionValues };
 
 /** What the running image is (its esp_app_desc_t), for the app's UI. */
@@ -71,8 +73,12 @@ export interface OTAOptions {
   onEvent?: (event: AuditEvent) => void;
   /** Bytes of the image written so far; per chunk, keep it cheap. */
   onProgress?: (written: number, total: number) => void;
-  /** false: no MQTT reporter and no broker check, even when config.xsota.mqtt names a broker. */
-  mqtt?: false;
+  /**
+   * false: no MQTT reporter and no broker check, even when config.xsota.mqtt names a broker.
+   * A SharedClient (exported here; the SDK's mqtt Client with the PUBACK watch): the app's own
+   * connection, which the agent reports over instead of opening its own (src/shared-mqtt.ts).
+   */
+  mqtt?: false | SharedClient;
   /** Delay of the first update check after boot (ms, default 0). */
   firstCheckMs?: number;
 }
@@ -89,6 +95,7 @@ function der(b64: unknown, name: string): ArrayBuffer {
 export default class OTA {
   readonly #options: OTAOptions;
   #app: App | undefined;
+  #shared: SharedMqtt | undefined;
 
   constructor(options: OTAOptions = {}) {
     if (typeof options !== "object" || options === null) throw new TypeError("options must be an object");
@@ -111,16 +118,20 @@ export default class OTA {
     const { ca: caOver, mqttCa: mqttCaOver, ...over } = o.config ?? {};
     const code: Record<string, unknown> = { ...over };
     if (o.mqtt === false) code.mqtt = null;
+    const shared = o.mqtt instanceof SharedClient ? o.mqtt : undefined;
+    // the app's connection: its broker, id and credentials are the app's; the layers' mqtt block keeps its other settings
+    if (shared) code.mqtt = { ...(isRecord(base.mqtt) ? base.mqtt : {}), ...(isRecord(over.mqtt) ? over.mqtt : {}), host: "(the app's connection)", port: 1 };
     if (o.replaceChecks) code.diagnostics = { ...(isRecord(over.diagnostics) ? over.diagnostics : {}), builtin: false };
     const { config: agentConfig, provisioned } = configure(store, base, code);
     const ca = caOver ?? caDefault, mqttCa = mqttCaOver ?? mqttCaDefault;
     const ports = createDevicePorts({
       ca: der(ca, "config.xsota.ca"),
       ...(mqttCa !== undefined ? { mqttCa: der(mqttCa, "config.xsota.mqttCa") } : {}),
-      mqtt: agentConfig.mqtt !== undefined && fleet !== null,
+      mqtt: agentConfig.mqtt !== undefined && fleet !== null && !shared,
       ...(agentConfig.hardware !== undefined ? { hardware: agentConfig.hardware } : {}),
     });
     ports.system = withDeviceId(ports.system, provisioned.deviceId);
+    if (shared) ports.mqtt = this.#shared = new SharedMqtt(shared);
     const observer = { onEvent: o.onEvent, onProgress: o.onProgress };
     const app = start(ports, agentConfig, {
       observer,
@@ -133,6 +144,12 @@ export default class OTA {
     this.#app = app;
     // main runs once setup/network has an IP: the network is up (an "app" network says so itself)
     if (o.network !== "app") app.networkUp();
+  }
+
+  /** The app's new MQTT connection, after the one it handed over (options.mqtt) closed; the reporter reconnects over it. */
+  useMqtt(client: SharedClient): void {
+    if (!this.#shared) throw new OtaError("CONTROL_STATE", "xsota was not started with an app's MQTT client (options.mqtt)");
+    this.#shared.use(client);
   }
 
   /** The app's network is up (with options.network "app"; harmless otherwise). */

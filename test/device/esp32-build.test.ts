@@ -33,7 +33,7 @@ function localModules(): string[] {
   for (const dir of ["modules", "modules/delta", "src"])
     for (const f of readdirSync(join(REPO, dir)))
       if (f.endsWith(".ts") && !f.endsWith(".d.ts")) names.push(`xsota/${dir}/${f.slice(0, -3)}`);
-  return names.concat("xsota", "xsota/src/native/esp32", "setup/xsota"); // src/component/{xsota,setup}.ts
+  return names.concat("xsota", "xsota/platform", "xsota/src/native/esp32", "setup/xsota"); // src/component/{xsota,ports,setup}.ts
 }
 
 /** The preloads of the component's core (manifest.json), then those of its features (features/<name>/manifest.json). */
@@ -173,13 +173,22 @@ describe.skipIf(skip !== undefined)("ESP32 build with Moddable's mcconfig, tsc, 
       // the API's one import of the feature links the core's stub (null)
       expect(names, feature).toContain(`xsota/feature/${feature}`);
     }
-    expect(names.filter((n) => /^(xsota\/src\/mqtt|xsota\/modules\/delta\/)/.test(n))).toEqual([]);
+    expect(names.filter((n) => /^xsota\/modules\/delta\//.test(n))).toEqual([]);
     expect(b.preload!.modules.filter((m) => !isAgentModule(m))).toEqual([]);
     // the reference app (the first test: the core and every feature) links more of the agent
     if (build?.ok) expect(agentBytecode(b)).toBeLessThan(agentBytecode(build));
     // the core's stubs are in no other link: the features' manifests drop them ("~")
     if (build?.ok) expect(readFileSync(join(build.tmpDir, "makefile"), "utf8")).not.toMatch(/src\/features\/no-/);
   }, 240_000);
+
+  it("leaves the app buildable for Moddable's simulator (-p lin): there \"xsota\" is the stub, no agent module", async () => {
+    const app = outsideApp(join(outDir, "sim"));
+    const b = await buildEsp32({ moddable, outDir: join(outDir, "sim-out"), manifestDir: app, platform: "lin", mcconfigOnly: true });
+    expect(b.ok, b.log.slice(-2000)).toBe(true);
+    const makefile = readFileSync(join(b.tmpDir, "makefile"), "utf8");
+    expect(makefile).toMatch(/src\/component\/stub\.ts/);
+    expect(makefile).not.toMatch(/modules\/agent\.ts/);
+  }, 120_000);
 
   it("resolves the component with mcconfig for every plain-ESP32 board of the SDK", async () => {
     const app = outsideApp(join(outDir, "boards"));

@@ -38,6 +38,11 @@ const load = (name: string) => import(/* @vite-ignore */ `../../src/${name}`);
 const { EspMqtt } = (await load("mqtt")) as { EspMqtt: new (o?: { ca?: ArrayBuffer }) => MqttPort };
 const { PreferenceStore } = (await load("store")) as { PreferenceStore: new () => StorePort };
 const { EspSystem } = (await load("system")) as { EspSystem: new () => SystemPort };
+type SharedClientLike = { onReady?: () => void; onMessage?: (t: string, p: ArrayBuffer) => void; onClose?: () => void; publish(t: string, d: string): void; close(): void };
+const { SharedClient, SharedMqtt } = (await load("shared-mqtt")) as {
+  SharedClient: new (o: { host: string; port: number; id: string }) => SharedClientLike;
+  SharedMqtt: new (c: SharedClientLike) => MqttPort;
+};
 const { Socket, SecureSocket } = await import("./moddable-runtime");
 
 const MQTT_JS = moddableFile("modules/network/mqtt/mqtt.js");
@@ -118,6 +123,66 @@ describe.skipIf(!MQTT_JS)("EspMqtt on Moddable's mqtt.js (src/mqtt.ts)", () => {
     socket.deliver(new Uint8Array(mqttPacket.generate({ cmd: "puback", messageId: id })));
     expect(acked).toEqual([id]);
     client.close();
+  });
+});
+
+describe.skipIf(!MQTT_JS)("the app's own connection shared with the agent (src/shared-mqtt.ts on Moddable's mqtt.js)", () => {
+  it("one socket: both sides get ready and messages, the agent's QoS 1 publishes are acknowledged to it, its close leaves the app's connection open", async () => {
+    Socket.made.length = 0;
+    const app = { ready: 0, messages: [] as string[], closed: 0 };
+    const client = new SharedClient({ host: "broker", port: 1883, id: "app-1" });
+    client.onReady = () => void app.ready++; // set before and after the hand-over alike
+    const agent = { ready: 0, messages: [] as string[], acked: [] as number[], closed: "" };
+    const port = new SharedMqtt(client);
+    const conn = port.connect({ host: "ignored", port: 1, id: "agent", keepalive: 0 }, {
+      onReady: () => void agent.ready++, onMessage: (t) => void agent.messages.push(t), onClose: (r) => void (agent.closed = r), onPublished: (id) => void agent.acked.push(id),
+    });
+    client.onMessage = (t) => void app.messages.push(t);
+    client.onClose = () => void app.closed++;
+    expect(Socket.made).toHaveLength(1);
+    const socket = Socket.made[0]!;
+    socket.connect();
+    expect(sent(socket)[0]).toMatchObject({ cmd: "connect", clientId: "app-1" }); // the app's id, not the agent's
+    socket.deliver(new Uint8Array(mqttPacket.generate({ cmd: "connack", returnCode: 0, sessionPresent: false })));
+    await tick();
+    expect([app.ready, agent.ready]).toEqual([1, 1]);
+    const id = conn.publish("devices/d/events", "{}", { qos: 1 });
+    expect(sent(socket).filter((p) => p.cmd === "publish")).toMatchObject([{ qos: 1, messageId: id, topic: "devices/d/events" }]);
+    socket.deliver(new Uint8Array(mqttPacket.generate({ cmd: "puback", messageId: id })));
+    expect(agent.acked).toEqual([id]);
+    socket.deliver(new Uint8Array(mqttPacket.generate({ cmd: "publish", topic: "devices/d/cmd", payload: Buffer.from("{}"), qos: 0, dup: false, retain: false })));
+    await tick();
+    expect([app.messages, agent.messages]).toEqual([["devices/d/cmd"], ["devices/d/cmd"]]);
+    // a second attach (the self-test's broker check) on a ready connection is told at once, after connect() returned
+    let checkReady = false;
+    const check = port.connect({ host: "x", port: 1, id: "diag", keepalive: 0 }, { onReady: () => void (checkReady = true), onMessage: () => {}, onClose: () => {} });
+    expect(checkReady).toBe(false);
+    await tick();
+    expect(checkReady).toBe(true);
+    check.close();
+    conn.close();
+    expect(socket.closed).toBe(false); // the app's connection
+    expect(() => conn.publish("t", "x")).toThrow(/MQTT_CLOSED/);
+    client.publish("app/topic", "mine");
+    expect(sent(socket).some((p) => p.cmd === "publish" && p.topic === "app/topic")).toBe(true);
+    expect(agent.closed).toBe("");
+  });
+
+  it("tells the agent when the app's connection closes, and refuses a client that is not a SharedClient", async () => {
+    Socket.made.length = 0;
+    const client = new SharedClient({ host: "broker", port: 1883, id: "app-2" });
+    let appClosed = 0;
+    client.onClose = () => void appClosed++;
+    let reason = "";
+    new SharedMqtt(client).connect({ host: "x", port: 1, id: "a", keepalive: 0 }, { onReady: () => {}, onMessage: () => {}, onClose: (r) => void (reason = r) });
+    const socket = Socket.made[0]!;
+    socket.connect();
+    socket.deliver(new Uint8Array(mqttPacket.generate({ cmd: "connack", returnCode: 0, sessionPresent: false })));
+    await tick();
+    client.close(); // mqtt.js close() calls no onClose; a lost connection does (fail)
+    (client as unknown as { fail(m: string): void }).fail("lost");
+    expect([appClosed, reason]).toEqual([1, "MQTT_CLOSED: the app's connection closed"]);
+    expect(() => new SharedMqtt({} as SharedClientLike)).toThrow(TypeError);
   });
 });
 
