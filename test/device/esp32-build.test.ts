@@ -212,7 +212,7 @@ describe.skipIf(skip !== undefined)("ESP32 build with Moddable's mcconfig, tsc, 
   it("fails at the step that breaks: a type error in a module, a missing include", async () => {
     const broken = mkdtempSync(join(tmpdir(), "xsota-esp32-broken-"));
     try {
-      for (const p of ["manifest.json", "partitions.csv", "sdkconfig", "modules", "src", "examples"]) cpSync(join(REPO, p), join(broken, p), { recursive: true });
+      for (const p of ["manifest.json", "partitions.csv", "sdkconfig", "modules", "src", "features", "examples"]) cpSync(join(REPO, p), join(broken, p), { recursive: true });
       const appDir = join(broken, "examples", "device");
       const manifest = JSON.parse(readFileSync(join(appDir, "manifest.json"), "utf8")) as { include: string[] };
       writeFileSync(join(appDir, "manifest.json"), JSON.stringify({ ...manifest, include: [...manifest.include, "$(MODULES)/network/nosuch/manifest.json"] }));
