@@ -12,7 +12,7 @@ import { resume, CHUNK, type ResumeCase } from "./resume";
 import { fleetScale, fleetUnavailable, type FleetScaleRow } from "./fleet";
 import { endurance, type EnduranceResult } from "./endurance";
 import { bridgeCost, type BridgeCost } from "./xs-bridge";
-import { codeSize, CODE_GOAL, MENDER_ROM, AWS_OTA_CODE, type CodeSizeResult } from "./moddable-size";
+import { codeSize, featureSizes, CODE_GOAL, MENDER_ROM, AWS_OTA_CODE, type CodeSizeResult, type FeatureSizeResult } from "./moddable-size";
 import { moddableRuntime, liveBytes, THROUGHPUT_GOAL, MEMORY_GOAL, MENDER_RAM, ESP32_SLOT_BYTES, type ModdableRuntimeResult } from "./moddable-run";
 import { deltaBench, DELTA_GOAL_SHARE, ESP_DELTA_OTA_SHARES, type DeltaResult } from "./delta";
 
@@ -52,7 +52,7 @@ export interface BenchReport {
   scale?: FleetScaleRow[] | { skipped: string };
   endurance?: EnduranceResult;
   /** Moddable's own toolchain and runtime: the esp32 link's bytecode (bench/moddable-size.ts), throughput and memory (bench/moddable-run.ts). */
-  moddable?: { code?: CodeSizeResult; runtime: ModdableRuntimeResult };
+  moddable?: { code?: CodeSizeResult; features?: FeatureSizeResult; runtime: ModdableRuntimeResult };
   delta?: DeltaResult;
 }
 
@@ -95,7 +95,7 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
   report.moddable = await timed("moddable", async () => {
     const size = o.moddableSize ?? (quick ? 256 * 1024 : FULL_IMAGE);
     const runtime = await moddableRuntime({ size, ...(o.moddableMemorySize ? { memorySize: o.moddableMemorySize } : {}), progress: say });
-    return o.moddableNoCode ? { runtime } : { code: await codeSize(), runtime };
+    return o.moddableNoCode ? { runtime } : { code: await codeSize(), features: await featureSizes(), runtime };
   });
   report.delta = await timed("delta", () => deltaBench(quick ? { compressions: ["heatshrink"], large: false } : {}));
   report.fleet = await timed("fleet", () => fleetScale({ sizes: o.fleet ?? (quick ? [100, 300] : [100, 1000, 5000]), maxRealMs: o.fleetBoundMs ?? 300_000, progress: say }));
@@ -215,6 +215,11 @@ export function benchRows(r: BenchReport): Row[] {
       const pl = c.preload;
       if (pl.modules.length) add("  preloaded (manifest.json): flash besides bytecode", `${pl.modules.length} modules (${pl.modules.slice(0, 2).join(", ")}${pl.modules.length > 2 ? ` and ${pl.modules.length - 2} listed by name` : ""}) and all they import run at link time: their objects are ${n0(pl.romBytes)} B of ROM heap (16 B slots; ${n0(pl.inlineCode)} B of the bytecode above is the listed modules' functions, written inline), ${pl.aliases} objects left unfrozen (${n0(pl.aliases * 4)} B of RAM pointers at boot); bytecode + ROM heap = ${kib(c.agent + pl.romBytes)}`);
     }
+    const fs = m.features;
+    if (fs?.skipped) add("code size by include (core, core + every feature)", `skipped: ${fs.skipped}`);
+    else if (fs)
+      for (const row of fs.rows)
+        add(`code size, ${row.name === "core" ? "an app including only the core" : `the core + ${row.features.join(" + ")}`} (agent bytecode, esp32 link)`, `${n0(row.agent)} B (${kib(row.agent)}), ${row.modules.length} agent modules`, "<= 64 KiB", st(row.agent <= CODE_GOAL));
     const u = m.runtime;
     if (u.skipped) add("throughput and memory on Moddable's runtime (x-cli-lin)", `skipped: ${u.skipped}`);
     else {

@@ -28,6 +28,9 @@
 import type { Ports } from "../modules/ports";
 import type { FirmwareBoot } from "./engine";
 import { start, type App } from "../modules/app";
+import { FLEET } from "../modules/reporter";
+import { DELTA } from "../modules/delta-download";
+import { CONTROL } from "../modules/agent-control";
 import type { DiagnosticCheck } from "../modules/diagnostics";
 import type { AgentObserver, AuditEvent } from "../modules/events";
 import { layerConfig, readProvisioned, withDeviceId } from "../modules/provision";
@@ -79,6 +82,8 @@ export function bootFirmware(devicePorts: Ports, boot: FirmwareBoot): FirmwareHa
     checks,
     ...(busyUntil !== undefined ? { rebootWhen: () => ports.clock.now() >= busyUntil } : {}),
     observer: new LogObserver(ports),
+    // every feature, given explicitly (the device's API takes them by include: modules/features.ts)
+    features: { fleet: FLEET, delta: DELTA, control: CONTROL },
   });
   app.booted.catch((e: unknown) => ports.system.log(`boot failed: ${e instanceof Error ? e.message : String(e)}`));
   const upMs = boot.networkUpMs;

@@ -1,41 +1,34 @@
 /*
  * The agent's side of per-update control (modules/control.ts has the gate and the signed
  * commands): what pause / resume / cancel / download-only / install do to the update in
- * flight, the wait for an install after a download-only, and the wait for the application's
- * rebootWhen before the restart. Each step is journaled before it is reported, as every
+ * flight and the wait for an install after a download-only (the wait for the application's
+ * rebootWhen before the restart is the core's: modules/reboot-hold.ts). An optional feature
+ * (modules/features.ts): the agent takes it as CONTROL. Each step is journaled before it is reported, as every
  * transition is (modules/agent.ts).
  *
  *   downloading --pause--> paused --resume--> downloading        (journal: paused: true)
  *   downloading|paused|awaiting-install --cancel--> cancelled    (CONTROL_CANCELLED; otadata untouched)
  *   verifying --(download-only held)--> awaiting-install --install | window--> installing
- *   rebooting --(rebootWhen says no)--> awaiting-reboot --yes | deadline--> restart
  */
-import type { AgentState, AuditEvent } from "./events";
+import type { AgentState } from "./events";
 import type { AgentContext } from "./context";
 import type { Journal } from "./journal";
-import type { ErrorCode } from "./errors";
-import { DownloadGate, holdForInstall, setHoldForInstall, waitForReboot, type ControlCommand } from "./control";
+import type { ControlCommand, ControlFeature, ControlResult, UpdateControlPort } from "./features";
+import { DownloadGate, holdForInstall, setHoldForInstall } from "./control";
 import { inWindow } from "./eligibility";
 import { releaseFields } from "./confirm";
 
-export interface ControlResult {
-  /** The command applied; otherwise `code` says why not (reported as a refused event). */
-  ok: boolean;
-  state: AgentState;
-  code?: ErrorCode;
-}
+export type { ControlResult } from "./features";
 
 /** How often a held release looks at the maintenance window (ms). */
 const WINDOW_POLL_MS = 60_000;
 
-export class UpdateControl {
+export class UpdateControl implements UpdateControlPort {
   gate: DownloadGate;
   /** The release in flight (between the journal's downloading and rebooting), if any. */
   private job: Journal | undefined;
   private installWaiter: ((go: boolean) => void) | undefined;
   private windowTimer = 0;
-  /** The application's rebootWhen (modules/app.ts). */
-  rebootWhen: (() => boolean) | undefined;
 
   constructor(private readonly ctx: AgentContext) {
     this.gate = new DownloadGate(ctx.ports.clock, ctx.config.download.maxBytesPerSec);
@@ -100,6 +93,10 @@ export class UpdateControl {
     }
   }
 
+  holdsForInstall(): boolean {
+    return holdForInstall(this.ctx.ports.store);
+  }
+
   /**
    * After verification: when download-only is held, journal and report awaiting-install, then
    * wait for an install command or the maintenance window. Resolves false on cancel.
@@ -125,32 +122,6 @@ export class UpdateControl {
     return go;
   }
 
-  /**
-   * Before the restart that ends an update: ask the application (rebootWhen) and wait, journaled
-   * and reported as awaiting-reboot, up to reboot.deadlineMs (then REBOOT_DEADLINE is reported).
-   */
-  async holdBeforeReboot(j: Journal): Promise<void> {
-    const { ctx } = this;
-    const when = this.rebootWhen;
-    if (!when) return;
-    let ok = false;
-    try {
-      ok = when();
-    } catch {
-      ok = true;
-    }
-    if (ok) return;
-    const { deadlineMs, pollMs } = ctx.config.reboot;
-    j.phase = "awaiting-reboot";
-    ctx.journal.save(j);
-    ctx.emit("awaiting-reboot", releaseFields(j, { detail: `the application is busy; restart within ${deadlineMs} ms` }));
-    const r = await waitForReboot(ctx.ports.clock, when, deadlineMs, pollMs);
-    j.phase = "rebooting";
-    ctx.journal.save(j);
-    const f: Partial<AuditEvent> = r.deadline ? { code: "REBOOT_DEADLINE", detail: `still busy after ${r.waitedMs} ms` } : { detail: `the application allowed it after ${r.waitedMs} ms` };
-    ctx.emit("rebooting", releaseFields(j, f));
-  }
-
   private release(go: boolean): void {
     const w = this.installWaiter;
     this.installWaiter = undefined;
@@ -168,3 +139,12 @@ export class UpdateControl {
     return { ok: false, state, code: "CONTROL_STATE" };
   }
 }
+
+/** The control feature as the agent takes it (AppExtra.features; modules/features.ts). */
+class Control implements ControlFeature {
+  create(ctx: AgentContext): UpdateControlPort {
+    return new UpdateControl(ctx);
+  }
+}
+
+export const CONTROL: ControlFeature = Object.freeze(new Control());

@@ -6,7 +6,8 @@
  * verification, otadata are written.
  *
  * A release whose delta has the running image as its base comes as a patch (modules/delta-download.ts),
- * verified exactly as a full image; a failed patch falls back to the full image once.
+ * verified exactly as a full image; a failed patch falls back to the full image once. Deltas are an
+ * optional feature (modules/features.ts): without it, the full image is always fetched.
  *
  * "from" in events is the version the update started from (the running one before the
  * reboot), "to" the release's version.
@@ -23,9 +24,9 @@ import { keyFromConfig, type TrustedKey } from "./keys";
 import { verifyManifest, MANIFEST_LIMITS, type Manifest, type ManifestDelta } from "./manifest";
 import { OtaError, codeOf, type ErrorCode } from "./errors";
 import { decide, chooseDelta } from "./policy";
-import { PatchSlot, runningBase, sha256Prefix } from "./delta-download";
+import type { ControlCommand, ControlResult, DeltaFeature, Features, PatchWriter, UpdateControlPort } from "./features";
 import { UpdateSlot } from "./install";
-import { Downloader, BLOCK, type DownloadDeps, type SlotWriter } from "./download";
+import { Downloader, BLOCK, type DownloadDeps, type DownloadGate, type SlotWriter } from "./download";
 import { RedirectingHttp } from "./redirect";
 import { checkImageStart, verifySlot } from "./verify";
 import { onBoot, releaseFields, type BootOutcome } from "./confirm";
@@ -34,8 +35,7 @@ import { fetchSmall, resolveUrl } from "./fetch";
 import { toHex } from "./bytes";
 import { NetworkSignal, type DiagnosticCheck } from "./diagnostics";
 import type { AgentContext, RunningInfo } from "./context";
-import { UpdateControl, type ControlResult } from "./agent-control";
-import { holdForInstall, type ControlCommand, type DownloadGate } from "./control";
+import { holdBeforeReboot } from "./reboot-hold";
 import { constant } from "./constant";
 
 export type { BootOutcome } from "./confirm";
@@ -79,8 +79,12 @@ export class Agent {
   private readonly keys: TrustedKey[];
   private readonly imageKeys: TrustedKey[];
   private readonly random: () => number;
-  /** Pause / resume / cancel / download-only / install, the bandwidth cap, rebootWhen (modules/agent-control.ts). */
-  readonly control: UpdateControl;
+  /** The delta feature, when included. */
+  private readonly delta: DeltaFeature | null;
+  /** Pause / resume / cancel / download-only / install, the bandwidth cap (modules/agent-control.ts), when the control feature is included. */
+  readonly control: UpdateControlPort | undefined;
+  /** Whether a restart is acceptable now (AppExtra.rebootWhen; modules/reboot-hold.ts). */
+  rebootWhen: (() => boolean) | undefined;
   private current: AgentState = "idle";
   private busy = false;
   private closed = false;
@@ -92,8 +96,9 @@ export class Agent {
   private readonly ports: Ports;
 
   /** `waitForNetwork` overrides config.diagnostics.waitForNetwork (AppExtra.network). */
-  constructor(portsIn: Ports, config: AppConfig | unknown, private readonly observer: AgentObserver = {}, options: { checks?: readonly DiagnosticCheck[]; outbox?: Outbox; waitForNetwork?: boolean } = {}) {
+  constructor(portsIn: Ports, config: AppConfig | unknown, private readonly observer: AgentObserver = {}, options: { checks?: readonly DiagnosticCheck[]; outbox?: Outbox; waitForNetwork?: boolean; features?: Features } = {}) {
     this.config = parseConfig(config);
+    this.delta = options.features?.delta ?? null;
     // Redirects are followed here, once for every binding (the manifest and the image).
     const ports: Ports = { ...portsIn, http: new RedirectingHttp(portsIn.http, this.config.redirects) };
     this.ports = ports;
@@ -115,12 +120,15 @@ export class Agent {
       scratch: new Uint8Array(BLOCK),
       emit: (state, fields) => this.emit(state, fields),
     };
-    this.control = new UpdateControl(this.ctx);
+    const control = options.features?.control;
+    this.control = control ? control.create(this.ctx) : undefined;
   }
 
   /** Apply a verified control command (modules/control.ts verifyControl). Raises STORE_* only. */
   command(cmd: ControlCommand): ControlResult {
-    return this.control.command(cmd);
+    if (this.control) return this.control.command(cmd);
+    this.ports.system.log(`ota: ${cmd}: update control is not included (features/control/manifest.json)`);
+    return { ok: false, state: this.current, code: "CONTROL_STATE" };
   }
 
   get state(): AgentState {
@@ -275,7 +283,7 @@ export class Agent {
       return { state: "idle", version: manifest.version };
     }
     // download-only: download now, install in the window (or on command).
-    if (code === "POLICY_WINDOW" && holdForInstall(this.ports.store)) code = null;
+    if (code === "POLICY_WINDOW" && this.control && this.control.holdsForInstall()) code = null;
     if (code) return this.report("refused", manifest.sha256, code, { ...release, detail: `${this.running.version} -> ${manifest.version}` });
     if (options.force && journal.tries(manifest.sha256) >= this.config.retry.maxAttempts) journal.setTries(manifest.sha256, 0);
 
@@ -283,9 +291,10 @@ export class Agent {
     const old = journal.load().journal;
     const patchFailed = old !== undefined && old.sha256 === manifest.sha256 && old.noDelta === true;
     let delta: ManifestDelta | undefined;
-    if (!patchFailed && manifest.deltas && manifest.deltas.length) {
+    const feature = this.delta;
+    if (feature && !patchFailed && manifest.deltas && manifest.deltas.length) {
       const running = this.ports.flash.open("running");
-      delta = chooseDelta(manifest, this.config, this.running, running.byteLength, (n) => sha256Prefix(running, n, this.ports.crypto, this.ctx.scratch));
+      delta = chooseDelta(manifest, this.config, this.running, running.byteLength, (n) => feature.sha256Prefix(running, n, this.ports.crypto, this.ctx.scratch));
     }
     const same = old && old.sha256 === manifest.sha256 && old.targetSlot === slots.next && (old.phase === "downloading" || old.phase === "verifying" || old.phase === "installing" || old.phase === "awaiting-install") &&
       (old.delta?.sha256 ?? "") === (delta?.sha256 ?? "");
@@ -313,7 +322,7 @@ export class Agent {
   /** The update is over (checked() follows): the control's gate and timers end with it. */
   private updated(out: CheckOutcome | undefined, error?: unknown): void {
     try {
-      this.control.end();
+      if (this.control) this.control.end();
     } catch (e) {
       if (out) return this.checked(undefined, e);
     }
@@ -325,11 +334,15 @@ export class Agent {
     const { ports, ctx } = this;
     let run: UpdateRun;
     try {
-      const gate = this.control.begin(j, manifestCap);
+      const gate = this.control ? this.control.begin(j, manifestCap) : undefined;
+      if (!this.control && (manifestCap || this.config.download.maxBytesPerSec)) ports.system.log("ota: a bandwidth cap is set, but update control is not included (features/control/manifest.json): not applied");
       const slot = new UpdateSlot(ports.flash);
-      let patch: PatchSlot | undefined;
+      let patch: PatchWriter | undefined;
       try {
-        if (j.delta && j.written < j.size) patch = new PatchSlot({ slot, imageSize: j.size, base: runningBase(ports.flash, j.delta.baseSize), crypto: ports.crypto, checkStart: (first) => run.checkImage(first) });
+        if (j.delta && j.written < j.size) {
+          if (!this.delta) throw new OtaError("DELTA_FORMAT", "a journaled patch, but deltas are not included in this firmware");
+          patch = this.delta.patchSlot({ slot, imageSize: j.size, baseSize: j.delta.baseSize, flash: ports.flash, crypto: ports.crypto, checkStart: (first) => run.checkImage(first) });
+        }
       } catch (e) {
         return this.fallBack(j, e);
       }
@@ -378,7 +391,7 @@ export class Agent {
       j.written = 0;
       return this.fail(j, e);
     }
-    if (!(await this.control.holdBeforeInstall(j))) {
+    if (this.control && !(await this.control.holdBeforeInstall(j))) {
       slot.abort();
       return this.fail(j, new OtaError("CONTROL_CANCELLED", "while awaiting install"));
     }
@@ -394,7 +407,7 @@ export class Agent {
     j.phase = "rebooting";
     journal.save(j);
     this.emit("rebooting", releaseFields(j));
-    await this.control.holdBeforeReboot(j);
+    await holdBeforeReboot(ctx, j, this.rebootWhen);
     this.current = "rebooting";
     if (this.beforeRestart) {
       try {
@@ -479,9 +492,9 @@ class UpdateRun implements DownloadDeps {
   constructor(
     private readonly ctx: AgentContext,
     readonly j: Journal,
-    readonly gate: DownloadGate,
+    readonly gate: DownloadGate | undefined,
     readonly full: UpdateSlot,
-    readonly patch: PatchSlot | undefined,
+    readonly patch: PatchWriter | undefined,
     readonly random: () => number,
     private readonly observer: AgentObserver,
   ) {
@@ -492,7 +505,7 @@ class UpdateRun implements DownloadDeps {
     this.slot = patch ?? full;
     this.buffer = ctx.scratch;
     // A cap below the rate floor would end every attempt: the floor follows the cap down.
-    const cap = gate.bytesPerSec;
+    const cap = gate ? gate.bytesPerSec : 0;
     this.download = cap > 0 && cap < config.download.minBytesPerSec * 2 ? { ...config.download, minBytesPerSec: Math.floor(cap / 2) } : config.download;
     this.retry = config.retry;
     this.nextMilestone = MILESTONES.findIndex((m) => m > Math.floor((j.written * 100) / j.size));

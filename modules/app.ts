@@ -1,14 +1,15 @@
 /*
  * The device application's core, shared by the ESP32 (src/component/xsota.ts, the "xsota" API) and the simulator
  * (host-sim/firmware.ts): boot (confirm or roll back, report), then the update loop: a check
- * right after boot and then every checkIntervalMs, plus checks on command.
+ * right after boot and then every checkIntervalMs, plus checks on command. The optional features
+ * (the fleet reporter...) come in AppExtra.features, never by import (modules/features.ts).
  */
 import type { Ports } from "./ports";
 import type { AgentObserver, AuditEvent } from "./events";
 import type { AppConfig } from "./config";
 import { Agent, type BootOutcome, type CheckOptions, type CheckOutcome } from "./agent";
 import type { DiagnosticCheck } from "./diagnostics";
-import { startReporter, type Reporter } from "./reporter";
+import type { Features, Reporter } from "./features";
 import { seedOf, seededRandom } from "./backoff";
 
 /** How long a restart after an update waits for the outbox's events to be acknowledged (virtual/real ms). */
@@ -36,6 +37,8 @@ export interface AppExtra {
    * waits for it too). "ready" (default, unless diagnostics.waitForNetwork): up when main runs.
    */
   network?: "ready" | "app";
+  /** The optional features included (modules/features.ts); absent: the core alone. */
+  features?: Features;
 }
 
 export interface App {
@@ -88,11 +91,14 @@ class Runner implements App {
     const agent = (this.agent = new Agent(ports, config, observer, {
       ...(extra.checks ? { checks: extra.checks } : {}),
       ...(extra.network ? { waitForNetwork: extra.network === "app" } : {}),
+      ...(extra.features ? { features: extra.features } : {}),
     }));
-    if (extra.rebootWhen) agent.control.rebootWhen = extra.rebootWhen;
+    if (extra.rebootWhen) agent.rebootWhen = extra.rebootWhen;
     // FLEET's reporter: version and state on boot, the outbox over QoS 1, announcements and commands.
-    if (agent.config.mqtt && ports.mqtt) {
-      const r = startReporter(ports, agent.config, agent, agent.outbox);
+    const fleet = extra.features?.fleet;
+    if (agent.config.mqtt && ports.mqtt && !fleet) ports.system.log("ota: config.mqtt names a broker, but the fleet feature is not included (features/fleet/manifest.json)");
+    if (agent.config.mqtt && ports.mqtt && fleet) {
+      const r = fleet.startReporter(ports, agent.config, agent, agent.outbox);
       observer.reporter = r;
       // Up to RESTART_DRAIN_MS for the update's last events to be acknowledged before the restart.
       agent.beforeRestart = () => r.drain(RESTART_DRAIN_MS);

@@ -21,18 +21,17 @@ import type { TrustedKey } from "./keys";
 import { constant } from "./constant";
 import { DOMAINS } from "./nvs-domains";
 
-export type ControlCommand = "pause" | "resume" | "cancel" | "download-only" | "install";
-export const CONTROL_COMMANDS: readonly ControlCommand[] = constant(["pause", "resume", "cancel", "download-only", "install"]);
-export type HaltCode = "CONTROL_PAUSED" | "CONTROL_CANCELLED";
+import type { ControlCommand } from "./features";
+import type { DownloadGate as Gate, HaltCode, HaltListener } from "./download";
 
-export interface HaltListener {
-  halted(code: HaltCode): void;
-}
+export type { ControlCommand } from "./features";
+export type { HaltCode, HaltListener } from "./download";
+export const CONTROL_COMMANDS: readonly ControlCommand[] = constant(["pause", "resume", "cancel", "download-only", "install"]);
 
 /** Bucket depth: one 4 KB block, so a capped download never bursts more than a block ahead. */
 const BURST = 4096;
 
-export class DownloadGate {
+export class DownloadGate implements Gate {
   private mode: "run" | "pause" | "cancel" = "run";
   private tokens = BURST;
   private last: number;
@@ -176,27 +175,4 @@ export function holdForInstall(store: StorePort): boolean {
 export function setHoldForInstall(store: StorePort, hold: boolean): void {
   if (hold) store.set(DOMAIN, "hold", 1);
   else store.delete(DOMAIN, "hold");
-}
-
-/**
- * Wait until `acceptable()` (the application's rebootWhen) says yes, polled every `pollMs`, or
- * `deadlineMs` passed. Resolves with the ms waited and whether the deadline cut it short.
- */
-export function waitForReboot(clock: ClockPort, acceptable: () => boolean, deadlineMs: number, pollMs: number): Promise<{ waitedMs: number; deadline: boolean }> {
-  const start = clock.now();
-  return new Promise((resolve) => {
-    const poll = () => {
-      const waited = clock.now() - start;
-      let ok = false;
-      try {
-        ok = acceptable();
-      } catch {
-        ok = false; // an application hook that throws does not get to block the restart forever
-      }
-      if (ok) return resolve({ waitedMs: waited, deadline: false });
-      if (waited >= deadlineMs) return resolve({ waitedMs: waited, deadline: true });
-      clock.setTimeout(poll, Math.min(pollMs, deadlineMs - waited));
-    };
-    poll();
-  });
 }

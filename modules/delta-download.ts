@@ -25,6 +25,7 @@ import type { UpdateSlot, SlotState } from "./install";
 import { OtaError } from "./errors";
 import { toHex } from "./bytes";
 import { PatchApplier, type DeltaBase } from "./delta/patch";
+import type { DeltaFeature, PatchSlotOptions as FeaturePatchOptions, PatchWriter } from "./features";
 
 /** SHA-256 (hex) of the first `size` bytes of `part`, read through `scratch`. Throws FLASH_*. */
 export function sha256Prefix(part: FlashPartition, size: number, crypto: CryptoPort, scratch: Uint8Array): string {
@@ -62,7 +63,7 @@ export interface PatchSlotOptions {
  * the slot, as it does a full image), so a failed attempt restarts the patch from byte 0 (no
  * Range request) and the slot from offset 0.
  */
-export class PatchSlot implements SlotWriter {
+export class PatchSlot implements SlotWriter, PatchWriter {
   private applier: PatchApplier | undefined;
   private out = 0;
   private fed = 0;
@@ -142,3 +143,15 @@ export class PatchSlot implements SlotWriter {
     this.out += data.byteLength;
   }
 }
+
+/** The delta feature as the agent takes it (AppExtra.features; modules/features.ts). A class: its methods stay in flash. */
+class Delta implements DeltaFeature {
+  sha256Prefix(part: FlashPartition, size: number, crypto: CryptoPort, scratch: Uint8Array): string {
+    return sha256Prefix(part, size, crypto, scratch);
+  }
+  patchSlot(o: FeaturePatchOptions): PatchWriter {
+    return new PatchSlot({ slot: o.slot, imageSize: o.imageSize, base: runningBase(o.flash, o.baseSize), crypto: o.crypto, checkStart: o.checkStart });
+  }
+}
+
+export const DELTA: DeltaFeature = Object.freeze(new Delta());

@@ -23,7 +23,6 @@ import { backoffDelay, parseRetryAfter } from "./backoff";
 import type { UpdateSlot } from "./install";
 import { toHex } from "./bytes";
 import { attemptComplete, readRoom } from "./download-outcome";
-import type { DownloadGate, HaltCode, HaltListener } from "./control";
 import { constant } from "./constant";
 
 export const BLOCK = 4096;
@@ -39,6 +38,28 @@ export interface DownloadJob {
 
 /** What the body goes into: the update slot, or a patch applier in front of it (modules/delta-download.ts). */
 export type SlotWriter = Pick<UpdateSlot, "begin" | "write" | "written" | "complete" | "adopt" | "read" | "state">;
+
+/** Why the data path must stop: an operator's pause or cancel (modules/control.ts). */
+export type HaltCode = "CONTROL_PAUSED" | "CONTROL_CANCELLED";
+
+export interface HaltListener {
+  halted(code: HaltCode): void;
+}
+
+/** What the data path asks of the bandwidth cap, pause and cancel (modules/control.ts DownloadGate). */
+export interface DownloadGate {
+  readonly bytesPerSec: number;
+  /** Bytes the data path may read now (Infinity when uncapped). */
+  allowance(): number;
+  consumed(n: number): void;
+  /** Call `fn` once a block's worth of bytes may be read again. */
+  wake(fn: () => void): void;
+  halted(): HaltCode | undefined;
+  watch(l: HaltListener): void;
+  unwatch(l: HaltListener): void;
+  /** Resolves true on resume, false on cancel (at once when running). */
+  whenRunnable(): Promise<boolean>;
+}
 
 export interface DownloadDeps {
   http: HttpPort;
@@ -57,8 +78,8 @@ export interface DownloadDeps {
   /** A failed attempt: persist and return the attempt count for this release. */
   failedAttempt(code: ErrorCode, detail: string): number;
   log(line: string): void;
-  /** Bandwidth cap, pause and cancel (modules/control.ts). */
-  gate?: DownloadGate;
+  /** Bandwidth cap, pause and cancel (modules/control.ts; absent without the control feature). */
+  gate?: DownloadGate | undefined;
 }
 
 type Attempt =

@@ -32,17 +32,11 @@ import { keyFromConfig, type TrustedKey } from "./keys";
 import { backoffDelay, seededRandom, seedOf } from "./backoff";
 import { fetchSmall } from "./fleet-fetch";
 import { decodeCommand } from "./commands";
-import type { ControlCommand } from "./control";
 import { constant } from "./constant";
 import { DOMAINS, LEGACY_DOMAINS, moveDomain } from "./nvs-domains";
+import type { FleetFeature, Reporter, ReporterAgent } from "./features";
 
-/** What the reporter needs of modules/agent.ts's Agent. */
-export interface ReporterAgent {
-  readonly running: { version: string; secureVersion: number; slot: number; project?: string };
-  check(options?: { force?: boolean; manifest?: Uint8Array }): Promise<unknown>;
-  /** A verified per-update control command (modules/agent.ts Agent.command). */
-  command?(cmd: ControlCommand): unknown;
-}
+export type { Reporter, ReporterAgent } from "./features";
 
 export interface LastResult {
   state: AgentState;
@@ -64,19 +58,6 @@ export interface DeviceState {
   online: true;
 }
 
-export interface Reporter {
-  /** The agent stored a new event in the outbox: send it. */
-  onEvent(event: AuditEvent): void;
-  readonly connected: boolean;
-  /**
-   * Resolves once every event in the outbox is acknowledged, the link is down, or `maxMs` have
-   * passed: the agent awaits it before a restart, so that a restart does not cut the PUBACKs
-   * of the events it just sent (they would all be sent again after the boot).
-   */
-  drain(maxMs: number): Promise<void>;
-  /** Orderly shutdown (DISCONNECT: the will does not fire). Safe twice. */
-  close(): void;
-}
 
 export interface ReporterOptions {
   /** QoS 1 events in flight at once (default 8). */
@@ -391,3 +372,6 @@ export function startReporter(ports: Ports, config: AppConfig, agent: ReporterAg
     },
   };
 }
+
+/** The fleet feature as the app takes it (AppExtra.features; modules/features.ts). */
+export const FLEET: FleetFeature = constant({ startReporter });

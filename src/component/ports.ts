@@ -9,15 +9,16 @@ import { EspFlashPort } from "xsota/src/flash";
 import { PreferenceStore } from "xsota/src/store";
 import { EspHttp } from "xsota/src/http";
 import { ModdableCrypto } from "xsota/src/crypto";
-import { EspMqtt } from "xsota/src/mqtt";
 import { ModdableClock } from "xsota/src/clock";
 import { EspSystem } from "xsota/src/system";
+// the agent's own MQTT connection is the fleet feature's (features/fleet/manifest.json)
+import fleet from "xsota/feature/fleet";
 
 export interface DevicePortsOptions {
   /** DER of the CA pinned for the update host (and the broker when `mqttCa` is absent). */
   ca: ArrayBuffer;
   mqttCa?: ArrayBuffer;
-  /** With a broker configured, the MQTT port is bound too. */
+  /** With a broker configured, the MQTT port is bound too (when the fleet feature is included). */
   mqtt: boolean;
   /** Board revision to report instead of the chip's. */
   hardware?: string;
@@ -32,6 +33,6 @@ export function createDevicePorts(options: DevicePortsOptions): Ports {
     clock: new ModdableClock(),
     system: new EspSystem(options.hardware ? { hardware: options.hardware } : {}),
   };
-  if (options.mqtt) ports.mqtt = new EspMqtt({ ca: options.mqttCa ?? options.ca });
+  if (options.mqtt && fleet && fleet.mqtt) ports.mqtt = fleet.mqtt({ ca: options.mqttCa ?? options.ca });
   return ports;
 }

@@ -11,6 +11,9 @@
  * device (domain "xsota.dev", see OTA.provision) and options.config, in rising precedence
  * (modules/provision.ts layerConfig: objects merge key by key, arrays replace, null deletes).
  *
+ * The optional features come through their specifiers ("xsota/feature/fleet", ".../delta", ".../control"): null unless the app
+ * includes the feature's manifest (features/<name>/manifest.json; modules/features.ts).
+ *
  * Imports are written "xsota/...", not "./x": XS resolves a relative import from the module's
  * name ("xsota", at the root), TypeScript from this file in src/; mcconfig maps both.
  */
@@ -21,6 +24,9 @@ import { fromBase64 } from "xsota/modules/bytes";
 import { configure, provision, readProvisioned, withDeviceId, type Provisioned, type ProvisionValues } from "xsota/modules/provision";
 import { PreferenceStore } from "xsota/src/store";
 import { createDevicePorts } from "xsota/platform";
+import fleet from "xsota/feature/fleet";
+import delta from "xsota/feature/delta";
+import control from "xsota/feature/control";
 import { SharedClient, SharedMqtt } from "xsota/src/shared-mqtt";
 import type { AgentState, AuditEvent } from "xsota/modules/events";
 import type { DiagnosticCheck } from "xsota/modules/diagnostics";
@@ -121,7 +127,7 @@ export default class OTA {
     const ports = createDevicePorts({
       ca: der(ca, "config.xsota.ca"),
       ...(mqttCa !== undefined ? { mqttCa: der(mqttCa, "config.xsota.mqttCa") } : {}),
-      mqtt: agentConfig.mqtt !== undefined && !shared,
+      mqtt: agentConfig.mqtt !== undefined && fleet !== null && !shared,
       ...(agentConfig.hardware !== undefined ? { hardware: agentConfig.hardware } : {}),
     });
     ports.system = withDeviceId(ports.system, provisioned.deviceId);
@@ -133,6 +139,7 @@ export default class OTA {
       ...(o.checks ? { checks: o.checks } : {}),
       ...(o.rebootWhen ? { rebootWhen: o.rebootWhen } : {}),
       ...(o.firstCheckMs !== undefined ? { firstCheckMs: o.firstCheckMs } : {}),
+      features: { fleet, delta, control },
     });
     this.#app = app;
     // main runs once setup/network has an IP: the network is up (an "app" network says so itself)

@@ -12,6 +12,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSyn
 import { join, resolve } from "node:path";
 import { tmpdir } from "node:os";
 import { REPO, buildEsp32, findModdable, isAgentModule, type Esp32Build, type ModdableTree } from "../../bench/moddable-esp32";
+import { agentBytecode, featureApp, featureManifests, featureModules } from "../../bench/moddable-size";
 import { skip, program, BUILD_WAIT_MS } from "../moddable/built";
 import { parseSdkconfig } from "./moddable-model";
 
@@ -35,8 +36,10 @@ function localModules(): string[] {
   return names.concat("xsota", "xsota/platform", "xsota/src/native/esp32", "setup/xsota"); // src/component/{xsota,ports,setup}.ts
 }
 
+/** The preloads of the component's core (manifest.json), then those of its features (features/<name>/manifest.json). */
 const componentPreload = (): string[] =>
-  (JSON.parse(readFileSync(join(REPO, "manifest.json"), "utf8")) as { platforms: { esp32: { preload: string[] } } }).platforms.esp32.preload;
+  [join(REPO, "manifest.json"), ...featureManifests().map((f) => f.manifest)].flatMap((p) =>
+    (JSON.parse(readFileSync(p, "utf8")) as { platforms: { esp32: { preload?: string[] } } }).platforms.esp32.preload ?? []);
 
 /** Plain-ESP32 board subplatforms of the SDK (no ESP32_SUBCLASS, or "esp32"). */
 function plainEsp32Boards(root: string): string[] {
@@ -53,14 +56,14 @@ function plainEsp32Boards(root: string): string[] {
 
 /**
  * A user's app outside the repo: its own name (the folder), a JavaScript main that imports
- * "xsota" and a main of its own, the component included by absolute path, the config it needs.
+ * "xsota" and a main of its own, the component and every feature included by absolute path, the config it needs.
  */
 function outsideApp(dir: string): string {
   const app = join(dir, "blinky");
   mkdirSync(app, { recursive: true });
   const example = JSON.parse(readFileSync(join(REPO, "examples", "minimal", "manifest.json"), "utf8")) as { config: unknown };
   writeFileSync(join(app, "manifest.json"), JSON.stringify({
-    include: ["$(MODDABLE)/examples/manifest_base.json", "$(MODDABLE)/examples/manifest_net.json", join(REPO, "manifest.json")],
+    include: ["$(MODDABLE)/examples/manifest_base.json", "$(MODDABLE)/examples/manifest_net.json", join(REPO, "manifest.json"), ...featureManifests().map((f) => f.manifest)],
     modules: { "*": ["./main", "./agent"] },
     config: example.config,
   }, null, "\t"));
@@ -157,6 +160,27 @@ describe.skipIf(skip !== undefined)("ESP32 build with Moddable's mcconfig, tsc, 
     }
   }, 600_000);
 
+  it("links none of the features' modules in an app that includes only the core (modules/features.ts), and builds", async () => {
+    const features = featureModules();
+    expect([...features.keys()].sort()).toEqual(["control", "delta", "fleet"]);
+    const app = featureApp(join(outDir, "core-only"), []);
+    const b = await buildEsp32({ moddable, outDir: join(outDir, "core-only", "out"), manifestDir: app });
+    expect(b.ok, `${b.failed} failed:\n${b.log.slice(-3000)}`).toBe(true);
+    const names = b.scripts.map((s) => s.name);
+    for (const [feature, modules] of features) {
+      expect(modules.length, feature).toBeGreaterThan(0);
+      expect(names.filter((n) => modules.includes(n)), feature).toEqual([]);
+      // the API's one import of the feature links the core's stub (null)
+      expect(names, feature).toContain(`xsota/feature/${feature}`);
+    }
+    expect(names.filter((n) => /^xsota\/modules\/delta\//.test(n))).toEqual([]);
+    expect(b.preload!.modules.filter((m) => !isAgentModule(m))).toEqual([]);
+    // the reference app (the first test: the core and every feature) links more of the agent
+    if (build?.ok) expect(agentBytecode(b)).toBeLessThan(agentBytecode(build));
+    // the core's stubs are in no other link: the features' manifests drop them ("~")
+    if (build?.ok) expect(readFileSync(join(build.tmpDir, "makefile"), "utf8")).not.toMatch(/src\/features\/no-/);
+  }, 240_000);
+
   it("leaves the app buildable for Moddable's simulator (-p lin): there \"xsota\" is the stub, no agent module", async () => {
     const app = outsideApp(join(outDir, "sim"));
     const b = await buildEsp32({ moddable, outDir: join(outDir, "sim-out"), manifestDir: app, platform: "lin", mcconfigOnly: true });
@@ -188,7 +212,7 @@ describe.skipIf(skip !== undefined)("ESP32 build with Moddable's mcconfig, tsc, 
   it("fails at the step that breaks: a type error in a module, a missing include", async () => {
     const broken = mkdtempSync(join(tmpdir(), "xsota-esp32-broken-"));
     try {
-      for (const p of ["manifest.json", "partitions.csv", "sdkconfig", "modules", "src", "examples"]) cpSync(join(REPO, p), join(broken, p), { recursive: true });
+      for (const p of ["manifest.json", "partitions.csv", "sdkconfig", "modules", "src", "features", "examples"]) cpSync(join(REPO, p), join(broken, p), { recursive: true });
       const appDir = join(broken, "examples", "device");
       const manifest = JSON.parse(readFileSync(join(appDir, "manifest.json"), "utf8")) as { include: string[] };
       writeFileSync(join(appDir, "manifest.json"), JSON.stringify({ ...manifest, include: [...manifest.include, "$(MODULES)/network/nosuch/manifest.json"] }));
