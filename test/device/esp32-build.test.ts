@@ -8,11 +8,12 @@
  * Skipped, with the reason, when no Moddable tree with built host tools is found.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, cpSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, cpSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { tmpdir } from "node:os";
 import { REPO, buildEsp32, findModdable, isAgentModule, type Esp32Build, type ModdableTree } from "../../bench/moddable-esp32";
 import { agentBytecode, featureApp, featureManifests, featureModules } from "../../bench/moddable-size";
+import { writeOutsideApp } from "./outside-app";
 import { skip, program, BUILD_WAIT_MS } from "../moddable/built";
 import { parseSdkconfig } from "./moddable-model";
 
@@ -54,24 +55,8 @@ function plainEsp32Boards(root: string): string[] {
   }).sort();
 }
 
-/**
- * A user's app outside the repo: its own name (the folder), a JavaScript main that imports
- * "xsota" and a main of its own, the component and every feature included by absolute path, the config it needs.
- */
-function outsideApp(dir: string): string {
-  const app = join(dir, "blinky");
-  mkdirSync(app, { recursive: true });
-  const example = JSON.parse(readFileSync(join(REPO, "examples", "minimal", "manifest.json"), "utf8")) as { config: unknown };
-  writeFileSync(join(app, "manifest.json"), JSON.stringify({
-    include: ["$(MODDABLE)/examples/manifest_base.json", "$(MODDABLE)/examples/manifest_net.json", join(REPO, "manifest.json"), ...featureManifests().map((f) => f.manifest)],
-    modules: { "*": ["./main", "./agent"] },
-    config: example.config,
-  }, null, "\t"));
-  // "agent" is a module of the app's own: a generic name the component must not take
-  writeFileSync(join(app, "agent.js"), "export default function agent() { return 'mine'; }\n");
-  writeFileSync(join(app, "main.js"), 'import OTA from "xsota";\nimport agent from "agent";\ntrace(agent() + "\\n");\nnew OTA({ checks: [{ name: "app", run: () => true }] }).start();\n');
-  return app;
-}
+/** The user's app outside the repo (test/device/outside-app.ts), the same one test/moddable/app.test.ts updates on Linux. */
+const outsideApp = (dir: string): string => writeOutsideApp(dir);
 
 describe.skipIf(skip !== undefined)("ESP32 build with Moddable's mcconfig, tsc, xsc and xsl (no ESP-IDF)", () => {
   let build: Esp32Build;

@@ -1,5 +1,6 @@
 /*
- * An app outside the repo's source (its own name and main.js) that includes the component, built
+ * The app outside the repo's source that test/device/esp32-build.test.ts builds for esp32 and two
+ * boards (test/device/outside-app.ts: its own name and main.js, the component included), built
  * for Moddable's runtime for Linux through the project's host program (host-sim/moddable/build.ts
  * buildAppProgram: moddable-host with the app's main, run with --app) and updated against the
  * update host `xsota serve` runs, one process per boot over a flash file: an application self-test
@@ -7,35 +8,14 @@
  * program, so the app's check looks at the running version to stand for code that differs.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { skip, program as built, BUILD_WAIT_MS } from "./built";
 import { Lab, FACTORY } from "../../host-sim/lab";
 import { ModdableDevice } from "../../host-sim/moddable/driver";
 import { buildAppProgram, moddableTree } from "../../host-sim/moddable/build";
-import { REPO } from "../../bench/moddable-esp32";
-
-/** The user's app: its manifest includes the component; main.js imports "xsota" and adds a self-test. */
-function writeApp(dir: string): string {
-  const app = join(dir, "sensor-app");
-  mkdirSync(app, { recursive: true });
-  writeFileSync(join(app, "manifest.json"), JSON.stringify({
-    include: ["$(MODDABLE)/examples/manifest_base.json", "$(MODDABLE)/examples/manifest_net.json", join(REPO, "manifest.json")],
-    modules: { "*": "./main" },
-  }, null, "\t"));
-  writeFileSync(join(app, "main.js"), [
-    'import OTA from "xsota";',
-    "let readings = 0;",
-    "const ota = new OTA({",
-    "  // the app's own self-test: release 1.2.0 has a sensor bug this catches",
-    '  checks: [{ name: "sensor", run: () => ota.running.version !== "1.2.0" && ++readings > 0 }],',
-    "});",
-    "ota.start();",
-    "",
-  ].join("\n"));
-  return app;
-}
+import { writeOutsideApp } from "../device/outside-app";
 
 describe.skipIf(skip !== undefined)("an app that includes the component, on Moddable's runtime (x-cli-lin)", { timeout: 240_000 }, () => {
   let lab: Lab;
@@ -45,7 +25,7 @@ describe.skipIf(skip !== undefined)("an app that includes the component, on Modd
     await built(); // the tools and the base program (a failed build fails here)
     const tree = moddableTree();
     if ("skip" in tree) throw new Error(tree.skip);
-    program = await buildAppProgram(tree.root, writeApp(work), join(work, "build"));
+    program = await buildAppProgram(tree.root, writeOutsideApp(work), join(work, "build"));
     lab = await Lab.create();
   }, BUILD_WAIT_MS + 300_000);
   afterAll(async () => {
