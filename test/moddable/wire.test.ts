@@ -33,17 +33,7 @@ describe.skipIf(skip !== undefined)("redirects and byte-controlled hosts on Modd
   });
 
   it.each(onTheWire.map((s) => [s.name, s] as const))("%s: as expected, and as on Node", async (_name, s) => {
-    let m: Awaited<ReturnType<typeof runModdableScenario>>;
-    try {
-      m = await runModdableScenario(s, lab, { program });
-    } catch (e) {
-      // Known, not understood: in two full-suite runs (2026-12-07, under load) the program died of a
-      // SIGSEGV right after "committed" in redirect-image, never in a rerun of this file alone (9 of 9).
-      // A crash of the program, and only that, is retried once; the retry must pass as any run must.
-      if (!/killed by SIGSEGV/.test(String(e))) throw e;
-      process.stderr.write(`[wire] ${s.name}: the Moddable program crashed (SIGSEGV), retried once: ${String(e).slice(0, 300)}\n`);
-      m = await runModdableScenario(s, lab, { program });
-    }
+    const m = await runModdableScenario(s, lab, { program });
     const fast = { ...s, config: { ...FAST, ...s.config } };
     const n = await runScenario(fast, createNodeEngine(), lab);
     expect(checkOutcome(s, m), m.device.logs.slice(-12).join("\n")).toEqual([]);
