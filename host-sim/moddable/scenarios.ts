@@ -41,12 +41,17 @@ export interface ModdableRunOptions {
  * fresh flash, up to CRASH_ATTEMPTS runs, and said on stderr; any other failure fails as before.
  */
 export async function runModdableScenario(s: Scenario, lab: Lab, o: ModdableRunOptions): Promise<Outcome & { device: ModdableDevice }> {
+  return runAgainOnCrash(s.name, () => runModdableScenarioOnce(s, lab, o));
+}
+
+/** `run(attempt)` again while it fails because the program was killed by SIGSEGV, up to CRASH_ATTEMPTS runs; said on stderr. */
+export async function runAgainOnCrash<T>(name: string, run: (attempt: number) => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await runModdableScenarioOnce(s, lab, o);
+      return await run(attempt);
     } catch (e) {
       if (!/killed by SIGSEGV/.test(String(e)) || attempt >= CRASH_ATTEMPTS) throw e;
-      process.stderr.write(`[moddable] ${s.name}: the program crashed (SIGSEGV), run again (attempt ${attempt + 1} of ${CRASH_ATTEMPTS}): ${String(e).slice(0, 300)}\n`);
+      process.stderr.write(`[moddable] ${name}: the program crashed (SIGSEGV), run again (attempt ${attempt + 1} of ${CRASH_ATTEMPTS}): ${String(e).slice(0, 300)}\n`);
     }
   }
 }

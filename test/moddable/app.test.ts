@@ -15,6 +15,7 @@ import { skip, program as built, BUILD_WAIT_MS } from "./built";
 import { Lab, FACTORY } from "../../host-sim/lab";
 import { ModdableDevice } from "../../host-sim/moddable/driver";
 import { buildAppProgram, moddableTree } from "../../host-sim/moddable/build";
+import { runAgainOnCrash } from "../../host-sim/moddable/scenarios";
 import { writeOutsideApp } from "../device/outside-app";
 
 describe.skipIf(skip !== undefined)("an app that includes the component, on Moddable's runtime (x-cli-lin)", { timeout: 240_000 }, () => {
@@ -34,15 +35,8 @@ describe.skipIf(skip !== undefined)("an app that includes the component, on Modd
   });
 
   it("updates itself: its self-test passes on 1.1.0 (committed), fails on 1.2.0 (rolled back to 1.1.0, cause named)", async () => {
-    // as host-sim/moddable/scenarios.ts runModdableScenario: a SIGSEGV of the program (seen in full-suite runs) is run again, up to 4 runs
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await updateBothWays(`a${attempt}`);
-      } catch (e) {
-        if (!/killed by SIGSEGV/.test(String(e)) || attempt >= 4) throw e;
-        process.stderr.write(`[app] the program crashed (SIGSEGV), run again (attempt ${attempt + 1} of 4): ${String(e).slice(0, 300)}\n`);
-      }
-    }
+    // as host-sim/moddable/scenarios.ts runModdableScenario: a SIGSEGV of the program (seen in full-suite runs) is run again (runAgainOnCrash)
+    await runAgainOnCrash("app", (attempt) => updateBothWays(`a${attempt}`));
   });
 
   async function updateBothWays(run: string): Promise<void> {
