@@ -128,6 +128,7 @@ export const ERROR_HINTS: Record<ErrorCode, string> = {
   USAGE: "see --help",
   FILE_NOT_FOUND: "check the path",
   PORT_BUSY: "pick another --port",
+  COMPONENT_BUILD: "run npm run typecheck in the repo: the device side must type-check before it is compiled",
   DB_CONNECT: "check --db (a file path or postgres://user@host:port/db) and that the server runs",
   INTERNAL: "a bug: report it",
 

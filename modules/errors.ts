@@ -133,6 +133,7 @@ export const ERROR_TABLE = constant({
   FILE_NOT_FOUND: [0xc03, "file not found"],
   PORT_BUSY: [0xc04, "network port already in use"],
   DB_CONNECT: [0xc05, "cannot open the fleet's audit database"],
+  COMPONENT_BUILD: [0xc06, "the component's TypeScript did not compile"],
   INTERNAL: [0xcff, "internal error"],
 
   // Delta updates (0xD00): detools sequential patches applied from the running slot

@@ -1,4 +1,4 @@
-/// <reference path="./types/moddable.d.ts" />
+/// <reference path="./types/moddable.d.ts" preserve="true" />
 /*
  * CryptoPort on Moddable's crypt modules (modules/crypt/digest/crypt.js, modules/crypt/etc/{ecdsa,curve,rsa}.js,
  * modules/crypt/arith/ecp.js): native SHA-256, ECDSA P-256 and the RSA public operation.

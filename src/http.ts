@@ -1,4 +1,4 @@
-/// <reference path="./types/moddable.d.ts" />
+/// <reference path="./types/moddable.d.ts" preserve="true" />
 /*
  * HttpPort on the classic "http" client over "securesocket" (modules/network/http/http.js,
  * modules/crypt/securesocket/securesocket.js). The only trust anchor is the pinned CA given here:

@@ -1,4 +1,4 @@
-/// <reference path="./types/moddable.d.ts" />
+/// <reference path="./types/moddable.d.ts" preserve="true" />
 /*
  * MqttPort on the classic Moddable "mqtt" Client (modules/network/mqtt/mqtt.js): MQTT 3.1.1, clean
  * session, subscriptions at QoS 0, no retransmission. Its publish() writes QoS 1 with packet id

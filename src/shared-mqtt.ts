@@ -1,4 +1,4 @@
-/// <reference path="./types/moddable.d.ts" />
+/// <reference path="./types/moddable.d.ts" preserve="true" />
 /*
  * The app's own MQTT connection, shared with the agent: the app connects with SharedClient (the
  * SDK's classic mqtt Client, with the PUBACK watch of src/mqtt.ts) and hands it over,

@@ -20,6 +20,7 @@ const COMMANDS: Record<string, [string, Loader]> = {
   serve: ["serve a release tree over HTTPS (Range, ETag)", () => import("./serve")],
   device: ["run one simulated ESP32 through boot, update and confirmation", () => import("./device")],
   provision: ["write a simulated device's own values (id, groups, broker credentials) into its NVS", () => import("./provision")],
+  component: ["compile the component to JavaScript + typings, for apps built without tsc", () => import("./component")],
   fleet: ["fleet controller: rollouts, forced updates, audit log, fleet view", () => import("./fleet")],
   demo: ["the whole story on the embedded defaults (npm start)", () => import("./demo")],
   bench: ["benchmarks: throughput, XS cost, flash wear, fleet scale", () => import("./bench")],

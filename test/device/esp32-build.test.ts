@@ -8,12 +8,13 @@
  * Skipped, with the reason, when no Moddable tree with built host tools is found.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, cpSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, cpSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { tmpdir } from "node:os";
 import { REPO, buildEsp32, findModdable, isAgentModule, type Esp32Build, type ModdableTree } from "../../bench/moddable-esp32";
 import { agentBytecode, featureApp, featureManifests, featureModules } from "../../bench/moddable-size";
 import { writeOutsideApp } from "./outside-app";
+import { buildComponent } from "../../host-sim/release/component";
 import { skip, program, BUILD_WAIT_MS } from "../moddable/built";
 import { parseSdkconfig } from "./moddable-model";
 
@@ -144,6 +145,51 @@ describe.skipIf(skip !== undefined)("ESP32 build with Moddable's mcconfig, tsc, 
       expect(b.preload!.modules.filter((m) => !isAgentModule(m)), target).toEqual([]);
     }
   }, 600_000);
+
+  it("builds a JavaScript app with no TypeScript step against the component `xsota component` compiles; a TypeScript app type-checks against its .d.ts", async () => {
+    const component = join(outDir, "xsota-js");
+    const built = buildComponent(REPO, component);
+    expect(built.manifests).toEqual(["manifest.json", "features/control/manifest.json", "features/delta/manifest.json", "features/fleet/manifest.json"]);
+    const app = writeOutsideApp(join(outDir, "js"), "blinky", component);
+    const b = await buildEsp32({ moddable, outDir: join(outDir, "js", "out"), manifestDir: app });
+    expect(b.ok, `${b.failed} failed:\n${b.log.slice(-3000)}`).toBe(true);
+    const makefile = readFileSync(join(b.tmpDir, "makefile"), "utf8");
+    // mcconfig writes a tsc rule (and a per-module tsconfig) for each TypeScript module it is given: none
+    expect(makefile).not.toMatch(/typescript compile failure/);
+    expect(makefile).not.toMatch(/\.ts\b(?!config)/);
+    const names = b.scripts.map((s) => s.name);
+    for (const m of localModules()) expect(names, m).toContain(m);
+    expect(names).toContain("main");
+    // the same bytecode as the TypeScript build, module by module (tsc's output either way)
+    if (build?.ok) {
+      const ts = new Map(build.scripts.map((s) => [s.name, s.code]));
+      for (const s of b.scripts.filter((s) => isAgentModule(s.name))) expect(s.code, s.name).toBe(ts.get(s.name));
+    }
+
+    // a TypeScript app: its main type-checks against the component's .d.ts (a misuse of the API fails, named)
+    const tsApp = join(outDir, "ts-app");
+    mkdirSync(tsApp, { recursive: true });
+    writeFileSync(join(tsApp, "manifest.json"), JSON.stringify({
+      include: ["$(MODDABLE)/examples/manifest_base.json", "$(MODDABLE)/examples/manifest_net.json", join(component, "manifest.json")],
+      modules: { "*": "./main" },
+    }));
+    const main = (options: string) => [
+      'import OTA, { type SelfTest, type OTAEvent } from "xsota";',
+      'const sensor: SelfTest = { name: "sensor", run: () => true };',
+      `const ota = new OTA(${options});`,
+      "ota.start();",
+      'const version: string = ota.running?.version ?? "none";',
+      'trace(`${version} ${ota.state}\\n`);',
+      "",
+    ].join("\n");
+    writeFileSync(join(tsApp, "main.ts"), main("{ checks: [sensor], onEvent: (e: OTAEvent) => trace(`${e.state}\\n`) }"));
+    const good = await buildEsp32({ moddable, outDir: join(tsApp, "out"), manifestDir: tsApp, only: /\/main\.xsb$/ });
+    expect(good.ok, `${good.failed} failed:\n${good.log.slice(-3000)}`).toBe(true);
+    writeFileSync(join(tsApp, "main.ts"), main("{ checks: [sensor], rebootWhen: 5 }"));
+    const bad = await buildEsp32({ moddable, outDir: join(tsApp, "out"), manifestDir: tsApp, only: /\/main\.xsb$/ });
+    expect(bad.failed).toBe("modules");
+    expect(bad.log).toMatch(/main\.ts\(\d+,\d+\): error TS2322: Type 'number' is not assignable to type '\(\) => boolean'/);
+  }, 480_000);
 
   it("links none of the features' modules in an app that includes only the core (modules/features.ts), and builds", async () => {
     const features = featureModules();

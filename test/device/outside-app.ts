@@ -7,16 +7,17 @@
  * Linux both images run the same program, so the version stands for code that differs).
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { REPO } from "../../bench/moddable-esp32";
 import { featureManifests } from "../../bench/moddable-size";
 
-export function writeOutsideApp(dir: string, name = "blinky"): string {
+/** `component`: the component's root (the repo, or the JavaScript tree `xsota component` writes). */
+export function writeOutsideApp(dir: string, name = "blinky", component = REPO): string {
   const app = join(dir, name);
   mkdirSync(app, { recursive: true });
   const example = JSON.parse(readFileSync(join(REPO, "examples", "minimal", "manifest.json"), "utf8")) as { config: unknown };
   writeFileSync(join(app, "manifest.json"), JSON.stringify({
-    include: ["$(MODDABLE)/examples/manifest_base.json", "$(MODDABLE)/examples/manifest_net.json", join(REPO, "manifest.json"), ...featureManifests().map((f) => f.manifest)],
+    include: ["$(MODDABLE)/examples/manifest_base.json", "$(MODDABLE)/examples/manifest_net.json", join(component, "manifest.json"), ...featureManifests().map((f) => join(component, relative(REPO, f.manifest)))],
     modules: { "*": ["./main", "./agent"] },
     config: example.config,
   }, null, "\t"));
