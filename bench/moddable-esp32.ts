@@ -11,9 +11,10 @@
  * generate is an empty file (mc.xs.c depends on it; xsl does not read it).
  */
 import { execFileSync, spawn, spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { tscOnce } from "../host-sim/moddable/tsc-once";
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -236,37 +237,6 @@ export async function buildEsp32(o: Esp32BuildOptions): Promise<Esp32Build> {
   }
   result.ok = true;
   return result;
-}
-
-/** The per-module tsconfigs mcconfig wrote (MODULES_DIR/<module>-tsconfig.json), compiled in one tsc run. */
-async function tscOnce(modulesDir: string, allOut: string, only: RegExp | undefined, run: (cmd: string, args: string[], cwd: string) => Promise<{ status: number | null; out: string }>) {
-  const configs: { outDir: string; file: string }[] = [];
-  const walk = (d: string) => {
-    for (const e of readdirSync(d)) {
-      const p = join(d, e);
-      if (statSync(p).isDirectory()) walk(p);
-      else if (e.endsWith("-tsconfig.json")) {
-        const c = JSON.parse(readFileSync(p, "utf8")) as { compilerOptions: { outDir: string }; files: string[] };
-        if (!only || only.test(p.slice(modulesDir.length).replace(/-tsconfig\.json$/, ".xsb"))) configs.push({ outDir: c.compilerOptions.outDir, file: c.files[0]! });
-      }
-    }
-  };
-  walk(modulesDir);
-  if (!configs.length) return { status: 0, out: "" };
-  const combined = join(modulesDir, "~all-tsconfig.json");
-  writeFileSync(combined, JSON.stringify({ extends: join(modulesDir, "tsconfig-base.json"), compilerOptions: { rootDir: "/", outDir: allOut }, files: configs.map((c) => c.file) }, null, "\t"));
-  const r = await run("tsc", ["-p", combined], modulesDir);
-  if (r.status !== 0) return r;
-  for (const c of configs) {
-    const js = c.file.replace(/\.ts$/, ".js");
-    for (const f of [js, js + ".map"]) {
-      const from = join(allOut, f), to = join(c.outDir, f);
-      if (!existsSync(from)) continue;
-      mkdirSync(dirname(to), { recursive: true });
-      copyFileSync(from, to);
-    }
-  }
-  return r;
 }
 
 /** gxScripts of an mc.xs.c: each module's name, the size of the bytecode kept for it, whether it has host functions. */

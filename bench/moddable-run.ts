@@ -11,6 +11,10 @@
  *   of the raw download, and of each boot of an update; the agent's share = update peak - idle
  *   peak, slots at the ESP32's 16 bytes each (the host's are 32), chunks as measured on this
  *   64-bit host (pointers in chunks are 8 bytes here, 4 on the chip: an upper bound).
+ * - memory by include: the same update with the agent's core alone (a program built with the
+ *   features' stubs, host-sim/moddable/build.ts coreManifest) and with every feature, both
+ *   configured with a broker (aedes on loopback): the full set reports over MQTT, the core only
+ *   logs the broker. Each as the agent's own peak (update above the raw download).
  * Skipped, with the reason, when no Moddable tree can be found or built.
  */
 import { spawn } from "node:child_process";
@@ -19,7 +23,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Lab, FACTORY } from "../host-sim/lab";
-import { moddableProgram } from "../host-sim/moddable/build";
+import { buildCoreProgram, moddableProgram, moddableTree } from "../host-sim/moddable/build";
+import { startBroker } from "../host-sim/mqtt/broker";
 import { ModdableDevice, derBase64 } from "../host-sim/moddable/driver";
 import { FAST } from "../host-sim/moddable/scenarios";
 import { DEFAULTS } from "../modules/config";
@@ -68,6 +73,11 @@ export interface ModdableRuntimeResult {
     /** Live peak bytes above idle at 16 B per slot: chunks + slots. */
     agentAboveIdle: number;
     rawAboveIdle: number;
+    /**
+     * The update with the core alone and with every feature (reporting over MQTT): the worst
+     * boot's peak, and the agent's own part (live bytes above the raw download).
+     */
+    byInclude?: Record<"core" | "full", { update: MemoryPeaks; own: number; events: number }>;
   };
   seconds: number;
 }
@@ -140,20 +150,20 @@ export async function moddableRuntime(o: { size?: number; memorySize?: number; p
       if (res.bytes !== image.length || res.sha256 !== createHash("sha256").update(image).digest("hex")) throw new Error(`raw download on Moddable: ${res.bytes} bytes, sha256 ${res.sha256}: not the image`);
       return { ...res, memory: lineJson<MemoryPeaks>(r.lines, "@memory ")[0] };
     };
-    const agent = async (dir: string, imageBytes: number, memory: boolean) => {
+    const agent = async (dir: string, imageBytes: number, memory: boolean, o: { program?: string; mqtt?: { host: string; port: number } } = {}) => {
       const release = publishRelease(lab, dir, imageBytes);
       const flashPath = join(work, `${dir}.bin`);
       lab.chip(FACTORY).save(flashPath);
       const logs: string[] = [];
       const device = new ModdableDevice({
-        program, flashPath, caPem: lab.ca.caCertPem, deviceId: "240ac4000001", hardware: "esp32-rev3",
-        config: lab.config(release.manifestUrl, { ...FAST, download: { ...DEFAULTS.download } }),
+        program: o.program ?? program, flashPath, caPem: lab.ca.caCertPem, deviceId: "240ac4000001", hardware: "esp32-rev3",
+        config: lab.config(release.manifestUrl, { ...FAST, download: { ...DEFAULTS.download }, ...(o.mqtt ? { mqtt: o.mqtt } : {}) }),
         programArgs: memory ? ["--memory"] : ["--timing"], bootTimeoutMs: 300_000, onLog: (l) => logs.push(l),
       });
       await device.run();
       const final = [...device.events].reverse().find((e) => e.state !== "downloading")?.state ?? null;
       if (final !== "committed") throw new Error(`agent update on Moddable ended ${final}: ${device.logs.slice(-5).join(" | ")}`);
-      return { release, logs, final, memory: lineJson<MemoryPeaks>(logs, "@memory ") };
+      return { release, logs, final, memory: lineJson<MemoryPeaks>(logs, "@memory "), events: device.events.length };
     };
 
     say(`moddable: raw download of ${size} B`);
@@ -176,6 +186,26 @@ export async function moddableRuntime(o: { size?: number; memorySize?: number; p
     const rm = (await raw(memPublished.imageUrl, memPublished.image, true)).memory ?? EMPTY_PEAKS;
     const am = await agent("moddable-agent-memory", memorySize, true);
     const update = maxPeaks(am.memory);
+
+    let byInclude: ModdableRuntimeResult["memory"]["byInclude"];
+    const tree = moddableTree(say);
+    if (!("skip" in tree)) {
+      say("moddable: memory by include (building the core-only program when needed)");
+      const coreProgram = await buildCoreProgram(tree.root);
+      const broker = await startBroker();
+      try {
+        const mqtt = { host: broker.host, port: broker.port };
+        const full = await agent("moddable-full-memory", memorySize, true, { mqtt });
+        const core = await agent("moddable-core-memory", memorySize, true, { program: coreProgram, mqtt });
+        const own = (r: typeof full) => {
+          const u = maxPeaks(r.memory);
+          return { update: u, own: liveBytes(u) - liveBytes(rm), events: r.events };
+        };
+        byInclude = { core: own(core), full: own(full) };
+      } finally {
+        await broker.close();
+      }
+    }
     return {
       imageBytes: size,
       raw: { ms: r.ms, headersMs: r.headersMs, bytesPerMs: size / r.ms },
@@ -185,6 +215,7 @@ export async function moddableRuntime(o: { size?: number; memorySize?: number; p
         imageBytes: memorySize, idle, raw: rm, boots: am.memory, update,
         agentAboveIdle: liveBytes(update) - liveBytes(idle),
         rawAboveIdle: liveBytes(rm) - liveBytes(idle),
+        ...(byInclude ? { byInclude } : {}),
       },
       seconds: Math.round((performance.now() - t0) / 100) / 10,
     };

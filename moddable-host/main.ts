@@ -24,7 +24,12 @@ import Timer from "timer";
 import type { Ports } from "../modules/ports";
 import { fromBase64 } from "../modules/bytes";
 import { codeOf } from "../modules/errors";
-import { bootFirmware, type FirmwareHandle } from "../host-sim/firmware";
+import { firmwareWith, type FirmwareHandle } from "../host-sim/firmware-core";
+// the features as the component's API takes them: by include (manifest.json maps the real ones;
+// host-sim/moddable/build.ts coreManifest maps the core's stubs, which load none of their modules)
+import fleet from "xsota/feature/fleet";
+import delta from "xsota/feature/delta";
+import control from "xsota/feature/control";
 import type { FirmwareBoot } from "../host-sim/engine";
 import { EspHttp } from "../src/http";
 import { ModdableCrypto } from "../src/crypto";
@@ -106,7 +111,7 @@ export default function main(): void {
     // As src/ports.ts does on the devkit: a broker port only when the configuration names a broker
     // (each EspMqtt holds its own copy of the CA's DER).
     if ((boot.config as { mqtt?: unknown } | null)?.mqtt !== undefined) ports.mqtt = new EspMqtt({ ca: der(boot.mqttCa ?? boot.ca) });
-    firmware = bootFirmware(ports, { config: boot.config, behavior: boot.behavior });
+    firmware = firmwareWith({ fleet, delta, control })(ports, { config: boot.config, behavior: boot.behavior });
     const app = firmware.app;
     let quiet = 0, leaving = false;
     Timer.repeat(() => {

@@ -14,6 +14,7 @@ import { availableParallelism } from "node:os";
 import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { tscOnce } from "./tsc-once";
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const TOOLS = "build/bin/lin/release";
@@ -85,7 +86,8 @@ function newestSource(): number {
     else if (/\.(ts|js|c|h|json)$/.test(path)) newest = Math.max(newest, st.mtimeMs);
   };
   for (const dir of ["moddable-host", "modules", "src"]) walk(join(REPO, dir));
-  walk(join(REPO, "host-sim", "firmware.ts"));
+  walk(join(REPO, "host-sim", "firmware-core.ts"));
+  walk(join(REPO, "features"));
   walk(join(REPO, "host-sim", "engine.ts"));
   return newest;
 }
@@ -136,7 +138,50 @@ export async function buildAppProgram(root: string, appDir: string, outDir: stri
     const local = ([] as string[]).concat(sources).filter((p) => p.startsWith("./") || p.startsWith("../")).map((p) => resolve(appDir, p));
     if (local.length) modules[specifier] = local;
   }
+  const manifest = join(outDir, "manifest.json");
   mkdirSync(outDir, { recursive: true });
+  writeFileSync(manifest, JSON.stringify({ include: [join(REPO, "moddable-host", "manifest.json")], modules }, null, "\t"));
+  return buildVariant(root, manifest, outDir, appDir);
+}
+
+/**
+ * moddable-host/manifest.json with only the core of the agent: the features' specifiers mapped to
+ * the core's stubs (src/features/no-*.ts, as manifest.json does for an app that includes no
+ * feature) and the delta modules neither mapped nor preloaded, so the program loads none of the
+ * features' modules. Paths made absolute: the manifest is written elsewhere.
+ */
+export function coreManifest(): Record<string, unknown> {
+  const dir = join(REPO, "moddable-host");
+  const m = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8")) as {
+    modules: Record<string, string | string[]>; preload: string[];
+    typescript: { tsconfig: { compilerOptions: { types: string[] } } };
+  };
+  const abs = (p: string) => (p.startsWith("./") || p.startsWith("../") ? resolve(dir, p) : p);
+  const modules: Record<string, string | string[]> = {};
+  for (const [specifier, sources] of Object.entries(m.modules)) {
+    if (specifier.startsWith("xsota/modules/delta/")) continue;
+    const feature = /^xsota\/feature\/(\w+)$/.exec(specifier);
+    modules[specifier] = feature ? join(REPO, "src", "features", `no-${feature[1]}`) : Array.isArray(sources) ? sources.map(abs) : abs(sources);
+  }
+  const preload = m.preload.filter((p) => !p.startsWith("xsota/modules/delta/"));
+  const types = m.typescript.tsconfig.compilerOptions.types.map(abs);
+  return { ...m, modules, preload, typescript: { tsconfig: { ...m.typescript.tsconfig, compilerOptions: { ...m.typescript.tsconfig.compilerOptions, types } } } };
+}
+
+export const CORE_PROGRAM_DIR = join(REPO, "out", "moddable-host-core");
+
+/** The program with the core alone (coreManifest), in out/moddable-host-core; rebuilt when a source is newer. */
+export async function buildCoreProgram(root: string): Promise<string> {
+  const program = join(CORE_PROGRAM_DIR, "bin", "lin", "release", "xsota-moddable");
+  if (existsSync(program) && statSync(program).mtimeMs >= newestSource()) return program;
+  const manifest = join(CORE_PROGRAM_DIR, "manifest.json");
+  mkdirSync(CORE_PROGRAM_DIR, { recursive: true });
+  writeFileSync(manifest, JSON.stringify(coreManifest(), null, "\t"));
+  return buildVariant(root, manifest, CORE_PROGRAM_DIR, "the core-only program");
+}
+
+/** mcconfig -m -p x-cli-lin of a manifest built on moddable-host's, into outDir, from the base program's objects. */
+async function buildVariant(root: string, manifest: string, outDir: string, what: string): Promise<string> {
   // Start from the base program's objects (same tree, same C): make then compiles the app's modules
   // and relinks, instead of the whole XS engine and SDK again. Timestamps kept, so nothing is stale.
   const base = join(PROGRAM_DIR, "tmp", "lin", "release", "xsota-moddable");
@@ -145,24 +190,31 @@ export async function buildAppProgram(root: string, appDir: string, outDir: stri
     mkdirSync(dirname(tmp), { recursive: true });
     spawnSync("cp", ["-a", base, tmp]);
   }
-  const manifest = join(outDir, "manifest.json");
-  writeFileSync(manifest, JSON.stringify({ include: [join(REPO, "moddable-host", "manifest.json")], modules }, null, "\t"));
   const program = join(outDir, "bin", "lin", "release", "xsota-moddable");
   const env = { ...process.env, MODDABLE: root, PATH: [join(root, TOOLS), join(REPO, "node_modules", ".bin"), process.env.PATH ?? ""].join(":") };
   // asynchronous (a test worker stays responsive through minutes of make) and at the lowest
   // priority, as the background build of test/moddable/setup.ts: the other tests keep their pace
-  const out = await new Promise<{ status: number | null; log: string }>((done) => {
-    const child = spawn("nice", ["-n", "19", join(root, TOOLS, "mcconfig"), "-m", "-p", "x-cli-lin", "-o", outDir, manifest], { cwd: outDir, env, stdio: ["ignore", "pipe", "pipe"] });
-    let log = "";
-    child.stdout.on("data", (d: Buffer) => (log += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (log += d.toString()));
-    child.on("error", (e) => done({ status: null, log: log + String(e) }));
-    child.on("close", (status) => done({ status, log }));
+  let log = "";
+  const run = (cmd: string, args: string[], cwd: string) => new Promise<{ status: number | null; out: string }>((done) => {
+    const child = spawn("nice", ["-n", "19", cmd, ...args], { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+    child.on("error", (e) => done({ status: null, out: out + String(e) }));
+    child.on("close", (status) => {
+      log += out;
+      done({ status, out });
+    });
   });
-  writeFileSync(join(outDir, "build.log"), out.log);
-  if (out.status !== 0 || !existsSync(program)) {
-    const errors = out.log.split("\n").filter((l) => !l.startsWith("# ")).join("\n");
-    throw new Error(`mcconfig -p x-cli-lin of ${appDir} failed (${join(outDir, "build.log")}):\n${errors.slice(-3000)}`);
+  // mcconfig writes the makefile; one tsc run compiles every TypeScript module (tscOnce: the
+  // makefile's one tsc per module takes minutes); make then runs xsc, xsl and cc
+  let r = await run(join(root, TOOLS, "mcconfig"), ["-p", "x-cli-lin", "-o", outDir, manifest], outDir);
+  if (r.status === 0) r = await tscOnce(join(tmp, "modules"), join(tmp, "tsc", "~all"), undefined, run);
+  if (r.status === 0) r = await run("make", ["-f", join(tmp, "makefile")], tmp);
+  writeFileSync(join(outDir, "build.log"), log);
+  if (r.status !== 0 || !existsSync(program)) {
+    const errors = log.split("\n").filter((l) => !l.startsWith("# ")).join("\n");
+    throw new Error(`mcconfig -p x-cli-lin of ${what} failed (${join(outDir, "build.log")}):\n${errors.slice(-3000)}`);
   }
   return program;
 }
