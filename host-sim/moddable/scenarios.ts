@@ -34,32 +34,7 @@ export interface ModdableRunOptions {
 }
 
 /** Run one scenario on the Moddable program in `lab` (published under /<name>/<run>/). */
-/**
- * Known, not understood (2026-12-07): in full-suite runs the Linux program sometimes dies of a
- * SIGSEGV right after "committed" (one to three times per full run, in a different scenario each
- * time, twice in a row once). A scenario whose program was killed by SIGSEGV is run again from a
- * fresh flash, up to CRASH_ATTEMPTS runs, and said on stderr; any other failure fails as before.
- */
 export async function runModdableScenario(s: Scenario, lab: Lab, o: ModdableRunOptions): Promise<Outcome & { device: ModdableDevice }> {
-  return runAgainOnCrash(s.name, () => runModdableScenarioOnce(s, lab, o));
-}
-
-/** `run(attempt)` again while it fails because the program was killed by SIGSEGV, up to CRASH_ATTEMPTS runs; said on stderr. */
-export async function runAgainOnCrash<T>(name: string, run: (attempt: number) => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await run(attempt);
-    } catch (e) {
-      if (!/killed by SIGSEGV/.test(String(e)) || attempt >= CRASH_ATTEMPTS) throw e;
-      process.stderr.write(`[moddable] ${name}: the program crashed (SIGSEGV), run again (attempt ${attempt + 1} of ${CRASH_ATTEMPTS}): ${String(e).slice(0, 300)}\n`);
-    }
-  }
-}
-
-/** Runs of a scenario when the program keeps crashing (see runModdableScenario). */
-const CRASH_ATTEMPTS = 4;
-
-async function runModdableScenarioOnce(s: Scenario, lab: Lab, o: ModdableRunOptions): Promise<Outcome & { device: ModdableDevice }> {
   const { dir, config } = stageScenario(s, lab, o.config ?? FAST, o.mqtt ? { mqtt: o.mqtt } : {});
   const work = mkdtempSync(join(tmpdir(), `xsota-moddable-${s.name}-`));
   const flashPath = join(work, "flash.bin");
