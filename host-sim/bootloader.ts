@@ -10,13 +10,17 @@
  *    index (-1), i.e. try every slot. A NEW entry becomes PENDING_VERIFY.
  * 3. Load: from the chosen index down to factory, then upwards; the first slot whose image
  *    validates (and whose chip id matches) boots. None: the device is bricked (a result, never a throw).
- * Optional anti-rollback (CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK): a slot whose secure_version is
- * below the eFuse floor is skipped, and booting a VALID entry raises the floor to its version.
+ * Optional anti-rollback (CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK), as v6.0's check_anti_rollback /
+ * update_anti_rollback: the secure_version is read from esp_app_desc_t at 0x20 of the slot (magic
+ * checked, image not validated); an entry whose slot is below the eFuse floor is not selected, such a
+ * slot is not loaded, and selecting a VALID entry (or writing the initial entry) raises the floor to
+ * its slot's version (esp_efuse_update_secure_version: at most the 32-bit field's width).
+ * test/device/idf-otadata-diff.test.ts holds the selection equal to IDF's own C.
  * Flash writes go through SimFlash (counted, tearable); a power cut propagates as PowerCut.
  */
 import type { CryptoPort } from "../modules/ports";
 import type { AppDesc, ImageInfo } from "../modules/image";
-import { validateImage } from "../modules/image";
+import { validateImage, APP_DESC_MAGIC, APP_DESC_OFFSET } from "../modules/image";
 import { OtaError, codeOf } from "../modules/errors";
 import { OtaState, OTA_SECTOR, ENTRY_SIZE, decodeEntry, activeEntry, entryValid, seqCrc, type OtaEntry } from "../modules/otadata";
 import { encodeEntryRaw, entryInvalid, entryInitial } from "./otadata-model";
@@ -39,6 +43,16 @@ export type BootResult =
   | { kind: "bricked"; reason: string; log: string[] };
 
 const FACTORY = -1;
+/** CONFIG_BOOTLOADER_APP_SEC_VER_SIZE_EFUSE_FIELD on the ESP32 (the eFuse field's width). */
+const SEC_VER_BITS = 32;
+
+/** bootloader_common_get_partition_description: secure_version of esp_app_desc_t, undefined when its magic is wrong. */
+function secureVersionOf(part: ChipPartition): number | undefined {
+  const b = new Uint8Array(8);
+  part.read(APP_DESC_OFFSET, b);
+  const v = new DataView(b.buffer);
+  return v.getUint32(0, true) === APP_DESC_MAGIC ? v.getUint32(4, true) : undefined;
+}
 
 function writeOtadata(ota: ChipPartition, index: number, e: OtaEntry): void {
   ota.eraseBlock(index);
@@ -60,17 +74,25 @@ export function boot(chip: SimChip, options: BootOptions = {}): BootResult {
   const partOf = (index: number): ChipPartition | undefined =>
     index === FACTORY ? (factoryEntry ? chip.partition(factoryEntry.name) : undefined) : chip.slot(index);
 
+  /** check_anti_rollback: the slot's secure_version is at least the eFuse floor. */
+  const antiOk = (part: ChipPartition): boolean => {
+    const v = secureVersionOf(part);
+    return v !== undefined && v >= chip.efuseSecureVersion;
+  };
+  /** update_anti_rollback: raise the floor to the slot's secure_version when its desc reads and fits the field. */
+  const raiseFrom = (part: ChipPartition | undefined): void => {
+    const v = part ? secureVersionOf(part) : undefined;
+    if (v !== undefined && v <= SEC_VER_BITS) chip.raiseSecureVersion(v);
+  };
   const failures: string[] = [];
   const tryLoad = (index: number): { info: ImageInfo; part: ChipPartition } | undefined => {
     const part = partOf(index);
     if (!part) return undefined;
     const name = index === FACTORY ? "factory" : `ota_${index}`;
     try {
+      if (anti && !antiOk(part)) throw new OtaError("POLICY_DOWNGRADE", `secure_version ${secureVersionOf(part)} < eFuse ${chip.efuseSecureVersion}`);
       const info = validateImage((o, t) => part.read(o, t), part.byteLength, crypto, scratch);
       if (info.header.chipId !== chipId) throw new OtaError("IMAGE_CHIP", `image chip id ${info.header.chipId}, chip ${chipId}`);
-      if (anti && info.appDesc.secureVersion < chip.efuseSecureVersion) {
-        throw new OtaError("POLICY_DOWNGRADE", `secure_version ${info.appDesc.secureVersion} < eFuse ${chip.efuseSecureVersion}`);
-      }
       return { info, part };
     } catch (e) {
       if (e instanceof PowerCut) throw e;
@@ -107,31 +129,29 @@ export function boot(chip: SimChip, options: BootOptions = {}): BootResult {
       }
       log.push(`otadata holds no selection: trying ${start === FACTORY ? "factory" : "ota_0"}`);
     } else if (anti && entryInitial(a) && entryInitial(b)) {
-      start = 0;
+      start = FACTORY; // v6.0 leaves boot_index at FACTORY_INDEX here: factory first when there is one
       initial = true;
     } else {
       let active: 0 | 1 | -1;
       if (anti) {
         const ok = entries.map((e) => {
           if (!entryValid(e)) return false;
-          const got = tryLoad((e.seq - 1) % n);
-          return got !== undefined;
+          const part = partOf(((e.seq - 1) >>> 0) % n);
+          return part !== undefined && antiOk(part);
         });
         active = ok[0] && ok[1] ? (b.seq > a.seq ? 1 : 0) : ok[0] ? 0 : ok[1] ? 1 : -1;
       } else active = activeEntry(entries);
       if (active !== -1) {
         const e = entries[active]!;
-        start = (e.seq - 1) % n;
+        start = ((e.seq - 1) >>> 0) % n;
         log.push(`otadata[${active}] seq ${e.seq} selects ota_${start}`);
         if (e.state === OtaState.NEW) {
           log.push(`otadata[${active}] NEW -> PENDING_VERIFY`);
           entries[active] = { ...e, state: OtaState.PENDING_VERIFY };
           writeOtadata(ota, active, entries[active]!);
         }
-        if (anti && e.state === OtaState.VALID) {
-          const got = tryLoad(start);
-          if (got) chip.raiseSecureVersion(got.info.appDesc.secureVersion);
-        }
+        // IDF tests the state as read, before NEW -> PENDING_VERIFY (a NEW entry never raises it).
+        if (anti && e.state === OtaState.VALID) raiseFrom(partOf(start));
       } else {
         log.push("otadata invalid and no factory app: trying every partition");
         start = FACTORY;
@@ -149,7 +169,7 @@ export function boot(chip: SimChip, options: BootOptions = {}): BootResult {
       const e: OtaEntry = { seq: index + 1, label: new Uint8Array(20).fill(0xff), state: OtaState.VALID, crc: seqCrc(index + 1) };
       log.push(`set actual ota_seq=${index + 1} in otadata[0]`);
       writeOtadata(ota, 0, e);
-      if (anti) chip.raiseSecureVersion(got.info.appDesc.secureVersion);
+      if (anti) raiseFrom(got.part);
     }
     const behavior = readBehavior((o, t) => got.part.read(o, t));
     log.push(`booting ${index === FACTORY ? "factory" : `ota_${index}`} (${got.info.appDesc.projectName} ${got.info.appDesc.version}, ${behavior})`);

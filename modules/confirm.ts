@@ -86,6 +86,10 @@ function facts(ctx: AgentContext, j: Journal | undefined): [RunningFact, Journal
  * none. When that is the update slot ("nextota", always so with two slots) its image is validated
  * here; another slot cannot be opened through the flash port (Moddable opens app slots only as
  * "running"/"nextota"), so its valid otadata entry is taken as the proof: it ran before this update.
+ * Not ESP-IDF v6.0's esp_ota_check_rollback_is_possible (BootControl.rollbackPossible) on purpose: with
+ * no valid entry for the previous image IDF says no (no factory app) although its bootloader would boot
+ * ota_0; a power cut tearing the first boot's otadata write leaves exactly that (test/agent/power-cut,
+ * "during a rollback too", cut at op 2), and IDF's rule would keep the failed image.
  */
 function rollbackPossible(ctx: AgentContext): boolean {
   const slots = ctx.ports.flash.slots();

@@ -62,9 +62,13 @@ export function decodeEntry(bytes: Uint8Array): OtaEntry {
   };
 }
 
-/** The 32 bytes of an entry; the label stays 0xFF as ESP-IDF leaves it. */
-export function encodeEntry(seq: number, state: number, out: Uint8Array = new Uint8Array(ENTRY_SIZE)): Uint8Array {
+/**
+ * The 32 bytes of an entry with its CRC computed. `label` is what the sector held (ESP-IDF's
+ * rewrite_ota_seq writes back the entry it read, label included); 0xFF when none is given.
+ */
+export function encodeEntry(seq: number, state: number, out: Uint8Array = new Uint8Array(ENTRY_SIZE), label?: Uint8Array): Uint8Array {
   out.fill(0xff, 0, ENTRY_SIZE);
+  if (label) out.set(label.subarray(0, 20), 4);
   const v = new DataView(out.buffer, out.byteOffset, ENTRY_SIZE);
   v.setUint32(0, seq >>> 0, true);
   v.setUint32(24, state >>> 0, true);
@@ -87,28 +91,23 @@ export function activeEntry(entries: readonly [OtaEntry, OtaEntry]): 0 | 1 | -1 
   return -1;
 }
 
-/** The slot an entry selects: ota_[(seq - 1) % slotCount]. */
+/** The slot an entry selects: ota_[(seq - 1) % slotCount] in uint32 arithmetic, as ESP-IDF computes it (seq 0 wraps to 0xFFFFFFFF). */
 export function slotOfSeq(seq: number, slotCount: number): number {
-  return (seq - 1) % slotCount;
+  return ((seq - 1) >>> 0) % slotCount;
 }
 
 /**
- * esp_ota_set_boot_partition's choice of the next seq for `slot`: the smallest
- * (slot + 1) % n + i * n that is >= the current active seq (0 when none is active).
- * ESP-IDF's loop: i = 0; while (seq > (slot+1)%n + i*n) i++.
+ * compute_ota_seq_for_target_slot (v6.0): base = (slot + 1) % n; i = 0; while (seq > base + i * n) i++,
+ * all uint32. Solved lap by lap instead of counted: a lap ends where base + i * n wraps past 2^32.
  */
 export function nextSeq(activeSeq: number, slot: number, slotCount: number): number {
-  const base = (slot + 1) % slotCount;
-  let i = 0;
-  while (activeSeq > base + i * slotCount) i++;
-  let seq = base + i * slotCount;
-  // ESP-IDF: with n == 1 ... base is 0; an entry with seq 0 would select slot -1. Guard as IDF does for n >= 2 only.
-  if (seq === 0) seq = slotCount;
-  return seq;
+  if (slotCount === 0) return 0;
+  let start = (slot + 1) % slotCount;
+  for (let lap = 0; lap <= 2 * slotCount; lap++) {
+    if (activeSeq <= start) return start;
+    const v = start + Math.ceil((activeSeq - start) / slotCount) * slotCount;
+    if (v <= 0xffffffff) return v;
+    start = start + Math.floor((0xffffffff - start) / slotCount) * slotCount + slotCount - 0x100000000;
+  }
+  throw new RangeError(`no sequence number for slot ${slot} above ${activeSeq}`);
 }
-
-/** The sector the next write goes to: the other one than the active entry (sector 0 when none). */
-export function sectorForWrite(active: 0 | 1 | -1): 0 | 1 {
-  return active === 0 ? 1 : 0;
-}
-

@@ -1,7 +1,7 @@
 /// <reference path="./types/moddable.d.ts" />
 /*
  * SystemPort on the ESP32: restart, heap and chip facts from src/native (esp_restart,
- * esp_get_free_heap_size, esp_chip_info, esp_efuse_mac_get_default), the reset reason from
+ * esp_get_free_heap_size, esp_chip_info, esp_read_mac), the reset reason from
  * Moddable's esp32 "resetReason" module (build/devices/esp32/modules/resetReason: esp_reset_reason()).
  * The device id is the factory base MAC from eFuse, not Net.get("MAC"): that is undefined until
  * an interface exists, and the self-test runs before Wi-Fi is up. The Wi-Fi station's MAC is

@@ -8,5 +8,5 @@ export declare function freeHeap(): number;
 export declare function chipRevision(): number;
 /** CONFIG_IDF_FIRMWARE_CHIP_ID (ESP32 = 0), the chip id in esp_image_header_t. */
 export declare function chipId(): number;
-/** esp_efuse_mac_get_default(): the factory base MAC as 12 lower-case hex digits (the Wi-Fi station's MAC). */
+/** esp_read_mac(ESP_MAC_WIFI_STA): the Wi-Fi station MAC (the factory base MAC) as 12 lower-case hex digits. */
 export declare function baseMac(): string;

@@ -72,7 +72,11 @@ void xs_xsota_chip_id(xsMachine *the)
 	xsmcSetInteger(xsResult, CONFIG_IDF_FIRMWARE_CHIP_ID);
 }
 
-/* the factory base MAC from eFuse, as 12 lower-case hex digits: there without any network interface */
+/*
+ * the Wi-Fi station MAC (the factory base MAC from eFuse), as 12 lower-case hex digits: there without any
+ * network interface. esp_read_mac writes 6 bytes for ESP_MAC_WIFI_STA; esp_efuse_mac_get_default writes 8
+ * on chips with 802.15.4 (C5, C6, H2), past this buffer.
+ */
 void xs_xsota_base_mac(xsMachine *the)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -80,7 +84,7 @@ void xs_xsota_base_mac(xsMachine *the)
 	char text[13];
 	int i;
 
-	if (ESP_OK != esp_efuse_mac_get_default(mac))
+	if (ESP_OK != esp_read_mac(mac, ESP_MAC_WIFI_STA))
 		xsUnknownError("no base MAC in eFuse");
 	for (i = 0; i < 6; i++) {
 		text[i * 2] = hex[mac[i] >> 4];

@@ -49,6 +49,12 @@
 	#error "xsota needs CONFIG_ESP_TASK_WDT_TIMEOUT_S=30 (or more) in the app's sdkconfig (one XS turn, a TLS handshake in JavaScript, can run for seconds; a shorter watchdog resets a good image and rolls it back)"
 #endif
 
+/* A task that leaves interrupts off, or an ISR that never returns, stops the tick the task watchdog
+   runs on: the interrupt watchdog (off in Moddable's base sdkconfig) panics instead. */
+#if !defined(CONFIG_ESP_INT_WDT)
+	#error "xsota needs CONFIG_ESP_INT_WDT=y in the app's sdkconfig (a hang with interrupts off escapes the task watchdog; the interrupt watchdog resets it)"
+#endif
+
 /* A panic must end in a reset: halting (in the GDB stub or after printing) leaves a hung new image
    running until someone resets the board by hand. */
 #if defined(CONFIG_ESP_SYSTEM_PANIC_GDBSTUB)

@@ -127,8 +127,16 @@ describe.skipIf(skip !== undefined)(`src/native/xsota_sdkconfig_check.h with ${C
       expect(h.header).toMatch(/^#define CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE 1$/m);
       expect(h.header).toMatch(/^#define CONFIG_ESP_TASK_WDT_TIMEOUT_S 30$/m);
       expect(h.header).toMatch(/^#define CONFIG_ESP_SYSTEM_PANIC_PRINT_REBOOT 1$/m);
-      expect(h.header).not.toMatch(/SKIP_VALIDATE|PANIC_GDBSTUB/);
+      expect(h.header).not.toMatch(/SKIP_VALIDATE|PANIC_GDBSTUB|PANIC_PRINT_HALT/);
+      // reboots on a panic and on the task watchdog, with the interrupt watchdog on (issue 30, item 5)
+      for (const on of ["CONFIG_ESP_TASK_WDT_EN", "CONFIG_ESP_TASK_WDT_INIT", "CONFIG_ESP_TASK_WDT_PANIC", "CONFIG_ESP_INT_WDT", "CONFIG_ESP_INT_WDT_CHECK_CPU1"]) {
+        expect(h.header, `${kind} ${on}`).toMatch(new RegExp(`^#define ${on} 1$`, "m"));
+      }
+      expect(h.header, kind).toMatch(/^#define CONFIG_ESP_INT_WDT_TIMEOUT_MS 300$/m);
     }
+    // the instrumented build is the one that merges Moddable's sdkconfig.inst (the GDB stub on panic)
+    expect(header({ kind: "instrument" }).values.get("CONFIG_ESP_SYSTEM_PANIC_GDBSTUB")).toBe("y");
+    expect(header({ sdkconfigPath: PROJECT, kind: "instrument" }).values.get("CONFIG_ESP_SYSTEM_PANIC_GDBSTUB")).not.toBe("y");
   });
 
   it("fails with an #error naming each option the agent relies on, when the sdkconfig turns it off", () => {
@@ -141,6 +149,7 @@ describe.skipIf(skip !== undefined)(`src/native/xsota_sdkconfig_check.h with ${C
       ["CONFIG_ESP_TASK_WDT_INIT", "CONFIG_ESP_TASK_WDT_INIT=n", ["CONFIG_ESP_TASK_WDT_INIT", "CONFIG_ESP_TASK_WDT_PANIC"]],
       ["CONFIG_ESP_TASK_WDT_PANIC", "CONFIG_ESP_TASK_WDT_PANIC=n", ["CONFIG_ESP_TASK_WDT_PANIC"]],
       ["CONFIG_ESP_TASK_WDT_TIMEOUT_S", "CONFIG_ESP_TASK_WDT_TIMEOUT_S=5", ["CONFIG_ESP_TASK_WDT_TIMEOUT_S"]],
+      ["CONFIG_ESP_INT_WDT", "CONFIG_ESP_INT_WDT=n", ["CONFIG_ESP_INT_WDT"]],
       ["CONFIG_ESP_SYSTEM_PANIC_GDBSTUB", "CONFIG_ESP_SYSTEM_PANIC_GDBSTUB=y", ["CONFIG_ESP_SYSTEM_PANIC_GDBSTUB"]],
       ["CONFIG_ESP_SYSTEM_PANIC_PRINT_HALT", "CONFIG_ESP_SYSTEM_PANIC_PRINT_HALT=y", ["CONFIG_ESP_SYSTEM_PANIC_PRINT_HALT"]],
       ["CONFIG_PARTITION_TABLE_MD5", "CONFIG_PARTITION_TABLE_MD5=n", ["CONFIG_PARTITION_TABLE_MD5"]],

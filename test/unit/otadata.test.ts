@@ -41,9 +41,15 @@ describe("otadata bytes", () => {
     expect(activeEntry([e(3, OtaState.INVALID), e(2, OtaState.INVALID)])).toBe(-1);
   });
 
-  it("chooses the next seq as esp_ota_set_boot_partition does", () => {
+  it("chooses the next seq as v6.0's compute_ota_seq_for_target_slot does", () => {
     expect(nextSeq(0, 0, 2)).toBe(1);
-    expect(nextSeq(0, 1, 2)).toBe(2);
+    // An active entry with seq 0 (CRC right) gives seq 0 for the last slot, as IDF does; it still selects it (uint32 wrap).
+    expect(nextSeq(0, 1, 2)).toBe(0);
+    expect(slotOfSeq(0, 2)).toBe(1);
+    expect(slotOfSeq(0, 3)).toBe(0);
+    // Near 2^32 the C loop wraps: the next value of base + i * n at or above seq, modulo 2^32.
+    expect(nextSeq(0xfffffffe, 0, 2)).toBe(0xffffffff);
+    expect(nextSeq(0xfffffffe, 0, 3)).toBe(0xffffffff);
     expect(nextSeq(1, 1, 2)).toBe(2);
     expect(nextSeq(2, 0, 2)).toBe(3);
     expect(nextSeq(3, 1, 2)).toBe(4);
