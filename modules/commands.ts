@@ -15,6 +15,12 @@ import { OtaError, codeOf } from "./errors";
 import { fromBase64, utf8Decode, utf8Encode } from "./bytes";
 import { verifyManifest } from "./manifest";
 import { CONTROL_COMMANDS, verifyControl, type ControlCommand } from "./control";
+import { parseJsonBytes } from "./json";
+
+/** A command: {"cmd":"force","manifest":"<base64 of an announcement-sized envelope>"}. */
+export const MAX_COMMAND = 12 * 1024;
+/** Nesting of a command or an announcement (an envelope given as JSON in a command is 4 deep). */
+export const MAX_JSON_DEPTH = 8;
 
 export type DeviceCommand =
   | { kind: "check"; force: boolean; manifest?: Uint8Array }
@@ -29,9 +35,10 @@ function why(e: unknown): string {
 export function decodeCommand(payload: Uint8Array, keys: readonly TrustedKey[], crypto: CryptoPort, deviceId: string, store: StorePort): DeviceCommand {
   let cmd: { cmd?: unknown; manifest?: unknown; envelope?: unknown };
   try {
-    cmd = JSON.parse(utf8Decode(payload)) as typeof cmd;
-  } catch {
-    return { kind: "invalid", detail: "cmd: not JSON" };
+    cmd = parseJsonBytes(payload, MAX_COMMAND, MAX_JSON_DEPTH, utf8Decode) as typeof cmd;
+  } catch (e) {
+    const m = (e as Error).message;
+    return { kind: "invalid", detail: `cmd: ${m.startsWith("invalid JSON") ? "not JSON" : m}` };
   }
   if (typeof cmd !== "object" || cmd === null) return { kind: "invalid", detail: "cmd: not an object" };
   if (CONTROL_COMMANDS.indexOf(cmd.cmd as ControlCommand) >= 0) {

@@ -143,6 +143,11 @@ export interface MqttConnectOptions {
   /** Keep-alive in ms. */
   keepalive?: number;
   secure?: boolean;
+  /**
+   * A packet from the broker whose remaining length is over this ends the connection
+   * ("MQTT_PROTOCOL: packet of N bytes ...") before anything is allocated for it. Default: no bound.
+   */
+  maxPacketBytes?: number;
 }
 
 export interface MqttHandler {

@@ -31,7 +31,8 @@ import { verifyManifest } from "./manifest";
 import { keyFromConfig, type TrustedKey } from "./keys";
 import { backoffDelay, seededRandom, seedOf } from "./backoff";
 import { fetchSmall } from "./fleet-fetch";
-import { decodeCommand } from "./commands";
+import { MAX_COMMAND, MAX_JSON_DEPTH, decodeCommand } from "./commands";
+import { parseJsonBytes } from "./json";
 import { constant } from "./constant";
 import { DOMAINS, LEGACY_DOMAINS, moveDomain } from "./nvs-domains";
 import type { FleetFeature, Reporter, ReporterAgent } from "./features";
@@ -70,6 +71,19 @@ export interface ReporterOptions {
 const DOMAIN = DOMAINS.reporter;
 const RESULT_STATES: readonly AgentState[] = constant(["committed", "rolled-back", "failed", "refused"]);
 const MAX_ANNOUNCE = 8 * 1024;
+/**
+ * Packets from the broker over this end the connection before anything is allocated for them
+ * (MqttConnectOptions.maxPacketBytes): the largest message the agent takes, with its topic.
+ */
+export const MAX_MQTT_PACKET = MAX_COMMAND + 512;
+/**
+ * Refusals kept in the outbox (NVS): a burst of this many, then one more per INVALID_REFILL_MS;
+ * the others are counted in RAM and the count rides on the next one kept, so a broker that
+ * floods junk costs a bounded number of NVS writes, not one per message.
+ */
+const INVALID_BURST = 8;
+const INVALID_REFILL_MS = 10 * 60_000;
+
 const BUSY_RETRY_MS = 5000;
 const MAX_BUSY_RETRIES = 60;
 
@@ -161,6 +175,7 @@ export function startReporter(ports: Ports, config: AppConfig, agent: ReporterAg
     const will = { topic: topics.online(id), payload: "0", qos: 1 as const, retain: true };
     const opts = brokerOptions(broker!, id);
     opts.will = will;
+    opts.maxPacketBytes = MAX_MQTT_PACKET;
     client = mqtt!.connect(opts, {
       onReady() {
         if (closed) return;
@@ -225,7 +240,23 @@ export function startReporter(ports: Ports, config: AppConfig, agent: ReporterAg
     publishState();
   }
 
+  let invalidTokens = INVALID_BURST;
+  let invalidRefilledAt = clock.now();
+  let invalidMuted = 0;
   function invalid(detail: string): void {
+    const now = clock.now();
+    const refill = Math.floor((now - invalidRefilledAt) / INVALID_REFILL_MS);
+    if (refill > 0) {
+      invalidTokens = Math.min(INVALID_BURST, invalidTokens + refill);
+      invalidRefilledAt += refill * INVALID_REFILL_MS;
+    }
+    if (invalidTokens === 0) {
+      invalidMuted++;
+      return;
+    }
+    invalidTokens--;
+    if (invalidMuted > 0) detail += ` (and ${invalidMuted} more refused since the last one kept)`;
+    invalidMuted = 0;
     const e = outbox.append({ time: clock.wallTime(), uptime: clock.now(), state: "refused", from: agent.running.version, code: "ANNOUNCE_INVALID", detail });
     record(e);
     flush();
@@ -289,37 +320,40 @@ export function startReporter(ports: Ports, config: AppConfig, agent: ReporterAg
     return toHex(h.close().subarray(0, 8));
   }
 
+  /** The last announcement refused, in RAM only: junk is never written to NVS ("ann" is a verified one's). */
+  let refusedAnn = "";
   function onAnnouncement(payload: Uint8Array): void {
     if (payload.length === 0) return; // a cleared retained message
     const seen = digest(payload);
-    if (store.get(DOMAIN, "ann") === seen) return;
-    store.set(DOMAIN, "ann", seen);
-    if (payload.length > MAX_ANNOUNCE) {
-      invalid(`announcement: ${payload.length} bytes`);
-      return;
-    }
+    if (store.get(DOMAIN, "ann") === seen || refusedAnn === seen) return;
+    const refuse = (detail: string) => {
+      refusedAnn = seen;
+      invalid(detail);
+    };
+    if (payload.length > MAX_ANNOUNCE) return refuse(`announcement: ${payload.length} bytes`);
     let doc: unknown;
     try {
-      doc = JSON.parse(utf8Decode(payload));
-    } catch {
-      invalid("announcement: not JSON");
-      return;
+      doc = parseJsonBytes(payload, MAX_ANNOUNCE, MAX_JSON_DEPTH, utf8Decode);
+    } catch (e) {
+      const m = (e as Error).message;
+      return refuse(`announcement: ${m.startsWith("invalid JSON") ? "not JSON" : m}`);
     }
     const url = typeof doc === "object" && doc !== null && !("payload" in doc) ? (doc as { url?: unknown }).url : undefined;
     if (url === undefined) {
       const env = verified(payload, "announcement");
-      if (env) runCheck(false, env);
+      if (!env) return void (refusedAnn = seen);
+      store.set(DOMAIN, "ann", seen);
+      runCheck(false, env);
       return;
     }
-    if (typeof url !== "string" || !/^https:\/\//i.test(url)) {
-      invalid("announcement: url must be https:");
-      return;
-    }
+    if (typeof url !== "string" || !/^https:\/\//i.test(url)) return refuse("announcement: url must be https:");
     fetchSmall(ports.http, clock, url, MAX_ANNOUNCE, config.download.stallMs).then(
       (bytes) => {
         if (closed) return;
         const env = verified(bytes, url);
-        if (env) runCheck(false, env);
+        if (!env) return void (refusedAnn = seen);
+        store.set(DOMAIN, "ann", seen);
+        runCheck(false, env);
       },
       (e: unknown) => system.log(`reporter: announcement fetch failed: ${codeOf(e)}`),
     );

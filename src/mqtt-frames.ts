@@ -3,6 +3,10 @@
  * modules/network/mqtt/mqtt.js parses PUBACK (0x40) and drops it ("not dispatched"), so the
  * binding watches the same bytes: fixed header, remaining length (1-4 bytes), then the body,
  * across any split of the stream into reads. Pure, so it is tested under Node in test/device.
+ * With `maxLength` it is also the guard against a hostile broker: the remaining length of every
+ * packet is known here before mqtt.js allocates a buffer of that size (a PUBLISH claiming 256 MB
+ * would abort XS, which restarts the chip), so a packet over the bound throws first and the
+ * binding ends the connection instead (host-sim/mqtt/client.ts applies the same scanner on Node).
  */
 
 export class PubackScanner {
@@ -13,9 +17,15 @@ export class PubackScanner {
   #seen = 0;
   #id = 0;
 
-  constructor(private readonly onPuback: (id: number) => void) {}
+  constructor(
+    private readonly onPuback: (id: number) => void,
+    private readonly maxLength = Infinity,
+  ) {}
 
-  /** Feed the next bytes exactly as read from the socket. Throws RangeError on a malformed length. */
+  /**
+   * Feed the next bytes exactly as read from the socket. Throws RangeError on a malformed length
+   * and on a packet whose remaining length is over maxLength (before any of its body is read).
+   */
   scan(bytes: Uint8Array): void {
     for (let i = 0; i < bytes.length; ) {
       const b = bytes[i]!;
@@ -43,6 +53,7 @@ export class PubackScanner {
   }
 
   #startBody(): void {
+    if (this.#length > this.maxLength) throw new RangeError(`packet of ${this.#length} bytes (at most ${this.maxLength})`);
     this.#seen = this.#id = 0;
     this.#state = "body";
     if (this.#length === 0) this.#endBody();

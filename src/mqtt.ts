@@ -20,6 +20,9 @@ import { PubackScanner } from "./mqtt-frames";
 
 export class WatchedClient extends Client {
   scanner: PubackScanner | undefined;
+  /** Called once when the scanner refuses the stream (a packet over the bound, a malformed length); nothing after it reaches mqtt.js. */
+  onRefused: ((reason: string) => void) | undefined;
+  #refused = false;
   /**
    * mqtt.js increments `packet` before each publish/subscribe and writes its low 16 bits, so the
    * 65,536th would go out as id 0 (invalid in MQTT, and 0 means "QoS 0, no ack" to the port):
@@ -37,10 +40,18 @@ export class WatchedClient extends Client {
     super.subscribe(topic);
   }
   override received(buffer: ArrayBuffer): void {
+    if (this.#refused) return;
     try {
       this.scanner?.scan(new Uint8Array(buffer));
-    } catch {
-      this.scanner = undefined; // mqtt.js fails the connection on the same bad bytes
+    } catch (e) {
+      this.scanner = undefined;
+      if (this.onRefused) {
+        // before mqtt.js sees the bytes: it would allocate the claimed length
+        this.#refused = true;
+        this.onRefused((e as Error).message);
+        return;
+      }
+      // without a refusal handler (the app's own client): mqtt.js fails the connection on the same bad bytes
     }
     super.received(buffer);
   }
@@ -86,7 +97,13 @@ export class EspMqtt implements MqttPort {
     }
     client.scanner = new PubackScanner((id) => {
       if (!dead) handler.onPublished?.(id);
-    });
+    }, options.maxPacketBytes);
+    client.onRefused = (reason) => {
+      if (dead) return;
+      dead = true;
+      client.close();
+      handler.onClose(`MQTT_PROTOCOL: ${reason}`);
+    };
     client.onReady = () => {
       ready = true;
       if (!dead) handler.onReady();

@@ -66,6 +66,9 @@ export class TcpMqttClient implements MqttClient {
       clock?.activity();
       try {
         this.parser.parse(chunk);
+        // a packet whose header is in and whose body is still coming: refused as on the device
+        // (src/mqtt-frames.ts), before its body is taken
+        this.refuseOver((this.parser as unknown as { packet: { length: number } }).packet.length);
       } catch (e) {
         if (e instanceof HandlerError) this.handlerFailed(e.cause);
         else this.fail(`MQTT_PROTOCOL: ${(e as Error).message}`);
@@ -100,8 +103,16 @@ export class TcpMqttClient implements MqttClient {
     this.socket.write(mqtt.generate(packet));
   }
 
+  /** options.maxPacketBytes, as the device's binding applies it: over it, the connection ends (MQTT_PROTOCOL). */
+  private refuseOver(length: number | undefined): boolean {
+    const max = this.options.maxPacketBytes;
+    if (max === undefined || length === undefined || length <= max) return false;
+    this.fail(`MQTT_PROTOCOL: packet of ${length} bytes (at most ${max})`);
+    return true;
+  }
+
   private onPacket(p: mqtt.Packet): void {
-    if (this.dead) return;
+    if (this.dead || this.refuseOver(p.length)) return;
     try {
       this.dispatch(p);
     } catch (e) {

@@ -63,6 +63,18 @@ describe("PubackScanner (src/mqtt-frames.ts)", () => {
     expect(() => s.scan(Uint8Array.of(0x30, 0xff, 0xff, 0xff, 0xff, 0x01))).toThrow(RangeError);
   });
 
+  it("with a bound, refuses a packet over it from its header alone, before any of its body; one at the bound passes", () => {
+    const got: number[] = [];
+    const s = new PubackScanner((id) => got.push(id), 16);
+    s.scan(Uint8Array.of(0x30, 16, ...new Uint8Array(16))); // a PUBLISH of exactly 16
+    s.scan(gen({ cmd: "puback", messageId: 9 }));
+    expect(got).toEqual([9]);
+    // 200 MB claimed in the 4-byte remaining length: refused with only the header read
+    const huge = new PubackScanner(() => {}, 16);
+    expect(() => huge.scan(Uint8Array.of(0x30, 0x80, 0x80, 0xe8, 0x5f))).toThrow(/packet of 200933376 bytes \(at most 16\)/);
+    expect(() => new PubackScanner(() => {}, 16).scan(Uint8Array.of(0x30, 17))).toThrow(/packet of 17 bytes/);
+  });
+
   it("does not report a truncated PUBACK", () => {
     const got: number[] = [];
     new PubackScanner((id) => got.push(id)).scan(gen({ cmd: "puback", messageId: 7 }).subarray(0, 3));
