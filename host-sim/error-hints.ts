@@ -128,6 +128,7 @@ export const ERROR_HINTS: Record<ErrorCode, string> = {
   USAGE: "see --help",
   FILE_NOT_FOUND: "check the path",
   PORT_BUSY: "pick another --port",
+  API_FORBIDDEN: "the controller's token is in its audit log (meta api-token): run the command with the same --db as the controller",
   COMPONENT_BUILD: "run npm run typecheck in the repo: the device side must type-check before it is compiled",
   DB_CONNECT: "check --db (a file path or postgres://user@host:port/db) and that the server runs",
   INTERNAL: "a bug: report it",

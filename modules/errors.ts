@@ -134,6 +134,7 @@ export const ERROR_TABLE = constant({
   PORT_BUSY: [0xc04, "network port already in use"],
   DB_CONNECT: [0xc05, "cannot open the fleet's audit database"],
   COMPONENT_BUILD: [0xc06, "the component's TypeScript did not compile"],
+  API_FORBIDDEN: [0xc07, "the controller's API refused the request (token, Origin or Host)"],
   INTERNAL: [0xcff, "internal error"],
 
   // Delta updates (0xD00): detools sequential patches applied from the running slot

@@ -87,16 +87,17 @@ function openLog(spec: string, mustExist: boolean): Promise<AuditStore> {
 async function api(dbPath: string, path: string): Promise<unknown> {
   const log = await openLog(dbPath, true);
   const base = await log.meta("api");
+  const token = await log.meta("api-token");
   await log.close();
   if (!base) throw new OtaError("HTTP_CONNECT", "no controller has run on this audit log");
   let res: Response;
   try {
-    res = await fetch(new URL(path, base), { method: "POST" });
+    res = await fetch(new URL(path, base), { method: "POST", headers: { authorization: `Bearer ${token ?? ""}` } });
   } catch (e) {
     throw new OtaError("HTTP_CONNECT", `controller at ${base} is not running (${(e as Error).message})`);
   }
   const body = (await res.json()) as { code?: string; error?: string };
-  if (!res.ok) throw new OtaError(body.code === "USAGE" ? "USAGE" : "INTERNAL", body.error ?? String(res.status));
+  if (!res.ok) throw new OtaError(body.code === "USAGE" || body.code === "API_FORBIDDEN" ? body.code : "INTERNAL", body.error ?? String(res.status));
   return body;
 }
 
@@ -156,6 +157,7 @@ async function run(values: Record<string, unknown>): Promise<number> {
     await broker?.close();
     throw e;
   }
+  await log.setMeta("api-token", view.token);
   await log.setMeta("api", view.url);
   const cur = await controller.current();
   const r = cur && cur.status !== "done" && cur.version === fields.version ? cur : await controller.startRelease(fields as ReleaseFields, plan, values["rollout-id"] as string | undefined);

@@ -6,8 +6,15 @@
  *   GET  /              the page          GET  /api/status  JSON snapshot
  *   GET  /api/stream    SSE "status"      POST /api/halt | /api/resume | /api/force?group=G | /api/check[?group=G]
  *   POST /api/control/<pause|resume|cancel|download-only|install>?device=ID[&device=ID...] | ?group=G
+ *
+ * Who may call it: the server listens on 127.0.0.1 only; every request must name it in Host
+ * (127.0.0.1 or localhost with this port: a DNS-rebinding page names its own host); a request
+ * that carries an Origin must come from this server's own origin; and every POST carries the
+ * token (`Authorization: Bearer <token>`, compared in constant time) that the controller writes
+ * to its audit log (meta "api-token") for `xsota fleet` to read. Refused: 403 API_FORBIDDEN.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { randomBytes, timingSafeEqual } from "node:crypto";
 import { OtaError, codeOf } from "../../modules/errors";
 import type { FleetController } from "./controller";
 import type { AuditStore, Awaitable, ReleaseRow } from "./audit-store";
@@ -60,11 +67,16 @@ export async function fleetStatus(controller: StatusSource): Promise<FleetStatus
 export interface FleetView {
   url: string;
   port: number;
+  /** The bearer token its POST requests need. */
+  token: string;
   close(): Promise<void>;
 }
 
-/** Serve the view on 127.0.0.1. Throws PORT_BUSY. */
-export async function startFleetView(controller: FleetController, options: { port?: number } = {}): Promise<FleetView> {
+/** Serve the view on 127.0.0.1. Throws PORT_BUSY. `token`: the API's bearer token (default: 32 random bytes, base64url). */
+export async function startFleetView(controller: FleetController, options: { port?: number; token?: string } = {}): Promise<FleetView> {
+  const token = options.token ?? randomBytes(32).toString("base64url");
+  const tokenBytes = Buffer.from(`Bearer ${token}`);
+  let origins: string[] = [];
   const streams = new Set<ServerResponse>();
   let pushTimer: ReturnType<typeof setTimeout> | undefined;
   const push = () => {
@@ -86,8 +98,22 @@ export async function startFleetView(controller: FleetController, options: { por
   };
 
   const server = createServer((req: IncomingMessage, res: ServerResponse) => void answer(req, res));
+  /** Why the request is refused, or undefined. */
+  const refusal = (req: IncomingMessage): string | undefined => {
+    const host = req.headers.host ?? "";
+    if (!origins.some((o) => o === `http://${host}`)) return `Host ${host || "(none)"} is not this server`;
+    const origin = req.headers.origin;
+    if (origin !== undefined && !origins.includes(origin)) return `Origin ${origin} is not this server's`;
+    if (req.method !== "GET") {
+      const given = Buffer.from(req.headers.authorization ?? "");
+      if (given.length !== tokenBytes.length || !timingSafeEqual(given, tokenBytes)) return "no valid token (Authorization: Bearer ...)";
+    }
+    return undefined;
+  };
   const answer = async (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? "/", "http://127.0.0.1");
+    const refused = refusal(req);
+    if (refused) return json(res, 403, { code: "API_FORBIDDEN", error: refused });
     try {
       if (req.method === "GET" && url.pathname === "/") {
         res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" });
@@ -126,9 +152,11 @@ export async function startFleetView(controller: FleetController, options: { por
     server.listen(options.port ?? 0, "127.0.0.1", () => resolve());
   });
   const port = (server.address() as { port: number }).port;
+  origins = [`http://127.0.0.1:${port}`, `http://localhost:${port}`];
   return {
     url: `http://127.0.0.1:${port}/`,
     port,
+    token,
     async close() {
       off();
       clearTimeout(pushTimer);

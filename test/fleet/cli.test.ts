@@ -36,6 +36,7 @@ describe("xsota fleet status | history | halt | resume | force", () => {
     controller = await FleetController.start({ broker, log, clock, virtualClock: clock, signingKey: generateKey("ecdsa-p256") });
     view = await startFleetView(controller);
     log.setMeta("api", view.url);
+    log.setMeta("api-token", view.token);
     const state = (version: string, groups: string[]) => ({ version, slot: 0, secure_version: 1, hardware: "esp32-rev3", region: "eu", groups, last: null, online: true as const });
     log.setState("aa01", state("1.0.0", ["lab"]), 1);
     log.setState("aa02", state("1.1.0", ["lab"]), 1);

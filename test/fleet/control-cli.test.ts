@@ -47,6 +47,7 @@ describe("xsota fleet pause | resume | cancel | download-only | install", () => 
     controller = await FleetController.start({ broker, log, clock: new VirtualClock(), signingKey: key });
     view = await startFleetView(controller);
     log.setMeta("api", view.url);
+    log.setMeta("api-token", view.token);
     const state = (groups: string[]) => ({ version: "1.0.0", slot: 0, secure_version: 1, hardware: "esp32-rev3", groups, last: null, online: true as const });
     log.setState("aa01", state(["lab"]), 1);
     log.setState("aa02", state(["lab"]), 1);
