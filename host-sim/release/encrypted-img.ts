@@ -19,6 +19,9 @@ import {
   buildEncHeader, parseEncHeader, unwrapPkcs1v15Key, ENC_ECC_POINT_SIZE, ENC_GCM_KEY_SIZE, ENC_HEADER_SIZE, ENC_HKDF_INFO,
   ENC_IV_SIZE, ENC_KDF_SALT_SIZE, ENC_KEY_FIELD_SIZE, ENC_PBKDF2_ITERATIONS, ENC_PBKDF2_SALT, type EncHeader,
 } from "../../modules/enc-image";
+import type { ManifestEncryption } from "../../modules/manifest";
+import { toHex } from "../../modules/bytes";
+import { sha256 } from "../crypto";
 
 export type EncScheme = "rsa3072" | "ecies-p256";
 export const ENC_SCHEMES: readonly EncScheme[] = ["rsa3072", "ecies-p256"];
@@ -148,6 +151,35 @@ export function decryptImage(file: Uint8Array, privateKey: string | KeyObject, o
     throw new OtaError("ENC_TAG", scheme === "ecies-p256" ? "altered file, or encrypted for another device key" : "the file was altered");
   }
   return { plaintext: new Uint8Array(plain), scheme, header };
+}
+
+/**
+ * The scheme that made a file, from its header alone: an ECIES key field is a P-256 point, a
+ * salt and 288 zero bytes; an RSA-3072 one is a number below the modulus with no such run of
+ * zeros (a chance of 2^-2304). Throws ENC_MAGIC, ENC_TRUNCATED.
+ */
+export function schemeOfFile(file: Uint8Array): EncScheme {
+  const h = parseEncHeader(file.subarray(0, ENC_HEADER_SIZE));
+  const zeros = h.keyField.subarray(ENC_ECC_POINT_SIZE + ENC_KDF_SALT_SIZE).every((b) => b === 0);
+  if (!zeros) return "rsa3072";
+  try {
+    pointKey(h.keyField.subarray(0, ENC_ECC_POINT_SIZE));
+    return "ecies-p256";
+  } catch {
+    throw new OtaError("ENC_KEY", "the key field is neither an RSA-3072 block nor a P-256 point");
+  }
+}
+
+/**
+ * The manifest's `encryption` entry for `file`, the encryption of `plain`: the header's size
+ * must be the plain image's (the key is not needed: `xsota encrypt --check-key` checks the
+ * decryption). Throws MANIFEST_FIELD, ENC_MAGIC, ENC_TRUNCATED, ENC_OVERSIZED, ENC_KEY.
+ */
+export function encryptionEntry(file: Uint8Array, plain: Uint8Array): ManifestEncryption {
+  const h = parseEncHeader(file.subarray(0, ENC_HEADER_SIZE));
+  if (h.binSize !== plain.length) throw new OtaError("MANIFEST_FIELD", `encryption: the encrypted file holds ${h.binSize} bytes, the image has ${plain.length}: not its encryption`);
+  if (file.length !== ENC_HEADER_SIZE + h.binSize) throw new OtaError(file.length < ENC_HEADER_SIZE + h.binSize ? "ENC_TRUNCATED" : "ENC_OVERSIZED", `${file.length} bytes, the header says ${ENC_HEADER_SIZE + h.binSize}`);
+  return { format: "esp_encrypted_img", scheme: schemeOfFile(file), plainSize: plain.length, plainSha256: toHex(sha256(plain)) };
 }
 
 /** A new device key pair for a scheme: private PEM (PKCS#8) and public PEM (SPKI). */
