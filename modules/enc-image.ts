@@ -88,6 +88,34 @@ export function unwrapPkcs1v15Key(em: Uint8Array): Uint8Array {
   return em.slice(sep + 1);
 }
 
+/**
+ * GCM's counter block for ciphertext block `block` (0 = the first): J0 with its low 32 bits
+ * plus 1 + block, mod 2^32 (inc32, SP 800-38D). Moddable's Mode("CTR") carries through all 128
+ * bits instead, so the device sets this block again where the low word wraps and on resume.
+ */
+export function gcmCounterBlock(j0: Uint8Array, block: number): Uint8Array {
+  if (j0.length !== 16 || !Number.isInteger(block) || block < 0) throw new RangeError("J0 is 16 bytes, block a non-negative integer");
+  const out = j0.slice();
+  writeU32BE(out, 12, (readU32BE(j0, 12) + 1 + block) % 0x100000000);
+  return out;
+}
+
+/** How many blocks from `block` on (that one included) before the counter's low word wraps to 0. */
+export function gcmBlocksBeforeWrap(j0: Uint8Array, block: number): number {
+  return 0x100000000 - readU32BE(gcmCounterBlock(j0, block), 12);
+}
+
+function readU32BE(b: Uint8Array, o: number): number {
+  return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
+}
+
+function writeU32BE(b: Uint8Array, o: number, v: number): void {
+  b[o] = (v >>> 24) & 255;
+  b[o + 1] = (v >>> 16) & 255;
+  b[o + 2] = (v >>> 8) & 255;
+  b[o + 3] = v & 255;
+}
+
 function readU32(b: Uint8Array, o: number): number {
   return (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0;
 }
