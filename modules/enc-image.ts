@@ -48,9 +48,14 @@ export interface EncHeader {
   tag: Uint8Array;
 }
 
+/** Throws ENC_MAGIC when the first 4 bytes (if there are 4) are not the magic. */
+export function checkEncMagic(head: Uint8Array): void {
+  if (head.length >= 4 && readU32(head, 0) !== ENC_MAGIC) throw new OtaError("ENC_MAGIC", `first bytes ${hex4(head)}`);
+}
+
 /** The header of `head` (at least its first 512 bytes). Throws ENC_TRUNCATED, ENC_MAGIC. */
 export function parseEncHeader(head: Uint8Array): EncHeader {
-  if (head.length >= 4 && readU32(head, 0) !== ENC_MAGIC) throw new OtaError("ENC_MAGIC", `first bytes ${hex4(head)}`);
+  checkEncMagic(head);
   if (head.length < ENC_HEADER_SIZE) throw new OtaError("ENC_TRUNCATED", `${head.length} bytes, the header alone is ${ENC_HEADER_SIZE}`);
   return {
     keyField: head.slice(OFF_KEY, OFF_IV),
