@@ -139,6 +139,13 @@ export const ERROR_HINTS: Record<ErrorCode, string> = {
   DELTA_TRUNCATED: "resumed, or the full image is fetched",
   DELTA_OVERRUN: "make the patch for an image that fits the slot",
   DELTA_BASE: "the patch was made against another base",
+
+  // Pre-encrypted images (0xE00): ESP-IDF's esp_encrypted_img format (issue 31)
+  ENC_MAGIC: "publish the file xsota encrypt or esp_enc_img_gen.py wrote, not the plain .bin",
+  ENC_KEY: "encrypt with the public half of this device's key (RSA-3072 or P-256), and pick the right scheme",
+  ENC_TAG: "file altered in transit, or (ECIES) encrypted for another device key",
+  ENC_TRUNCATED: "upload the whole file",
+  ENC_OVERSIZED: "publish the file as written; an image must fit the slot",
 };
 
 export function errorHint(code: ErrorCode): string {

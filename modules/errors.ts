@@ -143,6 +143,13 @@ export const ERROR_TABLE = constant({
   DELTA_TRUNCATED: [0xd03, "delta patch ended before its output was complete"],
   DELTA_OVERRUN: [0xd04, "delta patch output larger than its header or the slot allows"],
   DELTA_BASE: [0xd05, "delta patch reads outside the base image"],
+
+  // Pre-encrypted images (0xE00): ESP-IDF's esp_encrypted_img format (issue 31)
+  ENC_MAGIC: [0xe01, "not an esp_encrypted_img file (magic 0x0788B6CF missing)"],
+  ENC_KEY: [0xe02, "the device key does not open this encrypted image"],
+  ENC_TAG: [0xe03, "encrypted image's AES-GCM tag does not verify"],
+  ENC_TRUNCATED: [0xe04, "encrypted image is shorter than its header says"],
+  ENC_OVERSIZED: [0xe05, "encrypted image is longer than its header says, or larger than allowed"],
 } as const satisfies Record<string, readonly [number, string]>);
 
 export type ErrorCode = keyof typeof ERROR_TABLE;

@@ -33,6 +33,23 @@ export interface Manifest {
   maxBytesPerSec?: number;
   /** Patches to this release from older images (modules/delta-download.ts); the full image above stays the fallback. */
   deltas?: ManifestDelta[];
+  /**
+   * The published object is an esp_encrypted_img file (modules/enc-image.ts): `url`, `size` and
+   * `sha256` above are the encrypted file's, as downloaded; these are the plain image's, checked
+   * after decryption. Not offered with `deltas` (a plain patch would give the image away).
+   */
+  encryption?: ManifestEncryption;
+}
+
+export type EncryptionScheme = "rsa3072" | "ecies-p256";
+
+export interface ManifestEncryption {
+  format: "esp_encrypted_img";
+  /** How the AES-GCM key is wrapped: the device key it needs. */
+  scheme: EncryptionScheme;
+  /** The plain image: its size (= size - 512) and SHA-256 (lower-case hex). */
+  plainSize: number;
+  plainSha256: string;
 }
 
 export type DeltaCompression = "none" | "heatshrink";
@@ -116,6 +133,17 @@ function delta(v: unknown, field: string): ManifestDelta {
   };
 }
 
+function encryption(v: unknown, size: number): ManifestEncryption {
+  if (!isPlainObject(v)) fail("encryption", "expected {format, scheme, plainSize, plainSha256}");
+  if (own(v, "format") !== "esp_encrypted_img") fail("encryption.format", "expected esp_encrypted_img");
+  const scheme = own(v, "scheme");
+  if (scheme !== "rsa3072" && scheme !== "ecies-p256") fail("encryption.scheme", "expected rsa3072 or ecies-p256");
+  const plainSize = int(own(v, "plainSize"), "encryption.plainSize", 1, MANIFEST_LIMITS.maxImageSize);
+  // the format has no padding: the file is the 512-byte header and a ciphertext as long as the image
+  if (size !== plainSize + 512) fail("encryption.plainSize", `expected size - 512 (${size - 512}): an esp_encrypted_img file is its image and a 512-byte header`);
+  return { format: "esp_encrypted_img", scheme, plainSize, plainSha256: hex256(own(v, "plainSha256"), "encryption.plainSha256") };
+}
+
 function semver(v: unknown, field: string): string {
   if (!isSemver(v)) fail(field, "expected a semantic version (MAJOR.MINOR.PATCH)");
   return v;
@@ -169,6 +197,11 @@ export function manifestFromJson(v: unknown): Manifest {
   if (deltas !== undefined) {
     if (!Array.isArray(deltas) || deltas.length > MANIFEST_LIMITS.deltas) fail("deltas", `expected an array of at most ${MANIFEST_LIMITS.deltas}`);
     m.deltas = deltas.map((d, i) => delta(d, `deltas[${i}]`));
+  }
+  const enc = opt("encryption");
+  if (enc !== undefined) {
+    if (m.deltas) fail("encryption", "not with deltas: a plain patch would give the encrypted image away");
+    m.encryption = encryption(enc, m.size);
   }
   return m;
 }

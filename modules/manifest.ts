@@ -18,7 +18,7 @@ import { manifestFromJson, MANIFEST_LIMITS, type Manifest } from "./manifest-fie
 import type { CryptoPort } from "./ports";
 import { constant } from "./constant";
 
-export type { Manifest, ManifestDelta, DeltaCompression } from "./manifest-fields";
+export type { Manifest, ManifestDelta, DeltaCompression, ManifestEncryption, EncryptionScheme } from "./manifest-fields";
 export { MANIFEST_LIMITS, manifestFromJson } from "./manifest-fields";
 
 export type SignatureAlg = "ES256" | "RS256";

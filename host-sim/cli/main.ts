@@ -11,8 +11,10 @@ type Loader = () => Promise<{ command: Command }>;
 const COMMANDS: Record<string, [string, Loader]> = {
   image: ["build or inspect ESP32 app images (test firmware)", () => import("./image")],
   flash: ["create or inspect a simulated flash image", () => import("./flash")],
-  keygen: ["generate an ECDSA P-256 or RSA-2048 signing key", () => import("./keygen")],
+  keygen: ["generate a signing key or a device decryption key", () => import("./keygen")],
   sign: ["sign a firmware image as espsecure.py sign_data does", () => import("./sign")],
+  encrypt: ["encrypt an image for a device key (ESP-IDF esp_encrypted_img)", () => import("./encrypt")],
+  decrypt: ["decrypt an esp_encrypted_img file, checking its tag", () => import("./decrypt")],
   verify: ["verify a signed firmware image or manifest", () => import("./verify")],
   manifest: ["write a signed update manifest for an image", () => import("./manifest")],
   publish: ["lay out a release for a static host or an S3 bucket", () => import("./publish")],

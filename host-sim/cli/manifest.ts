@@ -6,6 +6,7 @@ import { detectScheme } from "../../modules/sigblock";
 import { parseEnvelope } from "../../modules/manifest";
 import { loadPrivateKey } from "../release/keys";
 import { createManifest, deltaEntry, type ManifestInput } from "../release/manifest-tool";
+import { encryptionEntry } from "../release/encrypted-img";
 import { sha256 } from "../crypto";
 import { parse, printJson, requireFile, requireOption, EXIT, type Command } from "./common";
 
@@ -20,7 +21,11 @@ header, compute its size and SHA-256, and write the signed manifest envelope:
 Each signature is over the exact payload bytes (ES256: raw r||s; RS256: PKCS#1 v1.5 SHA-256).
 
 Options:
-  --image F            the image as it will be published (usually signed by xsota sign)
+  --image F            the image as it will be published (usually signed by xsota sign), or
+                       with --encrypted the plain image inside it
+  --encrypted F        publish this esp_encrypted_img file (xsota encrypt) instead: url, size and
+                       SHA-256 are the encrypted file's, "encryption" names the scheme and the
+                       plain image's size and SHA-256 (devices check both); not with --delta
   --url URL            where devices download it; a URL ending in "/" gets images/<sha256>.bin
                        appended (the name xsota publish gives it)
   -k, --key F          signing key (ECDSA P-256 or RSA-2048 PEM); repeat to sign with several keys
@@ -52,10 +57,12 @@ Examples:
     --key release.pem --hardware esp32-rev3 --rollout-id r-2026-11 --percent 5 -o release.json
   xsota manifest --image fw-2.1.4.signed.bin --url https://updates.example.com/ --key release.pem \\
     --delta 2.1.3-2.1.4.patch --delta-from fw.signed.bin -o release-2.1.4.json
+  xsota manifest --image fw.bin --encrypted fw.enc.bin --url https://updates.example.com/ --key release.pem -o release-enc.json --json
 `,
   async run(argv) {
     const { values } = parse(argv, {
       image: { type: "string" },
+      encrypted: { type: "string" },
       url: { type: "string" },
       key: { type: "string", short: "k", multiple: true },
       "key-id": { type: "string", multiple: true },
@@ -96,8 +103,12 @@ Examples:
     } catch (e) {
       if (!(values.product && values.version && values["secure-version"] !== undefined)) throw e;
     }
+    if (values.encrypted && values.delta?.length) throw new OtaError("USAGE", "--encrypted does not go with --delta: a plain patch would give the image away");
     const deltas = deltaEntries(values.delta ?? [], values["delta-from"] ?? [], values["delta-url"] ?? [], url);
-    if (url.endsWith("/")) url += `images/${toHex(sha256(image))}.bin`;
+    const encrypted = values.encrypted ? new Uint8Array(readFileSync(requireFile(values.encrypted, "--encrypted"))) : undefined;
+    const encryption = encrypted ? encryptionEntry(encrypted, image) : undefined;
+    const published = encrypted ?? image;
+    if (url.endsWith("/")) url += `images/${toHex(sha256(published))}.bin`;
     const list = (s: string | undefined) => (s === undefined ? undefined : s.split(",").map((x) => x.trim()).filter(Boolean));
     const int = (s: string, name: string) => {
       if (!/^\d+$/.test(s)) throw new OtaError("USAGE", `--${name} must be a non-negative integer`);
@@ -115,7 +126,7 @@ Examples:
       version: values.version ?? desc!.appDesc.version,
       secureVersion: values["secure-version"] !== undefined ? int(values["secure-version"], "secure-version") : desc!.appDesc.secureVersion,
       url,
-      image,
+      image: published,
       hardware: list(values.hardware),
       groups: list(values.groups),
       regions: list(values.regions),
@@ -129,6 +140,7 @@ Examples:
       chip: desc?.header.chipId,
       signedImage: detectScheme((o, t) => t.set(image.subarray(o, o + t.length)), image.length) !== null ? true : undefined,
       deltas: deltas.length ? deltas : undefined,
+      encryption,
     } as ManifestInput;
     if (existsSync(output) && output === imagePath) throw new OtaError("USAGE", "output would overwrite the image");
     const envelope = createManifest({ ...input, keys, keyIds: ids });
@@ -136,7 +148,7 @@ Examples:
     const manifest = JSON.parse(utf8Decode(parseEnvelope(envelope).payload));
     if (values.json) printJson({ output, bytes: envelope.length, keyIds: keys.map((k, i) => ids[i] ?? k.id), manifest });
     else {
-      process.stdout.write(`manifest ${manifest.product} ${manifest.version} (${image.length} bytes, sha256 ${manifest.sha256.slice(0, 16)}...) signed by ${keys.map((k, i) => ids[i] ?? k.id).join(", ")} -> ${output}\n`);
+      process.stdout.write(`manifest ${manifest.product} ${manifest.version} (${published.length} bytes${encryption ? `, ${encryption.scheme}-encrypted` : ""}, sha256 ${manifest.sha256.slice(0, 16)}...) signed by ${keys.map((k, i) => ids[i] ?? k.id).join(", ")} -> ${output}\n`);
       for (const d of deltas) process.stdout.write(`  delta from ${d.from.version} (${d.from.sha256.slice(0, 16)}...): ${d.size} bytes, ${((d.size * 100) / image.length).toFixed(1)} % of the image, ${d.compression}\n`);
     }
     return EXIT.OK;

@@ -20,7 +20,7 @@ import type { Command } from "../../host-sim/cli/common";
 
 const ROOT = join(import.meta.dirname, "../..");
 /** Help order: each command's examples may use the files of the commands before it. */
-const ORDER = ["keygen", "image", "flash", "sign", "delta", "manifest", "verify", "publish", "serve", "device", "fleet", "demo", "bench"];
+const ORDER = ["keygen", "image", "flash", "sign", "encrypt", "decrypt", "delta", "manifest", "verify", "publish", "serve", "device", "fleet", "demo", "bench"];
 /** Long runs (servers, demo, bench, a fleet controller, a 1000-device simulation): a short lifetime. */
 const LONG = /^(mkdir -p \S+ && )?(xsota (serve|demo|bench)\b|xsota fleet run\b|xsota fleet sim --devices \d{3,}|npm |NO_COLOR=1 xsota demo)/;
 const LIFETIME_MS = 3000;
