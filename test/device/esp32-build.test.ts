@@ -29,12 +29,18 @@ function lastAssignments(text: string): Map<string, string> {
   return out;
 }
 
+/**
+ * Device modules written but not yet part of the agent (no manifest maps them, nothing imports
+ * them): the esp_encrypted_img decryption (issue 31), until the download path takes it.
+ */
+const NOT_YET_IN_THE_AGENT = ["xsota/modules/enc-image", "xsota/modules/enc-kdf", "xsota/modules/enc-stream"];
+
 /** The component's modules as xsl names them: modules/x -> xsota/modules/x, src/x -> xsota/src/x. */
 function localModules(): string[] {
   const names: string[] = [];
   for (const dir of ["modules", "modules/delta", "src"])
     for (const f of readdirSync(join(REPO, dir)))
-      if (f.endsWith(".ts") && !f.endsWith(".d.ts")) names.push(`xsota/${dir}/${f.slice(0, -3)}`);
+      if (f.endsWith(".ts") && !f.endsWith(".d.ts") && !NOT_YET_IN_THE_AGENT.includes(`xsota/${dir}/${f.slice(0, -3)}`)) names.push(`xsota/${dir}/${f.slice(0, -3)}`);
   return names.concat("xsota", "xsota/platform", "xsota/src/native/esp32", "setup/xsota"); // src/component/{xsota,ports,setup}.ts
 }
 
@@ -87,6 +93,8 @@ describe.skipIf(skip !== undefined)("ESP32 build with Moddable's mcconfig, tsc, 
       if (preloaded.includes(name)) expect(linked.get(name)!.code, name).toBe(0);
       else expect(linked.get(name)!.code, name).toBeGreaterThan(0);
     }
+    // and the ones not yet in the agent are not linked (once one is, it leaves NOT_YET_IN_THE_AGENT)
+    for (const name of NOT_YET_IN_THE_AGENT) expect(linked.has(name), name).toBe(false);
     expect(linked.get("xsota/src/native/esp32")!.host).toBe(true);
     // the reference app preloads its main; the component its own list
     expect([...(build.preload?.modules ?? [])].sort()).toEqual([...preloaded].sort());
