@@ -1,20 +1,23 @@
 /*
- * devices/<id>/cmd, decoded and verified (the reporter, modules/reporter.ts, acts on the result):
+ * devices/<id>/cmd, decoded and verified (the reporter, modules/reporter.ts, acts on the result).
+ * Every command is signed: its envelope (modules/control.ts) signs {schema: 1, cmd, device,
+ * issued} for this device alone, newer than the last one it accepted (no replay, no other device):
  *
- *   {"cmd": "check"}                                   check now
- *   {"cmd": "force", "manifest": "<base64 envelope>"}  a signed release, force: true
+ *   {"cmd": "check", "envelope": "<base64>"}                                  check now
+ *   {"cmd": "force", "envelope": "<base64>", "manifest": "<base64 envelope>"}  a signed release
+ *       whose own signed fields say force: true (a critical patch)
  *   {"cmd": "pause" | "resume" | "cancel" | "download-only" | "install", "envelope": "<base64>"}
- *       per-update control: the envelope signs {schema: 1, cmd, device, issued} (modules/control.ts)
+ *       per-update control
  *
- * Whatever does not verify becomes "invalid" with a detail, which the reporter reports as
- * ANNOUNCE_INVALID and otherwise ignores.
+ * Whatever does not verify (an unsigned command among them) becomes "invalid" with a detail,
+ * which the reporter reports as ANNOUNCE_INVALID and otherwise ignores.
  */
 import type { CryptoPort, StorePort } from "./ports";
 import type { TrustedKey } from "./keys";
 import { OtaError, codeOf } from "./errors";
 import { fromBase64, utf8Decode, utf8Encode } from "./bytes";
 import { verifyManifest } from "./manifest";
-import { CONTROL_COMMANDS, verifyControl, type ControlCommand } from "./control";
+import { SIGNED_COMMANDS, verifyControl, type ControlCommand, type SignedCommand } from "./control";
 import { parseJsonBytes } from "./json";
 
 /** A command: {"cmd":"force","manifest":"<base64 of an announcement-sized envelope>"}. */
@@ -41,30 +44,34 @@ export function decodeCommand(payload: Uint8Array, keys: readonly TrustedKey[], 
     return { kind: "invalid", detail: `cmd: ${m.startsWith("invalid JSON") ? "not JSON" : m}` };
   }
   if (typeof cmd !== "object" || cmd === null) return { kind: "invalid", detail: "cmd: not an object" };
-  if (CONTROL_COMMANDS.indexOf(cmd.cmd as ControlCommand) >= 0) {
-    if (typeof cmd.envelope !== "string") return { kind: "invalid", detail: `cmd ${String(cmd.cmd)}: unsigned` };
+  const name = cmd.cmd as SignedCommand;
+  if (SIGNED_COMMANDS.indexOf(name) < 0) return { kind: "invalid", detail: "cmd: unknown command" };
+  if (typeof cmd.envelope !== "string") return { kind: "invalid", detail: `cmd ${name}: unsigned` };
+  // the release first (no NVS write for a command whose manifest does not verify), then the envelope
+  let manifest: Uint8Array | undefined;
+  if (name === "force") {
+    if (cmd.manifest === undefined) return { kind: "invalid", detail: "cmd force: no manifest" };
     try {
-      const c = verifyControl(fromBase64(cmd.envelope), keys, crypto, deviceId, store);
-      if (c.cmd !== cmd.cmd) return { kind: "invalid", detail: `cmd ${String(cmd.cmd)}: the envelope signs ${c.cmd}` };
-      return { kind: "control", cmd: c.cmd };
+      manifest = typeof cmd.manifest === "string" ? fromBase64(cmd.manifest) : utf8Encode(JSON.stringify(cmd.manifest));
+    } catch {
+      return { kind: "invalid", detail: "cmd force: manifest is not base64" };
+    }
+    try {
+      // the release's own signed fields must ask for it: the command's name is not trusted to
+      if (verifyManifest(manifest, keys, crypto).manifest.force !== true) return { kind: "invalid", detail: "cmd force: the manifest is not signed with force: true" };
     } catch (e) {
-      if (codeOf(e).startsWith("STORE_")) throw e;
-      return { kind: "invalid", detail: `cmd ${String(cmd.cmd)}: ${why(e)}` };
+      return { kind: "invalid", detail: `cmd force: ${why(e)}` };
     }
   }
-  const force = cmd.cmd === "force";
-  if (!force && cmd.cmd !== "check") return { kind: "invalid", detail: "cmd: unknown command" };
-  if (cmd.manifest === undefined) return { kind: "check", force };
-  let env: Uint8Array;
+  let signed: SignedCommand;
   try {
-    env = typeof cmd.manifest === "string" ? fromBase64(cmd.manifest) : utf8Encode(JSON.stringify(cmd.manifest));
-  } catch {
-    return { kind: "invalid", detail: "cmd: manifest is not base64" };
-  }
-  try {
-    verifyManifest(env, keys, crypto);
+    signed = verifyControl(fromBase64(cmd.envelope), keys, crypto, deviceId, store).cmd;
   } catch (e) {
-    return { kind: "invalid", detail: `cmd: ${why(e)}` };
+    if (codeOf(e).startsWith("STORE_")) throw e;
+    return { kind: "invalid", detail: `cmd ${name}: ${why(e)}` };
   }
-  return { kind: "check", force, manifest: env };
+  if (signed !== name) return { kind: "invalid", detail: `cmd ${name}: the envelope signs ${signed}` };
+  if (name === "check") return { kind: "check", force: false };
+  if (name === "force") return { kind: "check", force: true, manifest: manifest! };
+  return { kind: "control", cmd: name as ControlCommand };
 }

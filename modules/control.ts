@@ -27,6 +27,9 @@ import type { DownloadGate as Gate, HaltCode, HaltListener } from "./download";
 export type { ControlCommand } from "./features";
 export type { HaltCode, HaltListener } from "./download";
 export const CONTROL_COMMANDS: readonly ControlCommand[] = constant(["pause", "resume", "cancel", "download-only", "install"]);
+/** Every command a device takes on devices/<id>/cmd, each signed the same way: the control commands, "check" and "force". */
+export type SignedCommand = ControlCommand | "check" | "force";
+export const SIGNED_COMMANDS: readonly SignedCommand[] = constant(["pause", "resume", "cancel", "download-only", "install", "check", "force"]);
 
 /** Bucket depth: one 4 KB block, so a capped download never bursts more than a block ahead. */
 const BURST = 4096;
@@ -130,7 +133,7 @@ export class DownloadGate implements Gate {
 }
 
 export interface SignedControl {
-  cmd: ControlCommand;
+  cmd: SignedCommand;
   device: string;
   /** Controller wall-clock ms: strictly increasing per device. */
   issued: number;
@@ -157,14 +160,14 @@ export function verifyControl(envelope: Uint8Array, keys: readonly TrustedKey[],
   const cmd = own(doc, "cmd");
   const device = own(doc, "device");
   const issued = own(doc, "issued");
-  if (typeof cmd !== "string" || CONTROL_COMMANDS.indexOf(cmd as ControlCommand) < 0) throw new OtaError("ANNOUNCE_INVALID", `control: unknown command ${String(cmd)}`);
+  if (typeof cmd !== "string" || SIGNED_COMMANDS.indexOf(cmd as SignedCommand) < 0) throw new OtaError("ANNOUNCE_INVALID", `control: unknown command ${String(cmd)}`);
   if (device !== deviceId) throw new OtaError("ANNOUNCE_INVALID", `control: addressed to ${String(device)}`);
   if (typeof issued !== "number" || !Number.isInteger(issued) || issued <= 0) throw new OtaError("MANIFEST_FIELD", "control: issued must be a positive integer");
   const last = Number(store.get(DOMAIN, "issued") ?? 0) || 0;
   if (issued <= last) throw new OtaError("ANNOUNCE_INVALID", `control: replayed (issued ${issued} <= ${last})`);
   // A string: ms since the epoch do not fit NVS's 32-bit integers.
   store.set(DOMAIN, "issued", String(issued));
-  return { cmd: cmd as ControlCommand, device, issued };
+  return { cmd: cmd as SignedCommand, device, issued };
 }
 
 /** "download-only" is held in NVS until an install: it applies to the update in flight or the next one. */

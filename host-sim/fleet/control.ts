@@ -10,7 +10,7 @@
  *   which runs without one, show what the devices were last seen doing.
  */
 import type { AuditEvent } from "../../modules/events";
-import type { ControlCommand } from "../../modules/control";
+import type { ControlCommand, SignedCommand } from "../../modules/control";
 import { CONTROL_COMMANDS } from "../../modules/control";
 import { OtaError } from "../../modules/errors";
 import { toBase64, utf8Encode } from "../../modules/bytes";
@@ -26,12 +26,12 @@ export function parseControlCommand(text: string): ControlCommand {
   return text as ControlCommand;
 }
 
-export function signControl(key: SigningKey, cmd: ControlCommand, device: string, issued: number): Uint8Array {
+export function signControl(key: SigningKey, cmd: SignedCommand, device: string, issued: number): Uint8Array {
   return signPayload(utf8Encode(JSON.stringify({ schema: 1, cmd, device, issued })), [key]);
 }
 
-export function controlMessage(key: SigningKey, cmd: ControlCommand, device: string, issued: number): string {
-  return JSON.stringify({ cmd, envelope: toBase64(signControl(key, cmd, device, issued)) });
+export function controlMessage(key: SigningKey, cmd: SignedCommand, device: string, issued: number, extra: { manifest?: string } = {}): string {
+  return JSON.stringify({ cmd, envelope: toBase64(signControl(key, cmd, device, issued)), ...extra });
 }
 
 /** Strictly increasing wall-clock ms, one per command sent. */

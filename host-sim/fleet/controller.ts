@@ -447,9 +447,9 @@ export class FleetController {
     const r = await this.current();
     if (!r) throw new OtaError("USAGE", "no release to force");
     const env = this.sign(r, 100, { force: true, groups: [group] });
-    const payload = JSON.stringify({ cmd: "force", manifest: toBase64(env) });
+    const manifest = toBase64(env);
     const ids = (await this.log.devices()).filter((d) => d.groups.includes(group)).map((d) => d.id);
-    for (const id of ids) this.publish(topics.cmd(id), payload, false);
+    for (const id of ids) this.publish(topics.cmd(id), controlMessage(this.options.signingKey, "force", id, this.issued.next(), { manifest }), false);
     return ids;
   }
 
@@ -469,7 +469,7 @@ export class FleetController {
 
   async checkNow(group?: string): Promise<string[]> {
     const ids = (await this.log.devices()).filter((d) => group === undefined || d.groups.includes(group)).map((d) => d.id);
-    for (const id of ids) this.publish(topics.cmd(id), JSON.stringify({ cmd: "check" }), false);
+    for (const id of ids) this.publish(topics.cmd(id), controlMessage(this.options.signingKey, "check", id, this.issued.next()), false);
     return ids;
   }
 

@@ -11,6 +11,7 @@ import { keyConfigOf } from "../../host-sim/release/keys";
 import { createManifest } from "../../host-sim/release/manifest-tool";
 import { toBase64 } from "../../modules/bytes";
 import { MemStore, devicePorts, subscribe, realWait } from "./helpers";
+import { controlMessage } from "../../host-sim/fleet/control";
 import { startUpdateHost } from "../../host-sim/update-host";
 import { makeCa, makeServerCert } from "../../host-sim/release/pki";
 import { NodeHttp } from "../../host-sim/ports/http";
@@ -208,16 +209,41 @@ describe.each(kinds)("reporter on the device (%s)", (kind) => {
     expect(agent.checks.length).toBe(1);
     await realWait(() => watch.messages.some((m) => m.topic === "devices/cc03/state" && JSON.parse(m.payload).last?.code === "ANNOUNCE_INVALID"));
 
-    ctl.client.publish("devices/cc03/cmd", JSON.stringify({ cmd: "check" }), { qos: 1 });
+    // every command is signed for this device (modules/commands.ts); unsigned ones are refused, counted, not acted on
+    let issued = 1000;
+    const signed = (cmd: "check" | "force", k = key, extra: { manifest?: string } = {}, device = "cc03") => controlMessage(k, cmd, device, ++issued, extra);
+    ctl.client.publish("devices/cc03/cmd", signed("check"), { qos: 1 });
     await realWait(() => agent.checks.length === 2);
     expect(agent.checks[1]).toEqual({});
     const forced = manifest({ force: true, groups: ["lab"] });
-    ctl.client.publish("devices/cc03/cmd", JSON.stringify({ cmd: "force", manifest: toBase64(forced) }), { qos: 1 });
+    ctl.client.publish("devices/cc03/cmd", signed("force", key, { manifest: toBase64(forced) }), { qos: 1 });
     await realWait(() => agent.checks.length === 3);
     expect(agent.checks[2]!.force).toBe(true);
-    ctl.client.publish("devices/cc03/cmd", JSON.stringify({ cmd: "force", manifest: toBase64(manifest({ force: true }, rogue)) }), { qos: 1 });
-    ctl.client.publish("devices/cc03/cmd", JSON.stringify({ cmd: "reboot" }), { qos: 1 });
-    await realWait(() => seqsOf(watch.messages, "cc03").length === 6);
+    const before = seqsOf(watch.messages, "cc03").length;
+    clock.advance(8 * 10 * 60_000); // the refusals kept refill (a burst of 8, one per 10 min: modules/reporter.ts)
+    const refused = [
+      JSON.stringify({ cmd: "check" }), // unsigned (any broker client could send it)
+      JSON.stringify({ cmd: "force", manifest: toBase64(forced) }), // unsigned: the rollout, window and cap would be skipped
+      signed("force", key, { manifest: toBase64(manifest({ groups: ["lab"] })) }), // a signed command, but the release is not signed force: true
+      signed("force", key, { manifest: toBase64(manifest({ force: true }, rogue)) }), // the release signed by an unknown key
+      signed("check", rogue), // the command signed by an unknown key
+      signed("check", key, {}, "someone-else"), // for another device
+      controlMessage(key, "check", "cc03", 1000), // a replay: not newer than the last accepted
+      JSON.stringify({ cmd: "reboot" }),
+    ];
+    for (const m of refused) ctl.client.publish("devices/cc03/cmd", m, { qos: 1 });
+    await realWait(() => seqsOf(watch.messages, "cc03").length === before + refused.length);
+    const details = watch.messages.filter((m) => m.topic === "devices/cc03/events").slice(before).map((m) => (JSON.parse(m.payload) as AuditEvent).detail);
+    expect(details).toEqual([
+      "cmd check: unsigned",
+      "cmd force: unsigned",
+      "cmd force: the manifest is not signed with force: true",
+      expect.stringMatching(/^cmd force: SIG_UNKNOWN_KEY/),
+      expect.stringMatching(/^cmd check: SIG_UNKNOWN_KEY/),
+      "cmd check: ANNOUNCE_INVALID (control: addressed to someone-else)",
+      expect.stringMatching(/^cmd check: ANNOUNCE_INVALID \(control: replayed/),
+      "cmd: unknown command",
+    ]);
     expect(agent.checks.length).toBe(3);
     watch.client.close();
     ctl.client.close();
