@@ -67,11 +67,17 @@ export class Lab {
     /** Tests: the hosts send a leaf the other CA signed, followed by the pinned CA's own certificate (a man in the middle's chain). */
     forgedLeaf?: boolean;
     /** Tests: the hosts' leaf is signed by an intermediate CA the pinned one signed, and sent with it (leaf + intermediate). */
-    intermediate?: boolean } = {}): Promise<Lab> {
+    intermediate?: boolean;
+    /** Tests: the hosts' leaf is signed by another leaf (basicConstraints cA FALSE) the pinned CA signed, and sent with it. */
+    leafIssued?: boolean } = {}): Promise<Lab> {
     const ca = await makeCa(undefined, undefined, { moddableDefect: options.moddableDefect === "ca", ...(options.intermediate ? { pathLength: 1 } : {}) });
     const otherCa = await makeCa(undefined, "some other CA");
     let cert = await makeServerCert(ca, { hosts: ["127.0.0.1", "localhost"], moddableDefect: options.moddableDefect === "leaf" });
     if (options.intermediate) cert = await makeServerCert(await makeIntermediateCa(ca), { hosts: ["127.0.0.1", "localhost"] });
+    if (options.leafIssued) {
+      const issuer = await makeServerCert(ca, { hosts: ["issuer.example"] });
+      cert = await makeServerCert({ caCertPem: pemCertificates(issuer.certPem)[0]!, caKeyPem: issuer.keyPem }, { hosts: ["127.0.0.1", "localhost"] });
+    }
     if (options.forgedLeaf) {
       const forged = await makeServerCert(otherCa, { hosts: ["127.0.0.1", "localhost"] });
       cert = { certPem: pemCertificates(forged.certPem)[0]! + ca.caCertPem, keyPem: forged.keyPem };

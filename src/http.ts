@@ -15,6 +15,7 @@ import { OtaError, codeOf } from "../modules/errors";
 import { parseHttpsUrl, type HttpsTarget } from "./url";
 import { drainFragment } from "./http-drain";
 import { bytesEqual, fromBase64 } from "../modules/bytes";
+import { basicConstraintsCa } from "./signature-checks";
 
 /** DER of a PEM certificate (securesocket's "certificate" takes DER). */
 function derOf(pem: string): ArrayBuffer {
@@ -57,7 +58,13 @@ interface CertificateManagerLike {
  * every certificate signed by the next one and the last one signed by the pinned certificate's
  * key (or being the pinned certificate itself), with the SDK's own signature check (_verify).
  */
-function holdChainToItsSignatures(cm: CertificateManagerLike | undefined, pinned: ArrayBuffer | undefined): void {
+/** Whether the certificate's basicConstraints (2.5.29.19) say cA TRUE. */
+function isCa(cert: ArrayBuffer): boolean {
+  const value = X509.decodeExtension(cert, [2, 5, 29, 19]);
+  return basicConstraintsCa(value ? new Uint8Array(value) : undefined);
+}
+
+export function holdChainToItsSignatures(cm: CertificateManagerLike | undefined, pinned: ArrayBuffer | undefined): void {
   // Fail closed: without the check the SDK's fallback would let a forged leaf through again.
   if (!cm || typeof cm._verify !== "function" || !pinned) throw new Error("TLS: no certificate manager to hold to the chain check (Moddable SDK 8.2.3's ssl_cert.js expected)");
   const sdkVerify = cm.verify;
@@ -66,12 +73,14 @@ function holdChainToItsSignatures(cm: CertificateManagerLike | undefined, pinned
   Object.defineProperty(cm, "verify", { configurable: true, value: function (this: CertificateManagerLike, certs: ArrayBuffer[], options: unknown): boolean {
     if (!sdkVerify.call(this, certs, options)) return false;
     try {
+      // every issuer is a CA (basicConstraints cA TRUE): else any leaf the pinned CA signed could
+      // sign a certificate for the update host or the broker (Node's OpenSSL refuses it the same)
       for (let i = 0; i + 1 < certs.length; i++) {
-        if (!this._verify(X509.decodeSPKI(certs[i + 1]!), X509.decode(certs[i]!))) return false;
+        if (!isCa(certs[i + 1]!) || !this._verify(X509.decodeSPKI(certs[i + 1]!), X509.decode(certs[i]!))) return false;
       }
       const last = certs[certs.length - 1];
       if (!last) return false;
-      return bytesEqual(new Uint8Array(last), new Uint8Array(pinned)) || this._verify(X509.decodeSPKI(pinned), X509.decode(last));
+      return bytesEqual(new Uint8Array(last), new Uint8Array(pinned)) || (isCa(pinned) && this._verify(X509.decodeSPKI(pinned), X509.decode(last)));
     } catch {
       return false;
     }

@@ -17,6 +17,15 @@ import Timer from "timer";
 import type { MqttClient, MqttConnectOptions, MqttHandler, MqttPort } from "../modules/ports";
 import { OtaError } from "../modules/errors";
 import { PubackScanner } from "./mqtt-frames";
+import { holdChainToItsSignatures } from "./http";
+
+/** SecureSocket with src/http.ts's chain check (each certificate signed by the next, issuers CAs, the last by the pinned CA). */
+class CheckedSecureSocket extends SecureSocket {
+  constructor(dict: { secure?: { certificate?: ArrayBuffer }; [k: string]: unknown }) {
+    super(dict);
+    holdChainToItsSignatures((this as unknown as { ssl?: { certificateManager?: Parameters<typeof holdChainToItsSignatures>[0] } }).ssl?.certificateManager, dict.secure?.certificate);
+  }
+}
 
 export class WatchedClient extends Client {
   scanner: PubackScanner | undefined;
@@ -81,7 +90,7 @@ export class EspMqtt implements MqttPort {
         password: options.password,
         will: options.will && { topic: options.will.topic, message: options.will.payload, retain: options.will.retain ?? false, quality: options.will.qos ?? 0 },
         timeout: options.keepalive,
-        ...(options.secure ? { Socket: SecureSocket, secure: { certificate: this.#ca, protocolVersion: 0x303 } } : {}),
+        ...(options.secure ? { Socket: CheckedSecureSocket, secure: { certificate: this.#ca, protocolVersion: 0x303 } } : {}),
       });
     } catch (e) {
       const reason = `MQTT_CONNECT: ${e instanceof OtaError ? e.detail : String(e)}`;

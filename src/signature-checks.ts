@@ -45,3 +45,16 @@ export function bigintToBytes(v: bigint, k: number): Uint8Array | undefined {
   for (let i = k - 1; i >= 0 && v > 0n; i--, v >>= 8n) out[i] = Number(v & 0xffn);
   return v === 0n ? out : undefined;
 }
+
+/**
+ * RFC 5280 BasicConstraints ::= SEQUENCE { cA BOOLEAN DEFAULT FALSE, pathLenConstraint INTEGER
+ * OPTIONAL }, DER: whether `value` (the extension's value) says cA TRUE. Anything else (absent,
+ * malformed, cA omitted = FALSE) is false: only a CA may issue a certificate in the chain.
+ */
+export function basicConstraintsCa(value: Uint8Array | undefined): boolean {
+  if (!value || value.length < 2 || value[0] !== 0x30) return false;
+  let i = 1;
+  const first = value[i++]!;
+  if (first & 0x80) i += first & 0x7f; // long-form length (never for this tiny SEQUENCE, but legal)
+  return value[i] === 0x01 && value[i + 1] === 0x01 && value[i + 2] === 0xff;
+}

@@ -11,6 +11,8 @@ declare module "x509" {
   const X509: {
     decode(cert: ArrayBuffer | Uint8Array): unknown;
     decodeSPKI(cert: ArrayBuffer | Uint8Array): unknown;
+    /** The extension's value (the OCTET STRING's contents) for the OID's arcs, or undefined (x509.c xs_x509_decodeExtension). */
+    decodeExtension(cert: ArrayBuffer | Uint8Array, oid: number[]): ArrayBuffer | undefined;
   };
   export default X509;
 }

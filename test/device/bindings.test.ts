@@ -8,7 +8,7 @@ import * as mqtt from "mqtt-packet";
 import { PubackScanner } from "../../src/mqtt-frames";
 import { parseHttpsUrl } from "../../src/url";
 import { OtaError } from "../../modules/errors";
-import { P256_N, bigintToBytes, p256ScalarsInRange, pkcs1Sha256Block } from "../../src/signature-checks";
+import { P256_N, basicConstraintsCa, bigintToBytes, p256ScalarsInRange, pkcs1Sha256Block } from "../../src/signature-checks";
 import { drainFragment } from "../../src/http-drain";
 import { createHash, generateKeyPairSync, sign } from "node:crypto";
 
@@ -159,5 +159,23 @@ describe("drainFragment (src/http-drain.ts)", () => {
     let closed = false;
     const left = drainFragment(body.length, source(body).take, { onData: (_, read) => { read(new Uint8Array(1000)); closed = true; } }, () => closed);
     expect(left).toBe(body.length - 1000);
+  });
+});
+
+describe("basicConstraintsCa (src/signature-checks.ts)", () => {
+  it("is true only for cA TRUE, as OpenSSL encodes the extensions of a CA and of a leaf", async () => {
+    const { makeCa, makeServerCert } = await import("../../host-sim/release/pki"); // first: it installs the Reflect shim @peculiar/x509 needs
+    const { X509Certificate } = await import("@peculiar/x509");
+    const ca = await makeCa();
+    const leaf = await makeServerCert(ca);
+    const value = (pem: string) => new Uint8Array(new X509Certificate(pem).getExtension("2.5.29.19")!.value);
+    expect(basicConstraintsCa(value(ca.caCertPem))).toBe(true);
+    expect(basicConstraintsCa(value(leaf.certPem.split("-----END CERTIFICATE-----")[0] + "-----END CERTIFICATE-----\n"))).toBe(false);
+    // cA omitted is FALSE (DER leaves a DEFAULT out); absent, malformed, cA with another value: false
+    expect(basicConstraintsCa(Uint8Array.of(0x30, 0x00))).toBe(false);
+    expect(basicConstraintsCa(undefined)).toBe(false);
+    expect(basicConstraintsCa(Uint8Array.of(0x04, 0x03, 0x01, 0x01, 0xff))).toBe(false);
+    expect(basicConstraintsCa(Uint8Array.of(0x30, 0x03, 0x01, 0x01, 0x00))).toBe(false);
+    expect(basicConstraintsCa(Uint8Array.of(0x30, 0x06, 0x01, 0x01, 0xff, 0x02, 0x01, 0x00))).toBe(true);
   });
 });

@@ -129,6 +129,16 @@ describe.skipIf(skip !== undefined)("the agent on Moddable's runtime (x-cli-lin)
     expect(r.node).toEqual(r.moddable);
   });
 
+  // basicConstraints: a leaf the pinned CA signed (cA FALSE) has signed the host's certificate.
+  // Every signature in the chain verifies; only the issuer's being a CA is wrong. Node's OpenSSL
+  // refuses it; src/http.ts's chain check now does too (any leaf of the CA could otherwise
+  // impersonate the update host or the broker).
+  it("a leaf issued by another leaf of the pinned CA (not a CA) is refused as on Node", async () => {
+    const r = await onOddLab({ leafIssued: true });
+    expect(r.node).toEqual(["failed", "HTTP_TLS", "1.0.0"]);
+    expect(r.moddable).toEqual(r.node);
+  });
+
   it("an RSA-2048 signed manifest verifies (PKCS#1 v1.5 over Moddable's RSA)", async () => {
     const rsa = await Lab.create({ key: generateKey("rsa-2048") });
     try {
