@@ -34,6 +34,8 @@ export interface SimDeviceOptions {
   crypto?: CryptoPort;
   mqtt?: MqttPort;
   chipId?: number;
+  /** The bootloader built with CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK (host-sim/bootloader.ts; default off). */
+  antiRollback?: boolean;
   freeHeap?: number;
   /** A "hang" image is reset by the task watchdog after this long (virtual ms, default 5000). */
   watchdogMs?: number;
@@ -194,7 +196,7 @@ export class SimDevice {
     this.pending = undefined;
     let result: ReturnType<typeof bootloaderBoot>;
     try {
-      result = bootloaderBoot(this.chip, { chipId: this.o.chipId ?? 0 });
+      result = bootloaderBoot(this.chip, { chipId: this.o.chipId ?? 0, antiRollback: this.o.antiRollback ?? false });
     } catch (e) {
       if (!this.chip.flash.powered) {
         this.request("power-on", "power cut in the bootloader");

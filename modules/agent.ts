@@ -382,8 +382,8 @@ export class Agent {
     this.emit("verifying", releaseFields(j));
     try {
       verifySlot((o, t) => slot.read(o, t), {
-        size: j.size, sha256: j.sha256, version: j.to, secureVersion: j.secureVersion, project: this.running.project,
-        chipId: ports.system.chipId(), requireSignature: this.config.requireImageSignature, imageKeys: this.imageKeys,
+        size: j.size, sha256: j.sha256, version: j.to, secureVersion: j.secureVersion, antiRollback: this.config.antiRollback,
+        project: this.running.project, chipId: ports.system.chipId(), requireSignature: this.config.requireImageSignature, imageKeys: this.imageKeys,
       }, ports.crypto, ctx.scratch);
       slot.markVerified();
     } catch (e) {

@@ -224,8 +224,13 @@ function commit(ctx: AgentContext, j: Journal, action: BootAction = "self-test")
   } catch (e) {
     if (codeOf(e) !== "OTADATA_STATE") throw e;
   }
-  // On the chip: esp_efuse_update_secure_version. Only ever raised, after the image is VALID.
-  ctx.journal.raiseFloor(ctx.running.secureVersion);
+  // Only ever raised, after the image is VALID: to the signed manifest's secure_version of this
+  // release (the journal's), or the image's own when larger (a device with no journal: its image's).
+  // An image built without CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK says 0, so the manifest's is the
+  // floor that means something (config antiRollback "manifest"); with it on the two are equal
+  // (verify.ts secureVersionOk) and the chip's eFuse rises too: v6.0's bootloader raises it when it
+  // boots the VALID entry (update_anti_rollback), and esp_ota_mark_app_valid_cancel_rollback does on commit.
+  ctx.journal.raiseFloor(Math.max(j.secureVersion, ctx.running.secureVersion));
   const done: Journal = { ...j, phase: "committed" };
   ctx.emit("committed", releaseFields(done));
   ctx.journal.save(done);

@@ -11,6 +11,7 @@ import { EspHttp } from "xsota/src/http";
 import { ModdableCrypto } from "xsota/src/crypto";
 import { ModdableClock } from "xsota/src/clock";
 import { EspSystem } from "xsota/src/system";
+import { antiRollback } from "xsota/src/native/esp32";
 // the agent's own MQTT connection is the fleet feature's (features/fleet/manifest.json)
 import fleet from "xsota/feature/fleet";
 
@@ -35,4 +36,9 @@ export function createDevicePorts(options: DevicePortsOptions): Ports {
   };
   if (options.mqtt && fleet && fleet.mqtt) ports.mqtt = fleet.mqtt({ ca: options.mqttCa ?? options.ca });
   return ports;
+}
+
+/** CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK of this build: the agent's anti-rollback mode (modules/config.ts antiRollbackOfBuild). */
+export function buildAntiRollback(): boolean {
+  return antiRollback();
 }

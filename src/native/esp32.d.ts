@@ -10,3 +10,5 @@ export declare function chipRevision(): number;
 export declare function chipId(): number;
 /** esp_read_mac(ESP_MAC_WIFI_STA): the Wi-Fi station MAC (the factory base MAC) as 12 lower-case hex digits. */
 export declare function baseMac(): string;
+/** CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK in the sdkconfig this app (and its bootloader) was built with. */
+export declare function antiRollback(): boolean;

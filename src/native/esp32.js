@@ -10,5 +10,6 @@ function freeHeap() @ "xs_xsota_free_heap";
 function chipRevision() @ "xs_xsota_chip_revision";
 function chipId() @ "xs_xsota_chip_id";
 function baseMac() @ "xs_xsota_base_mac";
+function antiRollback() @ "xs_xsota_anti_rollback";
 
-export { runningSlot, nextSlot, slotCount, restart, freeHeap, chipRevision, chipId, baseMac };
+export { runningSlot, nextSlot, slotCount, restart, freeHeap, chipRevision, chipId, baseMac, antiRollback };

@@ -93,3 +93,16 @@ void xs_xsota_base_mac(xsMachine *the)
 	text[12] = 0;
 	xsmcSetString(xsResult, text);
 }
+
+/*
+ * CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK of this build (the bootloader is built from the same sdkconfig):
+ * the agent's anti-rollback mode follows it (modules/config.ts antiRollbackOfBuild).
+ */
+void xs_xsota_anti_rollback(xsMachine *the)
+{
+#ifdef CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK
+	xsmcSetTrue(xsResult);
+#else
+	xsmcSetFalse(xsResult);
+#endif
+}
