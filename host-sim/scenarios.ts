@@ -91,7 +91,7 @@ export interface Scenario {
   insecureManifestUrl?: boolean;
   /** The device trusts another CA than the host's. */
   wrongCa?: boolean;
-  device?: Partial<Pick<SimDeviceOptions, "resetOn" | "watchdogMs" | "crashAfterMs" | "freeHeap" | "hardware" | "networkUpMs" | "antiRollback">>;
+  device?: Partial<Pick<SimDeviceOptions, "resetOn" | "watchdogMs" | "crashAfterMs" | "freeHeap" | "hardware" | "networkUpMs" | "antiRollback" | "bootControl">>;
   expect: Expect;
 }
 
