@@ -10,7 +10,7 @@
  * PowerCut from the torn op and from every later one) stops the firmware at once; the device
  * then powers on and boots again.
  */
-import type { CryptoPort, FlashPort, HttpHandler, HttpPort, HttpRequest, MqttPort, Ports, ResetReason, StorePort } from "../modules/ports";
+import type { BootControlPort, CryptoPort, FlashPort, HttpHandler, HttpPort, HttpRequest, MqttPort, Ports, ResetReason, StorePort } from "../modules/ports";
 import type { AuditEvent } from "../modules/events";
 import type { Engine, FirmwareBoot, RunningFirmware } from "./engine";
 import { VirtualClock, driveUntil, type DriveOptions } from "./clock";
@@ -34,6 +34,10 @@ export interface SimDeviceOptions {
   crypto?: CryptoPort;
   mqtt?: MqttPort;
   chipId?: number;
+  /** The bootloader built with CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK (host-sim/bootloader.ts; default off). */
+  antiRollback?: boolean;
+  /** A BootControlPort for each boot's ports (default none: the agent's modules/bootctl.ts over the flash port). */
+  bootControl?: (ports: Ports, chip: SimChip) => BootControlPort;
   freeHeap?: number;
   /** A "hang" image is reset by the task watchdog after this long (virtual ms, default 5000). */
   watchdogMs?: number;
@@ -194,7 +198,7 @@ export class SimDevice {
     this.pending = undefined;
     let result: ReturnType<typeof bootloaderBoot>;
     try {
-      result = bootloaderBoot(this.chip, { chipId: this.o.chipId ?? 0 });
+      result = bootloaderBoot(this.chip, { chipId: this.o.chipId ?? 0, antiRollback: this.o.antiRollback ?? false });
     } catch (e) {
       if (!this.chip.flash.powered) {
         this.request("power-on", "power cut in the bootloader");
@@ -253,6 +257,7 @@ export class SimDevice {
       system,
     };
     if (this.o.mqtt) ports.mqtt = this.o.mqtt;
+    if (this.o.bootControl) ports.boot = this.o.bootControl(ports, this.chip);
     this.firmware = await this.o.engine.boot(ports, { config: this.o.config, behavior: record.behavior, ...(networkUpMs !== undefined ? { networkUpMs } : {}) });
   }
 

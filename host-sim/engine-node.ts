@@ -104,6 +104,16 @@ export function gatePorts(ports: Ports, onCrash: (e: unknown) => void): Gate {
       log: (line) => { if (!dead) ports.system.log(line); },
     },
   };
+  if (ports.boot) {
+    const boot = ports.boot;
+    gated.boot = {
+      runningState: () => { live(); return boot.runningState(); },
+      setBootSlot: (slot) => { live(); boot.setBootSlot(slot); },
+      rollbackPossible: () => { live(); return boot.rollbackPossible(); },
+      markValid: () => { live(); boot.markValid(); },
+      markInvalid: () => { live(); boot.markInvalid(); },
+    };
+  }
   if (ports.mqtt) {
     const mqtt = ports.mqtt;
     gated.mqtt = {

@@ -40,6 +40,7 @@ export const ERROR_HINTS: Record<ErrorCode, string> = {
   IMAGE_TOO_LARGE: "shrink the image or enlarge the slots",
   IMAGE_PROJECT: "publish the right product's image",
   IMAGE_VERSION: "rebuild the manifest from this image",
+  IMAGE_SECURE_VERSION: "publish with the image's secure_version (CONFIG_BOOTLOADER_APP_SECURE_VERSION), or 0-version images with antiRollback \"manifest\"",
 
   // Signatures and keys (0x500)
   SIG_MISSING: "sign with xsota sign or espsecure.py sign_data",

@@ -45,6 +45,10 @@ export interface Expect {
   saw?: ErrorCode[];
   /** Boots in all (e.g. no rollback on the way). */
   boots?: number;
+  /** The agent's anti-rollback floor in NVS at the end. */
+  floor?: number;
+  /** The chip's secure-version eFuse at the end. */
+  efuse?: number;
 }
 
 /**
@@ -87,7 +91,7 @@ export interface Scenario {
   insecureManifestUrl?: boolean;
   /** The device trusts another CA than the host's. */
   wrongCa?: boolean;
-  device?: Partial<Pick<SimDeviceOptions, "resetOn" | "watchdogMs" | "crashAfterMs" | "freeHeap" | "hardware" | "networkUpMs">>;
+  device?: Partial<Pick<SimDeviceOptions, "resetOn" | "watchdogMs" | "crashAfterMs" | "freeHeap" | "hardware" | "networkUpMs" | "antiRollback" | "bootControl">>;
   expect: Expect;
 }
 
@@ -113,6 +117,8 @@ export interface Outcome {
   otadata: { seq: number; state: string }[];
   sha256: { app0: string; app1: string; otadata: string };
   floor: number;
+  /** The chip's secure-version eFuse (raised only by a bootloader with anti-rollback on). */
+  efuse: number;
   /** Virtual ms from the first "downloading" event to "verifying" (null without both). */
   downloadMs: number | null;
 }
@@ -147,6 +153,30 @@ export const scenarios: Scenario[] = [
   { name: "version-mismatch", summary: "image version differs from the manifest's", releases: [{ image: V11, manifest: { version: "1.2.0" } }], expect: { version: "1.0.0", final: "failed", code: "IMAGE_VERSION", app0Untouched: true } },
   { name: "version-downgrade", summary: "a release older than the running one", factory: { version: "2.0.0", secureVersion: 1 }, releases: [{ image: V11 }], expect: { version: "2.0.0", final: "refused", code: "POLICY_NOT_NEWER" } },
   { name: "secure-version-downgrade", summary: "secure_version below the floor", factory: { version: "1.0.0", secureVersion: 3 }, releases: [{ image: { version: "1.1.0", secureVersion: 2 } }], expect: { version: "1.0.0", final: "refused", code: "POLICY_DOWNGRADE" } },
+  // Anti-rollback (README "Anti-rollback"): the floor the agent keeps, with and without ESP-IDF's eFuse.
+  {
+    name: "anti-rollback-manifest", summary: "images as ESP-IDF builds them without anti-rollback (secure_version 0): the committed manifest's secure_version is the floor",
+    factory: { version: "1.0.0", secureVersion: 0 },
+    releases: [{ image: { version: "1.1.0", secureVersion: 0 }, manifest: { secureVersion: 2 } }, { image: { version: "1.2.0", secureVersion: 0 }, manifest: { secureVersion: 1 } }],
+    expect: { version: "1.1.0", final: "refused", code: "POLICY_DOWNGRADE", includes: [["committed", null], ["refused", "POLICY_DOWNGRADE"]], floor: 2, efuse: 0 },
+  },
+  {
+    name: "anti-rollback-efuse", summary: "bootloader with CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK: the eFuse rises to the committed image's secure_version; a lower one is refused",
+    factory: { version: "1.0.0", secureVersion: 1 }, config: { antiRollback: "efuse" }, device: { antiRollback: true },
+    releases: [{ image: { version: "1.1.0", secureVersion: 2 } }, { image: { version: "1.2.0", secureVersion: 1 } }],
+    expect: { version: "1.1.0", final: "refused", code: "POLICY_DOWNGRADE", includes: [["committed", null], ["refused", "POLICY_DOWNGRADE"]], floor: 2, efuse: 2 },
+  },
+  {
+    name: "anti-rollback-efuse-mismatch", summary: "eFuse anti-rollback: an image whose secure_version is not the manifest's (0: built without it) is not installed",
+    factory: { version: "1.0.0", secureVersion: 1 }, config: { antiRollback: "efuse" }, device: { antiRollback: true },
+    releases: [{ image: { version: "1.1.0", secureVersion: 0 }, manifest: { secureVersion: 2 } }],
+    expect: { version: "1.0.0", final: "failed", code: "IMAGE_SECURE_VERSION", app0Untouched: true, floor: 0, efuse: 1 },
+  },
+  {
+    name: "secure-version-mismatch", summary: "an image built with secure_version 2 published as 3: not installed (either mode)",
+    releases: [{ image: { version: "1.1.0", secureVersion: 2 }, manifest: { secureVersion: 3 } }],
+    expect: { version: "1.0.0", final: "failed", code: "IMAGE_SECURE_VERSION", app0Untouched: true },
+  },
   { name: "refused-once", summary: "the same refused release seen after a power cycle is not reported again", releases: [{ image: V11, manifest: { notBefore: Date.UTC(2030, 0, 1) } }, { image: V11, manifest: { notBefore: Date.UTC(2030, 0, 1) } }], expect: { version: "1.0.0", final: "refused", code: "MANIFEST_NOT_YET", app0Untouched: true } },
   { name: "expired", summary: "manifest expired", releases: [{ image: V11, manifest: { expires: Date.UTC(2025, 0, 1) } }], expect: { version: "1.0.0", final: "refused", code: "MANIFEST_EXPIRED", app0Untouched: true } },
   { name: "http-url", summary: "manifest URL is http:", releases: [{ image: V11 }], insecureManifestUrl: true, expect: { version: "1.0.0", final: "failed", code: "HTTP_INSECURE_URL", app0Untouched: true } },
@@ -283,6 +313,7 @@ export function outcomeOf(name: string, dev: OutcomeSource): Outcome {
     otadata: entries.map((e) => ({ seq: e.seq, state: stateName(e.state) })),
     sha256: { app0: sha(readPartition(chip, "app0")), app1: sha(readPartition(chip, "app1")), otadata: sha(ota) },
     floor,
+    efuse: chip.efuseSecureVersion,
     downloadMs: dlStart && dlEnd ? dlEnd.uptime - dlStart.uptime : null,
   };
 }
@@ -295,6 +326,8 @@ export function checkOutcome(s: Scenario, o: Outcome, factoryApp0?: string): str
   if (o.final !== s.expect.final) bad.push(`final ${o.final}, expected ${s.expect.final}`);
   if (s.expect.code !== undefined && o.code !== s.expect.code) bad.push(`code ${o.code}, expected ${s.expect.code}`);
   if (s.expect.boots !== undefined && o.boots !== s.expect.boots) bad.push(`${o.boots} boots, expected ${s.expect.boots}`);
+  if (s.expect.floor !== undefined && o.floor !== s.expect.floor) bad.push(`floor ${o.floor}, expected ${s.expect.floor}`);
+  if (s.expect.efuse !== undefined && o.efuse !== s.expect.efuse) bad.push(`eFuse ${o.efuse}, expected ${s.expect.efuse}`);
   for (const c of s.expect.saw ?? []) if (!o.events.some((e) => e[1] === c)) bad.push(`no event with ${c}`);
   if (s.expect.app0Untouched && factoryApp0 !== undefined && o.sha256.app0 !== factoryApp0) bad.push("app0 changed");
   if (s.expect.includes) {

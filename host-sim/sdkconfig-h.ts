@@ -171,7 +171,9 @@ export interface KconfigModel {
  * (default y, depends on !APP_COMPATIBLE_PRE_V3_1_BOOTLOADERS). The bootloader component's
  * Kconfig.projbuild (not in ../shared/esp-idf): BOOTLOADER_APP_ROLLBACK_ENABLE, the two
  * SKIP_VALIDATE options (default n; _ALWAYS selects _ON_POWER_ON) and SECURE_FLASH_ENC_ENABLED
- * (default n). esp_app_format/Kconfig.projbuild: APP_PROJECT_VER_FROM_CONFIG (default n).
+ * (default n), BOOTLOADER_APP_ANTI_ROLLBACK (default n, depends on BOOTLOADER_APP_ROLLBACK_ENABLE) with
+ * BOOTLOADER_APP_SECURE_VERSION (default 0) and BOOTLOADER_APP_SEC_VER_SIZE_EFUSE_FIELD (default 32
+ * on the ESP32), both depending on it. esp_app_format/Kconfig.projbuild: APP_PROJECT_VER_FROM_CONFIG (default n).
  */
 export const ESP_IDF_V6_GUARDED: KconfigModel = {
   symbols: {
@@ -188,6 +190,10 @@ export const ESP_IDF_V6_GUARDED: KconfigModel = {
     APP_PROJECT_VER_FROM_CONFIG: { type: "bool", default: "n" },
     APP_PROJECT_VER: { type: "string", default: '"1"', dependsOn: ["APP_PROJECT_VER_FROM_CONFIG"] },
     SECURE_FLASH_ENC_ENABLED: { type: "bool", default: "n" },
+    // bootloader Kconfig.projbuild: anti-rollback needs rollback; its two numbers exist only with it
+    BOOTLOADER_APP_ANTI_ROLLBACK: { type: "bool", default: "n", dependsOn: ["BOOTLOADER_APP_ROLLBACK_ENABLE"] },
+    BOOTLOADER_APP_SECURE_VERSION: { type: "int", default: "0", dependsOn: ["BOOTLOADER_APP_ANTI_ROLLBACK"] },
+    BOOTLOADER_APP_SEC_VER_SIZE_EFUSE_FIELD: { type: "int", default: "32", dependsOn: ["BOOTLOADER_APP_ANTI_ROLLBACK"] },
   },
   choices: [
     {

@@ -17,7 +17,7 @@ import type { AgentObserver, AgentState, AuditEvent } from "./events";
 import { parseConfig, type AppConfig, type DownloadConfig, type RetryConfig } from "./config";
 import { Outbox } from "./outbox";
 import { JournalStore, type Journal } from "./journal";
-import { BootControl } from "./bootctl";
+import { FlashBootControl } from "./bootctl";
 import { OtaState } from "./otadata";
 import { parseImageStart, APP_DESC_OFFSET, APP_DESC_SIZE } from "./image";
 import { keyFromConfig, type TrustedKey } from "./keys";
@@ -109,15 +109,16 @@ export class Agent {
     this.outbox = options.outbox ?? new Outbox(ports.store, { capacity: this.config.outboxCapacity });
     this.running = readRunning(ports);
     this.random = seededRandom(seedOf(ports.system.deviceId()));
+    const scratch = new Uint8Array(BLOCK);
     this.ctx = {
       ports,
       config: this.config,
       journal: new JournalStore(ports.store),
-      boot: new BootControl(ports.flash),
+      boot: ports.boot ?? new FlashBootControl(ports.flash, crypto, () => ports.system.chipId(), scratch),
       running: this.running,
       checks: options.checks ?? [],
       network: new NetworkSignal(ports.clock, options.waitForNetwork ?? this.config.diagnostics.waitForNetwork),
-      scratch: new Uint8Array(BLOCK),
+      scratch,
       emit: (state, fields) => this.emit(state, fields),
     };
     const control = options.features?.control;
@@ -382,8 +383,8 @@ export class Agent {
     this.emit("verifying", releaseFields(j));
     try {
       verifySlot((o, t) => slot.read(o, t), {
-        size: j.size, sha256: j.sha256, version: j.to, secureVersion: j.secureVersion, project: this.running.project,
-        chipId: ports.system.chipId(), requireSignature: this.config.requireImageSignature, imageKeys: this.imageKeys,
+        size: j.size, sha256: j.sha256, version: j.to, secureVersion: j.secureVersion, antiRollback: this.config.antiRollback,
+        project: this.running.project, chipId: ports.system.chipId(), requireSignature: this.config.requireImageSignature, imageKeys: this.imageKeys,
       }, ports.crypto, ctx.scratch);
       slot.markVerified();
     } catch (e) {

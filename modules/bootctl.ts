@@ -5,8 +5,9 @@
  * rewrite_ota_seq's: erase the sector, then the 32 bytes of the entry as read (label kept) with the
  * new seq, state and CRC. test/device/idf-otadata-diff.test.ts holds this equal to IDF's own C.
  */
-import type { FlashPartition, FlashPort } from "./ports";
+import type { BootControlPort, CryptoPort, FlashPartition, FlashPort } from "./ports";
 import { OtaError } from "./errors";
+import { validateImage } from "./image";
 import { ENTRY_SIZE, OTA_SECTOR, OtaState, activeEntry, decodeEntry, encodeEntry, entryValid, nextSeq, seqCrc, slotOfSeq, type OtaEntry } from "./otadata";
 
 export interface OtadataView {
@@ -135,5 +136,67 @@ export class BootControl {
     const back = new Uint8Array(ENTRY_SIZE);
     this.part.read(sector * OTA_SECTOR, back);
     for (let i = 0; i < ENTRY_SIZE; i++) if (back[i] !== this.entry[i]) throw new OtaError("OTADATA_WRITE", `sector ${sector} read back differs`);
+  }
+}
+
+/**
+ * BootControlPort over the flash port: the binding where no ESP-IDF is under the agent (the simulator,
+ * Moddable's Linux runtime). The steps are BootControl's (IDF v6.0's, byte for byte), with two
+ * deliberate differences: markValid/markInvalid keep the agent's guard (the active entry must select the
+ * running slot: setRunningState), and rollbackPossible is the agent's rule below, not
+ * esp_ota_check_rollback_is_possible.
+ */
+export class FlashBootControl implements BootControlPort {
+  readonly model: BootControl;
+
+  /** `chipId` and `scratch` (a 4 KB buffer) serve rollbackPossible's image validation. Throws FLASH_NO_PARTITION without otadata. */
+  constructor(private readonly flash: FlashPort, private readonly crypto: CryptoPort, private readonly chipId: () => number, private readonly scratch: Uint8Array) {
+    this.model = new BootControl(flash);
+  }
+
+  runningState(): number | undefined {
+    return this.model.runningState();
+  }
+
+  setBootSlot(slot: number): void {
+    this.model.setBootSlot(slot);
+  }
+
+  /**
+   * Whether marking this image INVALID brings a bootable image back. The bootloader falls back to the
+   * slot of the other valid otadata entry, or to ota_0 when there is none. When that is the update slot
+   * ("nextota", always so with two slots) its image is validated here; another slot cannot be opened
+   * through the flash port (Moddable opens app slots only as "running"/"nextota"), so its valid otadata
+   * entry is taken as the proof: it ran before this update.
+   * Not ESP-IDF v6.0's esp_ota_check_rollback_is_possible (BootControl.rollbackPossible) on purpose: with
+   * no valid entry for the previous image IDF says no (no factory app) although its bootloader would boot
+   * ota_0; a power cut tearing the first boot's otadata write leaves exactly that (test/agent/power-cut,
+   * "during a rollback too", cut at op 2), and IDF's rule would keep the failed image. On the ESP32
+   * (src/boot.ts) IDF's own rule decides: README "Boot control on the chip".
+   */
+  rollbackPossible(): boolean {
+    const slots = this.flash.slots();
+    const view = this.model.read();
+    const other = view.active === -1 ? undefined : view.entries[1 - view.active];
+    const previous = other && entryValid(other) ? slotOfSeq(other.seq, slots.count) : 0;
+    if (previous === slots.running) return false;
+    if (previous !== slots.next) return (other !== undefined && entryValid(other)) || previous === 0;
+    try {
+      const part = this.flash.open("nextota");
+      const info = validateImage((o, t) => part.read(o, t), part.byteLength, this.crypto, this.scratch);
+      return info.header.chipId === this.chipId();
+    } catch {
+      return false;
+    }
+  }
+
+  markValid(): void {
+    this.model.setRunningState(OtaState.VALID);
+  }
+
+  /** The caller asked rollbackPossible first (the agent does); CONFIRM_NO_ROLLBACK when it says no, nothing written. */
+  markInvalid(): void {
+    if (!this.rollbackPossible()) throw new OtaError("CONFIRM_NO_ROLLBACK", "no other image could boot");
+    this.model.setRunningState(OtaState.INVALID);
   }
 }

@@ -99,6 +99,8 @@ export function brokerOptions(mqtt: MqttConfig, deviceId: string, suffix = ""): 
   return o;
 }
 
+export type AntiRollback = "manifest" | "efuse";
+
 export interface AppConfig {
   product: string;
   channel: string;
@@ -124,6 +126,16 @@ export interface AppConfig {
   mqtt?: MqttConfig;
   /** Outbox capacity in events. */
   outboxCapacity: number;
+  /**
+   * Who holds the anti-rollback floor (modules/policy.ts POLICY_DOWNGRADE; README "Anti-rollback"):
+   * - "manifest" (default; CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK off): ESP-IDF writes secure_version 0
+   *   into every image, so the floor is the signed manifest's secureVersion of the last release this
+   *   device committed, kept in NVS; an image's own secure_version must be 0 or the manifest's.
+   * - "efuse" (the bootloader built with CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK, sdkconfig/anti-rollback.defaults):
+   *   the image's esp_app_desc_t secure_version must equal the manifest's (IMAGE_SECURE_VERSION);
+   *   the chip's eFuse floor rises to it after commit, and the NVS floor follows it.
+   */
+  antiRollback: AntiRollback;
   /** false: never take a release's delta, always its full image (default: take a delta whose base is the running image). */
   deltas?: boolean;
   /**
@@ -147,6 +159,25 @@ export const DEFAULTS = constant({
 } as const);
 
 type Json = Record<string, unknown>;
+
+function antiRollbackOf(v: unknown): AntiRollback {
+  if (v === undefined) return "manifest";
+  if (v !== "manifest" && v !== "efuse") fail("antiRollback", 'expected "manifest" or "efuse"');
+  return v;
+}
+
+/**
+ * The mode on a chip, where the build decides: `built` is CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK of the
+ * sdkconfig the app and its bootloader were built with (src/native: antiRollback()). Unset: the
+ * build's. Set: must be the build's, else CONFIG_INVALID (an agent in "efuse" mode over a bootloader
+ * without it would only ever see secure_version 0, and its floor would never rise).
+ */
+export function antiRollbackOfBuild(configured: unknown, built: boolean): AntiRollback {
+  const mode: AntiRollback = built ? "efuse" : "manifest";
+  if (configured === undefined) return mode;
+  if (antiRollbackOf(configured) !== mode) fail("antiRollback", `"${String(configured)}", but this build has CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK ${built ? "on" : "off"}: "${mode}"`);
+  return mode;
+}
 
 function fail(path: string, what: string): never {
   throw new OtaError("CONFIG_INVALID", `${path}: ${what}`);
@@ -281,6 +312,7 @@ export function parseConfig(json: unknown): AppConfig {
     outboxCapacity: num(o.outboxCapacity, "outboxCapacity", DEFAULTS.outboxCapacity, 4, 1000),
     redirects: redirectsOf(o.redirects),
     networkRetry: retryOf(o.networkRetry, "networkRetry", DEFAULTS.networkRetry),
+    antiRollback: antiRollbackOf(o.antiRollback),
   };
   config.diagnostics.waitForNetwork = bool(d.waitForNetwork, "diagnostics.waitForNetwork", false);
   config.diagnostics.networkDeadlineMs = num(d.networkDeadlineMs, "diagnostics.networkDeadlineMs", DEFAULTS.networkDeadlineMs, 1);

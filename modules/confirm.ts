@@ -2,15 +2,15 @@
  * What to do at boot, decided from stored facts with a table (as MCUboot's boot_swap_tables):
  * the running slot's otadata state, the journal's last phase, and whether we run the journal's
  * target. Then the self-test of a PENDING_VERIFY image: pass -> mark VALID, raise the
- * anti-rollback floor, report committed; fail -> mark INVALID (only when the other slot
- * validates) and restart, so the bootloader brings the previous image back, whose agent
- * reports the rollback from the journal.
+ * anti-rollback floor, report committed; fail -> mark INVALID (only when the boot-control port
+ * says a rollback is possible) and restart, so the bootloader brings the previous image back, whose
+ * agent reports the rollback from the journal. Every otadata step goes through ctx.boot
+ * (BootControlPort: ESP-IDF's own functions on the ESP32, modules/bootctl.ts elsewhere).
  */
 import type { AgentState, AuditEvent } from "./events";
 import type { Journal } from "./journal";
 import type { AgentContext } from "./context";
-import { OtaState, entryValid, slotOfSeq } from "./otadata";
-import { validateImage } from "./image";
+import { OtaState } from "./otadata";
 import { runSelfTest, builtinChecks, type DiagnosticResult } from "./diagnostics";
 import { backoffDelay, seedOf, seededRandom } from "./backoff";
 import { codeOf, type ErrorCode } from "./errors";
@@ -78,33 +78,6 @@ function facts(ctx: AgentContext, j: Journal | undefined): [RunningFact, Journal
   const journal: JournalFact = j ? JOURNAL_FACT[j.phase] : "none";
   const target: TargetFact = j && j.targetSlot === ctx.running.slot && j.to === ctx.running.version ? "target" : "other";
   return [running, journal, target];
-}
-
-/**
- * Whether marking this image INVALID brings a bootable image back (IDF's check_rollback_is_possible).
- * The bootloader falls back to the slot of the other valid otadata entry, or to ota_0 when there is
- * none. When that is the update slot ("nextota", always so with two slots) its image is validated
- * here; another slot cannot be opened through the flash port (Moddable opens app slots only as
- * "running"/"nextota"), so its valid otadata entry is taken as the proof: it ran before this update.
- * Not ESP-IDF v6.0's esp_ota_check_rollback_is_possible (BootControl.rollbackPossible) on purpose: with
- * no valid entry for the previous image IDF says no (no factory app) although its bootloader would boot
- * ota_0; a power cut tearing the first boot's otadata write leaves exactly that (test/agent/power-cut,
- * "during a rollback too", cut at op 2), and IDF's rule would keep the failed image.
- */
-function rollbackPossible(ctx: AgentContext): boolean {
-  const slots = ctx.ports.flash.slots();
-  const view = ctx.boot.read();
-  const other = view.active === -1 ? undefined : view.entries[1 - view.active];
-  const previous = other && entryValid(other) ? slotOfSeq(other.seq, slots.count) : 0;
-  if (previous === slots.running) return false;
-  if (previous !== slots.next) return (other !== undefined && entryValid(other)) || previous === 0;
-  try {
-    const part = ctx.ports.flash.open("nextota");
-    const info = validateImage((o, t) => part.read(o, t), part.byteLength, ctx.ports.crypto, ctx.scratch);
-    return info.header.chipId === ctx.ports.system.chipId();
-  } catch {
-    return false;
-  }
 }
 
 /**
@@ -201,10 +174,10 @@ function selfTest(ctx: AgentContext, found: Journal | undefined): Promise<BootOu
 /** The self-test's verdict: commit, keep (nothing to go back to), or mark INVALID and restart. */
 function selfTested(ctx: AgentContext, j: Journal, result: DiagnosticResult): BootOutcome {
   if (result.ok) return commit(ctx, j);
-  if (!rollbackPossible(ctx)) {
+  if (!ctx.boot.rollbackPossible()) {
     // Nothing to go back to: keep running this image (IDF's esp_ota_mark_app_invalid_rollback fails the same way),
     // confirmed, so the next boot does not abort it into an unbootable slot.
-    ctx.boot.setRunningState(OtaState.VALID);
+    ctx.boot.markValid();
     const failed: Journal = { ...j, phase: "failed", code: "CONFIRM_NO_ROLLBACK", detail: result.detail };
     ctx.emit("failed", releaseFields(failed, { code: "CONFIRM_NO_ROLLBACK", detail: `${result.code}: ${result.detail}` }));
     ctx.journal.save(failed);
@@ -213,19 +186,24 @@ function selfTested(ctx: AgentContext, j: Journal, result: DiagnosticResult): Bo
   // Journal first: the previous image's agent reports this code after the bootloader takes it back.
   ctx.journal.save({ ...j, code: result.code, detail: result.detail });
   ctx.ports.system.log(`self-test failed: ${result.code} ${result.detail}; rolling back`);
-  ctx.boot.setRunningState(OtaState.INVALID);
+  ctx.boot.markInvalid();
   ctx.ports.system.restart(`self-test failed: ${result.code}`);
   return { action: "self-test", state: "rolled-back", code: result.code };
 }
 
 function commit(ctx: AgentContext, j: Journal, action: BootAction = "self-test"): BootOutcome {
   try {
-    ctx.boot.setRunningState(OtaState.VALID);
+    ctx.boot.markValid();
   } catch (e) {
     if (codeOf(e) !== "OTADATA_STATE") throw e;
   }
-  // On the chip: esp_efuse_update_secure_version. Only ever raised, after the image is VALID.
-  ctx.journal.raiseFloor(ctx.running.secureVersion);
+  // Only ever raised, after the image is VALID: to the signed manifest's secure_version of this
+  // release (the journal's), or the image's own when larger (a device with no journal: its image's).
+  // An image built without CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK says 0, so the manifest's is the
+  // floor that means something (config antiRollback "manifest"); with it on the two are equal
+  // (verify.ts secureVersionOk) and the chip's eFuse rises too: v6.0's bootloader raises it when it
+  // boots the VALID entry (update_anti_rollback), and esp_ota_mark_app_valid_cancel_rollback does on commit.
+  ctx.journal.raiseFloor(Math.max(j.secureVersion, ctx.running.secureVersion));
   const done: Journal = { ...j, phase: "committed" };
   ctx.emit("committed", releaseFields(done));
   ctx.journal.save(done);

@@ -6,7 +6,7 @@ import type { Ports } from "./ports";
 import type { AppConfig } from "./config";
 import type { AgentState, AuditEvent } from "./events";
 import type { JournalStore } from "./journal";
-import type { BootControl } from "./bootctl";
+import type { BootControlPort } from "./ports";
 import type { DiagnosticCheck, NetworkSignal } from "./diagnostics";
 
 export interface RunningInfo {
@@ -20,7 +20,8 @@ export interface AgentContext {
   ports: Ports;
   config: AppConfig;
   journal: JournalStore;
-  boot: BootControl;
+  /** Ports.boot, or modules/bootctl.ts's FlashBootControl over the flash port. */
+  boot: BootControlPort;
   running: RunningInfo;
   checks: readonly DiagnosticCheck[];
   /** Whether (and since when) the network is up: the network checks' window starts then. */

@@ -44,6 +44,7 @@ export const ERROR_TABLE = constant({
   IMAGE_TOO_LARGE: [0x408, "image does not fit the update slot"],
   IMAGE_PROJECT: [0x409, "image is for another project"],
   IMAGE_VERSION: [0x40a, "image version differs from the manifest's"],
+  IMAGE_SECURE_VERSION: [0x40b, "image secure_version (esp_app_desc_t) differs from the manifest's"],
 
   // Signatures and keys (0x500)
   SIG_MISSING: [0x501, "no signature where one is required"],

@@ -6,7 +6,7 @@
  */
 import type { FlashPartition, FlashPort } from "./ports";
 import { OtaError } from "./errors";
-import type { BootControl } from "./bootctl";
+import type { BootControlPort } from "./ports";
 
 export type SlotState = "idle" | "writing" | "written" | "verified" | "finished" | "aborted";
 
@@ -87,12 +87,11 @@ export class UpdateSlot {
     this.s = "verified";
   }
 
-  /** Make the slot the boot target (otadata: next seq, NEW). Only from verified. Throws OTADATA_STATE, OTADATA_WRITE, FLASH_*. */
-  finish(boot: BootControl): { seq: number } {
+  /** Make the slot the boot target (esp_ota_set_boot_partition: state NEW). Only from verified. Throws OTADATA_STATE, and what `boot.setBootSlot` throws. */
+  finish(boot: Pick<BootControlPort, "setBootSlot">): void {
     if (this.s !== "verified") throw new OtaError("OTADATA_STATE", `finish in state ${this.s}`);
-    const r = boot.setBootSlot(this.slot);
+    boot.setBootSlot(this.slot);
     this.s = "finished";
-    return { seq: r.seq };
   }
 
   /** Give up; safe from any state and twice. The slot keeps whatever bytes it has; otadata is untouched. */

@@ -198,8 +198,49 @@ export interface SystemPort {
   log(line: string): void;
 }
 
+/**
+ * The boot-control steps, as ESP-IDF's esp_ota_ops.h names them. Two bindings: modules/bootctl.ts's
+ * FlashBootControl, the TypeScript model of v6.0's otadata over FlashPort (held equal to IDF's own C
+ * by test/device/idf-otadata-diff.test.ts), used when `Ports.boot` is absent (the simulator, Moddable's
+ * Linux runtime); and src/boot.ts on the ESP32, which calls ESP-IDF's own functions through the native,
+ * so the device never depends on our reading of the otadata format. Errors are OtaError codes (the
+ * esp_err_t map is src/boot.ts's); bad arguments stay RangeError.
+ */
+export interface BootControlPort {
+  /**
+   * esp_ota_get_state_partition(esp_ota_get_running_partition()): the running slot's otadata state
+   * (modules/otadata.ts OtaState), undefined when no entry selects it (ESP_ERR_NOT_FOUND) or it is no
+   * OTA slot (ESP_ERR_NOT_SUPPORTED).
+   */
+  runningState(): number | undefined;
+  /**
+   * esp_ota_set_boot_partition(ota_<slot>): the next boot runs `slot` (state NEW). Throws RangeError
+   * (no such slot), OTADATA_WRITE, IMAGE_HASH (ESP-IDF's validation of the slot failed),
+   * POLICY_DOWNGRADE (its secure_version is below the eFuse), FLASH_NO_PARTITION (no otadata).
+   */
+  setBootSlot(slot: number): void;
+  /**
+   * esp_ota_check_rollback_is_possible: whether marking the running image INVALID brings another
+   * bootable image back.
+   */
+  rollbackPossible(): boolean;
+  /**
+   * esp_ota_mark_app_valid_cancel_rollback. Throws OTADATA_STATE (no active entry: the running app is
+   * the factory one; the TypeScript binding also when the active entry is not the running slot's), OTADATA_WRITE.
+   */
+  markValid(): void;
+  /**
+   * esp_ota_mark_app_invalid_rollback, without the restart (the agent journals, then restarts).
+   * Throws CONFIRM_NO_ROLLBACK (ESP_ERR_OTA_ROLLBACK_FAILED: nothing else to boot; nothing written),
+   * OTADATA_STATE, OTADATA_WRITE.
+   */
+  markInvalid(): void;
+}
+
 /** Everything the agent gets from its host, bundled. */
 export interface Ports {
+  /** ESP-IDF's boot control (src/boot.ts on the ESP32); absent: modules/bootctl.ts over `flash`. */
+  boot?: BootControlPort;
   flash: FlashPort;
   store: StorePort;
   http: HttpPort;

@@ -1,8 +1,9 @@
 /*
  * Verification of a downloaded image, reading what is IN FLASH (not what was received):
  * size, SHA-256 against the manifest, the espsecure signature block when required, the full
- * bootloader validation, and the app descriptor (project, version and secure_version equal to
- * the manifest's, chip id). One read and one SHA-256 pass over the slot serve every check.
+ * bootloader validation, and the app descriptor (project and version equal to the manifest's,
+ * secure_version as `secureVersionOk` says, chip id). One read and one SHA-256 pass over the slot
+ * serve every check.
  */
 import type { CryptoPort } from "./ports";
 import { OtaError } from "./errors";
@@ -10,16 +11,29 @@ import { toHex } from "./bytes";
 import { validateImage, parseImageStart, type ImageInfo } from "./image";
 import { readSignature } from "./sigblock";
 import type { TrustedKey } from "./keys";
+import type { AntiRollback } from "./config";
 
 export interface Expectation {
   size: number;
   sha256: string;
   version: string;
   secureVersion: number;
+  /** Who holds the anti-rollback floor (AppConfig.antiRollback): decides the secure_version check. */
+  antiRollback: AntiRollback;
   project: string;
   chipId: number;
   requireSignature: boolean;
   imageKeys: readonly TrustedKey[];
+}
+
+/**
+ * The image's esp_app_desc_t secure_version against the manifest's. "efuse": equal (the bootloader
+ * checks and the eFuse floor rises from the image's value, so the manifest's floor must be that one).
+ * "manifest": equal, or 0, what ESP-IDF writes into every image built without
+ * CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK (esp_app_desc.c): then only the signed manifest says it.
+ */
+export function secureVersionOk(image: number, manifest: number, mode: AntiRollback): boolean {
+  return image === manifest || (mode === "manifest" && image === 0);
 }
 
 export type SlotReader = (offset: number, target: Uint8Array) => void;
@@ -43,7 +57,7 @@ export function checkImageStart(first: Uint8Array, project: string, chipId: numb
  * When checks fail, the precedence is: the slot differs from the manifest (FLASH_READBACK: flash
  * did not keep what was written, so whatever else failed is a consequence), then the signature,
  * then the image format, then the app descriptor against the manifest.
- * Throws FLASH_READBACK, SIG_*, IMAGE_* (format, chip, project, version).
+ * Throws FLASH_READBACK, SIG_*, IMAGE_* (format, chip, project, version, IMAGE_SECURE_VERSION).
  */
 export function verifySlot(read: SlotReader, want: Expectation, crypto: CryptoPort, scratch: Uint8Array): ImageInfo {
   const sha = crypto.sha256();
@@ -92,7 +106,7 @@ export function verifySlot(read: SlotReader, want: Expectation, crypto: CryptoPo
     if (info.header.chipId !== want.chipId) throw new OtaError("IMAGE_CHIP", `image chip id ${info.header.chipId}, this chip ${want.chipId}`);
     if (info.appDesc.projectName !== want.project) throw new OtaError("IMAGE_PROJECT", `'${info.appDesc.projectName}', running '${want.project}'`);
     if (info.appDesc.version !== want.version) throw new OtaError("IMAGE_VERSION", `image ${info.appDesc.version}, manifest ${want.version}`);
-    if (info.appDesc.secureVersion !== want.secureVersion) throw new OtaError("IMAGE_VERSION", `image secure_version ${info.appDesc.secureVersion}, manifest ${want.secureVersion}`);
+    if (!secureVersionOk(info.appDesc.secureVersion, want.secureVersion, want.antiRollback)) throw new OtaError("IMAGE_SECURE_VERSION", `image secure_version ${info.appDesc.secureVersion}, manifest ${want.secureVersion} (antiRollback ${want.antiRollback})`);
   } catch (e) {
     checkReadback();
     throw e;

@@ -31,6 +31,8 @@ export interface ModdableDeviceOptions {
   deviceId: string;
   hardware: string;
   chipId?: number;
+  /** The bootloader built with CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK (host-sim/bootloader.ts; default off). */
+  antiRollback?: boolean;
   /** Real ms one boot may take before it counts as hung and is killed (a watchdog reset). */
   bootTimeoutMs?: number;
   maxBoots?: number;
@@ -108,7 +110,7 @@ export class ModdableDevice {
     const maxBoots = this.o.maxBoots ?? 12;
     for (let n = 0; n < maxBoots; n++) {
       const chip = SimChip.load(this.o.flashPath);
-      const result = bootloaderBoot(chip, { chipId: this.o.chipId ?? 0 });
+      const result = bootloaderBoot(chip, { chipId: this.o.chipId ?? 0, antiRollback: this.o.antiRollback ?? false });
       chip.save(this.o.flashPath);
       this.counters.boots++;
       if (result.kind === "bricked") {

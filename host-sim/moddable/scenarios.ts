@@ -43,6 +43,7 @@ export async function runModdableScenario(s: Scenario, lab: Lab, o: ModdableRunO
     program: o.program, flashPath, config,
     caPem: s.wrongCa ? lab.otherCa.caCertPem : lab.ca.caCertPem,
     deviceId: "240ac4000001", hardware: s.device?.hardware ?? "esp32-rev3",
+    ...(s.device?.antiRollback ? { antiRollback: true } : {}),
     ...(o.onLog ? { onLog: o.onLog } : {}),
   });
   await device.run();

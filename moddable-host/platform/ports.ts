@@ -93,3 +93,11 @@ export function createDevicePorts(options: DevicePortsOptions): Ports {
   if (options.mqtt) ports.mqtt = new EspMqtt({ ca: options.mqttCa ?? options.ca });
   return ports;
 }
+
+/**
+ * The simulated bootloader the driver boots this program with (host-sim/bootloader.ts) runs without
+ * CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK: the agent keeps the manifest's floor (config antiRollback "manifest").
+ */
+export function buildAntiRollback(): boolean {
+  return false;
+}

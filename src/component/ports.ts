@@ -11,6 +11,8 @@ import { EspHttp } from "xsota/src/http";
 import { ModdableCrypto } from "xsota/src/crypto";
 import { ModdableClock } from "xsota/src/clock";
 import { EspSystem } from "xsota/src/system";
+import { EspBootControl } from "xsota/src/boot";
+import { antiRollback } from "xsota/src/native/esp32";
 // the agent's own MQTT connection is the fleet feature's (features/fleet/manifest.json)
 import fleet from "xsota/feature/fleet";
 
@@ -26,6 +28,8 @@ export interface DevicePortsOptions {
 
 export function createDevicePorts(options: DevicePortsOptions): Ports {
   const ports: Ports = {
+    // ESP-IDF's esp_ota_* do the boot-control steps on the chip (issue 30, item 3)
+    boot: new EspBootControl(),
     flash: new EspFlashPort(),
     store: new PreferenceStore(),
     http: new EspHttp({ ca: options.ca }),
@@ -35,4 +39,9 @@ export function createDevicePorts(options: DevicePortsOptions): Ports {
   };
   if (options.mqtt && fleet && fleet.mqtt) ports.mqtt = fleet.mqtt({ ca: options.mqttCa ?? options.ca });
   return ports;
+}
+
+/** CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK of this build: the agent's anti-rollback mode (modules/config.ts antiRollbackOfBuild). */
+export function buildAntiRollback(): boolean {
+  return antiRollback();
 }

@@ -20,10 +20,11 @@
 import config from "mc/config";
 import { start, type App } from "xsota/modules/app";
 import { OtaError } from "xsota/modules/errors";
+import { antiRollbackOfBuild } from "xsota/modules/config";
 import { fromBase64 } from "xsota/modules/bytes";
 import { configure, provision, readProvisioned, withDeviceId, type Provisioned, type ProvisionValues } from "xsota/modules/provision";
 import { PreferenceStore } from "xsota/src/store";
-import { createDevicePorts } from "xsota/platform";
+import { buildAntiRollback, createDevicePorts } from "xsota/platform";
 import fleet from "xsota/feature/fleet";
 import delta from "xsota/feature/delta";
 import control from "xsota/feature/control";
@@ -122,6 +123,8 @@ export default class OTA {
     // the app's connection: its broker, id and credentials are the app's; the layers' mqtt block keeps its other settings
     if (shared) code.mqtt = { ...(isRecord(base.mqtt) ? base.mqtt : {}), ...(isRecord(over.mqtt) ? over.mqtt : {}), host: "(the app's connection)", port: 1 };
     if (o.replaceChecks) code.diagnostics = { ...(isRecord(over.diagnostics) ? over.diagnostics : {}), builtin: false };
+    // ESP-IDF's anti-rollback is the build's (sdkconfig): the agent's floor follows it (modules/config.ts).
+    code.antiRollback = antiRollbackOfBuild(over.antiRollback ?? base.antiRollback, buildAntiRollback());
     const { config: agentConfig, provisioned } = configure(store, base, code);
     const ca = caOver ?? caDefault, mqttCa = mqttCaOver ?? mqttCaDefault;
     const ports = createDevicePorts({

@@ -93,3 +93,63 @@ void xs_xsota_base_mac(xsMachine *the)
 	text[12] = 0;
 	xsmcSetString(xsResult, text);
 }
+
+/*
+ * CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK of this build (the bootloader is built from the same sdkconfig):
+ * the agent's anti-rollback mode follows it (modules/config.ts antiRollbackOfBuild).
+ */
+void xs_xsota_anti_rollback(xsMachine *the)
+{
+#ifdef CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK
+	xsmcSetTrue(xsResult);
+#else
+	xsmcSetFalse(xsResult);
+#endif
+}
+
+/*
+ * Boot control through ESP-IDF's own functions (src/boot.ts binds them as the agent's BootControlPort):
+ * each returns the esp_err_t (ESP_OK = 0) and src/boot.ts maps it to an OtaError code.
+ */
+
+/* esp_ota_set_boot_partition(ota_<slot>); ESP_ERR_NOT_FOUND when there is no such slot */
+void xs_xsota_set_boot_slot(xsMachine *the)
+{
+	int slot = xsmcToInteger(xsArg(0));
+	const esp_partition_t *partition = NULL;
+
+	if ((slot >= 0) && (slot < (ESP_PARTITION_SUBTYPE_APP_OTA_MAX - ESP_PARTITION_SUBTYPE_APP_OTA_MIN)))
+		partition = esp_partition_find_first(ESP_PARTITION_TYPE_APP, ESP_PARTITION_SUBTYPE_APP_OTA_MIN + slot, NULL);
+	xsmcSetInteger(xsResult, partition ? esp_ota_set_boot_partition(partition) : ESP_ERR_NOT_FOUND);
+}
+
+void xs_xsota_mark_valid(xsMachine *the)
+{
+	xsmcSetInteger(xsResult, esp_ota_mark_app_valid_cancel_rollback());
+}
+
+/* without the restart: the agent journals first, then restarts */
+void xs_xsota_mark_invalid(xsMachine *the)
+{
+	xsmcSetInteger(xsResult, esp_ota_mark_app_invalid_rollback());
+}
+
+void xs_xsota_rollback_possible(xsMachine *the)
+{
+	xsmcSetBoolean(xsResult, esp_ota_check_rollback_is_possible());
+}
+
+/*
+ * esp_ota_get_state_partition of the running partition: the state (esp_ota_img_states_t, 0..4, or
+ * ESP_OTA_IMG_UNDEFINED as 4294967295) when ESP_OK, else minus the esp_err_t.
+ */
+void xs_xsota_running_state(xsMachine *the)
+{
+	esp_ota_img_states_t state;
+	esp_err_t err = esp_ota_get_state_partition(esp_ota_get_running_partition(), &state);
+
+	if (ESP_OK == err)
+		xsmcSetNumber(xsResult, (double)(uint32_t)state);
+	else
+		xsmcSetInteger(xsResult, -err);
+}

@@ -64,6 +64,13 @@
 	#error "xsota needs CONFIG_ESP_SYSTEM_PANIC_PRINT_HALT=n and CONFIG_ESP_SYSTEM_PANIC_PRINT_REBOOT=y in the app's sdkconfig (a hung image would halt after the panic instead of resetting and rolling back)"
 #endif
 
+/* With ESP-IDF's anti-rollback on (sdkconfig/anti-rollback.defaults), the image's own secure_version must
+   fit the eFuse field: esp_efuse_update_secure_version refuses a larger one (ESP_ERR_INVALID_ARG), so
+   the floor would never rise to it. */
+#if defined(CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK) && (CONFIG_BOOTLOADER_APP_SECURE_VERSION > CONFIG_BOOTLOADER_APP_SEC_VER_SIZE_EFUSE_FIELD)
+	#error "xsota needs CONFIG_BOOTLOADER_APP_SECURE_VERSION <= CONFIG_BOOTLOADER_APP_SEC_VER_SIZE_EFUSE_FIELD (a larger secure_version can never be written to the eFuse)"
+#endif
+
 /* The partition table carries its MD5 row, as the simulator's binary table does (Moddable's base
    turns it off). */
 #if !defined(CONFIG_PARTITION_TABLE_MD5)

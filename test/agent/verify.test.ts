@@ -5,7 +5,7 @@
  * bad bytes also cause; a bad signature outranks a format error.
  */
 import { describe, expect, it } from "vitest";
-import { verifySlot, type Expectation } from "../../modules/verify";
+import { verifySlot, secureVersionOk, type Expectation } from "../../modules/verify";
 import { toHex } from "../../modules/bytes";
 import { nodeCrypto, sha256 } from "../../host-sim/crypto";
 import { buildImage } from "../../host-sim/image-builder";
@@ -16,7 +16,7 @@ import { validateImage } from "../../modules/image";
 import type { CryptoPort } from "../../modules/ports";
 
 const image = buildImage({ version: "1.1.0", secureVersion: 1, project: "thermo", size: 256 * 1024 });
-const want: Expectation = { size: image.length, sha256: toHex(sha256(image)), version: "1.1.0", secureVersion: 1, project: "thermo", chipId: 0, requireSignature: false, imageKeys: [] };
+const want: Expectation = { size: image.length, sha256: toHex(sha256(image)), version: "1.1.0", secureVersion: 1, antiRollback: "manifest", project: "thermo", chipId: 0, requireSignature: false, imageKeys: [] };
 
 function slot(bytes: Uint8Array) {
   const flash = new Uint8Array(1536 * 1024).fill(0xff);
@@ -90,9 +90,22 @@ describe("verifySlot", () => {
     expect(codeOf(() => verifySlot(slot(bad).read, w, nodeCrypto, new Uint8Array(4096)))).toBe("FLASH_READBACK");
   });
 
+  it("secure_version: an image built without anti-rollback (0) takes the manifest's only when the floor is the agent's", () => {
+    const zero = buildImage({ version: "1.1.0", secureVersion: 0, project: "thermo", size: 256 * 1024 });
+    const w = { ...want, size: zero.length, sha256: toHex(sha256(zero)), secureVersion: 5 };
+    expect(codeOf(() => verifySlot(slot(zero).read, w, nodeCrypto, new Uint8Array(4096)))).toBe("no error");
+    expect(codeOf(() => verifySlot(slot(zero).read, { ...w, antiRollback: "efuse" }, nodeCrypto, new Uint8Array(4096)))).toBe("IMAGE_SECURE_VERSION");
+    expect(secureVersionOk(0, 0, "efuse")).toBe(true);
+    expect(secureVersionOk(3, 3, "manifest")).toBe(true);
+    expect(secureVersionOk(3, 4, "manifest")).toBe(false);
+    expect(secureVersionOk(4, 3, "manifest")).toBe(false);
+  });
+
   it("checks the app descriptor against the manifest", () => {
     expect(codeOf(() => verifySlot(slot(image).read, { ...want, version: "1.2.0" }, nodeCrypto, new Uint8Array(4096)))).toBe("IMAGE_VERSION");
-    expect(codeOf(() => verifySlot(slot(image).read, { ...want, secureVersion: 2 }, nodeCrypto, new Uint8Array(4096)))).toBe("IMAGE_VERSION");
+    expect(codeOf(() => verifySlot(slot(image).read, { ...want, secureVersion: 2 }, nodeCrypto, new Uint8Array(4096)))).toBe("IMAGE_SECURE_VERSION");
+    expect(codeOf(() => verifySlot(slot(image).read, { ...want, secureVersion: 2, antiRollback: "efuse" }, nodeCrypto, new Uint8Array(4096)))).toBe("IMAGE_SECURE_VERSION");
+    expect(codeOf(() => verifySlot(slot(image).read, { ...want, antiRollback: "efuse" }, nodeCrypto, new Uint8Array(4096)))).toBe("no error");
     expect(codeOf(() => verifySlot(slot(image).read, { ...want, project: "other" }, nodeCrypto, new Uint8Array(4096)))).toBe("IMAGE_PROJECT");
     expect(codeOf(() => verifySlot(slot(image).read, { ...want, chipId: 9 }, nodeCrypto, new Uint8Array(4096)))).toBe("IMAGE_CHIP");
     expect(codeOf(() => verifySlot(slot(image).read, { ...want, requireSignature: true }, nodeCrypto, new Uint8Array(4096)))).toBe("SIG_MISSING");

@@ -49,10 +49,10 @@ const STUBS: Record<string, string> = {
 describe.skipIf(skip)("src/native compiles with the host gcc against ESP-IDF v6.0's headers", () => {
   const work = join(REPO, "out", "native-host-compile");
 
-  function compile(file: string): { status: number | null; stderr: string } {
+  function compile(file: string, extra?: string): { status: number | null; stderr: string } {
     mkdirSync(join(work, "stubs", "freertos"), { recursive: true });
     for (const [name, text] of Object.entries(STUBS)) writeFileSync(join(work, "stubs", name), text);
-    writeFileSync(join(work, "sdkconfig.h"), appSdkconfigH({ moddable: MODDABLE!, idf: IDF!, sdkconfigPath: join(REPO, "sdkconfig"), kind: "release" }).header);
+    writeFileSync(join(work, "sdkconfig.h"), appSdkconfigH({ moddable: MODDABLE!, idf: IDF!, sdkconfigPath: join(REPO, "sdkconfig"), kind: "release", ...(extra !== undefined ? { extra } : {}) }).header);
     const c = join(IDF!, "components");
     const inc = [work, join(work, "stubs"), NATIVE, c, ...IDF_INCLUDES.map((d) => join(c, d)),
       ...["xs/includes", "xs/sources", "xs/platforms/esp", "xs/platforms/mc"].map((d) => join(MODDABLE!, d))].flatMap((d) => ["-I", d]);
@@ -67,6 +67,24 @@ describe.skipIf(skip)("src/native compiles with the host gcc against ESP-IDF v6.
       expect(r.status).toBe(0);
     });
   }
+
+  it("xsota_esp32.c compiles with ESP-IDF's anti-rollback on too (sdkconfig/anti-rollback.defaults appended)", () => {
+    const r = compile(join(NATIVE, "xsota_esp32.c"), readFileSync(join(REPO, "sdkconfig", "anti-rollback.defaults"), "utf8"));
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(0);
+  });
+
+  it("every host function of esp32.js is defined in xsota_esp32.c and typed in esp32.d.ts", () => {
+    const js = readFileSync(join(NATIVE, "esp32.js"), "utf8");
+    const c = readFileSync(join(NATIVE, "xsota_esp32.c"), "utf8");
+    const dts = readFileSync(join(NATIVE, "esp32.d.ts"), "utf8");
+    const bound = [...js.matchAll(/^function (\w+)\(\) @ "(\w+)";$/gm)].map((m) => [m[1]!, m[2]!] as const);
+    expect(bound.map(([name]) => name)).toContain("antiRollback");
+    for (const [name, host] of bound) {
+      expect(c, host).toMatch(new RegExp(`^void ${host}\\(xsMachine \\*the\\)$`, "m"));
+      expect(dts, name).toMatch(new RegExp(`^export declare function ${name}\\(`, "m"));
+    }
+  });
 
   it("reads the MAC with esp_read_mac(ESP_MAC_WIFI_STA), whose 6 bytes fit the buffer", () => {
     const src = readFileSync(join(NATIVE, "xsota_esp32.c"), "utf8");

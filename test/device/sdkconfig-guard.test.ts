@@ -139,6 +139,25 @@ describe.skipIf(skip !== undefined)(`src/native/xsota_sdkconfig_check.h with ${C
     expect(header({ sdkconfigPath: PROJECT, kind: "instrument" }).values.get("CONFIG_ESP_SYSTEM_PANIC_GDBSTUB")).not.toBe("y");
   });
 
+  it("with sdkconfig/anti-rollback.defaults appended: ESP-IDF's anti-rollback on in every build mode, and the guard passes", () => {
+    const fragment = readFileSync(join(PROJECT, "anti-rollback.defaults"), "utf8");
+    for (const kind of ["debug", "release", "instrument"] as const) {
+      const h = header({ sdkconfigPath: PROJECT, kind, extra: fragment });
+      expect(guard(h.header), kind).toEqual([]);
+      expect(h.header, kind).toMatch(/^#define CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK 1$/m);
+      expect(h.header, kind).toMatch(/^#define CONFIG_BOOTLOADER_APP_SECURE_VERSION 0$/m);
+      expect(h.header, kind).toMatch(/^#define CONFIG_BOOTLOADER_APP_SEC_VER_SIZE_EFUSE_FIELD 32$/m);
+      // without the fragment it stays off (images carry secure_version 0: the agent's floor is the manifest's)
+      expect(header({ sdkconfigPath: PROJECT, kind }).header, kind).not.toMatch(/ANTI_ROLLBACK|APP_SECURE_VERSION/);
+    }
+    // a secure_version the eFuse field cannot hold stops the build
+    const tooBig = header({ sdkconfigPath: PROJECT, kind: "release", extra: fragment + "CONFIG_BOOTLOADER_APP_SECURE_VERSION=33\n" });
+    expect(guard(tooBig.header).join("\n")).toMatch(/CONFIG_BOOTLOADER_APP_SECURE_VERSION <= CONFIG_BOOTLOADER_APP_SEC_VER_SIZE_EFUSE_FIELD/);
+    // anti-rollback depends on rollback: without it kconfgen drops it
+    const noRollback = header({ sdkconfigPath: PROJECT, kind: "debug", extra: fragment + "CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE=n\n" });
+    expect(noRollback.header).not.toMatch(/CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK/);
+  });
+
   it("fails with an #error naming each option the agent relies on, when the sdkconfig turns it off", () => {
     const cases: [name: string, line: string, expected: string[]][] = [
       ["CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE", "CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE=n", ["CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE"]],

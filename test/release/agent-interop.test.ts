@@ -26,7 +26,7 @@ function slot(file: Uint8Array, size = 64 * 1024): (offset: number, target: Uint
 }
 
 function expectation(file: Uint8Array, keys = [keyA, keyB]): Expectation {
-  return { size: file.length, sha256: toHex(sha256(file)), version: "2.0.0", secureVersion: 1, project: "sensor", chipId: 0, requireSignature: true, imageKeys: keys };
+  return { size: file.length, sha256: toHex(sha256(file)), version: "2.0.0", secureVersion: 1, antiRollback: "manifest", project: "sensor", chipId: 0, requireSignature: true, imageKeys: keys };
 }
 
 describe("espsecure-signed app images on the agent's verify path", () => {
