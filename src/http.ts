@@ -8,14 +8,13 @@
  */
 import { Request } from "http";
 import SecureSocket from "securesocket";
-import X509 from "x509";
 import Timer from "timer";
 import type { HttpHandler, HttpPort, HttpRequest, HttpRequestOptions } from "../modules/ports";
 import { OtaError, codeOf } from "../modules/errors";
 import { parseHttpsUrl, type HttpsTarget } from "./url";
 import { drainFragment } from "./http-drain";
-import { bytesEqual, fromBase64 } from "../modules/bytes";
-import { basicConstraintsCa } from "./signature-checks";
+import { fromBase64 } from "../modules/bytes";
+import { holdChainToItsSignatures, type CertificateManagerLike } from "./tls-chain";
 
 /** DER of a PEM certificate (securesocket's "certificate" takes DER). */
 function derOf(pem: string): ArrayBuffer {
@@ -42,50 +41,6 @@ const SOCKET_CONNECTED = 1;
  * ClientHello and the server's record sizes).
  */
 const MAX_FRAGMENT = 4096;
-
-/** The part of SDK 8.2.3's ssl/cert CertificateManager used here (modules/crypt/ssl/ssl_cert.js). */
-interface CertificateManagerLike {
-  verify(certs: ArrayBuffer[], options: unknown): boolean;
-  _verify(spki: unknown, x509: unknown): boolean;
-}
-
-/**
- * SDK 8.2.3's verify() does not hold the leaf to its signature: when the leaf does not verify
- * against the next certificate it falls back to checking the chain's last certificate against
- * the pinned one, so a leaf the pinned CA never signed, sent with the pinned CA's own public
- * certificate, was accepted (a man in the middle; README "TLS on Moddable"). On this session's
- * certificate manager (an instance: the preloaded class stays frozen), verify() now also needs
- * every certificate signed by the next one and the last one signed by the pinned certificate's
- * key (or being the pinned certificate itself), with the SDK's own signature check (_verify).
- */
-/** Whether the certificate's basicConstraints (2.5.29.19) say cA TRUE. */
-function isCa(cert: ArrayBuffer): boolean {
-  const value = X509.decodeExtension(cert, [2, 5, 29, 19]);
-  return basicConstraintsCa(value ? new Uint8Array(value) : undefined);
-}
-
-export function holdChainToItsSignatures(cm: CertificateManagerLike | undefined, pinned: ArrayBuffer | undefined): void {
-  // Fail closed: without the check the SDK's fallback would let a forged leaf through again.
-  if (!cm || typeof cm._verify !== "function" || !pinned) throw new Error("TLS: no certificate manager to hold to the chain check (Moddable SDK 8.2.3's ssl_cert.js expected)");
-  const sdkVerify = cm.verify;
-  // defineProperty, not assignment: the frozen prototype's verify is not writable, and assigning
-  // over an inherited read-only property throws ("set verify: not writable").
-  Object.defineProperty(cm, "verify", { configurable: true, value: function (this: CertificateManagerLike, certs: ArrayBuffer[], options: unknown): boolean {
-    if (!sdkVerify.call(this, certs, options)) return false;
-    try {
-      // every issuer is a CA (basicConstraints cA TRUE): else any leaf the pinned CA signed could
-      // sign a certificate for the update host or the broker (Node's OpenSSL refuses it the same)
-      for (let i = 0; i + 1 < certs.length; i++) {
-        if (!isCa(certs[i + 1]!) || !this._verify(X509.decodeSPKI(certs[i + 1]!), X509.decode(certs[i]!))) return false;
-      }
-      const last = certs[certs.length - 1];
-      if (!last) return false;
-      return bytesEqual(new Uint8Array(last), new Uint8Array(pinned)) || (isCa(pinned) && this._verify(X509.decodeSPKI(pinned), X509.decode(last)));
-    } catch {
-      return false;
-    }
-  } });
-}
 
 /**
  * SecureSocket that tells its dictionary when TCP connected. http.js reports a refused connection

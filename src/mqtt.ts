@@ -17,13 +17,13 @@ import Timer from "timer";
 import type { MqttClient, MqttConnectOptions, MqttHandler, MqttPort } from "../modules/ports";
 import { OtaError } from "../modules/errors";
 import { PubackScanner } from "./mqtt-frames";
-import { holdChainToItsSignatures } from "./http";
+import { holdChainToItsSignatures, type CertificateManagerLike } from "./tls-chain";
 
 /** SecureSocket with src/http.ts's chain check (each certificate signed by the next, issuers CAs, the last by the pinned CA). */
 class CheckedSecureSocket extends SecureSocket {
   constructor(dict: { secure?: { certificate?: ArrayBuffer }; [k: string]: unknown }) {
     super(dict);
-    holdChainToItsSignatures((this as unknown as { ssl?: { certificateManager?: Parameters<typeof holdChainToItsSignatures>[0] } }).ssl?.certificateManager, dict.secure?.certificate);
+    holdChainToItsSignatures((this as unknown as { ssl?: { certificateManager?: CertificateManagerLike } }).ssl?.certificateManager, dict.secure?.certificate);
   }
 }
 

@@ -22,6 +22,8 @@ vi.mock("timer", async () => ({ default: (await import("./moddable-runtime")).Ti
 vi.mock("time", async () => ({ default: (await import("./moddable-runtime")).Time }));
 vi.mock("securesocket", async () => ({ default: (await import("./moddable-runtime")).SecureSocket }));
 vi.mock("preference", async () => ({ default: (await import("./moddable-runtime")).Preference }));
+// src/tls-chain.ts's chain check (used only for TLS sessions, which these tests do not open)
+vi.mock("x509", () => ({ default: { decode: () => ({}), decodeSPKI: () => ({}), decodeExtension: () => undefined } }));
 vi.mock("resetReason", () => ({ default: () => ({ reason: 3, string: "ESP_RST_SW" }) }));
 vi.mock("../../src/native/esp32", () => ({
   baseMac: () => "240ac4123456",
