@@ -3,25 +3,10 @@ import { mkdtempSync, readFileSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawn } from "node:child_process";
-import { main } from "../../host-sim/cli/main";
+import { xsotaInProcess } from "./in-process-cli";
 import { get } from "./https-client";
 
-/** Run `xsota ...` in-process, capturing stdout/stderr. */
-async function xsota(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const o = process.stdout.write.bind(process.stdout);
-  const e = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((s: string | Uint8Array) => ((out += String(s)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((s: string | Uint8Array) => ((err += String(s)), true)) as typeof process.stderr.write;
-  try {
-    const code = await main(argv);
-    return { code, out, err };
-  } finally {
-    process.stdout.write = o;
-    process.stderr.write = e;
-  }
-}
+const xsota = xsotaInProcess;
 
 /** A minimal ESP32 app image start: header, one segment header, esp_app_desc_t, then filler. */
 function fakeImage(version: string, project: string, secureVersion: number, size = 50_000): Uint8Array {

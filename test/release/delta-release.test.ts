@@ -7,7 +7,7 @@ import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { mkdtempSync, readFileSync, writeFileSync, rmSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { main } from "../../host-sim/cli/main";
+import { xsotaInProcess } from "./in-process-cli";
 import { buildImage } from "../../host-sim/image-builder";
 import { nextBuild } from "../../host-sim/release/next-build";
 import { loadPublicKey, trustedKeyOf } from "../../host-sim/release/keys";
@@ -15,20 +15,7 @@ import { verifyManifest } from "../../modules/manifest";
 import { nodeCrypto, sha256 } from "../../host-sim/crypto";
 import { toHex } from "../../modules/bytes";
 
-async function xsota(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const o = process.stdout.write.bind(process.stdout);
-  const e = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((s: string | Uint8Array) => ((out += String(s)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((s: string | Uint8Array) => ((err += String(s)), true)) as typeof process.stderr.write;
-  try {
-    return { code: await main(argv), out, err };
-  } finally {
-    process.stdout.write = o;
-    process.stderr.write = e;
-  }
-}
+const xsota = xsotaInProcess;
 
 let dir: string;
 const p = (f: string) => join(dir, f);

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { decryptImage, deviceKeyFromHmacKey, encryptImage, generateDeviceKey } from "../../host-sim/release/encrypted-img";
 import { parseEncHeader, ENC_HEADER_SIZE } from "../../modules/enc-image";
-import { main } from "../../host-sim/cli/main";
+import { xsotaInProcess } from "./in-process-cli";
 import { codeOf } from "../codes";
 
 const V = join(import.meta.dirname, "vectors/encrypted");
@@ -22,20 +22,7 @@ const rsaPem = text("rsa3072.pem");
 const eccPem = text("ecc.pem");
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 
-async function xsota(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const o = process.stdout.write.bind(process.stdout);
-  const e = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((s: string | Uint8Array) => ((out += String(s)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((s: string | Uint8Array) => ((err += String(s)), true)) as typeof process.stderr.write;
-  try {
-    return { code: await main(argv), out, err };
-  } finally {
-    process.stdout.write = o;
-    process.stderr.write = e;
-  }
-}
+const xsota = xsotaInProcess;
 
 describe("Espressif's vectors (esp_enc_img_gen.py)", () => {
   it("RSA-3072 and ECIES-P256 files decrypt to the plain image", () => {
