@@ -18,7 +18,7 @@ import { OtaError, codeOf } from "./errors";
 import { fromBase64, utf8Decode, utf8Encode } from "./bytes";
 import { verifyManifest } from "./manifest";
 import { SIGNED_COMMANDS, verifyControl, type ControlCommand, type SignedCommand } from "./control";
-import { parseJsonBytes } from "./json";
+import { jsonRefusal, parseJsonBytes } from "./json";
 
 /** A command: {"cmd":"force","manifest":"<base64 of an announcement-sized envelope>"}. */
 export const MAX_COMMAND = 12 * 1024;
@@ -40,8 +40,7 @@ export function decodeCommand(payload: Uint8Array, keys: readonly TrustedKey[], 
   try {
     cmd = parseJsonBytes(payload, MAX_COMMAND, MAX_JSON_DEPTH, utf8Decode) as typeof cmd;
   } catch (e) {
-    const m = (e as Error).message;
-    return { kind: "invalid", detail: `cmd: ${m.startsWith("invalid JSON") ? "not JSON" : m}` };
+    return { kind: "invalid", detail: `cmd: ${jsonRefusal(e)}` };
   }
   if (typeof cmd !== "object" || cmd === null) return { kind: "invalid", detail: "cmd: not an object" };
   const name = cmd.cmd as SignedCommand;

@@ -29,6 +29,12 @@ export function parseJsonBytes(bytes: Uint8Array, maxBytes: number, maxDepth: nu
   }
 }
 
+/** What parseJsonBytes refused, for a refusal's detail: "not JSON", or its size or nesting reason. */
+export function jsonRefusal(e: unknown): string {
+  const m = e instanceof Error ? e.message : String(e);
+  return m.startsWith("invalid JSON") ? "not JSON" : m;
+}
+
 export function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }

@@ -32,7 +32,7 @@ import { keyFromConfig, type TrustedKey } from "./keys";
 import { backoffDelay, seededRandom, seedOf } from "./backoff";
 import { fetchSmall } from "./fleet-fetch";
 import { MAX_COMMAND, MAX_JSON_DEPTH, decodeCommand } from "./commands";
-import { parseJsonBytes } from "./json";
+import { jsonRefusal, parseJsonBytes } from "./json";
 import { constant } from "./constant";
 import { DOMAINS, LEGACY_DOMAINS, moveDomain } from "./nvs-domains";
 import type { FleetFeature, Reporter, ReporterAgent } from "./features";
@@ -335,8 +335,7 @@ export function startReporter(ports: Ports, config: AppConfig, agent: ReporterAg
     try {
       doc = parseJsonBytes(payload, MAX_ANNOUNCE, MAX_JSON_DEPTH, utf8Decode);
     } catch (e) {
-      const m = (e as Error).message;
-      return refuse(`announcement: ${m.startsWith("invalid JSON") ? "not JSON" : m}`);
+      return refuse(`announcement: ${jsonRefusal(e)}`);
     }
     const url = typeof doc === "object" && doc !== null && !("payload" in doc) ? (doc as { url?: unknown }).url : undefined;
     if (url === undefined) {

@@ -7,14 +7,13 @@
  * 5 responseComplete, -2 error. Always "Connection: close"; no redirects; TLS 1.2 at most.
  */
 import { Request } from "http";
-import SecureSocket from "securesocket";
 import Timer from "timer";
 import type { HttpHandler, HttpPort, HttpRequest, HttpRequestOptions } from "../modules/ports";
 import { OtaError, codeOf } from "../modules/errors";
 import { parseHttpsUrl, type HttpsTarget } from "./url";
 import { drainFragment } from "./http-drain";
 import { fromBase64 } from "../modules/bytes";
-import { holdChainToItsSignatures, type CertificateManagerLike } from "./tls-chain";
+import { CheckedSecureSocket } from "./tls-chain";
 
 /** DER of a PEM certificate (securesocket's "certificate" takes DER). */
 function derOf(pem: string): ArrayBuffer {
@@ -48,10 +47,9 @@ const MAX_FRAGMENT = 4096;
  * exception). `tls` says which: "tcp" once TCP connected, "secure" once the handshake is done
  * (securesocket.js deletes `handshaking`), so an error in between is HTTP_TLS.
  */
-class WatchedSecureSocket extends SecureSocket {
+class WatchedSecureSocket extends CheckedSecureSocket {
   constructor(dict: { onTls?: (stage: "tcp" | "secure") => void; secure?: { certificate?: ArrayBuffer }; [k: string]: unknown }) {
     super(dict);
-    holdChainToItsSignatures((this as unknown as { ssl?: { certificateManager?: CertificateManagerLike } }).ssl?.certificateManager, dict.secure?.certificate);
     const sock = this.sock as unknown as { callback: (message: number, value?: unknown) => void };
     const inner = sock.callback;
     sock.callback = (message, value) => {

@@ -12,20 +12,11 @@
  * fxAbort and esp_restart, and the unconfirmed image would roll back.
  */
 import Client from "mqtt";
-import SecureSocket from "securesocket";
 import Timer from "timer";
 import type { MqttClient, MqttConnectOptions, MqttHandler, MqttPort } from "../modules/ports";
 import { OtaError } from "../modules/errors";
 import { PubackScanner } from "./mqtt-frames";
-import { holdChainToItsSignatures, type CertificateManagerLike } from "./tls-chain";
-
-/** SecureSocket with src/http.ts's chain check (each certificate signed by the next, issuers CAs, the last by the pinned CA). */
-class CheckedSecureSocket extends SecureSocket {
-  constructor(dict: { secure?: { certificate?: ArrayBuffer }; [k: string]: unknown }) {
-    super(dict);
-    holdChainToItsSignatures((this as unknown as { ssl?: { certificateManager?: CertificateManagerLike } }).ssl?.certificateManager, dict.secure?.certificate);
-  }
-}
+import { CheckedSecureSocket } from "./tls-chain";
 
 export class WatchedClient extends Client {
   scanner: PubackScanner | undefined;

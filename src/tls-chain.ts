@@ -2,6 +2,7 @@
  * The certificate-chain check every TLS session of the agent gets (src/http.ts for HTTPS,
  * src/mqtt.ts for MQTT over securesocket), over SDK 8.2.3's CertificateManager.
  */
+import SecureSocket from "securesocket";
 import X509 from "x509";
 import { bytesEqual } from "../modules/bytes";
 import { basicConstraintsCa } from "./signature-checks";
@@ -48,4 +49,12 @@ export function holdChainToItsSignatures(cm: CertificateManagerLike | undefined,
       return false;
     }
   } });
+}
+
+/** SecureSocket whose session holds the chain to holdChainToItsSignatures (each signed by the next, issuers CAs, the last by the pinned certificate). */
+export class CheckedSecureSocket extends SecureSocket {
+  constructor(dict: { secure?: { certificate?: ArrayBuffer }; [k: string]: unknown }) {
+    super(dict);
+    holdChainToItsSignatures((this as unknown as { ssl?: { certificateManager?: CertificateManagerLike } }).ssl?.certificateManager, dict.secure?.certificate);
+  }
 }

@@ -100,6 +100,9 @@ export function freshProgram(): string | undefined {
   return existsSync(PROGRAM) && statSync(PROGRAM).mtimeMs >= newestSource() ? PROGRAM : undefined;
 }
 
+/** mcconfig's environment: the tree's tools, then the project's tsc, first on PATH. */
+const mcconfigEnv = (root: string) => ({ ...process.env, MODDABLE: root, PATH: [join(root, TOOLS), join(REPO, "node_modules", ".bin"), process.env.PATH ?? ""].join(":") });
+
 /**
  * Build (or reuse) the Linux program in out/moddable-host; returns its path. mcconfig compiles
  * the TypeScript with the project's tsc (node_modules/.bin first on PATH). Throws on a failed build.
@@ -107,11 +110,7 @@ export function freshProgram(): string | undefined {
 export function buildProgram(root: string, log: (line: string) => void = () => {}): string {
   if (existsSync(PROGRAM) && statSync(PROGRAM).mtimeMs >= newestSource()) return PROGRAM;
   mkdirSync(PROGRAM_DIR, { recursive: true });
-  const env = {
-    ...process.env,
-    MODDABLE: root,
-    PATH: [join(root, TOOLS), join(REPO, "node_modules", ".bin"), process.env.PATH ?? ""].join(":"),
-  };
+  const env = mcconfigEnv(root);
   log(`mcconfig -m -p x-cli-lin -o ${PROGRAM_DIR} moddable-host/manifest.json`);
   const r = spawnSync(join(root, TOOLS, "mcconfig"), ["-m", "-p", "x-cli-lin", "-o", PROGRAM_DIR, "moddable-host/manifest.json"], {
     cwd: REPO, env, encoding: "utf8", maxBuffer: 64 * 1024 * 1024,
@@ -191,7 +190,7 @@ async function buildVariant(root: string, manifest: string, outDir: string, what
     spawnSync("cp", ["-a", base, tmp]);
   }
   const program = join(outDir, "bin", "lin", "release", "xsota-moddable");
-  const env = { ...process.env, MODDABLE: root, PATH: [join(root, TOOLS), join(REPO, "node_modules", ".bin"), process.env.PATH ?? ""].join(":") };
+  const env = mcconfigEnv(root);
   // asynchronous (a test worker stays responsive through minutes of make) and at the lowest
   // priority, as the background build of test/moddable/setup.ts: the other tests keep their pace
   let log = "";
