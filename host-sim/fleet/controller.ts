@@ -324,7 +324,10 @@ export class FleetController {
     const stage = r.plan[r.stage]!;
     this.announce(r, stage.percent);
     this.clearStageTimer();
-    this.armStage(r.id, r.stage, stage.watchMs);
+    // Watch from the moment the stage started (r.updated, the time the log recorded), not from now:
+    // the log's awaits may have let virtual time jump on a loaded machine (a CI run widened the
+    // 30 % stage 83 virtual minutes after it started instead of 10).
+    this.armStage(r.id, r.stage, Math.max(0, r.updated + stage.watchMs - this.clock.wallTime()));
     this.changed();
   }
 
