@@ -1,5 +1,5 @@
 /*
- * The self-test and the network (README "Self-test and the network"): a network that comes up
+ * The self-test and the network (docs/agent.md, "the network" in the self-test): a network that comes up
  * late with the app signalling it, one that never comes up on the new image's boot, one that never
  * comes up with a release at all (the retry cap), and a release that fails its own check while
  * the network is down too (the image's failure wins: refused for good). SimDevice's networkUpMs

@@ -153,7 +153,7 @@ export const scenarios: Scenario[] = [
   { name: "version-mismatch", summary: "image version differs from the manifest's", releases: [{ image: V11, manifest: { version: "1.2.0" } }], expect: { version: "1.0.0", final: "failed", code: "IMAGE_VERSION", app0Untouched: true } },
   { name: "version-downgrade", summary: "a release older than the running one", factory: { version: "2.0.0", secureVersion: 1 }, releases: [{ image: V11 }], expect: { version: "2.0.0", final: "refused", code: "POLICY_NOT_NEWER" } },
   { name: "secure-version-downgrade", summary: "secure_version below the floor", factory: { version: "1.0.0", secureVersion: 3 }, releases: [{ image: { version: "1.1.0", secureVersion: 2 } }], expect: { version: "1.0.0", final: "refused", code: "POLICY_DOWNGRADE" } },
-  // Anti-rollback (README "Anti-rollback"): the floor the agent keeps, with and without ESP-IDF's eFuse.
+  // Anti-rollback (docs/esp32.md "Anti-rollback"): the floor the agent keeps, with and without ESP-IDF's eFuse.
   {
     name: "anti-rollback-manifest", summary: "images as ESP-IDF builds them without anti-rollback (secure_version 0): the committed manifest's secure_version is the floor",
     factory: { version: "1.0.0", secureVersion: 0 },
@@ -200,7 +200,7 @@ export const scenarios: Scenario[] = [
   { name: "manifest-cap", summary: "the manifest's maxBytesPerSec 8192 is below the device's 16384: the lower applies", releases: [{ image: V11, manifest: { maxBytesPerSec: 8192 } }], config: { download: { stallMs: 10_000, minBytesPerSec: 256, rateWindowMs: 5000, journalEveryBytes: 16 * 1024, maxBytesPerSec: 16_384 } }, expect: { version: "1.1.0", final: "committed", bytesPerSec: { min: 8192 * 0.9, max: 8192 * 1.1 } } },
   { name: "reboot-when", summary: "the application's job runs until 5 min of uptime: the restart waits for it", releases: [{ image: V11 }], config: { simApp: { busyUntilMs: 300_000 } }, expect: { version: "1.1.0", final: "committed", includes: [["installing", null], ["rebooting", null], ["awaiting-reboot", null], ["rebooting", null], ["committed", null]] } },
   { name: "reboot-deadline", summary: "the application never allows the restart: it happens at reboot.deadlineMs, reported", releases: [{ image: V11 }], config: { simApp: { busyUntilMs: 1e12 }, reboot: { deadlineMs: 120_000, pollMs: 5000 } }, expect: { version: "1.1.0", final: "committed", includes: [["awaiting-reboot", null], ["rebooting", "REBOOT_DEADLINE"], ["committed", null]] } },
-  // Deltas (README "Delta updates"): a patch from the running image, the full image as the fallback
+  // Deltas (docs/releases.md "Delta updates"): a patch from the running image, the full image as the fallback
   { name: "delta", summary: "1.0.0 -> 1.1.0 by a heatshrink patch from the running image", releases: [{ image: V11 }], delta: {}, expect: { version: "1.1.0", final: "committed" } },
   { name: "delta-none", summary: "the same with an uncompressed patch", releases: [{ image: V11 }], delta: { compression: "none" }, expect: { version: "1.1.0", final: "committed" } },
   { name: "delta-signed-image", summary: "a patch to an espsecure-signed image, signature required: the same full verification", releases: [{ image: V11, imageSignature: "trusted" }], delta: {}, config: { requireImageSignature: true }, expect: { version: "1.1.0", final: "committed" } },

@@ -172,7 +172,7 @@ export class FlashBootControl implements BootControlPort {
    * no valid entry for the previous image IDF says no (no factory app) although its bootloader would boot
    * ota_0; a power cut tearing the first boot's otadata write leaves exactly that (test/agent/power-cut,
    * "during a rollback too", cut at op 2), and IDF's rule would keep the failed image. On the ESP32
-   * (src/boot.ts) IDF's own rule decides: README "Boot control on the chip".
+   * (src/boot.ts) IDF's own rule decides: docs/esp32.md "Boot control on the chip".
    */
   rollbackPossible(): boolean {
     const slots = this.flash.slots();

@@ -127,7 +127,7 @@ export interface AppConfig {
   /** Outbox capacity in events. */
   outboxCapacity: number;
   /**
-   * Who holds the anti-rollback floor (modules/policy.ts POLICY_DOWNGRADE; README "Anti-rollback"):
+   * Who holds the anti-rollback floor (modules/policy.ts POLICY_DOWNGRADE; docs/esp32.md "Anti-rollback"):
    * - "manifest" (default; CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK off): ESP-IDF writes secure_version 0
    *   into every image, so the floor is the signed manifest's secureVersion of the last release this
    *   device committed, kept in NVS; an image's own secure_version must be 0 or the manifest's.

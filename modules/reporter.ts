@@ -1,5 +1,5 @@
 /*
- * The device's MQTT side (topics in README "## Fleet"):
+ * The device's MQTT side (topics in docs/fleet.md "Fleet"):
  *
  *   devices/<id>/online   "1" on connect, "0" by the will (retained, QoS 1)
  *   devices/<id>/version  running version, plain semver (retained)            -- as in the seed

@@ -17,7 +17,7 @@ export interface CertificateManagerLike {
  * SDK 8.2.3's verify() does not hold the leaf to its signature: when the leaf does not verify
  * against the next certificate it falls back to checking the chain's last certificate against
  * the pinned one, so a leaf the pinned CA never signed, sent with the pinned CA's own public
- * certificate, was accepted (a man in the middle; README "TLS on Moddable"). On this session's
+ * certificate, was accepted (a man in the middle; docs/simulator.md "TLS on Moddable"). On this session's
  * certificate manager (an instance: the preloaded class stays frozen), verify() now also needs
  * every certificate signed by the next one and the last one signed by the pinned certificate's
  * key (or being the pinned certificate itself), with the SDK's own signature check (_verify).

@@ -2,7 +2,6 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { OtaError } from "../../modules/errors";
-import { buildComponent } from "../release/component";
 import { parse, printJson, type Command } from "./common";
 
 const REPO = fileURLToPath(new URL("../..", import.meta.url)).replace(/\/$/, "");
@@ -42,6 +41,8 @@ Examples:
       if (!existsSync(readme) || !readFileSync(readme, "utf8").includes(MARK))
         throw new OtaError("USAGE", `--out ${v.out}: not empty and not written by xsota component (pass --force to replace it)`);
     }
+    // Loaded here, not at the top: it brings the TypeScript compiler, which `--help` does not need.
+    const { buildComponent } = await import("../release/component");
     const built = buildComponent(REPO, dir);
     if (v.json) printJson(built);
     else process.stdout.write(`component: ${built.modules.length} modules, ${built.jsBytes} bytes of JavaScript, in ${dir}\ninclude ${join(dir, "manifest.json")} (features: ${built.manifests.slice(1).map((m) => join(dir, m)).join(", ")})\n`);

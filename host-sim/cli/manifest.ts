@@ -33,7 +33,7 @@ Options:
   --product P          default: the image's project name
   --version V          default: the image's version (must be semver)
   --secure-version N   default: the image's secure_version (0 in a build without ESP-IDF's anti-rollback:
-                       then N is the agent's floor, README "Anti-rollback")
+                       then N is the agent's floor, docs/esp32.md "Anti-rollback")
   --channel C          e.g. stable, beta (publish puts latest.json under it; default stable)
   --hardware a,b       hardware revisions targeted
   --groups a,b         device groups targeted

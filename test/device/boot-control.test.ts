@@ -9,7 +9,7 @@
  * Then: the esp_err_t -> OtaError map against the numbers in ../shared/esp-idf's headers; the one
  * case where the two bindings decide differently (a torn first-boot otadata write); and whole updates
  * (commit, rollback) with the agent's boot-control steps routed through EspBootControl and its native,
- * equal byte for byte to the run without it. Not here: the real native on a chip (README "Boot control
+ * equal byte for byte to the run without it. Not here: the real native on a chip (docs/esp32.md "Boot control
  * on the chip").
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -219,7 +219,7 @@ describe("the one decision the bindings take differently: a torn first-boot otad
     const chip = torn();
     const esp = BINDINGS[1]![1](chip, 1);
     expect(esp.rollbackPossible()).toBe(false);
-    // On the chip the agent then keeps the image (CONFIRM_NO_ROLLBACK, marked VALID): README "Boot control on the chip".
+    // On the chip the agent then keeps the image (CONFIRM_NO_ROLLBACK, marked VALID): docs/esp32.md "Boot control on the chip".
     expect(codeOf(() => esp.markInvalid())).toBe("CONFIRM_NO_ROLLBACK");
     esp.markValid();
     expect(entries(chip)[1]).toEqual([2, OtaState.VALID]);

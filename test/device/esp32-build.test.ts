@@ -86,7 +86,7 @@ describe.skipIf(skip !== undefined)("ESP32 build with Moddable's mcconfig, tsc, 
     const linked = new Map(build.scripts.map((s) => [s.name, s]));
     const preloaded = componentPreload();
     expect(preloaded.slice(0, 2)).toEqual(["xsota", "setup/xsota"]);
-    // the big ones whose module bodies only build tables are listed (README "Code size")
+    // the big ones whose module bodies only build tables are listed (docs/performance.md, the code-size row)
     for (const name of ["xsota/modules/errors", "xsota/modules/config", "xsota/modules/policy", "xsota/modules/delta/patch"]) expect(preloaded).toContain(name);
     for (const name of localModules()) {
       expect(linked.get(name), name).toBeDefined();

@@ -89,7 +89,7 @@ describe.skipIf(skip !== undefined)("the agent on Moddable's runtime (x-cli-lin)
     expect(m.bootVersions).toEqual(["1.0.0", "1.1.0", "1.0.0"]);
   });
 
-  // Moddable SDK 8.2.3's certificate check (ssl_cert.js), found here; release/pki.ts moddableTlsDefect, README "TLS on Moddable".
+  // Moddable SDK 8.2.3's certificate check (ssl_cert.js), found here; release/pki.ts moddableTlsDefect, docs/simulator.md "TLS on Moddable".
   async function onOddLab(options: Parameters<typeof Lab.create>[0]) {
     const odd = await Lab.create(options);
     try {

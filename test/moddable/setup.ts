@@ -24,8 +24,9 @@ let child: ChildProcess | undefined;
 
 export default function setup(project: TestProject): () => void {
   // XSOTA_MODDABLE_PROGRAM: run the tests on another build of moddable-host (e.g. other creation sizes).
+  // XSOTA_MODDABLE=skip: a targeted run that needs no Moddable program starts no build.
   const other = process.env.XSOTA_MODDABLE_PROGRAM;
-  const why = other ? undefined : whyNoModdable();
+  const why = process.env.XSOTA_MODDABLE === "skip" ? "XSOTA_MODDABLE=skip" : other ? undefined : whyNoModdable();
   const ready = other ?? (why ? undefined : freshProgram());
   if (why) {
     process.stderr.write(`[moddable] test/moddable skipped: ${why}\n`);
