@@ -6,7 +6,7 @@
  * picks the boots whose network is late or absent. Run with the rest of host-sim/scenarios.ts on
  * both engines.
  */
-import type { Scenario } from "./scenarios";
+import type { Scenario } from "./scenario";
 import type { BootRecord } from "./device";
 
 const V11 = { version: "1.1.0", secureVersion: 1 };

@@ -4,7 +4,7 @@
  * host of another CA, to itself, or to http:. Run with the rest of host-sim/scenarios.ts on
  * both engines.
  */
-import type { Scenario } from "./scenarios";
+import type { Scenario } from "./scenario";
 import { redirect, type WireScript } from "./wire-host";
 
 const V11 = { version: "1.1.0", secureVersion: 1 };

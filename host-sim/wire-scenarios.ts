@@ -4,7 +4,7 @@
  * outcomes) with the rest of host-sim/scenarios.ts. Each ends in a commit or a named code.
  */
 import { gzipSync } from "node:zlib";
-import type { Scenario } from "./scenarios";
+import type { Scenario } from "./scenario";
 import { BEFORE_RESET_MS, head, honest, chunked, type WireScript, type WireStep } from "./wire-host";
 
 const V11 = { version: "1.1.0", secureVersion: 1 };
