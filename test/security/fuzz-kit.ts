@@ -240,6 +240,9 @@ export interface Mutant {
 const TOKENS = ["{", "}", "[", "]", ",", ":", '"', "\\", "null", "true", "false", "1e999", "-0", "0.0", "\u0000", "\uffff", "\ud800", "\u2028", "\ufeff",
   '"payload"', '"signatures"', '"__proto__"', '"keyId"', '"alg"', '"sig"', '"cmd"', '"envelope"', '"manifest"', '"url"', "AAAA", "=", "==", "\xff", "\xc0\x80", " ", "\n", "\t", "[".repeat(40)];
 
+/** Raw byte sequences no UTF-8 encoder makes: overlong NUL, a CESU-8 surrogate, past U+10FFFF, truncated, a BOM, bare continuation bytes. */
+const RAW: number[][] = [[0xc0, 0x80], [0xed, 0xa0, 0x80], [0xf4, 0x90, 0x80, 0x80], [0xe2, 0x82], [0xef, 0xbb, 0xbf], [0xff], [0x80, 0x80], [0xf8, 0x88, 0x80, 0x80, 0x80], [0x00]];
+
 const HOSTILE: unknown[] = [
   null, true, false, 0, -0, -1, 1, 1.5, 0.1, 1e21, 1e308, -1e308, 2 ** 31, 2 ** 32, 2 ** 53, 2 ** 53 + 2, Number.MAX_SAFE_INTEGER, -Number.MAX_SAFE_INTEGER, 4294967296,
   "", " ", "0", "1", "true", "null", "ES256", "RS256", "es256", "none", "HS256", "force", "check", "pause", "cancel", "install", "download-only", "resume", "reboot",
@@ -265,7 +268,13 @@ function byteMutate(r: Rng, src: Uint8Array, steps: string[]): Uint8Array {
       case 0: if (at < b.length) b[at] = b[at]! ^ (1 << r.int(8)); steps.push(`flip@${at}`); break;
       case 1: if (at < b.length) b[at] = r.int(256); steps.push(`set@${at}`); break;
       case 2: { const n = 1 + r.int(r.chance(0.2) ? 200 : 8); b.splice(at, n); steps.push(`del@${at}+${n}`); break; }
-      case 3: { const t = r.pick(TOKENS); b.splice(at, 0, ...utf8(t)); steps.push(`ins@${at}:${JSON.stringify(t).slice(0, 20)}`); break; }
+      case 3: {
+        if (r.chance(0.3)) { const t = r.pick(RAW); b.splice(r.chance(0.2) ? 0 : at, 0, ...t); steps.push(`raw@${at}:${t.join(".")}`); break; }
+        const t = r.pick(TOKENS);
+        b.splice(at, 0, ...utf8(t));
+        steps.push(`ins@${at}:${JSON.stringify(t).slice(0, 20)}`);
+        break;
+      }
       case 4: { const s = r.int(b.length), n = r.int(64); b.splice(at, 0, ...b.slice(s, s + n)); steps.push(`dup@${at}<${s}+${n}`); break; }
       case 5: b = b.slice(0, at); steps.push(`trunc@${at}`); break;
       case 6: { const n = r.chance(0.1) ? 9000 + r.int(6000) : 1 + r.int(64); for (let k = 0; k < n; k++) b.push(r.chance(0.5) ? 0x20 : r.int(256)); steps.push(`extend+${n}`); break; }
@@ -450,7 +459,7 @@ function treeMutate(r: Rng, world: World, doc: Json, mutant: Mutant, depth: numb
       const objs = all.map((x) => x.value).filter((v): v is { [k: string]: Json } => v !== null && typeof v === "object" && !Array.isArray(v));
       const target = objs.length && r.chance(0.6) ? r.pick(objs) : doc;
       if (target && typeof target === "object" && !Array.isArray(target)) {
-        const k = r.pick(["x", "__proto__", "constructor", "toString", "PAYLOAD", "payload ", "signatures\u0000", "hasOwnProperty", "schema", "cmd", "device", "force"]);
+        const k = r.pick(["x", "__proto__", "constructor", "toString", "PAYLOAD", "payload ", "signatures\u0000", "p\u0430yload", "\uff53ignatures", "payload\u200b", "hasOwnProperty", "schema", "cmd", "device", "force"]);
         target[k] = structuredClone(r.pick(HOSTILE)) as Json;
         steps.push(`add:${JSON.stringify(k)}`);
       }
