@@ -29,6 +29,8 @@ const COUNT = Number(process.env.XSOTA_FUZZ_COUNT ?? 100_000);
 const ONLY = process.env.XSOTA_FUZZ_INPUT === undefined ? undefined : Number(process.env.XSOTA_FUZZ_INPUT);
 const XS_COUNT = Number(process.env.XSOTA_FUZZ_XS_COUNT ?? 2000);
 const CROSS_CHECK_EVERY = 128;
+/** Inputs per XS crank. */
+const BATCH = 250;
 /** A hang guard, not a benchmark (two shared cores): one input taking this long is a pathological path. */
 const HANG_GUARD_MS = 2000;
 
@@ -124,7 +126,8 @@ describe("fuzz: signed manifests, control envelopes, commands, announcements (is
     let worker: XsWorker;
     beforeAll(async () => {
       const code = (await build({ entryPoints: [join(import.meta.dirname, "xs-guest.ts")], bundle: true, platform: "neutral", format: "iife", write: false, target: "es2022" })).outputFiles[0]!.text;
-      worker = new XsWorker({ name: "fuzz", handleCommand: (req) => bridge(world, req) });
+      // The hang guard in XS: a batch over ~10x the largest measured (47 M) ends the worker (E_TOO_MUCH_COMPUTATION).
+      worker = new XsWorker({ name: "fuzz", meteringLimit: 500_000_000, handleCommand: (req) => bridge(world, req) });
       await worker.evaluate(code);
     });
     afterAll(async () => {
@@ -135,12 +138,16 @@ describe("fuzz: signed manifests, control envelopes, commands, announcements (is
       const seed = SEED + 1;
       const failures: string[] = [];
       let accepted = 0;
+      let compute = 0;
       const t0 = performance.now();
-      for (let start = 0; start < XS_COUNT; start += 250) {
-        const batch = Array.from({ length: Math.min(250, XS_COUNT - start) }, (_, k) => ({ i: start + k, ...input(seed, start + k) }));
+      for (let start = 0; start < XS_COUNT; start += BATCH) {
+        const batch = Array.from({ length: Math.min(BATCH, XS_COUNT - start) }, (_, k) => ({ i: start + k, ...input(seed, start + k) }));
         const node = batch.map((b) => TARGETS[b.p.type.target](b.m.bytes, ctx));
         const req = { setup: start === 0 ? setup : undefined, cases: batch.map((b) => ({ target: b.p.type.target, b64: toBase64(b.m.bytes) })) };
-        const reply = await worker.command(new Uint8Array(Buffer.from(JSON.stringify(req))));
+        const reply = await worker.command(new Uint8Array(Buffer.from(JSON.stringify(req)))).catch((e: Error) => {
+          throw new Error(`seed ${seed} inputs ${start}..${start + batch.length - 1}: ${e.message}`);
+        });
+        compute = Math.max(compute, reply.meter.compute);
         const xs = JSON.parse(Buffer.from(reply.reply).toString("utf8")) as Verdict[];
         batch.forEach((b, k) => {
           const x = xs[k]!;
@@ -150,7 +157,7 @@ describe("fuzz: signed manifests, control envelopes, commands, announcements (is
         });
         for (const b of batch) for (const hex of b.m.resigned.keys()) world.crypto.forget(Buffer.from(hex, "hex"));
       }
-      console.log(`fuzz in XS (seed ${seed}): ${XS_COUNT} inputs in ${((performance.now() - t0) / 1000).toFixed(1)} s, ${accepted} accepted`);
+      console.log(`fuzz in XS (seed ${seed}): ${XS_COUNT} inputs in ${((performance.now() - t0) / 1000).toFixed(1)} s, ${accepted} accepted; the largest batch of ${BATCH} took ${compute} XS metering units`);
       expect(failures).toEqual([]);
       expect(accepted).toBeGreaterThan(0);
     }, 600_000);
