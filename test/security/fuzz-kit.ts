@@ -574,6 +574,7 @@ export interface Prepared {
 export function judge(p: Prepared, world: World, v: Verdict, m: Pick<Mutant, "bytes" | "resigned">, setup: import("./fuzz-targets").TargetSetup): string | undefined {
   if (!v.ok) {
     if (v.code === "NON-OTA") return `not an OtaError: ${v.detail}`;
+    if (v.wrote) return `refused (${v.code}: ${v.detail.slice(0, 120)}) but wrote ${v.wrote}: what the device keeps for acceptances moved`;
     if (isErrorCode(v.code)) return undefined;
     if (!p.type.pseudo) return `unknown refusal code ${v.code}`;
     return p.type.pseudo(v, m.bytes);

@@ -17,8 +17,12 @@ import { parseConfig, type AppConfig } from "../../modules/config";
 import { DOMAINS } from "../../modules/nvs-domains";
 import type { CryptoPort, HttpHandler, MqttHandler, Ports, StorePort, StoreValue } from "../../modules/ports";
 
-/** What one input came to. `signed`: hex of each signed payload the device acted on, in the target's order. */
-export type Verdict = { ok: true; signed: string[]; out: string } | { ok: false; code: string; detail: string };
+/**
+ * What one input came to. `signed`: hex of each signed payload the device acted on, in the target's
+ * order. `wrote`: on a refusal, the NVS the device keeps for acceptances (the control commands'
+ * replay guard, the last announcement handled) was written anyway.
+ */
+export type Verdict = { ok: true; signed: string[]; out: string } | { ok: false; code: string; detail: string; wrote?: string };
 
 /** Serialisable: the same set-up is rebuilt inside XS. */
 export interface TargetSetup {
@@ -95,24 +99,35 @@ export const manifestTarget: Target = (input, ctx) =>
     return { ok: true, signed: [toHex(r.payload)], out: JSON.stringify(r.manifest) };
   });
 
+/** A refusal that moved the replay guard: marked, for the oracle. */
+function guardKept(v: Verdict, store: StorePort, ctx: TargetContext): Verdict {
+  const now = store.get(DOMAINS.control, "issued");
+  if (!v.ok && now !== String(ctx.setup.lastIssued)) v.wrote = `${DOMAINS.control}/issued = ${String(now)}`;
+  return v;
+}
+
 /** A signed control envelope (modules/control.ts verifyControl), against a device that accepted `lastIssued`. */
-export const controlTarget: Target = (input, ctx) =>
-  guard(() => {
-    const r = verifyControl(input, ctx.keys, ctx.crypto, ctx.setup.deviceId, controlStore(ctx));
+export const controlTarget: Target = (input, ctx) => {
+  const store = controlStore(ctx);
+  return guardKept(guard(() => {
+    const r = verifyControl(input, ctx.keys, ctx.crypto, ctx.setup.deviceId, store);
     return { ok: true, signed: [toHex(parseEnvelope(input).payload)], out: `${r.cmd}|${r.device}|${r.issued}` };
-  });
+  }), store, ctx);
+};
 
 /** An MQTT message on devices/<id>/cmd (modules/commands.ts decodeCommand). Refusals are ANNOUNCE_INVALID, as the reporter reports them. */
-export const commandTarget: Target = (input, ctx) =>
-  guard(() => {
-    const c = decodeCommand(input, ctx.keys, ctx.crypto, ctx.setup.deviceId, controlStore(ctx));
+export const commandTarget: Target = (input, ctx) => {
+  const store = controlStore(ctx);
+  return guardKept(guard(() => {
+    const c = decodeCommand(input, ctx.keys, ctx.crypto, ctx.setup.deviceId, store);
     if (c.kind === "invalid") return { ok: false, code: "ANNOUNCE_INVALID", detail: c.detail };
     // What the device acted on: the signed control payload of the message's envelope, and the force's release.
     const msg = JSON.parse(utf8Decode(input)) as { envelope: string };
     const signed = [toHex(parseEnvelope(fromBase64(msg.envelope)).payload)];
     if (c.kind === "check" && c.manifest) signed.push(toHex(parseEnvelope(c.manifest).payload));
     return { ok: true, signed, out: c.kind === "check" ? `check|force=${c.force}` : `control|${c.cmd}` };
-  });
+  }), store, ctx);
+};
 
 class CheckAgent implements ReporterAgent {
   running = { version: "1.0.0", secureVersion: 1, slot: 0, project: "fuzz" };
@@ -178,12 +193,14 @@ export const announcementTarget: Target = (input, ctx) =>
       if (!c.manifest) return { ok: false, code: "NON-OTA", detail: "a check without a release" };
       return { ok: true, signed: [toHex(parseEnvelope(c.manifest).payload)], out: `check|force=${c.force === true}|checks=${agent.checks.length}` };
     }
+    const ann = store.get(DOMAINS.reporter, "ann");
+    const wrote = ann === undefined ? {} : { wrote: `${DOMAINS.reporter}/ann = ${String(ann)}` };
     for (const seq of outbox.pendingSeqs()) {
       const e = JSON.parse(outbox.json(seq) ?? "{}") as { state?: string; code?: string; detail?: string };
-      if (e.state === "refused") return { ok: false, code: e.code ?? "NON-OTA", detail: e.detail ?? "" };
+      if (e.state === "refused") return { ok: false, code: e.code ?? "NON-OTA", detail: e.detail ?? "", ...wrote };
     }
-    if (fetched) return { ok: false, code: "FETCH", detail: fetched };
-    return { ok: false, code: "IGNORED", detail: "" };
+    if (fetched) return { ok: false, code: "FETCH", detail: fetched, ...wrote };
+    return { ok: false, code: "IGNORED", detail: "", ...wrote };
   });
 
 /** The verifiers by name: a document type's entry (test/security/fuzz-docs.ts) names one. */
