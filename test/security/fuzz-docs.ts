@@ -54,7 +54,7 @@ function controls(world: World, setup: TargetSetup): Original[] {
 }
 
 /** The control payload an acceptance acted on: addressed to this device, newer than the last, a known command. */
-function controlPayloadCheck(hex: string, setup: TargetSetup): { cmd?: string; why?: string } {
+function controlPayloadCheck(hex: string, setup: TargetSetup, stored: string | undefined): { cmd?: string; why?: string } {
   let doc: { schema?: unknown; cmd?: unknown; device?: unknown; issued?: unknown };
   try {
     doc = JSON.parse(text(hex)) as typeof doc;
@@ -65,6 +65,8 @@ function controlPayloadCheck(hex: string, setup: TargetSetup): { cmd?: string; w
   if (doc.device !== setup.deviceId) return { why: `accepted a command for ${String(doc.device)}` };
   if (typeof doc.issued !== "number" || !Number.isInteger(doc.issued) || doc.issued <= setup.lastIssued) return { why: `accepted a replayed or bad issued ${String(doc.issued)} (last ${setup.lastIssued})` };
   if (typeof doc.cmd !== "string" || !SIGNED_COMMANDS.includes(doc.cmd as never)) return { why: `accepted unknown command ${String(doc.cmd)}` };
+  // the replay guard now holds this command's issued: the same command again is a replay
+  if (stored !== String(doc.issued)) return { why: `accepted issued ${doc.issued} but the replay guard holds ${String(stored)}` };
   return { cmd: doc.cmd };
 }
 
@@ -115,7 +117,7 @@ export const DOC_TYPES: readonly DocType[] = [
     signedKinds: ["control"],
     originals: controls,
     check(v, setup) {
-      const c = controlPayloadCheck(v.signed[0]!, setup);
+      const c = controlPayloadCheck(v.signed[0]!, setup, v.stored);
       if (c.why) return c.why;
       const [cmd] = v.out.split("|");
       return cmd === c.cmd ? undefined : `returned ${cmd} for a signed ${c.cmd}`;
@@ -127,7 +129,7 @@ export const DOC_TYPES: readonly DocType[] = [
     signedKinds: ["control", "manifest"],
     originals: commands,
     check(v, setup) {
-      const c = controlPayloadCheck(v.signed[0]!, setup);
+      const c = controlPayloadCheck(v.signed[0]!, setup, v.stored);
       if (c.why) return c.why;
       const want = c.cmd === "check" ? "check|force=false" : c.cmd === "force" ? "check|force=true" : `control|${c.cmd}`;
       if (v.out !== want) return `acted as ${v.out} on a signed ${c.cmd}`;

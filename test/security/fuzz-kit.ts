@@ -560,7 +560,7 @@ export interface DocType {
   /** Refusal pseudo-codes the target may give besides OtaError codes: a reason when this one is wrong. */
   pseudo?(v: { code: string; detail: string }, input: Uint8Array): string | undefined;
   /** Semantic checks on an acceptance, from the signed bytes themselves: a reason when it must not have been accepted. */
-  check?(v: { signed: string[]; out: string }, setup: import("./fuzz-targets").TargetSetup): string | undefined;
+  check?(v: { signed: string[]; out: string; stored?: string }, setup: import("./fuzz-targets").TargetSetup): string | undefined;
 }
 
 export interface Prepared {
@@ -599,7 +599,7 @@ export function prepare(type: DocType, world: World, setup: import("./fuzz-targe
     if (o.expect === true) {
       if (!v.ok) throw new Error(`${type.name} original ${o.name} refused: ${v.code} ${v.detail}`);
       expected.set(v.signed.join(","), v.out);
-    } else if (v.ok || v.code !== o.expect) throw new Error(`${type.name} original ${o.name}: expected ${o.expect}, got ${JSON.stringify(v)}`);
+    } else if (v.ok || v.code !== o.expect || v.wrote) throw new Error(`${type.name} original ${o.name}: expected ${o.expect}, got ${JSON.stringify(v)}`);
   }
   return { type, originals, expected };
 }

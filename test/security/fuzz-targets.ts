@@ -22,7 +22,7 @@ import type { CryptoPort, HttpHandler, MqttHandler, Ports, StorePort, StoreValue
  * order. `wrote`: on a refusal, the NVS the device keeps for acceptances (the control commands'
  * replay guard, the last announcement handled) was written anyway.
  */
-export type Verdict = { ok: true; signed: string[]; out: string } | { ok: false; code: string; detail: string; wrote?: string };
+export type Verdict = { ok: true; signed: string[]; out: string; stored?: string } | { ok: false; code: string; detail: string; wrote?: string };
 
 /** Serialisable: the same set-up is rebuilt inside XS. */
 export interface TargetSetup {
@@ -99,10 +99,11 @@ export const manifestTarget: Target = (input, ctx) =>
     return { ok: true, signed: [toHex(r.payload)], out: JSON.stringify(r.manifest) };
   });
 
-/** A refusal that moved the replay guard: marked, for the oracle. */
+/** The replay guard after the input: on an acceptance, what it holds; on a refusal that moved it, marked for the oracle. */
 function guardKept(v: Verdict, store: StorePort, ctx: TargetContext): Verdict {
   const now = store.get(DOMAINS.control, "issued");
-  if (!v.ok && now !== String(ctx.setup.lastIssued)) v.wrote = `${DOMAINS.control}/issued = ${String(now)}`;
+  if (v.ok) v.stored = String(now);
+  else if (now !== String(ctx.setup.lastIssued)) v.wrote = `${DOMAINS.control}/issued = ${String(now)}`;
   return v;
 }
 

@@ -54,7 +54,7 @@ function input(seed: number, i: number): { p: Prepared; m: Mutant; original: Uin
   return { p, m: mutate(r, world, original), original };
 }
 
-const same = (a: Verdict, b: Verdict) => (a.ok && b.ok ? a.out === b.out && a.signed.join() === b.signed.join() : !a.ok && !b.ok && a.code === b.code && a.wrote === b.wrote);
+const same = (a: Verdict, b: Verdict) => (a.ok && b.ok ? a.out === b.out && a.signed.join() === b.signed.join() && a.stored === b.stored : !a.ok && !b.ok && a.code === b.code && a.wrote === b.wrote);
 const show = (v: Verdict) => (v.ok ? `accepted ${v.out}` : `${v.code} ${v.detail.slice(0, 200)}`);
 
 beforeAll(() => {
