@@ -5,8 +5,8 @@
  * refused with a named OtaError code (nothing else thrown, no hang), or accepted acting only on
  * bytes a trusted key signed, with their original meaning. A sample of 1 in 128 also runs over
  * host-sim's real CryptoPort (the fuzz's crypto answers "false" without computing for bytes
- * nobody signed) and must give the same verdicts; 2,000 more run in the real XS engine and must
- * give Node's verdicts.
+ * nobody signed) and must give the same verdicts; 2,000 of the same inputs (every 49th) run in the
+ * real XS engine and must give Node's verdicts.
  *
  * Reproducible: XSOTA_FUZZ_SEED (default below), XSOTA_FUZZ_COUNT, XSOTA_FUZZ_XS_COUNT, and
  * XSOTA_FUZZ_INPUT=i to run input i alone: each input's mutations depend only on the seed and its
@@ -135,13 +135,15 @@ describe("fuzz: signed manifests, control envelopes, commands, announcements (is
     });
 
     it(`${XS_COUNT} mutants give Node's verdicts, and pass the oracle there`, async () => {
-      const seed = SEED + 1;
+      // A sample of the Node run's own inputs: every stride-th (stride odd, so each document type comes up).
+      const seed = SEED;
+      const stride = Math.max(1, (Math.floor(COUNT / XS_COUNT) - 1) | 1);
       const failures: string[] = [];
       let accepted = 0;
       let compute = 0;
       const t0 = performance.now();
       for (let start = 0; start < XS_COUNT; start += BATCH) {
-        const batch = Array.from({ length: Math.min(BATCH, XS_COUNT - start) }, (_, k) => ({ i: start + k, ...input(seed, start + k) }));
+        const batch = Array.from({ length: Math.min(BATCH, XS_COUNT - start) }, (_, k) => ({ i: (start + k) * stride, ...input(seed, (start + k) * stride) }));
         const node = batch.map((b) => TARGETS[b.p.type.target](b.m.bytes, ctx));
         const req = { setup: start === 0 ? setup : undefined, cases: batch.map((b) => ({ target: b.p.type.target, b64: toBase64(b.m.bytes) })) };
         const reply = await worker.command(new Uint8Array(Buffer.from(JSON.stringify(req)))).catch((e: Error) => {
@@ -157,7 +159,7 @@ describe("fuzz: signed manifests, control envelopes, commands, announcements (is
         });
         for (const b of batch) for (const hex of b.m.resigned.keys()) world.crypto.forget(Buffer.from(hex, "hex"));
       }
-      console.log(`fuzz in XS (seed ${seed}): ${XS_COUNT} inputs in ${((performance.now() - t0) / 1000).toFixed(1)} s, ${accepted} accepted; the largest batch of ${BATCH} took ${compute} XS metering units`);
+      console.log(`fuzz in XS (seed ${seed}): ${XS_COUNT} inputs (one in ${stride} of the Node run's) in ${((performance.now() - t0) / 1000).toFixed(1)} s, ${accepted} accepted; the largest batch of ${BATCH} took ${compute} XS metering units`);
       expect(failures).toEqual([]);
       expect(accepted).toBeGreaterThan(0);
     }, 600_000);
