@@ -2,8 +2,10 @@
  * Issue 29, item 8: a fuzz of signed manifests, control envelopes, device commands and release
  * announcements. From valid signed objects (keys generated here), 100,000 mutants on Node
  * (byte-level and structure-aware: test/security/fuzz-kit.ts), each judged by the oracle:
- * refused with a named OtaError code (nothing else thrown, no hang), or accepted acting only on
- * bytes a trusted key signed, with their original meaning. A sample of 1 in 128 also runs over
+ * refused with a named OtaError code (nothing else thrown, no hang, and the NVS a device keeps for
+ * acceptances untouched: the command replay guard, the last announcement), or accepted acting only
+ * on bytes a trusted key signed, with their original meaning (and the replay guard moved to the
+ * command's own issued). A sample of 1 in 128 also runs over
  * host-sim's real CryptoPort (the fuzz's crypto answers "false" without computing for bytes
  * nobody signed) and must give the same verdicts; 2,000 of the same inputs (every 49th) run in the
  * real XS engine and must give Node's verdicts.
