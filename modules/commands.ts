@@ -62,14 +62,13 @@ export function decodeCommand(payload: Uint8Array, keys: readonly TrustedKey[], 
       return { kind: "invalid", detail: `cmd force: ${why(e)}` };
     }
   }
-  let signed: SignedCommand;
   try {
-    signed = verifyControl(fromBase64(cmd.envelope), keys, crypto, deviceId, store).cmd;
+    // `name` expected: an envelope signing another command is refused before its `issued` is recorded
+    verifyControl(fromBase64(cmd.envelope), keys, crypto, deviceId, store, name);
   } catch (e) {
     if (codeOf(e).startsWith("STORE_")) throw e;
     return { kind: "invalid", detail: `cmd ${name}: ${why(e)}` };
   }
-  if (signed !== name) return { kind: "invalid", detail: `cmd ${name}: the envelope signs ${signed}` };
   if (name === "check") return { kind: "check", force: false };
   if (name === "force") return { kind: "check", force: true, manifest: manifest! };
   return { kind: "control", cmd: name as ControlCommand };

@@ -144,10 +144,13 @@ const DOMAIN = DOMAINS.control;
 
 /**
  * A control command's envelope -> the command, when it is signed by a trusted key, addressed to
- * `deviceId`, and newer than the last one accepted (recorded in NVS). Throws MANIFEST_* (shape),
- * SIG_* (signature), ANNOUNCE_INVALID (another device, a replay, an unknown command).
+ * `deviceId`, newer than the last one accepted, and (when `expected` is given) the command the
+ * message named; only then is its `issued` recorded in NVS, so a refused message never uses up a
+ * signed command (one delivered first under another name would make the real one a "replay").
+ * Throws MANIFEST_* (shape), SIG_* (signature), ANNOUNCE_INVALID (another device, a replay, an
+ * unknown command, another command than `expected`).
  */
-export function verifyControl(envelope: Uint8Array, keys: readonly TrustedKey[], crypto: CryptoPort, deviceId: string, store: StorePort): SignedControl {
+export function verifyControl(envelope: Uint8Array, keys: readonly TrustedKey[], crypto: CryptoPort, deviceId: string, store: StorePort, expected?: SignedCommand): SignedControl {
   const env = parseEnvelope(envelope);
   verifyEnvelopeSignatures(env, keys, crypto);
   let doc: unknown;
@@ -165,6 +168,7 @@ export function verifyControl(envelope: Uint8Array, keys: readonly TrustedKey[],
   if (typeof issued !== "number" || !Number.isInteger(issued) || issued <= 0) throw new OtaError("MANIFEST_FIELD", "control: issued must be a positive integer");
   const last = Number(store.get(DOMAIN, "issued") ?? 0) || 0;
   if (issued <= last) throw new OtaError("ANNOUNCE_INVALID", `control: replayed (issued ${issued} <= ${last})`);
+  if (expected !== undefined && cmd !== expected) throw new OtaError("ANNOUNCE_INVALID", `control: the envelope signs ${cmd}, not ${expected}`);
   // A string: ms since the epoch do not fit NVS's 32-bit integers.
   store.set(DOMAIN, "issued", String(issued));
   return { cmd: cmd as SignedCommand, device, issued };
