@@ -40,7 +40,7 @@ run options:
   -k, --key F            the release signing key (PEM): each stage is re-signed with it
   --plan P               stages PERCENT[:WATCH], watch in ms/s/m/h (default 5:10m,25:10m,100)
   --rollout-id R         constant across stages (default <product>-<version>-<time>)
-  --broker URL           mqtt://host:port of a running broker, or:
+  --broker URL           mqtt://[USER@]host:port of a running broker (password: XSOTA_MQTT_PASSWORD), or:
   --embedded KIND        start a broker here: aedes (default) or mosquitto
   --mqtt-port N          port for --embedded (default 1883)
   --publish F            also write each stage's envelope to F (the file devices' manifestUrl serves)
@@ -122,10 +122,13 @@ async function run(values: Record<string, unknown>): Promise<number> {
   const plan = parsePlan((values.plan as string) ?? "5:10m,25:10m,100");
   let broker: Broker | undefined;
   let host: { host: string; port: number };
+  let credentials: { username: string; password: string } | undefined;
   if (values.broker) {
     const u = new URL(values.broker as string);
     if (u.protocol !== "mqtt:") throw new OtaError("USAGE", "--broker must be mqtt://host:port");
     host = { host: u.hostname, port: Number(u.port || 1883) };
+    // mqtt://xsota-controller@host:port, the password from XSOTA_MQTT_PASSWORD (not argv, which ps shows)
+    if (u.username) credentials = { username: decodeURIComponent(u.username), password: process.env.XSOTA_MQTT_PASSWORD ?? decodeURIComponent(u.password) };
   } else {
     const kind = ((values.embedded as string) ?? "aedes") as BrokerKind;
     if (kind !== "aedes" && kind !== "mosquitto") throw new OtaError("USAGE", "--embedded aedes|mosquitto");
@@ -145,7 +148,7 @@ async function run(values: Record<string, unknown>): Promise<number> {
   let view: Awaited<ReturnType<typeof startFleetView>>;
   try {
     controller = await FleetController.start({
-      broker: host, log, clock: realClock, signingKey: key, ...(values["client-id"] ? { clientId: values["client-id"] as string } : {}),
+      broker: host, log, clock: realClock, signingKey: key, ...(credentials ? { credentials } : {}), ...(values["client-id"] ? { clientId: values["client-id"] as string } : {}),
       thresholds: { maxFailureRate: Number(values["max-failure-rate"] ?? 0.2), minFailures: Number(values["min-failures"] ?? 3) },
       publishManifest: publishPath ? (env) => { writeFileSync(`${publishPath}.tmp`, env); renameSync(`${publishPath}.tmp`, publishPath); } : undefined,
     });

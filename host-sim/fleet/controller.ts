@@ -62,6 +62,11 @@ export interface ControllerOptions {
   /** Chart sample period (ms of the controller's clock, default 60 000). */
   sampleEveryMs?: number;
   clientId?: string;
+  /**
+   * The controller's own MQTT user name and password. Under the shipped ACL (deploy/mosquitto/acl)
+   * the user name is xsota-controller: it alone reads every device's topics and writes cmd and releases.
+   */
+  credentials?: { username: string; password: string };
 }
 
 /** The fields a release is made of; rollout and force are the controller's. */
@@ -134,7 +139,9 @@ export class FleetController {
   private connect(first: boolean): Promise<void> {
     return new Promise((resolve, reject) => {
       const id = this.options.clientId ?? "xsota-controller";
-      const opts = { host: this.options.broker.host, port: this.options.broker.port, id, clean: false, subscribeQos: 1 as const, keepalive: 60_000 };
+      const cred = this.options.credentials;
+      const opts = { host: this.options.broker.host, port: this.options.broker.port, id, clean: false, subscribeQos: 1 as const, keepalive: 60_000,
+        ...(cred ? { user: cred.username, password: cred.password } : {}) };
       const client = this.port.connect(opts, {
         onReady: () => {
           first = false;

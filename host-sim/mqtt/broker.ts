@@ -17,6 +17,7 @@
  * beside it and answers wildcard-free patterns (a device's own subscriptions) from it; patterns
  * with + or # still go to aedes' own scan.
  */
+import { pbkdf2Sync, randomBytes } from "node:crypto";
 import { createServer, connect as netConnect, type Server, type Socket } from "node:net";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, writeFileSync, rmSync, existsSync, readFileSync } from "node:fs";
@@ -40,6 +41,12 @@ export interface BrokerOptions {
    * with return code 5 (not authorized). Absent: every client is accepted.
    */
   authenticate?: (clientId: string, username: string | undefined, password: string | undefined) => boolean;
+  /**
+   * mosquitto only: no anonymous client; each one's user name and password checked against
+   * `passwordFile` (mosquitto_passwd's format, e.g. from mosquittoPasswordLine) and what it may
+   * publish and read against `aclFile` (the one shipped: deploy/mosquitto/acl).
+   */
+  mosquittoAuth?: { passwordFile: string; aclFile: string };
 }
 
 export interface Broker {
@@ -69,6 +76,18 @@ export function findMosquitto(): string | undefined {
   return r.status === 0 && p ? p : undefined;
 }
 
+/**
+ * One line of a mosquitto password file, as `mosquitto_passwd` (2.0) writes it: user:$7$ITER$SALT$HASH,
+ * PBKDF2-HMAC-SHA512 over the password with a 12-byte random salt, base64. The user name may not
+ * hold ':' (the separator).
+ */
+export function mosquittoPasswordLine(user: string, password: string, iterations = 101): string {
+  if (!user || user.includes(":") || /[\r\n]/.test(user)) throw new OtaError("USAGE", `bad MQTT user name '${user}'`);
+  const salt = randomBytes(12);
+  const hash = pbkdf2Sync(Buffer.from(password, "utf8"), salt, iterations, 64, "sha512");
+  return `${user}:$7$${iterations}$${salt.toString("base64")}$${hash.toString("base64")}`;
+}
+
 /** Ask the OS for a free loopback port. */
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -86,7 +105,8 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
   const kind = options.kind ?? "aedes";
   const port = options.port || (await freePort());
   if (options.authenticate && kind !== "aedes") throw new OtaError("MQTT_CONNECT", "authenticate is for the embedded aedes broker");
-  const b = kind === "aedes" ? new AedesBroker(port, options.authenticate) : new MosquittoBroker(port, options.mosquittoPath);
+  if (options.mosquittoAuth && kind !== "mosquitto") throw new OtaError("MQTT_CONNECT", "mosquittoAuth is for mosquitto");
+  const b = kind === "aedes" ? new AedesBroker(port, options.authenticate) : new MosquittoBroker(port, options.mosquittoPath, options.mosquittoAuth);
   await b.start();
   return b;
 }
@@ -183,7 +203,7 @@ class MosquittoBroker implements Broker {
   private child: ChildProcess | undefined;
   private readonly bin: string;
 
-  constructor(readonly port: number, bin?: string) {
+  constructor(readonly port: number, bin?: string, private readonly auth?: BrokerOptions["mosquittoAuth"]) {
     const found = bin ?? findMosquitto();
     if (!found) throw new OtaError("MQTT_CONNECT", "mosquitto is not installed (apt-get install -y mosquitto)");
     this.bin = found;
@@ -202,7 +222,9 @@ class MosquittoBroker implements Broker {
       `listener ${this.port} ${HOST}`,
       // Started as root, mosquitto drops to user "mosquitto", which cannot write our temp dir.
       `user ${userInfo().username}`,
-      "allow_anonymous true",
+      ...(this.auth
+        ? ["allow_anonymous false", `password_file ${this.auth.passwordFile}`, `acl_file ${this.auth.aclFile}`]
+        : ["allow_anonymous true"]),
       "persistence true",
       `persistence_location ${dir}/`,
       "persistence_file broker.db",
