@@ -218,7 +218,14 @@ async function status(values: Record<string, unknown>): Promise<number> {
   process.stdout.write(`${s.devices} devices, ${s.online} online, ${s.failures.length} failed this release\n`);
   const held = ([["paused", s.control.paused], ["waiting to install", s.control.awaitingInstall], ["waiting to reboot", s.control.awaitingReboot]] as const)
     .filter(([, ids]) => ids.length).map(([what, ids]) => `${what}: ${ids.length > 8 ? `${ids.slice(0, 8).join(", ")} and ${ids.length - 8} more` : ids.join(", ")}`);
-  process.stdout.write(`${held.length ? held.join("; ") + "\n" : ""}\n`);
+  process.stdout.write(held.length ? held.join("; ") + "\n" : "");
+  const ing = s.ingest;
+  if (ing.conflicts || ing.parked) {
+    process.stdout.write(color.red(`ingest: ${ing.conflicts} conflicting events (same device and seq, other content), ${ing.parked} messages parked`) + "\n");
+    for (const c of ing.recentConflicts) process.stdout.write(`  conflict ${c.device} seq ${c.seq}: ${c.content.slice(0, 120)}\n`);
+    for (const p of ing.recentParked) process.stdout.write(`  parked ${p.topic}: ${p.reason} (${JSON.stringify(p.payload.slice(0, 60))})\n`);
+  }
+  process.stdout.write("\n");
   const versions = Object.keys(s.totals).sort();
   const rows = [["group", ...versions, "total"]];
   for (const [g, m] of Object.entries(s.byGroup).sort()) rows.push([g, ...versions.map((v) => String(m[v] ?? 0)), String(Object.values(m).reduce((a, b) => a + b, 0))]);

@@ -6,51 +6,10 @@
  * after it on the same connection (MQTT keeps one client's messages in order), so no sleep.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { findMosquitto, mosquittoPasswordLine, startBroker, type Broker } from "../../host-sim/mqtt/broker";
-import { TcpMqttPort, type TcpMqttClient } from "../../host-sim/mqtt/client";
+import { rmSync } from "node:fs";
+import type { Broker } from "../../host-sim/mqtt/broker";
 import { realWait } from "./helpers";
-
-export const SHIPPED_ACL = resolve(__dirname, "../../deploy/mosquitto/acl");
-const hasMosquitto = findMosquitto() !== undefined;
-
-/** A broker as deploy/mosquitto ships it, with `users` (name -> password) in a fresh password file. */
-export async function aclBroker(users: Record<string, string>): Promise<{ broker: Broker; dir: string }> {
-  const dir = mkdtempSync(join(tmpdir(), "xsota-acl-"));
-  const passwordFile = join(dir, "passwd");
-  writeFileSync(passwordFile, Object.entries(users).map(([u, p]) => mosquittoPasswordLine(u, p)).join("\n") + "\n", { mode: 0o600 });
-  const broker = await startBroker({ kind: "mosquitto", mosquittoAuth: { passwordFile, aclFile: SHIPPED_ACL } });
-  return { broker, dir };
-}
-
-interface Peer {
-  client: TcpMqttClient;
-  port: TcpMqttPort;
-  messages: { topic: string; payload: string }[];
-  ready: Promise<void>;
-  closed: string | undefined;
-}
-
-function peer(broker: Broker, id: string, user?: string, password?: string, filters: string[] = []): Peer {
-  const port = new TcpMqttPort();
-  let ok!: () => void, ko!: (e: Error) => void;
-  const p: Peer = { client: undefined as never, port, messages: [], ready: new Promise((a, b) => ((ok = a), (ko = b))), closed: undefined };
-  p.ready.catch(() => {});
-  p.client = port.connect({ host: broker.host, port: broker.port, id, subscribeQos: 1, ...(user !== undefined ? { user } : {}), ...(password !== undefined ? { password } : {}) }, {
-    onReady() {
-      for (const f of filters) p.client.subscribe(f);
-      void port.subscribed().then(ok);
-    },
-    onMessage: (topic, payload) => void p.messages.push({ topic, payload: Buffer.from(payload).toString("utf8") }),
-    onClose: (r) => {
-      p.closed = r;
-      ko(new Error(r));
-    },
-  });
-  return p;
-}
+import { aclBroker, hasMosquitto, peer, type Peer } from "./acl-broker";
 
 const topicsOf = (p: Peer) => p.messages.map((m) => `${m.topic} ${m.payload}`);
 
