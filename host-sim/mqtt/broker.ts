@@ -47,6 +47,8 @@ export interface BrokerOptions {
    * publish and read against `aclFile` (the one shipped: deploy/mosquitto/acl).
    */
   mosquittoAuth?: { passwordFile: string; aclFile: string };
+  /** mosquitto only: a second listener, MQTT over TLS on `tlsPort`, with this certificate file (the leaf alone, or leaf + CA) and key. */
+  mosquittoTls?: { certFile: string; keyFile: string };
 }
 
 export interface Broker {
@@ -58,6 +60,8 @@ export interface Broker {
   readonly running: boolean;
   /** The broker's own process while it runs (mosquitto); undefined for the embedded one. */
   readonly pid: number | undefined;
+  /** mosquitto with mosquittoTls: the port of its TLS listener. */
+  readonly tlsPort?: number;
   /** Stop accepting and drop every connection (sessions survive for the next start()). */
   stop(): Promise<void>;
   /** Start again on the same port. */
@@ -105,8 +109,9 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
   const kind = options.kind ?? "aedes";
   const port = options.port || (await freePort());
   if (options.authenticate && kind !== "aedes") throw new OtaError("MQTT_CONNECT", "authenticate is for the embedded aedes broker");
-  if (options.mosquittoAuth && kind !== "mosquitto") throw new OtaError("MQTT_CONNECT", "mosquittoAuth is for mosquitto");
-  const b = kind === "aedes" ? new AedesBroker(port, options.authenticate) : new MosquittoBroker(port, options.mosquittoPath, options.mosquittoAuth);
+  if ((options.mosquittoAuth || options.mosquittoTls) && kind !== "mosquitto") throw new OtaError("MQTT_CONNECT", "mosquittoAuth and mosquittoTls are for mosquitto");
+  const b = kind === "aedes" ? new AedesBroker(port, options.authenticate)
+    : new MosquittoBroker(port, options.mosquittoPath, options.mosquittoAuth, options.mosquittoTls && { ...options.mosquittoTls, port: await freePort() });
   await b.start();
   return b;
 }
@@ -203,7 +208,7 @@ class MosquittoBroker implements Broker {
   private child: ChildProcess | undefined;
   private readonly bin: string;
 
-  constructor(readonly port: number, bin?: string, private readonly auth?: BrokerOptions["mosquittoAuth"]) {
+  constructor(readonly port: number, bin?: string, private readonly auth?: BrokerOptions["mosquittoAuth"], private readonly tls?: { certFile: string; keyFile: string; port: number }) {
     const found = bin ?? findMosquitto();
     if (!found) throw new OtaError("MQTT_CONNECT", "mosquitto is not installed (apt-get install -y mosquitto)");
     this.bin = found;
@@ -215,6 +220,10 @@ class MosquittoBroker implements Broker {
 
   get pid(): number | undefined {
     return this.child?.exitCode === null ? this.child.pid : undefined;
+  }
+
+  get tlsPort(): number | undefined {
+    return this.tls?.port;
   }
 
   private config(dir: string): string {
@@ -236,6 +245,7 @@ class MosquittoBroker implements Broker {
       `log_dest file ${dir}/mosquitto.log`,
       "log_type error",
       "log_type warning",
+      ...(this.tls ? [`listener ${this.tls.port} ${HOST}`, `certfile ${this.tls.certFile}`, `keyfile ${this.tls.keyFile}`] : []),
       "",
     ].join("\n");
   }
