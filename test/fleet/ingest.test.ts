@@ -114,3 +114,41 @@ describe.skipIf(!hasMosquitto)("the controller's ingest on a real mosquitto", ()
     expect(s.ingest.recentConflicts[0]!.content).toContain("DOWNLOAD_HASH");
   });
 });
+
+describe.skipIf(!hasMosquitto)("a message the log itself refuses (real mosquitto, SQLite with a trigger)", () => {
+  let broker: Broker | undefined, work = "";
+  const cleanup: (() => void)[] = [];
+  afterEach(async () => {
+    for (const c of cleanup.splice(0)) c();
+    await broker?.close();
+    broker = undefined;
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it("is parked with the log's reason; the rest of its batch is written and the failures still halt the release", async () => {
+    broker = await startBroker({ kind: "mosquitto" });
+    work = mkdtempSync(join(tmpdir(), "xsota-ingest-refused-"));
+    const clock = new VirtualClock();
+    const log = new AuditLog(join(work, "audit.db"));
+    // a well-formed report the database refuses (a constraint of the operator's, a full disk for one table...)
+    log.db.exec("CREATE TRIGGER refuse_poison BEFORE INSERT ON devices WHEN NEW.id = 'poison' BEGIN SELECT RAISE(ABORT, 'poison refused'); END");
+    const controller = await FleetController.start({ broker, log, clock, virtualClock: clock, signingKey: key, fanoutHoldMs: 50, thresholds: { minFailures: 3, maxFailureRate: 0.2 } });
+    cleanup.push(() => controller.close(), () => log.close());
+    const r = await controller.startRelease(release, parsePlan("25:10m,100:10m"), "r-ingest");
+    const p = peer(broker, "pub");
+    cleanup.push(() => p.client.close());
+    await p.ready;
+    p.client.publish("devices/poison/version", "1.0.0", { qos: 1 });
+    for (let i = 1; i <= 3; i++) {
+      p.client.publish(`devices/d${i}/events`, ev(1, "downloading"), { qos: 1 });
+      p.client.publish(`devices/d${i}/events`, ev(2, "rolled-back", { code: "DOWNLOAD_HASH" }), { qos: 1 });
+    }
+    await realWait(() => log.release(r.id)?.status === "halted", 10_000);
+    await realWait(() => log.ingestIssues().parked === 1);
+    await controller.settled();
+    expect(controller.parked).toBe(1);
+    expect(log.ingestIssues().recentParked[0]).toMatchObject({ device: "poison", topic: "devices/poison/version", reason: "refused by the log: poison refused" });
+    expect(log.eventCount()).toBe(6);
+    expect(clock.now()).toBe(0);
+  });
+});
