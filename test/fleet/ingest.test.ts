@@ -16,6 +16,7 @@ import { FleetController, parsePlan, type ReleaseFields } from "../../host-sim/f
 import { fleetStatus } from "../../host-sim/fleet/web";
 import { generateKey } from "../../host-sim/release/keys";
 import { realWait } from "./helpers";
+import { main } from "../../host-sim/cli/main";
 import { aclBroker, hasMosquitto, peer, type Peer } from "./acl-broker";
 
 const key = generateKey("ecdsa-p256");
@@ -86,6 +87,17 @@ describe.skipIf(!hasMosquitto)("the controller's ingest on a real mosquitto", ()
     ]);
     expect(log.eventCount()).toBe(7);
     expect(log.device("bad")).toBeUndefined();
+    // `xsota fleet status` shows them, from the log alone
+    const out: string[] = [];
+    const write = process.stdout.write.bind(process.stdout);
+    process.stdout.write = ((t: string) => (out.push(String(t)), true)) as typeof process.stdout.write;
+    try {
+      expect(await main(["fleet", "status", "--db", join(work, "audit.db")])).toBe(0);
+    } finally {
+      process.stdout.write = write;
+    }
+    expect(out.join("")).toContain("0 conflicting events (same device and seq, other content), 5 messages parked");
+    expect(out.join("")).toContain("parked devices/bad/state: state: expected a JSON object (\"null\")");
     // Halted before its watch ran out: time passing now widens nothing.
     clock.advance(600_000);
     await new Promise((res) => setTimeout(res, 50));
