@@ -81,7 +81,7 @@ export class EspMqtt implements MqttPort {
         password: options.password,
         will: options.will && { topic: options.will.topic, message: options.will.payload, retain: options.will.retain ?? false, quality: options.will.qos ?? 0 },
         timeout: options.keepalive,
-        ...(options.secure ? { Socket: CheckedSecureSocket, secure: { certificate: this.#ca, protocolVersion: 0x303 } } : {}),
+        ...(options.secure ? { Socket: CheckedSecureSocket, secure: { certificate: this.#ca, protocolVersion: 0x303, serverName: options.host } } : {}),
       });
     } catch (e) {
       const reason = `MQTT_CONNECT: ${e instanceof OtaError ? e.detail : String(e)}`;

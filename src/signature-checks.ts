@@ -58,3 +58,34 @@ export function basicConstraintsCa(value: Uint8Array | undefined): boolean {
   if (first & 0x80) i += first & 0x7f; // long-form length (never for this tiny SEQUENCE, but legal)
   return value[i] === 0x01 && value[i + 1] === 0x01 && value[i + 2] === 0xff;
 }
+
+/** One subjectAltName entry as SDK 8.2.3's X509.decodeSAN gives it: tag 2 dNSName (string), tag 7 iPAddress (bytes). */
+export interface SanName {
+  tag: number;
+  value: string | ArrayBuffer;
+}
+
+/**
+ * Whether a certificate's subjectAltName names `serverName`, by the rules of SDK 8.2.3's
+ * ssl_cert.js verify() (which applies them only to certificates followed by another one): a
+ * dNSName equal to it (case-insensitive) or a single leading wildcard label ("*.example.com"
+ * matches "a.example.com", not "example.com" nor "a.b.example.com"), or an IPv4 iPAddress equal to
+ * it. No SAN, or no server name, is no match.
+ */
+export function sanMatches(names: readonly SanName[] | undefined, serverName: string | undefined): boolean {
+  const want = serverName?.toLowerCase();
+  if (!want || !names) return false;
+  for (const n of names) {
+    if (n.tag === 2 && typeof n.value === "string") {
+      const name = n.value.toLowerCase();
+      if (name.startsWith("*")) {
+        if (!name.startsWith("*.") || name.indexOf("*", 1) >= 0) continue;
+        const dot = want.indexOf(".");
+        if (dot > 0 && name.slice(1) === want.slice(dot)) return true;
+      } else if (name === want) return true;
+    } else if (n.tag === 7 && typeof n.value !== "string" && n.value.byteLength === 4) {
+      if (Array.from(new Uint8Array(n.value)).join(".") === want) return true;
+    }
+  }
+  return false;
+}

@@ -5,7 +5,7 @@
 import SecureSocket from "securesocket";
 import X509 from "x509";
 import { bytesEqual } from "../modules/bytes";
-import { basicConstraintsCa } from "./signature-checks";
+import { basicConstraintsCa, sanMatches } from "./signature-checks";
 
 /** The part of SDK 8.2.3's ssl/cert CertificateManager used here (modules/crypt/ssl/ssl_cert.js). */
 export interface CertificateManagerLike {
@@ -28,13 +28,39 @@ function isCa(cert: ArrayBuffer): boolean {
   return basicConstraintsCa(value ? new Uint8Array(value) : undefined);
 }
 
+/**
+ * A server that sends its leaf alone (nginx or Python with server.pem only, the usual set-up for a
+ * private CA): SDK 8.2.3's verify() matches the host name only inside its loop over every
+ * certificate but the last, so for one certificate it returns that loop's `match`, undefined, and
+ * the handshake failed (HTTP_TLS) where Node accepts it. Here the leaf alone is held to what Node
+ * holds it to: in its validity period, its subjectAltName naming the server, and signed by the
+ * pinned certificate's key with the pinned certificate a CA (basicConstraints), or being the pinned
+ * certificate itself (a pinned self-signed server certificate).
+ */
+function leafAlone(cm: CertificateManagerLike, leaf: ArrayBuffer, pinned: ArrayBuffer, serverName: string | undefined): boolean {
+  const x509 = X509.decode(leaf) as { tbs: unknown };
+  const { from, to } = X509.decodeTBS(x509.tbs).validity;
+  const now = Date.now();
+  if (!(from < now && now < to)) return false;
+  if (!sanMatches(X509.decodeSAN(leaf), serverName)) return false;
+  if (bytesEqual(new Uint8Array(leaf), new Uint8Array(pinned))) return true;
+  return isCa(pinned) && cm._verify(X509.decodeSPKI(pinned), x509);
+}
+
 export function holdChainToItsSignatures(cm: CertificateManagerLike | undefined, pinned: ArrayBuffer | undefined): void {
   // Fail closed: without the check the SDK's fallback would let a forged leaf through again.
   if (!cm || typeof cm._verify !== "function" || !pinned) throw new Error("TLS: no certificate manager to hold to the chain check (Moddable SDK 8.2.3's ssl_cert.js expected)");
   const sdkVerify = cm.verify;
   // defineProperty, not assignment: the frozen prototype's verify is not writable, and assigning
   // over an inherited read-only property throws ("set verify: not writable").
-  Object.defineProperty(cm, "verify", { configurable: true, value: function (this: CertificateManagerLike, certs: ArrayBuffer[], options: unknown): boolean {
+  Object.defineProperty(cm, "verify", { configurable: true, value: function (this: CertificateManagerLike, certs: ArrayBuffer[], options: { tls_server_name?: string }): boolean {
+    if (certs.length === 1) {
+      try {
+        return leafAlone(this, certs[0]!, pinned, options?.tls_server_name);
+      } catch {
+        return false;
+      }
+    }
     if (!sdkVerify.call(this, certs, options)) return false;
     try {
       // every issuer is a CA (basicConstraints cA TRUE): else any leaf the pinned CA signed could

@@ -41,7 +41,7 @@ run options:
   -k, --key F            the release signing key (PEM): each stage is re-signed with it
   --plan P               stages PERCENT[:WATCH], watch in ms/s/m/h (default 5:10m,25:10m,100)
   --rollout-id R         constant across stages (default <product>-<version>-<time>)
-  --broker URL           mqtt://host:port of a running broker, or:
+  --broker URL           mqtt://[USER@]host:port of a running broker (password: XSOTA_MQTT_PASSWORD), or:
   --embedded KIND        start a broker here: aedes (default) or mosquitto
   --mqtt-port N          port for --embedded (default 1883)
   --publish F            also write each stage's envelope to F (the file devices' manifestUrl serves)
@@ -123,10 +123,13 @@ async function run(values: Record<string, unknown>): Promise<number> {
   const plan = parsePlan((values.plan as string) ?? "5:10m,25:10m,100");
   let broker: Broker | undefined;
   let host: { host: string; port: number };
+  let credentials: { username: string; password: string } | undefined;
   if (values.broker) {
     const u = new URL(values.broker as string);
     if (u.protocol !== "mqtt:") throw new OtaError("USAGE", "--broker must be mqtt://host:port");
     host = { host: u.hostname, port: Number(u.port || 1883) };
+    // mqtt://xsota-controller@host:port, the password from XSOTA_MQTT_PASSWORD (not argv, which ps shows)
+    if (u.username) credentials = { username: decodeURIComponent(u.username), password: process.env.XSOTA_MQTT_PASSWORD ?? decodeURIComponent(u.password) };
   } else {
     const kind = ((values.embedded as string) ?? "aedes") as BrokerKind;
     if (kind !== "aedes" && kind !== "mosquitto") throw new OtaError("USAGE", "--embedded aedes|mosquitto");
@@ -146,7 +149,7 @@ async function run(values: Record<string, unknown>): Promise<number> {
   let view: Awaited<ReturnType<typeof startFleetView>>;
   try {
     controller = await FleetController.start({
-      broker: host, log, clock: realClock, signingKey: key, ...(values["client-id"] ? { clientId: values["client-id"] as string } : {}),
+      broker: host, log, clock: realClock, signingKey: key, ...(credentials ? { credentials } : {}), ...(values["client-id"] ? { clientId: values["client-id"] as string } : {}),
       thresholds: { maxFailureRate: Number(values["max-failure-rate"] ?? 0.2), minFailures: Number(values["min-failures"] ?? 3) },
       publishManifest: publishPath ? (env) => { writeFileSync(`${publishPath}.tmp`, env); renameSync(`${publishPath}.tmp`, publishPath); } : undefined,
     });
@@ -216,7 +219,14 @@ async function status(values: Record<string, unknown>): Promise<number> {
   process.stdout.write(`${s.devices} devices, ${s.online} online, ${s.failures.length} failed this release\n`);
   const held = ([["paused", s.control.paused], ["waiting to install", s.control.awaitingInstall], ["waiting to reboot", s.control.awaitingReboot]] as const)
     .filter(([, ids]) => ids.length).map(([what, ids]) => `${what}: ${ids.length > 8 ? `${ids.slice(0, 8).join(", ")} and ${ids.length - 8} more` : ids.join(", ")}`);
-  process.stdout.write(`${held.length ? held.join("; ") + "\n" : ""}\n`);
+  process.stdout.write(held.length ? held.join("; ") + "\n" : "");
+  const ing = s.ingest;
+  if (ing.conflicts || ing.parked) {
+    process.stdout.write(color.red(`ingest: ${ing.conflicts} conflicting events (same device and seq, other content), ${ing.parked} messages parked`) + "\n");
+    for (const c of ing.recentConflicts) process.stdout.write(`  conflict ${c.device} seq ${c.seq}: ${c.content.slice(0, 120)}\n`);
+    for (const p of ing.recentParked) process.stdout.write(`  parked ${p.topic}: ${p.reason} (${JSON.stringify(p.payload.slice(0, 60))})\n`);
+  }
+  process.stdout.write("\n");
   const versions = Object.keys(s.totals).sort();
   const rows = [["group", ...versions, "total"]];
   for (const [g, m] of Object.entries(s.byGroup).sort()) rows.push([g, ...versions.map((v) => String(m[v] ?? 0)), String(Object.values(m).reduce((a, b) => a + b, 0))]);

@@ -18,8 +18,8 @@ import Database from "better-sqlite3";
 import type { AuditEvent } from "../../modules/events";
 import type { DeviceState } from "../../modules/reporter";
 import {
-  MIGRATIONS, SQL, ingestParams, releaseParams, casParams, groupVersions, deviceOf, eventOf, releaseOf,
-  type AuditStore, type DeviceRow, type EventRow, type Expect, type Ingest, type ReleaseRow, type Transition,
+  MIGRATIONS, SQL, ingestParams, releaseParams, casParams, groupVersions, deviceOf, eventOf, releaseOf, contentOfParams, contentOfRow, parkParams,
+  type AuditStore, type DeviceRow, type EventRow, type Expect, type Ingest, type IngestIssues, type IngestOutcome, type Parked, type ReleaseRow, type Transition,
 } from "./audit-store";
 
 export type { ReleaseStatus, ReleaseRow, DeviceRow, EventRow, AuditStore } from "./audit-store";
@@ -56,20 +56,40 @@ export class AuditLog implements AuditStore {
     return s;
   }
 
-  ingest(items: Ingest[]): boolean[] {
-    const out: boolean[] = [];
+  ingest(items: Ingest[]): IngestOutcome[] {
+    const out: IngestOutcome[] = [];
     this.batch(() => {
       for (const i of items) {
         const { sql, params } = ingestParams(i);
-        out.push(this.st(sql).run(...params).changes === 1);
+        if (this.st(sql).run(...params).changes === 1 || i.kind !== "event") {
+          out.push("new");
+          continue;
+        }
+        const content = contentOfParams(params);
+        const had = this.st(SQL.eventContentRow).get(i.device, i.event.seq) as Row | undefined;
+        if (had && contentOfRow(had) === content) out.push("duplicate");
+        else out.push(this.st(SQL.insertConflict).run(i.device, i.event.seq, content, i.at).changes === 1 ? "conflict" : "duplicate");
       }
     });
     return out;
   }
 
-  /** Store one event; false when (device, seq) was already there (a redelivery). */
+  /** Store one event; false when (device, seq) was already there (a redelivery, or a conflict kept aside). */
   addEvent(device: string, e: AuditEvent, received: number): boolean {
-    return this.ingest([{ kind: "event", device, event: e, at: received }])[0]!;
+    return this.ingest([{ kind: "event", device, event: e, at: received }])[0] === "new";
+  }
+
+  park(p: Parked, digest: string): boolean {
+    return this.st(SQL.park).run(...parkParams(p, digest)).changes === 1;
+  }
+
+  ingestIssues(limit = 10): IngestIssues {
+    return {
+      conflicts: (this.st(SQL.conflictCount).get() as { n: number }).n,
+      parked: (this.st(SQL.parkedCount).get() as { n: number }).n,
+      recentConflicts: this.st(SQL.recentConflicts).all(limit) as IngestIssues["recentConflicts"],
+      recentParked: this.st(SQL.recentParked).all(limit) as IngestIssues["recentParked"],
+    };
   }
 
   setState(device: string, s: DeviceState, seen: number): void {

@@ -15,8 +15,8 @@
 import pg from "pg";
 import { OtaError } from "../../modules/errors";
 import {
-  MIGRATIONS, SQL, ingestParams, releaseParams, casParams, groupVersions, deviceOf, eventOf, releaseOf,
-  type AuditStore, type DeviceRow, type EventRow, type Expect, type Ingest, type ReleaseRow, type Transition,
+  MIGRATIONS, SQL, ingestParams, releaseParams, casParams, groupVersions, deviceOf, eventOf, releaseOf, contentOfParams, contentOfRow, parkParams,
+  type AuditStore, type DeviceRow, type EventRow, type Expect, type Ingest, type IngestIssues, type IngestOutcome, type Parked, type ReleaseRow, type Transition,
 } from "./audit-store";
 
 type Row = Record<string, unknown>;
@@ -102,9 +102,9 @@ export class PgAuditLog implements AuditStore {
     }
   }
 
-  async ingest(items: Ingest[]): Promise<boolean[]> {
+  async ingest(items: Ingest[]): Promise<IngestOutcome[]> {
     if (!items.length) return [];
-    const out = items.map(() => true);
+    const out = items.map((): IngestOutcome => "new");
     const events: { i: number; params: unknown[] }[] = [];
     const patches = new Map<string, Map<string, unknown>>();
     items.forEach((item, i) => {
@@ -129,7 +129,13 @@ export class PgAuditLog implements AuditStore {
         const fresh = new Set(res.rows.map((r: Row) => `${r.device}:${r.seq}`));
         for (const e of chunk) {
           const key = `${e.params[0]}:${e.params[1]}`;
-          out[e.i] = fresh.has(key) && !seen.has(key);
+          if (!fresh.has(key) || seen.has(key)) {
+            // logged before (or earlier in this batch): a redelivery, or the same seq with other content
+            const content = contentOfParams(e.params);
+            const had = (await c.query(numbered(SQL.eventContentRow), [e.params[0], e.params[1]])).rows[0] as Row | undefined;
+            if (had && contentOfRow(had) === content) out[e.i] = "duplicate";
+            else out[e.i] = (await c.query(numbered(SQL.insertConflict), [e.params[0], e.params[1], content, e.params[11]])).rowCount === 1 ? "conflict" : "duplicate";
+          }
           seen.add(key);
         }
       }
@@ -153,6 +159,19 @@ export class PgAuditLog implements AuditStore {
       }
     });
     return out;
+  }
+
+  async park(p: Parked, digest: string): Promise<boolean> {
+    return (await this.pool.query(numbered(SQL.park), parkParams(p, digest))).rowCount === 1;
+  }
+
+  async ingestIssues(limit = 10): Promise<IngestIssues> {
+    return {
+      conflicts: (await this.q<{ n: number }>(SQL.conflictCount))[0]!.n,
+      parked: (await this.q<{ n: number }>(SQL.parkedCount))[0]!.n,
+      recentConflicts: await this.q(SQL.recentConflicts, [limit]) as IngestIssues["recentConflicts"],
+      recentParked: await this.q(SQL.recentParked, [limit]) as IngestIssues["recentParked"],
+    };
   }
 
   async devices(): Promise<DeviceRow[]> {

@@ -61,6 +61,44 @@ export type Ingest =
   | { kind: "version"; device: string; version: string; at: number }
   | { kind: "online"; device: string; online: boolean; at: number };
 
+/**
+ * What ingesting an item did. An event: "new"; "duplicate" when its (device, seq) was logged with
+ * the same content (a redelivery, dropped); "conflict" when it was logged with other content: the
+ * first one stays in events, this one is kept in event_conflicts (a forged seq can no longer make
+ * the real event vanish as a "duplicate"). Device reports (state, version, online): "new".
+ */
+export type IngestOutcome = "new" | "duplicate" | "conflict";
+
+/** A device message the controller could not use (malformed, or refused by the log), kept for the operator instead of retried. */
+export interface Parked {
+  device: string;
+  topic: string;
+  payload: string;
+  reason: string;
+  at: number;
+}
+
+/** The ingest problems `fleet status` shows: counts and the newest few of each. */
+export interface IngestIssues {
+  conflicts: number;
+  parked: number;
+  recentConflicts: { device: string; seq: number; content: string; received: number }[];
+  recentParked: (Omit<Parked, "at"> & { received: number })[];
+}
+
+/** The content of an event (every field but device, seq and when it arrived), comparable across backends. */
+export function eventContent(values: readonly unknown[]): string {
+  return JSON.stringify(values.map((v) => (v === undefined || v === null ? null : typeof v === "bigint" ? Number(v) : v)));
+}
+/** eventContent of SQL.insertEvent's parameters (ingestParams). */
+export const contentOfParams = (params: readonly unknown[]): string => eventContent(params.slice(2, 11));
+/** eventContent of a row of SQL.eventContentRow. */
+export const contentOfRow = (r: Record<string, unknown>): string =>
+  eventContent([r.time, r.uptime, r.state, r.from_version, r.to_version, r.progress, r.code, r.detail, r.rollout]);
+
+/** At most this much of a parked payload is kept (the digest keys the whole). */
+export const PARKED_PAYLOAD_CHARS = 512;
+
 /** What a release row must still be for a transition to apply (compare-and-set). */
 export interface Expect {
   status: ReleaseStatus;
@@ -82,10 +120,15 @@ export interface AuditStore {
   readonly location: string;
 
   /**
-   * Store what arrived, in order, in one transaction. Returns, per item, whether it changed the
-   * log: false for an event whose (device, seq) was already there (a redelivery, dropped).
+   * Store what arrived, in order, in one transaction. Returns, per item, what it did
+   * (IngestOutcome): an event whose (device, seq) was already there is a duplicate when its
+   * content is the same, else a conflict kept beside it.
    */
-  ingest(items: Ingest[]): Awaitable<boolean[]>;
+  ingest(items: Ingest[]): Awaitable<IngestOutcome[]>;
+  /** Keep a message the controller will not retry (once per topic and payload). True when it was not there yet. */
+  park(p: Parked, digest: string): Awaitable<boolean>;
+  /** Conflicts and parked messages: counts and the newest `limit` of each. */
+  ingestIssues(limit?: number): Awaitable<IngestIssues>;
   devices(): Awaitable<DeviceRow[]>;
   device(id: string): Awaitable<DeviceRow | undefined>;
   /** How many devices are online and report `version` (a COUNT, for polling large fleets). */
@@ -142,6 +185,10 @@ export const MIGRATIONS: readonly string[] = [
     ended BIGINT, PRIMARY KEY (release, idx, started));
   CREATE TABLE IF NOT EXISTS samples (time BIGINT NOT NULL, grp TEXT NOT NULL, version TEXT NOT NULL, count INTEGER NOT NULL);
   CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
+  `CREATE TABLE IF NOT EXISTS event_conflicts (device TEXT NOT NULL, seq BIGINT NOT NULL, content TEXT NOT NULL,
+    received BIGINT NOT NULL, PRIMARY KEY (device, seq, content));
+  CREATE TABLE IF NOT EXISTS parked (topic TEXT NOT NULL, digest TEXT NOT NULL, device TEXT NOT NULL, payload TEXT NOT NULL,
+    reason TEXT NOT NULL, received BIGINT NOT NULL, PRIMARY KEY (topic, digest));`,
 ];
 
 /** The statements both backends run, with `?` placeholders (audit-pg.ts numbers them). */
@@ -175,6 +222,13 @@ export const SQL = {
   seqGaps: "SELECT COALESCE(SUM(g), 0) AS n FROM (SELECT MAX(seq) - MIN(seq) + 1 - COUNT(*) AS g FROM events GROUP BY device) AS per_device",
   versionTotals: "SELECT COALESCE(version, 'unknown') AS v, COUNT(*) AS n FROM devices GROUP BY COALESCE(version, 'unknown') ORDER BY 1",
   insertSample: "INSERT INTO samples (time, grp, version, count) VALUES (?, ?, ?, ?)",
+  eventContentRow: "SELECT time, uptime, state, from_version, to_version, progress, code, detail, rollout FROM events WHERE device = ? AND seq = ?",
+  insertConflict: "INSERT INTO event_conflicts (device, seq, content, received) VALUES (?, ?, ?, ?) ON CONFLICT (device, seq, content) DO NOTHING",
+  park: "INSERT INTO parked (topic, digest, device, payload, reason, received) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (topic, digest) DO NOTHING",
+  conflictCount: "SELECT COUNT(*) AS n FROM event_conflicts",
+  parkedCount: "SELECT COUNT(*) AS n FROM parked",
+  recentConflicts: "SELECT device, seq, content, received FROM event_conflicts ORDER BY received DESC, device, seq LIMIT ?",
+  recentParked: "SELECT device, topic, payload, reason, received FROM parked ORDER BY received DESC, topic LIMIT ?",
   setMeta: "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
 } as const;
 
@@ -198,6 +252,10 @@ export function ingestParams(i: Ingest): { sql: string; params: unknown[] } {
     case "online":
       return { sql: SQL.upsertOnline, params: [i.device, i.online ? 1 : 0, i.at] };
   }
+}
+
+export function parkParams(p: Parked, digest: string): unknown[] {
+  return [p.topic, digest, p.device, p.payload.slice(0, PARKED_PAYLOAD_CHARS), p.reason, p.at];
 }
 
 export function releaseParams(r: ReleaseRow): unknown[] {

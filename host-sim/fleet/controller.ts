@@ -11,14 +11,13 @@
  *
  * State lives in the audit log (SQLite or PostgreSQL, through AuditStore): a restarted
  * controller picks up a running release at its current stage. Several controllers may share
- * one PostgreSQL log: each ingests every event (duplicates dropped by (device, seq)), and every
+ * one PostgreSQL log: each ingests every event (redeliveries dropped by (device, seq) and content;
+ * the same seq with other content kept as a conflict), and every
  * change of stage or status is a compare-and-set on the release row (AuditStore.transition), so
  * when their stage timers fire together exactly one widens the rollout and announces it; the
  * others follow the stage it wrote without announcing.
  */
 import type { ClockPort, TimerId } from "../../modules/ports";
-import type { AuditEvent } from "../../modules/events";
-import type { DeviceState } from "../../modules/reporter";
 import { topics } from "../../modules/reporter";
 import { OtaError } from "../../modules/errors";
 import { toBase64 } from "../../modules/bytes";
@@ -28,7 +27,9 @@ import type { SigningKey } from "../release/keys";
 import { TcpMqttPort, type TcpMqttClient } from "../mqtt/client";
 import type { VirtualClock } from "../clock";
 import { ControlTracker, IssueClock, controlMessage, type ControlCommand } from "./control";
-import type { AuditStore, Ingest, ReleaseRow, Expect, Transition } from "./audit-store";
+import type { AuditStore, Ingest, IngestOutcome, Parked, ReleaseRow, Expect, Transition } from "./audit-store";
+import { deviceMessage } from "./device-messages";
+import { createHash } from "node:crypto";
 
 export interface Stage {
   percent: number;
@@ -62,6 +63,11 @@ export interface ControllerOptions {
   /** Chart sample period (ms of the controller's clock, default 60 000). */
   sampleEveryMs?: number;
   clientId?: string;
+  /**
+   * The controller's own MQTT user name and password. Under the shipped ACL (deploy/mosquitto/acl)
+   * the user name is xsota-controller: it alone reads every device's topics and writes cmd and releases.
+   */
+  credentials?: { username: string; password: string };
 }
 
 /** The fields a release is made of; rollout and force are the controller's. */
@@ -108,8 +114,12 @@ export class FleetController {
   /** Devices paused, awaiting install or awaiting reboot (per-update control, host-sim/fleet/control.ts). */
   readonly activity = new ControlTracker();
   private readonly issued: IssueClock;
-  /** Duplicate deliveries dropped by (device, seq). */
+  /** Redeliveries dropped: same (device, seq) and the same content. */
   duplicates = 0;
+  /** Events whose (device, seq) was logged with other content: kept aside in the log (event_conflicts), not dropped. */
+  conflicts = 0;
+  /** Device messages parked (malformed, or refused by the log): kept in the log's parked table, not retried. */
+  parked = 0;
   received = 0;
 
   private constructor(private readonly options: ControllerOptions) {
@@ -134,7 +144,9 @@ export class FleetController {
   private connect(first: boolean): Promise<void> {
     return new Promise((resolve, reject) => {
       const id = this.options.clientId ?? "xsota-controller";
-      const opts = { host: this.options.broker.host, port: this.options.broker.port, id, clean: false, subscribeQos: 1 as const, keepalive: 60_000 };
+      const cred = this.options.credentials;
+      const opts = { host: this.options.broker.host, port: this.options.broker.port, id, clean: false, subscribeQos: 1 as const, keepalive: 60_000,
+        ...(cred ? { user: cred.username, password: cred.password } : {}) };
       const client = this.port.connect(opts, {
         onReady: () => {
           first = false;
@@ -175,38 +187,34 @@ export class FleetController {
     else this.pending.push({ topic, payload: bytes, retain });
   }
 
+  /**
+   * A device's report, checked before it is queued (host-sim/fleet/device-messages.ts): a malformed
+   * one is parked (counted, kept in the log's parked table, shown by `fleet status`), never retried.
+   * The device id is the topic's: trusted only under the broker ACL (deploy/mosquitto/acl).
+   */
   private onMessage(topic: string, payload: Uint8Array): void {
-    const parts = topic.split("/");
-    if (parts.length !== 3 || parts[0] !== "devices") return;
-    const device = parts[1]!;
-    const now = this.clock.wallTime();
     const text = Buffer.from(payload).toString("utf8");
-    try {
-      switch (parts[2]) {
-        case "events": {
-          const e = JSON.parse(text) as AuditEvent;
-          if (typeof e.seq !== "number" || typeof e.state !== "string") return;
-          this.received++;
-          this.inbox.push({ kind: "event", device, event: e, at: now });
-          this.activity.note(device, e);
-          break;
-        }
-        case "state":
-          if (text) this.inbox.push({ kind: "state", device, state: JSON.parse(text) as DeviceState, at: now });
-          break;
-        case "version":
-          if (text) this.inbox.push({ kind: "version", device, version: text, at: now });
-          break;
-        case "online":
-          this.inbox.push({ kind: "online", device, online: text === "1", at: now });
-          break;
-        default:
-          return;
-      }
-    } catch {
-      return; // a malformed message from a device is not the controller's failure
+    const now = this.clock.wallTime();
+    const m = deviceMessage(topic, text, now);
+    if (!m) return;
+    if ("reason" in m) {
+      this.park({ device: topic.split("/")[1]!, topic, payload: text, reason: m.reason, at: now });
+      return;
     }
+    if (m.item.kind === "event") {
+      this.received++;
+      this.activity.note(m.item.device, m.item.event);
+    }
+    this.inbox.push(m.item);
     void this.flush();
+  }
+
+  /** Count and keep a message that will not be retried (best effort: a log that is down loses the copy, not the count). */
+  private park(p: Parked): void {
+    this.parked++;
+    const digest = createHash("sha256").update(p.topic).update("\n").update(p.payload).digest("hex");
+    void Promise.resolve().then(() => this.log.park(p, digest)).catch(() => undefined);
+    this.changed();
   }
 
   /**
@@ -222,19 +230,24 @@ export class FleetController {
     try {
       await Promise.resolve(); // let the rest of this socket read queue up
       while (this.inbox.length && !this.closed) {
-        const items = this.inbox.splice(0);
-        let fresh: boolean[];
+        let items = this.inbox.splice(0);
+        let outcome: IngestOutcome[];
         try {
-          fresh = await this.log.ingest(items);
+          outcome = await this.log.ingest(items);
         } catch {
-          this.inbox.unshift(...items);
-          if (!this.flushRetry) this.flushRetry = this.clock.setTimeout(() => { this.flushRetry = 0; void this.flush(); }, 1000);
-          return;
+          // The log is down, or one item of the batch is refused: one at a time, the refused ones parked.
+          const one = await this.ingestOneByOne(items);
+          if (!one) {
+            if (!this.flushRetry) this.flushRetry = this.clock.setTimeout(() => { this.flushRetry = 0; void this.flush(); }, 1000);
+            return;
+          }
+          ({ items, outcome } = one);
         }
         let failed = false;
         items.forEach((it, i) => {
           if (it.kind !== "event") return;
-          if (!fresh[i]) this.duplicates++;
+          if (outcome[i] === "duplicate") this.duplicates++;
+          else if (outcome[i] === "conflict") this.conflicts++;
           else if (it.event.state === "rolled-back" || it.event.state === "failed") failed = true;
         });
         if (failed) await this.evaluate();
@@ -243,6 +256,39 @@ export class FleetController {
     } finally {
       this.flushing = false;
     }
+  }
+
+  /**
+   * After a batch failed: each item alone. An item the log refuses while it answers a plain
+   * query (meta) is parked; when the log does not answer, the items not yet written go back to
+   * the front of the inbox (undefined: retry later). The items written, with their outcomes.
+   */
+  private async ingestOneByOne(items: Ingest[]): Promise<{ items: Ingest[]; outcome: IngestOutcome[] } | undefined> {
+    const done: Ingest[] = [];
+    const outcome: IngestOutcome[] = [];
+    for (let k = 0; k < items.length; k++) {
+      const it = items[k]!;
+      try {
+        outcome.push((await this.log.ingest([it]))[0]!);
+        done.push(it);
+        continue;
+      } catch (e) {
+        let up = true;
+        try {
+          await this.log.meta("schema");
+        } catch {
+          up = false;
+        }
+        if (!up) {
+          this.inbox.unshift(...items.slice(k));
+          if (!done.length) return undefined;
+          break;
+        }
+        const payload = JSON.stringify(it.kind === "event" ? it.event : it.kind === "state" ? it.state : it.kind === "version" ? it.version : it.online);
+        this.park({ device: it.device, topic: `devices/${it.device}/${it.kind === "event" ? "events" : it.kind}`, payload, reason: `refused by the log: ${(e as Error).message}`, at: it.at });
+      }
+    }
+    return { items: done, outcome };
   }
 
   /** Resolves when everything received so far is in the log. */

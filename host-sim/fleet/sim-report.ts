@@ -8,7 +8,7 @@ export function formatReport(r: FleetSimReport): string {
     `fleet sim: ${r.devices} devices, seed ${r.seed}, broker ${r.broker}, ${r.imageBytes / 1024} KB images`,
     `release ${r.release.id}: ${r.release.status}${r.release.flagged ? " (FLAGGED)" : ""} at stage ${r.release.stage + 1}${r.release.reason ? `: ${r.release.reason}` : ""}`,
     `updated ${r.updated}, rolled back ${r.rolledBack}, failed ${r.failed}, power cuts ${r.powerCuts}, link drops ${r.linkDrops}`,
-    `events: ${r.events.emitted} emitted, ${r.events.logged} logged, ${r.events.lost} lost, ${r.events.duplicatesDropped} duplicates dropped`,
+    `events: ${r.events.emitted} emitted, ${r.events.logged} logged, ${r.events.lost} lost, ${r.events.duplicatesDropped} duplicates dropped${r.events.conflicts || r.events.parked ? `, ${r.events.conflicts} conflicts, ${r.events.parked} parked` : ""}`,
     `time: ${r.virtualMinutes} virtual minutes in ${r.realSeconds} s real; ${r.devicesUpdatedPerSecond} devices updated/s; peak RSS ${r.peakRssMb} MB`,
     "",
     "minute  " + versions.join("  "),

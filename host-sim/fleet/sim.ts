@@ -90,7 +90,9 @@ export interface FleetSimReport {
    * logged may exceed emitted: an event stored in the NVS outbox just before a power cut is
    * never seen by the simulator's observer, yet is delivered from the outbox after the reboot.
    */
-  events: { emitted: number; logged: number; duplicatesDropped: number; lost: number; gaps: number };
+  events: { emitted: number; logged: number; duplicatesDropped: number; lost: number; gaps: number;
+    /** Same (device, seq) with other content, and device messages parked: 0 in a fleet of honest devices. */
+    conflicts: number; parked: number };
   final: { totals: Record<string, number>; byGroup: Record<string, Record<string, number>> };
   /** Devices per version over virtual time (minutes since the release started). */
   timeline: { minute: number; versions: Record<string, number> }[];
@@ -376,7 +378,7 @@ export class FleetSim {
       httpWaitPeak: this.gate.peakWaiting,
       events: {
         emitted: this.emitted(), logged: await this.log.eventCount(), duplicatesDropped: this.controller.duplicates,
-        lost: await this.missing(), gaps: await this.log.seqGaps(),
+        lost: await this.missing(), gaps: await this.log.seqGaps(), conflicts: this.controller.conflicts, parked: this.controller.parked,
       },
       final: { totals: await this.log.versionTotals(), byGroup: await this.log.versionsByGroup() },
       timeline: [...timeline.entries()].sort((a, b) => a[0] - b[0]).map(([minute, versions]) => ({ minute, versions })),

@@ -17,7 +17,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import { OtaError, codeOf } from "../../modules/errors";
 import type { FleetController } from "./controller";
-import type { AuditStore, Awaitable, ReleaseRow } from "./audit-store";
+import type { AuditStore, Awaitable, IngestIssues, ReleaseRow } from "./audit-store";
 import { PAGE } from "./web-page";
 import { ControlTracker, parseControlCommand, type ControlSnapshot } from "./control";
 
@@ -35,6 +35,11 @@ export interface FleetStatus {
   samples: { time: number; version: string; count: number }[];
   received: number;
   duplicates: number;
+  /**
+   * Ingest problems, from the log: events whose (device, seq) came again with other content (kept
+   * aside, not dropped) and device messages parked (malformed, or refused by the log; not retried).
+   */
+  ingest: IngestIssues;
   /** Per-update control: devices paused, awaiting install, awaiting reboot (the controller's view of their events). */
   control: ControlSnapshot;
 }
@@ -60,6 +65,7 @@ export async function fleetStatus(controller: StatusSource): Promise<FleetStatus
     samples: (await log.samples()).filter((s) => s.grp === "*").map((s) => ({ time: s.time, version: s.version, count: s.count })),
     received: controller.received ?? 0,
     duplicates: controller.duplicates ?? 0,
+    ingest: await log.ingestIssues(5),
     control: (controller.activity ?? (await new ControlTracker().load(log))).snapshot(),
   };
 }

@@ -29,7 +29,7 @@ export interface ModdableRunOptions {
   program: string;
   /** Merged over the scenario's config (default FAST). */
   config?: Record<string, unknown>;
-  mqtt?: { host: string; port: number };
+  mqtt?: { host: string; port: number; secure?: boolean };
   onLog?(line: string): void;
 }
 

@@ -17,6 +17,7 @@
  * beside it and answers wildcard-free patterns (a device's own subscriptions) from it; patterns
  * with + or # still go to aedes' own scan.
  */
+import { pbkdf2Sync, randomBytes } from "node:crypto";
 import { createServer, connect as netConnect, type Server, type Socket } from "node:net";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, writeFileSync, rmSync, existsSync, readFileSync } from "node:fs";
@@ -40,6 +41,14 @@ export interface BrokerOptions {
    * with return code 5 (not authorized). Absent: every client is accepted.
    */
   authenticate?: (clientId: string, username: string | undefined, password: string | undefined) => boolean;
+  /**
+   * mosquitto only: no anonymous client; each one's user name and password checked against
+   * `passwordFile` (mosquitto_passwd's format, e.g. from mosquittoPasswordLine) and what it may
+   * publish and read against `aclFile` (the one shipped: deploy/mosquitto/acl).
+   */
+  mosquittoAuth?: { passwordFile: string; aclFile: string };
+  /** mosquitto only: a second listener, MQTT over TLS on `tlsPort`, with this certificate file (the leaf alone, or leaf + CA) and key. */
+  mosquittoTls?: { certFile: string; keyFile: string };
 }
 
 export interface Broker {
@@ -51,6 +60,8 @@ export interface Broker {
   readonly running: boolean;
   /** The broker's own process while it runs (mosquitto); undefined for the embedded one. */
   readonly pid: number | undefined;
+  /** mosquitto with mosquittoTls: the port of its TLS listener. */
+  readonly tlsPort?: number;
   /** Stop accepting and drop every connection (sessions survive for the next start()). */
   stop(): Promise<void>;
   /** Start again on the same port. */
@@ -67,6 +78,18 @@ export function findMosquitto(): string | undefined {
   const r = spawnSync("sh", ["-c", "command -v mosquitto"], { encoding: "utf8" });
   const p = r.stdout.trim();
   return r.status === 0 && p ? p : undefined;
+}
+
+/**
+ * One line of a mosquitto password file, as `mosquitto_passwd` (2.0) writes it: user:$7$ITER$SALT$HASH,
+ * PBKDF2-HMAC-SHA512 over the password with a 12-byte random salt, base64. The user name may not
+ * hold ':' (the separator).
+ */
+export function mosquittoPasswordLine(user: string, password: string, iterations = 101): string {
+  if (!user || user.includes(":") || /[\r\n]/.test(user)) throw new OtaError("USAGE", `bad MQTT user name '${user}'`);
+  const salt = randomBytes(12);
+  const hash = pbkdf2Sync(Buffer.from(password, "utf8"), salt, iterations, 64, "sha512");
+  return `${user}:$7$${iterations}$${salt.toString("base64")}$${hash.toString("base64")}`;
 }
 
 /** Ask the OS for a free loopback port. */
@@ -86,7 +109,9 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
   const kind = options.kind ?? "aedes";
   const port = options.port || (await freePort());
   if (options.authenticate && kind !== "aedes") throw new OtaError("MQTT_CONNECT", "authenticate is for the embedded aedes broker");
-  const b = kind === "aedes" ? new AedesBroker(port, options.authenticate) : new MosquittoBroker(port, options.mosquittoPath);
+  if ((options.mosquittoAuth || options.mosquittoTls) && kind !== "mosquitto") throw new OtaError("MQTT_CONNECT", "mosquittoAuth and mosquittoTls are for mosquitto");
+  const b = kind === "aedes" ? new AedesBroker(port, options.authenticate)
+    : new MosquittoBroker(port, options.mosquittoPath, options.mosquittoAuth, options.mosquittoTls && { ...options.mosquittoTls, port: await freePort() });
   await b.start();
   return b;
 }
@@ -183,7 +208,7 @@ class MosquittoBroker implements Broker {
   private child: ChildProcess | undefined;
   private readonly bin: string;
 
-  constructor(readonly port: number, bin?: string) {
+  constructor(readonly port: number, bin?: string, private readonly auth?: BrokerOptions["mosquittoAuth"], private readonly tls?: { certFile: string; keyFile: string; port: number }) {
     const found = bin ?? findMosquitto();
     if (!found) throw new OtaError("MQTT_CONNECT", "mosquitto is not installed (apt-get install -y mosquitto)");
     this.bin = found;
@@ -197,12 +222,18 @@ class MosquittoBroker implements Broker {
     return this.child?.exitCode === null ? this.child.pid : undefined;
   }
 
+  get tlsPort(): number | undefined {
+    return this.tls?.port;
+  }
+
   private config(dir: string): string {
     return [
       `listener ${this.port} ${HOST}`,
       // Started as root, mosquitto drops to user "mosquitto", which cannot write our temp dir.
       `user ${userInfo().username}`,
-      "allow_anonymous true",
+      ...(this.auth
+        ? ["allow_anonymous false", `password_file ${this.auth.passwordFile}`, `acl_file ${this.auth.aclFile}`]
+        : ["allow_anonymous true"]),
       "persistence true",
       `persistence_location ${dir}/`,
       "persistence_file broker.db",
@@ -214,6 +245,7 @@ class MosquittoBroker implements Broker {
       `log_dest file ${dir}/mosquitto.log`,
       "log_type error",
       "log_type warning",
+      ...(this.tls ? [`listener ${this.tls.port} ${HOST}`, `certfile ${this.tls.certFile}`, `keyfile ${this.tls.keyFile}`] : []),
       "",
     ].join("\n");
   }

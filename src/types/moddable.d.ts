@@ -13,6 +13,10 @@ declare module "x509" {
     decodeSPKI(cert: ArrayBuffer | Uint8Array): unknown;
     /** The extension's value (the OCTET STRING's contents) for the OID's arcs, or undefined (x509.c xs_x509_decodeExtension). */
     decodeExtension(cert: ArrayBuffer | Uint8Array, oid: number[]): ArrayBuffer | undefined;
+    /** decode(cert).tbs -> its fields; validity from/to in ms since the epoch. */
+    decodeTBS(tbs: unknown): { validity: { from: number; to: number } };
+    /** subjectAltName entries (tag 2 dNSName as a string, tag 7 iPAddress as bytes...), or undefined without the extension. */
+    decodeSAN(cert: ArrayBuffer | Uint8Array): { tag: number; value: string | ArrayBuffer }[] | undefined;
   };
   export default X509;
 }

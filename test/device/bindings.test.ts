@@ -8,7 +8,7 @@ import * as mqtt from "mqtt-packet";
 import { PubackScanner } from "../../src/mqtt-frames";
 import { parseHttpsUrl } from "../../src/url";
 import { OtaError } from "../../modules/errors";
-import { P256_N, basicConstraintsCa, bigintToBytes, p256ScalarsInRange, pkcs1Sha256Block } from "../../src/signature-checks";
+import { P256_N, basicConstraintsCa, bigintToBytes, p256ScalarsInRange, pkcs1Sha256Block, sanMatches } from "../../src/signature-checks";
 import { drainFragment } from "../../src/http-drain";
 import { createHash, generateKeyPairSync, sign } from "node:crypto";
 
@@ -177,5 +177,22 @@ describe("basicConstraintsCa (src/signature-checks.ts)", () => {
     expect(basicConstraintsCa(Uint8Array.of(0x04, 0x03, 0x01, 0x01, 0xff))).toBe(false);
     expect(basicConstraintsCa(Uint8Array.of(0x30, 0x03, 0x01, 0x01, 0x00))).toBe(false);
     expect(basicConstraintsCa(Uint8Array.of(0x30, 0x06, 0x01, 0x01, 0xff, 0x02, 0x01, 0x00))).toBe(true);
+  });
+});
+
+describe("sanMatches (src/signature-checks.ts): the host-name check of a leaf sent alone", () => {
+  const ip = (...b: number[]) => Uint8Array.from(b).buffer;
+  it("matches a dNSName (any case), one leading wildcard label, an IPv4 iPAddress; nothing else", () => {
+    expect(sanMatches([{ tag: 2, value: "Updates.Example" }], "updates.example")).toBe(true);
+    expect(sanMatches([{ tag: 2, value: "*.example.com" }], "a.example.com")).toBe(true);
+    expect(sanMatches([{ tag: 2, value: "*.example.com" }], "example.com")).toBe(false);
+    expect(sanMatches([{ tag: 2, value: "*.example.com" }], "a.b.example.com")).toBe(false);
+    expect(sanMatches([{ tag: 2, value: "a*.example.com" }], "ab.example.com")).toBe(false);
+    expect(sanMatches([{ tag: 7, value: ip(127, 0, 0, 1) }], "127.0.0.1")).toBe(true);
+    expect(sanMatches([{ tag: 7, value: ip(127, 0, 0, 2) }], "127.0.0.1")).toBe(false);
+    expect(sanMatches([{ tag: 2, value: "127.0.0.1" }, { tag: 1, value: "a@b" }], "127.0.0.1")).toBe(true);
+    expect(sanMatches([{ tag: 2, value: "other.example" }], "updates.example")).toBe(false);
+    expect(sanMatches(undefined, "updates.example")).toBe(false);
+    expect(sanMatches([{ tag: 2, value: "updates.example" }], undefined)).toBe(false);
   });
 });

@@ -26,6 +26,8 @@ describe("fleet simulator", () => {
     // A restart after an update waits (bounded) for its events' PUBACKs: only links cut by the
     // seeded faults make a device send an event twice (was ~7 per updated device).
     expect(r.events.duplicatesDropped).toBeLessThan(r.events.emitted * 0.05);
+    // The outbox's redeliveries carry the same content: none is taken for a conflict, nothing parked.
+    expect([r.events.conflicts, r.events.parked]).toEqual([0, 0]);
     // Every device on the good revision ends on the new version; the bad revision rolled back.
     expect(r.rolledBack).toBeGreaterThan(0);
     expect(r.updated + r.rolledBack).toBeGreaterThanOrEqual(N - r.failed);
