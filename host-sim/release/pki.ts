@@ -24,9 +24,10 @@ export interface CaBundle {
 }
 export interface ServerCert {
   /**
-   * The chain a server sends: the leaf, then the CA that signed it. Moddable's TLS needs both:
-   * ssl_cert.js verify() checks the host name only inside its loop over every certificate but
-   * the last, so a leaf sent alone never verifies on a device.
+   * The chain a server sends: the leaf, then the CA that signed it. The SDK's ssl_cert.js verify()
+   * checks the host name only inside its loop over every certificate but the last, so a leaf sent
+   * alone failed there; src/tls-chain.ts now accepts it when the pinned CA signed it
+   * (test/{agent,moddable}/tls-servers.test.ts). Both are sent here, as most hosts do.
    */
   certPem: string;
   keyPem: string;
@@ -62,8 +63,8 @@ const serial = () => Buffer.from(webcrypto.getRandomValues(new Uint8Array(8))).t
  * `verify` splits that at the curve's size: when r has a leading zero byte (about 1 signature in
  * 256) r and s are misread and the signature never verifies, on every device, every time
  * (HTTP_TLS). The SDK checks the chain's last certificate (the CA the server sends) against the
- * pinned one (5 of about 1,500 fresh test PKIs here failed so); src/http.ts also holds every other
- * certificate to its signature with the same check (the SDK alone did not: README, "TLS on
+ * pinned one (5 of about 1,500 fresh test PKIs here failed so); src/tls-chain.ts also holds every other
+ * certificate to its signature with the same check (the SDK alone did not: docs/simulator.md, "TLS on
  * Moddable"), so a leaf with such a signature is refused too.
  * A short s is harmless (r is read right, s is the rest); RSA signatures are not affected.
  */
