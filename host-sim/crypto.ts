@@ -106,7 +106,11 @@ export function nodeGcmDecrypt(key: Uint8Array, iv: Uint8Array): GcmDecrypt {
   const d = createDecipheriv("aes-256-gcm", key, iv);
   const c = createCipheriv("aes-256-gcm", key, iv);
   return {
-    update: (ciphertext) => new Uint8Array(d.update(ciphertext)),
+    // a view of OpenSSL's fresh output (no copy: the caller writes it to flash and hashes it)
+    update: (ciphertext) => {
+      const b = d.update(ciphertext);
+      return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+    },
     replay: (plaintext) => void d.update(c.update(plaintext)),
     finish(tag) {
       d.setAuthTag(tag);
