@@ -4,7 +4,7 @@
  * it), RSA PKCS#1 v1.5 SHA-256 by the textbook check s^e mod n == EM with BigInt (exactly
  * what the device's pkcs1_5 module checks: no PSS).
  */
-import { constants, createCipheriv, createDecipheriv, createHash, createPrivateKey, privateDecrypt, type Hash, type KeyObject } from "node:crypto";
+import { constants, createCipheriv, createECDH, createDecipheriv, createHash, createPrivateKey, privateDecrypt, type Hash, type KeyObject } from "node:crypto";
 import { p256 } from "@noble/curves/nist.js";
 import type { CryptoPort, EncCipherPort, GcmDecrypt, RsaPrivateKey, Sha256 } from "../modules/ports";
 import { ecdsaDerToRaw } from "../modules/der";
@@ -127,7 +127,7 @@ export function nodeGcmDecrypt(key: Uint8Array, iv: Uint8Array): GcmDecrypt {
 const rsaKeys = new WeakMap<RsaPrivateKey, KeyObject>();
 const b64u = (b: Uint8Array) => Buffer.from(b).toString("base64url");
 
-/** The esp_encrypted_img ciphers on Node: OpenSSL's raw RSA and AES-256-GCM, noble's P-256 ECDH. */
+/** The esp_encrypted_img ciphers on Node: OpenSSL's raw RSA, P-256 ECDH and AES-256-GCM. */
 export const nodeEncCipher: EncCipherPort = {
   rsaPrivateRaw(key, block) {
     let k = rsaKeys.get(key);
@@ -137,7 +137,11 @@ export const nodeEncCipher: EncCipherPort = {
     }
     return new Uint8Array(privateDecrypt({ key: k, padding: constants.RSA_NO_PADDING }, block));
   },
-  ecdhP256: (d, xy) => p256.getSharedSecret(d, Uint8Array.of(4, ...xy), false).slice(1, 33),
+  ecdhP256(d, xy) {
+    const ecdh = createECDH("prime256v1");
+    ecdh.setPrivateKey(d);
+    return new Uint8Array(ecdh.computeSecret(Uint8Array.of(4, ...xy)));
+  },
   aesGcmDecrypt: nodeGcmDecrypt,
 };
 
