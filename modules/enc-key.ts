@@ -17,12 +17,14 @@ import { fromBase64, fromHex } from "./bytes";
 import { readTlv, readChildren, integerBytes, contentEquals, type Tlv } from "./der";
 import { ENC_ECC_POINT_SIZE, ENC_KDF_SALT_SIZE, ENC_KEY_FIELD_SIZE, unwrapPkcs1v15Key, type EncHeader } from "./enc-image";
 import { eccScalarFromHmacKey, eciesGcmKey, isP256Point } from "./enc-kdf";
+import { constant } from "./constant";
 
 export type DeviceKey = { scheme: "rsa3072"; rsa: RsaPrivateKey } | { scheme: "ecies-p256"; d: Uint8Array };
 
-const OID_RSA = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
-const OID_EC = [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
-const OID_P256 = [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+// frozen (modules/constant.ts): xsl leaves a preloaded module's tables in flash only when they are
+const OID_RSA = constant([0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01]);
+const OID_EC = constant([0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01]);
+const OID_P256 = constant([0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07]);
 
 function pemBody(pem: string): { label: string; der: Uint8Array } {
   const m = /-----BEGIN ([A-Z ]+)-----([\s\S]*?)-----END \1-----/.exec(pem);

@@ -31,9 +31,10 @@ function lastAssignments(text: string): Map<string, string> {
 
 /**
  * Device modules written but not yet part of the agent (no manifest maps them, nothing imports
- * them): the esp_encrypted_img decryption (issue 31), until the download path takes it.
+ * them): GCM over Moddable's CTR + GHASH (issue 31), until src/crypto.ts's cipher binding takes it.
+ * (enc-image, enc-kdf, enc-stream, enc-key and enc-slot are in the download path.)
  */
-const NOT_YET_IN_THE_AGENT = ["xsota/modules/enc-image", "xsota/modules/enc-kdf", "xsota/modules/enc-stream"];
+const NOT_YET_IN_THE_AGENT = ["xsota/modules/enc-gcm"];
 
 /** The component's modules as xsl names them: modules/x -> xsota/modules/x, src/x -> xsota/src/x. */
 function localModules(): string[] {
