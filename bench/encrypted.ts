@@ -1,7 +1,7 @@
 /*
  * Pre-encrypted releases (issue 31): the agent's update of an esp_encrypted_img file against the
  * plain update of the same image, in the same run, from the same update host, on the same
- * engine: rounds alternate plain / RSA-3072 / ECIES so machine noise hits all alike; the figure
+ * engine: rounds run plain, RSA-3072 and ECIES in a turning order so machine noise hits all alike; the figure
  * is the median over the rounds of plain ms / encrypted ms (image GET -> restart: download,
  * decryption, tag, plain SHA-256, read-back verification, otadata switch).
  *
@@ -57,16 +57,21 @@ export async function encryptedBench(o: { lab: Lab; size: number; rounds: number
   ok(await agentUpdate(lab, node, publish("warm"), size, undefined, false), "plain warm-up");
   ok(await agentUpdate(lab, node, publish("warm-rsa", rsa), size, undefined, false, { decryptionKey: rsa }), "rsa warm-up");
   for (let r = 0; r < o.rounds; r++) {
-    const p = await agentUpdate(lab, node, publish("plain"), size, undefined, false);
-    ok(p, "plain");
-    const a = await agentUpdate(lab, node, publish("rsa", rsa), size, undefined, false, { decryptionKey: rsa });
-    ok(a, "rsa");
-    const e = await agentUpdate(lab, node, publish("ecc", ecc), size, undefined, false, { decryptionKey: ecc });
-    ok(e, "ecc");
-    plainMs.push(p.ms);
-    rsaMs.push(a.ms);
-    eccMs.push(e.ms);
-    o.progress?.(`bench: encrypted round ${r + 1}/${o.rounds}: plain ${p.ms.toFixed(1)} ms, rsa ${a.ms.toFixed(1)} ms, ecies ${e.ms.toFixed(1)} ms`);
+    // the order turns every round (plain first, then RSA first, then ECIES first): a run pays for
+    // the garbage of the one before it, and no side should always come after the same one
+    const ms: Record<string, number> = {};
+    const kinds = ["plain", "rsa", "ecc"];
+    for (let i = 0; i < 3; i++) {
+      const kind = kinds[(i + r) % 3]!;
+      const key = kind === "rsa" ? rsa : kind === "ecc" ? ecc : undefined;
+      const run = await agentUpdate(lab, node, publish(kind, key), size, undefined, false, key ? { decryptionKey: key } : {});
+      ok(run, kind);
+      ms[kind] = run.ms;
+    }
+    plainMs.push(ms.plain!);
+    rsaMs.push(ms.rsa!);
+    eccMs.push(ms.ecc!);
+    o.progress?.(`bench: encrypted round ${r + 1}/${o.rounds}: plain ${ms.plain!.toFixed(1)} ms, rsa ${ms.rsa!.toFixed(1)} ms, ecies ${ms.ecc!.toFixed(1)} ms`);
   }
   let xs: EncryptedBench["xs"] = null;
   if (o.xs !== false) {
