@@ -229,6 +229,7 @@ export function benchRows(r: BenchReport): Row[] {
     else {
       const mb = (u.imageBytes / 1048576).toFixed(2);
       add(`Moddable runtime: agent update vs raw GET + SHA-256, ${mb} MB`, `raw ${n0(u.raw.ms)} ms (${f1(u.raw.bytesPerMs)} B/ms), agent image GET -> restart ${n0(u.agent.ms)} ms (${f1(u.agent.bytesPerMs)} B/ms) = ${f2(u.ratio)} x raw (Linux socket ~48 KB/s)`, `>= ${f2(THROUGHPUT_GOAL)} x raw`, st(u.ratio >= THROUGHPUT_GOAL));
+      if (u.encrypted) add(`Moddable runtime: encrypted (RSA-3072) vs plain agent update, ${mb} MB`, `encrypted ${n0(u.encrypted.ms)} ms = ${f2(u.encrypted.ratio)} x plain; worst boot's live peak ${n0(liveBytes(u.encrypted.update))} B, ${u.encrypted.addedBytes >= 0 ? "+" : ""}${n0(u.encrypted.addedBytes)} B over the plain update (${f1(u.memory.imageBytes / 1024)} KB image)`, `>= ${f2(ENCRYPTED_GOAL)} x plain`, st(u.encrypted.ratio >= ENCRYPTED_GOAL));
       const mm = u.memory, up = mm.update, idle = mm.idle;
       const own = liveBytes(up) - liveBytes(mm.raw);
       // Two readings of the goal, each with its status: all the update costs above an app without
