@@ -96,12 +96,13 @@ export function publishRelease(lab: Lab, dir: string, size: number): Published {
  * One full update by the agent in `engine` (fresh chip, the factory image in app0), from
  * `release` (published with publishRelease) or a new release published under `dir`. With
  * `detail` false only the marks are taken (no per-call port timers in the measured window).
+ * `config` goes over the lab's device configuration (e.g. an encrypted release's device key).
  */
-export async function agentUpdate(lab: Lab, engine: Engine, dir: string | Published, size: number, boots?: Array<{ meter: MeterTotals; bridge: BridgeStats }>, detail = true): Promise<AgentRun> {
+export async function agentUpdate(lab: Lab, engine: Engine, dir: string | Published, size: number, boots?: Array<{ meter: MeterTotals; bridge: BridgeStats }>, detail = true, config: Record<string, unknown> = {}): Promise<AgentRun> {
   const release = typeof dir === "string" ? publishRelease(lab, dir, size) : dir;
   const probe = probeEngine(engine, undefined, detail);
   const chip = lab.chip(FACTORY);
-  const device = lab.device(probe, chip, lab.config(release.manifestUrl, { download: { ...DEFAULTS.download } }));
+  const device = lab.device(probe, chip, lab.config(release.manifestUrl, { download: { ...DEFAULTS.download }, ...config }));
   const before = boots?.length ?? 0;
   try {
     await device.run(() => probe.profiles[0]?.restartAt !== undefined, { maxVirtualMs: 3600_000, maxRealMs: 120_000, quietMs: 250 });

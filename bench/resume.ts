@@ -32,16 +32,18 @@ export interface ResumeCase {
 
 let runs = 0;
 
-export async function resumeCase(lab: Lab, size: number, cuts: number[]): Promise<ResumeCase> {
+/** `encryptFor`: publish an esp_encrypted_img file for this device key (PEM), which the device then holds (issue 31: restarts from 0). */
+export async function resumeCase(lab: Lab, size: number, cuts: number[], encryptFor?: string): Promise<ResumeCase> {
   const engine = createNodeEngine();
   try {
     const dir = `bench-resume-${++runs}`;
-    const rel = lab.publish(dir, { image: { version: "1.1.0", secureVersion: 1, size } });
+    const image = { version: "1.1.0", secureVersion: 1, size };
+    const rel = lab.publish(dir, encryptFor ? { image, encrypt: { key: encryptFor } } : { image });
     const imagePath = new URL(rel.imageUrl).pathname;
     const faults: Fault[] = cuts.map((f) => ({ kind: "cut-at", at: Math.floor(rel.image.length * f), times: 1 }));
     lab.setFault(imagePath, faults);
     const chip = lab.chip(FACTORY);
-    const config = lab.config(rel.manifestUrl, { download: { ...DEFAULTS.download }, retry: { baseMs: 1000, maxMs: 8000, maxAttempts: cuts.length + 4 } });
+    const config = lab.config(rel.manifestUrl, { download: { ...DEFAULTS.download }, retry: { baseMs: 1000, maxMs: 8000, maxAttempts: cuts.length + 4 }, ...(encryptFor ? { decryptionKey: encryptFor } : {}) });
     const device = lab.device(engine, chip, config);
     try {
       await device.run((d) => d.idle, { maxVirtualMs: 6 * 3600_000, maxRealMs: 120_000, quietMs: 250 });

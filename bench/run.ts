@@ -1,7 +1,7 @@
 /*
  * The bench as a library: runBench runs the selected parts (each figure measured side by side in
  * this one run), benchRows turns the report into the table `xsota bench` prints and the README
- * quotes. Parts: throughput, xs, wear, resume, fleet, scale, endurance, moddable, delta.
+ * quotes. Parts: throughput, xs, wear, resume, fleet, scale, endurance, moddable, delta, encrypted.
  */
 import { cpus } from "node:os";
 import { Lab } from "../host-sim/lab";
@@ -15,8 +15,9 @@ import { bridgeCost, type BridgeCost } from "./xs-bridge";
 import { codeSize, featureSizes, CODE_GOAL, MENDER_ROM, AWS_OTA_CODE, type CodeSizeResult, type FeatureSizeResult } from "./moddable-size";
 import { moddableRuntime, liveBytes, THROUGHPUT_GOAL, MEMORY_GOAL, MENDER_RAM, ESP32_SLOT_BYTES, type ModdableRuntimeResult } from "./moddable-run";
 import { deltaBench, DELTA_GOAL_SHARE, ESP_DELTA_OTA_SHARES, type DeltaResult } from "./delta";
+import { encryptedBench, ENCRYPTED_GOAL, type EncryptedBench } from "./encrypted";
 
-export const PARTS = ["throughput", "xs", "wear", "resume", "fleet", "scale", "endurance", "moddable", "delta"] as const;
+export const PARTS = ["throughput", "xs", "wear", "resume", "fleet", "scale", "endurance", "moddable", "delta", "encrypted"] as const;
 export type Part = (typeof PARTS)[number];
 
 export interface BenchOptions {
@@ -54,6 +55,8 @@ export interface BenchReport {
   /** Moddable's own toolchain and runtime: the esp32 link's bytecode (bench/moddable-size.ts), throughput and memory (bench/moddable-run.ts). */
   moddable?: { code?: CodeSizeResult; features?: FeatureSizeResult; runtime: ModdableRuntimeResult };
   delta?: DeltaResult;
+  /** Pre-encrypted releases (issue 31): the encrypted update against the plain one, same image, same run. */
+  encrypted?: EncryptedBench;
 }
 
 /** Run the selected parts in one process, one lab (update host, CA, keys) shared by the device parts. */
@@ -88,6 +91,7 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
     });
     report.wear = await timed("wear", () => wear({ size: quick ? 256 * 1024 : FULL_IMAGE, lab }));
     report.resume = await timed("resume", () => resume({ size: quick ? 256 * 1024 : FULL_IMAGE, lab }));
+    report.encrypted = await timed("encrypted", () => encryptedBench({ lab, size: quick ? 256 * 1024 : FULL_IMAGE, rounds: quick ? 5 : 25, progress: say }));
     report.endurance = await timed("endurance", () => endurance({ cycles: o.cycles ?? (quick ? 100 : 1000), seed: 1, lab, progress: say }));
   } finally {
     await lab.close();
@@ -225,6 +229,7 @@ export function benchRows(r: BenchReport): Row[] {
     else {
       const mb = (u.imageBytes / 1048576).toFixed(2);
       add(`Moddable runtime: agent update vs raw GET + SHA-256, ${mb} MB`, `raw ${n0(u.raw.ms)} ms (${f1(u.raw.bytesPerMs)} B/ms), agent image GET -> restart ${n0(u.agent.ms)} ms (${f1(u.agent.bytesPerMs)} B/ms) = ${f2(u.ratio)} x raw (Linux socket ~48 KB/s)`, `>= ${f2(THROUGHPUT_GOAL)} x raw`, st(u.ratio >= THROUGHPUT_GOAL));
+      if (u.encrypted) add(`Moddable runtime: encrypted (RSA-3072) vs plain agent update, ${mb} MB`, `encrypted ${n0(u.encrypted.ms)} ms = ${f2(u.encrypted.ratio)} x plain; worst boot's live peak ${n0(liveBytes(u.encrypted.update))} B, ${u.encrypted.addedBytes >= 0 ? "+" : ""}${n0(u.encrypted.addedBytes)} B over the plain update (${f1(u.memory.imageBytes / 1024)} KB image)`, `>= ${f2(ENCRYPTED_GOAL)} x plain`, st(u.encrypted.ratio >= ENCRYPTED_GOAL));
       const mm = u.memory, up = mm.update, idle = mm.idle;
       const own = liveBytes(up) - liveBytes(mm.raw);
       // Two readings of the goal, each with its status: all the update costs above an app without
@@ -259,6 +264,15 @@ export function benchRows(r: BenchReport): Row[] {
       const full = r.xs ? `; the full-image path: ${n0(r.xs.computePerMB)} per MB` : "";
       add(`delta apply in XS, ${d.xs.pair} one module`, `${n0(d.xs.computePerMB)} compute per MB of output, ${n0(d.xs.ms)} ms for ${f1(d.xs.imageBytes / 1048576)} MB here${full}${d.xs.exact ? "" : " (WRONG OUTPUT)"}`, "", d.xs.exact ? "" : "MISSED");
     }
+  }
+  const enc = r.encrypted;
+  if (enc) {
+    const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+    const mb = f2(enc.imageBytes / 1048576);
+    add(`Node agent: encrypted (RSA-3072) vs plain update, ${mb} MB`, `plain ${f1(med(enc.plainMs))} ms, encrypted ${f1(med(enc.rsaMs))} ms = ${f2(enc.rsaRatio)} x plain (median of ${enc.rounds} paired rounds)`, `>= ${f2(ENCRYPTED_GOAL)} x plain`, st(enc.rsaRatio >= ENCRYPTED_GOAL));
+    add(`Node agent: encrypted (ECIES-P256) vs plain update, ${mb} MB`, `encrypted ${f1(med(enc.eccMs))} ms = ${f2(enc.eccRatio)} x plain`, `>= ${f2(ENCRYPTED_GOAL)} x plain`, st(enc.eccRatio >= ENCRYPTED_GOAL));
+    for (const c of enc.resume) add(`  link drop at ${Math.round(c.cut * 100)} %: body bytes sent, encrypted (from 0) / plain (Range)`, `${n0(c.encryptedSent)} B = ${f2(c.encryptedSent / c.fileBytes)} x the file / ${n0(c.plainSent)} B = ${f2(c.plainSent / c.plainBytes)} x the image`, "", c.ok ? "" : "MISSED");
+    if (enc.xs) add(`XS agent: encrypted (RSA-3072) vs plain, ${mb} MB, one run each`, `plain ${n0(enc.xs.plainMs)} ms, encrypted ${n0(enc.xs.rsaMs)} ms = ${f2(enc.xs.plainMs / enc.xs.rsaMs)} x; XS footprint ${n0(enc.xs.plainAllocate)} -> ${n0(enc.xs.rsaAllocate)} B (+${n0(enc.xs.addedBytes)} B)`);
   }
   return rows;
 }

@@ -4,9 +4,9 @@
  * it), RSA PKCS#1 v1.5 SHA-256 by the textbook check s^e mod n == EM with BigInt (exactly
  * what the device's pkcs1_5 module checks: no PSS).
  */
-import { createHash, type Hash } from "node:crypto";
+import { constants, createCipheriv, createECDH, createDecipheriv, createHash, createPrivateKey, privateDecrypt, type Hash, type KeyObject } from "node:crypto";
 import { p256 } from "@noble/curves/nist.js";
-import type { CryptoPort, Sha256 } from "../modules/ports";
+import type { CryptoPort, EncCipherPort, GcmDecrypt, RsaPrivateKey, Sha256 } from "../modules/ports";
 import { ecdsaDerToRaw } from "../modules/der";
 
 class NodeSha256 implements Sha256 {
@@ -101,7 +101,52 @@ function verifyRsaPkcs1Sha256(modulus: Uint8Array, exponent: Uint8Array, digest:
   return diff === 0;
 }
 
+/** The GcmDecrypt of modules/enc-stream.ts on Node: OpenSSL's GCM; a replay re-encrypts the plain bytes into the decipher. */
+export function nodeGcmDecrypt(key: Uint8Array, iv: Uint8Array): GcmDecrypt {
+  const d = createDecipheriv("aes-256-gcm", key, iv);
+  const c = createCipheriv("aes-256-gcm", key, iv);
+  return {
+    // a view of OpenSSL's fresh output (no copy: the caller writes it to flash and hashes it)
+    update: (ciphertext) => {
+      const b = d.update(ciphertext);
+      return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+    },
+    replay: (plaintext) => void d.update(c.update(plaintext)),
+    finish(tag) {
+      d.setAuthTag(tag);
+      try {
+        d.final();
+        return true;
+      } catch {
+        return false;
+      }
+    },
+  };
+}
+
+const rsaKeys = new WeakMap<RsaPrivateKey, KeyObject>();
+const b64u = (b: Uint8Array) => Buffer.from(b).toString("base64url");
+
+/** The esp_encrypted_img ciphers on Node: OpenSSL's raw RSA, P-256 ECDH and AES-256-GCM. */
+export const nodeEncCipher: EncCipherPort = {
+  rsaPrivateRaw(key, block) {
+    let k = rsaKeys.get(key);
+    if (!k) {
+      k = createPrivateKey({ key: { kty: "RSA", n: b64u(key.n), e: b64u(key.e), d: b64u(key.d), p: b64u(key.p), q: b64u(key.q), dp: b64u(key.dp), dq: b64u(key.dq), qi: b64u(key.qi) }, format: "jwk" });
+      rsaKeys.set(key, k);
+    }
+    return new Uint8Array(privateDecrypt({ key: k, padding: constants.RSA_NO_PADDING }, block));
+  },
+  ecdhP256(d, xy) {
+    const ecdh = createECDH("prime256v1");
+    ecdh.setPrivateKey(d);
+    return new Uint8Array(ecdh.computeSecret(Uint8Array.of(4, ...xy)));
+  },
+  aesGcmDecrypt: nodeGcmDecrypt,
+};
+
 export const nodeCrypto: CryptoPort = {
+  enc: nodeEncCipher,
   sha256: () => new NodeSha256(),
   verifyEcdsaP256,
   verifyRsaPkcs1Sha256,

@@ -13,6 +13,7 @@ import { makeCa, makeIntermediateCa, makeServerCert, pemCertificates, type CaBun
 import { generateKey, keyConfigOf, type SigningKey } from "./release/keys";
 import { createManifest, type ManifestInput } from "./release/manifest-tool";
 import { signImage } from "./release/espsecure";
+import { encryptImage, schemeOfFile } from "./release/encrypted-img";
 import { VirtualClock } from "./clock";
 import { NodeHttp } from "./ports/http";
 import { SimDevice, type SimDeviceOptions } from "./device";
@@ -36,6 +37,15 @@ export interface ReleaseSpec {
   transform?: (image: Uint8Array) => Uint8Array;
   /** Change what the host serves after the manifest was made from the real image. */
   serve?: (image: Uint8Array) => Uint8Array;
+  /** These bytes as the (plain) image instead of the one built from `image` (e.g. a vector made elsewhere). */
+  bytes?: Uint8Array;
+  /**
+   * Publish an esp_encrypted_img file of the image (issue 31): encrypted here for `key` (a public or
+   * private PEM), or `file` as made elsewhere (Espressif's tool); `transform` changes the file
+   * before the manifest is made from it (a bad file, signed as such). The manifest's url/size/sha256
+   * name the file, its `encryption` the plain image (plainSize = the file's size - 512).
+   */
+  encrypt?: { key?: string; file?: Uint8Array; transform?: (file: Uint8Array) => Uint8Array };
 }
 
 export interface Published {
@@ -114,7 +124,7 @@ export class Lab {
 
   /** Publish a release under /<dir>/: the image and its signed manifest. */
   publish(dir: string, spec: ReleaseSpec): Published {
-    let image = this.image(spec.image);
+    let image = spec.bytes ?? this.image(spec.image);
     if (spec.transform) image = spec.transform(image);
     if (spec.imageSignature) {
       const k = `sig:${spec.imageSignature}:${JSON.stringify(spec.image)}`;
@@ -131,6 +141,14 @@ export class Lab {
       url: `${this.url}${imagePath}`,
       ...spec.manifest,
     };
+    if (spec.encrypt) {
+      const e = spec.encrypt;
+      let file = e.file ?? encryptImage(image, { publicKey: e.key! });
+      const scheme = schemeOfFile(file);
+      if (e.transform) file = e.transform(file);
+      fields.encryption ??= { format: "esp_encrypted_img", scheme, plainSize: file.length - 512, plainSha256: createHash("sha256").update(image).digest("hex") };
+      image = file;
+    }
     // size/sha256 from the image unless the spec lies about them on purpose.
     if (fields.size === undefined && fields.sha256 === undefined) fields.image = image;
     else {

@@ -9,6 +9,9 @@
  * verified exactly as a full image; a failed patch falls back to the full image once. Deltas are an
  * optional feature (modules/features.ts): without it, the full image is always fetched.
  *
+ * An esp_encrypted_img release (issue 31) is decrypted while it streams (modules/enc-slot.ts) with
+ * the device's key from the configuration or NVS (never the manifest), then verified as a plain one.
+ *
  * "from" in events is the version the update started from (the running one before the
  * reboot), "to" the release's version.
  */
@@ -37,6 +40,8 @@ import { NetworkSignal, type DiagnosticCheck } from "./diagnostics";
 import type { AgentContext, RunningInfo } from "./context";
 import { holdBeforeReboot } from "./reboot-hold";
 import { constant } from "./constant";
+import { EncSlot } from "./enc-slot";
+import { deviceKeyOf, type DeviceKey } from "./enc-key";
 
 export type { BootOutcome } from "./confirm";
 export type { RunningInfo } from "./context";
@@ -81,6 +86,8 @@ export class Agent {
   private readonly random: () => number;
   /** The delta feature, when included. */
   private readonly delta: DeltaFeature | null;
+  /** The esp_encrypted_img device key, read on first use (an HMAC key costs 2048 HMACs). */
+  private decryptKey: DeviceKey | undefined;
   /** Pause / resume / cancel / download-only / install, the bandwidth cap (modules/agent-control.ts), when the control feature is included. */
   readonly control: UpdateControlPort | undefined;
   /** Whether a restart is acceptable now (AppExtra.rebootWhen; modules/reboot-hold.ts). */
@@ -275,6 +282,7 @@ export class Agent {
           wallNow: this.ports.clock.wallTime(), tries: journal.tries(manifest.sha256), rolledBack: journal.isBad(manifest.sha256),
           networkRollbacks: journal.netRollbacks(manifest.sha256), rollbackHold: this.held(manifest.sha256),
           force: options.force === true, crypto: this.ports.crypto,
+          canDecrypt: this.ports.crypto.enc !== undefined && (this.config.decryptionKey !== undefined || this.config.decryptionHmacKey !== undefined),
         })
       : "HTTP_INSECURE_URL";
     if (code === "POLICY_NOT_NEWER" && manifest.version === this.running.version) {
@@ -308,6 +316,11 @@ export class Agent {
       if (j.written < j.size) j.written = 0; // a patch restarts from its byte 0 (modules/delta-download.ts)
     }
     if (patchFailed) j.noDelta = true;
+    if (manifest.encryption) {
+      // Never with a delta (the manifest refuses both: MANIFEST_FIELD). The file restarts from its byte 0 (modules/enc-slot.ts).
+      j.enc = { plainSize: manifest.encryption.plainSize, plainSha256: manifest.encryption.plainSha256 };
+      if (j.written < j.size) j.written = 0;
+    }
     if (manifest.rollout) j.rollout = manifest.rollout.id;
     if (same && old!.etag !== undefined) j.etag = old!.etag;
     if (same && old!.paused) j.paused = true;
@@ -339,6 +352,18 @@ export class Agent {
       if (!this.control && (manifestCap || this.config.download.maxBytesPerSec)) ports.system.log("ota: a bandwidth cap is set, but update control is not included (features/control/manifest.json): not applied");
       const slot = new UpdateSlot(ports.flash);
       let patch: PatchWriter | undefined;
+      let enc: EncSlot | undefined;
+      if (j.enc && j.written < j.size) {
+        try {
+          const cipher = ports.crypto.enc;
+          if (!cipher) throw new OtaError("ENC_KEY", "this binding has no ciphers for encrypted images");
+          this.decryptKey ??= deviceKeyOf(this.config, ports.crypto);
+          if (!this.decryptKey) throw new OtaError("ENC_KEY", "no device key for encrypted images (decryptionKey, decryptionHmacKey)");
+          enc = new EncSlot({ slot, plainSize: j.enc.plainSize, plainSha256: j.enc.plainSha256, key: this.decryptKey, crypto: ports.crypto, cipher, checkStart: (first) => run.checkImage(first) });
+        } catch (e) {
+          return this.endUpdate(j, e);
+        }
+      }
       try {
         if (j.delta && j.written < j.size) {
           if (!this.delta) throw new OtaError("DELTA_FORMAT", "a journaled patch, but deltas are not included in this firmware");
@@ -347,9 +372,11 @@ export class Agent {
       } catch (e) {
         return this.fallBack(j, e);
       }
-      run = new UpdateRun(ctx, j, gate, slot, patch, this.random, this.observer);
+      run = new UpdateRun(ctx, j, gate, slot, patch, enc, this.random, this.observer);
       const done = (error: unknown, etag?: string) => this.downloaded(run, error, etag);
       if (patch) run.downloader.start({ url: j.delta!.url, size: j.delta!.size, sha256: j.delta!.sha256, written: 0 }, done);
+      // The file is complete and its tag checked (journaled after): the plain image in the slot is adopted and rehashed.
+      else if (j.enc && j.written >= j.size) run.downloader.start({ url: j.url, size: j.enc.plainSize, sha256: j.enc.plainSha256, written: j.enc.plainSize }, done);
       else run.downloader.start({ url: j.url, size: j.size, sha256: j.sha256, written: j.written, ...(j.etag !== undefined ? { etag: j.etag } : {}) }, done);
     } catch (e) {
       return this.updated(undefined, e);
@@ -383,7 +410,7 @@ export class Agent {
     this.emit("verifying", releaseFields(j));
     try {
       verifySlot((o, t) => slot.read(o, t), {
-        size: j.size, sha256: j.sha256, version: j.to, secureVersion: j.secureVersion, antiRollback: this.config.antiRollback,
+        size: j.enc ? j.enc.plainSize : j.size, sha256: j.enc ? j.enc.plainSha256 : j.sha256, version: j.to, secureVersion: j.secureVersion, antiRollback: this.config.antiRollback,
         project: this.running.project, chipId: ports.system.chipId(), requireSignature: this.config.requireImageSignature, imageKeys: this.imageKeys,
       }, ports.crypto, ctx.scratch);
       slot.markVerified();
@@ -496,6 +523,7 @@ class UpdateRun implements DownloadDeps {
     readonly gate: DownloadGate | undefined,
     readonly full: UpdateSlot,
     readonly patch: PatchWriter | undefined,
+    readonly enc: EncSlot | undefined,
     readonly random: () => number,
     private readonly observer: AgentObserver,
   ) {
@@ -503,7 +531,7 @@ class UpdateRun implements DownloadDeps {
     this.http = ports.http;
     this.clock = ports.clock;
     this.crypto = ports.crypto;
-    this.slot = patch ?? full;
+    this.slot = patch ?? enc ?? full;
     this.buffer = ctx.scratch;
     // A cap below the rate floor would end every attempt: the floor follows the cap down.
     const cap = gate ? gate.bytesPerSec : 0;
@@ -519,11 +547,11 @@ class UpdateRun implements DownloadDeps {
   }
 
   checkStart(first: Uint8Array): void {
-    if (!this.patch) this.checkImage(first); // a patch checks its output's first block itself
+    if (!this.patch && !this.enc) this.checkImage(first); // a patch or a decryption checks its output's first block itself
   }
 
   checkpoint(written: number, etag: string | undefined): void {
-    if (this.patch) return; // nothing to resume from inside a patch: the journal keeps written = 0
+    if (this.patch || this.enc) return; // nothing to resume from inside a patch or a decryption: the journal keeps written = 0
     const j = this.j;
     j.written = written;
     if (etag === undefined) delete j.etag;

@@ -143,6 +143,14 @@ export interface AppConfig {
    * again after backoffDelay(n, networkRetry); maxAttempts such rollbacks refuse it (POLICY_ROLLBACK_CAP).
    */
   networkRetry: RetryConfig;
+  /**
+   * The device's esp_encrypted_img key (modules/enc-key.ts), best provisioned in NVS ("xsota.dev"
+   * enckey / enchmac, modules/provision.ts) rather than in the build's defaults: a PEM private key
+   * (RSA-3072, or P-256 for ECIES), or the ECIES eFuse HMAC key as 64 hex digits. Without either,
+   * an encrypted release is refused (ENC_KEY).
+   */
+  decryptionKey?: string;
+  decryptionHmacKey?: string;
 }
 
 export const DEFAULTS = constant({
@@ -324,6 +332,10 @@ export function parseConfig(json: unknown): AppConfig {
   if (cap > 0 && cap * config.download.stallMs < 2 * 4096 * 1000) fail("download.maxBytesPerSec", `at least ${Math.ceil((2 * 4096 * 1000) / config.download.stallMs)} with stallMs ${config.download.stallMs}`);
   if (o.deltas !== undefined) config.deltas = bool(o.deltas, "deltas", true);
   if (o.imageKeys !== undefined) config.imageKeys = keys(o.imageKeys, "imageKeys");
+  const decryptionKey = optStr(o.decryptionKey, "decryptionKey");
+  if (decryptionKey !== undefined) config.decryptionKey = decryptionKey;
+  const decryptionHmacKey = optStr(o.decryptionHmacKey, "decryptionHmacKey");
+  if (decryptionHmacKey !== undefined) config.decryptionHmacKey = decryptionHmacKey;
   const revoked = strList(o.revokedVersions, "revokedVersions");
   if (revoked) config.revokedVersions = revoked;
   const hardware = optStr(o.hardware, "hardware");

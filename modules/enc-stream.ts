@@ -8,17 +8,10 @@
  * The cipher is injected (a port in the Moddable sense): Moddable's CTR + GHASH, Node's GCM.
  */
 import { OtaError } from "./errors";
+import type { GcmDecrypt } from "./ports";
 import { checkEncMagic, parseEncHeader, ENC_HEADER_SIZE, type EncHeader } from "./enc-image";
 
-/** AES-256-GCM decryption in progress (no AAD; a 16-byte IV). */
-export interface GcmDecrypt {
-  /** Plain bytes for the next ciphertext bytes, any length (the binding keeps partial blocks). */
-  update(ciphertext: Uint8Array): Uint8Array;
-  /** Feed the plain bytes written before a reboot, as if their ciphertext had been received. */
-  replay(plaintext: Uint8Array): void;
-  /** Whether the tag matches, after the last byte. */
-  finish(tag: Uint8Array): boolean;
-}
+export type { GcmDecrypt };
 
 export interface EncStreamOptions {
   /** The GCM key in the header, opened with the device's key. Throws ENC_KEY (or KEY_*). */
@@ -28,6 +21,11 @@ export interface EncStreamOptions {
   maxSize: number;
   /** Plain bytes, in order. */
   sink(plain: Uint8Array): void;
+  /**
+   * The plain size the signed manifest announces: a header announcing more is ENC_TRUNCATED (the
+   * file ends before it), less is ENC_OVERSIZED (bytes after it), both before the key is opened.
+   */
+  expectSize?: number;
 }
 
 export class EncStream {
@@ -63,6 +61,9 @@ export class EncStream {
       if (this.headLen < ENC_HEADER_SIZE) return;
       const h = parseEncHeader(this.head);
       if (h.binSize > this.o.maxSize) throw new OtaError("ENC_OVERSIZED", `the header announces ${h.binSize} bytes, the slot holds ${this.o.maxSize}`);
+      const want = this.o.expectSize;
+      if (want !== undefined && h.binSize > want) throw new OtaError("ENC_TRUNCATED", `the header announces ${h.binSize} bytes, the file holds ${want} after it`);
+      if (want !== undefined && h.binSize < want) throw new OtaError("ENC_OVERSIZED", `the file holds ${want} bytes after the header, which announces ${h.binSize}`);
       this.gcm = this.o.gcm(this.o.openKey(h), h.iv);
       this.header = h;
     }

@@ -40,6 +40,11 @@ export interface Journal {
   written: number;
   /** The release comes as a patch from the running image (modules/delta-download.ts): the patch's URL, size and SHA-256, the base's size. */
   delta?: JournalDelta;
+  /**
+   * An esp_encrypted_img release (modules/enc-slot.ts): `size`/`sha256`/`url` are the file's as
+   * published, these the plain image's the slot receives (`written` stays 0 until the file is in).
+   */
+  enc?: JournalEnc;
   /** This release's patch failed on this device: the full image only. */
   noDelta?: boolean;
   code?: ErrorCode;
@@ -48,6 +53,11 @@ export interface Journal {
   paused?: boolean;
   /** This rollback's network cause is already counted in "netrb" (a report repeated after a power cut counts once). */
   netCounted?: boolean;
+}
+
+export interface JournalEnc {
+  plainSize: number;
+  plainSha256: string;
 }
 
 export interface JournalDelta {
@@ -66,6 +76,7 @@ function valid(j: Journal): boolean {
     Number.isInteger(j.size) && Number.isInteger(j.written) && j.written >= 0 && j.written <= j.size &&
     Number.isInteger(j.targetSlot) && Number.isInteger(j.fromSlot) && typeof j.url === "string" &&
     Number.isInteger(j.secureVersion) && (j.code === undefined || isErrorCode(j.code)) &&
+    (j.enc === undefined || (typeof j.enc === "object" && j.enc !== null && Number.isInteger(j.enc.plainSize) && typeof j.enc.plainSha256 === "string")) &&
     (j.delta === undefined || (typeof j.delta === "object" && j.delta !== null && typeof j.delta.url === "string" && typeof j.delta.sha256 === "string" && Number.isInteger(j.delta.size) && Number.isInteger(j.delta.baseSize)))
   );
 }

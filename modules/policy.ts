@@ -38,6 +38,8 @@ export interface PolicyFacts {
   rollbackHold?: boolean;
   force: boolean;
   crypto: CryptoPort;
+  /** A device key for esp_encrypted_img (modules/enc-key.ts) and the ciphers to use it. */
+  canDecrypt?: boolean;
 }
 
 interface Rule {
@@ -57,9 +59,9 @@ export const POLICY_RULES: readonly Rule[] = constant([
   { code: "POLICY_DOWNGRADE", refuse: (f) => f.manifest.secureVersion < Math.max(f.floor, f.running.secureVersion) },
   { code: "POLICY_MIN_VERSION", refuse: (f) => f.manifest.minVersion !== undefined && after(f.manifest.minVersion, f.running.version) },
   { code: "IMAGE_CHIP", refuse: (f) => f.manifest.chip !== undefined && f.manifest.chip !== f.chipId },
-  // The agent does not decrypt yet (issue 31): an encrypted release is refused before its download,
-  // the running image untouched, rather than fetched and then refused as IMAGE_MAGIC.
-  { code: "ENC_KEY", refuse: (f) => f.manifest.encryption !== undefined },
+  // An encrypted release without a device key (or a binding without ciphers) is refused before its
+  // download, the running image untouched, rather than fetched and then refused (issue 31).
+  { code: "ENC_KEY", refuse: (f) => f.manifest.encryption !== undefined && f.canDecrypt !== true },
   { code: "IMAGE_TOO_LARGE", refuse: (f) => (f.manifest.encryption?.plainSize ?? f.manifest.size) > f.slotSize },
   { code: "MANIFEST_EXPIRED", refuse: (f) => f.wallNow > 0 && f.manifest.expires !== undefined && f.wallNow >= f.manifest.expires },
   { code: "MANIFEST_NOT_YET", refuse: (f) => f.wallNow > 0 && f.manifest.notBefore !== undefined && f.wallNow < f.manifest.notBefore },

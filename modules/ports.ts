@@ -112,7 +112,44 @@ export interface Sha256 {
   reset(): void;
 }
 
+/** AES-256-GCM decryption in progress (no AAD; a 16-byte IV), for pre-encrypted images (modules/enc-stream.ts). */
+export interface GcmDecrypt {
+  /** Plain bytes for the next ciphertext bytes, any length (the binding keeps partial blocks). */
+  update(ciphertext: Uint8Array): Uint8Array;
+  /** Feed the plain bytes written before a reboot, as if their ciphertext had been received. */
+  replay(plaintext: Uint8Array): void;
+  /** Whether the tag matches, after the last byte. */
+  finish(tag: Uint8Array): boolean;
+}
+
+/** An RSA private key, big-endian unsigned parts (PKCS#1 RSAPrivateKey). */
+export interface RsaPrivateKey {
+  n: Uint8Array;
+  e: Uint8Array;
+  d: Uint8Array;
+  p: Uint8Array;
+  q: Uint8Array;
+  dp: Uint8Array;
+  dq: Uint8Array;
+  qi: Uint8Array;
+}
+
+/**
+ * What decrypting an esp_encrypted_img file needs beyond SHA-256 (issue 31). Optional: a binding
+ * without it refuses encrypted releases (ENC_KEY). Moddable: etc/rsa.js, etc/curve.js, AES CTR +
+ * GHASH (README "Pre-encrypted images").
+ */
+export interface EncCipherPort {
+  /** The raw RSA private operation (no padding): block^d mod n, as many bytes as n. */
+  rsaPrivateRaw(key: RsaPrivateKey, block: Uint8Array): Uint8Array;
+  /** The X coordinate (32 bytes) of d * (X||Y) on P-256; the caller has checked the point is on the curve. */
+  ecdhP256(d: Uint8Array, xy: Uint8Array): Uint8Array;
+  aesGcmDecrypt(key: Uint8Array, iv: Uint8Array): GcmDecrypt;
+}
+
 export interface CryptoPort {
+  /** Pre-encrypted images: absent where the binding has no ciphers. */
+  enc?: EncCipherPort;
   sha256(): Sha256;
   /**
    * ECDSA P-256 over a precomputed SHA-256 digest. `publicKey` is an uncompressed point

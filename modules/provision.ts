@@ -24,6 +24,8 @@
  *   client  string   MQTT client id                -> mqtt.clientId (default: the device id)
  *   host    string   broker host                   -> mqtt.host
  *   port    integer  broker port (1..65535)        -> mqtt.port
+ *   enckey  string   the device's esp_encrypted_img private key, PEM (RSA-3072 or P-256) -> decryptionKey
+ *   enchmac string   the ECIES eFuse HMAC key, 64 hex digits -> decryptionHmacKey
  *
  * provision() validates every value before it writes any; each key is then one NVS set.
  */
@@ -43,6 +45,9 @@ export interface Provisioned {
   clientId?: string;
   host?: string;
   port?: number;
+  /** The esp_encrypted_img device key (modules/enc-key.ts): never in a manifest or the build's defaults. */
+  decryptionKey?: string;
+  decryptionHmacKey?: string;
 }
 
 /** For provision(): a value to write, null to delete the key, absent to leave it. */
@@ -67,11 +72,13 @@ const FIELDS: readonly (readonly [Field, string, Kind])[] = constant([
   ["clientId", "client", "id"],
   ["host", "host", "host"],
   ["port", "port", "port"],
+  ["decryptionKey", "enckey", "secret"],
+  ["decryptionHmacKey", "enchmac", "secret"],
 ] as const);
 
 /** The NVS key of each provisioned field (for tools that write the domain themselves). */
 export const PROVISION_KEYS: Readonly<Record<Field, string>> = constant({
-  deviceId: "id", groups: "groups", region: "region", username: "user", password: "pass", clientId: "client", host: "host", port: "port",
+  deviceId: "id", groups: "groups", region: "region", username: "user", password: "pass", clientId: "client", host: "host", port: "port", decryptionKey: "enckey", decryptionHmacKey: "enchmac",
 });
 
 function bad(key: string, what: string): never {
@@ -213,6 +220,8 @@ export function provisionedLayer(p: Provisioned): Json {
   const out: Json = {};
   if (p.groups !== undefined) out.groups = p.groups.slice();
   if (p.region !== undefined) out.region = p.region;
+  if (p.decryptionKey !== undefined) out.decryptionKey = p.decryptionKey;
+  if (p.decryptionHmacKey !== undefined) out.decryptionHmacKey = p.decryptionHmacKey;
   const mqtt: Json = {};
   if (p.host !== undefined) mqtt.host = p.host;
   if (p.port !== undefined) mqtt.port = p.port;

@@ -5,12 +5,13 @@
  * RSA PKCS#1 v1.5 is checked by encoding the expected block and comparing (RFC 8017 8.2.2):
  * pkcs1_5.js's verify() ignores the DigestInfo OID and the padding length.
  */
-import { Digest } from "crypt";
+import { Digest, BlockCipher, Mode, GHASH } from "crypt";
 import ECDSA from "ecdsa";
 import Curve from "curve";
 import ECPoint from "ecp";
 import RSA from "rsa";
-import type { CryptoPort, Sha256 } from "../modules/ports";
+import type { CryptoPort, EncCipherPort, GcmDecrypt, RsaPrivateKey, Sha256 } from "../modules/ports";
+import { GcmOverCtr, type GcmPrimitives } from "../modules/enc-gcm";
 import { bytesEqual } from "../modules/bytes";
 import { ecdsaDerToRaw } from "../modules/der";
 import { bigintToBytes, p256ScalarsInRange, pkcs1Sha256Block } from "./signature-checks";
@@ -45,8 +46,52 @@ class Sha256Digest implements Sha256 {
   }
 }
 
+/** GCM's primitives on Moddable's crypt: AES-256 (BlockCipher), CTR (Mode, 128-bit carry: enc-gcm.ts resets it), GHASH. */
+class ModdableGcmPrimitives implements GcmPrimitives {
+  readonly #aes: BlockCipher;
+  readonly #ctr: Mode;
+  constructor(key: Uint8Array) {
+    this.#aes = new BlockCipher("AES", buffer(key));
+    this.#ctr = new Mode("CTR", this.#aes);
+  }
+  encryptBlock(block: Uint8Array): Uint8Array {
+    return new Uint8Array(this.#aes.encrypt(buffer(block)));
+  }
+  ctr(counter: Uint8Array, input: Uint8Array, output: Uint8Array): void {
+    this.#ctr.setIV(buffer(counter));
+    this.#ctr.decrypt(input, output);
+  }
+  ghash(h: Uint8Array): { write(blocks: Uint8Array): void; close(): Uint8Array } {
+    const g = new GHASH(buffer(h));
+    return { write: (blocks) => g.write(blocks), close: () => new Uint8Array(g.close()) };
+  }
+}
+
+/** esp_encrypted_img's ciphers (issue 31): rsa.js with CRT, curve.js's dh (the caller checks the point), GCM over CTR + GHASH. */
+class ModdableEncCipher implements EncCipherPort {
+  rsaPrivateRaw(key: RsaPrivateKey, block: Uint8Array): Uint8Array {
+    const n = bigint(key.n);
+    const c = bigint(block);
+    if (c >= n) throw new RangeError("RSA input not below the modulus");
+    const m = new RSA(bigint(key.d), n, bigint(key.p), bigint(key.q), bigint(key.dp), bigint(key.dq), bigint(key.qi)).process(c);
+    const out = bigintToBytes(m, key.n.length);
+    if (!out) throw new RangeError("RSA output longer than the modulus");
+    return out;
+  }
+  ecdhP256(d: Uint8Array, xy: Uint8Array): Uint8Array {
+    const p = new Uint8Array(65);
+    p[0] = 4;
+    p.set(xy, 1);
+    return new Uint8Array(new Curve("secp256r1").dh(buffer(d), p.buffer as ArrayBuffer)).slice(1, 33);
+  }
+  aesGcmDecrypt(key: Uint8Array, iv: Uint8Array): GcmDecrypt {
+    return new GcmOverCtr(new ModdableGcmPrimitives(key), iv);
+  }
+}
+
 export class ModdableCrypto implements CryptoPort {
   #p256: Curve | undefined;
+  readonly enc: EncCipherPort = new ModdableEncCipher();
 
   sha256(): Sha256 {
     return new Sha256Digest();

@@ -20,7 +20,6 @@ import {
   ENC_IV_SIZE, ENC_KDF_SALT_SIZE, ENC_KEY_FIELD_SIZE, ENC_PBKDF2_ITERATIONS, ENC_PBKDF2_SALT, type EncHeader,
 } from "../../modules/enc-image";
 import type { ManifestEncryption } from "../../modules/manifest";
-import type { GcmDecrypt } from "../../modules/enc-stream";
 import { toHex } from "../../modules/bytes";
 import { sha256 } from "../crypto";
 
@@ -183,24 +182,7 @@ export function encryptionEntry(file: Uint8Array, plain: Uint8Array): ManifestEn
   return { format: "esp_encrypted_img", scheme: schemeOfFile(file), plainSize: plain.length, plainSha256: toHex(sha256(plain)) };
 }
 
-/** The GcmDecrypt of modules/enc-stream.ts on Node: OpenSSL's GCM; a replay re-encrypts the plain bytes into the decipher. */
-export function nodeGcmDecrypt(key: Uint8Array, iv: Uint8Array): GcmDecrypt {
-  const d = createDecipheriv("aes-256-gcm", key, iv);
-  const c = createCipheriv("aes-256-gcm", key, iv);
-  return {
-    update: (ciphertext) => new Uint8Array(d.update(ciphertext)),
-    replay: (plaintext) => void d.update(c.update(plaintext)),
-    finish(tag) {
-      d.setAuthTag(tag);
-      try {
-        d.final();
-        return true;
-      } catch {
-        return false;
-      }
-    },
-  };
-}
+export { nodeGcmDecrypt } from "../crypto";
 
 /** A new device key pair for a scheme: private PEM (PKCS#8) and public PEM (SPKI). */
 export function generateDeviceKey(scheme: EncScheme): { privateKey: KeyObject; publicKey: KeyObject } {

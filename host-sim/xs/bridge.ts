@@ -4,7 +4,7 @@
  * into events for the worker. Objects that cannot cross (partitions, SHA-256 states, requests,
  * MQTT clients) stay here, named by a handle.
  */
-import type { FlashPartition, HttpRequest, MqttClient, Ports, Sha256, StoreValue } from "../../modules/ports";
+import type { EncCipherPort, FlashPartition, GcmDecrypt, HttpRequest, MqttClient, Ports, Sha256, StoreValue } from "../../modules/ports";
 import { OtaError } from "../../modules/errors";
 import { Ev, HEADER, Op, PUB_BINARY, PUB_RETAIN, STATUS_ERROR, STATUS_OK, Val, type WireError } from "./protocol";
 
@@ -106,6 +106,7 @@ export class Bridge {
   private next = 1;
   private partitions = new Map<number, FlashPartition>();
   private hashes = new Map<number, Sha256>();
+  private gcms = new Map<number, GcmDecrypt>();
   private requests = new Map<number, HttpRequest>();
   private clients = new Map<number, MqttClient>();
 
@@ -205,6 +206,30 @@ export class Bridge {
         const [n, e, digest, sig] = readFields(tail);
         return Uint8Array.of(STATUS_OK, p.crypto.verifyRsaPkcs1Sha256(n!, e!, digest!, sig!) ? 1 : 0);
       }
+      case Op.RSA_PRIVATE: {
+        const [n, e, d, pp, q, dp, dq, qi, block] = readFields(tail);
+        return ok(this.cipher().rsaPrivateRaw({ n: n!, e: e!, d: d!, p: pp!, q: q!, dp: dp!, dq: dq!, qi: qi! }, block!));
+      }
+      case Op.ECDH_P256: {
+        const [d, xy] = readFields(tail);
+        return ok(this.cipher().ecdhP256(d!, xy!));
+      }
+      case Op.GCM_NEW: {
+        const [key, iv] = readFields(tail);
+        const h = this.next++;
+        this.gcms.set(h, this.cipher().aesGcmDecrypt(key!, iv!));
+        return okU32(h);
+      }
+      case Op.GCM_UPDATE:
+        return ok(this.gcm(a).update(new Uint8Array(tail.buffer, tail.byteOffset, tail.byteLength)));
+      case Op.GCM_REPLAY:
+        this.gcm(a).replay(new Uint8Array(tail.buffer, tail.byteOffset, tail.byteLength));
+        return OK_EMPTY;
+      case Op.GCM_FINISH: {
+        const g = this.gcm(a);
+        this.gcms.delete(a);
+        return Uint8Array.of(STATUS_OK, g.finish(new Uint8Array(tail)) ? 1 : 0);
+      }
       case Op.MQTT_CONNECT:
         return okU32(this.mqttConnect(JSON.parse(tail.toString("utf8"))));
       case Op.MQTT_PUBLISH: {
@@ -258,6 +283,18 @@ export class Bridge {
     const part = this.partitions.get(h);
     if (!part) throw new TypeError(`xs bridge: no partition ${h}`);
     return part;
+  }
+
+  private cipher(): EncCipherPort {
+    const c = this.ports.crypto.enc;
+    if (!c) throw new TypeError("xs bridge: this device's crypto has no ciphers");
+    return c;
+  }
+
+  private gcm(h: number): GcmDecrypt {
+    const g = this.gcms.get(h);
+    if (!g) throw new TypeError(`xs bridge: no gcm ${h}`);
+    return g;
   }
 
   private hash(h: number): Sha256 {

@@ -37,6 +37,8 @@ declare module "ecp" {
 declare module "curve" {
   export default class Curve {
     constructor(name: "secp256r1" | "secp384r1");
+    /** d * P (P = 0x04 || X || Y, the generator without it) as 0x04 || X || Y; no on-curve check of P. */
+    dh(d: ArrayBuffer, P?: ArrayBuffer): ArrayBuffer;
     readonly orderSize: number;
     readonly n: bigint;
   }
@@ -52,10 +54,30 @@ declare module "ecdsa" {
   }
 }
 
-// modules/crypt/etc/rsa.js: public-key operation when no CRT parameters are given
+// modules/crypt/digest/crypt.js: the ciphers and GHASH the SDK's typings/crypt.d.ts leaves out
+// (modCrypt.c: Mode's data and result take any buffer view; BlockCipher's and GHASH's arguments are ArrayBuffers)
+declare module "crypt" {
+  export class BlockCipher {
+    constructor(cipher: "AES", key: ArrayBuffer);
+    encrypt(data: ArrayBuffer, result?: ArrayBuffer): ArrayBuffer;
+  }
+  export class Mode {
+    constructor(mode: "CTR", cipher: BlockCipher, iv?: ArrayBuffer);
+    decrypt(data: ArrayBufferView, result?: ArrayBufferView): ArrayBuffer;
+    setIV(iv: ArrayBuffer): void;
+  }
+  export class GHASH {
+    constructor(h: ArrayBuffer, aad?: ArrayBuffer);
+    write(data: ArrayBufferView | ArrayBuffer): void;
+    close(): ArrayBuffer;
+  }
+}
+
+// modules/crypt/etc/rsa.js: public-key operation when no CRT parameters are given; the private one
+// with CRT when they are (rsa.js: e = d, then p, q, dp, dq, C2 = q^-1 mod p)
 declare module "rsa" {
   export default class RSA {
-    constructor(e: bigint, m: bigint);
+    constructor(e: bigint, m: bigint, p?: bigint, q?: bigint, dp?: bigint, dq?: bigint, C2?: bigint);
     process(c: bigint): bigint;
     readonly modulusSize: number;
   }

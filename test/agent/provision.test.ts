@@ -107,7 +107,7 @@ describe("layerConfig: code overrides > provisioned (NVS) > manifest defaults", 
 });
 
 describe("provisioning in NVS (xsota.dev)", () => {
-  const values = { deviceId: "thermo-0042", groups: ["lab", "north"], region: "us-east", username: "dev-0042", password: "s3cret ✓", clientId: "thermo-0042-c", host: "mqtt.example", port: 8883 };
+  const values = { deviceId: "thermo-0042", groups: ["lab", "north"], region: "us-east", username: "dev-0042", password: "s3cret ✓", clientId: "thermo-0042-c", host: "mqtt.example", port: 8883, decryptionKey: "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n", decryptionHmacKey: "00".repeat(32) };
 
   it("round-trips through the simulated chip's NVS, saved to a flash file and loaded again", () => {
     const chip = SimChip.create({});

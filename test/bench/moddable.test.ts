@@ -43,7 +43,11 @@ describe("moddable rows", () => {
     expect(m.agentAboveIdle).toBeGreaterThan(m.rawAboveIdle);
     expect(m.update.stack).toBeGreaterThan(0);
     expect(m.update.stack).toBeLessThanOrEqual(m.update.stackSlots);
+    // the same update from an encrypted file (issue 31): committed (else moddableRuntime throws), timed, its peak measured
+    expect(u.encrypted!.ms).toBeGreaterThan(0);
+    expect(u.encrypted!.update.samples).toBeGreaterThan(1);
     const rows = benchRows(report);
+    expect(rows.find((r) => r.figure.startsWith("Moddable runtime: encrypted (RSA-3072) vs plain"))?.goal).toBe(">= 0.90 x plain");
     const throughput = rows.find((r) => r.figure.startsWith("Moddable runtime: agent update vs raw"));
     expect(throughput?.goal).toBe(">= 0.90 x raw");
     expect(["ok", "MISSED"]).toContain(throughput?.status);

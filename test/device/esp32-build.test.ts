@@ -31,9 +31,10 @@ function lastAssignments(text: string): Map<string, string> {
 
 /**
  * Device modules written but not yet part of the agent (no manifest maps them, nothing imports
- * them): the esp_encrypted_img decryption (issue 31), until the download path takes it.
+ * them). Empty since the esp_encrypted_img decryption (issue 31) is in the download path
+ * (enc-image, enc-kdf, enc-stream, enc-key, enc-slot) and src/crypto.ts's ciphers (enc-gcm).
  */
-const NOT_YET_IN_THE_AGENT = ["xsota/modules/enc-image", "xsota/modules/enc-kdf", "xsota/modules/enc-stream"];
+const NOT_YET_IN_THE_AGENT: string[] = [];
 
 /** The component's modules as xsl names them: modules/x -> xsota/modules/x, src/x -> xsota/src/x. */
 function localModules(): string[] {

@@ -80,11 +80,13 @@ describe("the agent's policy", () => {
     manifest: m, config, running: { version: "1.0.0", secureVersion: 1, project: "sensor" }, pendingVerify: false, floor: 1, chipId: 0,
     deviceId: "d1", slotSize: 1 << 20, wallNow: 0, tries: 0, rolledBack: false, force: false, crypto: nodeCrypto,
   };
-  it("refuses an encrypted release before its download (ENC_KEY: this agent does not decrypt yet), even forced", () => {
+  it("refuses an encrypted release before its download without a device key (ENC_KEY), even forced; takes it with one", () => {
     expect(decide(facts)).toBeNull();
     const encrypted = { ...m, encryption: { format: "esp_encrypted_img", scheme: "rsa3072", plainSize: 1488, plainSha256: "00".repeat(32) } } as Manifest;
     expect(decide({ ...facts, manifest: encrypted })).toBe("ENC_KEY");
     expect(decide({ ...facts, manifest: encrypted, force: true })).toBe("ENC_KEY");
+    expect(decide({ ...facts, manifest: encrypted, canDecrypt: true })).toBeNull();
+    expect(decide({ ...facts, manifest: { ...encrypted, size: 1 << 21, encryption: { ...encrypted.encryption!, plainSize: (1 << 21) - 512 } }, canDecrypt: true })).toBe("IMAGE_TOO_LARGE");
   });
 });
 

@@ -4,6 +4,7 @@
  * come back as events, dispatched by events.ts to the handlers registered here.
  */
 import type {
+  EncCipherPort,
   CryptoPort, FlashPartition, FlashPort, HttpHandler, HttpPort, MqttHandler, MqttPort, Ports, ResetReason,
   Sha256, SlotInfo, StorePort, StoreValue, SystemPort, ClockPort, TimerId,
 } from "../../../modules/ports";
@@ -133,7 +134,24 @@ function fields(parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
+/** The esp_encrypted_img ciphers, bridged to Node's (host-sim/crypto.ts nodeEncCipher); a GCM state stays there, named by a handle. */
+const enc: EncCipherPort = {
+  rsaPrivateRaw: (k, block) => call(Op.RSA_PRIVATE, 0, 0, 0, fields([k.n, k.e, k.d, k.p, k.q, k.dp, k.dq, k.qi, block])).slice(),
+  ecdhP256: (d, xy) => call(Op.ECDH_P256, 0, 0, 0, fields([d, xy])).slice(),
+  aesGcmDecrypt(key, iv) {
+    const h = u32(call(Op.GCM_NEW, 0, 0, 0, fields([key, iv])));
+    return {
+      update: (ciphertext) => call(Op.GCM_UPDATE, h, 0, 0, ciphertext).slice(),
+      replay(plaintext) {
+        call(Op.GCM_REPLAY, h, 0, 0, plaintext);
+      },
+      finish: (tag) => call(Op.GCM_FINISH, h, 0, 0, tag)[0] === 1,
+    };
+  },
+};
+
 const crypto: CryptoPort = {
+  enc,
   sha256: () => new ShaStub(u32(call(Op.SHA_NEW))),
   verifyEcdsaP256: (publicKey, digest, signature) => call(Op.ECDSA_VERIFY, 0, 0, 0, fields([publicKey, digest, signature]))[0] === 1,
   verifyRsaPkcs1Sha256: (modulus, exponent, digest, signature) =>
