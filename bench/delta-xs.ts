@@ -6,9 +6,9 @@
  */
 import { build } from "esbuild";
 import { join } from "node:path";
-import { XsWorker } from "../host-sim/xs/worker";
+import { XsWorker } from "../host-sim/engines/xs/worker";
 import { toHex } from "../modules/bytes";
-import { sha256 } from "../host-sim/crypto";
+import { sha256 } from "../backend/crypto";
 
 export interface DeltaXsCost {
   pair: string;

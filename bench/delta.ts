@@ -2,7 +2,7 @@
  * Delta updates against full images, for real machine code: the patch as a share of the
  * image, bytes on the wire, and the modelled update time at 26 KB/s (ESP32 HTTPS OTA in
  * Espressif's measurement), next to esp_delta_ota's published 7-25 %. Each patch is made by
- * host-sim/delta and applied by the device's own applier (modules/delta), which must give
+ * backend/delta and applied by the device's own applier (modules/delta), which must give
  * back the exact image; the applier's peak memory is its fixed buffers.
  *
  * Pairs: test/delta/vectors (three musl-static builds of a small tool, 30 KB) and
@@ -12,11 +12,11 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { brotliDecompressSync } from "node:zlib";
-import { createPatch, type Compression } from "../host-sim/delta/create";
-import { sha256 } from "../host-sim/crypto";
+import { createPatch, type Compression } from "../backend/delta/create";
+import { sha256 } from "../backend/crypto";
 import { toHex, concatBytes } from "../modules/bytes";
 import { PatchApplier } from "../modules/delta/patch";
-import { WIRE_BYTES_PER_SECOND } from "../host-sim/cli/delta";
+import { WIRE_BYTES_PER_SECOND } from "../cli/delta";
 import { deltaXsCost, type DeltaXsCost } from "./delta-xs";
 
 /** esp_delta_ota's README: patch sizes for ordinary code changes run from 7 % to 25 % of the image. */

@@ -10,11 +10,11 @@
  * Moddable's natives on the chip: this is what the agent's own JavaScript adds), and the
  * buffers by construction (the 512-byte header, one SHA-256 context, the GCM context).
  */
-import type { Lab, Published } from "../host-sim/lab";
-import { createNodeEngine } from "../host-sim/engine-node";
-import { createXsEngine, type MeterTotals } from "../host-sim/xs/engine";
-import type { BridgeStats } from "../host-sim/xs/bridge";
-import { generateDeviceKey } from "../host-sim/release/encrypted-img";
+import type { Lab, Published } from "../host-sim/lab/lab";
+import { createNodeEngine } from "../host-sim/engines/engine-node";
+import { createXsEngine, type MeterTotals } from "../host-sim/engines/xs/engine";
+import type { BridgeStats } from "../host-sim/engines/xs/bridge";
+import { generateDeviceKey } from "../backend/release/encrypted-img";
 import { agentUpdate } from "./pipeline";
 import { resumeCase } from "./resume";
 

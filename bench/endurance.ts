@@ -11,9 +11,9 @@
  * rollback floor (NVS "xsota/floor" and the eFuse) never went down, every seq the outbox ever
  * numbered was delivered (none lost, no OUTBOX_FULL), and NVS live usage did not grow.
  */
-import { Lab, FACTORY, type ReleaseSpec } from "../host-sim/lab";
-import { createNodeEngine } from "../host-sim/engine-node";
-import type { Behavior } from "../host-sim/device";
+import { Lab, FACTORY, type ReleaseSpec } from "../host-sim/lab/lab";
+import { createNodeEngine } from "../host-sim/engines/engine-node";
+import type { Behavior } from "../host-sim/chip/device";
 import { Outbox } from "../modules/outbox";
 import { JournalStore } from "../modules/journal";
 import { DEFAULTS } from "../modules/config";

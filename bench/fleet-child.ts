@@ -5,7 +5,7 @@
  * postgres:// URL, default a SQLite file in the sim's temp dir).
  * Prints one line `@result <json>` (FleetScaleRun). On the time bound it reports what it got.
  */
-import { FleetSim } from "../host-sim/fleet/sim";
+import { FleetSim } from "../host-sim/lab/fleet-sim";
 import { treeCpuSeconds, treePeakRssMb } from "./proc";
 
 export interface FleetScaleRun {

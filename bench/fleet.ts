@@ -13,8 +13,8 @@ import { spawn } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { FleetScaleRun } from "./fleet-child";
-import { findPostgres, startPgServer, type PgServer } from "../host-sim/fleet/pg-server";
-import { findMosquitto } from "../host-sim/mqtt/broker";
+import { findPostgres, startPgServer, type PgServer } from "../host-sim/lab/pg-server";
+import { findMosquitto } from "../backend/mqtt/broker";
 import { treeCpuSeconds } from "./proc";
 
 export type { FleetScaleRun };

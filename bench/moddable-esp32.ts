@@ -14,7 +14,7 @@ import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { tscOnce } from "../host-sim/moddable/tsc-once";
+import { tscOnce } from "../host-sim/engines/moddable/tsc-once";
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 

@@ -12,7 +12,7 @@
  *   peak, slots at the ESP32's 16 bytes each (the host's are 32), chunks as measured on this
  *   64-bit host (pointers in chunks are 8 bytes here, 4 on the chip: an upper bound).
  * - memory by include: the same update with the agent's core alone (a program built with the
- *   features' stubs, host-sim/moddable/build.ts coreManifest) and with every feature, both
+ *   features' stubs, host-sim/engines/moddable/build.ts coreManifest) and with every feature, both
  *   configured with a broker (aedes on loopback): the full set reports over MQTT, the core only
  *   logs the broker. Each as the agent's own peak (update above the raw download).
  * Skipped, with the reason, when no Moddable tree can be found or built.
@@ -22,14 +22,14 @@ import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Lab, FACTORY } from "../host-sim/lab";
-import { buildCoreProgram, moddableProgram, moddableTree } from "../host-sim/moddable/build";
-import { startBroker } from "../host-sim/mqtt/broker";
-import { ModdableDevice, derBase64 } from "../host-sim/moddable/driver";
-import { FAST } from "../host-sim/moddable/scenarios";
+import { Lab, FACTORY } from "../host-sim/lab/lab";
+import { buildCoreProgram, moddableProgram, moddableTree } from "../host-sim/engines/moddable/build";
+import { startBroker } from "../backend/mqtt/broker";
+import { ModdableDevice, derBase64 } from "../host-sim/engines/moddable/driver";
+import { FAST } from "../host-sim/engines/moddable/scenarios";
 import { DEFAULTS } from "../modules/config";
 import { FULL_IMAGE, publishRelease } from "./pipeline";
-import { generateDeviceKey } from "../host-sim/release/encrypted-img";
+import { generateDeviceKey } from "../backend/release/encrypted-img";
 
 export const THROUGHPUT_GOAL = 0.9;
 /** The agent's RAM above the idle app, bytes (the issue's goal: 12 KiB; Mender MCU needs 15 KiB). */

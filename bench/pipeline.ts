@@ -11,13 +11,13 @@
  */
 import { request } from "node:https";
 import { createHash } from "node:crypto";
-import { Lab, FACTORY, type Published } from "../host-sim/lab";
-import { createNodeEngine } from "../host-sim/engine-node";
-import { createXsEngine, type MeterTotals } from "../host-sim/xs/engine";
-import type { BridgeStats } from "../host-sim/xs/bridge";
-import type { Engine } from "../host-sim/engine";
+import { Lab, FACTORY, type Published } from "../host-sim/lab/lab";
+import { createNodeEngine } from "../host-sim/engines/engine-node";
+import { createXsEngine, type MeterTotals } from "../host-sim/engines/xs/engine";
+import type { BridgeStats } from "../host-sim/engines/xs/bridge";
+import type { Engine } from "../host-sim/engines/engine";
 import { DEFAULTS } from "../modules/config";
-import { contextFor } from "../host-sim/ports/http";
+import { contextFor } from "../host-sim/engines/ports/http";
 import { probeEngine, portMs, type PortProfile } from "./probe";
 import { xorBytes } from "../modules/image";
 

@@ -8,10 +8,10 @@
  *   Ports do not see) and books every op to its partition, with per-sector erase counts and the
  *   bytes each sector received since its last erase (a rewrite shows up there).
  */
-import type { Engine, FirmwareBoot, RunningFirmware } from "../host-sim/engine";
+import type { Engine, FirmwareBoot, RunningFirmware } from "../host-sim/engines/engine";
 import type { FlashPartition, HttpHandler, Ports, Sha256 } from "../modules/ports";
-import type { SimChip } from "../host-sim/chip";
-import { SECTOR_SIZE, type SimFlash } from "../host-sim/flash";
+import type { SimChip } from "../host-sim/chip/chip";
+import { SECTOR_SIZE, type SimFlash } from "../host-sim/chip/flash";
 
 export interface PortBucket {
   calls: number;

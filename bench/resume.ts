@@ -5,10 +5,10 @@
  * chunk per drop (the agent restarts from its last whole block). One run per cut point, and one
  * with all three drops in a single update.
  */
-import { Lab, FACTORY } from "../host-sim/lab";
-import { createNodeEngine } from "../host-sim/engine-node";
+import { Lab, FACTORY } from "../host-sim/lab/lab";
+import { createNodeEngine } from "../host-sim/engines/engine-node";
 import { DEFAULTS } from "../modules/config";
-import type { Fault } from "../host-sim/update-host";
+import type { Fault } from "../backend/update-host";
 
 export const CHUNK = 4096;
 

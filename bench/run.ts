@@ -4,8 +4,8 @@
  * quotes. Parts: throughput, xs, wear, resume, fleet, scale, endurance, moddable, delta, encrypted.
  */
 import { cpus } from "node:os";
-import { Lab } from "../host-sim/lab";
-import { xsCostReport, type XsCostReport } from "../host-sim/xs/meter";
+import { Lab } from "../host-sim/lab/lab";
+import { xsCostReport, type XsCostReport } from "../host-sim/engines/xs/meter";
 import { throughput, agentPhases, FULL_IMAGE, type ThroughputResult } from "./pipeline";
 import { wear, type WearResult } from "./wear";
 import { resume, CHUNK, type ResumeCase } from "./resume";

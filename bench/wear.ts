@@ -8,8 +8,8 @@
  * image valid (esp_ota_mark_app_valid_cancel_rollback); the bootloader erases+writes one to turn
  * NEW into PENDING_VERIFY. 2 by the app + 1 by the bootloader.
  */
-import { Lab, FACTORY } from "../host-sim/lab";
-import { createNodeEngine } from "../host-sim/engine-node";
+import { Lab, FACTORY } from "../host-sim/lab/lab";
+import { createNodeEngine } from "../host-sim/engines/engine-node";
 import { DEFAULTS } from "../modules/config";
 import { FlashRecorder, probeEngine, type PartitionWear } from "./probe";
 

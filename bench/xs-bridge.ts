@@ -7,10 +7,10 @@
  */
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { createXsEngine } from "../host-sim/xs/engine";
-import { SimChip } from "../host-sim/chip";
-import { SimSystem } from "../host-sim/ports/system";
-import { nodeCrypto } from "../host-sim/crypto";
+import { createXsEngine } from "../host-sim/engines/xs/engine";
+import { SimChip } from "../host-sim/chip/chip";
+import { SimSystem } from "../host-sim/engines/ports/system";
+import { nodeCrypto } from "../backend/crypto";
 import type { Ports } from "../modules/ports";
 
 const FIRMWARE = join(dirname(fileURLToPath(import.meta.url)), "xs-bridge-fw.ts");

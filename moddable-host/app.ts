@@ -1,5 +1,5 @@
 /*
- * --app: the program runs an app built with the component (host-sim/moddable/build.ts
+ * --app: the program runs an app built with the component (host-sim/engines/moddable/build.ts
  * buildAppProgram maps the app's own main to "main") instead of the simulator's firmware. The app
  * imports "xsota" and starts it as it does on the devkit; "xsota/platform" (platform/ports.ts) gives it
  * the Linux ports, and this harness ends the process once the agent has nothing left to do

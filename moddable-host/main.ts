@@ -1,20 +1,20 @@
 /*
  * One boot of the agent on Moddable's own runtime for Linux (x-cli-lin): the third binding of
  * modules/ports.ts, beside src/ (ESP32) and host-sim/ (simulated). It runs the simulator's
- * firmware main (host-sim/firmware.ts: modules/app.ts plus the test image's behaviour) through
+ * firmware main (host-sim/engines/firmware.ts: modules/app.ts plus the test image's behaviour) through
  * the devkit's own bindings: src/http.ts (http over securesocket, the pinned CA), src/crypto.ts
  * (crypt), src/store.ts (preference), src/clock.ts (time, timer), src/mqtt.ts (mqtt). Only flash
  * and system facts are Linux's: moddable-host/flash.ts, moddable-host/system.ts.
  *
  * Usage: xsota-moddable --boot BOOT.json --flash FLASH.bin --slot N --nvs DIR [--timing] [--memory]
  *        xsota-moddable --app --boot BOOT.json --flash FLASH.bin --slot N --nvs DIR   (an app built with
- *          the component by host-sim/moddable/build.ts buildAppProgram: its main instead of the firmware)
+ *          the component by host-sim/engines/moddable/build.ts buildAppProgram: its main instead of the firmware)
  *        xsota-moddable --boot BOOT.json --nvs DIR --raw URL [--memory]   (the bench's raw download)
  *        xsota-moddable --idle [--memory]   (host.c runs moddable-host/idle instead: the app without the agent)
  * --timing: "@time request URL MS" per request and "@time restart MS" (ticks); --memory: a GC and
  * a sample every 20 ms (moddable-host/memory.ts), "@memory {json}" before the process ends;
  * --census with --memory: what the live memory is made of at each state's peak (memory.ts).
- * BOOT.json (written by host-sim/moddable/driver.ts): { config, behavior, ca, mqttCa?, deviceId,
+ * BOOT.json (written by host-sim/engines/moddable/driver.ts): { config, behavior, ca, mqttCa?, deviceId,
  * hardware, chipId, resetReason }, ca and mqttCa as base64 DER.
  * stdout: the firmware's log lines ("@event ", "@progress "...), then "@idle" when nothing is
  * left to do. Exit status: 0 idle, 64 restart (the driver boots again), 70 panic.
@@ -24,13 +24,13 @@ import Timer from "timer";
 import type { Ports } from "../modules/ports";
 import { fromBase64 } from "../modules/bytes";
 import { codeOf } from "../modules/errors";
-import { firmwareWith, type FirmwareHandle } from "../host-sim/firmware-core";
+import { firmwareWith, type FirmwareHandle } from "../host-sim/engines/firmware-core";
 // the features as the component's API takes them: by include (manifest.json maps the real ones;
-// host-sim/moddable/build.ts coreManifest maps the core's stubs, which load none of their modules)
+// host-sim/engines/moddable/build.ts coreManifest maps the core's stubs, which load none of their modules)
 import fleet from "xsota/feature/fleet";
 import delta from "xsota/feature/delta";
 import control from "xsota/feature/control";
-import type { FirmwareBoot } from "../host-sim/engine";
+import type { FirmwareBoot } from "../host-sim/engines/engine";
 import { EspHttp } from "../src/http";
 import { ModdableCrypto } from "../src/crypto";
 import { PreferenceStore } from "../src/store";

@@ -1,6 +1,6 @@
 /*
  * The root module this program's manifest preloads of the agent: xsl runs it at link time, so
- * every module it imports (the whole agent through host-sim/firmware-core and the features' specifiers, the src/ bindings main.ts
+ * every module it imports (the whole agent through host-sim/engines/firmware-core and the features' specifiers, the src/ bindings main.ts
  * uses and the harness) is loaded then and its functions, classes and tables live in flash (ROM),
  * as src/main's imports do on the devkit (manifest.json preloads "src/main").
  * The manifests also list, by name, the modules whose functions make no closure that lives at run
@@ -12,7 +12,7 @@
  * import keeps its script in flash and its closures refer to it in place. mcconfig's preload
  * wildcards match only JavaScript files, hence the names.
  */
-import "../host-sim/firmware-core";
+import "../host-sim/engines/firmware-core";
 import "xsota/feature/fleet";
 import "xsota/feature/delta";
 import "xsota/feature/control";

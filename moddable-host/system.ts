@@ -7,7 +7,7 @@
 import type { ResetReason, SystemPort } from "../modules/ports";
 import { exit, freeHeap, write } from "./native";
 
-/** Exit statuses the driver (host-sim/moddable/driver.ts) reads: 0 idle, 64 restart, 70 panic. */
+/** Exit statuses the driver (host-sim/engines/moddable/driver.ts) reads: 0 idle, 64 restart, 70 panic. */
 export const IDLE_STATUS = 0, RESTART_STATUS = 64, PANIC_STATUS = 70;
 
 export interface HostSystemOptions {

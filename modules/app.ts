@@ -1,6 +1,6 @@
 /*
  * The device application's core, shared by the ESP32 (src/component/xsota.ts, the "xsota" API) and the simulator
- * (host-sim/firmware.ts): boot (confirm or roll back, report), then the update loop: a check
+ * (host-sim/engines/firmware.ts): boot (confirm or roll back, report), then the update loop: a check
  * right after boot and then every checkIntervalMs, plus checks on command. The optional features
  * (the fleet reporter...) come in AppExtra.features, never by import (modules/features.ts).
  */

@@ -1,7 +1,7 @@
 /*
  * Named error codes, in the spirit of esp_err_to_name: one table, grouped per subsystem,
  * each with a stable number (base per subsystem, like ESP_ERR_OTA_BASE + n) and a message. The
- * CLI's hint per code lives on the host (host-sim/error-hints.ts), out of the device's link.
+ * CLI's hint per code lives on the host (cli/error-hints.ts), out of the device's link.
  * Bad arguments stay TypeError/RangeError, as in Moddable; OtaError is for conditions.
  *
  * Add new codes at the end of their group; never renumber (numbers are stored in NVS and

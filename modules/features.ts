@@ -5,7 +5,7 @@
  * the feature's specifier ("xsota/feature/fleet"...), which the core's manifest maps to a stub
  * exporting null and the feature's manifest (features/<name>/manifest.json) to the real object
  * (its "~" drops the stub, so the order of the includes does not matter); the simulator and the
- * tests pass the real ones here explicitly (host-sim/firmware.ts). Types only: nothing is linked.
+ * tests pass the real ones here explicitly (host-sim/engines/firmware.ts). Types only: nothing is linked.
  */
 import type { CryptoPort, FlashPartition, FlashPort, MqttPort, Ports } from "./ports";
 import type { SlotWriter } from "./download";

@@ -68,7 +68,7 @@ export class EspHttp implements HttpPort {
 
   /**
    * A non-https URL is refused before any socket exists: onError HTTP_INSECURE_URL (a malformed
-   * one HTTP_CONNECT), delivered asynchronously like every other outcome, as host-sim/ports/http.ts does.
+   * one HTTP_CONNECT), delivered asynchronously like every other outcome, as host-sim/engines/ports/http.ts does.
    */
   request(options: HttpRequestOptions, handler: HttpHandler): HttpRequest {
     let target: HttpsTarget;

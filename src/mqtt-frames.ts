@@ -6,7 +6,7 @@
  * With `maxLength` it is also the guard against a hostile broker: the remaining length of every
  * packet is known here before mqtt.js allocates a buffer of that size (a PUBLISH claiming 256 MB
  * would abort XS, which restarts the chip), so a packet over the bound throws first and the
- * binding ends the connection instead (host-sim/mqtt/client.ts applies the same bound on Node, to
+ * binding ends the connection instead (backend/mqtt/client.ts applies the same bound on Node, to
  * the length mqtt-packet's parser reads).
  */
 

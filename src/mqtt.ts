@@ -4,7 +4,7 @@
  * session, subscriptions at QoS 0, no retransmission. Its publish() writes QoS 1 with packet id
  * `client.packet` but never reports the PUBACK, so a subclass watches the received bytes
  * (src/mqtt-frames.ts) and calls onPublished: the outbox can then drop what the broker has.
- * Semantics as host-sim/mqtt/client.ts: close() sends DISCONNECT and calls no onClose;
+ * Semantics as backend/mqtt/client.ts: close() sends DISCONNECT and calls no onClose;
  * onClose reasons start with an OtaError code, and arrive asynchronously, also when the client
  * cannot even be constructed (mqtt.js throws "parameter host is required"; securesocket throws
  * for TLS setup, e.g. "date validation failed" before SNTP): thrown from connect() on the first

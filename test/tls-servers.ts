@@ -2,7 +2,7 @@
  * HTTPS servers we did not write, for the TLS chain tests on Node (test/agent/tls-servers.test.ts)
  * and Moddable's runtime (test/moddable/tls-servers.test.ts): OpenSSL's `openssl s_server -HTTP`
  * and Python's http.server wrapped by its `ssl` module, each serving a file from a fresh dir with
- * the leaf alone or leaf + CA. Certificates are made here at test time (host-sim/release/pki.ts).
+ * the leaf alone or leaf + CA. Certificates are made here at test time (backend/release/pki.ts).
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -10,8 +10,8 @@ import { connect } from "node:net";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { makeCa, makeServerCert, pemCertificates } from "../host-sim/release/pki";
-import { freePort } from "../host-sim/mqtt/broker";
+import { makeCa, makeServerCert, pemCertificates } from "../backend/release/pki";
+import { freePort } from "../backend/mqtt/broker";
 
 export const hasOpenssl = spawnSync("openssl", ["version"]).status === 0;
 export const hasPython = spawnSync("python3", ["-c", "import ssl, http.server"]).status === 0;

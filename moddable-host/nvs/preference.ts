@@ -7,7 +7,7 @@
  * call reads the file and drops what it parsed, as the chip reads NVS.
  *
  * Same file (<mc/config file.root>modpreferences.json: { domain: { key: value } }, an ArrayBuffer
- * as { buffer: "1,2,3" }) and the same behaviour otherwise, for host-sim/moddable/driver.ts to read:
+ * as { buffer: "1,2,3" }) and the same behaviour otherwise, for host-sim/engines/moddable/driver.ts to read:
  * like the SDK's module, an unreadable file reads as empty and save() rewrites it whole.
  */
 import { File } from "file";

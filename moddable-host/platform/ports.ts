@@ -1,6 +1,6 @@
 /*
  * "xsota/platform" on Moddable's runtime for Linux, for an app built with the component
- * (host-sim/moddable/build.ts buildAppProgram, run with --app): the ports the API
+ * (host-sim/engines/moddable/build.ts buildAppProgram, run with --app): the ports the API
  * (src/component/xsota.ts) starts the agent on. The devkit's bindings (src/http.ts, src/crypto.ts,
  * src/store.ts, src/clock.ts, src/mqtt.ts) with the flash file and the boot description of
  * moddable-host/main.ts; the harness (app.ts) reads their counters to know when nothing is left.
@@ -95,7 +95,7 @@ export function createDevicePorts(options: DevicePortsOptions): Ports {
 }
 
 /**
- * The simulated bootloader the driver boots this program with (host-sim/bootloader.ts) runs without
+ * The simulated bootloader the driver boots this program with (host-sim/chip/bootloader.ts) runs without
  * CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK: the agent keeps the manifest's floor (config antiRollback "manifest").
  */
 export function buildAntiRollback(): boolean {

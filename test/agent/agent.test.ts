@@ -4,21 +4,21 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHash } from "node:crypto";
-import { Lab, writeImage } from "../../host-sim/lab";
+import { Lab, writeImage } from "../../host-sim/lab/lab";
 import { Agent } from "../../modules/agent";
 import { Outbox } from "../../modules/outbox";
 import { JournalStore, type Journal } from "../../modules/journal";
 import { UpdateSlot } from "../../modules/install";
 import { BootControl } from "../../modules/bootctl";
 import { OtaState, encodeEntry, OTA_SECTOR } from "../../modules/otadata";
-import { nodeCrypto } from "../../host-sim/crypto";
-import { NodeHttp } from "../../host-sim/ports/http";
-import { SimSystem } from "../../host-sim/ports/system";
-import { driveDevice } from "../../host-sim/device";
-import { scenarios, runScenario, stageScenario } from "../../host-sim/scenarios";
-import { createNodeEngine } from "../../host-sim/engine-node";
+import { nodeCrypto } from "../../backend/crypto";
+import { NodeHttp } from "../../host-sim/engines/ports/http";
+import { SimSystem } from "../../host-sim/engines/ports/system";
+import { driveDevice } from "../../host-sim/chip/device";
+import { scenarios, runScenario, stageScenario } from "../../host-sim/lab/scenarios";
+import { createNodeEngine } from "../../host-sim/engines/engine-node";
 import type { Ports } from "../../modules/ports";
-import type { SimChip } from "../../host-sim/chip";
+import type { SimChip } from "../../host-sim/chip/chip";
 
 let lab: Lab;
 beforeAll(async () => { lab = await Lab.create(); });

@@ -4,7 +4,7 @@
  * committed release's signed manifest secureVersion in NVS) or "efuse" (on: the image's
  * secure_version must be the manifest's, the eFuse rises). On a chip the build decides
  * (antiRollbackOfBuild over src/native's antiRollback()). End to end, in both engines:
- * host-sim/scenarios.ts anti-rollback-* and secure-version-mismatch (test/agent/scenarios,
+ * host-sim/lab/scenarios.ts anti-rollback-* and secure-version-mismatch (test/agent/scenarios,
  * test/xs/scenarios); the verify check: test/agent/verify.test.ts.
  */
 import { describe, expect, it } from "vitest";

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { runDiagnostics, type DiagnosticCheck, type DiagnosticResult } from "../../modules/diagnostics";
-import { VirtualClock } from "../../host-sim/clock";
+import { VirtualClock } from "../../backend/clock";
 
 async function run(checks: DiagnosticCheck[], windowMs = 30_000, timeoutMs = 10_000): Promise<{ r: DiagnosticResult; t: number }> {
   const clock = new VirtualClock();
@@ -49,12 +49,12 @@ describe("built-in checks against real services", () => {
   it("heap, network, update host and broker: pass when up, fail when down", async () => {
     const { builtinChecks } = await import("../../modules/diagnostics");
     const { parseConfig } = await import("../../modules/config");
-    const { startBroker } = await import("../../host-sim/mqtt/broker");
-    const { TcpMqttPort } = await import("../../host-sim/mqtt/client");
-    const { NodeHttp } = await import("../../host-sim/ports/http");
-    const { SimSystem } = await import("../../host-sim/ports/system");
-    const { startUpdateHost } = await import("../../host-sim/update-host");
-    const { makeCa, makeServerCert } = await import("../../host-sim/release/pki");
+    const { startBroker } = await import("../../backend/mqtt/broker");
+    const { TcpMqttPort } = await import("../../backend/mqtt/client");
+    const { NodeHttp } = await import("../../host-sim/engines/ports/http");
+    const { SimSystem } = await import("../../host-sim/engines/ports/system");
+    const { startUpdateHost } = await import("../../backend/update-host");
+    const { makeCa, makeServerCert } = await import("../../backend/release/pki");
     const ca = await makeCa();
     const cert = await makeServerCert(ca, { hosts: ["127.0.0.1"] });
     const host = await startUpdateHost({ cert: cert.certPem, key: cert.keyPem, routes: { "/r.json": new Uint8Array([1]) } });

@@ -1,5 +1,5 @@
 /*
- * The download path against a host that controls every byte (host-sim/wire-host.ts, TLS on a
+ * The download path against a host that controls every byte (host-sim/lab/wire-host.ts, TLS on a
  * raw socket): however a response ends, the outcome is decided from what was written and
  * hashed (modules/download-outcome.ts). Each case ends in a commit-ready slot (state
  * "written", bytes equal to the image) or a named code; never a slot past the image's size.
@@ -7,13 +7,13 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHash } from "node:crypto";
 import { gzipSync } from "node:zlib";
-import { SimFlash } from "../../host-sim/flash";
-import { VirtualClock } from "../../host-sim/clock";
-import { driveDevice } from "../../host-sim/device";
-import { NodeHttp } from "../../host-sim/ports/http";
-import { BEFORE_RESET_MS, startWireHost, head, honest, chunked, type WireHost, type WireScript } from "../../host-sim/wire-host";
-import { makeCa, makeServerCert, type CaBundle } from "../../host-sim/release/pki";
-import { nodeCrypto } from "../../host-sim/crypto";
+import { SimFlash } from "../../host-sim/chip/flash";
+import { VirtualClock } from "../../backend/clock";
+import { driveDevice } from "../../host-sim/chip/device";
+import { NodeHttp } from "../../host-sim/engines/ports/http";
+import { BEFORE_RESET_MS, startWireHost, head, honest, chunked, type WireHost, type WireScript } from "../../host-sim/lab/wire-host";
+import { makeCa, makeServerCert, type CaBundle } from "../../backend/release/pki";
+import { nodeCrypto } from "../../backend/crypto";
 import { Downloader } from "../../modules/download";
 import { attemptComplete, readRoom } from "../../modules/download-outcome";
 import { UpdateSlot } from "../../modules/install";

@@ -4,13 +4,13 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHash } from "node:crypto";
-import { SimFlash } from "../../host-sim/flash";
-import { VirtualClock } from "../../host-sim/clock";
-import { driveDevice } from "../../host-sim/device";
-import { NodeHttp } from "../../host-sim/ports/http";
-import { startUpdateHost, type UpdateHost, type Fault } from "../../host-sim/update-host";
-import { makeCa, makeServerCert, type CaBundle } from "../../host-sim/release/pki";
-import { nodeCrypto } from "../../host-sim/crypto";
+import { SimFlash } from "../../host-sim/chip/flash";
+import { VirtualClock } from "../../backend/clock";
+import { driveDevice } from "../../host-sim/chip/device";
+import { NodeHttp } from "../../host-sim/engines/ports/http";
+import { startUpdateHost, type UpdateHost, type Fault } from "../../backend/update-host";
+import { makeCa, makeServerCert, type CaBundle } from "../../backend/release/pki";
+import { nodeCrypto } from "../../backend/crypto";
 import { Downloader, type DownloadJob } from "../../modules/download";
 import { UpdateSlot } from "../../modules/install";
 import { seededRandom } from "../../modules/backoff";

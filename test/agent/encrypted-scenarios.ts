@@ -1,5 +1,5 @@
 /*
- * Pre-encrypted releases (issue 31) as scenarios (host-sim/scenarios.ts), run by
+ * Pre-encrypted releases (issue 31) as scenarios (host-sim/lab/scenarios.ts), run by
  * test/agent/encrypted.test.ts on the Node engine and test/xs/encrypted.test.ts in both engines.
  * Files made by Espressif's esp_enc_img_gen.py (RSA-3072 and ECIES-P256, of an image espsecure.py
  * signed: test/release/vectors/encrypted/README.md) install with every check in force: the GCM
@@ -8,9 +8,9 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Scenario } from "../../host-sim/scenarios";
-import { generateDeviceKey } from "../../host-sim/release/encrypted-img";
-import { keyConfigOf, loadPublicKey } from "../../host-sim/release/keys";
+import type { Scenario } from "../../host-sim/lab/scenarios";
+import { generateDeviceKey } from "../../backend/release/encrypted-img";
+import { keyConfigOf, loadPublicKey } from "../../backend/release/keys";
 import { ENC_HEADER_SIZE } from "../../modules/enc-image";
 
 const V = join(import.meta.dirname, "../release/vectors");

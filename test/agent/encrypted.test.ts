@@ -4,8 +4,8 @@
  * in XS by test/xs/encrypted.test.ts).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runScenario, checkOutcome, Lab, type Outcome } from "../../host-sim/scenarios";
-import { createNodeEngine } from "../../host-sim/engine-node";
+import { runScenario, checkOutcome, Lab, type Outcome } from "../../host-sim/lab/scenarios";
+import { createNodeEngine } from "../../host-sim/engines/engine-node";
 import { encScenarios } from "./encrypted-scenarios";
 
 let lab: Lab;

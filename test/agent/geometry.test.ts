@@ -4,9 +4,9 @@
  * power cut at every flash operation still ends committed or on the old image.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { scenarios, runScenario, checkOutcome, Lab, type Scenario } from "../../host-sim/scenarios";
-import { createNodeEngine } from "../../host-sim/engine-node";
-import type { SimChip } from "../../host-sim/chip";
+import { scenarios, runScenario, checkOutcome, Lab, type Scenario } from "../../host-sim/lab/scenarios";
+import { createNodeEngine } from "../../host-sim/engines/engine-node";
+import type { SimChip } from "../../host-sim/chip/chip";
 
 let lab: Lab;
 const engine = createNodeEngine();

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createServer, type Server } from "node:net";
-import { NodeHttp } from "../../host-sim/ports/http";
-import { VirtualClock } from "../../host-sim/clock";
-import { startUpdateHost, type UpdateHost } from "../../host-sim/update-host";
-import { makeCa, makeIntermediateCa, makeServerCert, type CaBundle } from "../../host-sim/release/pki";
+import { NodeHttp } from "../../host-sim/engines/ports/http";
+import { VirtualClock } from "../../backend/clock";
+import { startUpdateHost, type UpdateHost } from "../../backend/update-host";
+import { makeCa, makeIntermediateCa, makeServerCert, type CaBundle } from "../../backend/release/pki";
 import type { HttpRequestOptions } from "../../modules/ports";
 
 interface Result { status: number; headers: Record<string, string>; body: Uint8Array; error?: string; completed: boolean }

@@ -5,8 +5,8 @@
  * power cut at every flash operation of the migration, and through a rollback to the old firmware.
  */
 import { describe, expect, it } from "vitest";
-import { SimChip } from "../../host-sim/chip";
-import { PowerCut } from "../../host-sim/flash";
+import { SimChip } from "../../host-sim/chip/chip";
+import { PowerCut } from "../../host-sim/chip/flash";
 import { JournalStore, type Journal } from "../../modules/journal";
 import { Outbox } from "../../modules/outbox";
 import { holdForInstall } from "../../modules/control";

@@ -6,8 +6,8 @@
  * the failed image kept running as VALID (CONFIRM_NO_ROLLBACK) and both sectors held the same seq.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Lab, writeImage } from "../../host-sim/lab";
-import { createNodeEngine } from "../../host-sim/engine-node";
+import { Lab, writeImage } from "../../host-sim/lab/lab";
+import { createNodeEngine } from "../../host-sim/engines/engine-node";
 import { BootControl } from "../../modules/bootctl";
 import { OtaState, encodeEntry, OTA_SECTOR } from "../../modules/otadata";
 

@@ -3,7 +3,7 @@ import { decide, chooseDelta, type PolicyFacts } from "../../modules/policy";
 import { bootAction } from "../../modules/confirm";
 import { backoffDelay, parseRetryAfter, seedOf, seededRandom } from "../../modules/backoff";
 import { parseConfig } from "../../modules/config";
-import { nodeCrypto } from "../../host-sim/crypto";
+import { nodeCrypto } from "../../backend/crypto";
 import type { Manifest } from "../../modules/manifest";
 
 const config = parseConfig({ product: "p", manifestUrl: "https://h/r.json", trustedKeys: [{ type: "ecdsa-p256", spki: "AAAA" }], revokedVersions: ["1.3.0"], retry: { baseMs: 1000, maxMs: 60000, maxAttempts: 3 } });

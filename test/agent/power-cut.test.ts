@@ -7,8 +7,8 @@
  * stays on the old image (1.0.0 running from an untouched app0).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { scenarios, runScenario, Lab, type Scenario } from "../../host-sim/scenarios";
-import { createNodeEngine } from "../../host-sim/engine-node";
+import { scenarios, runScenario, Lab, type Scenario } from "../../host-sim/lab/scenarios";
+import { createNodeEngine } from "../../host-sim/engines/engine-node";
 
 let lab: Lab;
 const engine = createNodeEngine();

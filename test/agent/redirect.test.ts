@@ -3,11 +3,11 @@
  * open a socket, which CA each hop trusts, and the configuration that names extra CAs.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { VirtualClock } from "../../host-sim/clock";
-import { driveDevice } from "../../host-sim/device";
-import { NodeHttp } from "../../host-sim/ports/http";
-import { startWireHost, redirect, honest, type WireHost, type WireScript } from "../../host-sim/wire-host";
-import { makeCa, makeServerCert, type CaBundle } from "../../host-sim/release/pki";
+import { VirtualClock } from "../../backend/clock";
+import { driveDevice } from "../../host-sim/chip/device";
+import { NodeHttp } from "../../host-sim/engines/ports/http";
+import { startWireHost, redirect, honest, type WireHost, type WireScript } from "../../host-sim/lab/wire-host";
+import { makeCa, makeServerCert, type CaBundle } from "../../backend/release/pki";
 import { RedirectingHttp, type RedirectConfig } from "../../modules/redirect";
 import { fetchSmall, resolveUrl } from "../../modules/fetch";
 import { parseConfig } from "../../modules/config";

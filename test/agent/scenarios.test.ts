@@ -1,10 +1,10 @@
 /*
- * Every end-to-end scenario of host-sim/scenarios.ts on the Node engine: real HTTPS on
+ * Every end-to-end scenario of host-sim/lab/scenarios.ts on the Node engine: real HTTPS on
  * loopback (one update host for the file), SIM's chip and bootloader, virtual time.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { scenarios, runScenario, checkOutcome, Lab, type Outcome } from "../../host-sim/scenarios";
-import { createNodeEngine } from "../../host-sim/engine-node";
+import { scenarios, runScenario, checkOutcome, Lab, type Outcome } from "../../host-sim/lab/scenarios";
+import { createNodeEngine } from "../../host-sim/engines/engine-node";
 
 let lab: Lab;
 const engine = createNodeEngine();

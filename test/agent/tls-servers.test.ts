@@ -1,5 +1,5 @@
 /*
- * The agent's Node HTTP port (host-sim/ports/http.ts, pinned CA only) against servers we did not
+ * The agent's Node HTTP port (host-sim/engines/ports/http.ts, pinned CA only) against servers we did not
  * write: OpenSSL's s_server and Python's ssl, each sending the leaf alone and leaf + CA. Accepted
  * when the leaf is the pinned CA's and names the host; refused (HTTP_TLS) for a leaf another CA
  * signed and for a leaf of the pinned CA that names another host. Moddable's runtime, the same
@@ -7,9 +7,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHash } from "node:crypto";
-import { NodeHttp } from "../../host-sim/ports/http";
-import { nodeCrypto } from "../../host-sim/crypto";
-import { VirtualClock } from "../../host-sim/clock";
+import { NodeHttp } from "../../host-sim/engines/ports/http";
+import { nodeCrypto } from "../../backend/crypto";
+import { VirtualClock } from "../../backend/clock";
 import { rawDownload, type RawResult } from "../../moddable-host/bench";
 import { hasOpenssl, hasPython, makePki, startTlsServer, type Chain, type Pki, sentCertificates } from "../tls-servers";
 

@@ -7,11 +7,11 @@
 import { describe, expect, it } from "vitest";
 import { verifySlot, secureVersionOk, type Expectation } from "../../modules/verify";
 import { toHex } from "../../modules/bytes";
-import { nodeCrypto, sha256 } from "../../host-sim/crypto";
-import { buildImage } from "../../host-sim/image-builder";
+import { nodeCrypto, sha256 } from "../../backend/crypto";
+import { buildImage } from "../../host-sim/chip/image-builder";
 import { codeOf } from "../codes";
-import { signV1, signV2 } from "../../host-sim/release/espsecure";
-import { generateKey, trustedKeyOf } from "../../host-sim/release/keys";
+import { signV1, signV2 } from "../../backend/release/espsecure";
+import { generateKey, trustedKeyOf } from "../../backend/release/keys";
 import { validateImage } from "../../modules/image";
 import type { CryptoPort } from "../../modules/ports";
 

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { runBench, benchRows, type BenchReport } from "../../bench/run";
 import { FlashRecorder } from "../../bench/probe";
 import { IDF_OTADATA } from "../../bench/wear";
-import { SimChip } from "../../host-sim/chip";
+import { SimChip } from "../../host-sim/chip/chip";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 let report: BenchReport;

@@ -16,7 +16,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 // @ts-expect-error s3rver ships no types
 import S3rver from "s3rver";
-import type { Command } from "../../host-sim/cli/common";
+import type { Command } from "../../cli/common";
 
 const ROOT = join(import.meta.dirname, "../..");
 /** Help order: each command's examples may use the files of the commands before it. */
@@ -97,7 +97,7 @@ beforeAll(async () => {
   }
   s3 = server;
   for (const name of ORDER) {
-    const { command } = (await import(`../../host-sim/cli/${name}.ts`)) as { command: Command };
+    const { command } = (await import(`../../cli/${name}.ts`)) as { command: Command };
     for (const line of examplesOf(command.help)) examples.push({ command: name, line });
   }
 });

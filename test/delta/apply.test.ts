@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { PatchApplier } from "../../modules/delta/patch";
 import { HeatshrinkDecoder } from "../../modules/delta/heatshrink";
-import { createPatch, packSize } from "../../host-sim/delta/create";
-import { heatshrinkEncode } from "../../host-sim/delta/heatshrink-encoder";
-import { buildImage } from "../../host-sim/image-builder";
+import { createPatch, packSize } from "../../backend/delta/create";
+import { heatshrinkEncode } from "../../backend/delta/heatshrink-encoder";
+import { buildImage } from "../../host-sim/chip/image-builder";
 import { concatBytes, toHex } from "../../modules/bytes";
 import { codeOf } from "../codes";
 import { applyPatch, edited, firmwareLike, memoryBase, rng } from "./helpers";

@@ -8,11 +8,11 @@ import { readFileSync, writeFileSync, mkdtempSync, rmSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createPatch } from "../../host-sim/delta/create";
+import { createPatch } from "../../backend/delta/create";
 import { toHex } from "../../modules/bytes";
 import { applyPatch } from "./helpers";
 import { deltaPairs } from "../../bench/delta";
-import { buildImage } from "../../host-sim/image-builder";
+import { buildImage } from "../../host-sim/chip/image-builder";
 
 const dir = join(__dirname, "vectors");
 const read = (name: string) => new Uint8Array(readFileSync(join(dir, name)));

@@ -7,8 +7,8 @@ import { describe, expect, it } from "vitest";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { build } from "esbuild";
-import { checkSource } from "../../host-sim/xs/xs-safety";
-import { XsWorker } from "../../host-sim/xs/worker";
+import { checkSource } from "../../host-sim/engines/xs/xs-safety";
+import { XsWorker } from "../../host-sim/engines/xs/worker";
 import { toBase64 } from "../../modules/bytes";
 
 const ROOT = join(import.meta.dirname, "../..");

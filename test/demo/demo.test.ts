@@ -9,9 +9,9 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { verifySignedImage } from "../../host-sim/release/espsecure";
-import { loadPublicKey, trustedKeyOf } from "../../host-sim/release/keys";
-import type { DemoResult } from "../../host-sim/demo/story";
+import { verifySignedImage } from "../../backend/release/espsecure";
+import { loadPublicKey, trustedKeyOf } from "../../backend/release/keys";
+import type { DemoResult } from "../../cli/demo/story";
 
 const ROOT = join(import.meta.dirname, "../..");
 const BIN = join(ROOT, "bin/xsota.js");

@@ -164,7 +164,7 @@ describe("drainFragment (src/http-drain.ts)", () => {
 
 describe("basicConstraintsCa (src/signature-checks.ts)", () => {
   it("is true only for cA TRUE, as OpenSSL encodes the extensions of a CA and of a leaf", async () => {
-    const { makeCa, makeServerCert } = await import("../../host-sim/release/pki"); // first: it installs the Reflect shim @peculiar/x509 needs
+    const { makeCa, makeServerCert } = await import("../../backend/release/pki"); // first: it installs the Reflect shim @peculiar/x509 needs
     const { X509Certificate } = await import("@peculiar/x509");
     const ca = await makeCa();
     const leaf = await makeServerCert(ca);

@@ -15,11 +15,11 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { Lab, writeImage } from "../../host-sim/lab";
-import { createNodeEngine } from "../../host-sim/engine-node";
-import { scenarios, runScenario } from "../../host-sim/scenarios";
-import { nodeCrypto } from "../../host-sim/crypto";
-import type { SimChip } from "../../host-sim/chip";
+import { Lab, writeImage } from "../../host-sim/lab/lab";
+import { createNodeEngine } from "../../host-sim/engines/engine-node";
+import { scenarios, runScenario } from "../../host-sim/lab/scenarios";
+import { nodeCrypto } from "../../backend/crypto";
+import type { SimChip } from "../../host-sim/chip/chip";
 import { BootControl, FACTORY_SLOT, FlashBootControl } from "../../modules/bootctl";
 import { OtaState, encodeEntry, OTA_SECTOR } from "../../modules/otadata";
 import { validateImage } from "../../modules/image";

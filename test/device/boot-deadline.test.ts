@@ -3,12 +3,12 @@
  * simulated chip: real otadata, real bootloader model, real NVS journal, virtual time.
  */
 import { describe, expect, it } from "vitest";
-import { SimChip } from "../../host-sim/chip";
-import { boot as bootloaderBoot } from "../../host-sim/bootloader";
-import { buildImage } from "../../host-sim/image-builder";
-import { writeImage } from "../../host-sim/lab";
-import { VirtualClock } from "../../host-sim/clock";
-import { SimSystem } from "../../host-sim/ports/system";
+import { SimChip } from "../../host-sim/chip/chip";
+import { boot as bootloaderBoot } from "../../host-sim/chip/bootloader";
+import { buildImage } from "../../host-sim/chip/image-builder";
+import { writeImage } from "../../host-sim/lab/lab";
+import { VirtualClock } from "../../backend/clock";
+import { SimSystem } from "../../host-sim/engines/ports/system";
 import { BootControl } from "../../modules/bootctl";
 import { OtaState } from "../../modules/otadata";
 import { JournalStore, type Journal } from "../../modules/journal";

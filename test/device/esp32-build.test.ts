@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import { REPO, buildEsp32, findModdable, isAgentModule, type Esp32Build, type ModdableTree } from "../../bench/moddable-esp32";
 import { agentBytecode, featureApp, featureManifests, featureModules } from "../../bench/moddable-size";
 import { writeOutsideApp } from "./outside-app";
-import { buildComponent } from "../../host-sim/release/component";
+import { buildComponent } from "../../backend/release/component";
 import { skip, program, BUILD_WAIT_MS } from "../moddable/built";
 import { parseSdkconfig } from "./moddable-model";
 

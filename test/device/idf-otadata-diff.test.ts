@@ -5,7 +5,7 @@
  * ../shared/esp-idf and built with the host's gcc around test/device/idf-otadata/harness.c (stubs:
  * otadata over a file, image validity and secure_version from the case, a 32-bit eFuse field), once
  * without and once with CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK. Our side: modules/bootctl.ts and
- * host-sim/bootloader.ts on SIM's chip with real images. Over the same flash states:
+ * host-sim/chip/bootloader.ts on SIM's chip with real images. Over the same flash states:
  *  - every pair of entries (seq x state x CRC right/wrong, labels erased or not) for 2 and 3 OTA slots:
  *    boot (anti-rollback off and on), set boot slot, mark valid, mark invalid, state of each slot,
  *    rollback possible;
@@ -20,11 +20,11 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { REPO } from "../../bench/moddable-esp32";
 import { extractedSource } from "./idf-otadata/extract";
-import { SimChip } from "../../host-sim/chip";
-import { parsePartitionCsv } from "../../host-sim/partition-table";
-import { boot } from "../../host-sim/bootloader";
-import { buildImage } from "../../host-sim/image-builder";
-import { PowerCut } from "../../host-sim/flash";
+import { SimChip } from "../../host-sim/chip/chip";
+import { parsePartitionCsv } from "../../host-sim/chip/partition-table";
+import { boot } from "../../host-sim/chip/bootloader";
+import { buildImage } from "../../host-sim/chip/image-builder";
+import { PowerCut } from "../../host-sim/chip/flash";
 import { BootControl, FACTORY_SLOT } from "../../modules/bootctl";
 import { OtaState, OTA_SECTOR, seqCrc } from "../../modules/otadata";
 import { codeOf } from "../../modules/errors";

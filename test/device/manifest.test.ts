@@ -21,7 +21,7 @@ import { parseConfig } from "../../modules/config";
 import { keyFromConfig, keyId } from "../../modules/keys";
 import { parseSemver } from "../../modules/semver";
 import { fromBase64 } from "../../modules/bytes";
-import { nodeCrypto } from "../../host-sim/crypto";
+import { nodeCrypto } from "../../backend/crypto";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const TYPINGS = join(REPO, "node_modules/@moddable/typings");

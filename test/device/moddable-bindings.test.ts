@@ -6,7 +6,7 @@
 import { beforeAll, describe, expect, it, vi } from "vitest";
 import * as mqttPacket from "mqtt-packet";
 import { installXsGlobals, moddableFile } from "./moddable-runtime";
-import { SimChip } from "../../host-sim/chip";
+import { SimChip } from "../../host-sim/chip/chip";
 import { brokerOptions, parseConfig } from "../../modules/config";
 
 vi.mock("mqtt", async () => {

@@ -1,7 +1,7 @@
 /*
  * Issue 30, item 6: src/native compiled with the host's gcc against ESP-IDF v6.0's headers
  * (../shared/esp-idf) and Moddable's xs headers, -fsyntax-only -Wall -Werror, under the sdkconfig.h
- * ESP-IDF's kconfgen would write for the project's release build (host-sim/sdkconfig-h.ts). What is
+ * ESP-IDF's kconfgen would write for the project's release build (host-sim/chip/sdkconfig-h.ts). What is
  * xtensa or FreeRTOS-port specific is stubbed (the two FreeRTOS headers Moddable's xsHost.h includes,
  * and mc.defines.h, which mcconfig generates); everything the native itself includes is ESP-IDF's own.
  * Also: xs_xsota_base_mac reads the MAC with esp_read_mac(ESP_MAC_WIFI_STA) (6 bytes), never
@@ -13,7 +13,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { REPO } from "../../bench/moddable-esp32";
-import { appSdkconfigH } from "../../host-sim/sdkconfig-h";
+import { appSdkconfigH } from "../../host-sim/chip/sdkconfig-h";
 
 const NATIVE = join(REPO, "src", "native");
 const IDF = [process.env.XSOTA_ESP_IDF, resolve(REPO, "..", "shared", "esp-idf")].find((p) => p && existsSync(join(p, "components", "esp_hw_support", "include", "esp_mac.h")));

@@ -1,6 +1,6 @@
 /*
  * src/native/xsota_sdkconfig_check.h, run through a C preprocessor with the sdkconfig.h ESP-IDF
- * would generate (host-sim/sdkconfig-h.ts) for:
+ * would generate (host-sim/chip/chip/sdkconfig-h.ts) for:
  *  - the project's sdkconfig/ merged over Moddable's xsProj-esp32 base (debug, release, -i builds): passes;
  *  - the same with each option the agent relies on turned off: fails with an #error naming it;
  *  - every plain-ESP32 board subplatform (build/devices/esp32/targets/*, ESP32_SUBCLASS esp32 after
@@ -18,7 +18,7 @@ import { tmpdir } from "node:os";
 import { REPO } from "../../bench/moddable-esp32";
 import {
   appSdkconfigH, boardOf, esp32Boards, mcconfigMerge, readDefaults, resolveKconfig, sdkconfigH, type BuildKind,
-} from "../../host-sim/sdkconfig-h";
+} from "../../host-sim/chip/sdkconfig-h";
 
 const NATIVE = join(REPO, "src", "native");
 const PROJECT = join(REPO, "sdkconfig");
@@ -76,7 +76,7 @@ function edited(name: string, line: string): string {
   return re.test(text) ? text.replace(re, line) : `${text}\n${line}\n`;
 }
 
-describe("sdkconfig.h as ESP-IDF's kconfgen writes it (host-sim/sdkconfig-h.ts)", () => {
+describe("sdkconfig.h as ESP-IDF's kconfgen writes it (host-sim/chip/sdkconfig-h.ts)", () => {
   it("writes bools as 1 or nothing, numbers as written and strings quoted", () => {
     const values = resolveKconfig(readDefaults('CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_C=30\nCONFIG_D=0x8000\nCONFIG_E="1.0.0"\nCONFIG_F=n\n'), { symbols: {}, choices: [] });
     const h = sdkconfigH(values);

@@ -5,8 +5,8 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { findMosquitto, mosquittoPasswordLine, startBroker, type Broker } from "../../host-sim/mqtt/broker";
-import { TcpMqttPort, type TcpMqttClient } from "../../host-sim/mqtt/client";
+import { findMosquitto, mosquittoPasswordLine, startBroker, type Broker } from "../../backend/mqtt/broker";
+import { TcpMqttPort, type TcpMqttClient } from "../../backend/mqtt/client";
 
 export const hasMosquitto = findMosquitto() !== undefined;
 export const SHIPPED_ACL = resolve(__dirname, "../../deploy/mosquitto/acl");

@@ -1,5 +1,5 @@
 /*
- * The controller's HTTP API (host-sim/fleet/web.ts) on loopback, as an attacker would try it:
+ * The controller's HTTP API (backend/fleet/web.ts) on loopback, as an attacker would try it:
  * a POST without the token or with a wrong one, a page on another origin (its Origin header), a
  * DNS-rebinding page (its own name in Host), each refused with 403 API_FORBIDDEN and the release
  * left as it was; the operator's `xsota fleet halt` (token from the audit log) goes through.
@@ -10,12 +10,12 @@ import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startBroker, type Broker } from "../../host-sim/mqtt/broker";
-import { VirtualClock } from "../../host-sim/clock";
-import { AuditLog } from "../../host-sim/fleet/audit-log";
-import { FleetController, parsePlan } from "../../host-sim/fleet/controller";
-import { startFleetView, type FleetView } from "../../host-sim/fleet/web";
-import { generateKey } from "../../host-sim/release/keys";
+import { startBroker, type Broker } from "../../backend/mqtt/broker";
+import { VirtualClock } from "../../backend/clock";
+import { AuditLog } from "../../backend/fleet/audit-log";
+import { FleetController, parsePlan } from "../../backend/fleet/controller";
+import { startFleetView, type FleetView } from "../../backend/fleet/web";
+import { generateKey } from "../../backend/release/keys";
 
 const ROOT = join(import.meta.dirname, "../..");
 

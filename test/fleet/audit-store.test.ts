@@ -6,11 +6,11 @@ import { describe, it, expect, afterEach } from "vitest";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { MIGRATIONS, type AuditStore, type ReleaseRow } from "../../host-sim/fleet/audit-store";
-import { openAuditStore } from "../../host-sim/fleet/open-audit";
+import { MIGRATIONS, type AuditStore, type ReleaseRow } from "../../backend/fleet/audit-store";
+import { openAuditStore } from "../../backend/fleet/open-audit";
 import type { AuditEvent } from "../../modules/events";
-import { ControlTracker } from "../../host-sim/fleet/control";
-import { fleetStatus } from "../../host-sim/fleet/web";
+import { ControlTracker } from "../../backend/fleet/control";
+import { fleetStatus } from "../../backend/fleet/web";
 import { noPostgres, usePg } from "./pg";
 
 const pg = usePg();

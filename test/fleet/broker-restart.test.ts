@@ -7,8 +7,8 @@
  * Skipped with the reason when mosquitto or PostgreSQL is not installed.
  */
 import { describe, it, expect } from "vitest";
-import { FleetSim } from "../../host-sim/fleet/sim";
-import { findMosquitto, type Broker } from "../../host-sim/mqtt/broker";
+import { FleetSim } from "../../host-sim/lab/fleet-sim";
+import { findMosquitto, type Broker } from "../../backend/mqtt/broker";
 import { subscribe, realWait } from "./helpers";
 import { noPostgres, usePg, waitFor } from "./pg";
 

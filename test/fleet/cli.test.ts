@@ -3,12 +3,12 @@ import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startBroker, type Broker } from "../../host-sim/mqtt/broker";
-import { VirtualClock } from "../../host-sim/clock";
-import { AuditLog } from "../../host-sim/fleet/audit-log";
-import { FleetController, parsePlan } from "../../host-sim/fleet/controller";
-import { startFleetView, type FleetView } from "../../host-sim/fleet/web";
-import { generateKey } from "../../host-sim/release/keys";
+import { startBroker, type Broker } from "../../backend/mqtt/broker";
+import { VirtualClock } from "../../backend/clock";
+import { AuditLog } from "../../backend/fleet/audit-log";
+import { FleetController, parsePlan } from "../../backend/fleet/controller";
+import { startFleetView, type FleetView } from "../../backend/fleet/web";
+import { generateKey } from "../../backend/release/keys";
 
 const BIN = join(__dirname, "../../bin/xsota.js");
 function xsota(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {

@@ -12,16 +12,16 @@ import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { execFileSync } from "node:child_process";
 import { chromium } from "playwright-core";
-import { Lab, FACTORY } from "../../host-sim/lab";
-import { startBroker, type Broker } from "../../host-sim/mqtt/broker";
-import { TcpMqttPort } from "../../host-sim/mqtt/client";
-import { AuditLog } from "../../host-sim/fleet/audit-log";
-import { FleetController } from "../../host-sim/fleet/controller";
-import { startFleetView } from "../../host-sim/fleet/web";
-import { createNodeEngine } from "../../host-sim/engine-node";
-import { createXsEngine } from "../../host-sim/xs";
-import type { Engine } from "../../host-sim/engine";
-import type { SimChip } from "../../host-sim/chip";
+import { Lab, FACTORY } from "../../host-sim/lab/lab";
+import { startBroker, type Broker } from "../../backend/mqtt/broker";
+import { TcpMqttPort } from "../../backend/mqtt/client";
+import { AuditLog } from "../../backend/fleet/audit-log";
+import { FleetController } from "../../backend/fleet/controller";
+import { startFleetView } from "../../backend/fleet/web";
+import { createNodeEngine } from "../../host-sim/engines/engine-node";
+import { createXsEngine } from "../../host-sim/engines/xs";
+import type { Engine } from "../../host-sim/engines/engine";
+import type { SimChip } from "../../host-sim/chip/chip";
 import type { AuditEvent } from "../../modules/events";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -183,8 +183,8 @@ describe.each(engines)("per-update control (%s engine)", (name, engine) => {
     const d = device(engine, { maintenanceWindow: { startMinute: 20 * 60, endMinute: 21 * 60 } });
     try {
       await d.dev.run((x) => x.last()?.code === "POLICY_WINDOW" && (log.device(d.id)?.online ?? false), drive);
-      const { controlMessage } = await import("../../host-sim/fleet/control");
-      const { generateKey } = await import("../../host-sim/release/keys");
+      const { controlMessage } = await import("../../backend/fleet/control");
+      const { generateKey } = await import("../../backend/release/keys");
       const rogue = { ...generateKey("ecdsa-p256"), id: lab.key.id };
       const { subscribe } = await import("./helpers");
       const pubr = subscribe(broker, `rogue-${d.id}`, []);

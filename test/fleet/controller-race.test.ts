@@ -10,11 +10,11 @@ import { describe, it, expect, afterEach } from "vitest";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startBroker, type Broker } from "../../host-sim/mqtt/broker";
-import { VirtualClock } from "../../host-sim/clock";
-import { AuditLog } from "../../host-sim/fleet/audit-log";
-import { FleetController, parsePlan, type ReleaseFields } from "../../host-sim/fleet/controller";
-import { generateKey } from "../../host-sim/release/keys";
+import { startBroker, type Broker } from "../../backend/mqtt/broker";
+import { VirtualClock } from "../../backend/clock";
+import { AuditLog } from "../../backend/fleet/audit-log";
+import { FleetController, parsePlan, type ReleaseFields } from "../../backend/fleet/controller";
+import { generateKey } from "../../backend/release/keys";
 import { realWait } from "./helpers";
 
 const key = generateKey("ecdsa-p256");

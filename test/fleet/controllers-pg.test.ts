@@ -5,14 +5,14 @@
  * and announce it. Every event is in the log once, although both ingest it.
  */
 import { describe, it, expect, afterEach } from "vitest";
-import { startBroker, type Broker } from "../../host-sim/mqtt/broker";
-import { VirtualClock } from "../../host-sim/clock";
-import { PgAuditLog } from "../../host-sim/fleet/audit-pg";
-import { FleetController, parsePlan, type ReleaseFields } from "../../host-sim/fleet/controller";
-import { generateKey, keyConfigOf } from "../../host-sim/release/keys";
+import { startBroker, type Broker } from "../../backend/mqtt/broker";
+import { VirtualClock } from "../../backend/clock";
+import { PgAuditLog } from "../../backend/fleet/audit-pg";
+import { FleetController, parsePlan, type ReleaseFields } from "../../backend/fleet/controller";
+import { generateKey, keyConfigOf } from "../../backend/release/keys";
 import { verifyManifest } from "../../modules/manifest";
 import { keyFromConfig } from "../../modules/keys";
-import { nodeCrypto } from "../../host-sim/crypto";
+import { nodeCrypto } from "../../backend/crypto";
 import { ScriptedDevice } from "./scripted-device";
 import { subscribe } from "./helpers";
 import { noPostgres, usePg, driveUntilAsync, waitFor } from "./pg";

@@ -1,4 +1,4 @@
-/* A CryptoPort for fleet tests: SIGN's host-sim/crypto.ts when present, else SHA-256 only. */
+/* A CryptoPort for fleet tests: SIGN's backend/crypto.ts when present, else SHA-256 only. */
 import { createHash } from "node:crypto";
 import type { CryptoPort } from "../../modules/ports";
 

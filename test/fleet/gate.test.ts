@@ -1,7 +1,7 @@
-/* The simulator's connection gate (host-sim/fleet/faults.ts): at most `max` open, FIFO, each slot given back once, virtual time held while waiting. */
+/* The simulator's connection gate (host-sim/lab/fleet-faults.ts): at most `max` open, FIFO, each slot given back once, virtual time held while waiting. */
 import { describe, it, expect } from "vitest";
-import { ConnectionGate } from "../../host-sim/fleet/faults";
-import { VirtualClock } from "../../host-sim/clock";
+import { ConnectionGate } from "../../host-sim/lab/fleet-faults";
+import { VirtualClock } from "../../backend/clock";
 
 describe("ConnectionGate", () => {
   it("opens at most max at once, in order, gives a slot back once, and holds virtual time while any waits", () => {

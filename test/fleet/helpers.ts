@@ -1,11 +1,11 @@
 /* Shared pieces for fleet tests: an in-memory NVS-like store, a subscriber, ports for one device. */
 import { expect } from "vitest";
 import type { Ports, StorePort, StoreValue, SystemPort } from "../../modules/ports";
-import { TcpMqttPort, type TcpMqttClient } from "../../host-sim/mqtt/client";
-import type { Broker } from "../../host-sim/mqtt/broker";
-import type { VirtualClock } from "../../host-sim/clock";
-import { nodeCrypto } from "../../host-sim/crypto";
-import { memoCrypto } from "../../host-sim/fleet/faults";
+import { TcpMqttPort, type TcpMqttClient } from "../../backend/mqtt/client";
+import type { Broker } from "../../backend/mqtt/broker";
+import type { VirtualClock } from "../../backend/clock";
+import { nodeCrypto } from "../../backend/crypto";
+import { memoCrypto } from "../../host-sim/lab/fleet-faults";
 
 /** One verdict cache for every simulated device of a test process (they verify the same envelopes). */
 export const fleetCrypto = memoCrypto(nodeCrypto);

@@ -9,14 +9,14 @@
  */
 import { describe, it, expect, afterEach } from "vitest";
 import * as mqttPacket from "mqtt-packet";
-import { TcpMqttPort } from "../../host-sim/mqtt/client";
-import { VirtualClock, driveUntil } from "../../host-sim/clock";
+import { TcpMqttPort } from "../../backend/mqtt/client";
+import { VirtualClock, driveUntil } from "../../backend/clock";
 import { startReporter, MAX_MQTT_PACKET, type ReporterAgent } from "../../modules/reporter";
 import { Outbox } from "../../modules/outbox";
 import { parseConfig, type AppConfig } from "../../modules/config";
-import { startBroker, type Broker } from "../../host-sim/mqtt/broker";
+import { startBroker, type Broker } from "../../backend/mqtt/broker";
 import { MemStore, devicePorts, simSystem, subscribe, realWait } from "./helpers";
-import { generateKey, keyConfigOf } from "../../host-sim/release/keys";
+import { generateKey, keyConfigOf } from "../../backend/release/keys";
 import { hostileServer, claimedPublish } from "./hostile-server";
 import type { StoreValue } from "../../modules/ports";
 

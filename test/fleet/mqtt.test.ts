@@ -1,7 +1,7 @@
 import { describe, it, expect, afterEach } from "vitest";
-import { startBroker, findMosquitto, type Broker, type BrokerKind } from "../../host-sim/mqtt/broker";
-import { TcpMqttPort, type TcpMqttClient, type HostMqttConnectOptions } from "../../host-sim/mqtt/client";
-import { VirtualClock } from "../../host-sim/clock";
+import { startBroker, findMosquitto, type Broker, type BrokerKind } from "../../backend/mqtt/broker";
+import { TcpMqttPort, type TcpMqttClient, type HostMqttConnectOptions } from "../../backend/mqtt/client";
+import { VirtualClock } from "../../backend/clock";
 
 const hasMosquitto = findMosquitto() !== undefined;
 const kinds: BrokerKind[] = ["aedes", "mosquitto"];

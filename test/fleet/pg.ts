@@ -1,7 +1,7 @@
-/* A private PostgreSQL server per test file (host-sim/fleet/pg-server.ts), or the reason there is none. */
+/* A private PostgreSQL server per test file (host-sim/lab/pg-server.ts), or the reason there is none. */
 import { beforeAll, afterAll } from "vitest";
-import { findPostgres, startPgServer, type PgServer } from "../../host-sim/fleet/pg-server";
-import { driveUntil, type DriveOptions, type VirtualClock } from "../../host-sim/clock";
+import { findPostgres, startPgServer, type PgServer } from "../../host-sim/lab/pg-server";
+import { driveUntil, type DriveOptions, type VirtualClock } from "../../backend/clock";
 
 const found = findPostgres();
 /** Why the PostgreSQL tests are skipped, or undefined when they run. */

@@ -12,8 +12,8 @@ import { checkEligibility } from "../../modules/eligibility";
 import { compareSemver } from "../../modules/semver";
 import { codeOf } from "../../modules/errors";
 import type { AuditEvent } from "../../modules/events";
-import { TcpMqttPort } from "../../host-sim/mqtt/client";
-import type { VirtualClock } from "../../host-sim/clock";
+import { TcpMqttPort } from "../../backend/mqtt/client";
+import type { VirtualClock } from "../../backend/clock";
 import type { KeyConfigInput } from "../../modules/keys";
 import { MemStore, devicePorts, fleetCrypto as nodeCrypto } from "./helpers";
 

@@ -1,7 +1,7 @@
 /* The fleet simulator with every device's firmware in the real XS engine (one engine, one worker per boot). */
 import { describe, it, expect } from "vitest";
-import { runFleetSim } from "../../host-sim/fleet/sim";
-import { createXsEngine } from "../../host-sim/xs/engine";
+import { runFleetSim } from "../../host-sim/lab/fleet-sim";
+import { createXsEngine } from "../../host-sim/engines/xs/engine";
 
 describe("fleet simulator in the XS engine", () => {
   it("rolls a release out to 8 XS devices; the bad revision rolls back; no event lost", async () => {

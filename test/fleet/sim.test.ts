@@ -6,8 +6,8 @@
  * the bench's: `npm run bench -- --only fleet`.
  */
 import { describe, it, expect } from "vitest";
-import { runFleetSim } from "../../host-sim/fleet/sim";
-import { findMosquitto } from "../../host-sim/mqtt/broker";
+import { runFleetSim } from "../../host-sim/lab/fleet-sim";
+import { findMosquitto } from "../../backend/mqtt/broker";
 
 const N = Number(process.env.FLEET_SIM_DEVICES ?? 1000);
 const hasMosquitto = findMosquitto() !== undefined;

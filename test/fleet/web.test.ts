@@ -3,12 +3,12 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type BrowserContext } from "playwright-core";
-import { startBroker, type Broker } from "../../host-sim/mqtt/broker";
-import { VirtualClock, driveUntil } from "../../host-sim/clock";
-import { AuditLog } from "../../host-sim/fleet/audit-log";
-import { FleetController, parsePlan } from "../../host-sim/fleet/controller";
-import { startFleetView, type FleetView } from "../../host-sim/fleet/web";
-import { generateKey, keyConfigOf } from "../../host-sim/release/keys";
+import { startBroker, type Broker } from "../../backend/mqtt/broker";
+import { VirtualClock, driveUntil } from "../../backend/clock";
+import { AuditLog } from "../../backend/fleet/audit-log";
+import { FleetController, parsePlan } from "../../backend/fleet/controller";
+import { startFleetView, type FleetView } from "../../backend/fleet/web";
+import { generateKey, keyConfigOf } from "../../backend/release/keys";
 import { ScriptedDevice } from "./scripted-device";
 
 // Browser globals inside page callbacks (the project compiles without the DOM lib).

@@ -1,7 +1,7 @@
 /*
  * The app outside the repo's source that test/device/esp32-build.test.ts builds for esp32 and two
  * boards (test/device/outside-app.ts: its own name and main.js, the component included), built
- * for Moddable's runtime for Linux through the project's host program (host-sim/moddable/build.ts
+ * for Moddable's runtime for Linux through the project's host program (host-sim/engines/moddable/build.ts
  * buildAppProgram: moddable-host with the app's main, run with --app) and updated against the
  * update host `xsota serve` runs, one process per boot over a flash file: an application self-test
  * that passes commits the release, one that fails rolls it back. On Linux both images run the same
@@ -12,9 +12,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { skip, program as built, BUILD_WAIT_MS } from "./built";
-import { Lab, FACTORY } from "../../host-sim/lab";
-import { ModdableDevice } from "../../host-sim/moddable/driver";
-import { buildAppProgram, moddableTree } from "../../host-sim/moddable/build";
+import { Lab, FACTORY } from "../../host-sim/lab/lab";
+import { ModdableDevice } from "../../host-sim/engines/moddable/driver";
+import { buildAppProgram, moddableTree } from "../../host-sim/engines/moddable/build";
 import { writeOutsideApp } from "../device/outside-app";
 
 describe.skipIf(skip !== undefined)("an app that includes the component, on Moddable's runtime (x-cli-lin)", { timeout: 240_000 }, () => {

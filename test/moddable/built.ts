@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { inject } from "vitest";
-import type { BuildResult } from "../../host-sim/moddable/build";
+import type { BuildResult } from "../../host-sim/engines/moddable/build";
 
 /** The longest a test file waits for the background build (a fresh clone's is about 2.5 minutes on 2 cores). */
 export const BUILD_WAIT_MS = 15 * 60_000;

@@ -10,8 +10,8 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { REPO } from "../../host-sim/moddable/build";
-import { startBroker } from "../../host-sim/mqtt/broker";
+import { REPO } from "../../host-sim/engines/moddable/build";
+import { startBroker } from "../../backend/mqtt/broker";
 import { subscribe, realWait, expectRetainedVersion } from "../fleet/helpers";
 
 const XSOTA = join(REPO, "bin", "xsota.js");

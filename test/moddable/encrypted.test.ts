@@ -7,11 +7,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { skip, program as built, BUILD_WAIT_MS } from "./built";
-import { Lab } from "../../host-sim/lab";
-import { runScenario, checkOutcome, type Scenario } from "../../host-sim/scenarios";
-import { createNodeEngine } from "../../host-sim/engine-node";
-import { createXsEngine } from "../../host-sim/xs";
-import { runModdableScenario, comparable, FAST } from "../../host-sim/moddable/scenarios";
+import { Lab } from "../../host-sim/lab/lab";
+import { runScenario, checkOutcome, type Scenario } from "../../host-sim/lab/scenarios";
+import { createNodeEngine } from "../../host-sim/engines/engine-node";
+import { createXsEngine } from "../../host-sim/engines/xs";
+import { runModdableScenario, comparable, FAST } from "../../host-sim/engines/moddable/scenarios";
 import { encScenarios } from "../agent/encrypted-scenarios";
 
 const byName = (name: string): Scenario => {

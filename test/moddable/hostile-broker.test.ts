@@ -9,9 +9,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { skip, program as built, BUILD_WAIT_MS } from "./built";
-import { Lab } from "../../host-sim/lab";
-import { scenarios } from "../../host-sim/scenarios";
-import { runModdableScenario } from "../../host-sim/moddable/scenarios";
+import { Lab } from "../../host-sim/lab/lab";
+import { scenarios } from "../../host-sim/lab/scenarios";
+import { runModdableScenario } from "../../host-sim/engines/moddable/scenarios";
 import { MAX_MQTT_PACKET } from "../../modules/reporter";
 import { hostileServer, claimedPublish } from "../fleet/hostile-server";
 

@@ -9,11 +9,11 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { skip, program as built, BUILD_WAIT_MS } from "./built";
-import { Lab } from "../../host-sim/lab";
-import { scenarios } from "../../host-sim/scenarios";
-import { runModdableScenario } from "../../host-sim/moddable/scenarios";
-import { findMosquitto, startBroker, type Broker } from "../../host-sim/mqtt/broker";
-import { makeServerCert, pemCertificates } from "../../host-sim/release/pki";
+import { Lab } from "../../host-sim/lab/lab";
+import { scenarios } from "../../host-sim/lab/scenarios";
+import { runModdableScenario } from "../../host-sim/engines/moddable/scenarios";
+import { findMosquitto, startBroker, type Broker } from "../../backend/mqtt/broker";
+import { makeServerCert, pemCertificates } from "../../backend/release/pki";
 import { subscribe } from "../fleet/helpers";
 
 describe.skipIf(skip !== undefined || !findMosquitto())("MQTT over TLS on Moddable's runtime, the broker sending its leaf alone (real mosquitto)", { timeout: 240_000 }, () => {

@@ -1,22 +1,22 @@
 /*
  * The agent on Moddable's own runtime (moddable-host/ built with mcconfig for x-cli-lin): Moddable's
  * XS, http over securesocket (TLS 1.2, the pinned CA), crypt, preference, timer, mqtt, through the
- * devkit's src/ bindings. Each scenario of host-sim/scenarios.ts runs there (one process per
+ * devkit's src/ bindings. Each scenario of host-sim/lab/scenarios.ts runs there (one process per
  * boot over a flash file), in the Node engine and in xsnap's XS, in the same Lab, with the same configuration;
- * the outcomes must be equal (host-sim/moddable/scenarios.ts comparable(): flash operation counts
+ * the outcomes must be equal (host-sim/engines/moddable/scenarios.ts comparable(): flash operation counts
  * and NVS internals differ by design). Skipped, with the reason, when no Moddable tree is there.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { skip, program as built, BUILD_WAIT_MS } from "./built";
-import { Lab } from "../../host-sim/lab";
-import { scenarios, runScenario, checkOutcome, type Scenario } from "../../host-sim/scenarios";
-import { createNodeEngine } from "../../host-sim/engine-node";
-import { createXsEngine } from "../../host-sim/xs";
-import { generateKey } from "../../host-sim/release/keys";
-import { runModdableScenario, comparable, FAST } from "../../host-sim/moddable/scenarios";
-import { startBroker, type Broker } from "../../host-sim/mqtt/broker";
-import { TcpMqttPort } from "../../host-sim/mqtt/client";
-import { FACTORY } from "../../host-sim/lab";
+import { Lab } from "../../host-sim/lab/lab";
+import { scenarios, runScenario, checkOutcome, type Scenario } from "../../host-sim/lab/scenarios";
+import { createNodeEngine } from "../../host-sim/engines/engine-node";
+import { createXsEngine } from "../../host-sim/engines/xs";
+import { generateKey } from "../../backend/release/keys";
+import { runModdableScenario, comparable, FAST } from "../../host-sim/engines/moddable/scenarios";
+import { startBroker, type Broker } from "../../backend/mqtt/broker";
+import { TcpMqttPort } from "../../backend/mqtt/client";
+import { FACTORY } from "../../host-sim/lab/lab";
 
 
 const byName = (name: string): Scenario => {

@@ -2,7 +2,7 @@
  * vitest globalSetup for test/moddable: decide at once whether the Moddable program is there, can
  * be built, or cannot be had (and why). When it must be built (a fresh clone: Moddable's tools,
  * then moddable-host with mcconfig, about 2.5 minutes), the build runs in the background
- * (host-sim/moddable/build.ts --result FILE) while the other test files run; test/moddable runs
+ * (host-sim/engines/moddable/build.ts --result FILE) while the other test files run; test/moddable runs
  * last (vitest.config.ts) and waits for the result file (test/moddable/built.ts).
  */
 import { spawn, type ChildProcess } from "node:child_process";
@@ -10,7 +10,7 @@ import { setPriority } from "node:os";
 import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { TestProject } from "vitest/node";
-import { REPO, freshProgram, whyNoModdable } from "../../host-sim/moddable/build";
+import { REPO, freshProgram, whyNoModdable } from "../../host-sim/engines/moddable/build";
 
 export type Moddable = { program: string } | { skip: string } | { pending: string };
 
@@ -38,7 +38,7 @@ export default function setup(project: TestProject): () => void {
     const result = join(REPO, "out", "moddable-build.json");
     rmSync(result, { force: true });
     process.stderr.write(`[moddable] building Moddable's tools and moddable-host in the background (result: ${result})\n`);
-    child = spawn(process.execPath, ["--import", "tsx", join(REPO, "host-sim", "moddable", "build.ts"), "--result", result], {
+    child = spawn(process.execPath, ["--import", "tsx", join(REPO, "host-sim", "engines", "moddable", "build.ts"), "--result", result], {
       cwd: REPO,
       stdio: ["ignore", "ignore", "pipe"],
     });

@@ -14,8 +14,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { skip, program, BUILD_WAIT_MS } from "./built";
-import { makeCa, makeServerCert } from "../../host-sim/release/pki";
-import { derBase64 } from "../../host-sim/moddable/driver";
+import { makeCa, makeServerCert } from "../../backend/release/pki";
+import { derBase64 } from "../../host-sim/engines/moddable/driver";
 
 const BODY = randomBytes(40 * 1024);
 

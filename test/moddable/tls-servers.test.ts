@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { skip, program, BUILD_WAIT_MS } from "./built";
-import { derBase64 } from "../../host-sim/moddable/driver";
+import { derBase64 } from "../../host-sim/engines/moddable/driver";
 import { hasOpenssl, hasPython, makePki, startTlsServer, type Chain, type Pki } from "../tls-servers";
 
 describe.skipIf(skip !== undefined || !hasOpenssl || !hasPython)("TLS on Moddable's runtime against OpenSSL's s_server and Python's ssl (leaf alone, leaf + CA)", () => {

@@ -1,6 +1,6 @@
 /*
- * Redirects and hosts that control every byte (host-sim/redirect-scenarios.ts,
- * host-sim/wire-scenarios.ts) on Moddable's own http client: http.js parses the status line,
+ * Redirects and hosts that control every byte (host-sim/lab/redirect-scenarios.ts,
+ * host-sim/lab/wire-scenarios.ts) on Moddable's own http client: http.js parses the status line,
  * the headers and the chunked framing there, not the agent, so each scenario's outcome on it
  * must still be the expected one and equal the Node engine's outcome (comparable(); that XS's
  * equals Node's for each is test/xs/scenarios.test.ts's).
@@ -10,10 +10,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { skip, program as built, BUILD_WAIT_MS } from "./built";
-import { Lab } from "../../host-sim/lab";
-import { scenarios, runScenario, checkOutcome } from "../../host-sim/scenarios";
-import { createNodeEngine } from "../../host-sim/engine-node";
-import { runModdableScenario, comparable, FAST } from "../../host-sim/moddable/scenarios";
+import { Lab } from "../../host-sim/lab/lab";
+import { scenarios, runScenario, checkOutcome } from "../../host-sim/lab/scenarios";
+import { createNodeEngine } from "../../host-sim/engines/engine-node";
+import { runModdableScenario, comparable, FAST } from "../../host-sim/engines/moddable/scenarios";
 
 const onTheWire = scenarios.filter((s) => s.name.startsWith("redirect-") || s.name.startsWith("wire-"));
 

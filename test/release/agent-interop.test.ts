@@ -7,10 +7,10 @@ import { describe, it, expect } from "vitest";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { verifySlot, type Expectation } from "../../modules/verify";
-import { nodeCrypto, sha256 } from "../../host-sim/crypto";
+import { nodeCrypto, sha256 } from "../../backend/crypto";
 import { toHex } from "../../modules/bytes";
-import { loadPublicKey, trustedKeyOf, generateKey } from "../../host-sim/release/keys";
-import { signV1, signV2 } from "../../host-sim/release/espsecure";
+import { loadPublicKey, trustedKeyOf, generateKey } from "../../backend/release/keys";
+import { signV1, signV2 } from "../../backend/release/espsecure";
 import { minimalAppImage } from "./esp-image";
 import { codeOf as code } from "../codes";
 

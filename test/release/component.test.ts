@@ -1,5 +1,5 @@
 /*
- * `xsota component`: the component compiled to JavaScript + .d.ts (host-sim/release/component.ts).
+ * `xsota component`: the component compiled to JavaScript + .d.ts (backend/release/component.ts).
  * Checked here without Moddable's tools: every module the manifests map has its .js and .d.ts, the
  * command refuses to replace a folder it did not write, and a type error in the device side writes
  * nothing. test/device/esp32-build.test.ts builds apps with the result through mcconfig, xsc and xsl.
@@ -104,7 +104,7 @@ describe("xsota component", () => {
     writeFileSync(join(repo, "src", "url.ts"), readFileSync(join(repo, "src", "url.ts"), "utf8") + "\nexport const nodeOnly: number = process.pid;\n");
     const before = readdirSync(out).sort();
     const script = [
-      `import { buildComponent } from ${JSON.stringify(join(ROOT, "host-sim/release/component.ts"))};`,
+      `import { buildComponent } from ${JSON.stringify(join(ROOT, "backend/release/component.ts"))};`,
       `try { buildComponent(${JSON.stringify(repo)}, ${JSON.stringify(out)}); console.log("built"); }`,
       "catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); }",
     ].join("\n");

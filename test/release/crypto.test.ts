@@ -1,10 +1,10 @@
 import { describe, it, expect } from "vitest";
 import { generateKeyPairSync, sign as nodeSign, createHash } from "node:crypto";
-import { nodeCrypto, sha256 } from "../../host-sim/crypto";
+import { nodeCrypto, sha256 } from "../../backend/crypto";
 import { parsePublicKeyDer, keyFromConfig, keyId } from "../../modules/keys";
 import { ecdsaDerToRaw } from "../../modules/der";
-import { ecdsaRawToDer } from "../../host-sim/release/der-encode";
-import { generateKey, signDigestEcdsa, signMessage, keyConfigOf, loadPublicKey, publicKeyPem, privateKeyPem, loadPrivateKey } from "../../host-sim/release/keys";
+import { ecdsaRawToDer } from "../../backend/release/der-encode";
+import { generateKey, signDigestEcdsa, signMessage, keyConfigOf, loadPublicKey, publicKeyPem, privateKeyPem, loadPrivateKey } from "../../backend/release/keys";
 import { toBase64, toHex } from "../../modules/bytes";
 import { OtaError } from "../../modules/errors";
 

@@ -8,11 +8,11 @@ import { mkdtempSync, readFileSync, writeFileSync, rmSync, existsSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { xsotaInProcess } from "./in-process-cli";
-import { buildImage } from "../../host-sim/image-builder";
-import { nextBuild } from "../../host-sim/release/next-build";
-import { loadPublicKey, trustedKeyOf } from "../../host-sim/release/keys";
+import { buildImage } from "../../host-sim/chip/image-builder";
+import { nextBuild } from "../../host-sim/lab/next-build";
+import { loadPublicKey, trustedKeyOf } from "../../backend/release/keys";
 import { verifyManifest } from "../../modules/manifest";
-import { nodeCrypto, sha256 } from "../../host-sim/crypto";
+import { nodeCrypto, sha256 } from "../../backend/crypto";
 import { toHex } from "../../modules/bytes";
 
 const xsota = xsotaInProcess;

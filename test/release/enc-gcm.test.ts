@@ -12,7 +12,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { GcmOverCtr, type GcmPrimitives } from "../../modules/enc-gcm";
 import { gcmCounterBlock, parseEncHeader } from "../../modules/enc-image";
-import { openGcmKey, encryptImage, generateDeviceKey, nodeGcmDecrypt } from "../../host-sim/release/encrypted-img";
+import { openGcmKey, encryptImage, generateDeviceKey, nodeGcmDecrypt } from "../../backend/release/encrypted-img";
 
 const big = (b: Uint8Array) => BigInt("0x" + (Buffer.from(b).toString("hex") || "0"));
 const bytes = (n: bigint) => Uint8Array.from(Buffer.from(n.toString(16).padStart(32, "0"), "hex"));

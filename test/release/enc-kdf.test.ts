@@ -9,7 +9,7 @@ import { createHmac, createPrivateKey, createPublicKey, diffieHellman, hkdfSync,
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { p256 } from "@noble/curves/nist.js";
-import { nodeCrypto } from "../../host-sim/crypto";
+import { nodeCrypto } from "../../backend/crypto";
 import { HmacSha256, eccScalarFromHmacKey, eciesGcmKey, hkdfSha256, isP256Point, pbkdf2Sha256 } from "../../modules/enc-kdf";
 import { parseEncHeader } from "../../modules/enc-image";
 import { codeOf } from "../codes";

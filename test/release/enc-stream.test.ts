@@ -9,7 +9,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { EncStream, type EncStreamOptions } from "../../modules/enc-stream";
 import { concatBytes } from "../../modules/bytes";
-import { encryptImage, nodeGcmDecrypt, openGcmKey, generateDeviceKey } from "../../host-sim/release/encrypted-img";
+import { encryptImage, nodeGcmDecrypt, openGcmKey, generateDeviceKey } from "../../backend/release/encrypted-img";
 import { codeOf } from "../codes";
 
 const V = join(import.meta.dirname, "vectors/encrypted");

@@ -9,8 +9,8 @@ import { build } from "esbuild";
 import { constants, createPrivateKey, privateDecrypt } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { XsWorker } from "../../host-sim/xs/worker";
-import { nodeCrypto, sha256 } from "../../host-sim/crypto";
+import { XsWorker } from "../../host-sim/engines/xs/worker";
+import { nodeCrypto, sha256 } from "../../backend/crypto";
 import { toBase64 } from "../../modules/bytes";
 import { runEncCases, type EncCases } from "./xs/enc-guest";
 

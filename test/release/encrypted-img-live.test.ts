@@ -11,7 +11,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { createHash } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { decryptImage, encryptImage, generateDeviceKey } from "../../host-sim/release/encrypted-img";
+import { decryptImage, encryptImage, generateDeviceKey } from "../../backend/release/encrypted-img";
 
 const PY = existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
 

@@ -9,7 +9,7 @@ import { readFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createPublicKey, generateKeyPairSync } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { decryptImage, deviceKeyFromHmacKey, encryptImage, generateDeviceKey } from "../../host-sim/release/encrypted-img";
+import { decryptImage, deviceKeyFromHmacKey, encryptImage, generateDeviceKey } from "../../backend/release/encrypted-img";
 import { parseEncHeader, ENC_HEADER_SIZE } from "../../modules/enc-image";
 import { xsotaInProcess } from "./in-process-cli";
 import { codeOf } from "../codes";

@@ -9,8 +9,8 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { signV1, signV2, verifySignedImage } from "../../host-sim/release/espsecure";
-import { loadPrivateKey, loadPublicKey, trustedKeyOf, publicKeyPem } from "../../host-sim/release/keys";
+import { signV1, signV2, verifySignedImage } from "../../backend/release/espsecure";
+import { loadPrivateKey, loadPublicKey, trustedKeyOf, publicKeyPem } from "../../backend/release/keys";
 
 function findEspsecure(): string[] | null {
   const py = existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3";

@@ -1,5 +1,5 @@
-/* `xsota ...` run in this process (host-sim/cli/main.ts), its stdout and stderr captured: for tests that run many commands. */
-import { main } from "../../host-sim/cli/main";
+/* `xsota ...` run in this process (cli/main.ts), its stdout and stderr captured: for tests that run many commands. */
+import { main } from "../../cli/main";
 
 export async function xsotaInProcess(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = "";

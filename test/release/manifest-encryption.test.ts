@@ -12,11 +12,11 @@ import { manifestFromJson, verifyManifest, type Manifest } from "../../modules/m
 import { decide, type PolicyFacts } from "../../modules/policy";
 import { parseConfig } from "../../modules/config";
 import { toHex } from "../../modules/bytes";
-import { nodeCrypto, sha256 } from "../../host-sim/crypto";
-import { generateKey, trustedKeyOf } from "../../host-sim/release/keys";
-import { createManifest } from "../../host-sim/release/manifest-tool";
-import { encryptionEntry, schemeOfFile } from "../../host-sim/release/encrypted-img";
-import { main } from "../../host-sim/cli/main";
+import { nodeCrypto, sha256 } from "../../backend/crypto";
+import { generateKey, trustedKeyOf } from "../../backend/release/keys";
+import { createManifest } from "../../backend/release/manifest-tool";
+import { encryptionEntry, schemeOfFile } from "../../backend/release/encrypted-img";
+import { main } from "../../cli/main";
 import { codeOf } from "../codes";
 
 const V = join(import.meta.dirname, "vectors/encrypted");

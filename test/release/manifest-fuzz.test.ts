@@ -2,9 +2,9 @@ import { describe, it, expect } from "vitest";
 import { verifyManifest, parseEnvelope } from "../../modules/manifest";
 import { OtaError } from "../../modules/errors";
 import { toBase64, utf8Encode } from "../../modules/bytes";
-import { nodeCrypto } from "../../host-sim/crypto";
-import { generateKey, trustedKeyOf, signMessage } from "../../host-sim/release/keys";
-import { createManifest, signPayload } from "../../host-sim/release/manifest-tool";
+import { nodeCrypto } from "../../backend/crypto";
+import { generateKey, trustedKeyOf, signMessage } from "../../backend/release/keys";
+import { createManifest, signPayload } from "../../backend/release/manifest-tool";
 
 /** mulberry32: a small seeded PRNG, so a failure is reproducible from the seed. */
 function rng(seed: number) {

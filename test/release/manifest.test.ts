@@ -1,9 +1,9 @@
 import { describe, it, expect } from "vitest";
 import { verifyManifest, parseEnvelope } from "../../modules/manifest";
 import { toBase64, utf8Encode, utf8Decode } from "../../modules/bytes";
-import { nodeCrypto, sha256 } from "../../host-sim/crypto";
-import { generateKey, trustedKeyOf, signMessage } from "../../host-sim/release/keys";
-import { createManifest, addSignature, signPayload, inspectEnvelope } from "../../host-sim/release/manifest-tool";
+import { nodeCrypto, sha256 } from "../../backend/crypto";
+import { generateKey, trustedKeyOf, signMessage } from "../../backend/release/keys";
+import { createManifest, addSignature, signPayload, inspectEnvelope } from "../../backend/release/manifest-tool";
 import { codeOf } from "../codes";
 
 const ec = generateKey("ecdsa-p256");

@@ -9,9 +9,9 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import "../../host-sim/release/reflect-shim";
+import "../../backend/release/reflect-shim";
 import * as x509 from "@peculiar/x509";
-import { chainTlsDefects, ecdsaSignature, makeCa, makeServerCert, moddableTlsDefect, pemCertificates } from "../../host-sim/release/pki";
+import { chainTlsDefects, ecdsaSignature, makeCa, makeServerCert, moddableTlsDefect, pemCertificates } from "../../backend/release/pki";
 
 const BIN = join(__dirname, "../../bin/xsota.js");
 const der = (pem: string) => new Uint8Array(new x509.X509Certificate(pem).rawData);

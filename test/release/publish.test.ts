@@ -5,18 +5,18 @@ import { join } from "node:path";
 import { CreateBucketCommand, GetObjectCommand } from "@aws-sdk/client-s3";
 // @ts-expect-error s3rver ships no types
 import S3rver from "s3rver";
-import { publishToDir, publishToS3, s3Client } from "../../host-sim/release/publish";
-import { createManifest } from "../../host-sim/release/manifest-tool";
-import { generateKey, trustedKeyOf } from "../../host-sim/release/keys";
-import { signV1 } from "../../host-sim/release/espsecure";
+import { publishToDir, publishToS3, s3Client } from "../../backend/release/publish";
+import { createManifest } from "../../backend/release/manifest-tool";
+import { generateKey, trustedKeyOf } from "../../backend/release/keys";
+import { signV1 } from "../../backend/release/espsecure";
 import { verifyManifest } from "../../modules/manifest";
-import { nodeCrypto, sha256 } from "../../host-sim/crypto";
+import { nodeCrypto, sha256 } from "../../backend/crypto";
 import { toHex } from "../../modules/bytes";
 import { OtaError } from "../../modules/errors";
-import { makeCa, makeServerCert } from "../../host-sim/release/pki";
-import { startUpdateHost } from "../../host-sim/update-host";
+import { makeCa, makeServerCert } from "../../backend/release/pki";
+import { startUpdateHost } from "../../backend/update-host";
 import { get } from "./https-client";
-import { command as publishCommand } from "../../host-sim/cli/publish";
+import { command as publishCommand } from "../../cli/publish";
 
 const key = generateKey("ecdsa-p256");
 const trusted = [trustedKeyOf(key)];

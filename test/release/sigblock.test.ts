@@ -1,10 +1,10 @@
 import { describe, it, expect } from "vitest";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { signV1, signV2, verifySignedImage, signatureInfo, padToSector } from "../../host-sim/release/espsecure";
-import { generateKey, loadPublicKey, trustedKeyOf } from "../../host-sim/release/keys";
+import { signV1, signV2, verifySignedImage, signatureInfo, padToSector } from "../../backend/release/espsecure";
+import { generateKey, loadPublicKey, trustedKeyOf } from "../../backend/release/keys";
 import { verifyImageSignature, decodeV2Block, V2_BLOCK_SIZE } from "../../modules/sigblock";
-import { nodeCrypto, sha256 } from "../../host-sim/crypto";
+import { nodeCrypto, sha256 } from "../../backend/crypto";
 import { codeOf as code } from "../codes";
 
 const vec = (name: string) => new Uint8Array(readFileSync(join(__dirname, "vectors", name)));

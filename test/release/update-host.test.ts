@@ -2,9 +2,9 @@ import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { mkdtempSync, mkdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { makeCa, makeServerCert, type CaBundle } from "../../host-sim/release/pki";
-import { startUpdateHost, parseRange, type UpdateHost } from "../../host-sim/update-host";
-import { VirtualClock, driveUntil } from "../../host-sim/clock";
+import { makeCa, makeServerCert, type CaBundle } from "../../backend/release/pki";
+import { startUpdateHost, parseRange, type UpdateHost } from "../../backend/update-host";
+import { VirtualClock, driveUntil } from "../../backend/clock";
 import { get } from "./https-client";
 
 const size = 100_000;

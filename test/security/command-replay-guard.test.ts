@@ -6,9 +6,9 @@
  * now leaves the guard where it was.
  */
 import { describe, it, expect } from "vitest";
-import { nodeCrypto } from "../../host-sim/crypto";
-import { generateKey, trustedKeyOf } from "../../host-sim/release/keys";
-import { controlMessage, signControl } from "../../host-sim/fleet/control";
+import { nodeCrypto } from "../../backend/crypto";
+import { generateKey, trustedKeyOf } from "../../backend/release/keys";
+import { controlMessage, signControl } from "../../backend/fleet/control";
 import { decodeCommand } from "../../modules/commands";
 import { verifyControl } from "../../modules/control";
 import { DOMAINS } from "../../modules/nvs-domains";

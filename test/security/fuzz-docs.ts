@@ -6,8 +6,8 @@
  */
 import { toBase64, utf8Encode } from "../../modules/bytes";
 import { SIGNED_COMMANDS } from "../../modules/control";
-import { buildManifest, manifestPayload, type ManifestInput } from "../../host-sim/release/manifest-tool";
-import type { SigningKey } from "../../host-sim/release/keys";
+import { buildManifest, manifestPayload, type ManifestInput } from "../../backend/release/manifest-tool";
+import type { SigningKey } from "../../backend/release/keys";
 import { sign, type DocType, type Original, type World } from "./fuzz-kit";
 import type { TargetSetup } from "./fuzz-targets";
 

@@ -14,8 +14,8 @@ import type { CryptoPort } from "../../modules/ports";
 import { isErrorCode } from "../../modules/errors";
 import { fromBase64, toBase64, toHex, utf8Encode } from "../../modules/bytes";
 import { ecdsaDerToRaw } from "../../modules/der";
-import { nodeCrypto, sha256 } from "../../host-sim/crypto";
-import { generateKey, keyConfigOf, signMessage, type SigningKey } from "../../host-sim/release/keys";
+import { nodeCrypto, sha256 } from "../../backend/crypto";
+import { generateKey, keyConfigOf, signMessage, type SigningKey } from "../../backend/release/keys";
 import type { KeyConfigInput } from "../../modules/keys";
 import type { Target, TargetContext, Verdict } from "./fuzz-targets";
 
@@ -79,7 +79,7 @@ export const algOf = (k: SigningKey) => (k.type === "ecdsa-p256" ? "ES256" : "RS
  *   makes 100,000 inputs fit in seconds; the cross-check in fuzz.test.ts runs a sample through
  *   host-sim's nodeCrypto as well and requires the same verdicts.
  * - Over a digest of signed bytes, each (key, digest, signature) is really verified, once
- *   (OpenSSL through node:crypto, with the same input rules as host-sim/crypto.ts: raw r||s or DER,
+ *   (OpenSSL through node:crypto, with the same input rules as backend/crypto.ts: raw r||s or DER,
  *   high S accepted, RSA signature exactly the modulus' length), and the answer cached.
  */
 export class FuzzCrypto implements CryptoPort {

@@ -1,10 +1,10 @@
 import { describe, it, expect } from "vitest";
-import { SimChip } from "../../host-sim/chip";
-import { boot } from "../../host-sim/bootloader";
-import { buildImage } from "../../host-sim/image-builder";
-import { PowerCut } from "../../host-sim/flash";
+import { SimChip } from "../../host-sim/chip/chip";
+import { boot } from "../../host-sim/chip/bootloader";
+import { buildImage } from "../../host-sim/chip/image-builder";
+import { PowerCut } from "../../host-sim/chip/flash";
 import { encodeEntry, decodeEntry, OtaState } from "../../modules/otadata";
-import { stateName } from "../../host-sim/otadata-model";
+import { stateName } from "../../host-sim/chip/otadata-model";
 
 const img = (version: string, extra: Parameters<typeof buildImage>[0] extends infer T ? Partial<T> : never = {}) =>
   buildImage({ version, size: 16 * 1024, ...extra });

@@ -2,10 +2,10 @@ import { describe, it, expect } from "vitest";
 import { mkdtempSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { SimChip } from "../../host-sim/chip";
-import { buildImage } from "../../host-sim/image-builder";
+import { SimChip } from "../../host-sim/chip/chip";
+import { buildImage } from "../../host-sim/chip/image-builder";
 import { decodeEntry, encodeEntry, OtaState } from "../../modules/otadata";
-import { encodeEntryRaw, entryInvalid, entryInitial } from "../../host-sim/otadata-model";
+import { encodeEntryRaw, entryInvalid, entryInitial } from "../../host-sim/chip/otadata-model";
 import { codeOf } from "../codes";
 
 describe("SimChip", () => {

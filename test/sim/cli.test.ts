@@ -2,9 +2,9 @@ import { describe, it, expect, vi, afterEach } from "vitest";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { main } from "../../host-sim/cli/main";
-import { SimChip } from "../../host-sim/chip";
-import { boot } from "../../host-sim/bootloader";
+import { main } from "../../cli/main";
+import { SimChip } from "../../host-sim/chip/chip";
+import { boot } from "../../host-sim/chip/bootloader";
 
 async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = "", err = "";

@@ -1,10 +1,10 @@
 /*
- * host-sim/clock.ts VirtualClock's timer queue against a plain model (every timer in a list,
+ * backend/clock.ts VirtualClock's timer queue against a plain model (every timer in a list,
  * fired by time, then in the order set): random sets, clears and steps; timers set and cleared
  * from inside callbacks; and a stall timer re-armed on every chunk (thousands cleared, few live).
  */
 import { describe, expect, it } from "vitest";
-import { VirtualClock } from "../../host-sim/clock";
+import { VirtualClock } from "../../backend/clock";
 
 function rng(seed: number) {
   let s = seed >>> 0 || 1;

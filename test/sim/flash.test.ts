@@ -2,7 +2,7 @@ import { describe, it, expect } from "vitest";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { SimFlash, PowerCut } from "../../host-sim/flash";
+import { SimFlash, PowerCut } from "../../host-sim/chip/flash";
 import { codeOf } from "../codes";
 
 const readAt = (f: SimFlash, o: number, n: number) => { const b = new Uint8Array(n); f.read(o, b); return b; };

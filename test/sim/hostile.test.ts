@@ -1,11 +1,11 @@
 import { describe, it, expect } from "vitest";
 import { validateImage, parseImageStart } from "../../modules/image";
 import { OtaError } from "../../modules/errors";
-import { nodeCrypto } from "../../host-sim/crypto";
-import { buildImage } from "../../host-sim/image-builder";
-import { parsePartitionBinary, loadDefaultTable } from "../../host-sim/partition-table";
-import { SimChip } from "../../host-sim/chip";
-import { boot } from "../../host-sim/bootloader";
+import { nodeCrypto } from "../../backend/crypto";
+import { buildImage } from "../../host-sim/chip/image-builder";
+import { parsePartitionBinary, loadDefaultTable } from "../../host-sim/chip/partition-table";
+import { SimChip } from "../../host-sim/chip/chip";
+import { boot } from "../../host-sim/chip/bootloader";
 
 let seed = 0x1234567;
 const rnd = (n: number) => { seed ^= seed << 13; seed ^= seed >>> 17; seed ^= seed << 5; return (seed >>> 0) % n; };

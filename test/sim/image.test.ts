@@ -5,8 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { validateImage, parseImageStart, xorBytes, APP_DESC_OFFSET } from "../../modules/image";
-import { nodeCrypto } from "../../host-sim/crypto";
-import { buildImage, readBehavior, BEHAVIORS, MIN_IMAGE_SIZE } from "../../host-sim/image-builder";
+import { nodeCrypto } from "../../backend/crypto";
+import { buildImage, readBehavior, BEHAVIORS, MIN_IMAGE_SIZE } from "../../host-sim/chip/image-builder";
 import { codeOf } from "../codes";
 
 const reader = (b: Uint8Array) => (o: number, t: Uint8Array) => {

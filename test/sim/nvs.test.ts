@@ -2,8 +2,8 @@ import { describe, it, expect } from "vitest";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { SimChip } from "../../host-sim/chip";
-import { PowerCut } from "../../host-sim/flash";
+import { SimChip } from "../../host-sim/chip/chip";
+import { PowerCut } from "../../host-sim/chip/flash";
 import type { StoreValue } from "../../modules/ports";
 import { codeOf } from "../codes";
 

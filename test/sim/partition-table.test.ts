@@ -1,6 +1,6 @@
 import { describe, it, expect } from "vitest";
 import { createHash } from "node:crypto";
-import { parsePartitionCsv, parsePartitionBinary, loadDefaultTable } from "../../host-sim/partition-table";
+import { parsePartitionCsv, parsePartitionBinary, loadDefaultTable } from "../../host-sim/chip/partition-table";
 import { OtaError } from "../../modules/errors";
 
 const md5 = (b: Uint8Array) => createHash("md5").update(b).digest("hex");

@@ -8,11 +8,11 @@ import { execFile } from "node:child_process";
 import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Lab, FACTORY } from "../../host-sim/lab";
-import { publicKeyPem } from "../../host-sim/release/keys";
-import { SimChip } from "../../host-sim/chip";
-import { boot } from "../../host-sim/bootloader";
-import type { Fault } from "../../host-sim/update-host";
+import { Lab, FACTORY } from "../../host-sim/lab/lab";
+import { publicKeyPem } from "../../backend/release/keys";
+import { SimChip } from "../../host-sim/chip/chip";
+import { boot } from "../../host-sim/chip/bootloader";
+import type { Fault } from "../../backend/update-host";
 
 let lab: Lab;
 let dir: string;

@@ -6,11 +6,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { main } from "../../host-sim/cli/main";
-import { Lab, FACTORY } from "../../host-sim/lab";
-import { publicKeyPem } from "../../host-sim/release/keys";
-import { SimChip } from "../../host-sim/chip";
-import { boot } from "../../host-sim/bootloader";
+import { main } from "../../cli/main";
+import { Lab, FACTORY } from "../../host-sim/lab/lab";
+import { publicKeyPem } from "../../backend/release/keys";
+import { SimChip } from "../../host-sim/chip/chip";
+import { boot } from "../../host-sim/chip/bootloader";
 
 let lab: Lab;
 let dir: string;

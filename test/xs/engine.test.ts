@@ -6,13 +6,13 @@
  */
 import { describe, expect, it } from "vitest";
 import { join } from "node:path";
-import { VirtualClock, driveUntil } from "../../host-sim/clock";
-import { SimFlash } from "../../host-sim/flash";
-import { SimSystem } from "../../host-sim/ports/system";
-import { nodeCrypto } from "../../host-sim/crypto";
-import { NodeHttp } from "../../host-sim/ports/http";
-import { createXsEngine } from "../../host-sim/xs";
-import type { Engine } from "../../host-sim/engine";
+import { VirtualClock, driveUntil } from "../../backend/clock";
+import { SimFlash } from "../../host-sim/chip/flash";
+import { SimSystem } from "../../host-sim/engines/ports/system";
+import { nodeCrypto } from "../../backend/crypto";
+import { NodeHttp } from "../../host-sim/engines/ports/http";
+import { createXsEngine } from "../../host-sim/engines/xs";
+import type { Engine } from "../../host-sim/engines/engine";
 import type { Ports } from "../../modules/ports";
 import { bootFirmware } from "./fixtures/misbehave";
 import { flashPort, memoryStore, nodeEngineFor } from "./helpers";

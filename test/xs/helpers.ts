@@ -6,10 +6,10 @@
 import type { FlashPartition, FlashPort, StorePort, StoreValue } from "../../modules/ports";
 import { OtaError } from "../../modules/errors";
 import { beforeAll, afterAll } from "vitest";
-import { SimFlash } from "../../host-sim/flash";
-import { runScenario, Lab, type Scenario, type Outcome } from "../../host-sim/scenarios";
-import { createNodeEngine } from "../../host-sim/engine-node";
-import { createXsEngine } from "../../host-sim/xs";
+import { SimFlash } from "../../host-sim/chip/flash";
+import { runScenario, Lab, type Scenario, type Outcome } from "../../host-sim/lab/scenarios";
+import { createNodeEngine } from "../../host-sim/engines/engine-node";
+import { createXsEngine } from "../../host-sim/engines/xs";
 
 export function flashPort(flash: SimFlash, layout: Record<string, [offset: number, size: number]>): FlashPort {
   return {
@@ -50,7 +50,7 @@ export function memoryStore(): StorePort & { data: Map<string, StoreValue> } {
   };
 }
 
-export { nodeEngineFor } from "../../host-sim/engine-node";
+export { nodeEngineFor } from "../../host-sim/engines/engine-node";
 
 /**
  * For a test file that runs scenarios in both engines: a Lab and the XS engine made before its

@@ -6,8 +6,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { join } from "node:path";
-import { Lab } from "../../host-sim/scenarios";
-import { xsCostReport, formatCostReport } from "../../host-sim/xs/meter";
+import { Lab } from "../../host-sim/lab/scenarios";
+import { xsCostReport, formatCostReport } from "../../host-sim/engines/xs/meter";
 
 /** Live slots a 1.5 MB update may keep beyond a 256 KB one (a leak of one slot per 4 KB chunk is ~300). */
 const SLOT_SLACK = 64;

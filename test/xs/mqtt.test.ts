@@ -4,12 +4,12 @@
  * Node (version, online, every audit event with its seq, QoS 1 from the NVS outbox).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Lab, FACTORY } from "../../host-sim/lab";
-import { createNodeEngine } from "../../host-sim/engine-node";
-import { createXsEngine } from "../../host-sim/xs";
-import { startBroker, type Broker } from "../../host-sim/mqtt/broker";
-import { TcpMqttPort } from "../../host-sim/mqtt/client";
-import type { Engine } from "../../host-sim/engine";
+import { Lab, FACTORY } from "../../host-sim/lab/lab";
+import { createNodeEngine } from "../../host-sim/engines/engine-node";
+import { createXsEngine } from "../../host-sim/engines/xs";
+import { startBroker, type Broker } from "../../backend/mqtt/broker";
+import { TcpMqttPort } from "../../backend/mqtt/client";
+import type { Engine } from "../../host-sim/engines/engine";
 
 let lab: Lab;
 let broker: Broker;

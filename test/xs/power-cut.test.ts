@@ -4,7 +4,7 @@
  * commit), each run in Node and in XS, with the whole Outcome equal; and during a rollback.
  */
 import { describe, expect, it } from "vitest";
-import { scenarios, type Scenario } from "../../host-sim/scenarios";
+import { scenarios, type Scenario } from "../../host-sim/lab/scenarios";
 import { inBothEngines } from "./helpers";
 
 const { both } = inBothEngines();

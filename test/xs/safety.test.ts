@@ -1,6 +1,6 @@
 /*
  * modules/ is XS-safe: (1) an AST check over every file finds no Node module, no Node/DOM
- * global, no host timer, no TextEncoder; (2) host-sim/firmware.ts + modules/ bundle for XS
+ * global, no host timer, no TextEncoder; (2) host-sim/engines/firmware.ts + modules/ bundle for XS
  * (esbuild, platform neutral) and the bundle evaluates inside the real XS worker under SES
  * lockdown; (3) the build FAILS when a file reaches for a Node module, Buffer, process or
  * require. (Type level: tsconfig.device.json checks modules/ without Node types in npm test.)
@@ -9,11 +9,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { checkSource } from "../../host-sim/xs/xs-safety";
-import { bundleFirmware, ROOT, XsSafetyError } from "../../host-sim/xs/bundle";
-import { prepare } from "../../host-sim/xs/snapshot";
-import { XsWorker } from "../../host-sim/xs/worker";
-import { Ev } from "../../host-sim/xs/protocol";
+import { checkSource } from "../../host-sim/engines/xs/xs-safety";
+import { bundleFirmware, ROOT, XsSafetyError } from "../../host-sim/engines/xs/bundle";
+import { prepare } from "../../host-sim/engines/xs/snapshot";
+import { XsWorker } from "../../host-sim/engines/xs/worker";
+import { Ev } from "../../host-sim/engines/xs/protocol";
 
 const MODULES = join(ROOT, "modules");
 let dir: string;
@@ -60,11 +60,11 @@ describe("modules/ reaches for nothing but its ports", () => {
 });
 
 describe("the XS bundle", () => {
-  it("host-sim/firmware.ts and modules/ bundle with no Node builtins and evaluate under SES lockdown in XS", async () => {
+  it("host-sim/engines/firmware.ts and modules/ bundle with no Node builtins and evaluate under SES lockdown in XS", async () => {
     const p = await prepare();
     expect(p.bundle.inputs.some((f) => f.startsWith("modules/"))).toBe(true);
-    expect(p.bundle.inputs).toContain("host-sim/firmware.ts");
-    expect(p.bundle.inputs.every((f) => f.startsWith("modules/") || f.startsWith("host-sim/firmware") || f.startsWith("host-sim/engine") || f.startsWith("host-sim/xs/"))).toBe(true);
+    expect(p.bundle.inputs).toContain("host-sim/engines/firmware.ts");
+    expect(p.bundle.inputs.every((f) => f.startsWith("modules/") || f.startsWith("host-sim/engines/"))).toBe(true);
     const worker = new XsWorker({ snapshot: p.snapshot });
     try {
       const r = await worker.command(Uint8Array.of(Ev.PROBE, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0));

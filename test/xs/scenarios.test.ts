@@ -1,5 +1,5 @@
 /*
- * Every end-to-end scenario of host-sim/scenarios.ts, from its one definition, in both
+ * Every end-to-end scenario of host-sim/lab/scenarios.ts, from its one definition, in both
  * engines: the Node engine and the real XS engine (modules/ bundled, SES lockdown, every port
  * bridged). The whole Outcome must be equal: running version and slot, boots and the version
  * of each, flash operation count, every audit event (state, code, from, to, progress), the
@@ -7,7 +7,7 @@
  * anti-rollback floor. (The power-cut sweeps are in power-cut.test.ts.)
  */
 import { describe, expect, it } from "vitest";
-import { scenarios, checkOutcome } from "../../host-sim/scenarios";
+import { scenarios, checkOutcome } from "../../host-sim/lab/scenarios";
 import { inBothEngines } from "./helpers";
 
 const { both } = inBothEngines();
