@@ -57,6 +57,8 @@ export const ERROR_HINTS: Record<ErrorCode, string> = {
   MANIFEST_FIELD: "regenerate it with xsota manifest",
   MANIFEST_TOO_LARGE: "keep manifests under 8 KB",
   MANIFEST_EXPIRED: "publish a fresh manifest",
+  MANIFEST_REPLAY: "an older signed manifest was served again (a mirror or attacker replaying it): publish one with a higher metaVersion (the tools set it from the signing time)",
+  MANIFEST_CHANNEL: "publish the release on the device's channel, or provision the device for that channel",
   MANIFEST_NOT_YET: "wait, or check the device clock",
   MANIFEST_UNSIGNED: "sign it with xsota manifest --key",
 

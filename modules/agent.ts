@@ -24,6 +24,7 @@ import { keyFromConfig, type TrustedKey } from "./keys";
 import { verifyManifest, MANIFEST_LIMITS, type Manifest, type ManifestDelta } from "./manifest";
 import { OtaError, codeOf, type ErrorCode } from "./errors";
 import { decide, chooseDelta } from "./policy";
+import { checkFreshness } from "./freshness";
 import type { ControlCommand, ControlResult, DeltaFeature, Features, PatchWriter, UpdateControlPort } from "./features";
 import { UpdateSlot } from "./install";
 import { Downloader, BLOCK, type DownloadDeps, type DownloadGate, type SlotWriter } from "./download";
@@ -263,8 +264,16 @@ export class Agent {
       h.write(envelope);
       return this.report("refused", toHex(h.close()), codeOf(e), { detail: e instanceof OtaError ? e.detail : String(e) });
     }
-    const url = resolveUrl(this.config.manifestUrl, manifest.url);
     const release = { to: manifest.version, ...(manifest.rollout ? { rollout: manifest.rollout.id } : {}) };
+    try {
+      // A forced manifest (a per-device command, itself replay-guarded) is checked but not recorded:
+      // the channel's own announcements, signed before it, stay acceptable.
+      checkFreshness(manifest, this.config, this.ports.store, this.ports.clock.wallTime(), options.force !== true);
+    } catch (e) {
+      if (codeOf(e).startsWith("STORE_")) throw e;
+      return this.report("refused", manifest.sha256, codeOf(e), { ...release, detail: e instanceof OtaError ? e.detail : String(e) });
+    }
+    const url = resolveUrl(this.config.manifestUrl, manifest.url);
     const journal = this.ctx.journal;
     const slots = this.ports.flash.slots();
     const slotSize = this.ports.flash.open("nextota").byteLength;

@@ -63,6 +63,8 @@ export const ERROR_TABLE = constant({
   MANIFEST_EXPIRED: [0x604, "manifest has expired"],
   MANIFEST_NOT_YET: [0x605, "manifest is not valid yet (not-before in the future)"],
   MANIFEST_UNSIGNED: [0x606, "manifest carries no signature"],
+  MANIFEST_REPLAY: [0x607, "metadata version is lower than one this device has accepted (replayed or rolled-back metadata)"],
+  MANIFEST_CHANNEL: [0x608, "manifest is for another channel than the device's"],
 
   // Update policy (0x700)
   POLICY_NOT_NEWER: [0x701, "release is not newer than the running version"],

@@ -56,6 +56,8 @@ export interface ControllerOptions {
    */
   fanoutHoldMs?: number;
   signingKey: SigningKey;
+  /** Lifetime of each re-signed manifest, ms of the controller's clock (default 30 days). */
+  expiryMs?: number;
   /** Copy each stage's envelope to the static update host (the devices' manifestUrl). */
   publishManifest?: (envelope: Uint8Array, release: ReleaseRow) => Promise<void> | void;
   thresholds?: Partial<Thresholds>;
@@ -65,7 +67,9 @@ export interface ControllerOptions {
 }
 
 /** The fields a release is made of; rollout and force are the controller's. */
-export type ReleaseFields = Omit<Manifest, "schema" | "rollout" | "force">;
+export type ReleaseFields = Omit<Manifest, "schema" | "rollout" | "force" | "metaVersion" | "expires" | "channel"> & { metaVersion?: number; expires?: number; channel?: string };
+
+const DEFAULT_CONTROLLER_EXPIRY_MS = 30 * 24 * 3600 * 1000;
 
 /** "5:10m,25:10m,100" -> stages. Throws USAGE. */
 export function parsePlan(text: string): Stage[] {
@@ -294,8 +298,22 @@ export class FleetController {
     return r;
   }
 
+  /** The last metaVersion this controller signed. */
+  private lastMetaVersion = 0;
+
+  /**
+   * Each re-signing gets a metaVersion above every earlier one (devices refuse a lower one,
+   * MANIFEST_REPLAY): max(now, the release's own + 1, the last this controller signed + 1, and the
+   * release row's update time + 1, so a restarted controller whose clock went back still grows).
+   * Online metadata is short-lived: it expires at now + expiryMs, or at the release's own expiry if earlier.
+   */
   private sign(r: ReleaseRow, percent: number, extra: { force?: boolean; groups?: string[] } = {}): Uint8Array {
-    const fields = { ...(r.manifest as unknown as ReleaseFields), channel: r.channel, ...extra };
+    const base = r.manifest as unknown as ReleaseFields;
+    const now = this.clock.wallTime();
+    const metaVersion = Math.max(now, (base.metaVersion ?? 0) + 1, this.lastMetaVersion + 1, r.updated + 1);
+    this.lastMetaVersion = metaVersion;
+    const expires = Math.min(base.expires ?? Number.MAX_SAFE_INTEGER, now + (this.options.expiryMs ?? DEFAULT_CONTROLLER_EXPIRY_MS));
+    const fields = { ...base, channel: r.channel, ...extra, metaVersion, expires };
     const input = extra.force ? fields : { ...fields, rollout: { id: r.id, percent } };
     return createManifest({ ...input, keys: [this.options.signingKey] });
   }
