@@ -149,6 +149,13 @@ export const ERROR_HINTS: Record<ErrorCode, string> = {
   ENC_TAG: "file altered in transit, or (ECIES) encrypted for another device key",
   ENC_TRUNCATED: "upload the whole file",
   ENC_OVERSIZED: "publish the file as written; an image must fit the slot",
+
+  // Trust metadata (0xF00)
+  ROLE_THRESHOLD: "sign with more of the role's keys (the root names them and the threshold), or the key was revoked by a newer root",
+  ROOT_INVALID: "make the root with xsota's root tool: every role named, thresholds 1..keys, signed by its own root keys",
+  ROOT_VERSION: "publish every root version in order: a device rotates only from version n to n + 1",
+  ROOT_EXPIRED: "sign a new root (version + 1) with the root keys before the old one expires",
+  ROLLOUT_RELEASE: "re-sign the rollout document for the release it ships (sha256 of the release payload)",
 };
 
 export function errorHint(code: ErrorCode): string {

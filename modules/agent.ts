@@ -25,7 +25,8 @@ import { verifyManifest, MANIFEST_LIMITS, type Manifest, type ManifestDelta } fr
 import { OtaError, codeOf, type ErrorCode } from "./errors";
 import { decide, chooseDelta } from "./policy";
 import { checkFreshness } from "./freshness";
-import type { ControlCommand, ControlResult, DeltaFeature, Features, PatchWriter, UpdateControlPort } from "./features";
+import { RootStore, verifyBundle } from "./roles";
+import type { ControlCommand, ControlResult, DeltaFeature, Features, PatchWriter, ReleaseTrust, UpdateControlPort } from "./features";
 import { UpdateSlot } from "./install";
 import { Downloader, BLOCK, type DownloadDeps, type DownloadGate, type SlotWriter } from "./download";
 import { RedirectingHttp } from "./redirect";
@@ -79,6 +80,8 @@ export class Agent {
   private readonly ctx: AgentContext;
   private readonly keys: TrustedKey[];
   private readonly imageKeys: TrustedKey[];
+  /** Roles mode (config.root): the root of trust and how releases and commands are verified. */
+  readonly trust: ReleaseTrust | undefined;
   private readonly random: () => number;
   /** The delta feature, when included. */
   private readonly delta: DeltaFeature | null;
@@ -107,6 +110,13 @@ export class Agent {
     this.keys = this.config.trustedKeys.map((k) => keyFromConfig(k, crypto));
     // The manifest keys sign images too unless imageKeys names others (one parsed copy, not two).
     this.imageKeys = this.config.imageKeys ? this.config.imageKeys.map((k) => keyFromConfig(k, crypto)) : this.keys;
+    if (this.config.root !== undefined) {
+      const roots = new RootStore(ports.store, this.config.root, crypto);
+      this.trust = {
+        verifyRelease: (envelope) => verifyBundle(envelope, roots, crypto, ports.clock.wallTime()).manifest,
+        commandKeys: () => roots.roleKeys("commands"),
+      };
+    } else this.trust = undefined;
     this.outbox = options.outbox ?? new Outbox(ports.store, { capacity: this.config.outboxCapacity });
     this.running = readRunning(ports);
     this.random = seededRandom(seedOf(ports.system.deviceId()));
@@ -258,7 +268,7 @@ export class Agent {
   private decideRelease(envelope: Uint8Array, options: CheckOptions): CheckOutcome | undefined {
     let manifest: Manifest;
     try {
-      manifest = verifyManifest(envelope, this.keys, this.ports.crypto).manifest;
+      manifest = this.trust ? this.trust.verifyRelease(envelope) : verifyManifest(envelope, this.keys, this.ports.crypto).manifest;
     } catch (e) {
       const h = this.ports.crypto.sha256();
       h.write(envelope);

@@ -107,6 +107,12 @@ export interface AppConfig {
   /** https: URL of the signed manifest envelope. */
   manifestUrl: string;
   trustedKeys: KeyConfig[];
+  /**
+   * Roles mode (modules/roles.ts, issue 29): base64 of the signed root envelope the firmware ships.
+   * With it, the manifest URL serves a rollout document + release (both role thresholds), control
+   * commands are verified with the root's commands keys, and trustedKeys sign images only.
+   */
+  root?: string;
   /** Keys for the image's appended espsecure signature (default: trustedKeys). */
   imageKeys?: KeyConfig[];
   requireImageSignature: boolean;
@@ -324,6 +330,8 @@ export function parseConfig(json: unknown): AppConfig {
   if (cap > 0 && cap * config.download.stallMs < 2 * 4096 * 1000) fail("download.maxBytesPerSec", `at least ${Math.ceil((2 * 4096 * 1000) / config.download.stallMs)} with stallMs ${config.download.stallMs}`);
   if (o.deltas !== undefined) config.deltas = bool(o.deltas, "deltas", true);
   if (o.imageKeys !== undefined) config.imageKeys = keys(o.imageKeys, "imageKeys");
+  const root = optStr(o.root, "root");
+  if (root !== undefined) config.root = root;
   const revoked = strList(o.revokedVersions, "revokedVersions");
   if (revoked) config.revokedVersions = revoked;
   const hardware = optStr(o.hardware, "hardware");

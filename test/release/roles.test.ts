@@ -1,0 +1,168 @@
+/*
+ * Roles and thresholds (issue 29, item 1; modules/roles.ts): real keys, real signatures, SIM's
+ * NVS. The attacks: a stolen online (rollout) key, a root rotation below threshold, a root chain
+ * with a skipped version, a key revoked by a newer root. End to end through the agent (Node and
+ * XS engines, real HTTPS on loopback): a device in roles mode installs a release only when the
+ * release and rollout roles both signed it, and follows a root rotation carried by the rollout.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SimChip } from "../../host-sim/chip";
+import { nodeCrypto } from "../../host-sim/crypto";
+import { generateKey, type SigningKey } from "../../host-sim/release/keys";
+import { createManifest } from "../../host-sim/release/manifest-tool";
+import { createRollout, signRoot, type RootInput } from "../../host-sim/release/roles-tool";
+import { RootStore, verifyBundle } from "../../modules/roles";
+import { toBase64, utf8Decode, utf8Encode } from "../../modules/bytes";
+import { Lab, FACTORY } from "../../host-sim/lab";
+import { outcomeOf } from "../../host-sim/scenarios";
+import { createNodeEngine } from "../../host-sim/engine-node";
+import { createXsEngine } from "../../host-sim/xs";
+import type { Engine } from "../../host-sim/engine";
+import { codeOf } from "../codes";
+
+const k = (): SigningKey => generateKey("ecdsa-p256");
+const [root1, root2, root3, root4] = [k(), k(), k(), k()];
+const [rel1, rel2, roll1, cmd1] = [k(), k(), k(), k()];
+const NOW = Date.UTC(2026, 0, 1);
+
+function rootInput(version: number, o: Partial<Record<"root" | "release" | "rollout" | "commands", SigningKey[]>> = {}, rootThreshold = 2): RootInput {
+  return {
+    version, signedAt: NOW,
+    roles: {
+      root: { keys: o.root ?? [root1, root2, root3], threshold: rootThreshold },
+      release: { keys: o.release ?? [rel1] },
+      rollout: { keys: o.rollout ?? [roll1] },
+      commands: { keys: o.commands ?? [cmd1] },
+    },
+  };
+}
+const v1 = signRoot(rootInput(1), [root1, root2]);
+
+const release = (key: SigningKey, version = "1.1.0", sha = "ab") =>
+  createManifest({ product: "sensor", version, secureVersion: 1, url: "https://h/x.bin", size: 1000, sha256: sha.repeat(32), signedAt: NOW, keys: [key] });
+
+function device(shipped = v1) {
+  const store = SimChip.create({}).store();
+  return { store, roots: new RootStore(store, toBase64(shipped), nodeCrypto) };
+}
+
+describe("roles: release (offline) and rollout (online) must both sign", () => {
+  it("a release signed by the release role with a rollout signed by the rollout role is accepted", () => {
+    const { roots } = device();
+    const bundle = createRollout({ release: release(rel1), rollout: { id: "r1", percent: 25 }, groups: ["lab"], signedAt: NOW, keys: [roll1] });
+    const { manifest } = verifyBundle(bundle, roots, nodeCrypto, NOW + 1000);
+    expect(manifest).toMatchObject({ product: "sensor", version: "1.1.0", rollout: { id: "r1", percent: 25 }, groups: ["lab"], metaVersion: NOW });
+  });
+
+  it("a stolen rollout key halts, re-targets and forces a signed release, but cannot name an image the release role did not sign", () => {
+    const { roots } = device();
+    const good = release(rel1);
+    // what the thief can do: halt (0 %), force, re-target
+    expect(verifyBundle(createRollout({ release: good, rollout: { id: "r1", percent: 0 }, keys: [roll1] }), roots, nodeCrypto, NOW).manifest.rollout!.percent).toBe(0);
+    expect(verifyBundle(createRollout({ release: good, force: true, groups: ["all"], keys: [roll1] }), roots, nodeCrypto, NOW).manifest.force).toBe(true);
+    // what the thief cannot: its own image, signed by the rollout key as a release
+    const own = release(roll1, "9.9.9", "66");
+    expect(codeOf(() => verifyBundle(createRollout({ release: own, rollout: { id: "r1", percent: 100 }, keys: [roll1] }), roots, nodeCrypto, NOW))).toBe("ROLE_THRESHOLD");
+    // ...nor swap the carried release under a rollout made for the good one
+    const swapped = JSON.parse(utf8Decode(createRollout({ release: good, keys: [roll1] }))) as Record<string, unknown>;
+    swapped.release = toBase64(release(rel1, "1.2.0", "77")); // another release the release role did sign, not the one this rollout names
+    expect(codeOf(() => verifyBundle(utf8Encode(JSON.stringify(swapped)), roots, nodeCrypto, NOW))).toBe("ROLLOUT_RELEASE");
+    // a release key alone (no rollout signature) is not enough either: the rollout must be the rollout role's
+    expect(codeOf(() => verifyBundle(createRollout({ release: good, keys: [rel1] }), roots, nodeCrypto, NOW))).toBe("ROLE_THRESHOLD");
+    // nor does the rollout key's release field change what release fields say (the version, hash and size are the release's)
+    const m = verifyBundle(createRollout({ release: good, keys: [roll1] }), roots, nodeCrypto, NOW).manifest;
+    expect([m.version, m.sha256, m.size]).toEqual(["1.1.0", "ab".repeat(32), 1000]);
+  });
+});
+
+describe("root rotation", () => {
+  it("takes the next version signed by the old threshold and its own, stores it in NVS, and revokes what it drops", () => {
+    const { store, roots } = device();
+    expect(verifyBundle(createRollout({ release: release(rel1), keys: [roll1] }), roots, nodeCrypto, NOW).root.version).toBe(1);
+    // v2: root3 replaced by root4, rel1 revoked for rel2
+    const v2 = signRoot(rootInput(2, { root: [root1, root2, root4], release: [rel2] }), [root1, root2, root4]);
+    expect(roots.rotate([v2], NOW).version).toBe(2);
+    // the revoked release key's releases are refused after the rotation
+    expect(codeOf(() => verifyBundle(createRollout({ release: release(rel1), keys: [roll1] }), roots, nodeCrypto, NOW))).toBe("ROLE_THRESHOLD");
+    expect(verifyBundle(createRollout({ release: release(rel2), keys: [roll1] }), roots, nodeCrypto, NOW).manifest.version).toBe("1.1.0");
+    // a reboot: the stored root is v2, not the shipped v1
+    const again = new RootStore(store, toBase64(v1), nodeCrypto);
+    expect(again.current().version).toBe(2);
+    expect(codeOf(() => verifyBundle(createRollout({ release: release(rel1), keys: [roll1] }), again, nodeCrypto, NOW))).toBe("ROLE_THRESHOLD");
+  });
+
+  it("refuses a rotation below the old root's threshold, or below its own", () => {
+    const { store, roots } = device();
+    const one = signRoot(rootInput(2), [root1]); // 1 of the 2 needed
+    expect(codeOf(() => roots.rotate([one], NOW))).toBe("ROLE_THRESHOLD");
+    // the thief's own root keys: its new root signed by itself, and one old root key it stole
+    const thief = signRoot(rootInput(2, { root: [root4], release: [roll1] }, 1), [root4, root1]);
+    expect(codeOf(() => roots.rotate([thief], NOW))).toBe("ROLE_THRESHOLD");
+    // old threshold met but not the new root's own (root4 of the new set did not sign: 1 of 2)
+    const notOwn = signRoot(rootInput(2, { root: [root1, root4, k()] }), [root1, root2]);
+    expect(codeOf(() => roots.rotate([notOwn], NOW))).toBe("ROLE_THRESHOLD");
+    expect(roots.current().version).toBe(1);
+    expect(store.keys("xsota.trust")).not.toContain("root");
+  });
+
+  it("refuses a chain with a skipped version, and applies a whole chain in order", () => {
+    const { roots } = device();
+    const v2 = signRoot(rootInput(2), [root1, root2]);
+    const v3 = signRoot(rootInput(3), [root1, root3]);
+    expect(codeOf(() => roots.rotate([v3], NOW))).toBe("ROOT_VERSION");
+    expect(roots.current().version).toBe(1);
+    // a rotation carried by the rollout document itself
+    const bundle = createRollout({ release: release(rel1), roots: [v2, v3], keys: [roll1] });
+    expect(verifyBundle(bundle, roots, nodeCrypto, NOW).root.version).toBe(3);
+    // the same chain again is a no-op; an older root is never taken back
+    expect(roots.rotate([v2, v3], NOW).version).toBe(3);
+    expect(codeOf(() => roots.rotate([signRoot(rootInput(5), [root1, root2])], NOW))).toBe("ROOT_VERSION");
+  });
+
+  it("an expired root is refused until a fresh one is rotated in", () => {
+    const short = signRoot({ ...rootInput(1), expires: NOW + 1000 }, [root1, root2]);
+    const { roots } = device(short);
+    const bundle = createRollout({ release: release(rel1), keys: [roll1], signedAt: NOW });
+    expect(codeOf(() => verifyBundle(bundle, roots, nodeCrypto, NOW + 2000))).toBe("ROOT_EXPIRED");
+    const v2 = signRoot({ ...rootInput(2), signedAt: NOW + 1500 }, [root1, root2]);
+    const withRoot = createRollout({ release: release(rel1), keys: [roll1], roots: [v2], signedAt: NOW });
+    expect(verifyBundle(withRoot, roots, nodeCrypto, NOW + 2000).root.version).toBe(2);
+  });
+});
+
+describe("a device in roles mode, end to end", () => {
+  let lab: Lab;
+  beforeAll(async () => { lab = await Lab.create({ key: rel1 }); });
+  afterAll(async () => { await lab.close(); });
+
+  for (const name of ["node", "xs"] as const) {
+    it(`(${name} engine) installs the release both roles signed; refuses the stolen rollout key's own image`, async () => {
+      const engine: Engine = name === "node" ? createNodeEngine() : await createXsEngine();
+      try {
+        const run = async (bundle: (p: ReturnType<Lab["publish"]>) => Uint8Array) => {
+          const dir = `roles-${name}-${lab.nextRun()}`;
+          const p = lab.publish(dir, { image: { version: "1.1.0", secureVersion: 1 } });
+          lab.host.setRoute(`/${dir}/release.json`, bundle(p));
+          const chip = lab.chip(FACTORY);
+          const dev = lab.device(engine, chip, lab.config(p.manifestUrl, { root: toBase64(v1) }));
+          try {
+            await dev.run((d) => d.idle, { maxVirtualMs: 3600_000, maxRealMs: 60_000, quietMs: 100 });
+          } finally {
+            await dev.stop();
+          }
+          return outcomeOf(dir, dev);
+        };
+        // the thief's image, signed as a release by the rollout key it holds
+        const thief = await run((p) => createRollout({ release: createManifest({ product: "xsota-demo", version: "1.1.0", secureVersion: 1, url: p.imageUrl, image: p.image, keys: [roll1] }), keys: [roll1] }));
+        expect([thief.running?.version, thief.final, thief.code]).toEqual(["1.0.0", "refused", "ROLE_THRESHOLD"]);
+        // a release whose manifest is the plain (legacy) envelope: no rollout document, not taken in roles mode
+        const legacy = await run((p) => p.envelope);
+        expect([legacy.running?.version, legacy.final]).toEqual(["1.0.0", "refused"]);
+        const good = await run((p) => createRollout({ release: p.envelope, rollout: { id: "r", percent: 100 }, keys: [roll1] }));
+        expect([good.running?.version, good.final]).toEqual(["1.1.0", "committed"]);
+      } finally {
+        await engine.close?.();
+      }
+    }, 240_000);
+  }
+});
