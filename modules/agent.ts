@@ -25,7 +25,7 @@ import { verifyManifest, MANIFEST_LIMITS, type Manifest, type ManifestDelta } fr
 import { OtaError, codeOf, type ErrorCode } from "./errors";
 import { decide, chooseDelta } from "./policy";
 import { checkFreshness } from "./freshness";
-import { RootStore, verifyBundle } from "./roles";
+import { RootStore, anchoredHttp, verifyBundle } from "./roles";
 import type { ControlCommand, ControlResult, DeltaFeature, Features, PatchWriter, ReleaseTrust, UpdateControlPort } from "./features";
 import { UpdateSlot } from "./install";
 import { Downloader, BLOCK, type DownloadDeps, type DownloadGate, type SlotWriter } from "./download";
@@ -104,14 +104,15 @@ export class Agent {
     this.config = parseConfig(config);
     this.delta = options.features?.delta ?? null;
     // Redirects are followed here, once for every binding (the manifest and the image).
-    const ports: Ports = { ...portsIn, http: new RedirectingHttp(portsIn.http, this.config.redirects) };
+    // Roles mode: the root's TLS anchors on every request (CA rollover), under the redirects.
+    const roots = this.config.root !== undefined ? new RootStore(portsIn.store, this.config.root, portsIn.crypto) : undefined;
+    const ports: Ports = { ...portsIn, http: new RedirectingHttp(roots ? anchoredHttp(portsIn.http, roots) : portsIn.http, this.config.redirects) };
     this.ports = ports;
     const crypto = ports.crypto;
     this.keys = this.config.trustedKeys.map((k) => keyFromConfig(k, crypto));
     // The manifest keys sign images too unless imageKeys names others (one parsed copy, not two).
     this.imageKeys = this.config.imageKeys ? this.config.imageKeys.map((k) => keyFromConfig(k, crypto)) : this.keys;
-    if (this.config.root !== undefined) {
-      const roots = new RootStore(ports.store, this.config.root, crypto);
+    if (roots) {
       this.trust = {
         verifyRelease: (envelope) => verifyBundle(envelope, roots, crypto, ports.clock.wallTime()).manifest,
         commandKeys: () => roots.roleKeys("commands"),

@@ -26,7 +26,12 @@
  * Freshness (modules/freshness.ts) uses the rollout document's metaVersion; the expiry is the
  * earlier of the two documents'.
  *
- * The current root lives in NVS (DOMAINS.trust "root": its envelope as text, <= 4000 bytes), the
+ * Root "anchors" (optional, <= 3): [{ "id", "der": "<base64 DER of a CA certificate>", "notAfter": <ms> }]:
+ * the TLS trust anchors for the update host (item 6). The device's HTTP requests trust them (with the
+ * firmware's pinned CA on Node; on Moddable's securesocket, which takes one certificate, the first
+ * one listed): a CA change is a new root that adds the next CA, both overlap, a later root retires the old.
+ *
+ * The current root lives in NVS (DOMAINS.trust "root": its verified payload as text, <= 4000 bytes), the
  * configuration's `root` (the one the firmware ships) until the first rotation. A rotation takes
  * only version n + 1, signed by the threshold of root n AND of itself (ROOT_VERSION, ROLE_THRESHOLD).
  */
@@ -36,7 +41,7 @@ import { parseJsonBytes, isPlainObject, own } from "./json";
 import { keyFromConfig, validKeyId, verifyWithKey, type TrustedKey } from "./keys";
 import { parseEnvelope, type Envelope } from "./manifest";
 import { manifestFromJson, MANIFEST_LIMITS, type Manifest } from "./manifest-fields";
-import type { CryptoPort, StorePort } from "./ports";
+import type { CryptoPort, HttpPort, StorePort } from "./ports";
 import { DOMAINS } from "./nvs-domains";
 
 export type RoleName = "root" | "release" | "rollout" | "commands";
@@ -47,14 +52,25 @@ export interface Role {
   threshold: number;
 }
 
+/** A TLS trust anchor for the update host and broker (item 6: CA rollover without new firmware). */
+export interface Anchor {
+  id: string;
+  /** base64 DER of the CA certificate. */
+  der: string;
+  /** The certificate's notAfter, ms (the tools read it; `fleet status` warns 90 days ahead). */
+  notAfter: number;
+}
+
 export interface Root {
   version: number;
   expires: number;
   keys: TrustedKey[];
   roles: Record<RoleName, Role>;
+  /** Empty: the firmware's pinned CA alone. */
+  anchors: Anchor[];
 }
 
-export const ROOT_LIMITS = { keys: 16, roleKeys: 8, storedBytes: 4000, chain: 4 } as const;
+export const ROOT_LIMITS = { keys: 16, roleKeys: 8, storedBytes: 4000, chain: 4, anchors: 3, anchorDer: 1400 } as const;
 const ROOT_KEY = "root";
 
 function bad(why: string): never {
@@ -111,7 +127,36 @@ export function rootFromJson(v: Record<string, unknown>, crypto: CryptoPort): Ro
     if (typeof threshold !== "number" || !Number.isInteger(threshold) || threshold < 1 || threshold > names.length) bad(`roles.${name}.threshold: expected 1..${names.length}`);
     roles[name] = { keys: names, threshold };
   }
-  return { version, expires, keys, roles };
+  const anchors: Anchor[] = [];
+  const a = own(v, "anchors");
+  if (a !== undefined) {
+    if (!Array.isArray(a) || a.length > ROOT_LIMITS.anchors) bad(`anchors: expected at most ${ROOT_LIMITS.anchors}`);
+    for (let i = 0; i < a.length; i++) {
+      const x: unknown = a[i];
+      if (!isPlainObject(x)) bad(`anchors[${i}]: expected {id, der, notAfter}`);
+      const id = own(x, "id");
+      const der = own(x, "der");
+      if (!validKeyId(id) || typeof der !== "string" || der.length < 16 || der.length > Math.ceil(ROOT_LIMITS.anchorDer / 3) * 4) bad(`anchors[${i}]: expected {id, der (base64, <= ${ROOT_LIMITS.anchorDer} bytes), notAfter}`);
+      try {
+        fromBase64(der);
+      } catch {
+        bad(`anchors[${i}].der: not base64`);
+      }
+      anchors.push({ id, der, notAfter: int(own(x, "notAfter"), `anchors[${i}].notAfter`, 0) });
+    }
+  }
+  return { version, expires, keys, roles, anchors };
+}
+
+/** The anchors as PEM text, one certificate after the other ("" when none). */
+export function anchorsPem(root: Root): string {
+  let out = "";
+  for (const a of root.anchors) {
+    out += "-----BEGIN CERTIFICATE-----\n";
+    for (let i = 0; i < a.der.length; i += 64) out += a.der.slice(i, i + 64) + "\n";
+    out += "-----END CERTIFICATE-----\n";
+  }
+  return out;
 }
 
 /**
@@ -179,7 +224,8 @@ export class RootStore {
     }
     this.root = shipped;
     if (typeof stored === "string") {
-      const kept = selfSignedRoot(utf8Encode(stored), this.crypto);
+      // the payload of a root verified at its rotation (NVS is trusted as for the journal and floor)
+      const kept = rootFromJson(parseJson(utf8Encode(stored), "stored root"), this.crypto);
       // a root the firmware ships newer than the stored one wins (a firmware update may carry it)
       if (kept.version > shipped.version) this.root = kept;
     }
@@ -193,17 +239,17 @@ export class RootStore {
    */
   rotate(chain: readonly Uint8Array[], wallNow: number): Root {
     let root = this.current();
-    let last: Uint8Array | undefined;
+    let last: Uint8Array | undefined; // the payload of the last root taken
     if (chain.length > ROOT_LIMITS.chain) throw new OtaError("ROOT_INVALID", `a chain of ${chain.length} roots, at most ${ROOT_LIMITS.chain} at once`);
     for (const envelope of chain) {
       const v = rootFromJson(parseJson(parseEnvelope(envelope).payload, "root"), this.crypto).version;
       if (v <= root.version) continue;
       root = nextRoot(root, envelope, this.crypto);
-      last = envelope;
+      last = parseEnvelope(envelope).payload;
     }
     if (wallNow > 0 && wallNow >= root.expires) throw new OtaError("ROOT_EXPIRED", `root ${root.version} expired at ${root.expires}`);
     if (last) {
-      if (last.length > ROOT_LIMITS.storedBytes) throw new OtaError("ROOT_INVALID", `root envelope of ${last.length} bytes > ${ROOT_LIMITS.storedBytes} (NVS)`);
+      if (last.length > ROOT_LIMITS.storedBytes) throw new OtaError("ROOT_INVALID", `root payload of ${last.length} bytes > ${ROOT_LIMITS.storedBytes} (NVS)`);
       this.store.set(DOMAINS.trust, ROOT_KEY, utf8Decode(last));
       this.root = root;
     }
@@ -272,4 +318,24 @@ export function verifyBundle(envelope: Uint8Array, roots: RootStore, crypto: Cry
   if (r.regions) m.regions = r.regions;
   if (r.notBefore !== undefined) m.notBefore = r.notBefore;
   return { manifest: m, root };
+}
+
+/**
+ * The HTTP port with the current root's anchors on every request that names no CA of its own
+ * (a redirect target's, modules/redirect.ts): the update host may move to a CA the root added.
+ * A root that cannot be read leaves requests with the pinned CA alone.
+ */
+export function anchoredHttp(inner: HttpPort, roots: RootStore): HttpPort {
+  return {
+    request(options, handler) {
+      if (options.ca !== undefined) return inner.request(options, handler);
+      let pem = "";
+      try {
+        pem = anchorsPem(roots.current());
+      } catch {
+        pem = "";
+      }
+      return inner.request(pem ? { ...options, ca: pem } : options, handler);
+    },
+  };
 }

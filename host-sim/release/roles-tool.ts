@@ -4,6 +4,7 @@
  * payload) and rollout documents (online rollout keys) that bind a release by the SHA-256 of its
  * payload. Each is checked with the device's own parser before it is handed out.
  */
+import { X509Certificate } from "node:crypto";
 import { OtaError } from "../../modules/errors";
 import { fromBase64, toBase64, toHex, utf8Decode, utf8Encode } from "../../modules/bytes";
 import { parseEnvelope, MANIFEST_LIMITS } from "../../modules/manifest";
@@ -25,6 +26,14 @@ export interface RootInput {
   signedAt?: number;
   /** Keys per role (public parts suffice); a key may serve several roles. */
   roles: Record<RoleName, { keys: readonly PublicKeyLike[]; threshold?: number }>;
+  /** TLS trust anchors (CA certificates, PEM) for the update host: the first is the one Moddable's TLS takes. */
+  anchors?: readonly { id: string; pem: string }[];
+}
+
+/** A CA certificate (PEM) as a root anchor: its DER and notAfter. */
+export function anchorOf(id: string, pem: string): { id: string; der: string; notAfter: number } {
+  const cert = new X509Certificate(pem);
+  return { id, der: toBase64(new Uint8Array(cert.raw)), notAfter: Date.parse(cert.validTo) };
 }
 
 /** The root payload bytes (compact JSON). Throws ROOT_INVALID when the device would refuse it. */
@@ -37,8 +46,9 @@ export function rootPayload(input: RootInput): Uint8Array {
     for (const k of r.keys) keys.set(k.id, { ...keyConfigOf(k), id: k.id } as { id: string; type: string; spki: string });
     roles[name] = { keys: r.keys.map((k) => k.id), threshold: r.threshold ?? 1 };
   }
-  const doc = { type: "root", version: input.version, expires: input.expires ?? at + DEFAULT_EXPIRY_MS, keys: [...keys.values()], roles };
-  rootFromJson(doc as unknown as Record<string, unknown>, nodeCrypto);
+  const doc: Record<string, unknown> = { type: "root", version: input.version, expires: input.expires ?? at + DEFAULT_EXPIRY_MS, keys: [...keys.values()], roles };
+  if (input.anchors?.length) doc.anchors = input.anchors.map((a) => anchorOf(a.id, a.pem));
+  rootFromJson(doc, nodeCrypto);
   return utf8Encode(JSON.stringify(doc));
 }
 

@@ -19,6 +19,8 @@ import { createNodeEngine } from "../../host-sim/engine-node";
 import { createXsEngine } from "../../host-sim/xs";
 import type { Engine } from "../../host-sim/engine";
 import { codeOf } from "../codes";
+import { startUpdateHost } from "../../host-sim/update-host";
+import { makeServerCert } from "../../host-sim/release/pki";
 
 const k = (): SigningKey => generateKey("ecdsa-p256");
 const [root1, root2, root3, root4] = [k(), k(), k(), k()];
@@ -165,4 +167,52 @@ describe("a device in roles mode, end to end", () => {
       }
     }, 240_000);
   }
+});
+
+describe("CA rollover through root metadata (issue 29 item 6)", () => {
+  let lab: Lab;
+  beforeAll(async () => { lab = await Lab.create({ key: rel1 }); });
+  afterAll(async () => { await lab.close(); });
+
+  it("(node engine) a device pinned to CA1 takes CA2 from a new root, then downloads from a host with a CA2 certificate over real HTTPS", async () => {
+    const engine = createNodeEngine();
+    const leaf2 = await makeServerCert(lab.otherCa, { hosts: ["127.0.0.1", "localhost"] });
+    const host2 = await startUpdateHost({ cert: leaf2.certPem, key: leaf2.keyPem, clock: lab.clock, routes: {} });
+    try {
+      const dir = `ca-${lab.nextRun()}`;
+      const p = lab.publish(dir, { image: { version: "1.1.0", secureVersion: 1 } });
+      host2.setRoute(`/${dir}/fw.bin`, p.image); // the image now lives on the CA2 host
+      const rel = createManifest({ product: "xsota-demo", version: "1.1.0", secureVersion: 1, url: `${host2.url}/${dir}/fw.bin`, image: p.image, keys: [rel1] });
+      const run = async (bundle: Uint8Array) => {
+        lab.host.setRoute(`/${dir}/release.json`, bundle);
+        const chip = lab.chip(FACTORY);
+        const dev = lab.device(engine, chip, lab.config(p.manifestUrl, { root: toBase64(v1) }));
+        try {
+          await dev.run((d) => d.idle, { maxVirtualMs: 6 * 3600_000, maxRealMs: 60_000, quietMs: 100 });
+        } finally {
+          await dev.stop();
+        }
+        return { o: outcomeOf(dir, dev), chip };
+      };
+      // root v1 has no anchors: the pinned CA1 alone, and the CA2 host is not trusted
+      const before = await run(createRollout({ release: rel, keys: [roll1] }));
+      expect([before.o.running?.version, before.o.final, before.o.code]).toEqual(["1.0.0", "failed", "HTTP_TLS"]);
+      // root v2 adds CA2 next to CA1 (the overlap), carried by the rollout document
+      const v2 = signRoot({ ...rootInput(2), anchors: [{ id: "ca2", pem: lab.otherCa.caCertPem }, { id: "ca1", pem: lab.ca.caCertPem }] }, [root1, root2]);
+      const after = await run(createRollout({ release: rel, keys: [roll1], roots: [v2] }));
+      expect([after.o.running?.version, after.o.final]).toEqual(["1.1.0", "committed"]);
+      // the anchors live in NVS with the root, each with its expiry
+      const stored = new RootStore(after.chip.store(), toBase64(v1), nodeCrypto).current();
+      expect(stored.version).toBe(2);
+      expect(stored.anchors.map((a) => a.id)).toEqual(["ca2", "ca1"]);
+      expect(stored.anchors[0]!.notAfter).toBeGreaterThan(NOW);
+      // the same v2 signed below the root threshold does not bring CA2: the device stays on CA1
+      const weak = signRoot({ ...rootInput(2), anchors: [{ id: "ca2", pem: lab.otherCa.caCertPem }] }, [root1]);
+      const refused = await run(createRollout({ release: rel, keys: [roll1], roots: [weak] }));
+      expect([refused.o.running?.version, refused.o.final, refused.o.code]).toEqual(["1.0.0", "refused", "ROLE_THRESHOLD"]);
+    } finally {
+      await host2.close();
+      await engine.close();
+    }
+  }, 240_000);
 });
