@@ -105,3 +105,14 @@ export function releaseOf(bundle: Uint8Array): Uint8Array {
   if (typeof o.release !== "string") throw new OtaError("MANIFEST_FIELD", "release: missing");
   return fromBase64(o.release);
 }
+
+/** Anchors of a root (its envelope) that expire within `days` of `now` (or have expired), soonest first. */
+export function expiringAnchors(rootEnvelope: Uint8Array, now: number, days = 90): { id: string; notAfter: number; days: number }[] {
+  const doc = JSON.parse(utf8Decode(parseEnvelope(rootEnvelope).payload)) as Record<string, unknown>;
+  const root = rootFromJson(doc, nodeCrypto);
+  const day = 24 * 3600 * 1000;
+  return root.anchors
+    .filter((a) => a.notAfter - now < days * day)
+    .map((a) => ({ id: a.id, notAfter: a.notAfter, days: Math.floor((a.notAfter - now) / day) }))
+    .sort((a, b) => a.notAfter - b.notAfter);
+}
