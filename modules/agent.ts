@@ -25,7 +25,7 @@ import { verifyManifest, MANIFEST_LIMITS, type Manifest, type ManifestDelta } fr
 import { OtaError, codeOf, type ErrorCode } from "./errors";
 import { decide, chooseDelta } from "./policy";
 import { checkFreshness } from "./freshness";
-import { RootStore, anchoredHttp, verifyBundle } from "./roles";
+import { RootStore, anchoredHttp, verifyBundle, verifyRole } from "./roles";
 import type { ControlCommand, ControlResult, DeltaFeature, Features, PatchWriter, ReleaseTrust, UpdateControlPort } from "./features";
 import { UpdateSlot } from "./install";
 import { Downloader, BLOCK, type DownloadDeps, type DownloadGate, type SlotWriter } from "./download";
@@ -115,7 +115,7 @@ export class Agent {
     if (roots) {
       this.trust = {
         verifyRelease: (envelope) => verifyBundle(envelope, roots, crypto, ports.clock.wallTime()).manifest,
-        commandKeys: () => roots.roleKeys("commands"),
+        verifyCommand: (env) => void verifyRole(env, roots.current(), "commands", crypto),
       };
     } else this.trust = undefined;
     this.outbox = options.outbox ?? new Outbox(ports.store, { capacity: this.config.outboxCapacity });

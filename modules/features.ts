@@ -8,7 +8,7 @@
  * tests pass the real ones here explicitly (host-sim/firmware.ts). Types only: nothing is linked.
  */
 import type { Manifest } from "./manifest-fields";
-import type { TrustedKey } from "./keys";
+import type { Envelope } from "./manifest";
 import type { CryptoPort, FlashPartition, FlashPort, MqttPort, Ports } from "./ports";
 import type { SlotWriter } from "./download";
 import type { UpdateSlot } from "./install";
@@ -36,7 +36,8 @@ export interface ReporterAgent {
 /** How a release and a control command are verified in roles mode (modules/agent.ts). */
 export interface ReleaseTrust {
   verifyRelease(envelope: Uint8Array): Manifest;
-  commandKeys(): TrustedKey[];
+  /** Throws ROLE_THRESHOLD unless the commands role's threshold signed it. */
+  verifyCommand(env: Envelope): void;
 }
 
 export interface Reporter {

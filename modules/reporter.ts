@@ -361,7 +361,7 @@ export function startReporter(ports: Ports, config: AppConfig, agent: ReporterAg
 
   function onCommand(payload: Uint8Array): void {
     const c = agent.trust
-      ? decodeCommand(payload, agent.trust.commandKeys(), crypto, id, store, agent.trust.verifyRelease)
+      ? decodeCommand(payload, [], crypto, id, store, agent.trust)
       : decodeCommand(payload, keys, crypto, id, store);
     if (c.kind === "invalid") return invalid(c.detail);
     if (c.kind === "check") return runCheck(c.force, c.manifest);

@@ -216,3 +216,28 @@ describe("CA rollover through root metadata (issue 29 item 6)", () => {
     }
   }, 240_000);
 });
+
+describe("commands role", () => {
+  it("a control command needs the commands role's threshold in roles mode; the rollout key alone is not a commands key", async () => {
+    const { decodeCommand } = await import("../../modules/commands");
+    const { signControl } = await import("../../host-sim/fleet/control");
+    const { addSignature } = await import("../../host-sim/release/manifest-tool");
+    const { verifyRole } = await import("../../modules/roles");
+    const cmd2 = k();
+    const root = signRoot(rootInput(1, { commands: [cmd1, cmd2] }), [root1, root2]);
+    const input = rootInput(1, { commands: [cmd1, cmd2] });
+    input.roles.commands.threshold = 2;
+    const strict = signRoot(input, [root1, root2]);
+    for (const [shipped, needed] of [[root, 1], [strict, 2]] as const) {
+      const { store, roots } = device(shipped);
+      const trust = { verifyRelease: (e: Uint8Array) => verifyBundle(e, roots, nodeCrypto, NOW).manifest, verifyCommand: (env: Parameters<typeof verifyRole>[0]) => void verifyRole(env, roots.current(), "commands", nodeCrypto) };
+      const msg = (env: Uint8Array) => utf8Encode(JSON.stringify({ cmd: "pause", envelope: toBase64(env) }));
+      const one = signControl(cmd1, "pause", "dev1", NOW + 1);
+      const byRollout = signControl(roll1, "pause", "dev1", NOW + 2);
+      const two = addSignature(signControl(cmd1, "pause", "dev1", NOW + 3), cmd2);
+      expect(decodeCommand(msg(byRollout), [], nodeCrypto, "dev1", store, trust).kind).toBe("invalid");
+      expect(decodeCommand(msg(one), [], nodeCrypto, "dev1", store, trust).kind).toBe(needed === 1 ? "control" : "invalid");
+      expect(decodeCommand(msg(two), [], nodeCrypto, "dev1", store, trust).kind).toBe("control");
+    }
+  });
+});
