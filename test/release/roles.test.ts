@@ -174,12 +174,12 @@ describe("CA rollover through root metadata (issue 29 item 6)", () => {
   beforeAll(async () => { lab = await Lab.create({ key: rel1 }); });
   afterAll(async () => { await lab.close(); });
 
-  it("(node engine) a device pinned to CA1 takes CA2 from a new root, then downloads from a host with a CA2 certificate over real HTTPS", async () => {
-    const engine = createNodeEngine();
+  for (const name of ["node", "xs"] as const) it(`(${name} engine) a device pinned to CA1 takes CA2 from a new root, then downloads from a host with a CA2 certificate over real HTTPS`, async () => {
+    const engine: Engine = name === "node" ? createNodeEngine() : await createXsEngine();
     const leaf2 = await makeServerCert(lab.otherCa, { hosts: ["127.0.0.1", "localhost"] });
     const host2 = await startUpdateHost({ cert: leaf2.certPem, key: leaf2.keyPem, clock: lab.clock, routes: {} });
     try {
-      const dir = `ca-${lab.nextRun()}`;
+      const dir = `ca-${name}-${lab.nextRun()}`;
       const p = lab.publish(dir, { image: { version: "1.1.0", secureVersion: 1 } });
       host2.setRoute(`/${dir}/fw.bin`, p.image); // the image now lives on the CA2 host
       const rel = createManifest({ product: "xsota-demo", version: "1.1.0", secureVersion: 1, url: `${host2.url}/${dir}/fw.bin`, image: p.image, keys: [rel1] });
