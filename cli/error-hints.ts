@@ -57,6 +57,8 @@ export const ERROR_HINTS: Record<ErrorCode, string> = {
   MANIFEST_FIELD: "regenerate it with xsota manifest",
   MANIFEST_TOO_LARGE: "keep manifests under 8 KB",
   MANIFEST_EXPIRED: "publish a fresh manifest",
+  MANIFEST_REPLAY: "an older signed manifest was served again (a mirror or attacker replaying it): publish one with a higher metaVersion (the tools set it from the signing time)",
+  MANIFEST_CHANNEL: "publish the release on the device's channel, or provision the device for that channel",
   MANIFEST_NOT_YET: "wait, or check the device clock",
   MANIFEST_UNSIGNED: "sign it with xsota manifest --key",
 
@@ -147,6 +149,13 @@ export const ERROR_HINTS: Record<ErrorCode, string> = {
   ENC_TAG: "file altered in transit, or (ECIES) encrypted for another device key",
   ENC_TRUNCATED: "upload the whole file",
   ENC_OVERSIZED: "publish the file as written; an image must fit the slot",
+
+  // Trust metadata (0xF00)
+  ROLE_THRESHOLD: "sign with more of the role's keys (the root names them and the threshold), or the key was revoked by a newer root",
+  ROOT_INVALID: "make the root with xsota's root tool: every role named, thresholds 1..keys, signed by its own root keys",
+  ROOT_VERSION: "publish every root version in order: a device rotates only from version n to n + 1",
+  ROOT_EXPIRED: "sign a new root (version + 1) with the root keys before the old one expires",
+  ROLLOUT_RELEASE: "re-sign the rollout document for the release it ships (sha256 of the release payload)",
 };
 
 export function errorHint(code: ErrorCode): string {

@@ -3,6 +3,7 @@
  * running controller (halt, resume, force, check), and the fleet simulator (sim).
  */
 import { readFileSync, writeFileSync, renameSync } from "node:fs";
+import { expiringAnchors } from "../backend/release/roles-tool";
 import { OtaError } from "../modules/errors";
 import type { ClockPort } from "../modules/ports";
 import { verifyManifest } from "../modules/manifest";
@@ -52,6 +53,7 @@ run options:
                          one per controller when several share a database)
   --stay                 keep running after the release is done
 
+status options:        --root F  the devices' signed root: warns about TLS anchors that expire within 90 days
 force/check options:   --group G
 pause/resume/cancel/download-only/install:  --device ID (repeatable) or --group G
 sim options:           --devices N (1000)  --seed S (1)  --broker-kind aedes|mosquitto  --plan P  --db F|URL (default: a temp file)
@@ -210,9 +212,15 @@ async function status(values: Record<string, unknown>): Promise<number> {
   const log = await openLog((values.db as string) ?? "fleet.db", true);
   const s = await fleetStatus({ log, current: async () => (await log.releases()).at(-1) });
   await log.close();
+  // TLS trust anchors of the devices' root (--root F): the ones that expire within 90 days
+  const rootFile = values.root as string | undefined;
+  const anchors = rootFile ? expiringAnchors(new Uint8Array(readFileSync(requireFile(rootFile, "--root"))), Date.now()) : [];
   if (values.json) {
-    printJson(s);
+    printJson(rootFile ? { ...s, expiringAnchors: anchors } : s);
     return EXIT.OK;
+  }
+  for (const a of anchors) {
+    process.stdout.write(`${color.yellow("warning")} TLS anchor ${a.id} ${a.days < 0 ? "expired" : "expires"} ${new Date(a.notAfter).toISOString().slice(0, 10)} (${a.days < 0 ? `${-a.days} days ago` : `in ${a.days} days`}): sign a root that adds the next CA before it does\n`);
   }
   const r = s.release;
   process.stdout.write(r ? `release ${r.id} (${r.version}): ${r.status}${r.flagged ? color.red(" FLAGGED") : ""}, stage ${r.stage + 1}/${r.plan.length} at ${r.percent} %${r.reason ? ` (${r.reason})` : ""}\n` : "no release\n");
@@ -287,7 +295,7 @@ export const command: Command = {
       "mqtt-port": { type: "string" }, publish: { type: "string" }, "max-failure-rate": { type: "string" }, "min-failures": { type: "string" },
       "http-port": { type: "string" }, stay: { type: "boolean" }, group: { type: "string" }, devices: { type: "string" }, seed: { type: "string" },
       "broker-kind": { type: "string" }, "image-kb": { type: "string" }, "bad-hardware-share": { type: "string" }, "flaky-share": { type: "string" },
-      "power-cut-share": { type: "string" }, view: { type: "boolean" }, "client-id": { type: "string" }, device: { type: "string", multiple: true },
+      "power-cut-share": { type: "string" }, view: { type: "boolean" }, "client-id": { type: "string" }, device: { type: "string", multiple: true }, root: { type: "string" },
     });
     const [sub, arg] = positionals;
     const db = (values.db as string) ?? "fleet.db";

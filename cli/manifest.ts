@@ -43,7 +43,10 @@ Options:
   --force              critical release: overrides the maintenance window and rollout percentage
   --min-version X      devices below X must update through an intermediate release first
   --not-before DATE    ISO date or ms since the epoch
-  --expires DATE       ISO date or ms since the epoch
+  --expires DATE       ISO date or ms since the epoch (default: 365 days after signing; mandatory in
+                       every manifest: devices refuse expired metadata, MANIFEST_EXPIRED)
+  --meta-version N     metadata version, only growing per product/channel (default: the signing time,
+                       ms; devices refuse one lower than they have accepted, MANIFEST_REPLAY)
   --notes TEXT         release notes (<= 2048 characters)
   --delta F            a detools patch to this image (xsota delta create); repeatable, each with
   --delta-from F       the image it was made from, as devices run it (its version, size and SHA-256
@@ -80,6 +83,7 @@ Examples:
       "min-version": { type: "string" },
       "not-before": { type: "string" },
       expires: { type: "string" },
+      "meta-version": { type: "string" },
       notes: { type: "string" },
       delta: { type: "string", multiple: true },
       "delta-from": { type: "string", multiple: true },
@@ -136,6 +140,7 @@ Examples:
       minVersion: values["min-version"],
       notBefore: date(values["not-before"], "not-before"),
       expires: date(values.expires, "expires"),
+      metaVersion: values["meta-version"] !== undefined ? int(values["meta-version"], "meta-version") : undefined,
       channel: values.channel,
       notes: values.notes,
       chip: desc?.header.chipId,

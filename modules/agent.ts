@@ -27,7 +27,9 @@ import { keyFromConfig, type TrustedKey } from "./keys";
 import { verifyManifest, MANIFEST_LIMITS, type Manifest, type ManifestDelta } from "./manifest";
 import { OtaError, codeOf, type ErrorCode } from "./errors";
 import { decide, chooseDelta } from "./policy";
-import type { ControlCommand, ControlResult, DeltaFeature, Features, PatchWriter, UpdateControlPort } from "./features";
+import { checkFreshness } from "./freshness";
+import { RootStore, anchoredHttp, verifyBundle, verifyRole } from "./roles";
+import type { ControlCommand, ControlResult, DeltaFeature, Features, PatchWriter, ReleaseTrust, UpdateControlPort } from "./features";
 import { UpdateSlot } from "./install";
 import { Downloader, BLOCK, type DownloadDeps, type DownloadGate, type SlotWriter } from "./download";
 import { RedirectingHttp } from "./redirect";
@@ -83,6 +85,8 @@ export class Agent {
   private readonly ctx: AgentContext;
   private readonly keys: TrustedKey[];
   private readonly imageKeys: TrustedKey[];
+  /** Roles mode (config.root): the root of trust and how releases and commands are verified. */
+  readonly trust: ReleaseTrust | undefined;
   private readonly random: () => number;
   /** The delta feature, when included. */
   private readonly delta: DeltaFeature | null;
@@ -107,12 +111,20 @@ export class Agent {
     this.config = parseConfig(config);
     this.delta = options.features?.delta ?? null;
     // Redirects are followed here, once for every binding (the manifest and the image).
-    const ports: Ports = { ...portsIn, http: new RedirectingHttp(portsIn.http, this.config.redirects) };
+    // Roles mode: the root's TLS anchors on every request (CA rollover), under the redirects.
+    const roots = this.config.root !== undefined ? new RootStore(portsIn.store, this.config.root, portsIn.crypto) : undefined;
+    const ports: Ports = { ...portsIn, http: new RedirectingHttp(roots ? anchoredHttp(portsIn.http, roots) : portsIn.http, this.config.redirects) };
     this.ports = ports;
     const crypto = ports.crypto;
     this.keys = this.config.trustedKeys.map((k) => keyFromConfig(k, crypto));
     // The manifest keys sign images too unless imageKeys names others (one parsed copy, not two).
     this.imageKeys = this.config.imageKeys ? this.config.imageKeys.map((k) => keyFromConfig(k, crypto)) : this.keys;
+    if (roots) {
+      this.trust = {
+        verifyRelease: (envelope) => verifyBundle(envelope, roots, crypto, ports.clock.wallTime()).manifest,
+        verifyCommand: (env) => void verifyRole(env, roots.current(), "commands", crypto),
+      };
+    } else this.trust = undefined;
     this.outbox = options.outbox ?? new Outbox(ports.store, { capacity: this.config.outboxCapacity });
     this.running = readRunning(ports);
     this.random = seededRandom(seedOf(ports.system.deviceId()));
@@ -264,14 +276,22 @@ export class Agent {
   private decideRelease(envelope: Uint8Array, options: CheckOptions): CheckOutcome | undefined {
     let manifest: Manifest;
     try {
-      manifest = verifyManifest(envelope, this.keys, this.ports.crypto).manifest;
+      manifest = this.trust ? this.trust.verifyRelease(envelope) : verifyManifest(envelope, this.keys, this.ports.crypto).manifest;
     } catch (e) {
       const h = this.ports.crypto.sha256();
       h.write(envelope);
       return this.report("refused", toHex(h.close()), codeOf(e), { detail: e instanceof OtaError ? e.detail : String(e) });
     }
-    const url = resolveUrl(this.config.manifestUrl, manifest.url);
     const release = { to: manifest.version, ...(manifest.rollout ? { rollout: manifest.rollout.id } : {}) };
+    try {
+      // A forced manifest (a per-device command, itself replay-guarded) is checked but not recorded:
+      // the channel's own announcements, signed before it, stay acceptable.
+      checkFreshness(manifest, this.config, this.ports.store, this.ports.clock.wallTime(), options.force !== true);
+    } catch (e) {
+      if (codeOf(e).startsWith("STORE_")) throw e;
+      return this.report("refused", manifest.sha256, codeOf(e), { ...release, detail: e instanceof OtaError ? e.detail : String(e) });
+    }
+    const url = resolveUrl(this.config.manifestUrl, manifest.url);
     const journal = this.ctx.journal;
     const slots = this.ports.flash.slots();
     const slotSize = this.ports.flash.open("nextota").byteLength;

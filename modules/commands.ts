@@ -17,6 +17,7 @@ import type { TrustedKey } from "./keys";
 import { OtaError, codeOf } from "./errors";
 import { fromBase64, utf8Decode, utf8Encode } from "./bytes";
 import { verifyManifest } from "./manifest";
+import type { ReleaseTrust } from "./features";
 import { SIGNED_COMMANDS, verifyControl, type ControlCommand, type SignedCommand } from "./control";
 import { jsonRefusal, parseJsonBytes } from "./json";
 
@@ -35,7 +36,7 @@ function why(e: unknown): string {
 }
 
 /** Raises STORE_* only (a control command's replay guard is written to NVS). */
-export function decodeCommand(payload: Uint8Array, keys: readonly TrustedKey[], crypto: CryptoPort, deviceId: string, store: StorePort): DeviceCommand {
+export function decodeCommand(payload: Uint8Array, keys: readonly TrustedKey[], crypto: CryptoPort, deviceId: string, store: StorePort, trust?: ReleaseTrust): DeviceCommand {
   let cmd: { cmd?: unknown; manifest?: unknown; envelope?: unknown };
   try {
     cmd = parseJsonBytes(payload, MAX_COMMAND, MAX_JSON_DEPTH, utf8Decode) as typeof cmd;
@@ -57,14 +58,14 @@ export function decodeCommand(payload: Uint8Array, keys: readonly TrustedKey[], 
     }
     try {
       // the release's own signed fields must ask for it: the command's name is not trusted to
-      if (verifyManifest(manifest, keys, crypto).manifest.force !== true) return { kind: "invalid", detail: "cmd force: the manifest is not signed with force: true" };
+      if ((trust ? trust.verifyRelease(manifest) : verifyManifest(manifest, keys, crypto).manifest).force !== true) return { kind: "invalid", detail: "cmd force: the manifest is not signed with force: true" };
     } catch (e) {
       return { kind: "invalid", detail: `cmd force: ${why(e)}` };
     }
   }
   try {
     // `name` expected: an envelope signing another command is refused before its `issued` is recorded
-    verifyControl(fromBase64(cmd.envelope), keys, crypto, deviceId, store, name);
+    verifyControl(fromBase64(cmd.envelope), keys, crypto, deviceId, store, name, trust ? (env) => trust.verifyCommand(env) : undefined);
   } catch (e) {
     if (codeOf(e).startsWith("STORE_")) throw e;
     return { kind: "invalid", detail: `cmd ${name}: ${why(e)}` };

@@ -107,6 +107,12 @@ export interface AppConfig {
   /** https: URL of the signed manifest envelope. */
   manifestUrl: string;
   trustedKeys: KeyConfig[];
+  /**
+   * Roles mode (modules/roles.ts, issue 29): base64 of the signed root envelope the firmware ships.
+   * With it, the manifest URL serves a rollout document + release (both role thresholds), control
+   * commands are verified with the root's commands keys, and trustedKeys sign images only.
+   */
+  root?: string;
   /** Keys for the image's appended espsecure signature (default: trustedKeys). */
   imageKeys?: KeyConfig[];
   requireImageSignature: boolean;
@@ -336,6 +342,8 @@ export function parseConfig(json: unknown): AppConfig {
   if (decryptionKey !== undefined) config.decryptionKey = decryptionKey;
   const decryptionHmacKey = optStr(o.decryptionHmacKey, "decryptionHmacKey");
   if (decryptionHmacKey !== undefined) config.decryptionHmacKey = decryptionHmacKey;
+  const root = optStr(o.root, "root");
+  if (root !== undefined) config.root = root;
   const revoked = strList(o.revokedVersions, "revokedVersions");
   if (revoked) config.revokedVersions = revoked;
   const hardware = optStr(o.hardware, "hardware");

@@ -14,7 +14,7 @@
  */
 import type { ClockPort, CryptoPort, StorePort, TimerId } from "./ports";
 import { OtaError } from "./errors";
-import { parseEnvelope, verifyEnvelopeSignatures } from "./manifest";
+import { parseEnvelope, verifyEnvelopeSignatures, type Envelope } from "./manifest";
 import { parseJsonBytes, isPlainObject, own } from "./json";
 import { utf8Decode } from "./bytes";
 import type { TrustedKey } from "./keys";
@@ -150,9 +150,11 @@ const DOMAIN = DOMAINS.control;
  * Throws MANIFEST_* (shape), SIG_* (signature), ANNOUNCE_INVALID (another device, a replay, an
  * unknown command, another command than `expected`).
  */
-export function verifyControl(envelope: Uint8Array, keys: readonly TrustedKey[], crypto: CryptoPort, deviceId: string, store: StorePort, expected?: SignedCommand): SignedControl {
+export function verifyControl(envelope: Uint8Array, keys: readonly TrustedKey[], crypto: CryptoPort, deviceId: string, store: StorePort, expected?: SignedCommand, verifySignatures?: (env: Envelope) => void): SignedControl {
   const env = parseEnvelope(envelope);
-  verifyEnvelopeSignatures(env, keys, crypto);
+  // roles mode: the commands role's threshold (modules/roles.ts verifyRole)
+  if (verifySignatures) verifySignatures(env);
+  else verifyEnvelopeSignatures(env, keys, crypto);
   let doc: unknown;
   try {
     doc = parseJsonBytes(env.payload, 1024, 2, utf8Decode);

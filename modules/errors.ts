@@ -63,6 +63,8 @@ export const ERROR_TABLE = constant({
   MANIFEST_EXPIRED: [0x604, "manifest has expired"],
   MANIFEST_NOT_YET: [0x605, "manifest is not valid yet (not-before in the future)"],
   MANIFEST_UNSIGNED: [0x606, "manifest carries no signature"],
+  MANIFEST_REPLAY: [0x607, "metadata version is lower than one this device has accepted (replayed or rolled-back metadata)"],
+  MANIFEST_CHANNEL: [0x608, "manifest is for another channel than the device's"],
 
   // Update policy (0x700)
   POLICY_NOT_NEWER: [0x701, "release is not newer than the running version"],
@@ -151,6 +153,13 @@ export const ERROR_TABLE = constant({
   ENC_TAG: [0xe03, "encrypted image's AES-GCM tag does not verify"],
   ENC_TRUNCATED: [0xe04, "encrypted image is shorter than its header says"],
   ENC_OVERSIZED: [0xe05, "encrypted image is longer than its header says, or larger than allowed"],
+
+  // Trust metadata: root of trust, roles and thresholds (0xF00, issue 29)
+  ROLE_THRESHOLD: [0xf01, "fewer valid signatures by the role's keys than its threshold"],
+  ROOT_INVALID: [0xf02, "root metadata is malformed or not signed by its own root threshold"],
+  ROOT_VERSION: [0xf03, "root metadata is not the next version of the trusted root (skipped or older)"],
+  ROOT_EXPIRED: [0xf04, "the trusted root metadata has expired"],
+  ROLLOUT_RELEASE: [0xf05, "the rollout document does not reference this release (hash, product or channel differ)"],
 } as const satisfies Record<string, readonly [number, string]>);
 
 export type ErrorCode = keyof typeof ERROR_TABLE;

@@ -7,6 +7,8 @@
  * (its "~" drops the stub, so the order of the includes does not matter); the simulator and the
  * tests pass the real ones here explicitly (host-sim/engines/firmware.ts). Types only: nothing is linked.
  */
+import type { Manifest } from "./manifest-fields";
+import type { Envelope } from "./manifest";
 import type { CryptoPort, FlashPartition, FlashPort, MqttPort, Ports } from "./ports";
 import type { SlotWriter } from "./download";
 import type { UpdateSlot } from "./install";
@@ -24,6 +26,18 @@ export interface ReporterAgent {
   check(options?: { force?: boolean; manifest?: Uint8Array }): Promise<unknown>;
   /** A verified per-update control command (modules/agent.ts Agent.command). */
   command?(cmd: ControlCommand): unknown;
+  /**
+   * Roles mode (config.root): verifies a release as the agent does (a rollout document + release,
+   * modules/roles.ts) and names the commands role's keys. Undefined: the trustedKeys verify both.
+   */
+  readonly trust?: ReleaseTrust;
+}
+
+/** How a release and a control command are verified in roles mode (modules/agent.ts). */
+export interface ReleaseTrust {
+  verifyRelease(envelope: Uint8Array): Manifest;
+  /** Throws ROLE_THRESHOLD unless the commands role's threshold signed it. */
+  verifyCommand(env: Envelope): void;
 }
 
 export interface Reporter {

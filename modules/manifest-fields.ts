@@ -16,6 +16,15 @@ export interface Manifest {
   size: number;
   /** lower-case hex */
   sha256: string;
+  /**
+   * Metadata version: only grows per product and channel (the tools default it to the signing
+   * time, ms). The device refuses one lower than it has accepted (MANIFEST_REPLAY).
+   */
+  metaVersion: number;
+  /** ms since the epoch; mandatory (freshness: a frozen mirror cannot serve it forever). */
+  expires: number;
+  /** Checked against the device's configured channel (MANIFEST_CHANNEL). */
+  channel: string;
   chip?: number;
   hardware?: string[];
   groups?: string[];
@@ -24,9 +33,6 @@ export interface Manifest {
   force?: boolean;
   minVersion?: string;
   notBefore?: number;
-  /** ms since the epoch */
-  expires?: number;
-  channel?: string;
   signedImage?: boolean;
   notes?: string;
   /** Bandwidth cap for this release's download, bytes/s (the lower of it and the device's applies). */
@@ -168,6 +174,9 @@ export function manifestFromJson(v: unknown): Manifest {
     url,
     size: int(own(v, "size"), "size", 1, MANIFEST_LIMITS.maxImageSize),
     sha256: sha,
+    metaVersion: int(own(v, "metaVersion"), "metaVersion", 1, Number.MAX_SAFE_INTEGER),
+    expires: int(own(v, "expires"), "expires", 0, Number.MAX_SAFE_INTEGER),
+    channel: name(own(v, "channel"), "channel"),
   };
   const opt = (key: string) => own(v, key);
   if (opt("chip") !== undefined) m.chip = int(opt("chip"), "chip", 0, 0xffff);
@@ -184,8 +193,6 @@ export function manifestFromJson(v: unknown): Manifest {
   if (opt("force") !== undefined) m.force = bool(opt("force"), "force");
   if (opt("minVersion") !== undefined) m.minVersion = semver(opt("minVersion"), "minVersion");
   if (opt("notBefore") !== undefined) m.notBefore = int(opt("notBefore"), "notBefore", 0, Number.MAX_SAFE_INTEGER);
-  if (opt("expires") !== undefined) m.expires = int(opt("expires"), "expires", 0, Number.MAX_SAFE_INTEGER);
-  if (opt("channel") !== undefined) m.channel = name(opt("channel"), "channel");
   if (opt("signedImage") !== undefined) m.signedImage = bool(opt("signedImage"), "signedImage");
   if (opt("maxBytesPerSec") !== undefined) m.maxBytesPerSec = int(opt("maxBytesPerSec"), "maxBytesPerSec", 512, 0xffffffff);
   const notes = opt("notes");

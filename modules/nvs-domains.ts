@@ -8,6 +8,7 @@
  *   xsota.outbox  the audit outbox (modules/outbox.ts)
  *   xsota.rep     the reporter's last result and last announcement seen (modules/reporter.ts)
  *   xsota.dev     per-device provisioning: id, groups, region, broker credentials (modules/provision.ts)
+ *   xsota.trust   metadata freshness: highest accepted metaVersion per product/channel (modules/freshness.ts)
  *
  * Firmware before the namespacing used "ota", "ctl", "outbox" and "reporter"; a device updated
  * from it keeps what they hold:
@@ -31,6 +32,7 @@ export const DOMAINS = constant({
   outbox: "xsota.outbox",
   reporter: "xsota.rep",
   provision: "xsota.dev",
+  trust: "xsota.trust",
 } as const);
 
 /** The domains of firmware before the namespacing, by owner. */

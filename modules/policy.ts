@@ -63,7 +63,7 @@ export const POLICY_RULES: readonly Rule[] = constant([
   // download, the running image untouched, rather than fetched and then refused (issue 31).
   { code: "ENC_KEY", refuse: (f) => f.manifest.encryption !== undefined && f.canDecrypt !== true },
   { code: "IMAGE_TOO_LARGE", refuse: (f) => (f.manifest.encryption?.plainSize ?? f.manifest.size) > f.slotSize },
-  { code: "MANIFEST_EXPIRED", refuse: (f) => f.wallNow > 0 && f.manifest.expires !== undefined && f.wallNow >= f.manifest.expires },
+  { code: "MANIFEST_EXPIRED", refuse: (f) => f.wallNow > 0 && f.wallNow >= f.manifest.expires },
   { code: "MANIFEST_NOT_YET", refuse: (f) => f.wallNow > 0 && f.manifest.notBefore !== undefined && f.wallNow < f.manifest.notBefore },
   { code: "POLICY_RETRY_CAP", refuse: (f) => !f.force && f.tries >= f.config.retry.maxAttempts },
   { code: "POLICY_ROLLBACK_BACKOFF", refuse: (f) => !f.force && f.rollbackHold === true },

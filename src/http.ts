@@ -17,7 +17,9 @@ import { CheckedSecureSocket } from "./tls-chain";
 
 /** DER of a PEM certificate (securesocket's "certificate" takes DER). */
 function derOf(pem: string): ArrayBuffer {
-  const der = fromBase64(pem.replace(/-----[^-]+-----/g, "").replace(/\s+/g, ""));
+  // securesocket takes one certificate: the first of a bundle (a root's anchors list the current CA first)
+  const first = pem.split("-----END CERTIFICATE-----")[0]!;
+  const der = fromBase64(first.replace(/-----[^-]+-----/g, "").replace(/\s+/g, ""));
   const out = new ArrayBuffer(der.byteLength);
   new Uint8Array(out).set(der);
   return out;

@@ -3,7 +3,10 @@
  * events, halts and flags the release when failures or rollbacks pass a threshold, resumes on
  * command, and issues forced updates to a group.
  *
- * Signing: the controller holds the release signing key. Each stage re-signs the manifest with
+ * Signing (legacy mode): the controller holds the release signing key. In roles mode
+ * (options.roles) it holds only the online rollout and commands keys and signs rollout documents
+ * that name the release role's envelope by hash (modules/roles.ts): a stolen controller can halt,
+ * re-order or force signed releases, never ship an image of its own. Each stage re-signs the manifest with
  * the stage's percentage under one constant rollout id (so device buckets are stable and each
  * stage only adds devices); a halt re-signs it at 0 %. Every stage's envelope is published as
  * the retained announcement on releases/<product>/<channel> and handed to `publishManifest`
@@ -20,9 +23,10 @@
 import type { ClockPort, TimerId } from "../../modules/ports";
 import { topics } from "../../modules/reporter";
 import { OtaError } from "../../modules/errors";
-import { toBase64 } from "../../modules/bytes";
+import { fromBase64, toBase64 } from "../../modules/bytes";
 import type { Manifest } from "../../modules/manifest";
 import { createManifest } from "../release/manifest-tool";
+import { createRollout } from "../release/roles-tool";
 import type { SigningKey } from "../release/keys";
 import { TcpMqttPort, type TcpMqttClient } from "../mqtt/client";
 import type { VirtualClock } from "../clock";
@@ -56,7 +60,17 @@ export interface ControllerOptions {
    * race ahead before the devices have even received the message. Default 500.
    */
   fanoutHoldMs?: number;
-  signingKey: SigningKey;
+  /** Legacy mode: the one key that signs manifests and commands. */
+  signingKey?: SigningKey;
+  /**
+   * Roles mode (modules/roles.ts): the controller holds only the online keys. It never signs a
+   * release: each release comes as the release role's envelope (startRelease's `release`), and
+   * each stage, halt or force is a rollout document naming it by hash, signed with `rollout`;
+   * control commands are signed with `commands`.
+   */
+  roles?: { rollout: SigningKey; commands: SigningKey };
+  /** Lifetime of each re-signed manifest, ms of the controller's clock (default 30 days). */
+  expiryMs?: number;
   /** Copy each stage's envelope to the static update host (the devices' manifestUrl). */
   publishManifest?: (envelope: Uint8Array, release: ReleaseRow) => Promise<void> | void;
   thresholds?: Partial<Thresholds>;
@@ -71,7 +85,9 @@ export interface ControllerOptions {
 }
 
 /** The fields a release is made of; rollout and force are the controller's. */
-export type ReleaseFields = Omit<Manifest, "schema" | "rollout" | "force">;
+export type ReleaseFields = Omit<Manifest, "schema" | "rollout" | "force" | "metaVersion" | "expires" | "channel"> & { metaVersion?: number; expires?: number; channel?: string };
+
+const DEFAULT_CONTROLLER_EXPIRY_MS = 30 * 24 * 3600 * 1000;
 
 /** "5:10m,25:10m,100" -> stages. Throws USAGE. */
 export function parsePlan(text: string): Stage[] {
@@ -314,7 +330,8 @@ export class FleetController {
   }
 
   /** Start a release through `plan`. Throws USAGE when a release is still running. */
-  async startRelease(fields: ReleaseFields, plan: Stage[], rolloutId?: string): Promise<ReleaseRow> {
+  async startRelease(fields: ReleaseFields, plan: Stage[], rolloutId?: string, release?: Uint8Array): Promise<ReleaseRow> {
+    if (this.options.roles && !release) throw new OtaError("USAGE", "roles mode: the release role's signed envelope is needed");
     const cur = await this.current();
     if (cur && cur.status === "running") throw new OtaError("USAGE", `release ${cur.id} is still running; halt it first`);
     if (!plan.length) throw new OtaError("USAGE", "empty rollout plan");
@@ -331,7 +348,7 @@ export class FleetController {
       reason: null,
       created: now,
       updated: now,
-      manifest: { ...fields } as Record<string, unknown>,
+      manifest: { ...fields, ...(release ? { releaseEnvelope: toBase64(release) } : {}) } as Record<string, unknown>,
     };
     await this.log.putRelease(r);
     await this.log.stageStarted(r.id, 0, plan[0]!.percent, now);
@@ -340,10 +357,47 @@ export class FleetController {
     return r;
   }
 
+  /** The last metaVersion this controller signed. */
+  private lastMetaVersion = 0;
+
+  /**
+   * Each re-signing gets a metaVersion above every earlier one (devices refuse a lower one,
+   * MANIFEST_REPLAY): max(now, the release's own + 1, the last this controller signed + 1, and the
+   * release row's update time + 1, so a restarted controller whose clock went back still grows).
+   * Online metadata is short-lived: it expires at now + expiryMs, or at the release's own expiry if earlier.
+   */
   private sign(r: ReleaseRow, percent: number, extra: { force?: boolean; groups?: string[] } = {}): Uint8Array {
-    const fields = { ...(r.manifest as unknown as ReleaseFields), channel: r.channel, ...extra };
+    const base = r.manifest as unknown as ReleaseFields;
+    const now = this.clock.wallTime();
+    const metaVersion = Math.max(now, (base.metaVersion ?? 0) + 1, this.lastMetaVersion + 1, r.updated + 1);
+    this.lastMetaVersion = metaVersion;
+    const expires = Math.min(base.expires ?? Number.MAX_SAFE_INTEGER, now + (this.options.expiryMs ?? DEFAULT_CONTROLLER_EXPIRY_MS));
+    const roles = this.options.roles;
+    const release = (r.manifest as { releaseEnvelope?: string }).releaseEnvelope;
+    if (roles) {
+      if (release === undefined) throw new OtaError("USAGE", `release ${r.id} has no release-role envelope (roles mode)`);
+      const groups = extra.groups ?? base.groups;
+      return createRollout({
+        release: fromBase64(release), metaVersion, expires, keys: [roles.rollout],
+        ...(extra.force ? { force: true } : { rollout: { id: r.id, percent } }),
+        ...(groups ? { groups } : {}), ...(base.regions ? { regions: base.regions } : {}),
+      });
+    }
+    const { releaseEnvelope: _e, ...plain } = base as ReleaseFields & { releaseEnvelope?: string };
+    const fields = { ...plain, channel: r.channel, ...extra, metaVersion, expires };
     const input = extra.force ? fields : { ...fields, rollout: { id: r.id, percent } };
-    return createManifest({ ...input, keys: [this.options.signingKey] });
+    return createManifest({ ...input, keys: [this.signingKey()] });
+  }
+
+  /** Legacy mode's key. Throws USAGE in roles mode's absence of one. */
+  private signingKey(): SigningKey {
+    if (!this.options.signingKey) throw new OtaError("USAGE", "the controller has no signing key (roles mode signs rollouts only)");
+    return this.options.signingKey;
+  }
+
+  /** The key control commands are signed with: the commands role's, else the legacy key. */
+  private commandKey(): SigningKey {
+    return this.options.roles?.commands ?? this.signingKey();
   }
 
   private announce(r: ReleaseRow, percent: number): void {
@@ -498,7 +552,7 @@ export class FleetController {
     const env = this.sign(r, 100, { force: true, groups: [group] });
     const manifest = toBase64(env);
     const ids = (await this.log.devices()).filter((d) => d.groups.includes(group)).map((d) => d.id);
-    for (const id of ids) this.publish(topics.cmd(id), controlMessage(this.options.signingKey, "force", id, this.issued.next(), { manifest }), false);
+    for (const id of ids) this.publish(topics.cmd(id), controlMessage(this.commandKey(), "force", id, this.issued.next(), { manifest }), false);
     return ids;
   }
 
@@ -512,13 +566,13 @@ export class FleetController {
       : target.group !== undefined ? (await this.log.devices()).filter((d) => d.groups.includes(target.group!)).map((d) => d.id)
       : undefined;
     if (!ids) throw new OtaError("USAGE", `${cmd} needs --device or --group`);
-    for (const id of ids) this.publish(topics.cmd(id), controlMessage(this.options.signingKey, cmd, id, this.issued.next()), false);
+    for (const id of ids) this.publish(topics.cmd(id), controlMessage(this.commandKey(), cmd, id, this.issued.next()), false);
     return ids;
   }
 
   async checkNow(group?: string): Promise<string[]> {
     const ids = (await this.log.devices()).filter((d) => group === undefined || d.groups.includes(group)).map((d) => d.id);
-    for (const id of ids) this.publish(topics.cmd(id), controlMessage(this.options.signingKey, "check", id, this.issued.next()), false);
+    for (const id of ids) this.publish(topics.cmd(id), controlMessage(this.commandKey(), "check", id, this.issued.next()), false);
     return ids;
   }
 

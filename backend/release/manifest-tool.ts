@@ -11,12 +11,23 @@ import { COMPRESSION_HEATSHRINK, COMPRESSION_NONE, ESP_DELTA_HEADER_SIZE, ESP_DE
 import { sha256 } from "../crypto";
 import { signMessage, type SigningKey } from "./keys";
 
-export type ManifestInput = Omit<Manifest, "schema" | "size" | "sha256"> & {
+export type ManifestInput = Omit<Manifest, "schema" | "size" | "sha256" | "metaVersion" | "expires" | "channel"> & {
   /** The image as published (signed bytes): size and sha256 are computed from it. */
   image?: Uint8Array;
   size?: number;
   sha256?: string;
+  /** Default: the signing time (`signedAt`), ms: it only grows. */
+  metaVersion?: number;
+  /** Default: the signing time + DEFAULT_EXPIRY_MS. */
+  expires?: number;
+  /** Default: "stable" (the device's default channel). */
+  channel?: string;
+  /** The signing time, ms (default Date.now()): the defaults of metaVersion and expires. */
+  signedAt?: number;
 };
+
+/** Default lifetime of a signed manifest: 365 days (re-sign before it runs out). */
+export const DEFAULT_EXPIRY_MS = 365 * 24 * 3600 * 1000;
 
 /**
  * A manifest's delta entry for a patch from `base` (the image as the device runs it, signed
@@ -46,8 +57,12 @@ export function patchCompression(patch: Uint8Array): DeltaCompression {
 
 /** Fill size/sha256 from the image and validate. Throws MANIFEST_FIELD naming the bad field. */
 export function buildManifest(input: ManifestInput): Manifest {
-  const { image, ...rest } = input;
+  const { image, signedAt, ...rest } = input;
+  const at = signedAt ?? Date.now();
   const candidate: Record<string, unknown> = { schema: 1, ...rest };
+  candidate.channel ??= "stable";
+  candidate.metaVersion ??= at;
+  candidate.expires ??= at + DEFAULT_EXPIRY_MS;
   if (image) {
     candidate.size = image.length;
     candidate.sha256 = toHex(sha256(image));

@@ -82,11 +82,11 @@ export async function buildServer(out: string, specs: readonly FirmwareSpec[], i
 }
 
 /** Publish one build into the static tree (images/<sha>.bin, deltas/<sha>.bin, products/...): returns its signed base envelope. */
-export function publish(b: BuildServer, fw: Firmware, hostUrl: string): Uint8Array {
+export function publish(b: BuildServer, fw: Firmware, hostUrl: string, signedAt?: number): Uint8Array {
   fw.url = `${hostUrl}/images/${fw.sha256}.bin`;
   if (fw.patch) fw.patch.entry = deltaEntry({ base: fw.patch.from.bytes, patch: fw.patch.bytes, url: `${hostUrl}/deltas/${toHex(sha256(fw.patch.bytes))}.bin` });
   const deltas = fw.patch?.entry ? { deltas: [fw.patch.entry] } : {};
-  const envelope = createManifest({ product: PRODUCT, channel: CHANNEL, version: fw.version, secureVersion: 1, url: fw.url, image: fw.bytes, keys: [b.key], notes: fw.note, ...deltas });
+  const envelope = createManifest({ product: PRODUCT, channel: CHANNEL, version: fw.version, secureVersion: 1, url: fw.url, image: fw.bytes, keys: [b.key], notes: fw.note, ...deltas, ...(signedAt !== undefined ? { signedAt } : {}) });
   publishToDir(b.dirs.www, envelope, fw.bytes, { force: true, ...(fw.patch ? { patches: [fw.patch.bytes] } : {}) });
   return envelope;
 }

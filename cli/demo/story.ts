@@ -99,7 +99,7 @@ export async function runDemo(o: DemoOptions, ui: Ui): Promise<DemoResult> {
   let view: FleetView | undefined;
   try {
     await fleet.startServices();
-    const base = publish(b, b.firmware.get("1.0.0")!, fleet.hostUrl);
+    const base = publish(b, b.firmware.get("1.0.0")!, fleet.hostUrl, fleet.clock.wallTime());
     ui.ok(`${fleet.host ? "HTTPS update host" : "your update host"} ${fleet.hostUrl} (devices pin ${fleet.host ? "the demo CA" : "your CA"})  ${c.dim((fleet.host ? "serving " : "publishing into ") + b.dirs.www)}`);
     ui.info(c.dim(`published 1.0.0: ${fleet.manifestUrl.replace(fleet.hostUrl, "")} (${base.length} B signed manifest)`));
     ui.ok(`MQTT broker ${fleet.broker ? "(embedded aedes) " : "(yours) "}${fleet.mqtt.url}`);
@@ -136,7 +136,7 @@ export async function runDemo(o: DemoOptions, ui: Ui): Promise<DemoResult> {
 
     ui.step(6, "Critical fix 1.2.1, forced to every group");
     const fw121 = b.firmware.get("1.2.1")!;
-    publish(b, fw121, fleet.hostUrl);
+    publish(b, fw121, fleet.hostUrl, fleet.clock.wallTime());
     const r121 = await fleet.controller.startRelease(fields(fw121), parsePlan(PLANS["1.2.1"]), ROLLOUT("1.2.1"));
     let forced: string[] = [];
     for (let attempt = 1; ; attempt++) {
@@ -246,7 +246,7 @@ async function watchDownloads(ui: Ui, fleet: DemoFleet, version: string, done: (
 /** Publish `version`, run it through `stages` on the controller, narrate each stage. */
 async function rollout(ui: Ui, fleet: DemoFleet, b: BuildServer, version: string, stages: Stage[]) {
   const fw = b.firmware.get(version)!;
-  publish(b, fw, fleet.hostUrl);
+  publish(b, fw, fleet.hostUrl, fleet.clock.wallTime());
   const id = ROLLOUT(version);
   const r = await fleet.controller.startRelease(fields(fw), stages, id);
   let stage = -1;

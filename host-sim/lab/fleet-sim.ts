@@ -198,7 +198,7 @@ export class FleetSim {
     const random = prng(o.seed);
     const factoryVersion = o.factoryVersion ?? "1.0.0";
     const factory = this.image(factoryVersion);
-    this.host.setRoute(this.manifestPath, createManifest({ product: this.product, channel: "stable", version: factoryVersion, secureVersion: 1, url: factory.url, image: factory.bytes, keys: [this.key] }));
+    this.host.setRoute(this.manifestPath, createManifest({ product: this.product, channel: "stable", version: factoryVersion, secureVersion: 1, url: factory.url, image: factory.bytes, keys: [this.key], signedAt: this.clock.wallTime() }));
     const badHw = o.badHardware ?? "esp32-rev1";
     const badVersions = o.badVersions ? new Set(o.badVersions) : undefined;
     const inner = o.engine ?? (this.ownEngine = createNodeEngine());

@@ -115,6 +115,16 @@ export const scenarios: Scenario[] = [
   },
   { name: "refused-once", summary: "the same refused release seen after a power cycle is not reported again", releases: [{ image: V11, manifest: { notBefore: Date.UTC(2030, 0, 1) } }, { image: V11, manifest: { notBefore: Date.UTC(2030, 0, 1) } }], expect: { version: "1.0.0", final: "refused", code: "MANIFEST_NOT_YET", app0Untouched: true } },
   { name: "expired", summary: "manifest expired", releases: [{ image: V11, manifest: { expires: Date.UTC(2025, 0, 1) } }], expect: { version: "1.0.0", final: "refused", code: "MANIFEST_EXPIRED", app0Untouched: true } },
+  // Freshness (issue 29): a halted release (re-signed at 0 %, a higher metaVersion) whose older 100 % manifest is served again.
+  {
+    name: "replay-halted", summary: "the release halted at 0 %, then its older signed 100 % manifest served again: refused, never installed",
+    releases: [
+      { image: V11, manifest: { rollout: { id: "r1", percent: 0 }, metaVersion: Date.UTC(2026, 0, 1, 2) } },
+      { image: V11, manifest: { rollout: { id: "r1", percent: 100 }, metaVersion: Date.UTC(2026, 0, 1, 1) } },
+    ],
+    expect: { version: "1.0.0", final: "refused", code: "MANIFEST_REPLAY", app0Untouched: true, includes: [["refused", "POLICY_ROLLOUT"], ["refused", "MANIFEST_REPLAY"]] },
+  },
+  { name: "wrong-channel", summary: "a release signed for the beta channel, the device follows stable", releases: [{ image: V11, manifest: { channel: "beta" } }], expect: { version: "1.0.0", final: "refused", code: "MANIFEST_CHANNEL", app0Untouched: true } },
   { name: "http-url", summary: "manifest URL is http:", releases: [{ image: V11 }], insecureManifestUrl: true, expect: { version: "1.0.0", final: "failed", code: "HTTP_INSECURE_URL", app0Untouched: true } },
   { name: "http-image-url", summary: "image URL in the manifest is http:", releases: [{ image: V11, manifest: { url: "http://127.0.0.1:1/fw.bin" } }], expect: { version: "1.0.0", final: "refused", code: "HTTP_INSECURE_URL", app0Untouched: true } },
   { name: "wrong-certificate", summary: "the host's certificate is not from the pinned CA", releases: [{ image: V11 }], wrongCa: true, expect: { version: "1.0.0", final: "failed", code: "HTTP_TLS", app0Untouched: true } },

@@ -7,7 +7,7 @@ import { nodeCrypto } from "../../backend/crypto";
 import type { Manifest } from "../../modules/manifest";
 
 const config = parseConfig({ product: "p", manifestUrl: "https://h/r.json", trustedKeys: [{ type: "ecdsa-p256", spki: "AAAA" }], revokedVersions: ["1.3.0"], retry: { baseMs: 1000, maxMs: 60000, maxAttempts: 3 } });
-const manifest: Manifest = { schema: 1, product: "p", version: "1.1.0", secureVersion: 2, url: "https://h/x.bin", size: 1000, sha256: "00".repeat(32) };
+const manifest: Manifest = { schema: 1, product: "p", version: "1.1.0", secureVersion: 2, url: "https://h/x.bin", size: 1000, sha256: "00".repeat(32), metaVersion: 1, expires: Date.UTC(2030, 0, 1), channel: "stable" };
 const base: PolicyFacts = {
   manifest, config, running: { version: "1.0.0", secureVersion: 1, project: "p" }, pendingVerify: false, floor: 1, chipId: 0,
   deviceId: "d1", slotSize: 1 << 20, wallNow: Date.UTC(2026, 0, 1), tries: 0, rolledBack: false, force: false, crypto: nodeCrypto,

@@ -24,7 +24,7 @@ const read = (f: string) => new Uint8Array(readFileSync(join(V, f)));
 const plain = read("plain.bin");
 const sha = (b: Uint8Array) => toHex(sha256(b));
 
-const base = { schema: 1, product: "sensor", version: "2.0.0", secureVersion: 1, url: "https://h/images/x.bin", size: plain.length + 512, sha256: "ab".repeat(32) };
+const base = { schema: 1, product: "sensor", version: "2.0.0", secureVersion: 1, url: "https://h/images/x.bin", size: plain.length + 512, sha256: "ab".repeat(32), metaVersion: 1, expires: 2e12, channel: "stable" };
 const enc = { format: "esp_encrypted_img", scheme: "rsa3072", plainSize: plain.length, plainSha256: sha(plain) };
 
 describe("manifest field `encryption`", () => {
@@ -75,7 +75,7 @@ describe("encryptionEntry / schemeOfFile (build server)", () => {
 
 describe("the agent's policy", () => {
   const config = parseConfig({ product: "sensor", manifestUrl: "https://h/r.json", trustedKeys: [{ type: "ecdsa-p256", spki: "AAAA" }] });
-  const m: Manifest = { schema: 1, product: "sensor", version: "2.0.0", secureVersion: 1, url: "https://h/x.bin", size: 2000, sha256: "00".repeat(32) };
+  const m: Manifest = { schema: 1, product: "sensor", version: "2.0.0", secureVersion: 1, url: "https://h/x.bin", size: 2000, sha256: "00".repeat(32), metaVersion: 1, expires: Date.UTC(2030, 0, 1), channel: "stable" };
   const facts: PolicyFacts = {
     manifest: m, config, running: { version: "1.0.0", secureVersion: 1, project: "sensor" }, pendingVerify: false, floor: 1, chipId: 0,
     deviceId: "d1", slotSize: 1 << 20, wallNow: 0, tries: 0, rolledBack: false, force: false, crypto: nodeCrypto,

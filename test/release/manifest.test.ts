@@ -95,10 +95,10 @@ describe("signed manifest", () => {
   });
 
   it("ignores unknown fields, including __proto__, and keeps only known ones", () => {
-    const p = utf8Encode(JSON.stringify({ schema: 1, product: "sensor", version: "1.0.0", secureVersion: 0, url: "u", size: 1, sha256: "0".repeat(64), extra: { a: 1 } }).replace("{", '{"__proto__":{"polluted":true},'));
+    const p = utf8Encode(JSON.stringify({ schema: 1, product: "sensor", version: "1.0.0", secureVersion: 0, url: "u", size: 1, sha256: "0".repeat(64), metaVersion: 5, expires: 2e12, channel: "stable", extra: { a: 1 } }).replace("{", '{"__proto__":{"polluted":true},'));
     const env = signPayload(p, [ec]);
     const out = verifyManifest(env, [trustedKeyOf(ec)], nodeCrypto);
-    expect(Object.keys(out.manifest).sort()).toEqual(["product", "schema", "secureVersion", "sha256", "size", "url", "version"]);
+    expect(Object.keys(out.manifest).sort()).toEqual(["channel", "expires", "metaVersion", "product", "schema", "secureVersion", "sha256", "size", "url", "version"]);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     expect((out.manifest as unknown as Record<string, unknown>).polluted).toBeUndefined();
   });
