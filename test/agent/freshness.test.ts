@@ -2,7 +2,7 @@
  * Freshness (issue 29, item 2) on SIM's NVS: the highest metaVersion per product/channel is kept,
  * a lower one refused (MANIFEST_REPLAY), expired metadata refused, the channel checked; only a
  * new highest version costs an NVS write. End to end (the agent, HTTPS, both engines): the
- * scenarios replay-halted, wrong-channel and expired (host-sim/scenarios.ts).
+ * scenarios replay-halted, wrong-channel and expired (host-sim/lab/scenarios.ts).
  */
 import { describe, expect, it } from "vitest";
 import { SimChip } from "../../host-sim/chip/chip";
