@@ -11,6 +11,7 @@ import { toHex } from "../../modules/bytes";
 import { buildImage } from "../../host-sim/chip/image-builder";
 import { signImage } from "../../backend/release/espsecure";
 import { generateKey, writeKeyFiles, type SigningKey } from "../../backend/release/keys";
+import { signRoot, createRollout } from "../../backend/release/roles-tool";
 import { makeCa, makeServerCert, type CaBundle, type ServerCert } from "../../backend/release/pki";
 import { createManifest, deltaEntry } from "../../backend/release/manifest-tool";
 import { nextBuild } from "../../host-sim/lab/next-build";
@@ -18,6 +19,7 @@ import { createPatch } from "../../backend/delta/create";
 import type { ManifestDelta } from "../../modules/manifest";
 import { publishToDir } from "../../backend/release/publish";
 import { sha256 } from "../../backend/crypto";
+import { DEFAULT_EPOCH } from "../../backend/clock";
 import type { Behavior } from "../../host-sim/chip/device";
 
 export const PRODUCT = "thermo";
@@ -44,7 +46,13 @@ export interface Firmware extends FirmwareSpec {
 }
 
 export interface BuildServer {
+  /** The release role's key (offline: signs images and release manifests). */
   key: SigningKey;
+  /**
+   * The other roles (modules/roles.ts): the root key (offline) signed the root devices ship; the
+   * controller holds only the rollout and commands keys (online).
+   */
+  roles: { root: SigningKey; rollout: SigningKey; commands: SigningKey; rootEnvelope: Uint8Array };
   ca: CaBundle;
   server: ServerCert;
   firmware: Map<string, Firmware>;
@@ -57,6 +65,13 @@ export async function buildServer(out: string, specs: readonly FirmwareSpec[], i
   for (const d of Object.values(dirs)) mkdirSync(d, { recursive: true });
   const key = generateKey("ecdsa-p256");
   writeKeyFiles(key, join(dirs.keys, "release.pem"), join(dirs.keys, "release.pub.pem"));
+  const [root, rollout, commands] = [generateKey("ecdsa-p256"), generateKey("ecdsa-p256"), generateKey("ecdsa-p256")];
+  writeKeyFiles(root, join(dirs.keys, "root.pem"), join(dirs.keys, "root.pub.pem"));
+  writeKeyFiles(rollout, join(dirs.keys, "rollout.pem"), join(dirs.keys, "rollout.pub.pem"));
+  writeKeyFiles(commands, join(dirs.keys, "commands.pem"), join(dirs.keys, "commands.pub.pem"));
+  // signed at the devices' virtual epoch (their clock), valid ten years
+  const rootEnvelope = signRoot({ version: 1, signedAt: DEFAULT_EPOCH, expires: DEFAULT_EPOCH + 3650 * 24 * 3600_000, roles: { root: { keys: [root] }, release: { keys: [key] }, rollout: { keys: [rollout] }, commands: { keys: [commands] } } }, [root]);
+  writeFileSync(join(dirs.keys, "root.json"), rootEnvelope);
   const ca = await makeCa(dirs.tls, "xsota demo CA");
   const server = await makeServerCert(ca, { hosts: ["127.0.0.1", "localhost"] });
   writeFileSync(join(dirs.tls, "server.pem"), server.certPem);
@@ -78,7 +93,7 @@ export async function buildServer(out: string, specs: readonly FirmwareSpec[], i
     }
     firmware.set(spec.version, fw);
   }
-  return { key, ca, server, firmware, dirs };
+  return { key, roles: { root, rollout, commands, rootEnvelope }, ca, server, firmware, dirs };
 }
 
 /** Publish one build into the static tree (images/<sha>.bin, deltas/<sha>.bin, products/...): returns its signed base envelope. */
@@ -87,6 +102,8 @@ export function publish(b: BuildServer, fw: Firmware, hostUrl: string, signedAt?
   if (fw.patch) fw.patch.entry = deltaEntry({ base: fw.patch.from.bytes, patch: fw.patch.bytes, url: `${hostUrl}/deltas/${toHex(sha256(fw.patch.bytes))}.bin` });
   const deltas = fw.patch?.entry ? { deltas: [fw.patch.entry] } : {};
   const envelope = createManifest({ product: PRODUCT, channel: CHANNEL, version: fw.version, secureVersion: 1, url: fw.url, image: fw.bytes, keys: [b.key], notes: fw.note, ...deltas, ...(signedAt !== undefined ? { signedAt } : {}) });
-  publishToDir(b.dirs.www, envelope, fw.bytes, { force: true, ...(fw.patch ? { patches: [fw.patch.bytes] } : {}) });
+  const { layout } = publishToDir(b.dirs.www, envelope, fw.bytes, { force: true, ...(fw.patch ? { patches: [fw.patch.bytes] } : {}) });
+  // roles mode: devices fetch a rollout document (the rollout key's) carrying the release manifest
+  writeFileSync(join(b.dirs.www, layout.latestPath), createRollout({ release: envelope, keys: [b.roles.rollout], ...(signedAt !== undefined ? { signedAt } : {}) }));
   return envelope;
 }

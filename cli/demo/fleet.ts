@@ -7,6 +7,7 @@
  * Devices require an espsecure-signed image (requireImageSignature) and trust only the demo's
  * key, for manifests and images alike.
  */
+import { toBase64 } from "../../modules/bytes";
 import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { request } from "node:https";
 import { dirname, join } from "node:path";
@@ -138,7 +139,9 @@ export class DemoFleet {
   async startController(): Promise<void> {
     this.log = new AuditLog(join(this.o.build.dirs.out, "audit.db"));
     this.controller = await FleetController.start({
-      broker: this.mqtt, log: this.log, clock: this.clock, virtualClock: this.clock, signingKey: this.o.build.key,
+      broker: this.mqtt, log: this.log, clock: this.clock, virtualClock: this.clock,
+      // roles mode: the controller holds only the online keys; the release key stays on the build server
+      roles: { rollout: this.o.build.roles.rollout, commands: this.o.build.roles.commands },
       sampleEveryMs: 60_000, thresholds: this.o.thresholds,
       publishManifest: (env) => this.publishLatest(env),
     });
@@ -153,7 +156,7 @@ export class DemoFleet {
       const mqtt = new TcpMqttPort({ clock: this.clock });
       this.mqtts.push(mqtt);
       const config = {
-        product: PRODUCT, channel: CHANNEL, manifestUrl: this.manifestUrl, trustedKeys: [key],
+        product: PRODUCT, channel: CHANNEL, manifestUrl: this.manifestUrl, trustedKeys: [key], root: toBase64(this.o.build.roles.rootEnvelope),
         requireImageSignature: true, checkIntervalMs: 0, hardware: spec.hardware, region: spec.region, groups: spec.groups,
         retry: { baseMs: 2000, maxMs: 30_000, maxAttempts: 6 },
         download: { stallMs: 10_000, minBytesPerSec: 256, rateWindowMs: 5000, journalEveryBytes: 16 * 1024 },

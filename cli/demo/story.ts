@@ -80,7 +80,8 @@ export async function runDemo(o: DemoOptions, ui: Ui): Promise<DemoResult> {
 
   ui.step(1, "Build server: keys, certificates, signed firmware");
   const b = await buildServer(o.out, FIRMWARE, o.imageBytes, o.external?.update?.www);
-  ui.ok(`release signing key ECDSA P-256, id ${b.key.id}  ${c.dim(b.dirs.keys + "/release.pem")}`);
+  ui.ok(`release key ECDSA P-256, id ${b.key.id} (offline: signs images and release manifests)  ${c.dim(b.dirs.keys + "/release.pem")}`);
+  ui.ok(`root v1 (root key offline) names the roles: release ${b.key.id}, rollout ${b.roles.rollout.id} and commands ${b.roles.commands.id} (online, the controller's only keys)  ${c.dim(b.dirs.keys + "/root.json")}`);
   ui.ok(`TLS CA + server certificate for 127.0.0.1  ${c.dim(b.dirs.tls + "/ca.pem")}`);
   for (const fw of b.firmware.values()) {
     ui.ok(`firmware ${c.bold(fw.version)}  ${kb(fw.bytes.length)}  signed (espsecure sign_data v1)  sha256 ${fw.sha256.slice(0, 12)}…  ${c.dim(fw.note)}`);
@@ -136,8 +137,8 @@ export async function runDemo(o: DemoOptions, ui: Ui): Promise<DemoResult> {
 
     ui.step(6, "Critical fix 1.2.1, forced to every group");
     const fw121 = b.firmware.get("1.2.1")!;
-    publish(b, fw121, fleet.hostUrl, fleet.clock.wallTime());
-    const r121 = await fleet.controller.startRelease(fields(fw121), parsePlan(PLANS["1.2.1"]), ROLLOUT("1.2.1"));
+    const env121 = publish(b, fw121, fleet.hostUrl, fleet.clock.wallTime());
+    const r121 = await fleet.controller.startRelease(fields(fw121), parsePlan(PLANS["1.2.1"]), ROLLOUT("1.2.1"), env121);
     let forced: string[] = [];
     for (let attempt = 1; ; attempt++) {
       const waiting = fleet.devices.filter((d) => fleet.versions().get(d.id) !== "1.2.1");
@@ -246,9 +247,9 @@ async function watchDownloads(ui: Ui, fleet: DemoFleet, version: string, done: (
 /** Publish `version`, run it through `stages` on the controller, narrate each stage. */
 async function rollout(ui: Ui, fleet: DemoFleet, b: BuildServer, version: string, stages: Stage[]) {
   const fw = b.firmware.get(version)!;
-  publish(b, fw, fleet.hostUrl, fleet.clock.wallTime());
+  const envelope = publish(b, fw, fleet.hostUrl, fleet.clock.wallTime());
   const id = ROLLOUT(version);
-  const r = await fleet.controller.startRelease(fields(fw), stages, id);
+  const r = await fleet.controller.startRelease(fields(fw), stages, id, envelope);
   let stage = -1;
   let pacing: Promise<void> | undefined;
   const announce = (idx: number) => {
