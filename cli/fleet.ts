@@ -7,7 +7,7 @@ import { expiringAnchors } from "../backend/release/roles-tool";
 import { OtaError } from "../modules/errors";
 import type { ClockPort } from "../modules/ports";
 import { verifyManifest } from "../modules/manifest";
-import { loadPrivateKey, trustedKeyOf } from "../backend/release/keys";
+import { loadPrivateKey, loadPublicKey, trustedKeyOf } from "../backend/release/keys";
 import { nodeCrypto } from "../backend/crypto";
 import type { AuditStore } from "../backend/fleet/audit-store";
 import { openAuditStore } from "../backend/fleet/open-audit";
@@ -39,7 +39,11 @@ Common options:
 
 run options:
   --manifest F           a signed release envelope (xsota manifest); its fields are re-signed per stage
-  -k, --key F            the release signing key (PEM): each stage is re-signed with it
+  -k, --key F            single-key mode: the release signing key (PEM); each stage is re-signed with it
+  --rollout-key F        roles mode (devices with a root, xsota root): the rollout key; each stage is a
+                         rollout document over the --manifest, which the release key signed
+  --commands-key F       roles mode: the commands key (per-device control)
+  --release-pub F        roles mode: the release key's public half, to check --manifest before it starts
   --plan P               stages PERCENT[:WATCH], watch in ms/s/m/h (default 5:10m,25:10m,100)
   --rollout-id R         constant across stages (default <product>-<version>-<time>)
   --broker URL           mqtt://[USER@]host:port of a running broker (password: XSOTA_MQTT_PASSWORD), or:
@@ -119,8 +123,14 @@ function table(rows: string[][]): string {
 
 async function run(values: Record<string, unknown>): Promise<number> {
   const envelope = readFileSync(requireFile(values.manifest as string | undefined, "--manifest"));
-  const key = loadPrivateKey(requireFile(values.key as string | undefined, "--key"));
-  const { manifest } = verifyManifest(new Uint8Array(envelope), [trustedKeyOf(key)], nodeCrypto);
+  // roles mode: the controller holds only the online keys; the release key stays on the build server
+  const roles = values["rollout-key"] !== undefined
+    ? { rollout: loadPrivateKey(requireFile(values["rollout-key"] as string, "--rollout-key")), commands: loadPrivateKey(requireFile(values["commands-key"] as string | undefined, "--commands-key")) }
+    : undefined;
+  if (roles && values.key !== undefined) throw new OtaError("USAGE", "--key is single-key mode; roles mode takes --rollout-key, --commands-key and --release-pub");
+  const key = roles ? undefined : loadPrivateKey(requireFile(values.key as string | undefined, "--key"));
+  const releaseKey = roles ? loadPublicKey(requireFile(values["release-pub"] as string | undefined, "--release-pub")) : key!;
+  const { manifest } = verifyManifest(new Uint8Array(envelope), [trustedKeyOf(releaseKey)], nodeCrypto);
   const { schema: _s, rollout: _r, force: _f, ...fields } = manifest;
   const plan = parsePlan((values.plan as string) ?? "5:10m,25:10m,100");
   let broker: Broker | undefined;
@@ -151,7 +161,7 @@ async function run(values: Record<string, unknown>): Promise<number> {
   let view: Awaited<ReturnType<typeof startFleetView>>;
   try {
     controller = await FleetController.start({
-      broker: host, log, clock: realClock, signingKey: key, ...(credentials ? { credentials } : {}), ...(values["client-id"] ? { clientId: values["client-id"] as string } : {}),
+      broker: host, log, clock: realClock, ...(roles ? { roles } : { signingKey: key! }), ...(credentials ? { credentials } : {}), ...(values["client-id"] ? { clientId: values["client-id"] as string } : {}),
       thresholds: { maxFailureRate: Number(values["max-failure-rate"] ?? 0.2), minFailures: Number(values["min-failures"] ?? 3) },
       publishManifest: publishPath ? (env) => { writeFileSync(`${publishPath}.tmp`, env); renameSync(`${publishPath}.tmp`, publishPath); } : undefined,
     });
@@ -166,7 +176,7 @@ async function run(values: Record<string, unknown>): Promise<number> {
   await log.setMeta("api-token", view.token);
   await log.setMeta("api", view.url);
   const cur = await controller.current();
-  const r = cur && cur.status !== "done" && cur.version === fields.version ? cur : await controller.startRelease(fields as ReleaseFields, plan, values["rollout-id"] as string | undefined);
+  const r = cur && cur.status !== "done" && cur.version === fields.version ? cur : await controller.startRelease(fields as ReleaseFields, plan, values["rollout-id"] as string | undefined, roles ? new Uint8Array(envelope) : undefined);
   process.stderr.write(`release ${r.id}: ${plan.map((s) => `${s.percent}%`).join(" -> ")}; fleet view ${view.url}\n`);
   let lastLine = "";
   const report = async () => {
@@ -291,6 +301,7 @@ export const command: Command = {
   async run(argv) {
     const { values, positionals } = parse(argv, {
       db: { type: "string" }, json: { type: "boolean" }, manifest: { type: "string" }, key: { type: "string", short: "k" },
+      "rollout-key": { type: "string" }, "commands-key": { type: "string" }, "release-pub": { type: "string" },
       plan: { type: "string" }, "rollout-id": { type: "string" }, broker: { type: "string" }, embedded: { type: "string" },
       "mqtt-port": { type: "string" }, publish: { type: "string" }, "max-failure-rate": { type: "string" }, "min-failures": { type: "string" },
       "http-port": { type: "string" }, stay: { type: "boolean" }, group: { type: "string" }, devices: { type: "string" }, seed: { type: "string" },

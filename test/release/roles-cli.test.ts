@@ -61,6 +61,16 @@ describe("xsota root and xsota rollout", () => {
     expect(b.current().version).toBe(2);
   });
 
+  it("xsota fleet run in roles mode holds only the rollout and commands keys: what it publishes verifies on the device", async () => {
+    await ok("fleet", "run", "--manifest", f("release.json"), "--rollout-key", f("rollout.pem"), "--commands-key", f("commands.pem"), "--release-pub", f("release.pub.pem"),
+      "--embedded", "aedes", "--mqtt-port", "0", "--http-port", "0", "--plan", "100", "--rollout-id", "r9", "--publish", f("fleet-latest.json"), "--db", f("fleet.db"));
+    const { manifest } = verifyBundle(readFileSync(f("fleet-latest.json")), device(), nodeCrypto, Date.now());
+    expect([manifest.version, manifest.rollout]).toEqual(["1.1.0", { id: "r9", percent: 100 }]);
+    // a manifest the release key did not sign is refused before anything starts
+    const bad = await xsotaInProcess("fleet", "run", "--manifest", f("thief.json"), "--rollout-key", f("rollout.pem"), "--commands-key", f("commands.pem"), "--release-pub", f("release.pub.pem"), "--embedded", "aedes", "--mqtt-port", "0", "--http-port", "0", "--db", f("fleet2.db"));
+    expect([bad.code, bad.err]).toEqual([1, expect.stringContaining("SIG_")]);
+  }, 60_000);
+
   it("bad usage: a threshold above the role's keys, a role without keys, a bad percent: USAGE, nothing written", async () => {
     const base = ["root", "--version", "1", "--key", f("root1.pem"), "--release-pub", f("release.pub.pem"), "--rollout-pub", f("rollout.pub.pem")];
     const noCommands = await xsotaInProcess(...base, "-o", f("x.json"));
