@@ -43,9 +43,10 @@ import { parseEnvelope, type Envelope } from "./manifest";
 import { manifestFromJson, MANIFEST_LIMITS, type Manifest } from "./manifest-fields";
 import type { CryptoPort, HttpPort, StorePort } from "./ports";
 import { DOMAINS } from "./nvs-domains";
+import { constant } from "./constant";
 
 export type RoleName = "root" | "release" | "rollout" | "commands";
-export const ROLE_NAMES: readonly RoleName[] = ["root", "release", "rollout", "commands"];
+export const ROLE_NAMES: readonly RoleName[] = constant(["root", "release", "rollout", "commands"]);
 
 export interface Role {
   keys: string[];
@@ -70,7 +71,7 @@ export interface Root {
   anchors: Anchor[];
 }
 
-export const ROOT_LIMITS = { keys: 16, roleKeys: 8, storedBytes: 4000, chain: 4, anchors: 3, anchorDer: 1400 } as const;
+export const ROOT_LIMITS = constant({ keys: 16, roleKeys: 8, storedBytes: 4000, chain: 4, anchors: 3, anchorDer: 1400 } as const);
 const ROOT_KEY = "root";
 
 function bad(why: string): never {

@@ -5,7 +5,7 @@
  * --quick` through the real command line and its JSON report.
  */
 import { describe, it, expect, beforeAll } from "vitest";
-import { spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -101,11 +101,11 @@ describe("table", () => {
 });
 
 describe("xsota bench (command line)", () => {
-  it("runs --quick, prints the table and writes the JSON report", () => {
+  it("runs --quick, prints the table and writes the JSON report", async () => {
     const dir = mkdtempSync(join(tmpdir(), "xsota-bench-"));
     try {
       const out = join(dir, "r.json");
-      const r = spawnSync(process.execPath, ["bin/xsota.js", "bench", "--quick", "--only", "wear", "--out", out], { cwd: ROOT, encoding: "utf8", timeout: 60_000 });
+      const r = await run(["bin/xsota.js", "bench", "--quick", "--only", "wear", "--out", out], 120_000);
       expect(r.status, r.stderr).toBe(0);
       expect(r.stdout).toMatch(/\| figure +\| value +\| goal +\| status \|/);
       expect(r.stdout).toMatch(/otadata erase\+write per update/);
@@ -120,11 +120,24 @@ describe("xsota bench (command line)", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-  }, 60_000);
+  }, 150_000);
 
-  it("refuses an unknown part with a usage error", () => {
-    const r = spawnSync(process.execPath, ["bin/xsota.js", "bench", "--only", "speed"], { cwd: ROOT, encoding: "utf8", timeout: 30_000 });
+  it("refuses an unknown part with a usage error", async () => {
+    const r = await run(["bin/xsota.js", "bench", "--only", "speed"], 60_000);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/USAGE/);
-  }, 30_000);
+  }, 90_000);
 });
+
+/** A child process, not blocking this worker (a spawnSync of a minute starves vitest's RPC). */
+function run(args: string[], timeout: number): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], timeout });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (c: string) => (stdout += c));
+    child.stderr.setEncoding("utf8").on("data", (c: string) => (stderr += c));
+    child.on("error", reject);
+    child.on("close", (status) => resolve({ status, stdout, stderr }));
+  });
+}

@@ -27,11 +27,6 @@ function xsotaAsync(cwd: string, ...args: string[]): Promise<{ status: number; o
   });
 }
 
-function xsota(cwd: string, ...args: string[]): { status: number; out: string } {
-  const r = spawnSync(process.execPath, [XSOTA, ...args], { cwd, encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } });
-  return { status: r.status ?? -1, out: r.stdout + r.stderr };
-}
-
 describe.skipIf(skip !== undefined)("xsota device --engine moddable", { timeout: 240_000 }, () => {
   let dir: string;
   let server: ChildProcess | undefined;
@@ -48,7 +43,7 @@ describe.skipIf(skip !== undefined)("xsota device --engine moddable", { timeout:
       ["image", "build", "--version", "1.0.0", "-o", "fw-1.0.0.bin"],
       ["image", "build", "--version", "1.1.0", "-o", "fw-1.1.0.bin"],
       ["flash", "create", "-o", "flash.bin", "--image", "fw-1.0.0.bin"],
-    ]) expect(xsota(dir, ...args).status, args.join(" ")).toBe(0);
+    ]) expect((await xsotaAsync(dir, ...args)).status, args.join(" ")).toBe(0);
     server = spawn(process.execPath, [XSOTA, "serve", "--dir", "public", "--port", "0", "--self-signed-ca", "ca", "--json", "--quiet"], { cwd: dir, stdio: ["ignore", "pipe", "inherit"] });
     url = await new Promise<string>((resolve, reject) => {
       let text = "";
@@ -59,9 +54,9 @@ describe.skipIf(skip !== undefined)("xsota device --engine moddable", { timeout:
       });
       server!.on("exit", (code) => reject(new Error(`serve exited ${code}`)));
     });
-    const manifest = xsota(dir, "manifest", "--image", "fw-1.1.0.bin", "--url", `${url}/`, "--key", "release.pem", "-o", "release.json");
+    const manifest = await xsotaAsync(dir, "manifest", "--image", "fw-1.1.0.bin", "--url", `${url}/`, "--key", "release.pem", "-o", "release.json");
     expect(manifest.status, manifest.out).toBe(0);
-    const publish = xsota(dir, "publish", "--dir", "public", "release.json", "fw-1.1.0.bin");
+    const publish = await xsotaAsync(dir, "publish", "--dir", "public", "release.json", "fw-1.1.0.bin");
     expect(publish.status, publish.out).toBe(0);
     const list = spawnSync("find", ["public", "-name", "*.json"], { cwd: dir, encoding: "utf8" }).stdout.trim().split("\n");
     manifestUrl = `${url}/${list.find((p) => p.endsWith(".json"))!.replace(/^public\//, "")}`;
@@ -71,14 +66,14 @@ describe.skipIf(skip !== undefined)("xsota device --engine moddable", { timeout:
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it("updates a flash file from xsota flash create against xsota serve: committed, and flash show agrees", () => {
-    const run = xsota(dir, "device", "--engine", "moddable", "--flash", "flash.bin", "--manifest", manifestUrl, "--ca", "ca/ca.pem", "--trust", "release.pub.pem",
+  it("updates a flash file from xsota flash create against xsota serve: committed, and flash show agrees", async () => {
+    const run = await xsotaAsync(dir, "device", "--engine", "moddable", "--flash", "flash.bin", "--manifest", manifestUrl, "--ca", "ca/ca.pem", "--trust", "release.pub.pem",
       "--config", "fast.json", "--json");
     expect(run.status, run.out).toBe(0);
     const outcome = JSON.parse(run.out.slice(run.out.indexOf("{"))) as { final: string; running: { version: string; slot: number } };
     expect(outcome.final).toBe("committed");
     expect(outcome.running).toEqual({ version: "1.1.0", slot: 1 });
-    const show = xsota(dir, "flash", "show", "flash.bin", "--json");
+    const show = await xsotaAsync(dir, "flash", "show", "flash.bin", "--json");
     expect(show.status, show.out).toBe(0);
     expect(show.out).toContain("1.1.0");
   });
@@ -89,7 +84,7 @@ describe.skipIf(skip !== undefined)("xsota device --engine moddable", { timeout:
     const live = subscribe(broker, `watch-${id}`, [`devices/${id}/#`]);
     try {
       await live.ready;
-      expect(xsota(dir, "flash", "create", "-o", "flash-mqtt.bin", "--image", "fw-1.0.0.bin").status).toBe(0);
+      expect((await xsotaAsync(dir, "flash", "create", "-o", "flash-mqtt.bin", "--image", "fw-1.0.0.bin")).status).toBe(0);
       const run = await xsotaAsync(dir, "device", "--engine", "moddable", "--flash", "flash-mqtt.bin", "--manifest", manifestUrl, "--ca", "ca/ca.pem",
         "--trust", "release.pub.pem", "--config", "fast.json", "--device-id", id, "--mqtt", `mqtt://${broker.host}:${broker.port}`, "--json");
       expect(run.status, run.out).toBe(0);
