@@ -5,7 +5,7 @@
  * and the files a build server leaves (key, CA, signed firmware, the published tree, audit.db).
  */
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
-import { spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,21 +16,29 @@ import type { DemoResult } from "../../cli/demo/story";
 const ROOT = join(import.meta.dirname, "../..");
 const BIN = join(ROOT, "bin/xsota.js");
 
-function xsota(args: string[], env: Record<string, string> = {}) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { cwd: ROOT, encoding: "utf8", env: { ...process.env, ...env }, timeout: 120_000 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+/** xsota in a child process, without blocking this worker (a demo-long spawnSync starves vitest's RPC). */
+function xsota(args: string[], env: Record<string, string> = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"], timeout: 120_000 });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (c: string) => (stdout += c));
+    child.stderr.setEncoding("utf8").on("data", (c: string) => (stderr += c));
+    child.on("error", reject);
+    child.on("close", (status) => resolve({ status, stdout, stderr }));
+  });
 }
 
 type Result = Omit<DemoResult, "out" | "www" | "viewUrl"> & { ok: boolean; mismatches: string[] };
 
 describe("xsota demo in the XS engine (12 devices, --quick)", () => {
   let dir: string;
-  let run: ReturnType<typeof xsota>;
+  let run: Awaited<ReturnType<typeof xsota>>;
   let r: Result;
 
-  beforeAll(() => {
+  beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "xsota-demo-test-"));
-    run = xsota(["demo", "--devices", "12", "--quick", "--json", "--out", dir]);
+    run = await xsota(["demo", "--devices", "12", "--quick", "--json", "--out", dir]);
     r = JSON.parse(run.stdout) as Result;
   }, 150_000);
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -88,7 +96,7 @@ describe("xsota demo in the XS engine (12 devices, --quick)", () => {
     expect(r.byGroup["us"]).toEqual({ "1.2.1": 6 });
   });
 
-  it("left the build server's files: key, CA, espsecure-signed firmware, the published tree, the audit log", () => {
+  it("left the build server's files: key, CA, espsecure-signed firmware, the published tree, the audit log", async () => {
     const pub = loadPublicKey(join(dir, "keys/release.pub.pem"));
     for (const v of ["1.0.0", "1.1.0", "1.2.0", "1.2.1"]) {
       const file = new Uint8Array(readFileSync(join(dir, `firmware/thermo-${v}.bin`)));
@@ -99,17 +107,17 @@ describe("xsota demo in the XS engine (12 devices, --quick)", () => {
     expect(index.releases.map((x) => x.version)).toEqual(["1.0.0", "1.1.0", "1.2.0", "1.2.1"]);
     expect(readdirSync(join(dir, "www/images"))).toHaveLength(4);
     expect(readdirSync(join(dir, "www/deltas"))).toHaveLength(1);
-    const status = xsota(["fleet", "status", "--db", join(dir, "audit.db"), "--json"]);
+    const status = await xsota(["fleet", "status", "--db", join(dir, "audit.db"), "--json"]);
     expect(status.status).toBe(0);
     expect(status.stdout).toContain("1.2.1");
   });
 });
 
 describe("xsota demo's text output", () => {
-  it("tells the story without colour codes when NO_COLOR is set and output is a pipe", () => {
+  it("tells the story without colour codes when NO_COLOR is set and output is a pipe", async () => {
     const dir = mkdtempSync(join(tmpdir(), "xsota-demo-text-"));
     try {
-      const run = xsota(["demo", "--engine", "node", "--quick", "--devices", "6", "--out", dir], { NO_COLOR: "1" });
+      const run = await xsota(["demo", "--engine", "node", "--quick", "--devices", "6", "--out", dir], { NO_COLOR: "1" });
       expect(run.status).toBe(0);
       expect(run.stdout + run.stderr).not.toMatch(/\x1b\[/);
       for (const s of ["Build server", "Staged rollout of 1.1.0", "HALTED", "forced to every group", "Audit log", "fleet view"]) expect(run.stdout).toContain(s);
