@@ -5,7 +5,7 @@
  * --quick` through the real command line and its JSON report.
  */
 import { describe, it, expect, beforeAll } from "vitest";
-import { spawn } from "node:child_process";
+import { runNode } from "../child";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -129,15 +129,4 @@ describe("xsota bench (command line)", () => {
   }, 90_000);
 });
 
-/** A child process, not blocking this worker (a spawnSync of a minute starves vitest's RPC). */
-function run(args: string[], timeout: number): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], timeout });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (c: string) => (stdout += c));
-    child.stderr.setEncoding("utf8").on("data", (c: string) => (stderr += c));
-    child.on("error", reject);
-    child.on("close", (status) => resolve({ status, stdout, stderr }));
-  });
-}
+const run = (args: string[], timeout: number) => runNode(args, { cwd: ROOT, timeout });

@@ -5,7 +5,7 @@
  * and the files a build server leaves (key, CA, signed firmware, the published tree, audit.db).
  */
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
-import { spawn } from "node:child_process";
+import { runNode } from "../child";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,18 +16,8 @@ import type { DemoResult } from "../../cli/demo/story";
 const ROOT = join(import.meta.dirname, "../..");
 const BIN = join(ROOT, "bin/xsota.js");
 
-/** xsota in a child process, without blocking this worker (a demo-long spawnSync starves vitest's RPC). */
-function xsota(args: string[], env: Record<string, string> = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"], timeout: 120_000 });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (c: string) => (stdout += c));
-    child.stderr.setEncoding("utf8").on("data", (c: string) => (stderr += c));
-    child.on("error", reject);
-    child.on("close", (status) => resolve({ status, stdout, stderr }));
-  });
-}
+/** xsota in a child process, awaited (test/child.ts). */
+const xsota = (args: string[], env: Record<string, string> = {}) => runNode([BIN, ...args], { cwd: ROOT, env: { ...process.env, ...env }, timeout: 120_000 });
 
 type Result = Omit<DemoResult, "out" | "www" | "viewUrl"> & { ok: boolean; mismatches: string[] };
 
