@@ -18,12 +18,13 @@ export interface RawResult {
   error?: string;
 }
 
-export function rawDownload(url: string, http: HttpPort, crypto: CryptoPort, clock: ClockPort, done: (r: RawResult) => void): void {
+/** `ca`: the request's own trust anchors (PEM, one or more: HttpRequestOptions.ca), in place of the pinned CA. */
+export function rawDownload(url: string, http: HttpPort, crypto: CryptoPort, clock: ClockPort, done: (r: RawResult) => void, ca?: string): void {
   const block = new Uint8Array(4096);
   const hash = crypto.sha256();
   const t0 = clock.now();
   let bytes = 0, status = 0, headersMs = 0;
-  http.request({ url }, { // http.js always sends "Connection: close"
+  http.request(ca === undefined ? { url } : { url, ca }, { // http.js always sends "Connection: close"
     onStatus: (s) => void (status = s),
     onHeader: () => undefined,
     onHeadersComplete: () => void (headersMs = clock.now() - t0),

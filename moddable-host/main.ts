@@ -15,7 +15,8 @@
  * a sample every 20 ms (moddable-host/memory.ts), "@memory {json}" before the process ends;
  * --census with --memory: what the live memory is made of at each state's peak (memory.ts).
  * BOOT.json (written by host-sim/engines/moddable/driver.ts): { config, behavior, ca, mqttCa?, deviceId,
- * hardware, chipId, resetReason }, ca and mqttCa as base64 DER.
+ * hardware, chipId, resetReason, rawCa? }, ca and mqttCa as base64 DER, rawCa (--raw: the request's
+ * own anchors, HttpRequestOptions.ca) as PEM.
  * stdout: the firmware's log lines ("@event ", "@progress "...), then "@idle" when nothing is
  * left to do. Exit status: 0 idle, 64 restart (the driver boots again), 70 panic.
  */
@@ -47,6 +48,8 @@ import { runApp } from "./app";
 interface BootFile extends FirmwareBoot, HostSystemOptions {
   ca: string;
   mqttCa?: string;
+  /** --raw only: PEM (one or more certificates) the download names as its own trust anchors (HttpRequestOptions.ca). */
+  rawCa?: string;
 }
 
 /** Idle = no agent timer and no request in flight for this many consecutive 100 ms polls. */
@@ -86,7 +89,7 @@ export default function main(): void {
       rawDownload(option(argv, "--raw"), new EspHttp({ ca: der(boot.ca) }), new ModdableCrypto(), clock, (r) => {
         write(`@raw ${JSON.stringify(r)}\n`);
         leave(r.error ? PANIC_STATUS : IDLE_STATUS);
-      });
+      }, boot.rawCa);
       return;
     }
     const system = new HostSystem({ deviceId: boot.deviceId, hardware: boot.hardware, chipId: boot.chipId, resetReason: boot.resetReason }, () => {

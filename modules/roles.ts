@@ -27,9 +27,9 @@
  * earlier of the two documents'.
  *
  * Root "anchors" (optional, <= 3): [{ "id", "der": "<base64 DER of a CA certificate>", "notAfter": <ms> }]:
- * the TLS trust anchors for the update host (item 6). The device's HTTP requests trust them (with the
- * firmware's pinned CA on Node; on Moddable's securesocket, which takes one certificate, the first
- * one listed): a CA change is a new root that adds the next CA, both overlap, a later root retires the old.
+ * the TLS trust anchors for the update host (item 6). The device's HTTP requests trust them, every one
+ * (HttpRequestOptions.ca; on Moddable, src/tls-chain.ts, each in its validity period, in any order):
+ * a CA change is a new root that adds the next CA, both overlap, a later root retires the old.
  *
  * The current root lives in NVS (DOMAINS.trust "root": its verified payload as text, <= 4000 bytes), the
  * configuration's `root` (the one the firmware ships) until the first rotation. A rotation takes

@@ -1,8 +1,11 @@
 /// <reference path="./types/moddable.d.ts" preserve="true" />
 /*
  * HttpPort on the classic "http" client over "securesocket" (modules/network/http/http.js,
- * modules/crypt/securesocket/securesocket.js). The only trust anchor is the pinned CA given here:
- * securesocket's "certificate" option registers it, and no ca*.der resource is built in.
+ * modules/crypt/securesocket/securesocket.js). The only trust anchor is the pinned CA given here
+ * (securesocket's "certificate" option registers it, and no ca*.der resource is built in), unless
+ * the request names its own (HttpRequestOptions.ca: PEM, one or more certificates): then every
+ * certificate of it in its validity period is an anchor and the pinned CA is not, for that request
+ * (src/tls-chain.ts trustAnchors, holdChainToItsSignatures).
  * Messages (http.js): 1 status, 2 header, 3 headersComplete, 4 responseFragment(count),
  * 5 responseComplete, -2 error. Always "Connection: close"; no redirects; TLS 1.2 at most.
  */
@@ -12,18 +15,7 @@ import type { HttpHandler, HttpPort, HttpRequest, HttpRequestOptions } from "../
 import { OtaError, codeOf } from "../modules/errors";
 import { parseHttpsUrl, type HttpsTarget } from "./url";
 import { drainFragment } from "./http-drain";
-import { fromBase64 } from "../modules/bytes";
-import { CheckedSecureSocket } from "./tls-chain";
-
-/** DER of a PEM certificate (securesocket's "certificate" takes DER). */
-function derOf(pem: string): ArrayBuffer {
-  // securesocket takes one certificate: the first of a bundle (a root's anchors list the current CA first)
-  const first = pem.split("-----END CERTIFICATE-----")[0]!;
-  const der = fromBase64(first.replace(/-----[^-]+-----/g, "").replace(/\s+/g, ""));
-  const out = new ArrayBuffer(der.byteLength);
-  new Uint8Array(out).set(der);
-  return out;
-}
+import { CheckedSecureSocket, trustAnchors, type CheckedSecureOptions } from "./tls-chain";
 
 export interface EspHttpOptions {
   /** DER of the CA (or server certificate) to trust; nothing else is trusted. */
@@ -50,7 +42,7 @@ const MAX_FRAGMENT = 4096;
  * (securesocket.js deletes `handshaking`), so an error in between is HTTP_TLS.
  */
 class WatchedSecureSocket extends CheckedSecureSocket {
-  constructor(dict: { onTls?: (stage: "tcp" | "secure") => void; secure?: { certificate?: ArrayBuffer }; [k: string]: unknown }) {
+  constructor(dict: { onTls?: (stage: "tcp" | "secure") => void; secure?: CheckedSecureOptions; [k: string]: unknown }) {
     super(dict);
     const sock = this.sock as unknown as { callback: (message: number, value?: unknown) => void };
     const inner = sock.callback;
@@ -109,9 +101,8 @@ export class EspHttp implements HttpPort {
       host: target.host, port: target.port, path: target.path, method, headers,
       Socket: WatchedSecureSocket,
       onTls: (stage: "tcp" | "secure") => void (tls = stage),
-      // A redirect host's CA named by the configuration (modules/redirect.ts) replaces the pinned one for this request only.
-      secure: { certificate: options.ca === undefined ? this.#ca : derOf(options.ca), protocolVersion: 0x303, serverName: target.host, tls_max_fragment_length: MAX_FRAGMENT },
     };
+    const pinned = this.#ca;
     const callback = (message: number, value1?: unknown, value2?: unknown) => {
       if (closed) return;
       try {
@@ -147,7 +138,14 @@ export class EspHttp implements HttpPort {
     Timer.set(() => {
       if (closed) return;
       try {
-        req = new Request(dictionary);
+        // The request's own anchors (a root's, modules/roles.ts anchoredHttp; a redirect host's CA,
+        // modules/redirect.ts) replace the pinned CA for this request only. Parsed here, on the
+        // timer's fresh stack, as the certificates are decoded (BER) like the pinned one.
+        const anchors = options.ca === undefined ? [pinned] : trustAnchors(options.ca);
+        if (anchors.length === 0) throw new Error("no trust anchor of the request in its validity period (expired, not yet valid or not a certificate)");
+        const secure: CheckedSecureOptions = { certificate: anchors[0], anchors, protocolVersion: 0x303, serverName: target.host, tls_max_fragment_length: MAX_FRAGMENT };
+        const withAnchors = { ...dictionary, secure };
+        req = new Request(withAnchors);
         req.callback = callback;
       } catch (e) {
         // securesocket's constructor throws for TLS setup (e.g. the pinned certificate is not yet

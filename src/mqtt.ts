@@ -10,13 +10,22 @@
  * for TLS setup, e.g. "date validation failed" before SNTP): thrown from connect() on the first
  * boot, that would leave the new image unconfirmed; thrown in a reconnect timer, it would reach
  * fxAbort and esp_restart, and the unconfirmed image would roll back.
+ * TLS: the pinned CA, or every certificate in its validity period of the connection's `ca` (PEM)
+ * in its place; the chain held to them by src/tls-chain.ts. None valid: MQTT_CONNECT.
  */
 import Client from "mqtt";
 import Timer from "timer";
 import type { MqttClient, MqttConnectOptions, MqttHandler, MqttPort } from "../modules/ports";
 import { OtaError } from "../modules/errors";
 import { PubackScanner } from "./mqtt-frames";
-import { CheckedSecureSocket } from "./tls-chain";
+import { CheckedSecureSocket, trustAnchors } from "./tls-chain";
+
+/**
+ * MqttConnectOptions.ca (modules/ports.ts): PEM, one or more certificates, every one in its
+ * validity period a trust anchor for this connection in place of the pinned CA (a root's anchors,
+ * modules/reporter.ts). Read through this type until every branch's ports.ts declares it.
+ */
+type ConnectOptions = MqttConnectOptions & { ca?: string };
 
 export class WatchedClient extends Client {
   scanner: PubackScanner | undefined;
@@ -58,7 +67,7 @@ export class WatchedClient extends Client {
 }
 
 export interface EspMqttOptions {
-  /** DER of the CA to trust when a connection asks for `secure`. */
+  /** DER of the CA to trust when a connection asks for `secure` and names no `ca` of its own. */
   ca?: ArrayBuffer;
 }
 
@@ -68,11 +77,15 @@ export class EspMqtt implements MqttPort {
     this.#ca = options.ca;
   }
 
-  connect(options: MqttConnectOptions, handler: MqttHandler): MqttClient {
+  connect(options: ConnectOptions, handler: MqttHandler): MqttClient {
     let ready = false, dead = false;
     let client: WatchedClient;
     try {
-      if (options.secure && !this.#ca) throw new OtaError("MQTT_CONNECT", "secure MQTT needs a pinned CA");
+      let anchors: ArrayBuffer[] = [];
+      if (options.secure) {
+        anchors = options.ca !== undefined ? trustAnchors(options.ca) : this.#ca ? [this.#ca] : [];
+        if (anchors.length === 0) throw new OtaError("MQTT_CONNECT", options.ca !== undefined ? "no trust anchor of the connection in its validity period (expired, not yet valid or not a certificate)" : "secure MQTT needs a pinned CA");
+      }
       client = new WatchedClient({
         host: options.host,
         port: options.port,
@@ -81,7 +94,7 @@ export class EspMqtt implements MqttPort {
         password: options.password,
         will: options.will && { topic: options.will.topic, message: options.will.payload, retain: options.will.retain ?? false, quality: options.will.qos ?? 0 },
         timeout: options.keepalive,
-        ...(options.secure ? { Socket: CheckedSecureSocket, secure: { certificate: this.#ca, protocolVersion: 0x303, serverName: options.host } } : {}),
+        ...(options.secure ? { Socket: CheckedSecureSocket, secure: { certificate: anchors[0], anchors, protocolVersion: 0x303, serverName: options.host } } : {}),
       });
     } catch (e) {
       const reason = `MQTT_CONNECT: ${e instanceof OtaError ? e.detail : String(e)}`;

@@ -24,6 +24,8 @@ export interface Pki {
   dir: string;
   /** The pinned CA (PEM). */
   ca: string;
+  /** The CA of the "rogue" certificate (PEM). */
+  otherCa: string;
   body: Buffer;
   /** cert/key files: "good" (for 127.0.0.1, by the pinned CA), "rogue" (for 127.0.0.1, by another CA), "otherName" (by the pinned CA, for other.example only). */
   files(name: "good" | "rogue" | "otherName", chain: Chain): { cert: string; key: string; chain?: string };
@@ -52,7 +54,7 @@ export async function makePki(): Promise<Pki> {
   // and ends the body by closing: Moddable's http.js then never completed, after "SSL: close notify".)
   writeFileSync(join(dir, "www", "image.http"), Buffer.concat([Buffer.from(`HTTP/1.0 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: ${body.length}\r\n\r\n`), body]));
   return {
-    dir, ca: ca.caCertPem, body,
+    dir, ca: ca.caCertPem, otherCa: otherCa.caCertPem, body,
     files: (name, chain) => ({
       cert: join(dir, `${name}.${chain === "leaf" ? "leaf" : "full"}.pem`),
       key: join(dir, `${name}.key`),

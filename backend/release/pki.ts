@@ -124,13 +124,14 @@ async function signed(make: () => Promise<x509.X509Certificate>, want: "verifiab
 }
 
 /** A self-signed CA (valid from yesterday for 10 years). Writes ca.pem and ca.key when `dir` is given. */
-export async function makeCa(dir?: string, name = "xsota test CA", options: { /** Tests: a self-signature Moddable's TLS cannot verify (moddableTlsDefect). */ moddableDefect?: boolean; /** BasicConstraints pathLenConstraint (default 0: no intermediate below it). */ pathLength?: number; /** Validity in days (default 3650). */ days?: number } = {}): Promise<CaBundle> {
+export async function makeCa(dir?: string, name = "xsota test CA", options: { /** Tests: a self-signature Moddable's TLS cannot verify (moddableTlsDefect). */ moddableDefect?: boolean; /** BasicConstraints pathLenConstraint (default 0: no intermediate below it). */ pathLength?: number; /** Validity in days (default 3650). */ days?: number;
+  /** Tests: the validity period itself (e.g. a CA that expired yesterday, a CA rollover's old anchor); overrides `days`. */ notBefore?: Date; notAfter?: Date } = {}): Promise<CaBundle> {
   const keys = await newKeys();
   const cert = await signed(async () => x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: serial(),
     name: `CN=${name}`,
-    notBefore: new Date(Date.now() - day),
-    notAfter: new Date(Date.now() + (options.days ?? 3650) * day),
+    notBefore: options.notBefore ?? new Date(Date.now() - day),
+    notAfter: options.notAfter ?? new Date(Date.now() + (options.days ?? 3650) * day),
     signingAlgorithm: ALG,
     keys,
     // Key identifiers are not optional for Moddable: ssl_cert.js verify() compares the authority key

@@ -26,7 +26,7 @@ export interface RootInput {
   signedAt?: number;
   /** Keys per role (public parts suffice); a key may serve several roles. */
   roles: Record<RoleName, { keys: readonly PublicKeyLike[]; threshold?: number }>;
-  /** TLS trust anchors (CA certificates, PEM) for the update host: the first is the one Moddable's TLS takes. */
+  /** TLS trust anchors (CA certificates, PEM) for the update host: each one is trusted (in any order; on Moddable each in its validity period). */
   anchors?: readonly { id: string; pem: string }[];
 }
 
