@@ -1,0 +1,123 @@
+/*
+ * Roles mode on Moddable's runtime (the x-cli-lin program: modules/ over src/'s bindings, one
+ * process per boot): test/release/roles.test.ts's "a device in roles mode, end to end" and "CA
+ * rollover through root metadata", which run there on the node and xs engines, with the same keys,
+ * documents and expectations, in real time (the program's clock: roots and rollouts are signed now).
+ * The CA rollover runs with the new CA listed first and, as a CA rollover's overlap may list them,
+ * second: SDK 8.2.3's securesocket takes one certificate, and before src/tls-chain.ts held the chain
+ * to every anchor the device took only the first one listed (the CA2 host failed with [ca1, ca2],
+ * the CA1 host with [ca2, ca1]).
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { skip, program as built, BUILD_WAIT_MS } from "./built";
+import { nodeCrypto } from "../../backend/crypto";
+import { generateKey, type SigningKey } from "../../backend/release/keys";
+import { createManifest } from "../../backend/release/manifest-tool";
+import { createRollout, signRoot, type RootInput } from "../../backend/release/roles-tool";
+import { makeServerCert } from "../../backend/release/pki";
+import { startUpdateHost } from "../../backend/update-host";
+import { RootStore } from "../../modules/roles";
+import { toBase64 } from "../../modules/bytes";
+import { Lab, FACTORY } from "../../host-sim/lab/lab";
+import { outcomeOf, type Outcome } from "../../host-sim/lab/scenarios";
+import { ModdableDevice } from "../../host-sim/engines/moddable/driver";
+import { FAST } from "../../host-sim/engines/moddable/scenarios";
+
+const k = (): SigningKey => generateKey("ecdsa-p256");
+const [root1, root2, root3] = [k(), k(), k()];
+const [rel1, roll1, cmd1] = [k(), k(), k()];
+const NOW = Date.now(); // the program's clock is the real one
+
+function rootInput(version: number): RootInput {
+  return {
+    version, signedAt: NOW,
+    roles: { root: { keys: [root1, root2, root3], threshold: 2 }, release: { keys: [rel1] }, rollout: { keys: [roll1] }, commands: { keys: [cmd1] } },
+  };
+}
+const v1 = signRoot(rootInput(1), [root1, root2]);
+
+describe.skipIf(skip !== undefined)("roles mode on Moddable's runtime (x-cli-lin)", { timeout: 300_000 }, () => {
+  let lab: Lab, program: string;
+  const works: string[] = [];
+  beforeAll(async () => {
+    program = await built();
+    lab = await Lab.create({ key: rel1 });
+  }, BUILD_WAIT_MS + 60_000);
+  afterAll(async () => {
+    await lab?.close();
+    for (const w of works) rmSync(w, { recursive: true, force: true });
+  });
+
+  /** One device from the factory image, shipped with root v1, pinned to the lab's CA (CA1), until it is idle. */
+  async function run(dir: string, manifestUrl: string): Promise<{ o: Outcome; device: ModdableDevice; logs: string[] }> {
+    const work = mkdtempSync(join(tmpdir(), "xsota-moddable-roles-"));
+    works.push(work);
+    const flashPath = join(work, "flash.bin");
+    lab.chip(FACTORY).save(flashPath);
+    const logs: string[] = [];
+    const device = new ModdableDevice({
+      program, flashPath, config: lab.config(manifestUrl, { ...FAST, root: toBase64(v1) }),
+      caPem: lab.ca.caCertPem, deviceId: "240ac4000001", hardware: "esp32-rev3", onLog: (l) => logs.push(l),
+    });
+    await device.run();
+    return { o: outcomeOf(dir, device), device, logs };
+  }
+  const tail = (logs: string[]) => logs.slice(-12).join("\n");
+
+  it("installs the release both roles signed; refuses the stolen rollout key's own image and the legacy envelope", async () => {
+    const once = async (bundle: (p: ReturnType<Lab["publish"]>) => Uint8Array) => {
+      const dir = `roles-moddable-${lab.nextRun()}`;
+      const p = lab.publish(dir, { image: { version: "1.1.0", secureVersion: 1 } });
+      lab.host.setRoute(`/${dir}/release.json`, bundle(p));
+      return run(dir, p.manifestUrl);
+    };
+    // the thief's image, signed as a release by the rollout key it holds
+    const thief = await once((p) => createRollout({ release: createManifest({ product: "xsota-demo", version: "1.1.0", secureVersion: 1, url: p.imageUrl, image: p.image, keys: [roll1] }), keys: [roll1] }));
+    expect([thief.o.running?.version, thief.o.final, thief.o.code], tail(thief.logs)).toEqual(["1.0.0", "refused", "ROLE_THRESHOLD"]);
+    // the plain (legacy) envelope, no rollout document: not taken in roles mode
+    const legacy = await once((p) => p.envelope);
+    expect([legacy.o.running?.version, legacy.o.final], tail(legacy.logs)).toEqual(["1.0.0", "refused"]);
+    const good = await once((p) => createRollout({ release: p.envelope, rollout: { id: "r", percent: 100 }, keys: [roll1] }));
+    expect([good.o.running?.version, good.o.final], tail(good.logs)).toEqual(["1.1.0", "committed"]);
+    for (const r of [thief, legacy, good]) expect(r.logs.filter((l) => l.startsWith("@panic"))).toEqual([]);
+  });
+
+  it("CA rollover: a device pinned to CA1 takes CA2 from a new root (listed first or second), then downloads from a CA2 host", async () => {
+    const leaf2 = await makeServerCert(lab.otherCa, { hosts: ["127.0.0.1", "localhost"] });
+    const host2 = await startUpdateHost({ cert: leaf2.certPem, key: leaf2.keyPem, clock: lab.clock, routes: {} });
+    try {
+      const dir = `ca-moddable-${lab.nextRun()}`;
+      const p = lab.publish(dir, { image: { version: "1.1.0", secureVersion: 1 } });
+      host2.setRoute(`/${dir}/fw.bin`, p.image); // the image lives on the CA2 host
+      const rel = createManifest({ product: "xsota-demo", version: "1.1.0", secureVersion: 1, url: `${host2.url}/${dir}/fw.bin`, image: p.image, keys: [rel1] });
+      const once = (bundle: Uint8Array) => {
+        lab.host.setRoute(`/${dir}/release.json`, bundle);
+        return run(dir, p.manifestUrl);
+      };
+      const ca1 = { id: "ca1", pem: lab.ca.caCertPem }, ca2 = { id: "ca2", pem: lab.otherCa.caCertPem };
+      // root v1 has no anchors: the pinned CA1 alone, and the CA2 host is not trusted
+      const before = await once(createRollout({ release: rel, keys: [roll1] }));
+      expect([before.o.running?.version, before.o.final, before.o.code], tail(before.logs)).toEqual(["1.0.0", "failed", "HTTP_TLS"]);
+      // root v2 adds CA2 next to CA1 (the overlap), carried by the rollout document: CA2 first, then CA2 second
+      for (const anchors of [[ca2, ca1], [ca1, ca2]]) {
+        const v2 = signRoot({ ...rootInput(2), anchors }, [root1, root2]);
+        const after = await once(createRollout({ release: rel, keys: [roll1], roots: [v2] }));
+        const ids = anchors.map((a) => a.id);
+        expect([after.o.running?.version, after.o.final], `${ids.join(", ")}\n${tail(after.logs)}`).toEqual(["1.1.0", "committed"]);
+        // the anchors live in NVS with the root (Moddable's preference file)
+        const stored = new RootStore(after.device.store(), toBase64(v1), nodeCrypto).current();
+        expect([stored.version, stored.anchors.map((a) => a.id)]).toEqual([2, ids]);
+        expect(after.logs.filter((l) => l.startsWith("@panic"))).toEqual([]);
+      }
+      // the same v2 signed below the root threshold does not bring CA2: refused
+      const weak = signRoot({ ...rootInput(2), anchors: [ca2] }, [root1]);
+      const refused = await once(createRollout({ release: rel, keys: [roll1], roots: [weak] }));
+      expect([refused.o.running?.version, refused.o.final, refused.o.code], tail(refused.logs)).toEqual(["1.0.0", "refused", "ROLE_THRESHOLD"]);
+    } finally {
+      await host2.close();
+    }
+  });
+});
