@@ -5,7 +5,7 @@
  * fragment read into one caller-owned 4 KB buffer (modules/download.ts's BLOCK) and hashed by
  * crypt's Digest (src/crypto.ts). No flash, no parsing, no journal.
  */
-import type { ClockPort, CryptoPort, HttpPort } from "../modules/ports";
+import type { ClockPort, CryptoPort, HttpPort, MqttConnectOptions, MqttPort } from "../modules/ports";
 import { toHex } from "../modules/bytes";
 
 export interface RawResult {
@@ -36,5 +36,29 @@ export function rawDownload(url: string, http: HttpPort, crypto: CryptoPort, clo
     },
     onComplete: () => done({ bytes, status, headersMs, ms: clock.now() - t0, sha256: toHex(hash.close()) }),
     onError: (code, detail) => done({ bytes, status, headersMs, ms: clock.now() - t0, sha256: "", error: `${code} ${detail}` }),
+  });
+}
+
+/**
+ * One MQTT connection over TLS through the agent's binding (src/mqtt.ts: securesocket and
+ * src/tls-chain.ts's check), the tests' probe of its trust anchors (main.ts --mqtt HOST:PORT):
+ * `ca` (PEM, one or more certificates) in place of the pinned CA when given. `done` once: "ready"
+ * (CONNACK received; the connection is then closed) or the onClose reason.
+ */
+export function mqttProbe(mqtt: MqttPort, host: string, port: number, ca: string | undefined, done: (result: string) => void): void {
+  let over = false;
+  const finish = (result: string) => {
+    if (over) return;
+    over = true;
+    done(result);
+  };
+  const options: MqttConnectOptions & { ca?: string } = { host, port, id: "xsota-probe", keepalive: 0, secure: true, ...(ca !== undefined ? { ca } : {}) };
+  const client = mqtt.connect(options, {
+    onReady: () => {
+      client.close();
+      finish("ready");
+    },
+    onMessage: () => undefined,
+    onClose: (reason) => finish(reason),
   });
 }

@@ -10,13 +10,14 @@
  *        xsota-moddable --app --boot BOOT.json --flash FLASH.bin --slot N --nvs DIR   (an app built with
  *          the component by host-sim/engines/moddable/build.ts buildAppProgram: its main instead of the firmware)
  *        xsota-moddable --boot BOOT.json --nvs DIR --raw URL [--memory]   (the bench's raw download)
+ *        xsota-moddable --boot BOOT.json --nvs DIR --mqtt HOST:PORT   (one MQTT connection over TLS: "@mqtt \"ready\"" or the close reason)
  *        xsota-moddable --idle [--memory]   (host.c runs moddable-host/idle instead: the app without the agent)
  * --timing: "@time request URL MS" per request and "@time restart MS" (ticks); --memory: a GC and
  * a sample every 20 ms (moddable-host/memory.ts), "@memory {json}" before the process ends;
  * --census with --memory: what the live memory is made of at each state's peak (memory.ts).
  * BOOT.json (written by host-sim/engines/moddable/driver.ts): { config, behavior, ca, mqttCa?, deviceId,
- * hardware, chipId, resetReason, rawCa? }, ca and mqttCa as base64 DER, rawCa (--raw: the request's
- * own anchors, HttpRequestOptions.ca) as PEM.
+ * hardware, chipId, resetReason, rawCa? }, ca and mqttCa as base64 DER, rawCa (--raw, --mqtt: the
+ * request's or connection's own anchors, HttpRequestOptions.ca, MqttConnectOptions.ca) as PEM.
  * stdout: the firmware's log lines ("@event ", "@progress "...), then "@idle" when nothing is
  * left to do. Exit status: 0 idle, 64 restart (the driver boots again), 70 panic.
  */
@@ -40,7 +41,7 @@ import { EspMqtt } from "../src/mqtt";
 import { FileFlashPort } from "./flash";
 import { HostSystem, IDLE_STATUS, PANIC_STATUS, type HostSystemOptions } from "./system";
 import { args, exit, write } from "./native";
-import { rawDownload } from "./bench";
+import { mqttProbe, rawDownload } from "./bench";
 import { MemorySampler } from "./memory";
 import { CountedClock, CountedHttp } from "./counted";
 import { runApp } from "./app";
@@ -90,6 +91,14 @@ export default function main(): void {
         write(`@raw ${JSON.stringify(r)}\n`);
         leave(r.error ? PANIC_STATUS : IDLE_STATUS);
       }, boot.rawCa);
+      return;
+    }
+    if (argv.includes("--mqtt")) {
+      const [host, port] = option(argv, "--mqtt").split(":");
+      mqttProbe(new EspMqtt({ ca: der(boot.mqttCa ?? boot.ca) }), host!, Number(port), boot.rawCa, (result) => {
+        write(`@mqtt ${JSON.stringify(result)}\n`);
+        leave(result === "ready" ? IDLE_STATUS : PANIC_STATUS);
+      });
       return;
     }
     const system = new HostSystem({ deviceId: boot.deviceId, hardware: boot.hardware, chipId: boot.chipId, resetReason: boot.resetReason }, () => {
