@@ -27,7 +27,7 @@ import { keyFromConfig, type TrustedKey } from "./keys";
 import { verifyManifest, MANIFEST_LIMITS, type Manifest, type ManifestDelta } from "./manifest";
 import { OtaError, codeOf, type ErrorCode } from "./errors";
 import { decide, chooseDelta } from "./policy";
-import { checkFreshness } from "./freshness";
+import { checkFreshness, contentDigest } from "./freshness";
 import { RootStore, anchoredHttp, anchoredMqtt, verifyBundle, verifyRole } from "./roles";
 import type { ControlCommand, ControlResult, DeltaFeature, Features, PatchWriter, ReleaseTrust, UpdateControlPort } from "./features";
 import { UpdateSlot } from "./install";
@@ -287,7 +287,7 @@ export class Agent {
     try {
       // A forced manifest (a per-device command, itself replay-guarded) is checked but not recorded:
       // the channel's own announcements, signed before it, stay acceptable.
-      checkFreshness(manifest, this.config, this.ports.store, this.ports.clock.wallTime(), options.force !== true);
+      checkFreshness({ ...manifest, digest: contentDigest(manifest, this.ports.crypto) }, this.config, this.ports.store, this.ports.clock.wallTime(), options.force !== true);
     } catch (e) {
       if (codeOf(e).startsWith("STORE_")) throw e;
       return this.report("refused", manifest.sha256, codeOf(e), { ...release, detail: e instanceof OtaError ? e.detail : String(e) });
