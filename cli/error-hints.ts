@@ -59,6 +59,7 @@ export const ERROR_HINTS: Record<ErrorCode, string> = {
   MANIFEST_EXPIRED: "publish a fresh manifest",
   MANIFEST_REPLAY: "an older signed manifest was served again (a mirror or attacker replaying it): publish one with a higher metaVersion (the tools set it from the signing time)",
   MANIFEST_CHANNEL: "publish the release on the device's channel, or provision the device for that channel",
+  MANIFEST_CONFLICT: "a manifest with the same metaVersion but other content was accepted before (a signer that equivocates, or two releases signed in the same millisecond): re-sign with a higher metaVersion",
   MANIFEST_NOT_YET: "wait, or check the device clock",
   MANIFEST_UNSIGNED: "sign it with xsota manifest --key",
 

@@ -22,7 +22,7 @@ Options:
   --id ID            device id used instead of the MAC (topics devices/<id>/..., rollout bucket)
   --groups LIST      comma-separated group names (targeting)
   --region R         region (targeting)
-  --user U           MQTT user name
+  --user U           MQTT user name (the device id under deploy/mosquitto/acl: warned otherwise)
   --password P       MQTT password
   --client-id C      MQTT client id (default: the device id)
   --broker URL       mqtt://HOST:PORT: broker host and port
@@ -32,7 +32,7 @@ Options:
   --json             print the provisioned values as JSON (the password masked)
 
 Examples:
-  xsota provision --flash flash.bin --id thermo-0042 --groups lab,north --user dev-0042 --password s3cret
+  xsota provision --flash flash.bin --id thermo-0042 --groups lab,north --user thermo-0042 --password s3cret
   xsota provision --flash flash.bin --clear password --clear username
 `,
   async run(argv) {
@@ -98,6 +98,11 @@ Examples:
       ...(now.decryptionKey !== undefined ? { decryptionKey: mask } : {}),
       ...(now.decryptionHmacKey !== undefined ? { decryptionHmacKey: mask } : {}),
     };
+    // deploy/mosquitto/acl lets a device write only under devices/<its user name>/: a user name that
+    // is not the device id is allowed (other brokers, other ACLs) but said, not left to be found later
+    if (now.username !== undefined && now.deviceId !== undefined && now.username !== now.deviceId) {
+      process.stderr.write(`warning: MQTT user name ${now.username} is not the device id ${now.deviceId}: under deploy/mosquitto/acl the broker drops what this device publishes under devices/${now.deviceId}/ (provision --user ${now.deviceId})\n`);
+    }
     if (v.json) printJson(shown);
     else {
       const rows = Object.entries(shown).map(([k, x]) => `  ${k.padEnd(9)} ${Array.isArray(x) ? x.join(",") : String(x)}`);

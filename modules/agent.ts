@@ -27,8 +27,8 @@ import { keyFromConfig, type TrustedKey } from "./keys";
 import { verifyManifest, MANIFEST_LIMITS, type Manifest, type ManifestDelta } from "./manifest";
 import { OtaError, codeOf, type ErrorCode } from "./errors";
 import { decide, chooseDelta } from "./policy";
-import { checkFreshness } from "./freshness";
-import { RootStore, anchoredHttp, verifyBundle, verifyRole } from "./roles";
+import { checkFreshness, contentDigest } from "./freshness";
+import { RootStore, anchoredHttp, anchoredMqtt, verifyBundle, verifyRole } from "./roles";
 import type { ControlCommand, ControlResult, DeltaFeature, Features, PatchWriter, ReleaseTrust, UpdateControlPort } from "./features";
 import { UpdateSlot } from "./install";
 import { Downloader, BLOCK, type DownloadDeps, type DownloadGate, type SlotWriter } from "./download";
@@ -101,10 +101,10 @@ export class Agent {
   private closed = false;
 
   /**
-   * Throws CONFIG_INVALID, KEY_FORMAT/KEY_TYPE (trusted keys), IMAGE_* (the running image has
-   * no readable app descriptor), FLASH_NO_PARTITION.
+   * The ports as the agent uses them: HTTP through the configured redirects and, in roles mode,
+   * HTTP and MQTT with the current root's TLS anchors. The fleet reporter connects through these.
    */
-  private readonly ports: Ports;
+  readonly ports: Ports;
 
   /** `waitForNetwork` overrides config.diagnostics.waitForNetwork (AppExtra.network). */
   constructor(portsIn: Ports, config: AppConfig | unknown, private readonly observer: AgentObserver = {}, options: { checks?: readonly DiagnosticCheck[]; outbox?: Outbox; waitForNetwork?: boolean; features?: Features } = {}) {
@@ -114,6 +114,7 @@ export class Agent {
     // Roles mode: the root's TLS anchors on every request (CA rollover), under the redirects.
     const roots = this.config.root !== undefined ? new RootStore(portsIn.store, this.config.root, portsIn.crypto) : undefined;
     const ports: Ports = { ...portsIn, http: new RedirectingHttp(roots ? anchoredHttp(portsIn.http, roots) : portsIn.http, this.config.redirects) };
+    if (roots && portsIn.mqtt) ports.mqtt = anchoredMqtt(portsIn.mqtt, roots);
     this.ports = ports;
     const crypto = ports.crypto;
     this.keys = this.config.trustedKeys.map((k) => keyFromConfig(k, crypto));
@@ -286,7 +287,7 @@ export class Agent {
     try {
       // A forced manifest (a per-device command, itself replay-guarded) is checked but not recorded:
       // the channel's own announcements, signed before it, stay acceptable.
-      checkFreshness(manifest, this.config, this.ports.store, this.ports.clock.wallTime(), options.force !== true);
+      checkFreshness({ ...manifest, digest: contentDigest(manifest, this.ports.crypto) }, this.config, this.ports.store, this.ports.clock.wallTime(), options.force !== true);
     } catch (e) {
       if (codeOf(e).startsWith("STORE_")) throw e;
       return this.report("refused", manifest.sha256, codeOf(e), { ...release, detail: e instanceof OtaError ? e.detail : String(e) });

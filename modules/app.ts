@@ -98,7 +98,8 @@ class Runner implements App {
     const fleet = extra.features?.fleet;
     if (agent.config.mqtt && ports.mqtt && !fleet) ports.system.log("ota: config.mqtt names a broker, but the fleet feature is not included (features/fleet/manifest.json)");
     if (agent.config.mqtt && ports.mqtt && fleet) {
-      const r = fleet.startReporter(ports, agent.config, agent, agent.outbox);
+      // agent.ports: in roles mode, secure MQTT trusts the root's anchors (a broker CA rollover)
+      const r = fleet.startReporter(agent.ports, agent.config, agent, agent.outbox);
       observer.reporter = r;
       // Up to RESTART_DRAIN_MS for the update's last events to be acknowledged before the restart.
       agent.beforeRestart = () => r.drain(RESTART_DRAIN_MS);

@@ -65,6 +65,7 @@ export const ERROR_TABLE = constant({
   MANIFEST_UNSIGNED: [0x606, "manifest carries no signature"],
   MANIFEST_REPLAY: [0x607, "metadata version is lower than one this device has accepted (replayed or rolled-back metadata)"],
   MANIFEST_CHANNEL: [0x608, "manifest is for another channel than the device's"],
+  MANIFEST_CONFLICT: [0x609, "metadata version was accepted before with other content (an equivocating signer)"],
 
   // Update policy (0x700)
   POLICY_NOT_NEWER: [0x701, "release is not newer than the running version"],

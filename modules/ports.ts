@@ -59,9 +59,9 @@ export interface HttpRequestOptions {
   /** Request headers as [name, value] pairs, e.g. [["range", "bytes=4096-"], ["if-range", "\"etag\""]]. */
   headers?: ReadonlyArray<readonly [string, string]>;
   /**
-   * An extra trust anchor (PEM) for this request's host, named by the configuration for a
-   * redirect target (modules/redirect.ts). Node: trusted besides the pinned CA; Moddable's
-   * securesocket takes one certificate, so there it replaces the pinned one for this request.
+   * The trust anchors for this request (PEM, one or more CA certificates), in place of the pinned
+   * CA, on every engine: a redirect target's CA named by the configuration (modules/redirect.ts),
+   * or the current root's anchors in roles mode (modules/roles.ts, CA rollover).
    */
   ca?: string;
 }
@@ -180,6 +180,11 @@ export interface MqttConnectOptions {
   /** Keep-alive in ms. */
   keepalive?: number;
   secure?: boolean;
+  /**
+   * For a `secure` connection: the trust anchors (PEM, one or more CA certificates) in place of the
+   * port's pinned broker CA (the current root's anchors in roles mode, modules/roles.ts).
+   */
+  ca?: string;
   /**
    * A packet from the broker whose remaining length is over this ends the connection
    * ("MQTT_PROTOCOL: packet of N bytes ...") before anything is allocated for it. Default: no bound.

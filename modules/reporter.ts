@@ -111,6 +111,8 @@ export function startReporter(ports: Ports, config: AppConfig, agent: ReporterAg
   const maxInflight = options.maxInflight ?? 8;
   const backoff = { baseMs: options.reconnect?.baseMs ?? 1000, maxMs: options.reconnect?.maxMs ?? 60_000, maxAttempts: 1 };
   const random = seededRandom(seedOf(`mqtt:${id}`));
+  // deploy/mosquitto/acl: a device writes only under devices/<its user name>/ (said once per boot)
+  if (broker.username !== undefined && broker.username !== id) system.log(`reporter: MQTT user name ${broker.username} is not the device id ${id}: under deploy/mosquitto/acl the broker drops what this device publishes`);
   const keys: TrustedKey[] = [];
   for (const k of config.trustedKeys) {
     try {

@@ -27,9 +27,12 @@
  * earlier of the two documents'.
  *
  * Root "anchors" (optional, <= 3): [{ "id", "der": "<base64 DER of a CA certificate>", "notAfter": <ms> }]:
- * the TLS trust anchors for the update host (item 6). The device's HTTP requests trust them, every one
- * (HttpRequestOptions.ca; on Moddable, src/tls-chain.ts, each in its validity period, in any order):
- * a CA change is a new root that adds the next CA, both overlap, a later root retires the old.
+ * the TLS trust anchors for the update host and the broker (item 6). When the current root lists
+ * anchors, the device's HTTPS requests and secure MQTT connections trust them in place of the
+ * firmware's pinned CAs, on every engine (on Moddable, src/tls-chain.ts: each in its validity
+ * period, in any order): a CA change is a new root that adds the next CA, both
+ * overlap, a later root retires the old one (then no longer trusted). A root without anchors
+ * leaves the pinned CAs in force.
  *
  * The current root lives in NVS (DOMAINS.trust "root": its verified payload as text, <= 4000 bytes), the
  * configuration's `root` (the one the firmware ships) until the first rotation. A rotation takes
@@ -41,7 +44,7 @@ import { parseJsonBytes, isPlainObject, own } from "./json";
 import { keyFromConfig, validKeyId, verifyWithKey, type TrustedKey } from "./keys";
 import { parseEnvelope, type Envelope } from "./manifest";
 import { manifestFromJson, MANIFEST_LIMITS, type Manifest } from "./manifest-fields";
-import type { CryptoPort, HttpPort, StorePort } from "./ports";
+import type { CryptoPort, HttpPort, MqttPort, StorePort } from "./ports";
 import { DOMAINS } from "./nvs-domains";
 import { constant } from "./constant";
 
@@ -330,13 +333,31 @@ export function anchoredHttp(inner: HttpPort, roots: RootStore): HttpPort {
   return {
     request(options, handler) {
       if (options.ca !== undefined) return inner.request(options, handler);
-      let pem = "";
-      try {
-        pem = anchorsPem(roots.current());
-      } catch {
-        pem = "";
-      }
+      const pem = currentAnchors(roots);
       return inner.request(pem ? { ...options, ca: pem } : options, handler);
     },
   };
+}
+
+/**
+ * The MQTT port with the current root's anchors on every `secure` connection that names no CA of
+ * its own: the broker may move to a CA the root added, as the update host may (anchoredHttp).
+ */
+export function anchoredMqtt(inner: MqttPort, roots: RootStore): MqttPort {
+  return {
+    connect(options, handler) {
+      if (!options.secure || options.ca !== undefined) return inner.connect(options, handler);
+      const pem = currentAnchors(roots);
+      return inner.connect(pem ? { ...options, ca: pem } : options, handler);
+    },
+  };
+}
+
+/** The current root's anchors as PEM; "" when it has none or cannot be read (the pinned CA then). */
+function currentAnchors(roots: RootStore): string {
+  try {
+    return anchorsPem(roots.current());
+  } catch {
+    return "";
+  }
 }

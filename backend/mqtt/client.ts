@@ -12,7 +12,8 @@
  * onClose reasons start with an OtaError code: "MQTT_CONNECT: ...", "MQTT_CLOSED: ...",
  * "MQTT_PROTOCOL: ...".
  */
-import { createConnection, type Socket } from "node:net";
+import { createConnection, isIP, type Socket } from "node:net";
+import { connect as tlsConnect } from "node:tls";
 import * as mqtt from "mqtt-packet";
 import type { MqttClient, MqttConnectOptions, MqttHandler, MqttPort } from "../../modules/ports";
 import type { VirtualClock } from "../clock";
@@ -34,6 +35,11 @@ export interface TcpMqttPortOptions {
    * connection is torn down without onClose. Default: remembered in `handlerErrors`.
    */
   onHandlerError?: (e: unknown) => void;
+  /**
+   * PEM of the CA(s) a `secure` connection trusts when its options name none (the firmware's pinned
+   * broker CA); no system roots. A connection's own `ca` (the root's anchors) replaces it.
+   */
+  ca?: string;
 }
 
 const enc = (s: string | Uint8Array) => (typeof s === "string" ? Buffer.from(s, "utf8") : Buffer.from(s.buffer, s.byteOffset, s.byteLength));
@@ -59,9 +65,17 @@ export class TcpMqttClient implements MqttClient {
   ) {
     const clock = port.options.clock;
     this.connectHold = clock?.hold();
-    this.socket = createConnection({ host: options.host, port: options.port });
+    const ca = options.ca ?? port.options.ca;
+    if (options.secure) {
+      // TLS as on the device (src/mqtt.ts): the pinned CA or the root's anchors alone, the host name checked
+      this.socket = tlsConnect({ host: options.host, port: options.port, ca: ca ?? [], rejectUnauthorized: true, ...(isIP(options.host) ? {} : { servername: options.host }) });
+      this.socket.on("secureConnect", () => this.sendConnect());
+      if (!ca) queueMicrotask(() => this.fail("MQTT_CONNECT: secure MQTT needs a pinned CA"));
+    } else {
+      this.socket = createConnection({ host: options.host, port: options.port });
+      this.socket.on("connect", () => this.sendConnect());
+    }
     this.socket.setNoDelay(true);
-    this.socket.on("connect", () => this.sendConnect());
     this.socket.on("data", (chunk: Buffer) => {
       clock?.activity();
       try {

@@ -6,7 +6,8 @@
  */
 import { describe, expect, it } from "vitest";
 import { SimChip } from "../../host-sim/chip/chip";
-import { checkFreshness, seenVersion } from "../../modules/freshness";
+import { checkFreshness, contentDigest, seenVersion } from "../../modules/freshness";
+import { nodeCrypto } from "../../backend/crypto";
 import { manifestFromJson } from "../../modules/manifest";
 import { codeOf } from "../codes";
 import type { StorePort, StoreValue } from "../../modules/ports";
@@ -57,5 +58,36 @@ describe("metadata freshness", () => {
     }
     expect(codeOf(() => manifestFromJson({ ...full, metaVersion: 0 }))).toBe("MANIFEST_FIELD");
     expect(codeOf(() => manifestFromJson({ ...full, metaVersion: 1.5 }))).toBe("MANIFEST_FIELD");
+  });
+
+  it("an equal metaVersion passes only with the same content: another one is MANIFEST_CONFLICT, before any write", () => {
+    const store = SimChip.create({}).store();
+    let writes = 0;
+    const counted: StorePort = { get: store.get.bind(store), keys: store.keys.bind(store), delete: store.delete.bind(store), set: (d: string, k: string, v: StoreValue) => { writes++; store.set(d, k, v); } };
+    const a = { ...m(100), digest: "a".repeat(32) }, b = { ...m(100), digest: "b".repeat(32) };
+    checkFreshness(a, device, counted, now);
+    checkFreshness(a, device, counted, now); // polled again
+    expect(writes).toBe(1);
+    expect(codeOf(() => checkFreshness(b, device, counted, now))).toBe("MANIFEST_CONFLICT");
+    expect(codeOf(() => checkFreshness(b, device, counted, now, false))).toBe("MANIFEST_CONFLICT"); // forced: checked too
+    expect(writes).toBe(1);
+    checkFreshness({ ...m(101), digest: "b".repeat(32) }, device, counted, now);
+    expect(seenVersion(store, "sensor", "stable")).toBe(101);
+    // a lane stored before digests were kept (a bare number): the equal version takes the digest once
+    store.set("xsota.trust", "fresh", JSON.stringify({ "sensor/stable": 200 }));
+    writes = 0;
+    checkFreshness({ ...m(200), digest: "c".repeat(32) }, device, counted, now);
+    checkFreshness({ ...m(200), digest: "c".repeat(32) }, device, counted, now);
+    expect(writes).toBe(1);
+    expect(codeOf(() => checkFreshness({ ...m(200), digest: "d".repeat(32) }, device, counted, now))).toBe("MANIFEST_CONFLICT");
+  });
+
+  it("contentDigest names the fields the device took: the same fields re-signed are the same content, one field changed is not", () => {
+    const base = manifestFromJson({ schema: 1, product: "sensor", version: "1.0.0", secureVersion: 0, url: "https://h/x.bin", size: 1, sha256: "0".repeat(64), metaVersion: 7, expires: 2e12, channel: "stable", rollout: { id: "r", percent: 5 } });
+    const reordered = manifestFromJson({ channel: "stable", expires: 2e12, metaVersion: 7, sha256: "0".repeat(64), size: 1, url: "https://h/x.bin", secureVersion: 0, version: "1.0.0", product: "sensor", schema: 1, rollout: { percent: 5, id: "r" } });
+    const wider = manifestFromJson({ schema: 1, product: "sensor", version: "1.0.0", secureVersion: 0, url: "https://h/x.bin", size: 1, sha256: "0".repeat(64), metaVersion: 7, expires: 2e12, channel: "stable", rollout: { id: "r", percent: 100 } });
+    expect(contentDigest(reordered, nodeCrypto)).toBe(contentDigest(base, nodeCrypto));
+    expect(contentDigest(wider, nodeCrypto)).not.toBe(contentDigest(base, nodeCrypto));
+    expect(contentDigest(base, nodeCrypto)).toMatch(/^[0-9a-f]{32}$/);
   });
 });

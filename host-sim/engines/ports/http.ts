@@ -191,8 +191,8 @@ export class NodeHttp implements HttpPort {
       path: url.pathname + url.search,
       method: options.method ?? "GET",
       headers,
-      // A redirect host's extra CA (modules/redirect.ts) is trusted besides the pinned one.
-      secureContext: contextFor(options.ca === undefined ? this.options.ca : [...(Array.isArray(this.options.ca) ? this.options.ca : [this.options.ca]), options.ca]),
+      // The request's own anchors (a redirect host's CA, a root's anchors) replace the pinned CA.
+      secureContext: contextFor(options.ca ?? this.options.ca),
       rejectUnauthorized: true,
       agent: false,
       maxHeaderSize: this.options.maxHeaderBytes ?? 8192,
