@@ -52,7 +52,7 @@ export function mqttProbe(mqtt: MqttPort, host: string, port: number, ca: string
     over = true;
     done(result);
   };
-  const options: MqttConnectOptions & { ca?: string } = { host, port, id: "xsota-probe", keepalive: 0, secure: true, ...(ca !== undefined ? { ca } : {}) };
+  const options: MqttConnectOptions = { host, port, id: "xsota-probe", keepalive: 0, secure: true, ...(ca !== undefined ? { ca } : {}) };
   const client = mqtt.connect(options, {
     onReady: () => {
       client.close();

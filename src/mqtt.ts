@@ -20,13 +20,6 @@ import { OtaError } from "../modules/errors";
 import { PubackScanner } from "./mqtt-frames";
 import { CheckedSecureSocket, trustAnchors } from "./tls-chain";
 
-/**
- * MqttConnectOptions.ca (modules/ports.ts): PEM, one or more certificates, every one in its
- * validity period a trust anchor for this connection in place of the pinned CA (a root's anchors,
- * modules/reporter.ts). Read through this type until every branch's ports.ts declares it.
- */
-type ConnectOptions = MqttConnectOptions & { ca?: string };
-
 export class WatchedClient extends Client {
   scanner: PubackScanner | undefined;
   /** Called once when the scanner refuses the stream (a packet over the bound, a malformed length); nothing after it reaches mqtt.js. */
@@ -77,7 +70,7 @@ export class EspMqtt implements MqttPort {
     this.#ca = options.ca;
   }
 
-  connect(options: ConnectOptions, handler: MqttHandler): MqttClient {
+  connect(options: MqttConnectOptions, handler: MqttHandler): MqttClient {
     let ready = false, dead = false;
     let client: WatchedClient;
     try {
