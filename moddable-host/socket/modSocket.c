@@ -41,6 +41,20 @@
  *
  * Fix: each queued message (and the resolver's lookup) counts in xss->pending; a record destroyed
  * while some are pending is only marked `freed`, is not called back, and the last one frees it.
+ *
+ * And the object collected during its own callback: close() forgets the socket's object
+ * (xsForget) while socketReadable (or socketConnected...) still holds a use count; when the rest of
+ * that callback allocates enough for a collection (securesocket closing on a failed TLS handshake,
+ * then mqtt.js and the agent's reporter logging, scheduling and writing the outbox), the collector
+ * runs xs_socket_destructor (the record is marked `freed`: the message holds it), and the
+ * callback's own socketDownUseCount then asked xsGetHostDestructor of the dead object, which
+ * throws outside any XS host frame: SIGSEGV in fxCaptureErrorStack <- fxThrowMessage <-
+ * fxGetHostDestructor <- socketReadable <- socketDeliver (core dump, 2026-12-08: a device in roles
+ * mode pinned to CA1 whose broker has a CA2 certificate, as in test/moddable/roles.test.ts "broker
+ * CA rollover", booted a fourth time after its rollback, died on its third failed handshake, 3 runs
+ * of 3; with this change 3 of 3 ran to the driver's timeout. It depends on when the collector runs:
+ * that test's own sequence, with a root of another size, did not hit it).
+ * socketDownUseCount now leaves a `freed` record alone: its destructor ran.
  */
 
 #include "xsmc.h"
@@ -175,6 +189,8 @@ void socketDownUseCount(xsMachine *the, xsSocket xss)
 {
 	xss->useCount -= 1;
 	if (xss->useCount <= 0) {
+		if (xss->freed)		// xsota: its object was collected during the callback (see the top of this file): destroyed already
+			return;
 		xsDestructor destructor = xsGetHostDestructor(xss->obj);
 		xsmcSetHostData(xss->obj, NULL);
 		(*destructor)(xss);
