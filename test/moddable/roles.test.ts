@@ -165,7 +165,7 @@ describe.skipIf(skip !== undefined)("roles mode on Moddable's runtime (x-cli-lin
       // The program does not end while its reporter keeps reconnecting (those timers are work, main.ts):
       // the third boot (1.0.0 again, after the rollback) is ended by the driver's timeout.
       const before = await reported((p) => createRollout({ release: release(p, "1.1.0"), rollout: { id: "r", percent: 100 }, keys: [roll1] }), "1.1.0", { maxBoots: 3, bootTimeoutMs: 20_000 });
-      expect([before.o.running?.version, before.o.bootVersions, before.versions], tail(before.logs)).toEqual(["1.0.0", ["1.0.0", "1.1.0", "1.0.0"], []]);
+      expect([before.o.running?.version, before.o.bootVersions, before.device.counters.watchdogs, before.versions], tail(before.logs)).toEqual(["1.0.0", ["1.0.0", "1.1.0", "1.0.0"], 1, []]);
       expect(before.device.events.find((e) => e.state === "rolled-back")?.detail, tail(before.logs)).toMatch(/check 'broker' failed/);
       expect(before.logs.some((l) => /reporter: MQTT_CONNECT/.test(l)), tail(before.logs)).toBe(true);
       // root v2 lists CA2 after CA1: taken with the release, the device reports through the CA2 listener
