@@ -79,6 +79,7 @@ describe("fuzz: signed manifests, control envelopes, commands, announcements (is
     const real = targetContext(setup, memoCrypto(nodeCrypto));
     const stats = new Map<string, TypeStats>(prepared.map((p) => [p.type.name, { inputs: 0, accepted: 0, unchanged: 0, ms: 0, codes: {} }]));
     const failures: string[] = [];
+    const flagged = new Map<string, number>();
     let slowest = { ms: 0, at: -1 };
     let crossChecked = 0;
     const t0 = performance.now();
@@ -113,13 +114,14 @@ describe("fuzz: signed manifests, control envelopes, commands, announcements (is
         const w = target(m.bytes, real);
         if (!same(v, w)) why = `the real CryptoPort says ${show(w)}, the fuzz's ${show(v)}`;
       }
+      if (why) flagged.set(p.type.name, (flagged.get(p.type.name) ?? 0) + 1);
       if (why && failures.length < 20) failures.push(`seed ${SEED} input ${i} (${p.type.name}; ${m.steps.join(", ")}): ${why}\n  input: ${Buffer.from(m.bytes).toString("latin1").slice(0, 300)}`);
       for (const hex of m.resigned.keys()) world.crypto.forget(Buffer.from(hex, "hex"));
     }
     const seconds = (performance.now() - t0) / 1000;
     const cpu = process.cpuUsage(cpu0);
     const table = [...stats].map(([name, s]) => `  ${name}: ${s.inputs} inputs (${((s.ms * 1000) / s.inputs).toFixed(0)} µs each), ${s.accepted} accepted (${s.unchanged} unchanged), refused ${JSON.stringify(s.codes)}`).join("\n");
-    console.log(`fuzz (seed ${SEED}): ${ONLY === undefined ? COUNT : `input ${ONLY} of`} inputs in ${seconds.toFixed(1)} s (CPU ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s), ${crossChecked} cross-checked on the real CryptoPort, slowest ${slowest.ms.toFixed(1)} ms (input ${slowest.at}); crypto ${JSON.stringify(world.crypto.stats)}\n${table}`);
+    console.log(`fuzz (seed ${SEED}): ${ONLY === undefined ? COUNT : `input ${ONLY} of`} inputs in ${seconds.toFixed(1)} s (CPU ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s), ${crossChecked} cross-checked on the real CryptoPort, slowest ${slowest.ms.toFixed(1)} ms (input ${slowest.at}); crypto ${JSON.stringify(world.crypto.stats)}; flagged by the oracle ${JSON.stringify(Object.fromEntries(flagged))}\n${table}`);
     expect(failures).toEqual([]);
     expect(slowest.ms).toBeLessThan(HANG_GUARD_MS);
     if (ONLY !== undefined) return;
