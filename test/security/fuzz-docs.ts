@@ -1,8 +1,9 @@
 /*
  * The fuzz's document types, one entry each: the valid signed objects it starts from (keys
  * generated at test time), the verifier that takes them (test/security/fuzz-targets.ts), and
- * the type's own checks on an acceptance. A new document type (root metadata, a rollout file...)
- * is one more entry here and, when it needs a new device call, one more verifier in TARGETS.
+ * the type's own checks on an acceptance. A new document type is one more entry here and, when
+ * it needs a new device call, one more verifier in TARGETS (as the root files and rollout bundles of
+ * roles mode did: "root" and "bundle").
  */
 import { toBase64, toHex, utf8Encode } from "../../modules/bytes";
 import { SIGNED_COMMANDS } from "../../modules/control";

@@ -1,11 +1,15 @@
 /*
- * Issue 29, item 8: a fuzz of signed manifests, control envelopes, device commands and release
- * announcements. From valid signed objects (keys generated here), 100,000 mutants on Node
+ * Issue 29, item 8: a fuzz of signed manifests, control envelopes, device commands, release
+ * announcements, root files (a device holding root v1 asked to rotate) and roles-mode rollout
+ * bundles (verifyBundle + checkFreshness). From valid signed objects (keys generated here), 100,000 mutants on Node
  * (byte-level and structure-aware: test/security/fuzz-kit.ts), each judged by the oracle:
  * refused with a named OtaError code (nothing else thrown, no hang, and the NVS a device keeps for
  * acceptances untouched: the command replay guard, the last announcement), or accepted acting only
  * on bytes a trusted key signed, with their original meaning (and the replay guard moved to the
- * command's own issued). A sample of 1 in 128 also runs over
+ * command's own issued). Roles mode: an accepted root is byte for byte one a device holding v1 may
+ * take; an accepted bundle installs a release a valid original carried, with the rollout role's own
+ * fields, and any root it rotated to is such a root (even when it refuses the bundle: the chain is
+ * applied first). A sample of 1 in 128 also runs over
  * host-sim's real CryptoPort (the fuzz's crypto answers "false" without computing for bytes
  * nobody signed) and must give the same verdicts; 2,000 of the same inputs (every 49th) run in the
  * real XS engine and must give Node's verdicts.
@@ -47,8 +51,9 @@ interface TypeStats {
   inputs: number;
   accepted: number;
   unchanged: number;
-  /** Time in the verifier, ms. */
+  /** Time in the verifier and in the mutator, ms. */
   ms: number;
+  mutating: number;
   codes: Record<string, number>;
 }
 
@@ -74,10 +79,10 @@ beforeAll(() => {
   for (let turn = 0; turn < Math.max(...prepared.map((p) => p.type.weight ?? 1)); turn++) for (const p of prepared) if (turn < (p.type.weight ?? 1)) schedule.push(p);
 });
 
-describe("fuzz: signed manifests, control envelopes, commands, announcements (issue 29)", () => {
+describe("fuzz: signed manifests, control envelopes, commands, announcements, root files, rollout bundles (issue 29)", () => {
   it(`${COUNT} mutants on Node: 0 accepted that should not be, every refusal a named code`, async () => {
     const real = targetContext(setup, memoCrypto(nodeCrypto));
-    const stats = new Map<string, TypeStats>(prepared.map((p) => [p.type.name, { inputs: 0, accepted: 0, unchanged: 0, ms: 0, codes: {} }]));
+    const stats = new Map<string, TypeStats>(prepared.map((p) => [p.type.name, { inputs: 0, accepted: 0, unchanged: 0, ms: 0, mutating: 0, codes: {} }]));
     const failures: string[] = [];
     const flagged = new Map<string, number>();
     let slowest = { ms: 0, at: -1 };
@@ -91,7 +96,9 @@ describe("fuzz: signed manifests, control envelopes, commands, announcements (is
         await new Promise((resolve) => setImmediate(resolve));
         yielded = performance.now();
       }
+      const t0m = performance.now();
       const { p, m, original } = input(SEED, i);
+      const mutating = performance.now() - t0m;
       const target = TARGETS[p.type.target];
       const t = performance.now();
       const v = target(m.bytes, ctx);
@@ -100,6 +107,7 @@ describe("fuzz: signed manifests, control envelopes, commands, announcements (is
       const s = stats.get(p.type.name)!;
       s.inputs++;
       s.ms += ms;
+      s.mutating += mutating;
       if (Buffer.from(m.bytes).equals(Buffer.from(original))) s.unchanged++;
       if (v.ok) s.accepted++;
       else {
@@ -120,7 +128,7 @@ describe("fuzz: signed manifests, control envelopes, commands, announcements (is
     }
     const seconds = (performance.now() - t0) / 1000;
     const cpu = process.cpuUsage(cpu0);
-    const table = [...stats].map(([name, s]) => `  ${name}: ${s.inputs} inputs (${((s.ms * 1000) / s.inputs).toFixed(0)} µs each), ${s.accepted} accepted (${s.unchanged} unchanged), refused ${JSON.stringify(s.codes)}`).join("\n");
+    const table = [...stats].map(([name, s]) => `  ${name}: ${s.inputs} inputs (${((s.ms * 1000) / s.inputs).toFixed(0)} µs to verify, ${((s.mutating * 1000) / s.inputs).toFixed(0)} to mutate), ${s.accepted} accepted (${s.unchanged} unchanged), refused ${JSON.stringify(s.codes)}`).join("\n");
     console.log(`fuzz (seed ${SEED}): ${ONLY === undefined ? COUNT : `input ${ONLY} of`} inputs in ${seconds.toFixed(1)} s (CPU ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s), ${crossChecked} cross-checked on the real CryptoPort, slowest ${slowest.ms.toFixed(1)} ms (input ${slowest.at}); crypto ${JSON.stringify(world.crypto.stats)}; flagged by the oracle ${JSON.stringify(Object.fromEntries(flagged))}\n${table}`);
     expect(failures).toEqual([]);
     expect(slowest.ms).toBeLessThan(HANG_GUARD_MS);
@@ -155,6 +163,7 @@ describe("fuzz: signed manifests, control envelopes, commands, announcements (is
       const failures: string[] = [];
       let accepted = 0;
       let compute = 0;
+      const byType: Record<string, number> = {};
       const t0 = performance.now();
       for (let start = 0; start < XS_COUNT; start += BATCH) {
         const batch = Array.from({ length: Math.min(BATCH, XS_COUNT - start) }, (_, k) => ({ i: (start + k) * stride, ...input(seed, (start + k) * stride) }));
@@ -168,12 +177,13 @@ describe("fuzz: signed manifests, control envelopes, commands, announcements (is
         batch.forEach((b, k) => {
           const x = xs[k]!;
           if (x.ok) accepted++;
+          byType[b.p.type.name] = (byType[b.p.type.name] ?? 0) + 1;
           const why = !same(x, node[k]!) ? `XS says ${show(x)}, Node ${show(node[k]!)}` : judge(b.p, world, x, b.m, setup);
           if (why && failures.length < 20) failures.push(`seed ${seed} input ${b.i} (${b.p.type.name}; ${b.m.steps.join(", ")}): ${why}`);
         });
         for (const b of batch) for (const hex of b.m.resigned.keys()) world.crypto.forget(Buffer.from(hex, "hex"));
       }
-      console.log(`fuzz in XS (seed ${seed}): ${XS_COUNT} inputs (one in ${stride} of the Node run's) in ${((performance.now() - t0) / 1000).toFixed(1)} s, ${accepted} accepted; the largest batch of ${BATCH} took ${compute} XS metering units`);
+      console.log(`fuzz in XS (seed ${seed}): ${XS_COUNT} inputs (one in ${stride} of the Node run's) in ${((performance.now() - t0) / 1000).toFixed(1)} s (${JSON.stringify(byType)}), ${accepted} accepted; the largest batch of ${BATCH} took ${compute} XS metering units`);
       expect(failures).toEqual([]);
       expect(accepted).toBeGreaterThan(0);
     }, 600_000);
