@@ -128,7 +128,7 @@ describe("fuzz: signed manifests, control envelopes, commands, announcements, ro
     }
     const seconds = (performance.now() - t0) / 1000;
     const cpu = process.cpuUsage(cpu0);
-    const table = [...stats].map(([name, s]) => `  ${name}: ${s.inputs} inputs (${((s.ms * 1000) / s.inputs).toFixed(0)} µs to verify, ${((s.mutating * 1000) / s.inputs).toFixed(0)} to mutate), ${s.accepted} accepted (${s.unchanged} unchanged), refused ${JSON.stringify(s.codes)}`).join("\n");
+    const table = [...stats].map(([name, s]) => `  ${name}: ${s.inputs} inputs (${((s.ms * 1000) / Math.max(1, s.inputs)).toFixed(0)} µs to verify, ${((s.mutating * 1000) / Math.max(1, s.inputs)).toFixed(0)} to mutate), ${s.accepted} accepted (${s.unchanged} unchanged), refused ${JSON.stringify(s.codes)}`).join("\n");
     console.log(`fuzz (seed ${SEED}): ${ONLY === undefined ? COUNT : `input ${ONLY} of`} inputs in ${seconds.toFixed(1)} s (CPU ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s), ${crossChecked} cross-checked on the real CryptoPort, slowest ${slowest.ms.toFixed(1)} ms (input ${slowest.at}); crypto ${JSON.stringify(world.crypto.stats)}; flagged by the oracle ${JSON.stringify(Object.fromEntries(flagged))}\n${table}`);
     expect(failures).toEqual([]);
     expect(slowest.ms).toBeLessThan(HANG_GUARD_MS);
