@@ -297,7 +297,10 @@ function bundleCheck(v: { signed: string[]; out: string }, setup: TargetSetup, p
   if ((acted.metaVersion as number) < FUZZ_META || (acted.expires as number) <= FUZZ_NOW) return `a stale or expired rollout: ${String(acted.metaVersion)}, ${String(acted.expires)}`;
   const rootVersion = v.signed[2] === undefined ? 1 : (JSON.parse(text(v.signed[2])) as { version: number }).version;
   if (Number(m[2]) !== rootVersion) return `root v${m[2]} after taking root ${rootVersion}`;
-  if (!sameJson(JSON.parse(m[3]!), { [`${setup.product}/${setup.channel}`]: acted.metaVersion })) return `freshness holds ${m[3]} after metaVersion ${String(acted.metaVersion)}`;
+  // a lane is [metaVersion, content digest] (modules/freshness.ts)
+  const lanes = JSON.parse(m[3]!) as Record<string, unknown>;
+  const lane = lanes[`${setup.product}/${setup.channel}`];
+  if (Object.keys(lanes).length !== 1 || !Array.isArray(lane) || lane[0] !== acted.metaVersion || !/^[0-9a-f]{32}$/.test(String(lane[1]))) return `freshness holds ${m[3]} after metaVersion ${String(acted.metaVersion)}`;
   return undefined;
 }
 

@@ -10,7 +10,7 @@ import { fromBase64, toHex, utf8Decode, utf8Encode } from "../../modules/bytes";
 import { parseJsonBytes } from "../../modules/json";
 import { MANIFEST_LIMITS } from "../../modules/manifest-fields";
 import { RootStore, ROOT_LIMITS, verifyBundle } from "../../modules/roles";
-import { checkFreshness } from "../../modules/freshness";
+import { checkFreshness, contentDigest } from "../../modules/freshness";
 import { parseEnvelope, verifyManifest } from "../../modules/manifest";
 import { verifyControl } from "../../modules/control";
 import { decodeCommand } from "../../modules/commands";
@@ -283,7 +283,7 @@ export const bundleTarget: Target = (input, ctx) => {
   const v = guard(() => {
     const roots = new RootStore(store, ctx.setup.root!, ctx.crypto);
     const { manifest: m, root } = verifyBundle(input, roots, ctx.crypto, FUZZ_NOW);
-    checkFreshness(m, ctx.setup, store, FUZZ_NOW);
+    checkFreshness({ ...m, digest: contentDigest(m, ctx.crypto) }, ctx.setup, store, FUZZ_NOW);
     const outer = parseEnvelope(input);
     const wire = JSON.parse(utf8Decode(input)) as { release: string };
     const signed = [toHex(outer.payload), toHex(parseEnvelope(fromBase64(wire.release)).payload)];
