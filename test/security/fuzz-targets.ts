@@ -215,9 +215,17 @@ export const announcementTarget: Target = (input, ctx) =>
   });
 
 /** The stored root's payload, for a verdict ("" when none). */
+/**
+ * The root payload the device keeps (hex; "" when none): NVS holds it with each anchor's DER under
+ * its own key and the anchor naming its hash (modules/roles.ts storedRoot); put back together here
+ * as the signed compact JSON, so the oracle compares it with the originals' payloads.
+ */
 function storedRoot(store: StorePort): string {
   const s = store.get(DOMAINS.trust, "root");
-  return typeof s === "string" ? toHex(utf8Encode(s)) : "";
+  if (typeof s !== "string") return "";
+  const doc = JSON.parse(s) as { anchors?: { id: string; sha?: string; der?: string; notAfter: number }[] };
+  if (doc.anchors) doc.anchors = doc.anchors.map((a) => (a.sha === undefined ? a : { id: a.id, der: String(store.get(DOMAINS.trust, `a.${a.sha.slice(0, 12)}`)), notAfter: a.notAfter }));
+  return toHex(utf8Encode(JSON.stringify(doc)));
 }
 
 /**
@@ -284,7 +292,7 @@ export const bundleTarget: Target = (input, ctx) => {
     const roots = new RootStore(store, ctx.setup.root!, ctx.crypto);
     const { manifest: m, root } = verifyBundle(input, roots, ctx.crypto, FUZZ_NOW);
     checkFreshness({ ...m, digest: contentDigest(m, ctx.crypto) }, ctx.setup, store, FUZZ_NOW);
-    const outer = parseEnvelope(input);
+    const outer = parseEnvelope(input, { envelopeBytes: ROOT_LIMITS.bundleBytes, payloadBytes: MANIFEST_LIMITS.payloadBytes });
     const wire = JSON.parse(utf8Decode(input)) as { release: string };
     const signed = [toHex(outer.payload), toHex(parseEnvelope(fromBase64(wire.release)).payload)];
     const stored = storedRoot(store);
