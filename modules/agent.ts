@@ -28,7 +28,7 @@ import { verifyManifest, MANIFEST_LIMITS, type Manifest, type ManifestDelta } fr
 import { OtaError, codeOf, type ErrorCode } from "./errors";
 import { decide, chooseDelta } from "./policy";
 import { checkFreshness, contentDigest } from "./freshness";
-import { RootStore, anchoredHttp, anchoredMqtt, verifyBundle, verifyRole } from "./roles";
+import { ROOT_LIMITS, RootStore, anchoredHttp, anchoredMqtt, verifyBundle, verifyRole } from "./roles";
 import type { ControlCommand, ControlResult, DeltaFeature, Features, PatchWriter, ReleaseTrust, UpdateControlPort } from "./features";
 import { UpdateSlot } from "./install";
 import { Downloader, BLOCK, type DownloadDeps, type DownloadGate, type SlotWriter } from "./download";
@@ -208,7 +208,8 @@ export class Agent {
       if (options.manifest) return this.checkEnvelope(options.manifest, options);
       let fetching: Promise<Uint8Array>;
       try {
-        fetching = fetchSmall(this.ports, this.config.manifestUrl, MANIFEST_LIMITS.envelopeBytes, this.config.download.stallMs);
+        // roles mode: a bundle carrying a root chain may be larger than a manifest (ROOT_LIMITS)
+        fetching = fetchSmall(this.ports, this.config.manifestUrl, this.trust ? ROOT_LIMITS.bundleBytes : MANIFEST_LIMITS.envelopeBytes, this.config.download.stallMs);
       } catch (e) {
         return this.manifestFailed(e);
       }

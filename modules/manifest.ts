@@ -56,19 +56,20 @@ function decode(b: Uint8Array): string {
 }
 
 /**
- * Envelope bytes -> payload bytes and signatures, structure only (no crypto).
+ * Envelope bytes -> payload bytes and signatures, structure only (no crypto). `limits`: a root
+ * file's and a roles-mode bundle's are larger (modules/roles.ts ROOT_LIMITS).
  * Throws MANIFEST_TOO_LARGE, MANIFEST_SYNTAX, MANIFEST_FIELD, MANIFEST_UNSIGNED.
  */
-export function parseEnvelope(envelope: Uint8Array): Envelope {
-  if (envelope.length > MANIFEST_LIMITS.envelopeBytes) throw new OtaError("MANIFEST_TOO_LARGE", `${envelope.length} bytes > ${MANIFEST_LIMITS.envelopeBytes}`);
+export function parseEnvelope(envelope: Uint8Array, limits: { envelopeBytes: number; payloadBytes: number } = MANIFEST_LIMITS): Envelope {
+  if (envelope.length > limits.envelopeBytes) throw new OtaError("MANIFEST_TOO_LARGE", `${envelope.length} bytes > ${limits.envelopeBytes}`);
   let doc: unknown;
   try {
-    doc = parseJsonBytes(envelope, MANIFEST_LIMITS.envelopeBytes, 4, decode);
+    doc = parseJsonBytes(envelope, limits.envelopeBytes, 4, decode);
   } catch (e) {
     syntax(`envelope: ${(e as Error).message}`);
   }
   if (!isPlainObject(doc)) field("envelope: expected a JSON object");
-  const payload = b64(own(doc, "payload"), Math.ceil(MANIFEST_LIMITS.payloadBytes / 3) * 4, "payload");
+  const payload = b64(own(doc, "payload"), Math.ceil(limits.payloadBytes / 3) * 4, "payload");
   if (payload.length === 0) field("payload: empty");
   const list = own(doc, "signatures");
   if (list === undefined || (Array.isArray(list) && list.length === 0)) throw new OtaError("MANIFEST_UNSIGNED", "no signatures");

@@ -8,7 +8,8 @@
  *   xsota.outbox  the audit outbox (modules/outbox.ts)
  *   xsota.rep     the reporter's last result and last announcement seen (modules/reporter.ts)
  *   xsota.dev     per-device provisioning: id, groups, region, broker credentials (modules/provision.ts)
- *   xsota.trust   metadata freshness: highest accepted metaVersion per product/channel (modules/freshness.ts)
+ *   xsota.trust   metadata freshness: highest accepted metaVersion per product/channel (modules/freshness.ts);
+ *                 the current root and its TLS anchors' certificates, "root" and "a.<hash>" (modules/roles.ts)
  *
  * Firmware before the namespacing used "ota", "ctl", "outbox" and "reporter"; a device updated
  * from it keeps what they hold:

@@ -34,6 +34,7 @@ import { fetchSmall } from "./fleet-fetch";
 import { MAX_COMMAND, MAX_JSON_DEPTH, decodeCommand } from "./commands";
 import { jsonRefusal, parseJsonBytes } from "./json";
 import { constant } from "./constant";
+import { ROOT_LIMITS } from "./roles";
 import { DOMAINS, LEGACY_DOMAINS, moveDomain } from "./nvs-domains";
 import type { FleetFeature, Reporter, ReporterAgent } from "./features";
 
@@ -349,7 +350,7 @@ export function startReporter(ports: Ports, config: AppConfig, agent: ReporterAg
       return;
     }
     if (typeof url !== "string" || !/^https:\/\//i.test(url)) return refuse("announcement: url must be https:");
-    fetchSmall(ports.http, clock, url, MAX_ANNOUNCE, config.download.stallMs).then(
+    fetchSmall(ports.http, clock, url, agent.trust ? ROOT_LIMITS.bundleBytes : MAX_ANNOUNCE, config.download.stallMs).then(
       (bytes) => {
         if (closed) return;
         const env = verified(bytes, url);

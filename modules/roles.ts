@@ -74,17 +74,30 @@ export interface Root {
   anchors: Anchor[];
 }
 
-export const ROOT_LIMITS = constant({ keys: 16, roleKeys: 8, storedBytes: 4000, chain: 4, anchors: 3, anchorDer: 1400 } as const);
+/**
+ * Sizes. A root file (envelope <= 12 KB, payload <= 9,000 bytes) may carry two CA anchors of an
+ * RSA-4096 CA's size (<= 2,000 bytes of DER each) next to 16 keys; NVS keeps it in pieces of
+ * less than its 4,000-byte string limit (RootStore). A roles-mode bundle (the rollout envelope
+ * with its release and root chain) may be 16 KB: only a bundle that carries roots gets near it,
+ * and the device holds it only while it checks.
+ */
+export const ROOT_LIMITS = constant({ keys: 16, roleKeys: 8, storedBytes: 3999, chain: 4, anchors: 3, anchorDer: 2000, envelopeBytes: 12288, payloadBytes: 9000, bundleBytes: 16384 } as const);
 const ROOT_KEY = "root";
+const ROOT_ENVELOPE = constant({ envelopeBytes: ROOT_LIMITS.envelopeBytes, payloadBytes: ROOT_LIMITS.payloadBytes });
+const BUNDLE_ENVELOPE = constant({ envelopeBytes: ROOT_LIMITS.bundleBytes, payloadBytes: MANIFEST_LIMITS.payloadBytes });
+/** NVS key of a stored anchor: "a." and the first 12 hex digits of its DER's SHA-256 (anchorKey). */
+function isAnchorKey(key: string): boolean {
+  return key.length === 14 && key.charCodeAt(0) === 0x61 && key.charCodeAt(1) === 0x2e;
+}
 
 function bad(why: string): never {
   throw new OtaError("ROOT_INVALID", why);
 }
 
-function parseJson(bytes: Uint8Array, what: string): Record<string, unknown> {
+function parseJson(bytes: Uint8Array, what: string, limit: number = MANIFEST_LIMITS.payloadBytes): Record<string, unknown> {
   let v: unknown;
   try {
-    v = parseJsonBytes(bytes, MANIFEST_LIMITS.payloadBytes, 5, utf8Decode);
+    v = parseJsonBytes(bytes, limit, 5, utf8Decode);
   } catch (e) {
     throw new OtaError("MANIFEST_SYNTAX", `${what}: ${(e as Error).message}`);
   }
@@ -191,8 +204,8 @@ export function verifyRole(env: Envelope, root: Root, role: RoleName, crypto: Cr
 
 /** A root envelope signed by its own root threshold (the shipped one, or one read back from NVS). Throws ROOT_INVALID, ROLE_THRESHOLD, MANIFEST_*. */
 export function selfSignedRoot(envelope: Uint8Array, crypto: CryptoPort): Root {
-  const env = parseEnvelope(envelope);
-  const root = rootFromJson(parseJson(env.payload, "root"), crypto);
+  const env = parseEnvelope(envelope, ROOT_ENVELOPE);
+  const root = rootFromJson(parseJson(env.payload, "root", ROOT_LIMITS.payloadBytes), crypto);
   verifyRole(env, root, "root", crypto);
   return root;
 }
@@ -203,8 +216,8 @@ export function selfSignedRoot(envelope: Uint8Array, crypto: CryptoPort): Root {
  * Throws ROOT_VERSION, ROLE_THRESHOLD, ROOT_INVALID, MANIFEST_*.
  */
 export function nextRoot(current: Root, envelope: Uint8Array, crypto: CryptoPort): Root {
-  const env = parseEnvelope(envelope);
-  const next = rootFromJson(parseJson(env.payload, "root"), crypto);
+  const env = parseEnvelope(envelope, ROOT_ENVELOPE);
+  const next = rootFromJson(parseJson(env.payload, "root", ROOT_LIMITS.payloadBytes), crypto);
   if (next.version !== current.version + 1) throw new OtaError("ROOT_VERSION", `root ${next.version} after root ${current.version}: only ${current.version + 1} is taken`);
   verifyRole(env, current, "root", crypto);
   verifyRole(env, next, "root", crypto);
@@ -228,8 +241,9 @@ export class RootStore {
     }
     this.root = shipped;
     if (typeof stored === "string") {
-      // the payload of a root verified at its rotation (NVS is trusted as for the journal and floor)
-      const kept = rootFromJson(parseJson(utf8Encode(stored), "stored root"), this.crypto);
+      // a root verified at its rotation (NVS is trusted as for the journal and floor), its anchors
+      // stored under their own keys and checked against the hashes it names
+      const kept = rootFromJson(this.withAnchors(parseJson(utf8Encode(stored), "stored root", ROOT_LIMITS.storedBytes)), this.crypto);
       // a root the firmware ships newer than the stored one wins (a firmware update may carry it)
       if (kept.version > shipped.version) this.root = kept;
     }
@@ -246,18 +260,37 @@ export class RootStore {
     let last: Uint8Array | undefined; // the payload of the last root taken
     if (chain.length > ROOT_LIMITS.chain) throw new OtaError("ROOT_INVALID", `a chain of ${chain.length} roots, at most ${ROOT_LIMITS.chain} at once`);
     for (const envelope of chain) {
-      const v = rootFromJson(parseJson(parseEnvelope(envelope).payload, "root"), this.crypto).version;
+      const payload = parseEnvelope(envelope, ROOT_ENVELOPE).payload;
+      const v = rootFromJson(parseJson(payload, "root", ROOT_LIMITS.payloadBytes), this.crypto).version;
       if (v <= root.version) continue;
       root = nextRoot(root, envelope, this.crypto);
-      last = parseEnvelope(envelope).payload;
+      last = payload;
     }
     if (wallNow > 0 && wallNow >= root.expires) throw new OtaError("ROOT_EXPIRED", `root ${root.version} expired at ${root.expires}`);
     if (last) {
-      if (last.length > ROOT_LIMITS.storedBytes) throw new OtaError("ROOT_INVALID", `root payload of ${last.length} bytes > ${ROOT_LIMITS.storedBytes} (NVS)`);
-      this.store.set(DOMAINS.trust, ROOT_KEY, utf8Decode(last));
+      const { text, anchors } = storedRoot(last, this.crypto);
+      // the anchors first, the root last (the commit), then the anchors no root names: a power cut
+      // at any point leaves the old root whole (its anchors still there) or the new one whole
+      for (const [key, der] of anchors) if (this.store.get(DOMAINS.trust, key) !== der) this.store.set(DOMAINS.trust, key, der);
+      this.store.set(DOMAINS.trust, ROOT_KEY, text);
       this.root = root;
+      for (const key of this.store.keys(DOMAINS.trust)) if (isAnchorKey(key) && !anchors.some(([k]) => k === key)) this.store.delete(DOMAINS.trust, key);
     }
     return root;
+  }
+
+  /** The stored form back to a root payload: each anchor's "sha" replaced by the DER stored under anchorKey(sha). Throws ROOT_INVALID. */
+  private withAnchors(v: Record<string, unknown>): Record<string, unknown> {
+    const list = own(v, "anchors");
+    if (!Array.isArray(list)) return v;
+    const anchors = list.map((a: unknown, i) => {
+      if (!isPlainObject(a) || typeof own(a, "sha") !== "string") return a;
+      const sha = own(a, "sha") as string;
+      const der = this.store.get(DOMAINS.trust, anchorKey(sha));
+      if (typeof der !== "string" || digestHex(fromBase64(der), this.crypto) !== sha) bad(`stored anchors[${i}]: its certificate is missing or altered in NVS`);
+      return { id: own(a, "id"), der, notAfter: own(a, "notAfter") };
+    });
+    return { ...v, anchors };
   }
 
   /** The keys of a role, as the single-signature verifiers (control commands) take them. */
@@ -267,8 +300,44 @@ export class RootStore {
   }
 }
 
-function b64(v: unknown, what: string): Uint8Array {
-  if (typeof v !== "string" || v.length > Math.ceil(MANIFEST_LIMITS.envelopeBytes / 3) * 4) throw new OtaError("MANIFEST_FIELD", `${what}: expected base64`);
+function digestHex(bytes: Uint8Array, crypto: CryptoPort): string {
+  const h = crypto.sha256();
+  h.write(bytes);
+  return toHex(h.close());
+}
+
+function anchorKey(sha: string): string {
+  return `a.${sha.slice(0, 12)}`;
+}
+
+/**
+ * The form a verified root payload is kept in NVS (DOMAINS.trust): "root" holds its JSON with each
+ * anchor's DER replaced by its SHA-256 ({id, sha, notAfter}), and each DER (base64 text, at most
+ * 2,668 characters) has its own key, anchorKey(sha), so a root with two large CA certificates stays
+ * within NVS's 4,000-byte strings. Throws ROOT_INVALID when even that is over storedBytes.
+ * The tools call it too (backend/release/roles-tool.ts), to refuse a root devices could not keep.
+ */
+export function storedRoot(payload: Uint8Array, crypto: CryptoPort): { text: string; anchors: [key: string, der: string][] } {
+  const v = parseJson(payload, "root", ROOT_LIMITS.payloadBytes);
+  const out: [string, string][] = [];
+  const list = own(v, "anchors");
+  const doc = Array.isArray(list)
+    ? { ...v, anchors: list.map((a: unknown) => {
+        const x = a as Record<string, unknown>;
+        const der = own(x, "der") as string;
+        const sha = digestHex(fromBase64(der), crypto);
+        out.push([anchorKey(sha), der]);
+        return { id: own(x, "id"), sha, notAfter: own(x, "notAfter") };
+      }) }
+    : v;
+  const text = JSON.stringify(doc);
+  const size = utf8Encode(text).length;
+  if (size > ROOT_LIMITS.storedBytes) throw new OtaError("ROOT_INVALID", `root of ${size} bytes as stored > ${ROOT_LIMITS.storedBytes} (NVS): fewer or smaller keys`);
+  return { text, anchors: out };
+}
+
+function b64(v: unknown, what: string, limit: number = MANIFEST_LIMITS.envelopeBytes): Uint8Array {
+  if (typeof v !== "string" || v.length > Math.ceil(limit / 3) * 4) throw new OtaError("MANIFEST_FIELD", `${what}: expected base64`);
   try {
     return fromBase64(v);
   } catch {
@@ -283,17 +352,17 @@ function b64(v: unknown, what: string): Uint8Array {
  * the binding (hash, product, channel). Throws ROLE_THRESHOLD, ROLLOUT_RELEASE, ROOT_*, MANIFEST_*, KEY_*.
  */
 export function verifyBundle(envelope: Uint8Array, roots: RootStore, crypto: CryptoPort, wallNow: number): { manifest: Manifest; root: Root } {
-  const outer = parseEnvelope(envelope);
+  const outer = parseEnvelope(envelope, BUNDLE_ENVELOPE);
   let doc: unknown;
   try {
-    doc = parseJsonBytes(envelope, MANIFEST_LIMITS.envelopeBytes, 4, utf8Decode);
+    doc = parseJsonBytes(envelope, ROOT_LIMITS.bundleBytes, 4, utf8Decode);
   } catch (e) {
     throw new OtaError("MANIFEST_SYNTAX", `envelope: ${(e as Error).message}`);
   }
   const wire = doc as Record<string, unknown>;
   const chain = own(wire, "roots");
   if (chain !== undefined && (!Array.isArray(chain) || chain.length > ROOT_LIMITS.chain)) throw new OtaError("MANIFEST_FIELD", `roots: expected an array of at most ${ROOT_LIMITS.chain}`);
-  const root = chain ? roots.rotate(chain.map((c, i) => b64(c, `roots[${i}]`)), wallNow) : roots.current();
+  const root = chain ? roots.rotate(chain.map((c, i) => b64(c, `roots[${i}]`, ROOT_LIMITS.envelopeBytes)), wallNow) : roots.current();
   if (!chain && wallNow > 0 && wallNow >= root.expires) throw new OtaError("ROOT_EXPIRED", `root ${root.version} expired at ${root.expires}`);
   verifyRole(outer, root, "rollout", crypto);
   const ro = parseJson(outer.payload, "rollout");

@@ -74,12 +74,12 @@ export function buildManifest(input: ManifestInput): Manifest {
 const algOf = (k: SigningKey): SignatureAlg => (k.type === "ecdsa-p256" ? "ES256" : "RS256");
 
 /** Sign payload bytes with each key -> envelope bytes. Throws MANIFEST_TOO_LARGE, MANIFEST_UNSIGNED. */
-export function signPayload(payload: Uint8Array, keys: readonly SigningKey[], keyIds?: readonly (string | undefined)[]): Uint8Array {
+export function signPayload(payload: Uint8Array, keys: readonly SigningKey[], keyIds?: readonly (string | undefined)[], limits: { envelopeBytes: number; payloadBytes: number } = MANIFEST_LIMITS): Uint8Array {
   if (!keys.length) throw new OtaError("MANIFEST_UNSIGNED", "no signing key given");
-  if (payload.length > MANIFEST_LIMITS.payloadBytes) throw new OtaError("MANIFEST_TOO_LARGE", `payload ${payload.length} bytes > ${MANIFEST_LIMITS.payloadBytes}`);
+  if (payload.length > limits.payloadBytes) throw new OtaError("MANIFEST_TOO_LARGE", `payload ${payload.length} bytes > ${limits.payloadBytes}`);
   const signatures = keys.map((k, i) => ({ keyId: keyIds?.[i] ?? k.id, alg: algOf(k), sig: toBase64(signMessage(k, payload)) }));
   const envelope = utf8Encode(JSON.stringify({ payload: toBase64(payload), signatures }, null, 1) + "\n");
-  if (envelope.length > MANIFEST_LIMITS.envelopeBytes) throw new OtaError("MANIFEST_TOO_LARGE", `envelope ${envelope.length} bytes > ${MANIFEST_LIMITS.envelopeBytes}`);
+  if (envelope.length > limits.envelopeBytes) throw new OtaError("MANIFEST_TOO_LARGE", `envelope ${envelope.length} bytes > ${limits.envelopeBytes}`);
   return envelope;
 }
 

@@ -7,8 +7,8 @@
 import { X509Certificate } from "node:crypto";
 import { OtaError } from "../../modules/errors";
 import { fromBase64, toBase64, toHex, utf8Decode, utf8Encode } from "../../modules/bytes";
-import { parseEnvelope, MANIFEST_LIMITS } from "../../modules/manifest";
-import { rootFromJson, ROLE_NAMES, type RoleName } from "../../modules/roles";
+import { parseEnvelope } from "../../modules/manifest";
+import { rootFromJson, storedRoot, ROLE_NAMES, ROOT_LIMITS, type RoleName } from "../../modules/roles";
 import { sha256, nodeCrypto } from "../crypto";
 import { keyConfigOf, type SigningKey } from "./keys";
 import { signPayload, DEFAULT_EXPIRY_MS } from "./manifest-tool";
@@ -49,12 +49,16 @@ export function rootPayload(input: RootInput): Uint8Array {
   const doc: Record<string, unknown> = { type: "root", version: input.version, expires: input.expires ?? at + DEFAULT_EXPIRY_MS, keys: [...keys.values()], roles };
   if (input.anchors?.length) doc.anchors = input.anchors.map((a) => anchorOf(a.id, a.pem));
   rootFromJson(doc, nodeCrypto);
-  return utf8Encode(JSON.stringify(doc));
+  const payload = utf8Encode(JSON.stringify(doc));
+  // what the device refuses, refused here: the payload's size, and its size as NVS keeps it
+  if (payload.length > ROOT_LIMITS.payloadBytes) throw new OtaError("ROOT_INVALID", `root payload ${payload.length} bytes > ${ROOT_LIMITS.payloadBytes}: fewer or smaller keys or anchors`);
+  storedRoot(payload, nodeCrypto);
+  return payload;
 }
 
 /** A root envelope signed by `signers` (the new root's root keys, and for a rotation the previous root's too). */
 export function signRoot(input: RootInput, signers: readonly SigningKey[]): Uint8Array {
-  return signPayload(rootPayload(input), signers);
+  return signPayload(rootPayload(input), signers, undefined, ROOT_LIMITS);
 }
 
 export interface RolloutInput {
@@ -95,7 +99,7 @@ export function createRollout(o: RolloutInput): Uint8Array {
   signed.release = toBase64(o.release);
   if (o.roots?.length) signed.roots = o.roots.map((r) => toBase64(r));
   const out = utf8Encode(JSON.stringify(signed) + "\n");
-  if (out.length > MANIFEST_LIMITS.envelopeBytes) throw new OtaError("MANIFEST_TOO_LARGE", `rollout envelope ${out.length} bytes > ${MANIFEST_LIMITS.envelopeBytes}`);
+  if (out.length > ROOT_LIMITS.bundleBytes) throw new OtaError("MANIFEST_TOO_LARGE", `rollout bundle ${out.length} bytes > ${ROOT_LIMITS.bundleBytes}${o.roots?.length ? ": carry fewer roots at once (devices take a chain over successive bundles)" : ""}`);
   return out;
 }
 
@@ -108,7 +112,7 @@ export function releaseOf(bundle: Uint8Array): Uint8Array {
 
 /** Anchors of a root (its envelope) that expire within `days` of `now` (or have expired), soonest first. */
 export function expiringAnchors(rootEnvelope: Uint8Array, now: number, days = 90): { id: string; notAfter: number; days: number }[] {
-  const doc = JSON.parse(utf8Decode(parseEnvelope(rootEnvelope).payload)) as Record<string, unknown>;
+  const doc = JSON.parse(utf8Decode(parseEnvelope(rootEnvelope, ROOT_LIMITS).payload)) as Record<string, unknown>;
   const root = rootFromJson(doc, nodeCrypto);
   const day = 24 * 3600 * 1000;
   return root.anchors

@@ -41,13 +41,24 @@ export type Rng = ReturnType<typeof rng>;
 // Keys
 
 export type KeyRole = "trusted-ec" | "trusted-rsa" | "revoked-ec" | "stranger-ec" | "stranger-rsa";
+/** Roles mode (modules/roles.ts): root v1's root keys a, b, c (2 of 3), d (added by v2), the release, rollout and commands keys. */
+export type RoleKey = "root-a" | "root-b" | "root-c" | "root-d" | "release-1" | "release-2" | "rollout-1" | "commands-1";
 
 export interface FuzzKeys {
   byRole: Record<KeyRole, SigningKey>;
+  /** Roles mode's keys (never in the single-key configuration). */
+  roles: Record<RoleKey, SigningKey>;
   /** The device's configuration: the two trusted keys and the revoked one. */
   configs: KeyConfigInput[];
   /** Keys whose signature makes bytes trusted. */
   trusted: SigningKey[];
+  /** Roles mode: the keys whose signature makes bytes trusted as that kind ("root", "release", "rollout"); other kinds: `trusted`. */
+  trustedFor: Record<string, SigningKey[]>;
+  /**
+   * The keys the mutator re-signs a changed payload of that kind with: a thief's (one root key of
+   * a 2-of-3, the online rollout key signing a release); other kinds: the trusted keys.
+   */
+  resignWith: Record<string, SigningKey[]>;
 }
 
 /** Keys generated at test time: two trusted (ECDSA P-256, RSA-2048), one revoked, two the device never heard of. */
@@ -59,10 +70,27 @@ export function fuzzKeys(): FuzzKeys {
     "stranger-ec": generateKey("ecdsa-p256"),
     "stranger-rsa": generateKey("rsa-2048"),
   };
+  const ec = () => generateKey("ecdsa-p256");
+  const roles: Record<RoleKey, SigningKey> = {
+    "root-a": ec(), "root-b": ec(), "root-c": ec(), "root-d": ec(),
+    "release-1": ec(), "release-2": ec(), "rollout-1": ec(), "commands-1": ec(),
+  };
   return {
     byRole,
+    roles,
     configs: [keyConfigOf(byRole["trusted-ec"]), keyConfigOf(byRole["trusted-rsa"]), keyConfigOf(byRole["revoked-ec"], true)],
     trusted: [byRole["trusted-ec"], byRole["trusted-rsa"]],
+    trustedFor: {
+      root: [roles["root-a"], roles["root-b"], roles["root-c"], roles["root-d"]],
+      release: [roles["release-1"], roles["release-2"]],
+      rollout: [roles["rollout-1"]],
+    },
+    resignWith: {
+      root: [roles["root-a"], roles["root-d"], roles["rollout-1"]],
+      release: [roles["rollout-1"], roles["commands-1"]],
+      // the stolen online key: what it signs may stage, halt or force, never name another image
+      rollout: [roles["rollout-1"], roles["rollout-1"], roles["release-1"]],
+    },
   };
 }
 
@@ -205,7 +233,8 @@ export function sign(world: World, kind: string, payload: Uint8Array, signers: r
   pool.push(...entries);
   world.sigPool.set(b64, pool);
   world.allSigs.push(...entries);
-  if (signers.some((k) => world.keys.trusted.includes(k))) {
+  const trust = world.keys.trustedFor[kind] ?? world.keys.trusted;
+  if (signers.some((k) => trust.includes(k))) {
     const hex = toHex(payload);
     const kinds = world.trusted.get(hex) ?? new Set<string>();
     kinds.add(kind);
@@ -359,7 +388,7 @@ function sigVariant(r: Rng, sig: Uint8Array, steps: string[]): Uint8Array {
 function mutateSignatures(r: Rng, world: World, env: { [k: string]: Json }, steps: string[]): void {
   const list = Array.isArray(env.signatures) ? (env.signatures as Json[]) : [];
   const pool = typeof env.payload === "string" ? world.sigPool.get(env.payload) ?? [] : [];
-  const ids = [...Object.values(world.keys.byRole).map((k) => k.id), "x", "a".repeat(64), "a".repeat(65), "ROOT", "../k"];
+  const ids = [...Object.values(world.keys.byRole).map((k) => k.id), ...Object.values(world.keys.roles).map((k) => k.id), "x", "a".repeat(64), "a".repeat(65), "ROOT", "../k"];
   const anyEntry = () => ({ ...r.pick(pool.length && r.chance(0.6) ? pool : world.allSigs) }) as { [k: string]: Json };
   switch (r.int(11)) {
     case 0: list.push(anyEntry()); steps.push("sigs:add"); break;
@@ -402,9 +431,12 @@ function resign(r: Rng, world: World, env: { [k: string]: Json }, mutant: Mutant
   // The kind it was signed as before; "any" for bytes the mutator changed without signing (the type's own checks still apply).
   const before = toHex(fromBase64(env.payload as string));
   const kind = world.kinds.get(before) ?? mutant.resigned.get(before) ?? "any";
-  const key = r.chance(0.85) ? world.keys.byRole["trusted-ec"] : world.keys.byRole["trusted-rsa"];
+  const fallback = r.chance(0.85) ? world.keys.byRole["trusted-ec"] : world.keys.byRole["trusted-rsa"];
+  const choices = world.keys.resignWith[kind];
+  const key = choices ? r.pick(choices) : fallback;
   world.crypto.know(payload, true);
-  mutant.resigned.set(toHex(payload), kind);
+  // a roles kind re-signed by a key its role does not hold is marked so: never bytes "signed as" that kind
+  mutant.resigned.set(toHex(payload), !choices || world.keys.trustedFor[kind]?.includes(key) ? kind : "untrusted");
   env.payload = b64(payload);
   env.signatures = [{ keyId: key.id, alg: algOf(key), sig: b64(signMessage(key, payload)) }];
   mutant.steps.push(`resign:${kind}:${algOf(key)}`);
@@ -551,6 +583,8 @@ export interface Original {
  */
 export interface DocType {
   name: string;
+  /** Its share of the inputs, in turns per cycle (default 1; test/security/fuzz.test.ts). */
+  weight?: number;
   /** The verifier (test/security/fuzz-targets.ts TARGETS, XS-safe: it also runs inside xsnap). */
   target: keyof typeof import("./fuzz-targets").TARGETS;
   /** The kind of document each entry of an accepted verdict's `signed` must have been signed as. */
@@ -559,8 +593,14 @@ export interface DocType {
   originals(world: World, setup: import("./fuzz-targets").TargetSetup): Original[];
   /** Refusal pseudo-codes the target may give besides OtaError codes: a reason when this one is wrong. */
   pseudo?(v: { code: string; detail: string }, input: Uint8Array): string | undefined;
-  /** Semantic checks on an acceptance, from the signed bytes themselves: a reason when it must not have been accepted. */
-  check?(v: { signed: string[]; out: string; stored?: string }, setup: import("./fuzz-targets").TargetSetup): string | undefined;
+  /** Semantic checks on an acceptance, from the signed bytes themselves (and the acceptable originals'): a reason when it must not have been accepted. */
+  check?(v: { signed: string[]; out: string; stored?: string }, setup: import("./fuzz-targets").TargetSetup, p: Prepared): string | undefined;
+  /**
+   * A refusal that wrote NVS (`wrote`): a reason when that write is wrong. Without it every such
+   * write is. (A rollout bundle's root chain is applied before the rollout is checked, by design:
+   * the chain is signed by root keys whatever carries it; it may only ever be an acceptable root.)
+   */
+  wrote?(wrote: string, p: Prepared): string | undefined;
 }
 
 export interface Prepared {
@@ -574,7 +614,10 @@ export interface Prepared {
 export function judge(p: Prepared, world: World, v: Verdict, m: Pick<Mutant, "bytes" | "resigned">, setup: import("./fuzz-targets").TargetSetup): string | undefined {
   if (!v.ok) {
     if (v.code === "NON-OTA") return `not an OtaError: ${v.detail}`;
-    if (v.wrote) return `refused (${v.code}: ${v.detail.slice(0, 120)}) but wrote ${v.wrote}: what the device keeps for acceptances moved`;
+    if (v.wrote) {
+      const why = p.type.wrote ? p.type.wrote(v.wrote, p) : "what the device keeps for acceptances moved";
+      if (why) return `refused (${v.code}: ${v.detail.slice(0, 120)}) but wrote ${v.wrote.slice(0, 200)}: ${why}`;
+    }
     if (isErrorCode(v.code)) return undefined;
     if (!p.type.pseudo) return `unknown refusal code ${v.code}`;
     return p.type.pseudo(v, m.bytes);
@@ -587,19 +630,21 @@ export function judge(p: Prepared, world: World, v: Verdict, m: Pick<Mutant, "by
   }
   const want = p.expected.get(v.signed.join(","));
   if (want !== undefined && want !== v.out) return `accepted the signed bytes of an original with another meaning: ${v.out} (original: ${want})`;
-  return p.type.check?.(v, setup);
+  return p.type.check?.(v, setup, p);
 }
 
 export function prepare(type: DocType, world: World, setup: import("./fuzz-targets").TargetSetup, run: Target, ctx: TargetContext): Prepared {
   const originals = type.originals(world, setup);
   const expected = new Map<string, string>();
-  for (const o of originals) {
+  const prepared = { type, originals, expected };
+  // the acceptable ones first: a refused one's write is judged against them
+  for (const o of [...originals.filter((x) => x.expect === true), ...originals.filter((x) => x.expect !== true)]) {
     poolValues(world, JSON.parse(Buffer.from(o.bytes).toString("utf8")));
     const v = run(o.bytes, ctx);
     if (o.expect === true) {
       if (!v.ok) throw new Error(`${type.name} original ${o.name} refused: ${v.code} ${v.detail}`);
       expected.set(v.signed.join(","), v.out);
-    } else if (v.ok || v.code !== o.expect || v.wrote) throw new Error(`${type.name} original ${o.name}: expected ${o.expect}, got ${JSON.stringify(v)}`);
+    } else if (v.ok || v.code !== o.expect || (v.wrote && (!type.wrote || type.wrote(v.wrote, prepared)))) throw new Error(`${type.name} original ${o.name}: expected ${o.expect}, got ${JSON.stringify(v)}`);
   }
-  return { type, originals, expected };
+  return prepared;
 }

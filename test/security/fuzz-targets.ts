@@ -6,7 +6,11 @@
  * compare string for string.
  */
 import { OtaError, isErrorCode } from "../../modules/errors";
-import { fromBase64, toHex, utf8Decode } from "../../modules/bytes";
+import { fromBase64, toHex, utf8Decode, utf8Encode } from "../../modules/bytes";
+import { parseJsonBytes } from "../../modules/json";
+import { MANIFEST_LIMITS } from "../../modules/manifest-fields";
+import { RootStore, ROOT_LIMITS, verifyBundle } from "../../modules/roles";
+import { checkFreshness, contentDigest } from "../../modules/freshness";
 import { parseEnvelope, verifyManifest } from "../../modules/manifest";
 import { verifyControl } from "../../modules/control";
 import { decodeCommand } from "../../modules/commands";
@@ -32,7 +36,13 @@ export interface TargetSetup {
   lastIssued: number;
   product: string;
   channel: string;
+  /** Roles mode: base64 of root v1's envelope, the root the device ships (the root and bundle targets). */
+  root?: string;
 }
+
+/** The roles targets' wall clock (ms), and the metaVersion the device accepted last for its product/channel. */
+export const FUZZ_NOW = 1_766_000_000_000;
+export const FUZZ_META = 1_765_500_000_000;
 
 export interface TargetContext {
   setup: TargetSetup;
@@ -204,12 +214,109 @@ export const announcementTarget: Target = (input, ctx) =>
     return { ok: false, code: "IGNORED", detail: "", ...wrote };
   });
 
+/** The stored root's payload, for a verdict ("" when none). */
+/**
+ * The root payload the device keeps (hex; "" when none): NVS holds it with each anchor's DER under
+ * its own key and the anchor naming its hash (modules/roles.ts storedRoot); put back together here
+ * as the signed compact JSON, so the oracle compares it with the originals' payloads.
+ */
+function storedRoot(store: StorePort): string {
+  const s = store.get(DOMAINS.trust, "root");
+  if (typeof s !== "string") return "";
+  const doc = JSON.parse(s) as { anchors?: { id: string; sha?: string; der?: string; notAfter: number }[] };
+  if (doc.anchors) doc.anchors = doc.anchors.map((a) => (a.sha === undefined ? a : { id: a.id, der: String(store.get(DOMAINS.trust, `a.${a.sha.slice(0, 12)}`)), notAfter: a.notAfter }));
+  return toHex(utf8Encode(JSON.stringify(doc)));
+}
+
+/**
+ * The root target's input: one root envelope, or (starting with "[") a JSON array of base64 root
+ * envelopes, a rotation chain as a rollout bundle's "roots" carries it. (The harness's own decoding:
+ * the device meets chains only inside a bundle, the bundle target's.)
+ */
+function chainOf(input: Uint8Array): Uint8Array[] {
+  let i = 0;
+  while (i < input.length && (input[i] === 0x20 || input[i] === 0x0a || input[i] === 0x0d || input[i] === 0x09)) i++;
+  if (input[i] !== 0x5b) return [input];
+  let doc: unknown;
+  try {
+    doc = parseJsonBytes(input, (MANIFEST_LIMITS.envelopeBytes * ROOT_LIMITS.chain * 4) / 3, 4, utf8Decode);
+  } catch (e) {
+    throw new OtaError("MANIFEST_SYNTAX", `chain: ${(e as Error).message}`);
+  }
+  if (!Array.isArray(doc)) throw new OtaError("MANIFEST_FIELD", "chain: expected an array");
+  return doc.map((x: unknown, k) => {
+    if (typeof x !== "string") throw new OtaError("MANIFEST_FIELD", `chain[${k}]: expected base64`);
+    try {
+      return fromBase64(x);
+    } catch {
+      throw new OtaError("MANIFEST_FIELD", `chain[${k}]: not base64`);
+    }
+  });
+}
+
+/**
+ * Root rotation (modules/roles.ts RootStore.rotate) on a device holding root v1 (setup.root) with
+ * nothing in NVS yet: accepted = its current root changed, stored in NVS and still the current one
+ * after a reboot (a new RootStore over the same NVS); signed = the stored root payload. A chain
+ * that changes nothing is the pseudo-code UNCHANGED. A refusal must leave NVS without a root.
+ */
+export const rootTarget: Target = (input, ctx) => {
+  const store = memStore();
+  const v = guard(() => {
+    const roots = new RootStore(store, ctx.setup.root!, ctx.crypto);
+    const before = roots.current().version;
+    const now = roots.rotate(chainOf(input), FUZZ_NOW);
+    const stored = storedRoot(store);
+    if (!stored) return now.version === before ? { ok: false, code: "UNCHANGED", detail: `root ${before}` } : { ok: false, code: "NON-OTA", detail: `root ${now.version} taken but not stored` };
+    const rebooted = new RootStore(store, ctx.setup.root!, ctx.crypto).current();
+    if (rebooted.version !== now.version || now.version === before) return { ok: false, code: "NON-OTA", detail: `root ${now.version} stored, ${rebooted.version} after a reboot (before: ${before})` };
+    return { ok: true, signed: [stored], out: `root v${now.version}|keys=${now.keys.map((k) => k.id).join(",")}|anchors=${now.anchors.map((a) => a.id).join(",")}` };
+  });
+  const stored = storedRoot(store);
+  if (!v.ok && stored) v.wrote = `root=${stored}`;
+  return v;
+};
+
+/**
+ * A rollout bundle (modules/roles.ts verifyBundle, then modules/freshness.ts checkFreshness, as the
+ * agent runs them) on a device in roles mode holding root v1, which accepted metaVersion FUZZ_META
+ * for its product/channel. Accepted: signed = [rollout payload, release payload, and the stored
+ * root payload when the bundle rotated it]; out = the manifest the device acts on and its root.
+ * A refusal that stored a root (the chain is applied before the rollout is checked) says so in `wrote`.
+ */
+export const bundleTarget: Target = (input, ctx) => {
+  const store = memStore();
+  store.set(DOMAINS.trust, "fresh", JSON.stringify({ [`${ctx.setup.product}/${ctx.setup.channel}`]: FUZZ_META }));
+  const before = String(store.get(DOMAINS.trust, "fresh"));
+  const v = guard(() => {
+    const roots = new RootStore(store, ctx.setup.root!, ctx.crypto);
+    const { manifest: m, root } = verifyBundle(input, roots, ctx.crypto, FUZZ_NOW);
+    checkFreshness({ ...m, digest: contentDigest(m, ctx.crypto) }, ctx.setup, store, FUZZ_NOW);
+    const outer = parseEnvelope(input, { envelopeBytes: ROOT_LIMITS.bundleBytes, payloadBytes: MANIFEST_LIMITS.payloadBytes });
+    const wire = JSON.parse(utf8Decode(input)) as { release: string };
+    const signed = [toHex(outer.payload), toHex(parseEnvelope(fromBase64(wire.release)).payload)];
+    const stored = storedRoot(store);
+    if (stored) signed.push(stored);
+    const acted = {
+      product: m.product, channel: m.channel, version: m.version, secureVersion: m.secureVersion, url: m.url, size: m.size, sha256: m.sha256,
+      metaVersion: m.metaVersion, expires: m.expires, rollout: m.rollout, groups: m.groups, regions: m.regions, force: m.force, notBefore: m.notBefore,
+    };
+    return { ok: true, signed, out: `${JSON.stringify(acted)}|root v${root.version}|fresh=${String(store.get(DOMAINS.trust, "fresh"))}` };
+  });
+  const stored = storedRoot(store);
+  const fresh = String(store.get(DOMAINS.trust, "fresh"));
+  if (!v.ok && (stored || fresh !== before)) v.wrote = [stored ? `root=${stored}` : "", fresh !== before ? `fresh=${fresh}` : ""].filter((x) => x).join(";");
+  return v;
+};
+
 /** The verifiers by name: a document type's entry (test/security/fuzz-docs.ts) names one. */
 export const TARGETS = {
   manifest: manifestTarget,
   control: controlTarget,
   command: commandTarget,
   announcement: announcementTarget,
+  root: rootTarget,
+  bundle: bundleTarget,
 } as const satisfies Record<string, Target>;
 
 export type TargetName = keyof typeof TARGETS;

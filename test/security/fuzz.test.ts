@@ -1,11 +1,15 @@
 /*
- * Issue 29, item 8: a fuzz of signed manifests, control envelopes, device commands and release
- * announcements. From valid signed objects (keys generated here), 100,000 mutants on Node
+ * Issue 29, item 8: a fuzz of signed manifests, control envelopes, device commands, release
+ * announcements, root files (a device holding root v1 asked to rotate) and roles-mode rollout
+ * bundles (verifyBundle + checkFreshness). From valid signed objects (keys generated here), 100,000 mutants on Node
  * (byte-level and structure-aware: test/security/fuzz-kit.ts), each judged by the oracle:
  * refused with a named OtaError code (nothing else thrown, no hang, and the NVS a device keeps for
  * acceptances untouched: the command replay guard, the last announcement), or accepted acting only
  * on bytes a trusted key signed, with their original meaning (and the replay guard moved to the
- * command's own issued). A sample of 1 in 128 also runs over
+ * command's own issued). Roles mode: an accepted root is byte for byte one a device holding v1 may
+ * take; an accepted bundle installs a release a valid original carried, with the rollout role's own
+ * fields, and any root it rotated to is such a root (even when it refuses the bundle: the chain is
+ * applied first). A sample of 1 in 128 also runs over
  * host-sim's real CryptoPort (the fuzz's crypto answers "false" without computing for bytes
  * nobody signed) and must give the same verdicts; 2,000 of the same inputs (every 49th) run in the
  * real XS engine and must give Node's verdicts.
@@ -22,7 +26,7 @@ import { nodeCrypto } from "../../backend/crypto";
 import { memoCrypto } from "../../host-sim/lab/fleet-faults";
 import { XsWorker } from "../../host-sim/engines/xs/worker";
 import { fuzzKeys, judge, mutate, newWorld, prepare, rng, type Mutant, type Prepared, type World } from "./fuzz-kit";
-import { DOC_TYPES } from "./fuzz-docs";
+import { DOC_TYPES, fuzzRoot } from "./fuzz-docs";
 import { TARGETS, targetContext, type TargetContext, type TargetSetup, type Verdict } from "./fuzz-targets";
 
 const SEED = Number(process.env.XSOTA_FUZZ_SEED ?? 0x29f0);
@@ -40,18 +44,23 @@ const setup: TargetSetup = { keys: [], deviceId: "aa0000000001", lastIssued: 1_7
 let world: World;
 let ctx: TargetContext;
 let prepared: Prepared[];
+/** The types in turn, each as many times as its weight (interleaved: every stretch of inputs has each type). */
+let schedule: Prepared[];
 
 interface TypeStats {
   inputs: number;
   accepted: number;
   unchanged: number;
+  /** Time in the verifier and in the mutator, ms. */
+  ms: number;
+  mutating: number;
   codes: Record<string, number>;
 }
 
 /** The mutant for input `i` of a run: depends on (seed, i) only. */
 function input(seed: number, i: number): { p: Prepared; m: Mutant; original: Uint8Array } {
   const r = rng((seed ^ Math.imul(i + 1, 0x9e3779b1)) >>> 0);
-  const p = prepared[i % prepared.length]!;
+  const p = schedule[i % schedule.length]!;
   const original = r.pick(p.originals).bytes;
   return { p, m: mutate(r, world, original), original };
 }
@@ -63,15 +72,19 @@ beforeAll(() => {
   const keys = fuzzKeys();
   setup.keys = keys.configs;
   world = newWorld(keys);
+  setup.root = fuzzRoot(world);
   ctx = targetContext(setup, world.crypto);
   prepared = DOC_TYPES.map((t) => prepare(t, world, setup, TARGETS[t.target], ctx));
+  schedule = [];
+  for (let turn = 0; turn < Math.max(...prepared.map((p) => p.type.weight ?? 1)); turn++) for (const p of prepared) if (turn < (p.type.weight ?? 1)) schedule.push(p);
 });
 
-describe("fuzz: signed manifests, control envelopes, commands, announcements (issue 29)", () => {
+describe("fuzz: signed manifests, control envelopes, commands, announcements, root files, rollout bundles (issue 29)", () => {
   it(`${COUNT} mutants on Node: 0 accepted that should not be, every refusal a named code`, async () => {
     const real = targetContext(setup, memoCrypto(nodeCrypto));
-    const stats = new Map<string, TypeStats>(prepared.map((p) => [p.type.name, { inputs: 0, accepted: 0, unchanged: 0, codes: {} }]));
+    const stats = new Map<string, TypeStats>(prepared.map((p) => [p.type.name, { inputs: 0, accepted: 0, unchanged: 0, ms: 0, mutating: 0, codes: {} }]));
     const failures: string[] = [];
+    const flagged = new Map<string, number>();
     let slowest = { ms: 0, at: -1 };
     let crossChecked = 0;
     const t0 = performance.now();
@@ -83,7 +96,9 @@ describe("fuzz: signed manifests, control envelopes, commands, announcements (is
         await new Promise((resolve) => setImmediate(resolve));
         yielded = performance.now();
       }
+      const t0m = performance.now();
       const { p, m, original } = input(SEED, i);
+      const mutating = performance.now() - t0m;
       const target = TARGETS[p.type.target];
       const t = performance.now();
       const v = target(m.bytes, ctx);
@@ -91,6 +106,8 @@ describe("fuzz: signed manifests, control envelopes, commands, announcements (is
       if (ms > slowest.ms) slowest = { ms, at: i };
       const s = stats.get(p.type.name)!;
       s.inputs++;
+      s.ms += ms;
+      s.mutating += mutating;
       if (Buffer.from(m.bytes).equals(Buffer.from(original))) s.unchanged++;
       if (v.ok) s.accepted++;
       else {
@@ -105,13 +122,14 @@ describe("fuzz: signed manifests, control envelopes, commands, announcements (is
         const w = target(m.bytes, real);
         if (!same(v, w)) why = `the real CryptoPort says ${show(w)}, the fuzz's ${show(v)}`;
       }
+      if (why) flagged.set(p.type.name, (flagged.get(p.type.name) ?? 0) + 1);
       if (why && failures.length < 20) failures.push(`seed ${SEED} input ${i} (${p.type.name}; ${m.steps.join(", ")}): ${why}\n  input: ${Buffer.from(m.bytes).toString("latin1").slice(0, 300)}`);
       for (const hex of m.resigned.keys()) world.crypto.forget(Buffer.from(hex, "hex"));
     }
     const seconds = (performance.now() - t0) / 1000;
     const cpu = process.cpuUsage(cpu0);
-    const table = [...stats].map(([name, s]) => `  ${name}: ${s.inputs} inputs, ${s.accepted} accepted (${s.unchanged} unchanged), refused ${JSON.stringify(s.codes)}`).join("\n");
-    console.log(`fuzz (seed ${SEED}): ${ONLY === undefined ? COUNT : `input ${ONLY} of`} inputs in ${seconds.toFixed(1)} s (CPU ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s), ${crossChecked} cross-checked on the real CryptoPort, slowest ${slowest.ms.toFixed(1)} ms (input ${slowest.at}); crypto ${JSON.stringify(world.crypto.stats)}\n${table}`);
+    const table = [...stats].map(([name, s]) => `  ${name}: ${s.inputs} inputs (${((s.ms * 1000) / Math.max(1, s.inputs)).toFixed(0)} µs to verify, ${((s.mutating * 1000) / Math.max(1, s.inputs)).toFixed(0)} to mutate), ${s.accepted} accepted (${s.unchanged} unchanged), refused ${JSON.stringify(s.codes)}`).join("\n");
+    console.log(`fuzz (seed ${SEED}): ${ONLY === undefined ? COUNT : `input ${ONLY} of`} inputs in ${seconds.toFixed(1)} s (CPU ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s), ${crossChecked} cross-checked on the real CryptoPort, slowest ${slowest.ms.toFixed(1)} ms (input ${slowest.at}); crypto ${JSON.stringify(world.crypto.stats)}; flagged by the oracle ${JSON.stringify(Object.fromEntries(flagged))}\n${table}`);
     expect(failures).toEqual([]);
     expect(slowest.ms).toBeLessThan(HANG_GUARD_MS);
     if (ONLY !== undefined) return;
@@ -121,7 +139,7 @@ describe("fuzz: signed manifests, control envelopes, commands, announcements (is
       expect(s.inputs - s.accepted, name).toBeGreaterThan(s.inputs / 2);
     }
     const codes = new Set([...stats.values()].flatMap((s) => Object.keys(s.codes).flatMap((c) => c.split("/"))));
-    for (const c of ["MANIFEST_SYNTAX", "MANIFEST_FIELD", "MANIFEST_TOO_LARGE", "MANIFEST_UNSIGNED", "SIG_INVALID", "SIG_UNKNOWN_KEY", "SIG_REVOKED_KEY", "ANNOUNCE_INVALID"]) expect(codes, c).toContain(c);
+    for (const c of ["MANIFEST_SYNTAX", "MANIFEST_FIELD", "MANIFEST_TOO_LARGE", "MANIFEST_UNSIGNED", "SIG_INVALID", "SIG_UNKNOWN_KEY", "SIG_REVOKED_KEY", "ANNOUNCE_INVALID", "ROLE_THRESHOLD", "ROOT_VERSION", "ROOT_INVALID", "ROOT_EXPIRED", "ROLLOUT_RELEASE", "MANIFEST_REPLAY", "MANIFEST_EXPIRED", "MANIFEST_CHANNEL", "POLICY_PRODUCT"]) expect(codes, c).toContain(c);
   }, 600_000);
 
   describe("in the real XS engine", () => {
@@ -137,12 +155,15 @@ describe("fuzz: signed manifests, control envelopes, commands, announcements (is
     });
 
     it(`${XS_COUNT} mutants give Node's verdicts, and pass the oracle there`, async () => {
-      // A sample of the Node run's own inputs: every stride-th (stride odd, so each document type comes up).
+      // A sample of the Node run's own inputs: every stride-th (stride prime to the schedule's length, so each document type comes up in its share).
       const seed = SEED;
-      const stride = Math.max(1, (Math.floor(COUNT / XS_COUNT) - 1) | 1);
+      const gcd = (a: number, b: number): number => (b ? gcd(b, a % b) : a);
+      let stride = Math.max(1, (Math.floor(COUNT / XS_COUNT) - 1) | 1);
+      while (gcd(stride, schedule.length) !== 1) stride += 2;
       const failures: string[] = [];
       let accepted = 0;
       let compute = 0;
+      const byType: Record<string, number> = {};
       const t0 = performance.now();
       for (let start = 0; start < XS_COUNT; start += BATCH) {
         const batch = Array.from({ length: Math.min(BATCH, XS_COUNT - start) }, (_, k) => ({ i: (start + k) * stride, ...input(seed, (start + k) * stride) }));
@@ -156,12 +177,13 @@ describe("fuzz: signed manifests, control envelopes, commands, announcements (is
         batch.forEach((b, k) => {
           const x = xs[k]!;
           if (x.ok) accepted++;
+          byType[b.p.type.name] = (byType[b.p.type.name] ?? 0) + 1;
           const why = !same(x, node[k]!) ? `XS says ${show(x)}, Node ${show(node[k]!)}` : judge(b.p, world, x, b.m, setup);
           if (why && failures.length < 20) failures.push(`seed ${seed} input ${b.i} (${b.p.type.name}; ${b.m.steps.join(", ")}): ${why}`);
         });
         for (const b of batch) for (const hex of b.m.resigned.keys()) world.crypto.forget(Buffer.from(hex, "hex"));
       }
-      console.log(`fuzz in XS (seed ${seed}): ${XS_COUNT} inputs (one in ${stride} of the Node run's) in ${((performance.now() - t0) / 1000).toFixed(1)} s, ${accepted} accepted; the largest batch of ${BATCH} took ${compute} XS metering units`);
+      console.log(`fuzz in XS (seed ${seed}): ${XS_COUNT} inputs (one in ${stride} of the Node run's) in ${((performance.now() - t0) / 1000).toFixed(1)} s (${JSON.stringify(byType)}), ${accepted} accepted; the largest batch of ${BATCH} took ${compute} XS metering units`);
       expect(failures).toEqual([]);
       expect(accepted).toBeGreaterThan(0);
     }, 600_000);
