@@ -14,7 +14,7 @@ import { availableParallelism } from "node:os";
 import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { tscOnce } from "./tsc-once";
+import { tscOnce, tscOncePlan, tscOncePlace } from "./tsc-once";
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 const TOOLS = "build/bin/lin/release";
@@ -111,13 +111,26 @@ export function buildProgram(root: string, log: (line: string) => void = () => {
   if (existsSync(PROGRAM) && statSync(PROGRAM).mtimeMs >= newestSource()) return PROGRAM;
   mkdirSync(PROGRAM_DIR, { recursive: true });
   const env = mcconfigEnv(root);
-  log(`mcconfig -m -p x-cli-lin -o ${PROGRAM_DIR} moddable-host/manifest.json`);
-  const r = spawnSync(join(root, TOOLS, "mcconfig"), ["-m", "-p", "x-cli-lin", "-o", PROGRAM_DIR, "moddable-host/manifest.json"], {
-    cwd: REPO, env, encoding: "utf8", maxBuffer: 64 * 1024 * 1024,
-  });
-  writeFileSync(join(PROGRAM_DIR, "build.log"), (r.stdout ?? "") + (r.stderr ?? ""));
-  if (r.status !== 0 || !existsSync(PROGRAM)) {
-    const errors = ((r.stdout ?? "") + (r.stderr ?? "")).split("\n").filter((l) => !l.startsWith("# ")).join("\n");
+  // mcconfig writes the makefile, one tsc compiles every TypeScript module (tscOnce), then make: the
+  // SDK's x-cli-lin makefile runs with unbounded --jobs, and its one tsc per module meant ~50 tsc
+  // processes at once (a load of 90 on this 2-core machine while the suite ran: a fleet simulation
+  // went past its timeout); with the modules compiled, make only runs xsc, xsl and cc
+  let out = "";
+  const step = (cmd: string, args: string[], cwd: string) => {
+    log(`${cmd.split("/").pop()} ${args.join(" ")}`);
+    const r = spawnSync(cmd, args, { cwd, env, encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
+    out += (r.stdout ?? "") + (r.stderr ?? "");
+    return r.status === 0;
+  };
+  const tmp = join(PROGRAM_DIR, "tmp", "lin", "release", "xsota-moddable");
+  let ok = step(join(root, TOOLS, "mcconfig"), ["-p", "x-cli-lin", "-o", PROGRAM_DIR, "moddable-host/manifest.json"], REPO);
+  const plan = ok ? tscOncePlan(join(tmp, "modules"), join(tmp, "tsc", "~all")) : undefined;
+  if (ok && plan) ok = step("tsc", ["-p", plan.combined], join(tmp, "modules"));
+  if (ok && plan) tscOncePlace(plan, join(tmp, "tsc", "~all"));
+  if (ok) ok = step("make", ["-f", join(tmp, "makefile")], tmp);
+  writeFileSync(join(PROGRAM_DIR, "build.log"), out);
+  if (!ok || !existsSync(PROGRAM)) {
+    const errors = out.split("\n").filter((l) => !l.startsWith("# ")).join("\n");
     throw new Error(`mcconfig -p x-cli-lin failed (${join(PROGRAM_DIR, "build.log")}):\n${errors.slice(-3000)}`);
   }
   return PROGRAM;

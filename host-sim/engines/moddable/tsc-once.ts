@@ -8,8 +8,8 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 
-/** The per-module tsconfigs mcconfig wrote (MODULES_DIR/<module>-tsconfig.json), compiled in one tsc run. */
-export async function tscOnce(modulesDir: string, allOut: string, only: RegExp | undefined, run: (cmd: string, args: string[], cwd: string) => Promise<{ status: number | null; out: string }>) {
+/** The per-module tsconfigs mcconfig wrote, gathered into one (MODULES_DIR/~all-tsconfig.json); undefined when there are none. */
+export function tscOncePlan(modulesDir: string, allOut: string, only?: RegExp): { combined: string; configs: { outDir: string; file: string }[] } | undefined {
   const configs: { outDir: string; file: string }[] = [];
   const walk = (d: string) => {
     for (const e of readdirSync(d)) {
@@ -24,12 +24,15 @@ export async function tscOnce(modulesDir: string, allOut: string, only: RegExp |
     }
   };
   walk(modulesDir);
-  if (!configs.length) return { status: 0, out: "" };
+  if (!configs.length) return undefined;
   const combined = join(modulesDir, "~all-tsconfig.json");
   writeFileSync(combined, JSON.stringify({ extends: join(modulesDir, "tsconfig-base.json"), compilerOptions: { rootDir: "/", outDir: allOut }, files: configs.map((c) => c.file) }, null, "\t"));
-  const r = await run("tsc", ["-p", combined], modulesDir);
-  if (r.status !== 0) return r;
-  for (const c of configs) {
+  return { combined, configs };
+}
+
+/** After the one tsc run: each module's output where its makefile rule expects it (newer than its inputs, so make skips the rule). */
+export function tscOncePlace(plan: { configs: { outDir: string; file: string }[] }, allOut: string): void {
+  for (const c of plan.configs) {
     const js = c.file.replace(/\.ts$/, ".js");
     for (const f of [js, js + ".map"]) {
       const from = join(allOut, f), to = join(c.outDir, f);
@@ -38,5 +41,14 @@ export async function tscOnce(modulesDir: string, allOut: string, only: RegExp |
       copyFileSync(from, to);
     }
   }
+}
+
+/** The per-module tsconfigs mcconfig wrote (MODULES_DIR/<module>-tsconfig.json), compiled in one tsc run. */
+export async function tscOnce(modulesDir: string, allOut: string, only: RegExp | undefined, run: (cmd: string, args: string[], cwd: string) => Promise<{ status: number | null; out: string }>) {
+  const plan = tscOncePlan(modulesDir, allOut, only);
+  if (!plan) return { status: 0, out: "" };
+  const r = await run("tsc", ["-p", plan.combined], modulesDir);
+  if (r.status !== 0) return r;
+  tscOncePlace(plan, allOut);
   return r;
 }
