@@ -28,7 +28,7 @@ import { verifyManifest, MANIFEST_LIMITS, type Manifest, type ManifestDelta } fr
 import { OtaError, codeOf, type ErrorCode } from "./errors";
 import { decide, chooseDelta } from "./policy";
 import { checkFreshness, contentDigest } from "./freshness";
-import { ROOT_LIMITS, RootStore, anchoredHttp, anchoredMqtt, verifyBundle, verifyRole } from "./roles";
+import { ROOT_LIMITS, RootStore, anchoredHttp, anchoredMqtt, missingRoots, verifyBundle, verifyRole } from "./roles";
 import type { ControlCommand, ControlResult, DeltaFeature, Features, PatchWriter, ReleaseTrust, UpdateControlPort } from "./features";
 import { UpdateSlot } from "./install";
 import { Downloader, BLOCK, type DownloadDeps, type DownloadGate, type SlotWriter } from "./download";
@@ -87,6 +87,8 @@ export class Agent {
   private readonly imageKeys: TrustedKey[];
   /** Roles mode (config.root): the root of trust and how releases and commands are verified. */
   readonly trust: ReleaseTrust | undefined;
+  /** Roles mode: the device's root (modules/roles.ts). */
+  private readonly roots: RootStore | undefined;
   private readonly random: () => number;
   /** The delta feature, when included. */
   private readonly delta: DeltaFeature | null;
@@ -112,7 +114,7 @@ export class Agent {
     this.delta = options.features?.delta ?? null;
     // Redirects are followed here, once for every binding (the manifest and the image).
     // Roles mode: the root's TLS anchors on every request (CA rollover), under the redirects.
-    const roots = this.config.root !== undefined ? new RootStore(portsIn.store, this.config.root, portsIn.crypto) : undefined;
+    const roots = (this.roots = this.config.root !== undefined ? new RootStore(portsIn.store, this.config.root, portsIn.crypto) : undefined);
     const ports: Ports = { ...portsIn, http: new RedirectingHttp(roots ? anchoredHttp(portsIn.http, roots) : portsIn.http, this.config.redirects) };
     if (roots && portsIn.mqtt) ports.mqtt = anchoredMqtt(portsIn.mqtt, roots);
     this.ports = ports;
@@ -240,6 +242,31 @@ export class Agent {
   }
 
   private checkEnvelope(envelope: Uint8Array, options: CheckOptions): void {
+    // Roles mode: roots the bundle's chain skips are fetched first, one by one (root.<n>.json beside
+    // the manifest); one that cannot be fetched or taken is logged, and the bundle is then refused
+    // for the gap (ROOT_VERSION) by verifyBundle.
+    const roots = this.roots;
+    let missing: number[] = [];
+    try {
+      if (roots) missing = missingRoots(envelope, roots.current().version);
+    } catch {
+      missing = [];
+    }
+    if (roots && missing.length) {
+      let walk: Promise<unknown> = Promise.resolve();
+      for (const n of missing) {
+        walk = walk.then(() => fetchSmall(this.ports, resolveUrl(this.config.manifestUrl, `root.${n}.json`), ROOT_LIMITS.envelopeBytes, this.config.download.stallMs)).then((bytes) => {
+          roots.rotate([bytes], this.ports.clock.wallTime());
+          this.ports.system.log(`ota root ${n} taken (root.${n}.json)`);
+        });
+      }
+      walk.then(undefined, (e: unknown) => this.ports.system.log(`ota root walk stopped: ${codeOf(e)}${e instanceof OtaError && e.detail ? ` ${e.detail}` : ""}`)).then(() => this.decideEnvelope(envelope, options));
+      return;
+    }
+    this.decideEnvelope(envelope, options);
+  }
+
+  private decideEnvelope(envelope: Uint8Array, options: CheckOptions): void {
     let out: CheckOutcome | undefined;
     try {
       out = this.decideRelease(envelope, options);

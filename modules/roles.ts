@@ -81,7 +81,7 @@ export interface Root {
  * with its release and root chain) may be 16 KB: only a bundle that carries roots gets near it,
  * and the device holds it only while it checks.
  */
-export const ROOT_LIMITS = constant({ keys: 16, roleKeys: 8, storedBytes: 3999, chain: 4, anchors: 3, anchorDer: 2000, envelopeBytes: 12288, payloadBytes: 9000, bundleBytes: 16384 } as const);
+export const ROOT_LIMITS = constant({ keys: 16, roleKeys: 8, storedBytes: 3999, chain: 4, anchors: 3, anchorDer: 2000, envelopeBytes: 12288, payloadBytes: 9000, bundleBytes: 16384, walk: 16 } as const);
 const ROOT_KEY = "root";
 const ROOT_ENVELOPE = constant({ envelopeBytes: ROOT_LIMITS.envelopeBytes, payloadBytes: ROOT_LIMITS.payloadBytes });
 const BUNDLE_ENVELOPE = constant({ envelopeBytes: ROOT_LIMITS.bundleBytes, payloadBytes: MANIFEST_LIMITS.payloadBytes });
@@ -342,6 +342,32 @@ function b64(v: unknown, what: string, limit: number = MANIFEST_LIMITS.envelopeB
     return fromBase64(v);
   } catch {
     throw new OtaError("MANIFEST_FIELD", `${what}: not base64`);
+  }
+}
+
+/**
+ * The root versions a bundle's chain skips for a device at root `current` (a device offline across
+ * several rotations, the chain carrying only the newest roots): current + 1 up to the chain's
+ * first root above current, exclusive. The agent fetches each as root.<n>.json beside the manifest,
+ * one by one, as TUF's clients walk N+1.root.json. [] when none is missing, when more than
+ * ROOT_LIMITS.walk would be, or when the bundle cannot be read (verifyBundle then says why).
+ */
+export function missingRoots(envelope: Uint8Array, current: number): number[] {
+  try {
+    const wire = parseJsonBytes(envelope, ROOT_LIMITS.bundleBytes, 4, utf8Decode);
+    const chain = isPlainObject(wire) ? own(wire, "roots") : undefined;
+    if (!Array.isArray(chain)) return [];
+    let first = 0;
+    for (let i = 0; i < chain.length && i < ROOT_LIMITS.chain; i++) {
+      const v = own(parseJson(parseEnvelope(b64(chain[i], "roots", ROOT_LIMITS.envelopeBytes), ROOT_ENVELOPE).payload, "root", ROOT_LIMITS.payloadBytes), "version");
+      if (typeof v === "number" && v > current && (first === 0 || v < first)) first = v;
+    }
+    const out: number[] = [];
+    if (first - current - 1 > ROOT_LIMITS.walk) return out;
+    for (let n = current + 1; n < first; n++) out.push(n);
+    return out;
+  } catch {
+    return [];
   }
 }
 

@@ -99,7 +99,7 @@ export function createRollout(o: RolloutInput): Uint8Array {
   signed.release = toBase64(o.release);
   if (o.roots?.length) signed.roots = o.roots.map((r) => toBase64(r));
   const out = utf8Encode(JSON.stringify(signed) + "\n");
-  if (out.length > ROOT_LIMITS.bundleBytes) throw new OtaError("MANIFEST_TOO_LARGE", `rollout bundle ${out.length} bytes > ${ROOT_LIMITS.bundleBytes}${o.roots?.length ? ": carry fewer roots at once (devices take a chain over successive bundles)" : ""}`);
+  if (out.length > ROOT_LIMITS.bundleBytes) throw new OtaError("MANIFEST_TOO_LARGE", `rollout bundle ${out.length} bytes > ${ROOT_LIMITS.bundleBytes}${o.roots?.length ? ": carry only the newest root (devices fetch the ones before it as root.<n>.json beside the manifest)" : ""}`);
   return out;
 }
 

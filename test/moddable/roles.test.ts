@@ -8,7 +8,8 @@
  * to every anchor the device took only the first one listed (the CA2 host failed with [ca1, ca2],
  * the CA1 host with [ca2, ca1]). And test/release/broker-ca-rollover.test.ts's broker CA rollover:
  * the root's anchors are the secure MQTT connection's `ca` too (modules/roles.ts anchoredMqtt,
- * src/mqtt.ts), against a real mosquitto whose TLS listener has a CA2 certificate.
+ * src/mqtt.ts), against a real mosquitto whose TLS listener has a CA2 certificate. And the walk of
+ * the roots a bundle's chain skips (root.<n>.json beside the manifest).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -94,6 +95,18 @@ describe.skipIf(skip !== undefined)("roles mode on Moddable's runtime (x-cli-lin
     const good = await once((p) => createRollout({ release: p.envelope, rollout: { id: "r", percent: 100 }, keys: [roll1] }));
     expect([good.o.running?.version, good.o.final], tail(good.logs)).toEqual(["1.1.0", "committed"]);
     for (const r of [thief, legacy, good]) expect(r.logs.filter((l) => l.startsWith("@panic"))).toEqual([]);
+  });
+
+  it("a device on root 1 walks the roots the bundle skips (root.2.json, root.3.json beside the manifest), then takes the bundle's root 4", async () => {
+    const dir = `walk-moddable-${lab.nextRun()}`;
+    const p = lab.publish(dir, { image: { version: "1.1.0", secureVersion: 1 } });
+    lab.host.setRoute(`/${dir}/release.json`, createRollout({ release: p.envelope, rollout: { id: "r", percent: 100 }, keys: [roll1], roots: [signRoot(rootInput(4), [root1, root2])] }));
+    lab.host.setRoute(`/${dir}/root.2.json`, signRoot(rootInput(2), [root1, root2]));
+    lab.host.setRoute(`/${dir}/root.3.json`, signRoot(rootInput(3), [root1, root2]));
+    const walked = await run(dir, p.manifestUrl);
+    expect([walked.o.running?.version, walked.o.final], tail(walked.logs)).toEqual(["1.1.0", "committed"]);
+    expect(new RootStore(walked.device.store(), toBase64(v1), nodeCrypto).current().version).toBe(4);
+    expect(walked.logs.filter((l) => /ota root \d taken/.test(l))).toEqual(["ota root 2 taken (root.2.json)", "ota root 3 taken (root.3.json)"]);
   });
 
   it("CA rollover: a device pinned to CA1 takes CA2 from a new root (listed first or second), then downloads from a CA2 host", async () => {

@@ -217,6 +217,45 @@ describe("CA rollover through root metadata (issue 29 item 6)", () => {
   }, 240_000);
 });
 
+describe("a device that missed root rotations walks them (root.<n>.json beside the manifest, as TUF's N+1.root.json)", () => {
+  let lab: Lab;
+  beforeAll(async () => { lab = await Lab.create({ key: rel1 }); });
+  afterAll(async () => { await lab.close(); });
+
+  for (const name of ["node", "xs"] as const) it(`(${name} engine) a device on root 1 takes 2 and 3 from the host, then the bundle's 4; without root 3 it stops at 2 and refuses the bundle ROOT_VERSION`, async () => {
+    const engine: Engine = name === "node" ? createNodeEngine() : await createXsEngine();
+    const v2 = signRoot(rootInput(2), [root1, root2]);
+    const v3 = signRoot(rootInput(3), [root1, root2]);
+    // root 4 revokes root3 and rel2: signed by root 3's threshold and its own
+    const v4 = signRoot(rootInput(4, { root: [root1, root2, root4] }), [root1, root2]);
+    try {
+      const run = async (withRoot3: boolean) => {
+        const dir = `walk-${name}-${lab.nextRun()}`;
+        const p = lab.publish(dir, { image: { version: "1.1.0", secureVersion: 1 } });
+        lab.host.setRoute(`/${dir}/release.json`, createRollout({ release: p.envelope, rollout: { id: "r", percent: 100 }, keys: [roll1], roots: [v4] }));
+        lab.host.setRoute(`/${dir}/root.2.json`, v2);
+        if (withRoot3) lab.host.setRoute(`/${dir}/root.3.json`, v3);
+        const chip = lab.chip(FACTORY);
+        const dev = lab.device(engine, chip, lab.config(p.manifestUrl, { root: toBase64(v1) }));
+        try {
+          await dev.run((d) => d.idle, { maxVirtualMs: 3600_000, maxRealMs: 60_000, quietMs: 100 });
+        } finally {
+          await dev.stop();
+        }
+        return { o: outcomeOf(dir, dev), root: new RootStore(chip.store(), toBase64(v1), nodeCrypto).current().version, logs: dev.logs };
+      };
+      const walked = await run(true);
+      expect([walked.o.running?.version, walked.o.final, walked.root], walked.logs.slice(-6).join("\n")).toEqual(["1.1.0", "committed", 4]);
+      expect(walked.logs.filter((l) => /ota root \d taken/.test(l))).toEqual(["ota root 2 taken (root.2.json)", "ota root 3 taken (root.3.json)"]);
+      const stuck = await run(false);
+      expect([stuck.o.running?.version, stuck.o.final, stuck.o.code, stuck.root]).toEqual(["1.0.0", "refused", "ROOT_VERSION", 2]);
+      expect(stuck.logs.some((l) => l.startsWith("ota root walk stopped: HTTP_NOT_FOUND"))).toBe(true);
+    } finally {
+      await engine.close?.();
+    }
+  }, 240_000);
+});
+
 describe("commands role", () => {
   it("a control command needs the commands role's threshold in roles mode; the rollout key alone is not a commands key", async () => {
     const { decodeCommand } = await import("../../modules/commands");
