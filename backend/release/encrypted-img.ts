@@ -115,7 +115,14 @@ export function openGcmKey(header: EncHeader, privateKey: string | KeyObject): {
   const priv = asPrivateKey(privateKey);
   const scheme = schemeOfKey(priv);
   if (scheme === "rsa3072") {
-    const em = new Uint8Array(privateDecrypt({ key: priv, padding: constants.RSA_NO_PADDING }, header.keyField));
+    let em: Uint8Array;
+    try {
+      em = new Uint8Array(privateDecrypt({ key: priv, padding: constants.RSA_NO_PADDING }, header.keyField));
+    } catch (e) {
+      // another key's block may be larger than this key's modulus: OpenSSL refuses it outright
+      // ("data too large for modulus"), which is the wrong key as surely as a bad unwrap is
+      throw new OtaError("ENC_KEY", `RSA-3072 unwrap failed (${(e as Error).message}): not the key this file was encrypted for`);
+    }
     return { key: unwrapPkcs1v15Key(em), scheme };
   }
   let server: KeyObject;
