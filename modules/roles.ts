@@ -34,8 +34,9 @@
  * overlap, a later root retires the old one (then no longer trusted). A root without anchors
  * leaves the pinned CAs in force.
  *
- * The current root lives in NVS (DOMAINS.trust "root": its verified payload as text, <= 4000 bytes), the
- * configuration's `root` (the one the firmware ships) until the first rotation. A rotation takes
+ * The current root lives in NVS (DOMAINS.trust "root": its verified payload as text, each anchor's DER
+ * under a key of its own: storedRoot), the configuration's `root` (the one the firmware ships) until
+ * the first rotation. A rotation takes
  * only version n + 1, signed by the threshold of root n AND of itself (ROOT_VERSION, ROLE_THRESHOLD).
  */
 import { OtaError } from "./errors";
@@ -217,7 +218,11 @@ export function selfSignedRoot(envelope: Uint8Array, crypto: CryptoPort): Root {
  */
 export function nextRoot(current: Root, envelope: Uint8Array, crypto: CryptoPort): Root {
   const env = parseEnvelope(envelope, ROOT_ENVELOPE);
-  const next = rootFromJson(parseJson(env.payload, "root", ROOT_LIMITS.payloadBytes), crypto);
+  return takeRoot(current, env, rootFromJson(parseJson(env.payload, "root", ROOT_LIMITS.payloadBytes), crypto), crypto);
+}
+
+/** nextRoot's checks on an envelope already parsed into `next`. */
+function takeRoot(current: Root, env: Envelope, next: Root, crypto: CryptoPort): Root {
   if (next.version !== current.version + 1) throw new OtaError("ROOT_VERSION", `root ${next.version} after root ${current.version}: only ${current.version + 1} is taken`);
   verifyRole(env, current, "root", crypto);
   verifyRole(env, next, "root", crypto);
@@ -260,11 +265,12 @@ export class RootStore {
     let last: Uint8Array | undefined; // the payload of the last root taken
     if (chain.length > ROOT_LIMITS.chain) throw new OtaError("ROOT_INVALID", `a chain of ${chain.length} roots, at most ${ROOT_LIMITS.chain} at once`);
     for (const envelope of chain) {
-      const payload = parseEnvelope(envelope, ROOT_ENVELOPE).payload;
-      const v = rootFromJson(parseJson(payload, "root", ROOT_LIMITS.payloadBytes), this.crypto).version;
-      if (v <= root.version) continue;
-      root = nextRoot(root, envelope, this.crypto);
-      last = payload;
+      // each root parsed once (its keys decoded once), then skipped when already taken
+      const env = parseEnvelope(envelope, ROOT_ENVELOPE);
+      const next = rootFromJson(parseJson(env.payload, "root", ROOT_LIMITS.payloadBytes), this.crypto);
+      if (next.version <= root.version) continue;
+      root = takeRoot(root, env, next, this.crypto);
+      last = env.payload;
     }
     if (wallNow > 0 && wallNow >= root.expires) throw new OtaError("ROOT_EXPIRED", `root ${root.version} expired at ${root.expires}`);
     if (last) {

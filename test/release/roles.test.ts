@@ -40,6 +40,18 @@ function rootInput(version: number, o: Partial<Record<"root" | "release" | "roll
 }
 const v1 = signRoot(rootInput(1), [root1, root2]);
 
+/** A factory device shipped with root v1, run until it is idle; its chip (NVS) and device (logs) returned. */
+async function runToIdle(lab: Lab, engine: Engine, manifestUrl: string, maxVirtualMs = 3600_000) {
+  const chip = lab.chip(FACTORY);
+  const dev = lab.device(engine, chip, lab.config(manifestUrl, { root: toBase64(v1) }));
+  try {
+    await dev.run((d) => d.idle, { maxVirtualMs, maxRealMs: 60_000, quietMs: 100 });
+  } finally {
+    await dev.stop();
+  }
+  return { chip, dev };
+}
+
 const release = (key: SigningKey, version = "1.1.0", sha = "ab") =>
   createManifest({ product: "sensor", version, secureVersion: 1, url: "https://h/x.bin", size: 1000, sha256: sha.repeat(32), signedAt: NOW, keys: [key] });
 
@@ -145,13 +157,7 @@ describe("a device in roles mode, end to end", () => {
           const dir = `roles-${name}-${lab.nextRun()}`;
           const p = lab.publish(dir, { image: { version: "1.1.0", secureVersion: 1 } });
           lab.host.setRoute(`/${dir}/release.json`, bundle(p));
-          const chip = lab.chip(FACTORY);
-          const dev = lab.device(engine, chip, lab.config(p.manifestUrl, { root: toBase64(v1) }));
-          try {
-            await dev.run((d) => d.idle, { maxVirtualMs: 3600_000, maxRealMs: 60_000, quietMs: 100 });
-          } finally {
-            await dev.stop();
-          }
+          const { dev } = await runToIdle(lab, engine, p.manifestUrl);
           return outcomeOf(dir, dev);
         };
         // the thief's image, signed as a release by the rollout key it holds
@@ -185,13 +191,7 @@ describe("CA rollover through root metadata (issue 29 item 6)", () => {
       const rel = createManifest({ product: "xsota-demo", version: "1.1.0", secureVersion: 1, url: `${host2.url}/${dir}/fw.bin`, image: p.image, keys: [rel1] });
       const run = async (bundle: Uint8Array) => {
         lab.host.setRoute(`/${dir}/release.json`, bundle);
-        const chip = lab.chip(FACTORY);
-        const dev = lab.device(engine, chip, lab.config(p.manifestUrl, { root: toBase64(v1) }));
-        try {
-          await dev.run((d) => d.idle, { maxVirtualMs: 6 * 3600_000, maxRealMs: 60_000, quietMs: 100 });
-        } finally {
-          await dev.stop();
-        }
+        const { chip, dev } = await runToIdle(lab, engine, p.manifestUrl, 6 * 3600_000);
         return { o: outcomeOf(dir, dev), chip };
       };
       // root v1 has no anchors: the pinned CA1 alone, and the CA2 host is not trusted
@@ -235,13 +235,7 @@ describe("a device that missed root rotations walks them (root.<n>.json beside t
         lab.host.setRoute(`/${dir}/release.json`, createRollout({ release: p.envelope, rollout: { id: "r", percent: 100 }, keys: [roll1], roots: [v4] }));
         lab.host.setRoute(`/${dir}/root.2.json`, v2);
         if (withRoot3) lab.host.setRoute(`/${dir}/root.3.json`, v3);
-        const chip = lab.chip(FACTORY);
-        const dev = lab.device(engine, chip, lab.config(p.manifestUrl, { root: toBase64(v1) }));
-        try {
-          await dev.run((d) => d.idle, { maxVirtualMs: 3600_000, maxRealMs: 60_000, quietMs: 100 });
-        } finally {
-          await dev.stop();
-        }
+        const { chip, dev } = await runToIdle(lab, engine, p.manifestUrl);
         return { o: outcomeOf(dir, dev), root: new RootStore(chip.store(), toBase64(v1), nodeCrypto).current().version, logs: dev.logs };
       };
       const walked = await run(true);
